@@ -1,0 +1,41 @@
+# fleetprof — the two commands are `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+STACK ?= dev
+
+.PHONY: run test bench stress lint preview policy clean proto
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m fleetprof.demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider
+
+bench: $(STAMP)
+	$(PY) -m benchmarks.run_all
+
+stress: $(STAMP)
+	$(PY) -m pytest -q -m stress tests/stress
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check fleetprof workers components policies tests benchmarks
+
+preview: $(STAMP)
+	$(PY) -m components.preview --stack $(STACK)
+
+policy: $(STAMP)
+	$(PY) -m policies.offline --stack $(STACK)
+
+proto: $(STAMP)
+	$(PY) -m grpc_tools.protoc -Ifleetprof/formats/proto --python_out=fleetprof/formats/proto fleetprof/formats/proto/*.proto
+
+clean:
+	rm -rf $(VENV) .fleetprof build *.egg-info

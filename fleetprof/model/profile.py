@@ -1,0 +1,334 @@
+"""The canonical columnar profile (see ``shared/design.md``): frames, call-tree nodes, samples.
+
+A :class:`Profile` holds four polars tables:
+
+* ``frames``  — ``frame_id: u64, name: str, file: str, line: i64`` (unique ``frame_id``;
+  ``line`` is 0 unless the decoder was asked to keep lines).
+* ``nodes``   — ``node_id: u64, parent_id: u64, frame_id: u64, depth: u32`` (unique
+  ``node_id``; every ancestor of every sampled node is present; top-level nodes have
+  ``parent_id == ROOT_ID`` and ``depth == 1``).
+* ``samples`` — ``node_id: u64, labels: u64, v0 … v{T-1}: i64`` — one row per distinct
+  (leaf node, label set), values summed. ``node_id == ROOT_ID`` holds samples with an
+  empty stack (they count in totals, as the root's self value).
+* ``labels``  — ``labels: u64, key: str, value: str`` in long form (label set id 0 = none).
+
+Value column ``v{i}`` is measured in ``sample_types[i]``. Profiles are immutable by
+convention: operations return new profiles. Build them with :func:`build` from stacks in
+CSR form; read stacks back with :func:`expand`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import polars as pl
+
+from fleetprof.model.hashing import ROOT_ID, frame_ids, labels_id, mix
+
+U64 = pl.UInt64
+FRAMES_SCHEMA = {"frame_id": pl.UInt64, "name": pl.Utf8, "file": pl.Utf8, "line": pl.Int64}
+NODES_SCHEMA = {"node_id": pl.UInt64, "parent_id": pl.UInt64, "frame_id": pl.UInt64, "depth": pl.UInt32}
+LABELS_SCHEMA = {"labels": pl.UInt64, "key": pl.Utf8, "value": pl.Utf8}
+
+
+@dataclass(frozen=True)
+class ValueType:
+    """A pprof ``ValueType``: what a value counts (``cpu``) and its unit (``nanoseconds``)."""
+
+    type: str
+    unit: str
+
+    def __str__(self) -> str:
+        return f"{self.type}:{self.unit}"
+
+
+def value_columns(n: int) -> list[str]:
+    """Names of the value columns of a profile with ``n`` sample types."""
+    return [f"v{i}" for i in range(n)]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Canonical profile; see the module docstring for the table contracts."""
+
+    sample_types: tuple[ValueType, ...]
+    frames: pl.DataFrame
+    nodes: pl.DataFrame
+    samples: pl.DataFrame
+    labels: pl.DataFrame
+    period_type: ValueType | None = None
+    period: int = 0
+    default_sample_type: str | None = None
+    time_nanos: int = 0
+    duration_nanos: int = 0
+    truncated_stacks: int = 0
+    comments: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def value_cols(self) -> list[str]:
+        return value_columns(len(self.sample_types))
+
+    def type_index(self, sample_type: str | None = None) -> int:
+        """Index of ``sample_type`` (``"cpu"`` or ``"cpu:nanoseconds"``); default: the
+        pprof ``default_sample_type`` if set, else the last type (pprof's convention)."""
+        want = sample_type or self.default_sample_type
+        if not want:
+            return len(self.sample_types) - 1
+        for i, st in enumerate(self.sample_types):
+            if want in (st.type, str(st)):
+                return i
+        names = ", ".join(str(s) for s in self.sample_types)
+        raise KeyError(f"sample type {want!r} not in profile (have: {names})")
+
+    def totals(self) -> list[int]:
+        """Sum of every value column (exact int64)."""
+        if self.samples.height == 0:
+            return [0] * len(self.sample_types)
+        row = self.samples.select(pl.col(c).sum() for c in self.value_cols).row(0)
+        return [int(x) for x in row]
+
+    def with_meta(self, **changes: object) -> Profile:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def empty_frames() -> pl.DataFrame:
+    return pl.DataFrame(schema=FRAMES_SCHEMA)
+
+
+def empty_labels() -> pl.DataFrame:
+    return pl.DataFrame(schema=LABELS_SCHEMA)
+
+
+@dataclass
+class Stacks:
+    """Stacks in CSR form, the exchange format between decoders, operations and builders.
+
+    ``frames[offsets[i]:offsets[i+1]]`` are the frame indices of stack ``i``, **root first**,
+    indexing the local frame table ``names``/``files``/``lines``. ``values`` is an
+    ``(S, T)`` int64 array; ``label_sets[label_index[i]]`` the labels of stack ``i``.
+    """
+
+    names: Sequence[str]
+    files: Sequence[str]
+    offsets: np.ndarray
+    frames: np.ndarray
+    values: np.ndarray
+    lines: Sequence[int] | None = None
+    label_index: np.ndarray | None = None
+    label_sets: Sequence[tuple[tuple[str, str], ...]] | None = None
+
+
+def build(
+    stacks: Stacks,
+    sample_types: Sequence[ValueType],
+    *,
+    frame_id_table: np.ndarray | None = None,
+    **meta: object,
+) -> Profile:
+    """Build a :class:`Profile` from CSR stacks; vectorised over stacks (one loop per depth).
+
+    With an empty ``stacks.names`` the frame table is left empty (callers that already
+    hold the frames, such as :func:`rebuild`, fill it in).
+
+    ``frame_id_table`` may pass precomputed frame ids for the local frame table (it must
+    equal ``frame_ids(names, files, lines)``); otherwise they are hashed here.
+    """
+    offsets = np.asarray(stacks.offsets, dtype=np.int64)
+    fidx = np.asarray(stacks.frames, dtype=np.int64)
+    values = np.asarray(stacks.values, dtype=np.int64).reshape(len(offsets) - 1, len(sample_types))
+    ftab = frame_id_table if frame_id_table is not None else frame_ids(stacks.names, stacks.files, stacks.lines)
+    fid = ftab[fidx] if len(fidx) else np.zeros(0, dtype=np.uint64)
+    node = _chain_node_ids(offsets, fid)
+    lengths = np.diff(offsets)
+    pos = np.arange(len(fidx), dtype=np.int64) - np.repeat(offsets[:-1], lengths)
+    parent = np.empty_like(node)
+    if len(node):
+        parent[1:] = node[:-1]
+        parent[pos == 0] = np.uint64(ROOT_ID)
+    nodes = (
+        pl.DataFrame(
+            {"node_id": node, "parent_id": parent, "frame_id": fid, "depth": (pos + 1).astype(np.uint32)},
+            schema=NODES_SCHEMA,
+        )
+        .unique(subset="node_id", keep="any")
+    )
+    leaf = np.full(len(lengths), np.uint64(ROOT_ID), dtype=np.uint64)
+    nonempty = lengths > 0
+    leaf[nonempty] = node[offsets[1:][nonempty] - 1]
+    lab, labels = _label_columns(stacks, len(lengths))
+    cols = value_columns(len(sample_types))
+    samples = _aggregate(pl.DataFrame({"node_id": leaf, "labels": lab} | {c: values[:, i] for i, c in enumerate(cols)}), cols)
+    if len(stacks.names) == 0:
+        return Profile(tuple(sample_types), empty_frames(), nodes, samples, labels, **meta)  # type: ignore[arg-type]
+    used = np.unique(fidx) if len(fidx) else np.zeros(0, dtype=np.int64)
+    frames = pl.DataFrame(
+        {
+            "frame_id": ftab[used],
+            "name": [stacks.names[i] for i in used],
+            "file": [stacks.files[i] for i in used],
+            "line": [int(stacks.lines[i]) for i in used] if stacks.lines is not None else np.zeros(len(used), dtype=np.int64),
+        },
+        schema=FRAMES_SCHEMA,
+    ).unique(subset="frame_id", keep="first")
+    return Profile(tuple(sample_types), frames, nodes, samples, labels, **meta)  # type: ignore[arg-type]
+
+
+def _chain_node_ids(offsets: np.ndarray, fid: np.ndarray) -> np.ndarray:
+    """Node id of every stack element: ``mix(node of previous element, frame)``, root first."""
+    node = np.empty(len(fid), dtype=np.uint64)
+    lengths = np.diff(offsets)
+    starts = offsets[:-1]
+    if len(fid) == 0:
+        return node
+    idx = starts[lengths > 0]
+    node[idx] = mix(np.full(len(idx), np.uint64(ROOT_ID), dtype=np.uint64), fid[idx])
+    for d in range(1, int(lengths.max())):
+        idx = starts[lengths > d] + d
+        node[idx] = mix(node[idx - 1], fid[idx])
+    return node
+
+
+def _label_columns(stacks: Stacks, n: int) -> tuple[np.ndarray, pl.DataFrame]:
+    if stacks.label_sets is None or stacks.label_index is None or len(stacks.label_sets) == 0:
+        return np.zeros(n, dtype=np.uint64), empty_labels()
+    ids = np.array([labels_id(ls) for ls in stacks.label_sets], dtype=np.uint64)
+    rows = [(int(ids[i]), k, v) for i, ls in enumerate(stacks.label_sets) for k, v in ls]
+    labels = pl.DataFrame(rows, schema=LABELS_SCHEMA, orient="row").unique()
+    return ids[np.asarray(stacks.label_index, dtype=np.int64)], labels
+
+
+def _aggregate(samples: pl.DataFrame, cols: list[str]) -> pl.DataFrame:
+    """Group samples by (node, labels), summing values; drop all-zero rows."""
+    out = samples.group_by(["node_id", "labels"]).agg(pl.col(c).sum() for c in cols)
+    if cols:
+        out = out.filter(pl.any_horizontal(pl.col(c) != 0 for c in cols))
+    return out.cast({"node_id": U64, "labels": U64} | {c: pl.Int64 for c in cols})
+
+
+def from_tables(
+    sample_types: Sequence[ValueType],
+    frames: pl.DataFrame,
+    nodes: pl.DataFrame,
+    samples: pl.DataFrame,
+    labels: pl.DataFrame | None = None,
+    **meta: object,
+) -> Profile:
+    """Assemble a profile from tables that already satisfy the contracts (after a concat,
+    say): deduplicates frames/nodes/labels and re-aggregates samples."""
+    cols = value_columns(len(sample_types))
+    return Profile(
+        tuple(sample_types),
+        frames.unique(subset="frame_id", keep="first"),
+        nodes.unique(subset="node_id", keep="any"),
+        _aggregate(samples.select(["node_id", "labels", *cols]), cols),
+        (labels if labels is not None else empty_labels()).unique(),
+        **meta,  # type: ignore[arg-type]
+    )
+
+
+@dataclass
+class Expanded:
+    """Stacks of a profile's sample rows, root first, as frame ids and node ids.
+
+    Row ``i`` of ``samples`` has path ``frame_ids[offsets[i]:offsets[i+1]]`` (and the node
+    ids of that path in ``node_ids``)."""
+
+    samples: pl.DataFrame
+    offsets: np.ndarray
+    frame_ids: np.ndarray
+    node_ids: np.ndarray
+
+
+def expand(profile: Profile) -> Expanded:
+    """Walk every sample's leaf up to the root (vectorised: one step per depth level)."""
+    nodes = profile.nodes.sort("node_id")
+    nid = nodes["node_id"].to_numpy()
+    par = nodes["parent_id"].to_numpy()
+    fr = nodes["frame_id"].to_numpy()
+    dep = nodes["depth"].to_numpy().astype(np.int64)
+    samples = profile.samples
+    leaf = samples["node_id"].to_numpy()
+    depth = np.zeros(len(leaf), dtype=np.int64)
+    real = leaf != np.uint64(ROOT_ID)
+    j = np.searchsorted(nid, leaf[real])
+    if len(j) and (j.max() >= len(nid) or np.any(nid[j] != leaf[real])):
+        raise ValueError("profile samples reference nodes missing from the node table")
+    depth[real] = dep[j]
+    offsets = np.zeros(len(leaf) + 1, dtype=np.int64)
+    np.cumsum(depth, out=offsets[1:])
+    out_f = np.empty(int(offsets[-1]), dtype=np.uint64)
+    out_n = np.empty(int(offsets[-1]), dtype=np.uint64)
+    pos = offsets[1:] - 1
+    cur = leaf.copy()
+    active = np.nonzero(real)[0]
+    while len(active):
+        k = np.searchsorted(nid, cur[active])
+        out_f[pos[active]] = fr[k]
+        out_n[pos[active]] = cur[active]
+        cur[active] = par[k]
+        pos[active] -= 1
+        active = active[cur[active] != np.uint64(ROOT_ID)]
+    return Expanded(samples, offsets, out_f, out_n)
+
+
+def frame_lookup(profile: Profile, ids: np.ndarray, column: str = "name") -> np.ndarray:
+    """Vector of ``frames[column]`` for frame ids (object array of str or int array)."""
+    fr = profile.frames.sort("frame_id")
+    keys = fr["frame_id"].to_numpy()
+    vals = fr[column].to_numpy()
+    return vals[np.searchsorted(keys, ids)]
+
+
+def rebuild(profile: Profile, ex: Expanded, keep: np.ndarray | None = None, **meta: object) -> Profile:
+    """Re-intern expanded stacks (optionally a per-element ``keep`` mask) into a profile.
+
+    The frame table of ``profile`` must contain every frame id in ``ex.frame_ids``."""
+    fids = ex.frame_ids
+    offsets = ex.offsets
+    if keep is not None:
+        counts = np.add.reduceat(keep.astype(np.int64), offsets[:-1]) if len(fids) else np.zeros(len(offsets) - 1, np.int64)
+        counts[np.diff(offsets) == 0] = 0
+        fids = fids[keep]
+        offsets = np.zeros(len(ex.offsets), dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+    uniq, inv = np.unique(fids, return_inverse=True)
+    cols = profile.value_cols
+    values = ex.samples.select(cols).to_numpy().astype(np.int64) if cols else np.zeros((ex.samples.height, 0), np.int64)
+    stacks = Stacks(names=[], files=[], offsets=offsets, frames=inv, values=values)
+    out = build(stacks, profile.sample_types, frame_id_table=uniq, **_meta(profile) | meta)
+    lab = ex.samples["labels"].to_numpy()
+    if lab.any():
+        out = _with_labels(out, stacks, uniq, lab, profile.labels)
+    frames = profile.frames.filter(pl.col("frame_id").is_in(pl.Series(uniq, dtype=pl.UInt64)))
+    return replace(out, frames=frames)
+
+
+def _with_labels(out: Profile, stacks: Stacks, ftab: np.ndarray, lab: np.ndarray, labels: pl.DataFrame) -> Profile:
+    node = _chain_node_ids(stacks.offsets, ftab[stacks.frames])
+    lengths = np.diff(stacks.offsets)
+    leaf = np.full(len(lengths), np.uint64(ROOT_ID), dtype=np.uint64)
+    leaf[lengths > 0] = node[stacks.offsets[1:][lengths > 0] - 1]
+    cols = out.value_cols
+    samples = _aggregate(
+        pl.DataFrame({"node_id": leaf, "labels": lab} | {c: stacks.values[:, i] for i, c in enumerate(cols)}), cols
+    )
+    return replace(out, samples=samples, labels=labels)
+
+
+def _meta(p: Profile) -> dict[str, object]:
+    return {
+        "period_type": p.period_type,
+        "period": p.period,
+        "default_sample_type": p.default_sample_type,
+        "time_nanos": p.time_nanos,
+        "duration_nanos": p.duration_nanos,
+        "truncated_stacks": p.truncated_stacks,
+        "comments": p.comments,
+    }
+
+
+def meta_of(p: Profile) -> dict[str, object]:
+    """Metadata fields of ``p`` as keyword arguments for :func:`build`/:func:`from_tables`."""
+    return _meta(p)
