@@ -241,35 +241,64 @@ class Expanded:
     node_ids: np.ndarray
 
 
-def expand(profile: Profile) -> Expanded:
-    """Walk every sample's leaf up to the root (vectorised: one step per depth level)."""
-    nodes = profile.nodes.sort("node_id")
+def positions(keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """Row positions of ``queries`` in the unique uint64 array ``keys`` (-1 where absent).
+
+    A hash join, not ``searchsorted``: random probes into a large sorted array are
+    cache-bound and several times slower."""
+    if len(queries) == 0:
+        return np.zeros(0, dtype=np.int64)
+    table = pl.DataFrame({"k": keys, "pos": np.arange(len(keys), dtype=np.int64)}, schema={"k": pl.UInt64, "pos": pl.Int64})
+    probe = pl.DataFrame({"k": queries}, schema={"k": pl.UInt64})
+    out = probe.join(table, on="k", how="left", maintain_order="left")["pos"].fill_null(-1)
+    return out.to_numpy()
+
+
+@dataclass
+class DenseTree:
+    """The node table as arrays with integer parent positions (``-1`` = root)."""
+
+    node_id: np.ndarray
+    parent_pos: np.ndarray
+    frame_id: np.ndarray
+    depth: np.ndarray
+
+
+def dense_tree(profile: Profile) -> DenseTree:
+    """Node arrays of ``profile`` in node-table order, parents resolved to positions."""
+    nodes = profile.nodes
     nid = nodes["node_id"].to_numpy()
-    par = nodes["parent_id"].to_numpy()
-    fr = nodes["frame_id"].to_numpy()
-    dep = nodes["depth"].to_numpy().astype(np.int64)
+    ppos = positions(nid, nodes["parent_id"].to_numpy())
+    return DenseTree(nid, ppos, nodes["frame_id"].to_numpy(), nodes["depth"].to_numpy().astype(np.int64))
+
+
+def expand(profile: Profile) -> Expanded:
+    """Walk every sample's leaf up to the root (vectorised: one gather per depth level)."""
+    tree = dense_tree(profile)
     samples = profile.samples
     leaf = samples["node_id"].to_numpy()
-    depth = np.zeros(len(leaf), dtype=np.int64)
     real = leaf != np.uint64(ROOT_ID)
-    j = np.searchsorted(nid, leaf[real])
-    if len(j) and (j.max() >= len(nid) or np.any(nid[j] != leaf[real])):
+    lpos = np.full(len(leaf), -1, dtype=np.int64)
+    lpos[real] = positions(tree.node_id, leaf[real])
+    if np.any(lpos[real] < 0):
         raise ValueError("profile samples reference nodes missing from the node table")
-    depth[real] = dep[j]
+    depth = np.where(real, tree.depth[np.maximum(lpos, 0)] if len(tree.depth) else 0, 0)
     offsets = np.zeros(len(leaf) + 1, dtype=np.int64)
     np.cumsum(depth, out=offsets[1:])
     out_f = np.empty(int(offsets[-1]), dtype=np.uint64)
     out_n = np.empty(int(offsets[-1]), dtype=np.uint64)
     pos = offsets[1:] - 1
-    cur = leaf.copy()
     active = np.nonzero(real)[0]
+    cur = lpos[active]
+    wpos = pos[active]
     while len(active):
-        k = np.searchsorted(nid, cur[active])
-        out_f[pos[active]] = fr[k]
-        out_n[pos[active]] = cur[active]
-        cur[active] = par[k]
-        pos[active] -= 1
-        active = active[cur[active] != np.uint64(ROOT_ID)]
+        out_f[wpos] = tree.frame_id[cur]
+        out_n[wpos] = tree.node_id[cur]
+        cur = tree.parent_pos[cur]
+        wpos = wpos - 1
+        alive = cur >= 0
+        cur, wpos = cur[alive], wpos[alive]
+        active = active[alive]
     return Expanded(samples, offsets, out_f, out_n)
 
 

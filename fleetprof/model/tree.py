@@ -12,29 +12,25 @@ import numpy as np
 import polars as pl
 
 from fleetprof.model.hashing import ROOT_ID
-from fleetprof.model.profile import Profile
+from fleetprof.model.profile import Profile, dense_tree
 
 
 def node_values(profile: Profile, i: int) -> pl.DataFrame:
-    """Nodes with ``self`` and ``total`` (int64) for value column ``v{i}``, sorted by node id."""
+    """Nodes with ``self`` and ``total`` (int64) for value column ``v{i}``."""
     col = f"v{i}"
-    nodes = profile.nodes.sort("node_id")
     self_vals = profile.samples.group_by("node_id").agg(pl.col(col).sum().alias("self"))
-    nodes = nodes.join(self_vals, on="node_id", how="left").with_columns(pl.col("self").fill_null(0)).sort("node_id")
-    nid = nodes["node_id"].to_numpy()
-    par = nodes["parent_id"].to_numpy()
-    dep = nodes["depth"].to_numpy()
+    nodes = profile.nodes.join(self_vals, on="node_id", how="left", maintain_order="left").with_columns(
+        pl.col("self").fill_null(0)
+    )
+    tree = dense_tree(profile)
     total = nodes["self"].to_numpy().astype(np.int64).copy()
-    ppos = np.searchsorted(nid, par)
-    has_parent = par != np.uint64(ROOT_ID)
-    if len(dep):
-        order = np.argsort(-dep.astype(np.int64), kind="stable")
-        dsorted = dep[order]
-        bounds = np.flatnonzero(np.diff(dsorted)) + 1
+    if len(tree.depth):
+        order = np.argsort(-tree.depth, kind="stable")
+        bounds = np.flatnonzero(np.diff(tree.depth[order])) + 1
         for level in np.split(order, bounds):
-            level = level[has_parent[level]]
+            level = level[tree.parent_pos[level] >= 0]
             if len(level):
-                np.add.at(total, ppos[level], total[level])
+                np.add.at(total, tree.parent_pos[level], total[level])
     return nodes.with_columns(pl.Series("total", total, dtype=pl.Int64))
 
 
