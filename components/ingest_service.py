@@ -1,0 +1,369 @@
+"""Ingest/query service: ECS cluster, ECR repository, Fargate task + service, autoscaling.
+
+Contract with the app (``shared/design.md`` "Deployment interface"): the container runs
+``fleetprof serve`` on port 4040 with ``FLEETPROF_STORAGE=s3://<profiles bucket>/``,
+``FLEETPROF_INDEX=dynamodb://<table>`` and ``FLEETPROF_HOST=0.0.0.0``; the ALB target group
+health-checks ``/readyz``. The task role may use the profiles bucket, the index table and
+the KMS key — nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components.edge import APP_PORT, HEALTH_CHECK_PATH
+from components.tags import tags
+
+CONTAINER_NAME = "fleetprof"
+CONTAINER_USER = "10001:10001"
+SERVE_COMMAND: tuple[str, ...] = ("fleetprof", "serve")
+
+S3_ACTIONS = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
+S3_BUCKET_ACTIONS = ["s3:ListBucket", "s3:GetBucketLocation"]
+DYNAMODB_ACTIONS = [
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:Query",
+    "dynamodb:BatchGetItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:ConditionCheckItem",
+    "dynamodb:DescribeTable",
+]
+KMS_ACTIONS = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
+
+
+@dataclass
+class IngestServiceArgs:
+    """Inputs of :class:`IngestService`."""
+
+    tags: dict[str, str]
+    region: str
+    vpc_id: pulumi.Input[str]
+    private_subnet_ids: list[pulumi.Input[str]]
+    alb_security_group_id: pulumi.Input[str]
+    alb_arn_suffix: pulumi.Input[str]
+    target_group_arn: pulumi.Input[str]
+    target_group_arn_suffix: pulumi.Input[str]
+    listeners: list[pulumi.Resource]
+    profiles_bucket: pulumi.Input[str]
+    profiles_bucket_arn: pulumi.Input[str]
+    table_name: pulumi.Input[str]
+    table_arn: pulumi.Input[str]
+    kms_key_arn: pulumi.Input[str]
+    image_uri: str
+    image_tag: str
+    cpu: int
+    memory: int
+    desired_count: int
+    min_count: int
+    max_count: int
+    cpu_target_percent: int
+    requests_per_target: int
+    log_retention_days: int
+    alarm_5xx_threshold: int
+
+
+def assume_role_policy(service: str) -> str:
+    """Trust policy letting one AWS service principal assume a role."""
+    return json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]}
+    )
+
+
+def data_access_policy(bucket_arns: list[str], table_arn: str, key_arn: str, *, read_only_buckets: bool = False) -> str:
+    """Least-privilege policy: objects in ``bucket_arns``, the table and its indexes, the key."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Sid": "Objects", "Effect": "Allow", "Action": S3_ACTIONS, "Resource": [f"{a}/*" for a in bucket_arns]},
+                {"Sid": "Buckets", "Effect": "Allow", "Action": S3_BUCKET_ACTIONS, "Resource": list(bucket_arns)},
+                {"Sid": "IndexTable", "Effect": "Allow", "Action": DYNAMODB_ACTIONS, "Resource": [table_arn, f"{table_arn}/index/*"]},
+                {"Sid": "DataKey", "Effect": "Allow", "Action": KMS_ACTIONS, "Resource": [key_arn]},
+            ],
+        },
+        sort_keys=True,
+    )
+
+
+def container_definitions(image: str, bucket: str, table: str, log_group: str, region: str, cpu: int, memory: int) -> str:
+    """The single-container definition JSON (non-root, read-only root fs, health check)."""
+    return json.dumps(
+        [
+            {
+                "name": CONTAINER_NAME,
+                "image": image,
+                "essential": True,
+                "command": list(SERVE_COMMAND),
+                "user": CONTAINER_USER,
+                "readonlyRootFilesystem": True,
+                "cpu": cpu,
+                "memory": memory,
+                "portMappings": [{"containerPort": APP_PORT, "protocol": "tcp"}],
+                "environment": [
+                    {"name": "FLEETPROF_STORAGE", "value": f"s3://{bucket}/"},
+                    {"name": "FLEETPROF_INDEX", "value": f"dynamodb://{table}"},
+                    {"name": "FLEETPROF_HOST", "value": "0.0.0.0"},
+                    {"name": "FLEETPROF_PORT", "value": str(APP_PORT)},
+                    {"name": "AWS_REGION", "value": region},
+                ],
+                "mountPoints": [{"sourceVolume": "tmp", "containerPath": "/tmp", "readOnly": False}],
+                "healthCheck": {
+                    "command": [
+                        "CMD",
+                        "python",
+                        "-c",
+                        f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{APP_PORT}{HEALTH_CHECK_PATH}', timeout=3)",
+                    ],
+                    "interval": 15,
+                    "timeout": 5,
+                    "retries": 3,
+                    "startPeriod": 20,
+                },
+                "logConfiguration": {
+                    "logDriver": "awslogs",
+                    "options": {"awslogs-group": log_group, "awslogs-region": region, "awslogs-stream-prefix": "serve"},
+                },
+            }
+        ],
+        sort_keys=True,
+    )
+
+
+class IngestService(pulumi.ComponentResource):
+    """The stateless fleetprof server on Fargate behind the ALB."""
+
+    def __init__(self, name: str, args: IngestServiceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("fleetprof:ingest:IngestService", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        self.cluster = aws.ecs.Cluster(
+            f"{name}-cluster",
+            settings=[{"name": "containerInsights", "value": "enabled"}],
+            tags=tags(args.tags, f"{name}-cluster"),
+            opts=child,
+        )
+        self.repository = aws.ecr.Repository(
+            f"{name}-repo",
+            image_tag_mutability="IMMUTABLE",
+            image_scanning_configuration={"scan_on_push": True},
+            encryption_configurations=[{"encryption_type": "KMS", "kms_key": args.kms_key_arn}],
+            force_delete=False,
+            tags=tags(args.tags, f"{name}-repo"),
+            opts=child,
+        )
+        aws.ecr.LifecyclePolicy(
+            f"{name}-repo-lifecycle",
+            repository=self.repository.name,
+            policy=json.dumps(
+                {
+                    "rules": [
+                        {
+                            "rulePriority": 1,
+                            "description": "expire untagged images after 7 days",
+                            "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 7},
+                            "action": {"type": "expire"},
+                        },
+                        {
+                            "rulePriority": 2,
+                            "description": "keep the newest 50 images",
+                            "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 50},
+                            "action": {"type": "expire"},
+                        },
+                    ]
+                },
+                sort_keys=True,
+            ),
+            opts=child,
+        )
+        self.image = (
+            pulumi.Output.from_input(args.image_uri)
+            if args.image_uri
+            else self.repository.repository_url.apply(lambda url: f"{url}:{args.image_tag}")
+        )
+
+        self.log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs",
+            retention_in_days=args.log_retention_days,
+            kms_key_id=args.kms_key_arn,
+            tags=tags(args.tags, f"{name}-logs"),
+            opts=child,
+        )
+
+        self.execution_role = aws.iam.Role(
+            f"{name}-execution-role",
+            assume_role_policy=assume_role_policy("ecs-tasks.amazonaws.com"),
+            tags=tags(args.tags, f"{name}-execution-role"),
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-execution-policy",
+            role=self.execution_role.id,
+            policy=pulumi.Output.all(self.repository.arn, self.log_group.arn, args.kms_key_arn).apply(
+                lambda a: json.dumps(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {"Sid": "EcrAuth", "Effect": "Allow", "Action": ["ecr:GetAuthorizationToken"], "Resource": "*"},
+                            {
+                                "Sid": "EcrPull",
+                                "Effect": "Allow",
+                                "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+                                "Resource": [a[0]],
+                            },
+                            {"Sid": "Logs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Resource": [f"{a[1]}:*"]},
+                            {"Sid": "DecryptImageLayers", "Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": [a[2]]},
+                        ],
+                    },
+                    sort_keys=True,
+                )
+            ),
+            opts=child,
+        )
+
+        self.task_role = aws.iam.Role(
+            f"{name}-task-role",
+            assume_role_policy=assume_role_policy("ecs-tasks.amazonaws.com"),
+            tags=tags(args.tags, f"{name}-task-role"),
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-task-data-policy",
+            role=self.task_role.id,
+            policy=pulumi.Output.all(args.profiles_bucket_arn, args.table_arn, args.kms_key_arn).apply(
+                lambda a: data_access_policy([a[0]], a[1], a[2])
+            ),
+            opts=child,
+        )
+
+        self.task_definition = aws.ecs.TaskDefinition(
+            f"{name}-task",
+            family=f"fleetprof-{args.tags['Environment']}-serve",
+            requires_compatibilities=["FARGATE"],
+            network_mode="awsvpc",
+            cpu=str(args.cpu),
+            memory=str(args.memory),
+            execution_role_arn=self.execution_role.arn,
+            task_role_arn=self.task_role.arn,
+            runtime_platform={"operating_system_family": "LINUX", "cpu_architecture": "X86_64"},
+            volumes=[{"name": "tmp"}],
+            container_definitions=pulumi.Output.all(self.image, args.profiles_bucket, args.table_name, self.log_group.name).apply(
+                lambda a: container_definitions(a[0], a[1], a[2], a[3], args.region, args.cpu, args.memory)
+            ),
+            tags=tags(args.tags, f"{name}-task"),
+            opts=child,
+        )
+
+        self.security_group = aws.ec2.SecurityGroup(
+            f"{name}-sg",
+            vpc_id=args.vpc_id,
+            description="fleetprof tasks: 4040 from the ALB only",
+            ingress=[
+                {
+                    "protocol": "tcp",
+                    "from_port": APP_PORT,
+                    "to_port": APP_PORT,
+                    "security_groups": [args.alb_security_group_id],
+                    "description": "ALB to fleetprof",
+                }
+            ],
+            egress=[{"protocol": "tcp", "from_port": 443, "to_port": 443, "cidr_blocks": ["0.0.0.0/0"], "description": "AWS APIs over HTTPS"}],
+            tags=tags(args.tags, f"{name}-sg"),
+            opts=child,
+        )
+
+        self.deploy_alarm = aws.cloudwatch.MetricAlarm(
+            f"{name}-deploy-5xx",
+            alarm_description="Target 5xx during/after a deployment: rolls the ECS deployment back",
+            namespace="AWS/ApplicationELB",
+            metric_name="HTTPCode_Target_5XX_Count",
+            dimensions={"LoadBalancer": args.alb_arn_suffix, "TargetGroup": args.target_group_arn_suffix},
+            statistic="Sum",
+            period=60,
+            evaluation_periods=3,
+            threshold=args.alarm_5xx_threshold,
+            comparison_operator="GreaterThanThreshold",
+            treat_missing_data="notBreaching",
+            tags=tags(args.tags, f"{name}-deploy-5xx"),
+            opts=child,
+        )
+
+        self.service = aws.ecs.Service(
+            f"{name}-service",
+            cluster=self.cluster.arn,
+            task_definition=self.task_definition.arn,
+            launch_type="FARGATE",
+            desired_count=args.desired_count,
+            health_check_grace_period_seconds=60,
+            propagate_tags="SERVICE",
+            enable_ecs_managed_tags=True,
+            network_configuration={
+                "subnets": args.private_subnet_ids,
+                "security_groups": [self.security_group.id],
+                "assign_public_ip": False,
+            },
+            load_balancers=[{"target_group_arn": args.target_group_arn, "container_name": CONTAINER_NAME, "container_port": APP_PORT}],
+            deployment_circuit_breaker={"enable": True, "rollback": True},
+            deployment_minimum_healthy_percent=100,
+            deployment_maximum_percent=200,
+            alarms={"alarm_names": [self.deploy_alarm.name], "enable": True, "rollback": True},
+            tags=tags(args.tags, f"{name}-service"),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=args.listeners, ignore_changes=["desiredCount"]),
+        )
+
+        self.scaling_target = aws.appautoscaling.Target(
+            f"{name}-scaling-target",
+            service_namespace="ecs",
+            scalable_dimension="ecs:service:DesiredCount",
+            resource_id=pulumi.Output.all(self.cluster.name, self.service.name).apply(lambda a: f"service/{a[0]}/{a[1]}"),
+            min_capacity=args.min_count,
+            max_capacity=args.max_count,
+            tags=tags(args.tags, f"{name}-scaling-target"),
+            opts=child,
+        )
+        aws.appautoscaling.Policy(
+            f"{name}-scale-cpu",
+            policy_type="TargetTrackingScaling",
+            service_namespace=self.scaling_target.service_namespace,
+            scalable_dimension=self.scaling_target.scalable_dimension,
+            resource_id=self.scaling_target.resource_id,
+            target_tracking_scaling_policy_configuration={
+                "target_value": args.cpu_target_percent,
+                "predefined_metric_specification": {"predefined_metric_type": "ECSServiceAverageCPUUtilization"},
+                "scale_in_cooldown": 120,
+                "scale_out_cooldown": 60,
+            },
+            opts=child,
+        )
+        aws.appautoscaling.Policy(
+            f"{name}-scale-requests",
+            policy_type="TargetTrackingScaling",
+            service_namespace=self.scaling_target.service_namespace,
+            scalable_dimension=self.scaling_target.scalable_dimension,
+            resource_id=self.scaling_target.resource_id,
+            target_tracking_scaling_policy_configuration={
+                "target_value": args.requests_per_target,
+                "predefined_metric_specification": {
+                    "predefined_metric_type": "ALBRequestCountPerTarget",
+                    "resource_label": pulumi.Output.all(args.alb_arn_suffix, args.target_group_arn_suffix).apply(lambda a: f"{a[0]}/{a[1]}"),
+                },
+                "scale_in_cooldown": 120,
+                "scale_out_cooldown": 60,
+            },
+            opts=child,
+        )
+
+        self.register_outputs(
+            {
+                "clusterName": self.cluster.name,
+                "serviceName": self.service.name,
+                "repositoryUrl": self.repository.repository_url,
+                "image": self.image,
+            }
+        )

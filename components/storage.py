@@ -1,0 +1,289 @@
+"""Storage layer: KMS key, S3 buckets (profiles, analysis, ALB logs), DynamoDB index table.
+
+Contract with the server (``shared/design.md`` "Storage"): the profiles bucket is the
+``s3://`` segment store, the table is the ``dynamodb://`` index with partition key ``pk``
+(``tenant#<tenant>``), sort key ``sk`` (``seg#<level>#<min_time_ms>#<segment_id>``), TTL
+attribute ``expires_at`` and GSI ``by_state`` (``gsi1pk``/``gsi1sk``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components.tags import tags
+
+TABLE_HASH_KEY = "pk"
+TABLE_RANGE_KEY = "sk"
+TABLE_TTL_ATTRIBUTE = "expires_at"
+TABLE_GSI_NAME = "by_state"
+TABLE_GSI_HASH_KEY = "gsi1pk"
+TABLE_GSI_RANGE_KEY = "gsi1sk"
+L0_PREFIX = "segments/L0/"
+
+
+@dataclass
+class StorageArgs:
+    """Inputs of :class:`Storage`."""
+
+    tags: dict[str, str]
+    region: str
+    l0_expiry_days: int
+    noncurrent_version_days: int
+    analysis_expiry_days: int
+    alb_log_expiry_days: int
+    point_in_time_recovery: bool
+    deletion_protection: bool
+
+
+def key_policy(account_id: str, region: str) -> str:
+    """KMS key policy: account root administers; CloudWatch Logs and alarms (SNS) may use it."""
+    root = f"arn:aws:iam::{account_id}:root"
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "AccountAdministers",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": root},
+                    "Action": "kms:*",
+                    "Resource": "*",
+                },
+                {
+                    "Sid": "CloudWatchLogsUse",
+                    "Effect": "Allow",
+                    "Principal": {"Service": f"logs.{region}.amazonaws.com"},
+                    "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                    "Resource": "*",
+                    "Condition": {
+                        "ArnLike": {"kms:EncryptionContext:aws:logs:arn": f"arn:aws:logs:{region}:{account_id}:*"}
+                    },
+                },
+                {
+                    "Sid": "CloudWatchAlarmsPublishToEncryptedTopic",
+                    "Effect": "Allow",
+                    "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                    "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                    "Resource": "*",
+                },
+            ],
+        },
+        sort_keys=True,
+    )
+
+
+def tls_only_statement(bucket_arn: str) -> dict:
+    """Deny every request that does not use TLS."""
+    return {
+        "Sid": "DenyInsecureTransport",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [bucket_arn, f"{bucket_arn}/*"],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+
+
+class Storage(pulumi.ComponentResource):
+    """KMS key + three hardened buckets + the DynamoDB index table."""
+
+    key: aws.kms.Key
+    profiles_bucket: aws.s3.Bucket
+    analysis_bucket: aws.s3.Bucket
+    alb_logs_bucket: aws.s3.Bucket
+    table: aws.dynamodb.Table
+
+    def __init__(self, name: str, args: StorageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("fleetprof:storage:Storage", name, None, opts)
+        self._args = args
+        self._prefix = name
+        child = pulumi.ResourceOptions(parent=self)
+        identity = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self))
+        self.account_id = identity.account_id
+
+        self.key = aws.kms.Key(
+            f"{name}-key",
+            description="fleetprof data key (S3, DynamoDB, logs, SNS, EBS)",
+            enable_key_rotation=True,
+            deletion_window_in_days=30,
+            policy=identity.account_id.apply(lambda acct: key_policy(acct, args.region)),
+            tags=tags(args.tags, f"{name}-key"),
+            opts=child,
+        )
+        self.alias = aws.kms.Alias(
+            f"{name}-key-alias",
+            name=f"alias/fleetprof-{args.tags['Environment']}",
+            target_key_id=self.key.key_id,
+            opts=child,
+        )
+
+        self.profiles_bucket = self._bucket(
+            "profiles",
+            kms=True,
+            lifecycle=[
+                {
+                    "id": "expire-l0-segments",
+                    "status": "Enabled",
+                    "filter": {"prefix": L0_PREFIX},
+                    "expiration": {"days": args.l0_expiry_days},
+                },
+            ],
+        )
+        self.analysis_bucket = self._bucket(
+            "analysis",
+            kms=True,
+            lifecycle=[
+                {
+                    "id": "expire-analysis",
+                    "status": "Enabled",
+                    "filter": {"prefix": ""},
+                    "expiration": {"days": args.analysis_expiry_days},
+                },
+            ],
+        )
+        elb_account = aws.elb.get_service_account_output(opts=pulumi.InvokeOutputOptions(parent=self))
+        self.alb_logs_bucket = self._bucket(
+            "alb-logs",
+            kms=False,  # ALB access logs only support SSE-S3
+            lifecycle=[
+                {
+                    "id": "expire-alb-logs",
+                    "status": "Enabled",
+                    "filter": {"prefix": ""},
+                    "expiration": {"days": args.alb_log_expiry_days},
+                },
+            ],
+            extra_statements=lambda arn: elb_account.arn.apply(
+                lambda elb_arn: [
+                    {
+                        "Sid": "AlbAccessLogDelivery",
+                        "Effect": "Allow",
+                        "Principal": {"AWS": elb_arn},
+                        "Action": "s3:PutObject",
+                        "Resource": f"{arn}/alb/AWSLogs/*",
+                    },
+                    {
+                        "Sid": "AlbAccessLogDeliveryService",
+                        "Effect": "Allow",
+                        "Principal": {"Service": "logdelivery.elasticloadbalancing.amazonaws.com"},
+                        "Action": "s3:PutObject",
+                        "Resource": f"{arn}/alb/AWSLogs/*",
+                    },
+                ]
+            ),
+        )
+
+        self.table = aws.dynamodb.Table(
+            f"{name}-index",
+            billing_mode="PAY_PER_REQUEST",
+            hash_key=TABLE_HASH_KEY,
+            range_key=TABLE_RANGE_KEY,
+            attributes=[
+                {"name": TABLE_HASH_KEY, "type": "S"},
+                {"name": TABLE_RANGE_KEY, "type": "S"},
+                {"name": TABLE_GSI_HASH_KEY, "type": "S"},
+                {"name": TABLE_GSI_RANGE_KEY, "type": "S"},
+            ],
+            global_secondary_indexes=[
+                {
+                    "name": TABLE_GSI_NAME,
+                    "hash_key": TABLE_GSI_HASH_KEY,
+                    "range_key": TABLE_GSI_RANGE_KEY,
+                    "projection_type": "ALL",
+                }
+            ],
+            ttl={"attribute_name": TABLE_TTL_ATTRIBUTE, "enabled": True},
+            point_in_time_recovery={"enabled": args.point_in_time_recovery},
+            deletion_protection_enabled=args.deletion_protection,
+            server_side_encryption={"enabled": True, "kms_key_arn": self.key.arn},
+            tags=tags(args.tags, f"{name}-index"),
+            opts=pulumi.ResourceOptions(parent=self, protect=args.deletion_protection),
+        )
+
+        self.register_outputs(
+            {
+                "keyArn": self.key.arn,
+                "profilesBucket": self.profiles_bucket.bucket,
+                "analysisBucket": self.analysis_bucket.bucket,
+                "albLogsBucket": self.alb_logs_bucket.bucket,
+                "tableName": self.table.name,
+            }
+        )
+
+    def _bucket(self, suffix: str, *, kms: bool, lifecycle: list[dict], extra_statements=None) -> aws.s3.Bucket:
+        """One bucket with encryption, versioning, lifecycle, public access block,
+        BucketOwnerEnforced ownership and a TLS-only policy (plus ``extra_statements``)."""
+        args = self._args
+        base = f"{self._prefix}-{suffix}"
+        child = pulumi.ResourceOptions(parent=self)
+        bucket = aws.s3.Bucket(
+            base,
+            force_destroy=not args.deletion_protection,
+            tags=tags(args.tags, base),
+            opts=child,
+        )
+        by_default = (
+            {"sse_algorithm": "aws:kms", "kms_master_key_id": self.key.arn}
+            if kms
+            else {"sse_algorithm": "AES256"}
+        )
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{base}-sse",
+            bucket=bucket.id,
+            rules=[{"apply_server_side_encryption_by_default": by_default, "bucket_key_enabled": kms}],
+            opts=child,
+        )
+        aws.s3.BucketVersioning(
+            f"{base}-versioning",
+            bucket=bucket.id,
+            versioning_configuration={"status": "Enabled"},
+            opts=child,
+        )
+        rules = [
+            *lifecycle,
+            {
+                "id": "expire-noncurrent-versions",
+                "status": "Enabled",
+                "filter": {"prefix": ""},
+                "noncurrent_version_expiration": {"noncurrent_days": args.noncurrent_version_days},
+                "abort_incomplete_multipart_upload": {"days_after_initiation": 1},
+            },
+        ]
+        aws.s3.BucketLifecycleConfiguration(f"{base}-lifecycle", bucket=bucket.id, rules=rules, opts=child)
+        pab = aws.s3.BucketPublicAccessBlock(
+            f"{base}-public-access-block",
+            bucket=bucket.id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+            opts=child,
+        )
+        aws.s3.BucketOwnershipControls(
+            f"{base}-ownership",
+            bucket=bucket.id,
+            rule={"object_ownership": "BucketOwnerEnforced"},
+            opts=child,
+        )
+
+        def policy_json(arn: str, extra: list[dict]) -> str:
+            return json.dumps({"Version": "2012-10-17", "Statement": [tls_only_statement(arn), *extra]}, sort_keys=True)
+
+        if extra_statements is None:
+            document = bucket.arn.apply(lambda arn: policy_json(arn, []))
+        else:
+            document = bucket.arn.apply(lambda arn: extra_statements(arn).apply(lambda ex: policy_json(arn, ex)))
+        policy = aws.s3.BucketPolicy(
+            f"{base}-policy",
+            bucket=bucket.id,
+            policy=document,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[pab]),
+        )
+        if suffix == "alb-logs":
+            self.alb_logs_policy = policy
+        return bucket
+
