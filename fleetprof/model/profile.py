@@ -317,8 +317,11 @@ def rebuild(profile: Profile, ex: Expanded, keep: np.ndarray | None = None, **me
     fids = ex.frame_ids
     offsets = ex.offsets
     if keep is not None:
-        counts = np.add.reduceat(keep.astype(np.int64), offsets[:-1]) if len(fids) else np.zeros(len(offsets) - 1, np.int64)
-        counts[np.diff(offsets) == 0] = 0
+        lengths = np.diff(offsets)
+        counts = np.zeros(len(lengths), np.int64)
+        nonempty = lengths > 0
+        if len(fids):
+            counts[nonempty] = np.add.reduceat(keep.astype(np.int64), offsets[:-1][nonempty])
         fids = fids[keep]
         offsets = np.zeros(len(ex.offsets), dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
