@@ -18,13 +18,13 @@ run: $(STAMP)
 	$(PY) -m fleetprof.demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider -m "not stress"
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.run_all
 
 stress: $(STAMP)
-	$(PY) -m pytest -q -m stress tests/stress
+	$(PY) -m pytest -q -p no:cacheprovider -m stress tests/stress --timeout 3600
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check fleetprof workers components policies tests benchmarks

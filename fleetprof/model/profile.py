@@ -333,7 +333,7 @@ def rebuild(profile: Profile, ex: Expanded, keep: np.ndarray | None = None, **me
     lab = ex.samples["labels"].to_numpy()
     if lab.any():
         out = _with_labels(out, stacks, uniq, lab, profile.labels)
-    frames = profile.frames.filter(pl.col("frame_id").is_in(pl.Series(uniq, dtype=pl.UInt64)))
+    frames = profile.frames.filter(pl.col("frame_id").is_in(pl.Series(uniq, dtype=pl.UInt64).implode()))
     return replace(out, frames=frames)
 
 
