@@ -147,12 +147,10 @@ def build(
     if len(node):
         parent[1:] = node[:-1]
         parent[pos == 0] = np.uint64(ROOT_ID)
-    nodes = (
-        pl.DataFrame(
-            {"node_id": node, "parent_id": parent, "frame_id": fid, "depth": (pos + 1).astype(np.uint32)},
-            schema=NODES_SCHEMA,
-        )
-        .unique(subset="node_id", keep="any")
+    first = pl.Series(node, dtype=pl.UInt64).is_first_distinct().to_numpy() if len(node) else np.zeros(0, bool)
+    nodes = pl.DataFrame(
+        {"node_id": node[first], "parent_id": parent[first], "frame_id": fid[first], "depth": (pos[first] + 1).astype(np.uint32)},
+        schema=NODES_SCHEMA,
     )
     leaf = np.full(len(lengths), np.uint64(ROOT_ID), dtype=np.uint64)
     nonempty = lengths > 0
