@@ -1,0 +1,482 @@
+"""Policy rules as plain functions.
+
+Props use engine (camelCase) property names, which is what CrossGuard hands to
+validations and what :mod:`components.mockrun` records. A resource rule is
+``check(resource_type, props, config) -> list[str]`` (violation messages); a stack rule is
+``check(resources, config) -> list[tuple[urn | None, str]]`` over :class:`Res` views whose
+``deps`` map a property name to the URNs it was computed from. Every rule is mandatory;
+``config`` carries the per-stack requirements (defaults are the strict, prod-like ones).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+REQUIRED_TAGS: tuple[str, ...] = ("Project", "Environment", "Owner", "CostCenter")
+OPEN_CIDRS = frozenset({"0.0.0.0/0", "::/0"})
+WEB_PORTS = frozenset({80, 443})
+
+T_BUCKET = "aws:s3/bucket:Bucket"
+T_PAB = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
+T_SSE = "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+T_BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
+T_VERSIONING = "aws:s3/bucketVersioning:BucketVersioning"
+T_TABLE = "aws:dynamodb/table:Table"
+T_KEY = "aws:kms/key:Key"
+T_LB = "aws:lb/loadBalancer:LoadBalancer"
+T_LISTENER = "aws:lb/listener:Listener"
+T_SG = "aws:ec2/securityGroup:SecurityGroup"
+T_SG_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule"
+T_SG_INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+T_INSTANCE = "aws:ec2/instance:Instance"
+T_LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
+T_SERVICE = "aws:ecs/service:Service"
+T_TASK = "aws:ecs/taskDefinition:TaskDefinition"
+T_LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
+T_WEB_ACL = "aws:wafv2/webAcl:WebAcl"
+T_WEB_ACL_ASSOC = "aws:wafv2/webAclAssociation:WebAclAssociation"
+T_NAT = "aws:ec2/natGateway:NatGateway"
+T_SUBNET = "aws:ec2/subnet:Subnet"
+T_ASG = "aws:autoscaling/group:Group"
+IAM_POLICY_TYPES = frozenset(
+    {
+        "aws:iam/policy:Policy",
+        "aws:iam/rolePolicy:RolePolicy",
+        "aws:iam/userPolicy:UserPolicy",
+        "aws:iam/groupPolicy:GroupPolicy",
+    }
+)
+
+# Resource types that accept tags (checked even when ``tags`` is missing). A test keeps
+# this in sync with pulumi_aws for every type the program creates.
+TAGGABLE_TYPES = frozenset(
+    {
+        "aws:appautoscaling/target:Target",
+        T_ASG,
+        "aws:cloudwatch/metricAlarm:MetricAlarm",
+        T_LOG_GROUP,
+        T_TABLE,
+        "aws:ec2/eip:Eip",
+        "aws:ec2/flowLog:FlowLog",
+        T_INSTANCE,
+        "aws:ec2/internetGateway:InternetGateway",
+        T_LAUNCH_TEMPLATE,
+        T_NAT,
+        "aws:ec2/routeTable:RouteTable",
+        T_SG,
+        T_SUBNET,
+        "aws:ec2/vpc:Vpc",
+        "aws:ec2/vpcEndpoint:VpcEndpoint",
+        "aws:ecr/repository:Repository",
+        "aws:ecs/cluster:Cluster",
+        T_SERVICE,
+        T_TASK,
+        "aws:iam/instanceProfile:InstanceProfile",
+        "aws:iam/role:Role",
+        "aws:iam/policy:Policy",
+        T_KEY,
+        T_LB,
+        T_LISTENER,
+        "aws:lb/targetGroup:TargetGroup",
+        T_BUCKET,
+        "aws:sns/topic:Topic",
+        T_WEB_ACL,
+    }
+)
+
+
+@dataclass(frozen=True)
+class Res:
+    """A resource as stack rules see it."""
+
+    type: str
+    name: str
+    urn: str
+    props: Mapping[str, Any]
+    deps: Mapping[str, Sequence[str]] = field(default_factory=dict)
+
+
+ResourceCheck = Callable[[str, Mapping[str, Any], Mapping[str, Any]], list[str]]
+StackCheck = Callable[[Sequence[Res], Mapping[str, Any]], list[tuple[str | None, str]]]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One mandatory policy: exactly one of ``resource_check`` / ``stack_check`` is set."""
+
+    name: str
+    description: str
+    resource_check: ResourceCheck | None = None
+    stack_check: StackCheck | None = None
+    config_schema: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def defaults(self) -> dict[str, Any]:
+        """Config defaults from the schema (the strict setting)."""
+        return {k: v["default"] for k, v in self.config_schema.items() if "default" in v}
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+def _doc(value: Any) -> Any:
+    """Policy documents arrive as JSON strings (or already parsed)."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return None
+    return value
+
+
+def _as_list(value: Any) -> list:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _truthy(value: Any) -> bool:
+    """Booleans also arrive as strings in some schemas (launch templates)."""
+    return value is True or (isinstance(value, str) and value.lower() == "true")
+
+
+def _explicitly_false(value: Any) -> bool:
+    return value is False or (isinstance(value, str) and value.lower() == "false")
+
+
+# --- resource rules --------------------------------------------------------------------
+
+
+def s3_public_access_block(t: str, p: Mapping[str, Any], c: Mapping[str, Any]) -> list[str]:
+    if t != T_PAB:
+        return []
+    flags = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
+    off = [f for f in flags if p.get(f) is not True]
+    return [f"public access block must set {', '.join(off)} to true"] if off else []
+
+
+def s3_encryption(t: str, p: Mapping[str, Any], c: Mapping[str, Any]) -> list[str]:
+    if t != T_SSE:
+        return []
+    rules = _as_list(p.get("rules"))
+    algos = [(r.get("applyServerSideEncryptionByDefault") or {}).get("sseAlgorithm") for r in rules]
+    if not algos or any(a not in ("aws:kms", "aws:kms:dsse", "AES256") for a in algos):
+        return ["bucket default encryption must be SSE-KMS (or SSE-S3 where AWS requires it)"]
+    for r in rules:
+        by_default = r.get("applyServerSideEncryptionByDefault") or {}
+        if by_default.get("sseAlgorithm", "").startswith("aws:kms") and not by_default.get("kmsMasterKeyId"):
+            return ["SSE-KMS must name the stack's customer-managed key"]
+    return []
+
+
+def _denies_insecure_transport(statement: Mapping[str, Any]) -> bool:
+    cond = (statement.get("Condition") or {}).get("Bool") or {}
+    return statement.get("Effect") == "Deny" and str(cond.get("aws:SecureTransport", "")).lower() == "false"
+
+
+def s3_tls_only(t: str, p: Mapping[str, Any], c: Mapping[str, Any]) -> list[str]:
+    if t != T_BUCKET_POLICY:
+        return []
+    doc = _doc(p.get("policy")) or {}
+    if not any(_denies_insecure_transport(s) for s in _as_list(doc.get("Statement"))):
+        return ["bucket policy must deny requests with aws:SecureTransport=false"]
+    return []
+
+
+def dynamodb_encryption(t: str, p: Mapping[str, Any], c: Mapping[str, Any]) -> list[str]:
+    if t != T_TABLE:
+        return []
+    sse = p.get("serverSideEncryption") or {}
+    if sse.get("enabled") is not True or not sse.get("kmsKeyArn"):
+        return ["table must be encrypted with the stack's customer-managed KMS key"]
+    return []
+
+
+def dynamodb_pitr(t: str, p: Mapping[str, Any], c: Mapping[str, Any]) -> list[str]:
+    if t != T_TABLE or not c.get("required", True):
+        return []
+    if (p.get("pointInTimeRecovery") or {}).get("enabled") is not True:
+        return ["point-in-time recovery is required for this stack"]
+    return []
+
+
+def deletion_protection(t: str, p: Mapping[str, Any], c: Mapping[str, Any]) -> list[str]:
+    if not c.get("required", True):
+        return []
+    if t == T_TABLE and p.get("deletionProtectionEnabled") is not True:
+        return ["table deletion protection is required for this stack"]
+    if t == T_LB and p.get("enableDeletionProtection") is not True:
+        return ["load balancer deletion protection is required for this stack"]
+    return []
+
+
+def kms_rotation(t: str, p: Mapping[str, Any], c: Mapping[str, Any]) -> list[str]:
+    if t == T_KEY and p.get("enableKeyRotation") is not True:
+        return ["KMS key rotation must be enabled"]
+    return []
+
+
+def alb_https(t: str, p: Mapping[str, Any], c: Mapping[str, Any]) -> list[str]:
+    """HTTPS listeners need a certificate and a TLS 1.2+ policy; plain HTTP only redirects,
+    unless the stack allows plain HTTP (no certificate configured)."""
+    if t != T_LISTENER:
+        return []
+    protocol = p.get("protocol")
+    if protocol == "HTTPS":
+        out = []
+        if not p.get("certificateArn"):
+            out.append("HTTPS listener needs an ACM certificate")
+        if not str(p.get("sslPolicy", "")).startswith(("ELBSecurityPolicy-TLS13", "ELBSecurityPolicy-TLS-1-2", "ELBSecurityPolicy-FS-1-2")):
+            out.append("HTTPS listener must use a TLS 1.2+ security policy")
+        return out
+    if protocol == "HTTP":
+        actions = _as_list(p.get("defaultActions"))
+        redirects = actions and all(
+            a.get("type") == "redirect" and (a.get("redirect") or {}).get("protocol") == "HTTPS" for a in actions
+        )
+        if not redirects and not c.get("allowPlainHttp", False):
+            return ["HTTP listener must only redirect to HTTPS"]
+    return []
+
+
+def alb_access_logs(t: str, p: Mapping[str, Any], c: Mapping[str, Any]) -> list[str]:
+    if t != T_LB:
+        return []
+    logs = p.get("accessLogs") or {}
+    if logs.get("enabled") is not True or not logs.get("bucket"):
+        return ["load balancer access logs must be enabled"]
+    return []
+
+
+def alb_drop_invalid_headers(t: str, p: Mapping[str, Any], c: Mapping[str, Any]) -> list[str]:
+    if t == T_LB and p.get("loadBalancerType", "application") == "application" and p.get("dropInvalidHeaderFields") is not True:
+        return ["ALB must drop invalid header fields"]
+    return []
+
+
+def _ingress_rules(t: str, p: Mapping[str, Any]) -> list[tuple[int, int, list[str]]]:
+    """(from, to, cidrs) of every ingress rule the resource declares."""
+    if t == T_SG:
+        return [
+            (int(r.get("fromPort", 0)), int(r.get("toPort", 0)), _as_list(r.get("cidrBlocks")) + _as_list(r.get("ipv6CidrBlocks")))
+            for r in _as_list(p.get("ingress"))
+        ]
+    if t == T_SG_RULE and p.get("type") == "ingress":
+        return [(int(p.get("fromPort", 0)), int(p.get("toPort", 0)), _as_list(p.get("cidrBlocks")) + _as_list(p.get("ipv6CidrBlocks")))]
+    if t == T_SG_INGRESS:
+        return [(int(p.get("fromPort", 0) or 0), int(p.get("toPort", 0) or 0), _as_list(p.get("cidrIpv4")) + _as_list(p.get("cidrIpv6")))]
+    return []
+
+
+def no_open_ingress(t: str, p: Mapping[str, Any], c: Mapping[str, Any]) -> list[str]:
+    out = []
+    for lo, hi, cidrs in _ingress_rules(t, p):
+        if OPEN_CIDRS & set(cidrs) and not (lo == hi and lo in WEB_PORTS):
+            out.append(f"ingress {lo}-{hi} from the internet; only 80/443 (ALB) may be open")
+    return out
+
+
+def ec2_imdsv2(t: str, p: Mapping[str, Any], c: Mapping[str, Any]) -> list[str]:
+    if t in (T_INSTANCE, T_LAUNCH_TEMPLATE) and (p.get("metadataOptions") or {}).get("httpTokens") != "required":
+        return ["IMDSv2 must be required (metadataOptions.httpTokens=required)"]
+    return []
+
+
+def ec2_encrypted_volumes(t: str, p: Mapping[str, Any], c: Mapping[str, Any]) -> list[str]:
+    if t == T_INSTANCE:
+        volumes = [p.get("rootBlockDevice") or {}] + _as_list(p.get("ebsBlockDevices"))
+        if not all(_truthy(v.get("encrypted")) for v in volumes):
+            return ["instance EBS volumes must be encrypted"]
+    if t == T_LAUNCH_TEMPLATE:
+        mappings = _as_list(p.get("blockDeviceMappings"))
+        if not mappings or not all(_truthy((m.get("ebs") or {}).get("encrypted")) for m in mappings):
+            return ["launch template EBS volumes must be encrypted"]
+    return []
+
+
+def ec2_no_public_ip(t: str, p: Mapping[str, Any], c: Mapping[str, Any]) -> list[str]:
+    if t == T_INSTANCE and not _explicitly_false(p.get("associatePublicIpAddress")):
+        return ["instance must not get a public IP (associatePublicIpAddress=false)"]
+    if t == T_LAUNCH_TEMPLATE:
+        nics = _as_list(p.get("networkInterfaces"))
+        if not nics or not all(_explicitly_false(n.get("associatePublicIpAddress")) for n in nics):
+            return ["launch template must set associatePublicIpAddress=false"]
+    return []
+
+
+def ecs_no_public_ip(t: str, p: Mapping[str, Any], c: Mapping[str, Any]) -> list[str]:
+    if t == T_SERVICE and (p.get("networkConfiguration") or {}).get("assignPublicIp") is not False:
+        return ["ECS service tasks must not get a public IP"]
+    return []
+
+
+def ecs_task_hardening(t: str, p: Mapping[str, Any], c: Mapping[str, Any]) -> list[str]:
+    if t != T_TASK:
+        return []
+    out = []
+    for cd in _as_list(_doc(p.get("containerDefinitions"))):
+        user = str(cd.get("user") or "")
+        if not user or user.split(":")[0] in ("0", "root"):
+            out.append(f"container {cd.get('name')} must run as a non-root user")
+        if cd.get("readonlyRootFilesystem") is not True:
+            out.append(f"container {cd.get('name')} must have a read-only root filesystem")
+    return out
+
+
+def log_group_retention_kms(t: str, p: Mapping[str, Any], c: Mapping[str, Any]) -> list[str]:
+    if t != T_LOG_GROUP:
+        return []
+    out = []
+    if not p.get("retentionInDays"):
+        out.append("log group needs a retention period")
+    if not p.get("kmsKeyId"):
+        out.append("log group must be encrypted with KMS")
+    return out
+
+
+def iam_no_star(t: str, p: Mapping[str, Any], c: Mapping[str, Any]) -> list[str]:
+    if t not in IAM_POLICY_TYPES:
+        return []
+    doc = _doc(p.get("policy")) or {}
+    for s in _as_list(doc.get("Statement")):
+        if s.get("Effect") == "Allow" and "*" in _as_list(s.get("Action")) and "*" in _as_list(s.get("Resource")):
+            return ["IAM statement allows '*' actions on '*' resources"]
+    return []
+
+
+def _tag_map(t: str, p: Mapping[str, Any]) -> Mapping[str, Any]:
+    if t == T_ASG:
+        return {x.get("key"): x.get("value") for x in _as_list(p.get("tags"))}
+    return p.get("tags") or {}
+
+
+def required_tags(t: str, p: Mapping[str, Any], c: Mapping[str, Any]) -> list[str]:
+    if t not in TAGGABLE_TYPES and "tags" not in p:
+        return []
+    present = _tag_map(t, p)
+    missing = [k for k in REQUIRED_TAGS if not present.get(k)]
+    return [f"missing required tags: {', '.join(missing)}"] if missing else []
+
+
+# --- stack rules -----------------------------------------------------------------------
+
+
+def _referrers(resources: Sequence[Res], type_: str, prop: str) -> dict[str, list[Res]]:
+    """URN of a referenced resource -> resources of ``type_`` whose ``prop`` depends on it."""
+    out: dict[str, list[Res]] = {}
+    for r in resources:
+        if r.type == type_:
+            for urn in r.deps.get(prop, ()):
+                out.setdefault(urn, []).append(r)
+    return out
+
+
+def s3_bucket_hardened(resources: Sequence[Res], c: Mapping[str, Any]) -> list[tuple[str | None, str]]:
+    """Every bucket has a public access block, default encryption, versioning and a TLS-only policy."""
+    needs = {
+        T_PAB: "public access block",
+        T_SSE: "default encryption",
+        T_VERSIONING: "versioning",
+        T_BUCKET_POLICY: "TLS-only bucket policy",
+    }
+    attached = {t: _referrers(resources, t, "bucket") for t in needs}
+    out = []
+    for b in resources:
+        if b.type != T_BUCKET:
+            continue
+        missing = [label for t, label in needs.items() if b.urn not in attached[t]]
+        if T_VERSIONING in attached and b.urn in attached[T_VERSIONING]:
+            status = (attached[T_VERSIONING][b.urn][0].props.get("versioningConfiguration") or {}).get("status")
+            if status != "Enabled":
+                missing.append("versioning (Enabled)")
+        if missing:
+            out.append((b.urn, f"bucket {b.name} lacks: {', '.join(missing)}"))
+    return out
+
+
+def waf_attached(resources: Sequence[Res], c: Mapping[str, Any]) -> list[tuple[str | None, str]]:
+    """Where WAF is required every ALB has a web ACL association; every web ACL is attached."""
+    associated = _referrers(resources, T_WEB_ACL_ASSOC, "resourceArn")
+    used_acls = _referrers(resources, T_WEB_ACL_ASSOC, "webAclArn")
+    out: list[tuple[str | None, str]] = []
+    if c.get("required", True):
+        for lb in resources:
+            if lb.type == T_LB and lb.props.get("loadBalancerType", "application") == "application" and lb.urn not in associated:
+                out.append((lb.urn, f"ALB {lb.name} has no WAF web ACL attached"))
+    for acl in resources:
+        if acl.type == T_WEB_ACL and acl.urn not in used_acls:
+            out.append((acl.urn, f"web ACL {acl.name} is not attached to anything"))
+    return out
+
+
+def nat_per_az(resources: Sequence[Res], c: Mapping[str, Any]) -> list[tuple[str | None, str]]:
+    """Where HA is configured there is a NAT gateway in every AZ that has subnets."""
+    if not c.get("required", True):
+        return []
+    by_urn = {r.urn: r for r in resources}
+    subnet_azs = {r.props.get("availabilityZone") for r in resources if r.type == T_SUBNET}
+    nat_azs = set()
+    for nat in resources:
+        if nat.type == T_NAT:
+            for urn in nat.deps.get("subnetId", ()):
+                if urn in by_urn:
+                    nat_azs.add(by_urn[urn].props.get("availabilityZone"))
+    missing = sorted(a for a in subnet_azs - nat_azs if a)
+    return [(None, f"no NAT gateway in {', '.join(missing)} (one per AZ required)")] if missing else []
+
+
+BOOL_REQUIRED = {"required": {"type": "boolean", "default": True, "description": "whether this stack requires it"}}
+
+RULES: tuple[Rule, ...] = (
+    Rule("s3-public-access-block", "S3 public access blocks set all four flags", s3_public_access_block),
+    Rule("s3-encryption", "S3 default encryption is SSE-KMS with our key (SSE-S3 only where AWS requires)", s3_encryption),
+    Rule("s3-tls-only", "S3 bucket policies deny non-TLS requests", s3_tls_only),
+    Rule("s3-bucket-hardened", "Every S3 bucket has PAB, encryption, versioning and a TLS-only policy", stack_check=s3_bucket_hardened),
+    Rule("dynamodb-encryption", "DynamoDB tables use the customer-managed KMS key", dynamodb_encryption),
+    Rule("dynamodb-pitr", "DynamoDB point-in-time recovery where the stack requires it", dynamodb_pitr, config_schema=BOOL_REQUIRED),
+    Rule("deletion-protection", "Deletion protection on the table and ALB where the stack requires it", deletion_protection, config_schema=BOOL_REQUIRED),
+    Rule("kms-rotation", "KMS keys rotate", kms_rotation),
+    Rule(
+        "alb-https",
+        "ALB serves HTTPS with TLS 1.2+ and HTTP only redirects (unless plain HTTP is allowed)",
+        alb_https,
+        config_schema={"allowPlainHttp": {"type": "boolean", "default": False, "description": "stack has no certificate"}},
+    ),
+    Rule("alb-access-logs", "ALB access logs are enabled", alb_access_logs),
+    Rule("alb-drop-invalid-headers", "ALB drops invalid HTTP header fields", alb_drop_invalid_headers),
+    Rule("no-open-ingress", "No security-group ingress from 0.0.0.0/0 or ::/0 except 80/443", no_open_ingress),
+    Rule("ec2-imdsv2", "EC2 instances and launch templates require IMDSv2", ec2_imdsv2),
+    Rule("ec2-encrypted-volumes", "EC2 EBS volumes are encrypted", ec2_encrypted_volumes),
+    Rule("ec2-no-public-ip", "EC2 instances get no public IP", ec2_no_public_ip),
+    Rule("ecs-no-public-ip", "ECS services assign no public IP", ecs_no_public_ip),
+    Rule("ecs-task-hardening", "ECS containers run non-root with a read-only root filesystem", ecs_task_hardening),
+    Rule("log-group-retention-kms", "CloudWatch log groups have retention and KMS encryption", log_group_retention_kms),
+    Rule("iam-no-star", "No IAM statement allows '*' actions on '*' resources", iam_no_star),
+    Rule("required-tags", "Taggable resources carry Project/Environment/Owner/CostCenter", required_tags),
+    Rule("waf-attached", "A WAF web ACL is attached to the ALB where the stack requires it", stack_check=waf_attached, config_schema=BOOL_REQUIRED),
+    Rule("nat-per-az", "A NAT gateway per AZ where HA is configured", stack_check=nat_per_az, config_schema=BOOL_REQUIRED),
+)
+
+
+def rule_by_name(name: str) -> Rule:
+    for r in RULES:
+        if r.name == name:
+            return r
+    raise KeyError(name)
+
+
+def stack_policy_config(settings: Any) -> dict[str, dict[str, Any]]:
+    """Per-policy config derived from a stack's :class:`components.settings.Settings`.
+
+    This is what ``pulumi preview --policy-pack policies --policy-pack-config <file>``
+    should be given for that stack (``python -m policies.offline --emit-config``).
+    """
+    return {
+        "dynamodb-pitr": {"required": bool(settings.point_in_time_recovery)},
+        "deletion-protection": {"required": bool(settings.deletion_protection)},
+        "alb-https": {"allowPlainHttp": bool(settings.allow_plain_http and not settings.certificate_arn)},
+        "waf-attached": {"required": bool(settings.waf_enabled)},
+        "nat-per-az": {"required": bool(settings.nat_per_az)},
+    }
