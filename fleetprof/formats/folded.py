@@ -1,0 +1,342 @@
+"""Folded ("collapsed") stacks, Brendan Gregg's format: one ``root;…;leaf COUNT`` per line.
+
+Decoding contract (:func:`decode_folded`):
+
+* Each non-blank line that does not start with ``#`` is a stack and a count, separated by
+  the **last** run of whitespace (frame names may contain spaces). Frames are separated by
+  ``;``, root first; empty frames (``a;;b``) are dropped; a line whose stack is empty
+  (py-spy writes `` 2`` for idle samples) counts as an empty stack (the root's self value).
+* The count is a non-negative decimal integer that fits int64; anything else raises
+  :class:`ProfileFormatError` naming the 1-based line number.
+* py-spy ``--format raw`` frames ``name (file.py:12)`` (or ``name (file.py)`` with
+  ``--nolineno``) become function ``name`` in file ``file.py``; the line number is kept only
+  with ``keep_lines=True``. py-spy's root frames ``process 123:"cmd"`` and
+  ``thread (0x7f…)`` / ``thread (123): MainThread`` are kept whole as frames. A ``;`` inside a
+  py-spy location (a file name with a semicolon) does not split the frame.
+* Invalid UTF-8 is replaced (U+FFFD); gzip input is detected by magic and inflated within
+  ``limits.max_decompressed_bytes``.
+* Limits: more than ``limits.max_samples`` stack lines, or a frame longer than
+  ``limits.max_string_length`` bytes, raise; a stack deeper than ``limits.max_stack_depth``
+  keeps its leaf-most ``max_stack_depth - 1`` frames under a :data:`TRUNCATED_FRAME` root
+  and is counted in ``Profile.truncated_stacks``.
+* With ``sample_rate`` (Hz, as Pyroscope's legacy ``/ingest`` passes it) counts become CPU
+  nanoseconds: ``count * (10**9 // sample_rate)``, sample type ``cpu:nanoseconds`` and
+  period ``10**9 // sample_rate``.
+
+The decoder is vectorised with polars string kernels (no Python loop per line or per stack
+element); only unique frame strings are visited in Python.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import polars as pl
+
+from fleetprof.formats.errors import (
+    DEFAULT_LIMITS,
+    TRUNCATED_FRAME,
+    Limits,
+    ProfileFormatError,
+    maybe_gunzip,
+)
+from fleetprof.model.merge import empty_profile
+from fleetprof.model.profile import Profile, Stacks, ValueType, build, expand, positions
+
+FMT = "folded"
+SAMPLES = ValueType("samples", "count")
+CPU_NS = ValueType("cpu", "nanoseconds")
+_INT64_MAX = (1 << 63) - 1
+
+_PYSPY_ROOT = re.compile(r"^(?:process \d+:|thread \()")
+_PYSPY_FRAME = re.compile(r"^(.*?) \(([^()]+)\)$", re.S)
+_LOCATION_LINE = re.compile(r"^(.*):(\d{1,18})$", re.S)
+# A py-spy location group containing ';' (a file name with a semicolon).
+_SEMI_IN_LOCATION = r" \([^()]*;[^()]*\)"
+
+
+def decode_folded(
+    data: bytes,
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+    sample_type: ValueType = SAMPLES,
+    sample_rate: int | None = None,
+    keep_lines: bool = False,
+    pyspy_frames: bool = True,
+) -> Profile:
+    """Decode folded stacks into a :class:`Profile` (see the module contract)."""
+    text = maybe_gunzip(bytes(data), FMT, limits).decode("utf-8", "replace")
+    lines = _text_lines(text)
+    lines = lines.with_columns(pl.col("l").str.strip_chars_end())
+    lines = lines.filter((pl.col("l") != "") & ~pl.col("l").str.starts_with("#"))
+    _check_sample_count(lines.height, limits, FMT)
+    parsed = lines.select(
+        "lineno",
+        pl.col("l").str.extract(r"\s(\S*)$").alias("count_s"),
+        pl.col("l"),
+    ).with_columns(
+        pl.col("count_s").str.contains(r"^[0-9]+$").fill_null(False).alias("ok"),
+        pl.col("count_s").cast(pl.Int64, strict=False).alias("count"),
+    )
+    bad = parsed.filter(~pl.col("ok") | pl.col("count").is_null())
+    if bad.height:
+        row = bad.row(0, named=True)
+        what = "missing count" if row["count_s"] is None else f"bad count {row['count_s'][:40]!r}"
+        raise ProfileFormatError(FMT, what, f"line {row['lineno'] + 1}")
+    stacks = parsed.select(
+        "lineno",
+        pl.col("l")
+        .str.head(pl.col("l").str.len_chars() - pl.col("count_s").str.len_chars() - 1)
+        .str.strip_chars()
+        .alias("stack"),
+        "count",
+    )
+    counts = stacks["count"].to_numpy().astype(np.int64)
+    st = sample_type
+    period_type = None
+    period = 0
+    if sample_rate is not None:
+        counts, period = _counts_to_cpu_ns(counts, sample_rate)
+        st, period_type = CPU_NS, CPU_NS
+    return stacks_from_strings(
+        stacks["stack"],
+        counts,
+        stacks["lineno"].to_numpy(),
+        sample_type=st,
+        limits=limits,
+        keep_lines=keep_lines,
+        pyspy_frames=pyspy_frames,
+        fmt=FMT,
+        period_type=period_type,
+        period=period,
+    )
+
+
+def _text_lines(text: str) -> pl.DataFrame:
+    """``lineno`` (0-based) and ``l`` (the line without its ``\\n``) for every line."""
+    s = pl.Series("l", [text], dtype=pl.Utf8).str.split("\n").explode()
+    return pl.DataFrame({"l": s}).with_row_index("lineno")
+
+
+def _check_sample_count(n: int, limits: Limits, fmt: str) -> None:
+    if n > limits.max_samples:
+        raise ProfileFormatError(fmt, f"{n} stacks exceed the sample limit of {limits.max_samples}")
+
+
+def _counts_to_cpu_ns(counts: np.ndarray, sample_rate: int) -> tuple[np.ndarray, int]:
+    """Counts at ``sample_rate`` Hz as nanoseconds; raises on a bad rate or overflow."""
+    if not isinstance(sample_rate, int) or not 0 < sample_rate <= 10**9:
+        raise ProfileFormatError(FMT, f"bad sampleRate {sample_rate!r}", "sampleRate")
+    period = 10**9 // sample_rate
+    if len(counts) and int(counts.max()) > _INT64_MAX // period:
+        raise ProfileFormatError(FMT, "count overflows int64 nanoseconds", "count")
+    return counts * np.int64(period), period
+
+
+def stacks_from_strings(
+    stack: pl.Series,
+    counts: np.ndarray,
+    linenos: np.ndarray,
+    *,
+    sample_type: ValueType,
+    limits: Limits,
+    keep_lines: bool,
+    pyspy_frames: bool,
+    fmt: str,
+    period_type: ValueType | None = None,
+    period: int = 0,
+) -> Profile:
+    """Profile from ``;``-joined stack strings (root first) with one count each.
+
+    Shared by the folded and ``lines`` decoders; ``linenos`` (0-based) name lines in errors.
+    """
+    meta: dict[str, object] = {
+        "period_type": period_type,
+        "period": period,
+        "default_sample_type": sample_type.type,
+    }
+    if len(counts) == 0:
+        return empty_profile([sample_type], **meta)
+    if float(counts.astype(np.float64).sum()) > _INT64_MAX:
+        raise ProfileFormatError(fmt, "total of counts overflows int64", "count")
+    sidx, tokens = _split_frames(stack)
+    codes, uniq = _intern(tokens)
+    too_long = uniq.str.len_bytes() > limits.max_string_length
+    if too_long.any():
+        code = int(np.flatnonzero(too_long.to_numpy())[0])
+        row = int(sidx[np.flatnonzero(codes == code)[0]])
+        raise ProfileFormatError(
+            fmt, f"frame longer than the {limits.max_string_length}-byte limit", f"line {int(linenos[row]) + 1}"
+        )
+    names, files, lines = _frame_table(uniq.to_list(), keep_lines=keep_lines, pyspy=pyspy_frames)
+    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(sidx, minlength=len(counts)), out=offsets[1:])
+    offsets, frames, truncated = truncate_depth(offsets, codes, limits.max_stack_depth, marker=len(names))
+    if truncated:
+        names, files, lines = [*names, TRUNCATED_FRAME], [*files, ""], [*lines, 0]
+    stacks = Stacks(
+        names=names,
+        files=files,
+        lines=lines if keep_lines else None,
+        offsets=offsets,
+        frames=frames,
+        values=counts.reshape(-1, 1),
+    )
+    return build(stacks, [sample_type], truncated_stacks=truncated, **meta)
+
+
+def _split_frames(stack: pl.Series) -> tuple[np.ndarray, pl.Series]:
+    """Stack index and frame string of every non-empty frame, in stack order."""
+    df = pl.DataFrame({"stack": stack}).with_row_index("s")
+    special = df["stack"].str.contains(_SEMI_IN_LOCATION)
+    if special.any():
+        rare = df.filter(special)
+        parts = [_split_respecting_locations(s) for s in rare["stack"].to_list()]
+        rare_ex = pl.DataFrame(
+            {"s": rare["s"], "f": pl.Series(parts, dtype=pl.List(pl.Utf8))}
+        ).explode("f")
+        common = df.filter(~special).select("s", pl.col("stack").str.split(";").alias("f")).explode("f")
+        ex = pl.concat([common, rare_ex]).sort("s", maintain_order=True)
+    else:
+        ex = df.select("s", pl.col("stack").str.split(";").alias("f")).explode("f")
+    ex = ex.filter(pl.col("f").is_not_null() & (pl.col("f") != ""))
+    return ex["s"].to_numpy().astype(np.int64), ex["f"]
+
+
+def _split_respecting_locations(stack: str) -> list[str]:
+    """Split at ``;`` except inside a `` (…)`` location group (rare lines only)."""
+    out: list[str] = []
+    start = 0
+    depth = 0
+    for i, ch in enumerate(stack):
+        if ch == "(" and i > 0 and stack[i - 1] == " " and depth == 0:
+            close = stack.find(")", i)
+            depth = 1 if close != -1 and "(" not in stack[i + 1 : close] else 0
+        elif ch == ")" and depth:
+            depth = 0
+        elif ch == ";" and not depth:
+            out.append(stack[start:i])
+            start = i + 1
+    out.append(stack[start:])
+    return out
+
+
+def _intern(tokens: pl.Series) -> tuple[np.ndarray, pl.Series]:
+    """Dense codes (first-appearance order) of ``tokens`` and the unique strings.
+
+    Uses polars' in-process string hash for speed and verifies there was no collision
+    (falling back to an exact string join if there was)."""
+    if len(tokens) == 0:
+        return np.zeros(0, dtype=np.int64), pl.Series("f", [], dtype=pl.Utf8)
+    df = pl.DataFrame({"f": tokens, "h": tokens.hash()})
+    uniq = df.unique("h", keep="first", maintain_order=True).with_row_index("code")
+    codes = df.join(uniq.select("h", "code"), on="h", how="left", maintain_order="left")["code"]
+    reps = uniq["f"].gather(codes)
+    if not bool((reps == df["f"]).all()):
+        uniq = df.select("f").unique("f", keep="first", maintain_order=True).with_row_index("code")
+        codes = df.join(uniq, on="f", how="left", maintain_order="left")["code"]
+    return codes.to_numpy().astype(np.int64), uniq["f"]
+
+
+def _frame_table(frames: list[str], *, keep_lines: bool, pyspy: bool) -> tuple[list[str], list[str], list[int]]:
+    """Names, files and lines of unique frame strings (one Python step per unique frame)."""
+    names: list[str] = []
+    files: list[str] = []
+    lines: list[int] = []
+    for f in frames:
+        name, file, line = parse_frame(f) if pyspy else (f, "", 0)
+        names.append(name)
+        files.append(file)
+        lines.append(line if keep_lines else 0)
+    return names, files, lines
+
+
+def parse_frame(frame: str) -> tuple[str, str, int]:
+    """``(name, file, line)`` of one folded frame, understanding py-spy's raw notation."""
+    if _PYSPY_ROOT.match(frame):
+        return frame, "", 0
+    m = _PYSPY_FRAME.match(frame)
+    if not m or not m.group(1):
+        return frame, "", 0
+    name, loc = m.group(1), m.group(2)
+    ml = _LOCATION_LINE.match(loc)
+    if ml and ml.group(1):
+        return name, ml.group(1), int(ml.group(2))
+    return name, loc, 0
+
+
+def truncate_depth(
+    offsets: np.ndarray, frames: np.ndarray, max_depth: int, *, marker: int
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """CSR stacks with every stack deeper than ``max_depth`` cut to its leaf-most
+    ``max_depth - 1`` frames under frame index ``marker``; returns the count cut."""
+    lengths = np.diff(offsets)
+    deep = lengths > max_depth
+    n_deep = int(deep.sum())
+    if n_deep == 0:
+        return offsets, frames, 0
+    keep_tail = max(max_depth - 1, 0)
+    new_len = np.where(deep, keep_tail + 1, lengths)
+    new_off = np.zeros_like(offsets)
+    np.cumsum(new_len, out=new_off[1:])
+    sid = np.repeat(np.arange(len(lengths)), lengths)
+    pos = np.arange(len(frames)) - offsets[:-1][sid]
+    shift = np.where(deep, lengths - keep_tail, 0)[sid]
+    keep = pos >= shift
+    out = np.empty(int(new_off[-1]), dtype=np.int64)
+    out[new_off[:-1][deep]] = marker
+    dest = new_off[:-1][sid] + pos - shift + deep[sid]
+    out[dest[keep]] = frames[keep]
+    return new_off, out, n_deep
+
+
+def encode_folded(profile: Profile, type_index: int | None = None, *, with_files: bool = False) -> bytes:
+    """Folded text of one value column: one line per distinct stack (frames joined by
+    ``;``, root first), sorted, stacks with a zero value omitted, newline-terminated.
+
+    Frames are plain ``name`` (or py-spy style ``name (file:line)`` with ``with_files``);
+    ``;`` and line breaks inside names are replaced by ``:`` and spaces so the output
+    always parses back. Empty stacks (root self value) are written as `` COUNT``."""
+    ti = profile.type_index() if type_index is None else type_index
+    col = profile.value_cols[ti]
+    ex = expand(profile)
+    values = ex.samples[col].to_numpy().astype(np.int64)
+    lengths = np.diff(ex.offsets)
+    sid = np.repeat(np.arange(len(lengths)), lengths)
+    labels = _frame_labels(profile, ex.frame_ids, with_files)
+    frames = pl.DataFrame({"s": sid, "f": labels}, schema={"s": pl.Int64, "f": pl.Utf8})
+    joined = frames.group_by("s", maintain_order=True).agg(pl.col("f").str.join(";"))
+    per_stack = pl.DataFrame({"s": np.arange(len(lengths)), "v": values}).join(joined, on="s", how="left")
+    out = (
+        per_stack.with_columns(pl.col("f").fill_null(""))
+        .group_by("f")
+        .agg(pl.col("v").sum())
+        .filter(pl.col("v") != 0)
+        .sort("f")
+    )
+    if out.height == 0:
+        return b""
+    text = out.select(pl.concat_str([pl.col("f"), pl.lit(" "), pl.col("v").cast(pl.Utf8)]).str.join("\n"))
+    return (text.item() + "\n").encode("utf-8")
+
+
+def _frame_labels(profile: Profile, fids: np.ndarray, with_files: bool) -> pl.Series:
+    """Sanitised folded label of every frame id in ``fids`` (a label per frame-table row,
+    gathered through a hash join)."""
+    fr = profile.frames
+    name = pl.col("name").str.replace_all(";", ":", literal=True).str.replace_all(r"[\r\n]", " ")
+    if with_files:
+        file = pl.col("file").str.replace_all(r"[;()\r\n]", "_")
+        loc = pl.when(pl.col("line") > 0).then(pl.concat_str([file, pl.lit(":"), pl.col("line").cast(pl.Utf8)])).otherwise(file)
+        name = pl.when(pl.col("file") != "").then(pl.concat_str([name, pl.lit(" ("), loc, pl.lit(")")])).otherwise(name)
+    labels = fr.select(name.alias("f"))["f"]
+    if len(fids) == 0:
+        return pl.Series("f", [], dtype=pl.Utf8)
+    pos = positions(fr["frame_id"].to_numpy(), fids)
+    if np.any(pos < 0):
+        raise ValueError("profile stacks reference frames missing from the frame table")
+    return labels.gather(pos)
+
+
+__all__ = ["decode_folded", "encode_folded", "parse_frame", "stacks_from_strings", "truncate_depth"]
