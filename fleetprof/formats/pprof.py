@@ -1,0 +1,756 @@
+"""pprof decoder: ``profile.proto`` bytes (gzipped or raw) → canonical :class:`Profile`.
+
+Contract (:func:`decode_pprof`):
+
+* gzip is detected by its magic bytes, never by name; decompression is bounded by
+  ``limits.max_decompressed_bytes``.
+* Every sample type becomes a value column (``v0`` … in ``sample_type`` order);
+  ``default_sample_type``, ``period_type``, ``period``, ``time_nanos``, ``duration_nanos``
+  and ``comment`` are carried over as metadata (a ``default_sample_type`` that names no
+  sample type is dropped).
+* A location expands to one frame per ``Line``; the lines of one location are
+  innermost-first on the wire (the last line is the caller), so they are reversed to
+  get root-first order. A location without lines (or a line without a function) is
+  named from its mapping's file basename and its address (``libfoo.so 0x1a2b``), just the
+  address without a mapping, ``<unknown>`` without either; its file is the mapping file.
+* Frames are (function name, file); the line number is kept only with ``keep_lines``.
+* Every string-table and id reference is validated: a bad one raises
+  :class:`ProfileFormatError` naming the field (``sample[12].location_id``,
+  ``location[3].line[0].function_id`` …). So do a wrong value count, duplicate or zero ids,
+  malformed protobuf and a string table whose first entry is not ``""``.
+* ``drop_frames`` / ``keep_frames`` follow google/pprof's ``Profile.Prune``: the regexes
+  are anchored (``^(…)$``) and matched against the simplified function name (argument
+  list removed); scanning a stack from the root, after the first frame that does not
+  match, the first matching location and everything below it (toward the leaf) are
+  removed — unless the match is an inlined caller inside the location, in which case
+  only the lines below the match are removed. ``keep_frames`` exempts matches.
+* Sample labels become label sets: string labels ``key → value``; numeric labels
+  ``key → "<num> <unit>"`` (``"<num>"`` without a unit).
+* Stacks deeper than ``limits.max_stack_depth`` keep their leaf-most frames below one
+  :data:`TRUNCATED_FRAME` root frame (``max_stack_depth`` frames in all); the number of
+  such samples is ``profile.truncated_stacks``.
+* Invalid UTF-8 is replaced (U+FFFD); strings longer than ``limits.max_string_length``
+  and more samples than ``limits.max_samples`` are errors.
+
+Speed: the profile is split by protobuf's C parser (upb) with samples kept as raw bytes
+(``pprof_view.proto``); the samples' fields and packed varints are then decoded in bulk
+with numpy, one pass per field position rather than a Python loop per sample. Python
+loops run once per location, function, mapping and distinct label set only.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+from google.protobuf.message import DecodeError
+
+from fleetprof.formats.errors import (
+    DEFAULT_LIMITS,
+    TRUNCATED_FRAME,
+    Limits,
+    ProfileFormatError,
+    maybe_gunzip,
+)
+from fleetprof.formats.proto import pprof_view_pb2, profile_pb2
+from fleetprof.model.profile import Profile, Stacks, ValueType, build
+
+FMT = "pprof"
+
+_U64 = np.uint64
+_MAX_WALK_ITER = 24
+"""Field positions decoded in bulk per message; messages with more fields fall back to upb."""
+
+
+def decode_pprof(data: bytes, *, limits: Limits = DEFAULT_LIMITS, keep_lines: bool = False) -> Profile:
+    """Decode pprof bytes into a canonical profile (see the module contract)."""
+    raw = maybe_gunzip(bytes(data) if not isinstance(data, bytes) else data, FMT, limits)
+    if not raw:
+        raise ProfileFormatError(FMT, "empty input")
+    view = pprof_view_pb2.ProfileView()
+    try:
+        view.ParseFromString(raw)
+    except (DecodeError, RecursionError, ValueError) as e:
+        raise ProfileFormatError(FMT, f"not a valid profile.proto message ({e})") from None
+    if len(view.sample) > limits.max_samples:
+        raise ProfileFormatError(FMT, f"{len(view.sample)} samples exceed the {limits.max_samples}-sample limit", "sample")
+    strings = _string_table(view, limits)
+    st = _Strings(strings)
+    sample_types = tuple(
+        ValueType(st.get(v.type, f"sample_type[{i}].type"), st.get(v.unit, f"sample_type[{i}].unit"))
+        for i, v in enumerate(view.sample_type)
+    )
+    period_type = None
+    if view.HasField("period_type"):
+        period_type = ValueType(st.get(view.period_type.type, "period_type.type"), st.get(view.period_type.unit, "period_type.unit"))
+    default = st.get(view.default_sample_type, "default_sample_type") or None
+    if default is not None and default not in {t.type for t in sample_types}:
+        default = None
+    comments = tuple(st.get(c, f"comment[{i}]") for i, c in enumerate(view.comment))
+    drop_rx = _anchored(st.get(view.drop_frames, "drop_frames"), "drop_frames")
+    keep_rx = _anchored(st.get(view.keep_frames, "keep_frames"), "keep_frames")
+
+    locs = _locations(view, st, keep_lines, drop_rx, keep_rx)
+    samples = _samples(view, len(sample_types), limits)
+    loc_index = _resolve_locations(locs.ids, samples.loc_ids, samples.loc_offsets)
+    offsets, elems = _reverse_segments(samples.loc_offsets, loc_index)  # root first
+    if drop_rx is not None:
+        offsets, elems = _prune(offsets, elems, locs.prune, locs.prune_beneath)
+    offsets, frames = _expand_locations(offsets, elems, locs.frame_offsets, locs.frames)
+    names, files, lines = locs.names, locs.files, locs.lines
+    offsets, frames, truncated = _truncate(offsets, frames, limits.max_stack_depth, len(names))
+    if truncated:
+        names, files, lines = [*names, TRUNCATED_FRAME], [*files, ""], [*lines, 0]
+    label_index, label_sets = _label_sets(samples, st, len(strings))
+    stacks = Stacks(
+        names=names,
+        files=files,
+        offsets=offsets,
+        frames=frames,
+        values=samples.values,
+        lines=lines if keep_lines else None,
+        label_index=label_index,
+        label_sets=label_sets,
+    )
+    return build(
+        stacks,
+        sample_types,
+        period_type=period_type,
+        period=int(view.period),
+        default_sample_type=default,
+        time_nanos=int(view.time_nanos),
+        duration_nanos=int(view.duration_nanos),
+        truncated_stacks=truncated,
+        comments=comments,
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# strings
+
+
+def _string_table(view: pprof_view_pb2.ProfileView, limits: Limits) -> list[str]:
+    table = list(view.string_table)
+    if not table or table[0] != b"":
+        raise ProfileFormatError(FMT, 'the first string-table entry must be ""', "string_table[0]")
+    longest = max(map(len, table))
+    if longest > limits.max_string_length:
+        i = next(i for i, s in enumerate(table) if len(s) > limits.max_string_length)
+        raise ProfileFormatError(FMT, f"string of {len(table[i])} bytes exceeds the {limits.max_string_length}-byte limit", f"string_table[{i}]")
+    return [s.decode("utf-8", "replace") for s in table]
+
+
+class _Strings:
+    __slots__ = ("table", "n")
+
+    def __init__(self, table: list[str]) -> None:
+        self.table = table
+        self.n = len(table)
+
+    def get(self, idx: int, where: str) -> str:
+        if 0 <= idx < self.n:
+            return self.table[idx]
+        raise ProfileFormatError(FMT, f"string index {idx} out of range (table has {self.n})", where)
+
+
+def _anchored(pattern: str, where: str) -> re.Pattern[str] | None:
+    if not pattern:
+        return None
+    try:
+        return re.compile(f"(?:{pattern})\\Z")
+    except (re.error, RecursionError, OverflowError) as e:
+        raise ProfileFormatError(FMT, f"bad regular expression ({e})", where) from None
+
+
+_RESERVED = ("(anonymous namespace)", "operator()")
+
+
+def simplify_func(name: str) -> str:
+    """pprof's function-name simplification for drop/keep matching: strip a leading ``.``
+    (PPC64 ELFv1) and the argument list (from the first ``(`` that does not start a
+    reserved name such as ``(anonymous namespace)``)."""
+    s = name[1:] if name.startswith(".") else name
+    i = 0
+    while True:
+        j = s.find("(", i)
+        if j < 0:
+            return s
+        for res in _RESERVED:
+            k = res.index("(")
+            if s.startswith(res, j - k) and j - k >= 0:
+                i = j - k + len(res)
+                break
+        else:
+            return s[:j] if j > 0 else s
+
+
+# ---------------------------------------------------------------------------------------
+# mappings, functions, locations (one Python loop per entity: fine, not per sample)
+
+
+@dataclass
+class _Locations:
+    ids: np.ndarray  # uint64, location i's id
+    frame_offsets: np.ndarray  # int64 (L+1): location i's frames (root first) are frames[o[i]:o[i+1]]
+    frames: np.ndarray  # int64 indices into names/files/lines
+    names: list[str]
+    files: list[str]
+    lines: list[int]
+    prune: np.ndarray  # bool per location (drop_frames: whole location matched)
+    prune_beneath: np.ndarray  # bool per location (matched somewhere in it)
+
+
+def _locations(view, st: _Strings, keep_lines: bool, drop_rx, keep_rx) -> _Locations:
+    table = st.table
+    nstr = st.n
+    mappings: dict[int, tuple[str, str]] = {}
+    positional = _all_zero_ids(view.mapping)
+    for i, m in enumerate(view.mapping):
+        mid = i + 1 if positional else m.id
+        if mid == 0:
+            raise ProfileFormatError(FMT, "mapping id must be non-zero", f"mapping[{i}].id")
+        if mid in mappings:
+            raise ProfileFormatError(FMT, f"duplicate mapping id {mid}", f"mapping[{i}].id")
+        fname = st.get(m.filename, f"mapping[{i}].filename")
+        st.get(m.build_id, f"mapping[{i}].build_id")
+        base = fname.rsplit("/", 1)[-1] if fname else ""
+        mappings[mid] = (base, fname)
+    functions: dict[int, tuple[str, str]] = {}
+    positional = _all_zero_ids(view.function)
+    for i, f in enumerate(view.function):
+        fid, n, sn, fn = (i + 1 if positional else f.id), f.name, f.system_name, f.filename
+        if fid == 0:
+            raise ProfileFormatError(FMT, "function id must be non-zero", f"function[{i}].id")
+        if fid in functions:
+            raise ProfileFormatError(FMT, f"duplicate function id {fid}", f"function[{i}].id")
+        if not (0 <= n < nstr):
+            st.get(n, f"function[{i}].name")
+        if not (0 <= sn < nstr):
+            st.get(sn, f"function[{i}].system_name")
+        if not (0 <= fn < nstr):
+            st.get(fn, f"function[{i}].filename")
+        functions[fid] = (table[n] or table[sn], table[fn])
+
+    frame_index: dict[tuple[str, str, int], int] = {}
+    names: list[str] = []
+    files: list[str] = []
+    lines_out: list[int] = []
+
+    def intern(key: tuple[str, str, int]) -> int:
+        idx = frame_index.get(key)
+        if idx is None:
+            idx = frame_index[key] = len(names)
+            names.append(key[0])
+            files.append(key[1])
+            lines_out.append(key[2])
+        return idx
+
+    nloc = len(view.location)
+    ids = np.empty(nloc, dtype=_U64)
+    counts = np.empty(nloc, dtype=np.int64)
+    flat: list[int] = []
+    prune = np.zeros(nloc, dtype=bool)
+    beneath = np.zeros(nloc, dtype=bool)
+    prune_cache: dict[str, bool] = {}
+
+    def pruned(fname: str) -> bool:
+        r = prune_cache.get(fname)
+        if r is None:
+            s = simplify_func(fname)
+            r = bool(drop_rx.match(s)) and not (keep_rx is not None and keep_rx.match(s))
+            prune_cache[fname] = r
+        return r
+
+    seen: set[int] = set()
+    positional = _all_zero_ids(view.location)
+    for i, loc in enumerate(view.location):
+        lid = i + 1 if positional else loc.id
+        if lid == 0:
+            raise ProfileFormatError(FMT, "location id must be non-zero", f"location[{i}].id")
+        if lid in seen:
+            raise ProfileFormatError(FMT, f"duplicate location id {lid}", f"location[{i}].id")
+        seen.add(lid)
+        ids[i] = lid
+        mid = loc.mapping_id
+        if mid and mid not in mappings:
+            raise ProfileFormatError(FMT, f"unknown mapping id {mid}", f"location[{i}].mapping_id")
+        lns = loc.line
+        if not lns:
+            flat.append(intern(_address_frame(mappings.get(mid), loc.address)))
+            counts[i] = 1
+            continue
+        # Wire order is innermost first (the last line is the caller).
+        entries: list[tuple[str, str, int]] = []
+        for j, ln in enumerate(lns):
+            fid = ln.function_id
+            if fid == 0:
+                entries.append(_address_frame(mappings.get(mid), loc.address))
+                continue
+            fn = functions.get(fid)
+            if fn is None:
+                raise ProfileFormatError(FMT, f"unknown function id {fid}", f"location[{i}].line[{j}].function_id")
+            name, file = fn
+            if not name:
+                base_name = _address_frame(mappings.get(mid), loc.address)[0]
+                name = base_name
+            entries.append((name, file, ln.line if keep_lines else 0))
+        if drop_rx is not None:
+            # pprof: scan from the caller-most line down; the first match prunes it and
+            # everything inlined below it.
+            k = len(lns) - 1
+            while k >= 0:
+                fid = lns[k].function_id
+                fn = functions.get(fid) if fid else None
+                if fn is not None and fn[0] and pruned(fn[0]):
+                    break
+                k -= 1
+            if k >= 0:
+                beneath[i] = True
+                if k == len(lns) - 1:
+                    prune[i] = True
+                else:
+                    entries = entries[k + 1 :]
+        for e in reversed(entries):
+            flat.append(intern(e))
+        counts[i] = len(entries)
+    offsets = np.zeros(nloc + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    return _Locations(ids, offsets, np.array(flat, dtype=np.int64), names, files, lines_out, prune, beneath)
+
+
+def _all_zero_ids(entities) -> bool:
+    """Some writers (the .NET profiler) leave every id unset and reference entities by
+    position; a table whose ids are *all* zero is read as ids 1, 2, …"""
+    return len(entities) > 0 and all(e.id == 0 for e in entities)
+
+
+def _address_frame(mapping: tuple[str, str] | None, address: int) -> tuple[str, str, int]:
+    if mapping is not None and mapping[0]:
+        return (f"{mapping[0]} 0x{address:x}", mapping[1], 0)
+    if address:
+        return (f"0x{address:x}", "", 0)
+    return ("<unknown>", "", 0)
+
+
+# ---------------------------------------------------------------------------------------
+# samples: bulk decoding of the raw sample messages
+
+
+@dataclass
+class _Samples:
+    loc_offsets: np.ndarray  # int64 (S+1): sample s's location ids (leaf first)
+    loc_ids: np.ndarray  # uint64
+    values: np.ndarray  # int64 (S, T)
+    label_owner: np.ndarray  # int64 sample index of each label
+    label_key: np.ndarray  # int64 string indices
+    label_str: np.ndarray
+    label_num: np.ndarray
+    label_unit: np.ndarray
+
+
+@dataclass
+class _Fields:
+    """Fields found by :func:`_walk`, in wire order within each message."""
+
+    owner: np.ndarray  # message index
+    field: np.ndarray  # field number
+    wire: np.ndarray  # wire type
+    pos: np.ndarray  # byte position of the tag (global)
+    value: np.ndarray  # uint64 varint value (wire type 0)
+    start: np.ndarray  # payload start (wire type 2)
+    end: np.ndarray  # payload end (wire type 2)
+    leftover: np.ndarray  # messages with more than ``max_iter`` fields (not walked)
+
+
+def _varints_at(buf: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Varints starting at ``pos`` (buf is padded with zero bytes): values, lengths, and a
+    mask of those longer than 10 bytes."""
+    b = buf[pos]
+    val = (b & 0x7F).astype(_U64)
+    length = np.ones(len(pos), dtype=np.int64)
+    idx = np.flatnonzero(b & 0x80)
+    k = 1
+    bad = np.zeros(len(pos), dtype=bool)
+    while len(idx):
+        if k == 10:
+            bad[idx] = True
+            break
+        b = buf[pos[idx] + k]
+        val[idx] |= (b & 0x7F).astype(_U64) << _U64(7 * k)
+        length[idx] += 1
+        idx = idx[(b & 0x80) != 0]
+        k += 1
+    return val, length, bad
+
+
+def _walk(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, what: str, max_iter: int = _MAX_WALK_ITER) -> _Fields:
+    """Decode the fields of many messages at once: one vectorised step per field position."""
+    n = len(starts)
+    active = np.flatnonzero(ends > starts)
+    cur = starts[active].copy()
+    parts: list[tuple[np.ndarray, ...]] = []
+    it = 0
+    while len(active) and it < max_iter:
+        it += 1
+        end = ends[active]
+        tag, tlen, bad = _varints_at(buf, cur)
+        field = (tag >> _U64(3)).astype(np.int64)
+        wire = (tag & _U64(7)).astype(np.int64)
+        p = cur + tlen
+        nxt = np.empty_like(cur)
+        val = np.zeros(len(cur), dtype=_U64)
+        pstart = np.zeros(len(cur), dtype=np.int64)
+        pend = np.zeros(len(cur), dtype=np.int64)
+        problem = bad | (field == 0) | (tag > _U64(0xFFFFFFFF)) | (p > end)
+        w0 = np.flatnonzero(wire == 0)
+        if len(w0):
+            v, vl, b0 = _varints_at(buf, p[w0])
+            val[w0] = v
+            nxt[w0] = p[w0] + vl
+            problem[w0] |= b0
+        w2 = np.flatnonzero(wire == 2)
+        if len(w2):
+            ln, ll, b2 = _varints_at(buf, p[w2])
+            s = p[w2] + ll
+            big = ln > _U64(1 << 40)
+            problem[w2] |= b2 | big
+            ln = np.where(big, _U64(0), ln).astype(np.int64)
+            pstart[w2] = s
+            pend[w2] = s + ln
+            nxt[w2] = s + ln
+        w1 = np.flatnonzero(wire == 1)
+        nxt[w1] = p[w1] + 8
+        w5 = np.flatnonzero(wire == 5)
+        nxt[w5] = p[w5] + 4
+        problem |= (wire == 3) | (wire == 4) | (wire > 5)
+        problem |= nxt > end
+        if problem.any():
+            k = int(np.flatnonzero(problem)[0])
+            raise ProfileFormatError(FMT, "malformed protobuf field", f"{what}[{int(active[k])}] byte {int(cur[k] - starts[active[k]])}")
+        parts.append((active, field, wire, cur, val, pstart, pend))
+        keep = nxt < end
+        active = active[keep]
+        cur = nxt[keep]
+    if parts:
+        cols = [np.concatenate([p[i] for p in parts]) for i in range(7)]
+        if len(parts) > 1:
+            order = np.argsort(cols[3], kind="stable")
+            cols = [c[order] for c in cols]
+    else:
+        cols = [np.zeros(0, np.int64)] * 4 + [np.zeros(0, _U64)] + [np.zeros(0, np.int64)] * 2
+    del n
+    return _Fields(*cols, leftover=active)
+
+
+def _packed(buf: np.ndarray, owner: np.ndarray, start: np.ndarray, end: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Decode packed varint payloads ``buf[start:end]``: (owner, byte position, value) of every
+    element, in span order."""
+    lens = end - start
+    nz = lens > 0
+    if not nz.all():
+        owner, start, lens = owner[nz], start[nz], lens[nz]
+    if len(lens) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, _U64)
+    off = np.zeros(len(lens), dtype=np.int64)
+    np.cumsum(lens[:-1], out=off[1:])
+    total = int(off[-1] + lens[-1])
+    idx = np.arange(total, dtype=np.int64)
+    idx += np.repeat(start - off, lens)
+    b = buf[idx]
+    term = b < 0x80
+    last_ok = term[off + lens - 1]
+    if not last_ok.all():
+        k = int(np.flatnonzero(~last_ok)[0])
+        raise ProfileFormatError(FMT, "truncated packed varint", f"{what}[{int(owner[k])}]")
+    tend = np.flatnonzero(term)
+    tstart = np.empty_like(tend)
+    tstart[0] = 0
+    tstart[1:] = tend[:-1] + 1
+    vlen = tend - tstart + 1
+    val = (b[tstart] & 0x7F).astype(_U64)
+    maxlen = int(vlen.max())
+    if maxlen > 10:
+        k = int(np.searchsorted(off, tstart[int(np.argmax(vlen))], side="right") - 1)
+        raise ProfileFormatError(FMT, "varint longer than 10 bytes", f"{what}[{int(owner[k])}]")
+    for k in range(1, maxlen):
+        m = np.flatnonzero(vlen > k)
+        val[m] |= (b[tstart[m] + k] & 0x7F).astype(_U64) << _U64(7 * k)
+    per_span = np.add.reduceat(term.astype(np.int64), off)
+    return np.repeat(owner, per_span), idx[tstart], val
+
+
+def _samples(view, ntypes: int, limits: Limits) -> _Samples:
+    raw = list(view.sample)
+    n = len(raw)
+    lens = np.fromiter(map(len, raw), dtype=np.int64, count=n)
+    starts = np.zeros(n, dtype=np.int64)
+    if n:
+        np.cumsum(lens[:-1], out=starts[1:])
+    ends = starts + lens
+    joined = b"".join(raw)
+    buf = np.frombuffer(joined + bytes(16), dtype=np.uint8)
+    f = _walk(buf, starts, ends, "sample")
+
+    loc_parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (owner, pos, value)
+    val_parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    lab_start: list[np.ndarray] = []
+    lab_end: list[np.ndarray] = []
+    lab_owner: list[np.ndarray] = []
+    bad_wire = ((f.field == 1) | (f.field == 2)) & (f.wire != 0) & (f.wire != 2) | (f.field == 3) & (f.wire != 2)
+    if bad_wire.any():
+        k = int(np.flatnonzero(bad_wire)[0])
+        raise ProfileFormatError(FMT, f"wrong wire type {int(f.wire[k])} for field {int(f.field[k])}", f"sample[{int(f.owner[k])}]")
+    for fld, parts in ((1, loc_parts), (2, val_parts)):
+        m = f.field == fld
+        packed = np.flatnonzero(m & (f.wire == 2))
+        single = np.flatnonzero(m & (f.wire == 0))
+        if len(packed):
+            parts.append(_packed(buf, f.owner[packed], f.start[packed], f.end[packed], "sample"))
+        if len(single):
+            parts.append((f.owner[single], f.pos[single], f.value[single]))
+    lm = np.flatnonzero(f.field == 3)
+    lab_owner.append(f.owner[lm])
+    lab_start.append(f.start[lm])
+    lab_end.append(f.end[lm])
+
+    if len(f.leftover):
+        # Messages with unusually many fields (unpacked repeated fields, many labels):
+        # let upb parse them one by one.
+        lo, lp, lv, vo, vp, vv = [], [], [], [], [], []
+        lab_rows: list[tuple[int, int, int, int, int]] = []
+        for s in f.leftover.tolist():
+            msg = profile_pb2.Sample()
+            try:
+                msg.ParseFromString(raw[s])
+            except (DecodeError, ValueError) as e:
+                raise ProfileFormatError(FMT, f"malformed sample ({e})", f"sample[{s}]") from None
+            base = int(starts[s])
+            ids = list(msg.location_id)
+            lo.extend([s] * len(ids))
+            lp.extend(range(base, base + len(ids)))
+            lv.extend(ids)
+            vals = [v & 0xFFFFFFFFFFFFFFFF for v in msg.value]
+            vo.extend([s] * len(vals))
+            vp.extend(range(base, base + len(vals)))
+            vv.extend(vals)
+            for lab in msg.label:
+                lab_rows.append((s, lab.key, lab.str, lab.num, lab.num_unit))
+        loc_parts.append((np.array(lo, np.int64), np.array(lp, np.int64), np.array(lv, _U64)))
+        val_parts.append((np.array(vo, np.int64), np.array(vp, np.int64), np.array(vv, _U64)))
+        extra = np.array(lab_rows, dtype=np.int64).reshape(-1, 5)
+    else:
+        extra = np.zeros((0, 5), dtype=np.int64)
+
+    loc_owner, loc_ids = _ordered(loc_parts)
+    val_owner, vals = _ordered(val_parts)
+    counts = np.bincount(val_owner, minlength=n) if len(val_owner) else np.zeros(n, np.int64)
+    wrong = np.flatnonzero(counts != ntypes)
+    if len(wrong):
+        s = int(wrong[0])
+        raise ProfileFormatError(FMT, f"sample has {int(counts[s])} values for {ntypes} sample types", f"sample[{s}].value")
+    values = vals.view(np.int64).reshape(n, ntypes)
+    loc_counts = np.bincount(loc_owner, minlength=n) if len(loc_owner) else np.zeros(n, np.int64)
+    loc_offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(loc_counts, out=loc_offsets[1:])
+
+    owner = np.concatenate(lab_owner)
+    key = np.zeros(0, np.int64)
+    sv = num = unit = key
+    if len(owner):
+        lf = _walk(buf, np.concatenate(lab_start), np.concatenate(lab_end), "sample_label")
+        if len(lf.leftover):
+            raise ProfileFormatError(FMT, "label with too many fields", "sample.label")
+        bad = (lf.field <= 4) & (lf.wire != 0)
+        if bad.any():
+            k = int(np.flatnonzero(bad)[0])
+            raise ProfileFormatError(FMT, f"wrong wire type {int(lf.wire[k])} for field {int(lf.field[k])}", f"sample[{int(owner[lf.owner[k]])}].label")
+        cols = []
+        for fld in (1, 2, 3, 4):
+            col = np.zeros(len(owner), dtype=_U64)
+            m = np.flatnonzero(lf.field == fld)
+            col[lf.owner[m]] = lf.value[m]  # wire order: the last occurrence wins
+            cols.append(col.view(np.int64))
+        key, sv, num, unit = cols
+    if len(extra):
+        owner = np.concatenate([owner, extra[:, 0]])
+        key = np.concatenate([key, extra[:, 1]])
+        sv = np.concatenate([sv, extra[:, 2]])
+        num = np.concatenate([num, extra[:, 3]])
+        unit = np.concatenate([unit, extra[:, 4]])
+    return _Samples(loc_offsets, loc_ids, values, owner, key, sv, num, unit)
+
+
+def _ordered(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    if not parts:
+        return np.zeros(0, np.int64), np.zeros(0, _U64)
+    if len(parts) == 1:
+        return parts[0][0], parts[0][2]
+    owner = np.concatenate([p[0] for p in parts])
+    pos = np.concatenate([p[1] for p in parts])
+    val = np.concatenate([p[2] for p in parts])
+    order = np.argsort(pos, kind="stable")
+    return owner[order], val[order]
+
+
+# ---------------------------------------------------------------------------------------
+# stacks
+
+
+def _resolve_locations(ids: np.ndarray, refs: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Location index of every referenced location id (validated)."""
+    if len(refs) == 0:
+        return np.zeros(0, dtype=np.int64)
+    if len(ids) and int(ids.max()) <= 4 * len(ids) + 4096:
+        lut = np.full(int(ids.max()) + 1, -1, dtype=np.int64)
+        lut[ids.astype(np.int64)] = np.arange(len(ids), dtype=np.int64)
+        inside = refs < _U64(len(lut))
+        out = np.full(len(refs), -1, dtype=np.int64)
+        out[inside] = lut[refs[inside].astype(np.int64)]
+    else:
+        out = np.full(len(refs), -1, dtype=np.int64)
+        if len(ids):
+            order = np.argsort(ids)
+            sorted_ids = ids[order]
+            pos = np.minimum(np.searchsorted(sorted_ids, refs), len(ids) - 1)
+            hit = sorted_ids[pos] == refs
+            out[hit] = order[pos[hit]]
+    bad = np.flatnonzero(out < 0)
+    if len(bad):
+        k = int(bad[0])
+        s = int(np.searchsorted(offsets, k, side="right") - 1)
+        raise ProfileFormatError(FMT, f"unknown location id {int(refs[k])}", f"sample[{s}].location_id")
+    return out
+
+
+def _reverse_segments(offsets: np.ndarray, elems: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Reverse every CSR segment (leaf-first → root-first)."""
+    if len(elems) == 0:
+        return offsets, elems
+    lengths = np.diff(offsets)
+    # element j of segment [s, e) goes to s + e - 1 - j
+    base = np.repeat(offsets[:-1] + offsets[1:] - 1, lengths)
+    src = base - np.arange(len(elems), dtype=np.int64)
+    return offsets, elems[src]
+
+
+def _segment_ids(offsets: np.ndarray) -> np.ndarray:
+    return np.repeat(np.arange(len(offsets) - 1, dtype=np.int64), np.diff(offsets))
+
+
+def _prune(offsets: np.ndarray, elems: np.ndarray, prune: np.ndarray, beneath: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """google/pprof ``Prune`` on root-first location stacks (see the module contract)."""
+    if len(elems) == 0:
+        return offsets, elems
+    seg = _segment_ids(offsets)
+    flagged = beneath[elems] | prune[elems]
+    user = ~flagged
+    # any user frame strictly before this element within the same stack?
+    cu = np.cumsum(user)
+    before = cu - user - np.where(offsets[seg] > 0, cu[np.maximum(offsets[seg] - 1, 0)], 0)
+    cand = flagged & (before > 0)
+    n = len(offsets) - 1
+    cut = np.diff(offsets).copy()  # new length per stack
+    ci = np.flatnonzero(cand)
+    if len(ci):
+        s = seg[ci]
+        first = np.ones(len(ci), dtype=bool)
+        first[1:] = s[1:] != s[:-1]
+        ci, s = ci[first], s[first]
+        pos = ci - offsets[s]
+        cut[s] = np.where(prune[elems[ci]], pos, pos + 1)
+    keep = (np.arange(len(elems)) - offsets[seg]) < cut[seg]
+    new_off = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(cut, out=new_off[1:])
+    return new_off, elems[keep]
+
+
+def _expand_locations(offsets: np.ndarray, loc: np.ndarray, lf_off: np.ndarray, lf_frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Replace every location by its frames (root first)."""
+    lf_len = np.diff(lf_off)
+    if len(loc) == 0:
+        return offsets, np.zeros(0, dtype=np.int64)
+    if len(lf_len) and (lf_len == 1).all():
+        return offsets, lf_frames[loc]
+    cnt = lf_len[loc]
+    cum = np.cumsum(cnt)
+    total = int(cum[-1])
+    start_out = cum - cnt
+    src = np.arange(total, dtype=np.int64) + np.repeat(lf_off[loc] - start_out, cnt)
+    frames = lf_frames[src]
+    new_off = np.zeros(len(offsets), dtype=np.int64)
+    ends = offsets[1:]
+    nz = ends > 0
+    new_off[1:][nz] = cum[ends[nz] - 1]
+    return new_off, frames
+
+
+def _truncate(offsets: np.ndarray, frames: np.ndarray, max_depth: int, marker: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Cap stacks at ``max_depth`` frames: root-most frames become one marker frame."""
+    lengths = np.diff(offsets)
+    max_depth = max(int(max_depth), 1)
+    over = lengths > max_depth
+    ntrunc = int(over.sum())
+    if ntrunc == 0:
+        return offsets, frames, 0
+    new_len = np.where(over, max_depth, lengths)
+    new_off = np.zeros(len(offsets), dtype=np.int64)
+    np.cumsum(new_len, out=new_off[1:])
+    seg = np.repeat(np.arange(len(lengths), dtype=np.int64), new_len)
+    j = np.arange(int(new_off[-1]), dtype=np.int64) - new_off[seg]
+    src = offsets[seg + 1] - new_len[seg] + j
+    out = frames[np.minimum(src, len(frames) - 1)]
+    out[over[seg] & (j == 0)] = marker
+    return new_off, out, ntrunc
+
+
+# ---------------------------------------------------------------------------------------
+# labels
+
+
+def _label_sets(s: _Samples, st: _Strings, nstr: int) -> tuple[np.ndarray | None, list[tuple[tuple[str, str], ...]] | None]:
+    if len(s.label_owner) == 0:
+        return None, None
+    for arr, name in ((s.label_key, "key"), (s.label_str, "str"), (s.label_unit, "num_unit")):
+        bad = np.flatnonzero((arr < 0) | (arr >= nstr))
+        if len(bad):
+            k = int(bad[0])
+            raise ProfileFormatError(FMT, f"string index {int(arr[k])} out of range (table has {nstr})", f"sample[{int(s.label_owner[k])}].label.{name}")
+    is_str = s.label_str != 0
+    is_num = ~is_str & ((s.label_num != 0) | (s.label_unit != 0))
+    keep = is_str | is_num
+    owner = s.label_owner[keep]
+    if len(owner) == 0:
+        return None, None
+    key = s.label_key[keep]
+    # value ids: string labels use their string index; numeric labels get ids >= nstr
+    vid = s.label_str[keep].copy()
+    num_m = is_num[keep]
+    values: list[str] = []
+    if num_m.any():
+        pairs = np.stack([s.label_num[keep][num_m], s.label_unit[keep][num_m]], axis=1)
+        uniq, inv = np.unique(pairs, axis=0, return_inverse=True)
+        values = [f"{int(n)} {st.table[int(u)]}" if u else f"{int(n)}" for n, u in uniq]
+        vid[num_m] = nstr + inv.reshape(-1)
+    nv = nstr + len(values)
+    code = key * nv + vid
+    order = np.lexsort((code, owner))
+    owner, code = owner[order], code[order]
+    # one string key per sample's sorted label codes, to find distinct label sets
+    import polars as pl
+
+    df = pl.DataFrame({"s": owner, "c": code}).group_by("s", maintain_order=True).agg(pl.col("c").cast(pl.Utf8).str.join(","))
+    sets_df = df.with_columns(pl.col("c").rank("dense").cast(pl.Int64).alias("set"))
+    n = len(s.loc_offsets) - 1
+    label_index = np.zeros(n, dtype=np.int64)
+    label_index[sets_df["s"].to_numpy()] = sets_df["set"].to_numpy()
+    firsts = sets_df.unique(subset="set", keep="first").sort("set")
+    label_sets: list[tuple[tuple[str, str], ...]] = [()]
+    table = st.table
+    for cs in firsts["c"].to_list():
+        pairs_out = []
+        for c in map(int, cs.split(",")):
+            k, v = divmod(c, nv)
+            pairs_out.append((table[k], table[v] if v < nstr else values[v - nstr]))
+        label_sets.append(tuple(pairs_out))
+    return label_index, label_sets
