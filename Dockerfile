@@ -1,0 +1,24 @@
+# fleetprof service image: `fleetprof serve` on :4040 (ECS task; see docs/deploy.md).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    FLEETPROF_HOST=0.0.0.0
+
+RUN groupadd --system --gid 10001 fleetprof \
+ && useradd --system --uid 10001 --gid 10001 --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin fleetprof
+
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY fleetprof ./fleetprof
+COPY workers ./workers
+RUN pip install . && rm -rf /src
+
+WORKDIR /tmp
+USER 10001:10001
+EXPOSE 4040
+HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
+  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:4040/readyz', timeout=3)"]
+CMD ["fleetprof", "serve"]
