@@ -124,13 +124,13 @@ def _check_sample_count(n: int, limits: Limits, fmt: str) -> None:
         raise ProfileFormatError(fmt, f"{n} stacks exceed the sample limit of {limits.max_samples}")
 
 
-def _counts_to_cpu_ns(counts: np.ndarray, sample_rate: int) -> tuple[np.ndarray, int]:
+def _counts_to_cpu_ns(counts: np.ndarray, sample_rate: int, fmt: str = FMT) -> tuple[np.ndarray, int]:
     """Counts at ``sample_rate`` Hz as nanoseconds; raises on a bad rate or overflow."""
-    if not isinstance(sample_rate, int) or not 0 < sample_rate <= 10**9:
-        raise ProfileFormatError(FMT, f"bad sampleRate {sample_rate!r}", "sampleRate")
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or not 0 < sample_rate <= 10**9:
+        raise ProfileFormatError(fmt, f"bad sampleRate {sample_rate!r}", "sampleRate")
     period = 10**9 // sample_rate
     if len(counts) and int(counts.max()) > _INT64_MAX // period:
-        raise ProfileFormatError(FMT, "count overflows int64 nanoseconds", "count")
+        raise ProfileFormatError(fmt, "count overflows int64 nanoseconds", "count")
     return counts * np.int64(period), period
 
 

@@ -1,0 +1,69 @@
+"""Pyroscope's ``lines`` ingest format: every line is one stack sample ``root;…;leaf``.
+
+Decoding contract (:func:`decode_lines`): each non-blank line (trailing whitespace and
+``\\r`` stripped) is one stack counted once; identical lines add up. There is no count
+column, so spaces belong to the frames. Frames are split on ``;`` exactly as in
+:mod:`fleetprof.formats.folded` (py-spy ``name (file:line)`` frames understood, empty
+frames dropped), with the same limits (``max_samples`` counts lines) and UTF-8
+replacement. With ``sample_rate`` each sample is worth ``10**9 // sample_rate`` CPU
+nanoseconds (Pyroscope's ``/ingest?sampleRate=``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from fleetprof.formats.errors import DEFAULT_LIMITS, Limits, maybe_gunzip
+from fleetprof.formats.folded import (
+    CPU_NS,
+    SAMPLES,
+    _check_sample_count,
+    _counts_to_cpu_ns,
+    _text_lines,
+    stacks_from_strings,
+)
+from fleetprof.model.profile import Profile, ValueType
+
+FMT = "lines"
+
+
+def decode_lines(
+    data: bytes,
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+    sample_type: ValueType = SAMPLES,
+    sample_rate: int | None = None,
+    keep_lines: bool = False,
+    pyspy_frames: bool = True,
+) -> Profile:
+    """Decode the ``lines`` format into a :class:`Profile` (see the module contract)."""
+    text = maybe_gunzip(bytes(data), FMT, limits).decode("utf-8", "replace")
+    lines = _text_lines(text).with_columns(pl.col("l").str.strip_chars_end())
+    lines = lines.filter(pl.col("l") != "")
+    _check_sample_count(lines.height, limits, FMT)
+    grouped = (
+        lines.group_by("l", maintain_order=True)
+        .agg(pl.col("lineno").first(), pl.len().alias("count"))
+        .with_columns(pl.col("l").str.strip_chars_start())
+    )
+    counts = grouped["count"].to_numpy().astype(np.int64)
+    st, period_type, period = sample_type, None, 0
+    if sample_rate is not None:
+        counts, period = _counts_to_cpu_ns(counts, sample_rate, FMT)
+        st, period_type = CPU_NS, CPU_NS
+    return stacks_from_strings(
+        grouped["l"],
+        counts,
+        grouped["lineno"].to_numpy(),
+        sample_type=st,
+        limits=limits,
+        keep_lines=keep_lines,
+        pyspy_frames=pyspy_frames,
+        fmt=FMT,
+        period_type=period_type,
+        period=period,
+    )
+
+
+__all__ = ["decode_lines"]
