@@ -1,0 +1,375 @@
+"""Shared, vectorised flame-graph layout of a profile's call tree.
+
+Two stages, both numpy over whole levels (one Python iteration per depth level, never per
+node):
+
+1. :func:`call_tree` turns a :class:`~fleetprof.model.Profile` and a value column into an
+   *unordered* :class:`CallTree` — one row per call-tree node with ``self``/``total``
+   (exact int64) and a parent index. With ``by_name=True`` (flame graphs) sibling frames
+   that share a function name are merged, as Pyroscope and ``flamegraph.pl`` aggregate by
+   name; with ``by_name=False`` (tree JSON) every model frame (name, file) stays distinct.
+   Nodes whose total is zero are dropped. Values are assumed non-negative.
+   :func:`combine` aligns two trees (base, candidate) on their name paths for diffs: the
+   result has two value columns, zeros where a path exists on one side only.
+2. :func:`layout` orders the tree in DFS pre-order with children sorted by name (byte
+   order) and assigns every node its x offset in ticks per value column: a node's own
+   ``self`` comes first, then its children left to right (Pyroscope's convention). Row 0
+   is the root (depth 0, named ``"total"``).
+
+Pruning keeps every parent's total exact:
+
+* :func:`fold_max_nodes` mimics Pyroscope's ``maxNodes``: the ``max_nodes``-th largest
+  node total is the cut-off; siblings below it are folded into one ``"other"`` child per
+  parent (``self == total ==`` their summed totals), placed after the kept children.
+* :meth:`Layout.subset` drops nodes narrower than a threshold (their time stays inside
+  the parent as a gap, like ``flamegraph.pl --minwidth``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from fleetprof.model.hashing import ROOT_ID, frame_ids, mix
+from fleetprof.model.profile import Profile, positions
+
+ROOT_NAME = "total"
+OTHER_NAME = "other"
+
+
+@dataclass
+class CallTree:
+    """Unordered call tree (root implicit). Row ``i`` has parent row ``parent[i]`` (``-1``
+    = the root), ``depth[i] >= 1``, ``names[name[i]]``, ``files[file[i]]``, and values
+    ``self[i, c]``/``total[i, c]`` for value column ``c``. ``key`` is a 64-bit path id
+    (name path when built ``by_name``), used to align trees. ``rank`` orders siblings
+    (default: the name code, ``names`` being sorted)."""
+
+    parent: np.ndarray
+    depth: np.ndarray
+    name: np.ndarray
+    file: np.ndarray
+    key: np.ndarray
+    self: np.ndarray
+    total: np.ndarray
+    root_self: np.ndarray
+    root_total: np.ndarray
+    names: np.ndarray
+    files: np.ndarray
+    rank: np.ndarray | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.parent)
+
+    @property
+    def columns(self) -> int:
+        return self.self.shape[1]
+
+    def sibling_rank(self) -> np.ndarray:
+        return self.rank if self.rank is not None else self.name.astype(np.int64)
+
+
+@dataclass
+class Layout:
+    """A laid-out tree in DFS pre-order; row 0 is the root (depth 0).
+
+    ``x[i, c]`` is the offset in ticks of node ``i`` for value column ``c`` (the root at 0);
+    every node spans ``[x, x + total)`` and its children lie inside
+    ``[x + self, x + total)``. ``parent`` indexes rows of this layout (-1 for the root)."""
+
+    parent: np.ndarray
+    depth: np.ndarray
+    name: np.ndarray
+    file: np.ndarray
+    x: np.ndarray
+    self: np.ndarray
+    total: np.ndarray
+    names: np.ndarray
+    files: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return len(self.parent)
+
+    @property
+    def max_depth(self) -> int:
+        return int(self.depth.max()) if self.size else 0
+
+    def subset(self, keep: np.ndarray) -> Layout:
+        """Rows where ``keep`` (must be closed under taking the parent, as any threshold on
+        ``total`` is); x offsets and totals are unchanged, parents re-indexed."""
+        keep = keep.copy()
+        keep[0] = True
+        newpos = np.cumsum(keep) - 1
+        parent = self.parent[keep]
+        parent = np.where(parent >= 0, newpos[np.maximum(parent, 0)], -1)
+        return Layout(
+            parent, self.depth[keep], self.name[keep], self.file[keep], self.x[keep],
+            self.self[keep], self.total[keep], self.names, self.files,
+        )
+
+    def node_names(self) -> np.ndarray:
+        """Name string of every row (object array)."""
+        return self.names[self.name]
+
+    def node_files(self) -> np.ndarray:
+        return self.files[self.file]
+
+
+def _unique_strings(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted unique strings (code-point order == UTF-8 byte order) and the inverse."""
+    if len(values) == 0:
+        return np.array([], dtype=object), np.zeros(0, dtype=np.int64)
+    uniq, inv = np.unique(values.astype(object), return_inverse=True)
+    return uniq.astype(object), inv.astype(np.int64)
+
+
+def _levels(depth: np.ndarray) -> list[np.ndarray]:
+    """Row indices grouped by depth, shallowest first."""
+    if len(depth) == 0:
+        return []
+    order = np.argsort(depth, kind="stable")
+    bounds = np.flatnonzero(np.diff(depth[order])) + 1
+    return np.split(order, bounds)
+
+
+def _subtree_totals(self_vals: np.ndarray, parent: np.ndarray, levels: list[np.ndarray]) -> np.ndarray:
+    """Exact int64 subtree sums, propagated deepest level first."""
+    total = self_vals.copy()
+    for level in reversed(levels):
+        level = level[parent[level] >= 0]
+        if len(level):
+            np.add.at(total, parent[level], total[level])
+    return total
+
+
+def call_tree(profile: Profile, type_index: int, *, by_name: bool = True) -> CallTree:
+    """Call tree of value column ``type_index`` of ``profile`` (see module docstring)."""
+    col = f"v{type_index}"
+    nodes = profile.nodes
+    nid = nodes["node_id"].to_numpy()
+    parent = positions(nid, nodes["parent_id"].to_numpy())
+    depth = nodes["depth"].to_numpy().astype(np.int64)
+    samples = profile.samples.select("node_id", col).filter(pl.col(col) != 0)
+    sn = samples["node_id"].to_numpy()
+    sv = samples[col].to_numpy().astype(np.int64)
+    spos = positions(nid, sn)
+    self_vals = np.zeros(len(nid), dtype=np.int64)
+    np.add.at(self_vals, spos[spos >= 0], sv[spos >= 0])
+    root_self = int(sv[(spos < 0) & (sn == np.uint64(ROOT_ID))].sum())
+    levels = _levels(depth)
+    total = _subtree_totals(self_vals, parent, levels)
+    root_total = root_self + int(total[parent < 0].sum())
+
+    frames = profile.frames
+    fpos = positions(frames["frame_id"].to_numpy(), nodes["frame_id"].to_numpy())
+    if np.any(fpos < 0):
+        raise ValueError("profile nodes reference frames missing from the frame table")
+    names, fname = _unique_strings(frames["name"].to_numpy())
+    files, ffile = _unique_strings(frames["file"].to_numpy())
+    name = fname[fpos] if len(fpos) else np.zeros(0, np.int64)
+    file = ffile[fpos] if len(fpos) else np.zeros(0, np.int64)
+
+    keep = total != 0
+    if not keep.all():
+        newpos = np.cumsum(keep) - 1
+        p = parent[keep]
+        parent = np.where(p >= 0, newpos[np.maximum(p, 0)], -1)
+        depth, name, file = depth[keep], name[keep], file[keep]
+        self_vals, total, nid = self_vals[keep], total[keep], nid[keep]
+        levels = _levels(depth)
+    tree = CallTree(
+        parent=parent, depth=depth, name=name, file=file, key=nid,
+        self=self_vals[:, None], total=total[:, None],
+        root_self=np.array([root_self], np.int64), root_total=np.array([root_total], np.int64),
+        names=names, files=files,
+    )
+    return _merge_by_name(tree, levels) if by_name else tree
+
+
+def _name_keys(tree: CallTree, levels: list[np.ndarray]) -> np.ndarray:
+    """Path id of every row: ``mix(parent path id, hash(name))`` (root = ``ROOT_ID``)."""
+    nhash = frame_ids(list(tree.names), [""] * len(tree.names))
+    key = np.zeros(tree.size, dtype=np.uint64)
+    for level in levels:
+        p = tree.parent[level]
+        pk = np.where(p >= 0, key[np.maximum(p, 0)], np.uint64(ROOT_ID)).astype(np.uint64)
+        key[level] = mix(pk, nhash[tree.name[level]])
+    return key
+
+
+def _merge_by_name(tree: CallTree, levels: list[np.ndarray]) -> CallTree:
+    """Merge sibling rows with equal names (their subtrees merge recursively)."""
+    key = _name_keys(tree, levels)
+    ukey, first, inv = np.unique(key, return_index=True, return_inverse=True)
+    if len(ukey) == tree.size:
+        tree.key = key
+        return tree
+    k = tree.columns
+    self_vals = np.zeros((len(ukey), k), dtype=np.int64)
+    total = np.zeros((len(ukey), k), dtype=np.int64)
+    np.add.at(self_vals, inv, tree.self)
+    np.add.at(total, inv, tree.total)
+    p = tree.parent[first]
+    parent = np.where(p >= 0, inv[np.maximum(p, 0)], -1)
+    return CallTree(
+        parent=parent, depth=tree.depth[first], name=tree.name[first], file=tree.file[first],
+        key=ukey, self=self_vals, total=total, root_self=tree.root_self,
+        root_total=tree.root_total, names=tree.names, files=tree.files,
+    )
+
+
+def combine(base: CallTree, cand: CallTree) -> CallTree:
+    """Align two single-column trees on their path keys: two value columns (base, cand)."""
+    names, ninv = _unique_strings(np.concatenate([base.names, cand.names]))
+    files, finv = _unique_strings(np.concatenate([base.files, cand.files]))
+    keys = np.unique(np.concatenate([base.key, cand.key]))
+    n = len(keys)
+    parent = np.full(n, -1, dtype=np.int64)
+    depth = np.zeros(n, dtype=np.int64)
+    name = np.zeros(n, dtype=np.int64)
+    file = np.zeros(n, dtype=np.int64)
+    self_vals = np.zeros((n, 2), dtype=np.int64)
+    total = np.zeros((n, 2), dtype=np.int64)
+    name_off = [0, len(base.names)]
+    file_off = [0, len(base.files)]
+    for c, t in enumerate((base, cand)):
+        pos = positions(keys, t.key)
+        parent[pos] = np.where(t.parent >= 0, pos[np.maximum(t.parent, 0)], -1)
+        depth[pos] = t.depth
+        name[pos] = ninv[t.name + name_off[c]]
+        file[pos] = finv[t.file + file_off[c]]
+        self_vals[pos, c] = t.self[:, 0]
+        total[pos, c] = t.total[:, 0]
+    return CallTree(
+        parent=parent, depth=depth, name=name, file=file, key=keys, self=self_vals, total=total,
+        root_self=np.concatenate([base.root_self, cand.root_self]),
+        root_total=np.concatenate([base.root_total, cand.root_total]),
+        names=names, files=files,
+    )
+
+
+def max_nodes_cutoff(tree: CallTree, max_nodes: int | None, *, count_root: bool = False) -> int:
+    """Pyroscope's ``minValue``: the ``max_nodes``-th largest node total (max over value
+    columns), or 0 when the tree has at most ``max_nodes`` nodes (``count_root`` counts
+    the root among them, as Pyroscope's diff does)."""
+    if not max_nodes or max_nodes < 1:
+        return 0
+    tot = tree.total.max(axis=1) if tree.size else np.zeros(0, np.int64)
+    if count_root:
+        tot = np.concatenate([tot, [int(tree.root_total.max())]])
+    if len(tot) <= max_nodes:
+        return 0
+    return int(np.partition(tot, len(tot) - max_nodes)[len(tot) - max_nodes])
+
+
+def fold_max_nodes(tree: CallTree, max_nodes: int | None, *, diff: bool = False) -> CallTree:
+    """Keep nodes whose total reaches :func:`max_nodes_cutoff`; fold the rest into one
+    ``"other"`` child per kept parent (see module docstring). Single trees also fold
+    frames literally named ``"other"`` (as Pyroscope does); diff trees keep them."""
+    cutoff = max_nodes_cutoff(tree, max_nodes, count_root=diff)
+    if cutoff <= 0 or tree.size == 0:
+        return tree
+    keep = (tree.total >= cutoff).any(axis=1)
+    other_code = np.searchsorted(tree.names, OTHER_NAME)
+    is_other = (other_code < len(tree.names)) & (tree.name == other_code) if len(tree.names) else np.zeros(tree.size, bool)
+    keep = (keep | is_other) if diff else (keep & ~is_other)
+    levels = _levels(tree.depth)
+    for level in levels:
+        p = tree.parent[level]
+        keep[level] &= np.where(p >= 0, keep[np.maximum(p, 0)], True)
+    p = tree.parent
+    folded = ~keep & np.where(p >= 0, keep[np.maximum(p, 0)], True)
+    fp = p[folded]
+    uparent, inv = np.unique(fp, return_inverse=True)
+    osum = np.zeros((len(uparent), tree.columns), dtype=np.int64)
+    np.add.at(osum, inv, tree.total[folded])
+    nz = osum.any(axis=1)
+    uparent, osum = uparent[nz], osum[nz]
+    names = tree.names
+    if not (len(names) and other_code < len(names) and names[other_code] == OTHER_NAME):
+        names = np.insert(names, other_code, OTHER_NAME).astype(object)
+        shift = lambda a: a + (a >= other_code)  # noqa: E731
+    else:
+        shift = lambda a: a  # noqa: E731
+    files, fshift = tree.files, 0
+    if not (len(files) and files[0] == ""):  # "" sorts first; "other" rows use file code 0
+        files, fshift = np.concatenate([np.array([""], dtype=object), files]).astype(object), 1
+    newpos = np.cumsum(keep) - 1
+    kp = tree.parent[keep]
+    parent = np.where(kp >= 0, newpos[np.maximum(kp, 0)], -1)
+    oparent = np.where(uparent >= 0, newpos[np.maximum(uparent, 0)], -1)
+    odepth = np.where(uparent >= 0, tree.depth[np.maximum(uparent, 0)] + 1, 1)
+    pkey = np.where(uparent >= 0, tree.key[np.maximum(uparent, 0)], np.uint64(ROOT_ID)).astype(np.uint64)
+    okey = mix(pkey, np.full(len(pkey), np.uint64(0x6F74686572), dtype=np.uint64))
+    kept_rank = shift(tree.sibling_rank()[keep])
+    rank = np.concatenate([kept_rank, np.full(len(uparent), len(names) + 1, np.int64)])
+    return CallTree(
+        parent=np.concatenate([parent, oparent]),
+        depth=np.concatenate([tree.depth[keep], odepth]),
+        name=np.concatenate([shift(tree.name[keep]), np.full(len(uparent), other_code, np.int64)]),
+        file=np.concatenate([tree.file[keep] + fshift, np.zeros(len(uparent), np.int64)]),
+        key=np.concatenate([tree.key[keep], okey]),
+        self=np.concatenate([tree.self[keep], osum]),
+        total=np.concatenate([tree.total[keep], osum]),
+        root_self=tree.root_self, root_total=tree.root_total,
+        names=names, files=files, rank=rank,
+    )
+
+
+def layout(tree: CallTree) -> Layout:
+    """Order ``tree`` in DFS pre-order (children by name) and compute x offsets."""
+    n = tree.size + 1
+    k = tree.columns
+    names = tree.names
+    root_code = np.searchsorted(names, ROOT_NAME) if len(names) else 0
+    if not (len(names) and root_code < len(names) and names[root_code] == ROOT_NAME):
+        names = np.concatenate([names, np.array([ROOT_NAME], dtype=object)]).astype(object)
+        root_code = len(names) - 1
+    files = tree.files if len(tree.files) else np.array([""], dtype=object)
+    # row 0 = root; tree row i -> row i + 1
+    parent = np.concatenate([[-1], np.where(tree.parent >= 0, tree.parent + 1, 0)]).astype(np.int64)
+    depth = np.concatenate([[0], tree.depth]).astype(np.int64)
+    self_vals = np.concatenate([tree.root_self[None, :], tree.self]).astype(np.int64)
+    total = np.concatenate([tree.root_total[None, :], tree.total]).astype(np.int64)
+    rank = np.concatenate([[0], tree.sibling_rank()]).astype(np.int64)
+    x = np.zeros((n, k), dtype=np.int64)
+    lrank = np.zeros(n, dtype=np.int64)
+    for level in _levels(depth)[1:]:
+        p = parent[level]
+        order = np.lexsort((rank[level], lrank[p]))
+        idx = level[order]
+        p = p[order]
+        lrank[idx] = np.arange(len(idx))
+        start = np.ones(len(idx), dtype=bool)
+        start[1:] = p[1:] != p[:-1]
+        first = np.maximum.accumulate(np.where(start, np.arange(len(idx)), 0))
+        t = total[idx]
+        excl = np.cumsum(t, axis=0) - t
+        x[idx] = x[p] + self_vals[p] + excl - excl[first]
+    xs = x.sum(axis=1)
+    dfs = np.lexsort((depth, xs))
+    inv = np.empty(n, dtype=np.int64)
+    inv[dfs] = np.arange(n)
+    par = parent[dfs]
+    par = np.where(par >= 0, inv[np.maximum(par, 0)], -1)
+    name = np.concatenate([[root_code], tree.name]).astype(np.int64)[dfs]
+    file = np.concatenate([[0], tree.file]).astype(np.int64)[dfs]
+    return Layout(par, depth[dfs], name, file, x[dfs], self_vals[dfs], total[dfs], names, files)
+
+
+def profile_layout(
+    profile: Profile, type_index: int, *, max_nodes: int | None = None, by_name: bool = True
+) -> Layout:
+    """:func:`call_tree` → :func:`fold_max_nodes` → :func:`layout` for one profile."""
+    tree = call_tree(profile, type_index, by_name=by_name)
+    return layout(fold_max_nodes(tree, max_nodes))
+
+
+def diff_layout(base: Profile, cand: Profile, type_index: int, *, max_nodes: int | None = None) -> Layout:
+    """Layout of the name-aligned union of two profiles (columns: base, candidate)."""
+    tree = combine(call_tree(base, type_index), call_tree(cand, type_index))
+    return layout(fold_max_nodes(tree, max_nodes, diff=True))
