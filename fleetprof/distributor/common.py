@@ -1,0 +1,126 @@
+"""Shared ingest plumbing: limits, profile → :class:`IngestItem` split, error mapping."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+import polars as pl
+
+from fleetprof.formats.errors import Limits, ProfileFormatError
+from fleetprof.model.merge import select_type
+from fleetprof.model.profile import Profile, ValueType
+from fleetprof.server.errors import ApiError
+from fleetprof.server.limits import validate_labels
+
+DEFAULT_SERVICE = "unknown_service"
+NAME_LABEL = "__name__"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """The limits a parser enforces (from :class:`fleetprof.server.settings.Settings`)."""
+
+    max_decompressed_bytes: int = 128 * 1024 * 1024
+    max_series_per_request: int = 1000
+    max_labels_per_series: int = 64
+    max_label_name_length: int = 1024
+    max_label_value_length: int = 2048
+    max_stack_depth: int = 1024
+
+    @classmethod
+    def from_settings(cls, s: Any) -> IngestConfig:
+        return cls(
+            max_decompressed_bytes=s.max_decompressed_bytes,
+            max_series_per_request=s.max_series_per_request,
+            max_labels_per_series=s.max_labels_per_series,
+            max_label_name_length=s.max_label_name_length,
+            max_label_value_length=s.max_label_value_length,
+            max_stack_depth=s.max_stack_depth,
+        )
+
+    def decoder_limits(self) -> Limits:
+        return Limits(max_decompressed_bytes=self.max_decompressed_bytes, max_stack_depth=self.max_stack_depth)
+
+
+def format_error(e: ProfileFormatError) -> ApiError:
+    """400 for bad input; 413 when a decoder hit a size limit."""
+    text = str(e)
+    if "exceeds" in text and ("limit" in text or "decompressed" in text):
+        return ApiError(413, text)
+    return ApiError(400, text)
+
+
+def decoding(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Call a decoder, mapping its :class:`ProfileFormatError` to :class:`ApiError`."""
+    try:
+        return fn(*args, **kwargs)
+    except ProfileFormatError as e:
+        raise format_error(e) from None
+    except ApiError:
+        raise
+    except (ValueError, KeyError, IndexError, TypeError, OverflowError, UnicodeDecodeError) as e:
+        raise ApiError(400, f"cannot decode profile: {type(e).__name__}: {e}") from None
+
+
+def check_labels(labels: Mapping[str, str], cfg: IngestConfig) -> None:
+    validate_labels(labels, max_labels=cfg.max_labels_per_series, max_name=cfg.max_label_name_length, max_value=cfg.max_label_value_length)
+    for k, v in labels.items():
+        if "\ufffd" in k or "\ufffd" in v:
+            raise ApiError(400, f"label {k[:64]!r} is not valid UTF-8")
+
+
+def check_profile(profile: Profile, cfg: IngestConfig) -> None:
+    """400 for stacks deeper than the limit (the decoder marked them truncated)."""
+    if profile.truncated_stacks:
+        raise ApiError(400, f"profile has {profile.truncated_stacks} stacks deeper than the limit of {cfg.max_stack_depth} frames")
+
+
+def profile_type_id(name: str, st: ValueType, period: ValueType | None) -> str:
+    p = period or st
+    return f"{name}:{st.type}:{st.unit}:{p.type}:{p.unit}"
+
+
+def time_ms_of(profile: Profile, fallback_ms: int | None = None) -> int:
+    if profile.time_nanos > 0:
+        return profile.time_nanos // 1_000_000
+    return fallback_ms if fallback_ms is not None else time.time_ns() // 1_000_000
+
+
+def split_items(
+    labels: Mapping[str, str],
+    profile: Profile,
+    *,
+    names: Iterable[tuple[int, str]] | None = None,
+    name: str | None = None,
+    time_ms: int,
+) -> list[Any]:
+    """One ``IngestItem`` per sample type (``names``: ``(type index, profile type id)``
+    pairs, or all types under the profile ``name``); empty ones are skipped."""
+    from fleetprof.segment.writer import IngestItem
+
+    if names is None:
+        names = [(i, profile_type_id(name or "unknown", st, profile.period_type)) for i, st in enumerate(profile.sample_types)]
+    out = []
+    lab = dict(labels)
+    lab.setdefault("service_name", DEFAULT_SERVICE)
+    for i, ptype in names:
+        one = select_type(profile, i) if len(profile.sample_types) > 1 or i != 0 else profile
+        if one.samples.height == 0:
+            continue
+        out.append(IngestItem(labels=lab, profile_type=ptype, time_ms=time_ms, profile=one))
+    return out
+
+
+def scale_values(profile: Profile, factor_num: int, factor_den: int, new_type: ValueType) -> Profile:
+    """Multiply column ``v0`` by ``num/den`` (rounded, vectorized) and relabel its type."""
+    if factor_num == factor_den:
+        samples = profile.samples
+    elif factor_num % factor_den == 0:
+        samples = profile.samples.with_columns(pl.col("v0") * (factor_num // factor_den))
+    else:
+        samples = profile.samples.with_columns((pl.col("v0").cast(pl.Float64) * factor_num / factor_den).round(0).cast(pl.Int64))
+    return replace(profile, samples=samples, sample_types=(new_type,), default_sample_type=new_type.type)

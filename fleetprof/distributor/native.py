@@ -1,0 +1,63 @@
+"""Native ``POST /api/v1/ingest``: the body is any format the engine decodes (auto-detected
+or ``format=``), labels are the query parameters.
+
+Reserved parameters: ``format``, ``name`` (profile name, default ``process_cpu`` for CPU
+sample types, else the sample type name), ``time`` (same syntax as Pyroscope's ``from``;
+default: the profile's own time or now), ``sampleRate`` (folded counts → CPU ns, default
+100). ``service_name`` (or ``service``) is required; every other parameter is a label.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from fleetprof.distributor.common import (
+    IngestConfig,
+    check_labels,
+    check_profile,
+    decoding,
+    profile_type_id,
+    scale_values,
+    split_items,
+    time_ms_of,
+)
+from fleetprof.distributor.legacy import _metric_for
+from fleetprof.distributor.timeparse import TimeParseError, parse_time_ms
+from fleetprof.model.profile import ValueType
+from fleetprof.server.errors import ApiError
+
+RESERVED = {"format", "name", "time", "sampleRate", "service"}
+
+
+def parse_native(body: bytes, query: Mapping[str, str], cfg: IngestConfig, now_ms: int) -> list[Any]:
+    from fleetprof.formats.detect import decode
+
+    labels = {k: v for k, v in query.items() if k not in RESERVED}
+    service = labels.get("service_name") or query.get("service")
+    if not service:
+        raise ApiError(400, "missing label service_name (pass ?service_name=<name>)")
+    labels["service_name"] = service
+    check_labels(labels, cfg)
+    fmt = query.get("format") or None
+    if not body:
+        raise ApiError(400, "empty profile body")
+    profile = decoding(decode, body, fmt, limits=cfg.decoder_limits())
+    check_profile(profile, cfg)
+    try:
+        t = parse_time_ms(query.get("time"), default_ms=time_ms_of(profile, now_ms), now=now_ms)
+    except TimeParseError as e:
+        raise ApiError(400, str(e)) from None
+    if len(profile.sample_types) == 1 and profile.sample_types[0].type == "samples" and profile.period_type is None:
+        try:
+            rate = int(query.get("sampleRate") or 100)
+        except ValueError:
+            raise ApiError(400, "bad sampleRate") from None
+        if rate <= 0:
+            raise ApiError(400, "sampleRate must be positive")
+        profile = scale_values(profile, 1_000_000_000, rate, ValueType("cpu", "nanoseconds")).with_meta(period_type=ValueType("cpu", "nanoseconds"))
+    names = []
+    for i, st in enumerate(profile.sample_types):
+        metric = query.get("name") or _metric_for(st.type, None)
+        names.append((i, profile_type_id(metric, st, profile.period_type)))
+    return split_items(labels, profile, names=names, time_ms=t)

@@ -1,0 +1,160 @@
+"""FastAPI application factory.
+
+``create_app(settings)`` opens the object store and index named by the settings (or uses
+``store``/``index`` passed in), starts a :class:`fleetprof.segment.writer.SegmentWriter`
+on startup and flushes it on shutdown (uvicorn's graceful shutdown: stop accepting, finish
+in-flight requests, then the lifespan exit). Every error is JSON ``{code, message}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from anyio import to_thread
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from fleetprof.distributor.common import IngestConfig
+from fleetprof.server import index_page, routes_ingest, routes_native, routes_query
+from fleetprof.server.auth import Authenticator, load_tokens
+from fleetprof.server.errors import STATUS_CONNECT, ApiError
+from fleetprof.server.limits import RateLimiter
+from fleetprof.server.logging import log
+from fleetprof.server.metrics import create_metrics
+from fleetprof.server.settings import Settings
+from fleetprof.server.state import ServerState, get_state, maybe_await
+
+
+def _error(request: Request, status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
+    try:
+        get_state(request).metrics.errors.labels(str(status)).inc()
+    except AttributeError:
+        pass
+    body = {"code": code or STATUS_CONNECT.get(status, "unknown"), "message": message}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _install_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return _error(request, exc.status, exc.message, exc.code, exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(request, exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(x) for x in first.get("loc", ()))
+        return _error(request, 400, f"invalid request: {where}: {first.get('msg', 'bad value')}")
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error", exc_info=exc, extra={"path": request.url.path})
+        return _error(request, 500, f"internal error ({type(exc).__name__})")
+
+
+async def _retention_loop(st: ServerState) -> None:
+    """Delete segments older than each tenant's retention (embedded mode)."""
+    while True:
+        await asyncio.sleep(st.settings.retention_interval_s)
+        try:
+            removed = await to_thread.run_sync(lambda: sweep_retention(st))
+            if removed:
+                log.info("retention removed segments", extra={"segments": removed})
+        except Exception as e:
+            log.error("retention sweep failed", extra={"error": repr(e)})
+
+
+def sweep_retention(st: ServerState, now_ms: int | None = None) -> int:
+    """One retention pass over every tenant: index entry first (invisible), then object."""
+    now = now_ms if now_ms is not None else time.time_ns() // 1_000_000
+    removed = 0
+    for tenant in list(st.index.tenants()):
+        keep_s = st.settings.retention_for(tenant)
+        if keep_s <= 0:
+            continue
+        cutoff = now - int(keep_s * 1000)
+        old = st.index.query(tenant, 0, cutoff, states=("live", "compacted", "tombstoned"))
+        for e in old:
+            if e.max_time_ms < cutoff:
+                st.index.delete(tenant, e.segment_id)
+                st.store.delete(e.key)
+                removed += 1
+    return removed
+
+
+def build_state(settings: Settings) -> ServerState:
+    tokens = load_tokens(settings.auth_file) if settings.auth_file else None
+    return ServerState(
+        settings=settings,
+        auth=Authenticator(tokens),
+        limiter=RateLimiter(settings.ingest_rate, settings.ingest_burst),
+        metrics=create_metrics(),
+        ingest_cfg=IngestConfig.from_settings(settings),
+    )
+
+
+def create_app(settings: Settings | None = None, *, store: Any = None, index: Any = None) -> FastAPI:
+    """The fleetprof HTTP application (see the module docstring)."""
+    settings = settings or Settings.load()
+    st = build_state(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from fleetprof.metastore.index import open_index
+        from fleetprof.segment.writer import SegmentWriter
+        from fleetprof.storage.objectstore import open_store
+
+        st.store = store if store is not None else await to_thread.run_sync(lambda: open_store(settings.storage))
+        st.index = index if index is not None else await to_thread.run_sync(lambda: open_index(settings.index))
+        st.writer = SegmentWriter(st.store, st.index, max_age_s=settings.flush_max_age_s, max_bytes=settings.flush_max_bytes, max_queue=settings.max_queue, on_flush=st.on_flush)
+        await maybe_await(st.writer.start())
+        st.ready = True
+        retention = asyncio.create_task(_retention_loop(st)) if settings.retention_runs_here() else None
+        log.info("fleetprof server ready", extra={"storage": settings.storage, "index": settings.index})
+        try:
+            yield
+        finally:
+            st.ready = False
+            if retention is not None:
+                retention.cancel()
+            await maybe_await(st.writer.stop())
+            log.info("segment writer flushed; server stopped")
+
+    app = FastAPI(title="fleetprof", version="0.1.0", lifespan=lifespan)
+    app.state.fleetprof = st
+    _install_handlers(app)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> Response:
+        if not st.ready:
+            return JSONResponse({"code": "unavailable", "message": "starting or stopping"}, status_code=503)
+        try:
+            await to_thread.run_sync(st.store.ping)
+            await to_thread.run_sync(st.index.ping)
+        except Exception as e:
+            return JSONResponse({"code": "unavailable", "message": f"storage not reachable: {type(e).__name__}: {e}"}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        data, ctype = st.metrics.exposition()
+        return Response(data, media_type=ctype)
+
+    app.include_router(routes_ingest.router)
+    app.include_router(routes_query.router)
+    app.include_router(routes_native.router)
+    app.include_router(index_page.router)
+    return app

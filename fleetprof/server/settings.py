@@ -1,0 +1,129 @@
+"""Server settings: CLI flags override ``FLEETPROF_*`` environment variables override defaults.
+
+Every field of :class:`Settings` maps to the env var ``FLEETPROF_<FIELD>`` (upper case),
+e.g. ``FLEETPROF_STORAGE``, ``FLEETPROF_INDEX``, ``FLEETPROF_MAX_BODY_BYTES``. Durations
+accept ``30s``, ``15m``, ``24h``, ``7d`` or plain seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0, None: 1.0}
+
+
+def parse_duration_s(text: str | float | int) -> float:
+    """Seconds in ``text`` (``"90s"``, ``"15m"``, ``"7d"``, ``"0"``); ``ValueError`` otherwise."""
+    if isinstance(text, int | float):
+        return float(text)
+    m = _DURATION.match(text)
+    if not m:
+        raise ValueError(f"bad duration {text!r} (use e.g. 30s, 15m, 24h, 7d)")
+    return float(m.group(1)) * _UNIT_S[m.group(2)]
+
+
+def parse_tenant_durations(text: str) -> dict[str, float]:
+    """``"acme=7d,beta=24h"`` → ``{"acme": 604800.0, "beta": 86400.0}``."""
+    out: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        tenant, sep, dur = part.partition("=")
+        if not sep:
+            raise ValueError(f"bad per-tenant retention {part!r} (use tenant=7d)")
+        out[tenant.strip()] = parse_duration_s(dur)
+    return out
+
+
+def default_storage_url(cwd: Path | None = None) -> str:
+    return f"file://{(cwd or Path.cwd()).resolve() / '.fleetprof' / 'data'}"
+
+
+def default_index_url(cwd: Path | None = None) -> str:
+    return f"sqlite://{(cwd or Path.cwd()).resolve() / '.fleetprof' / 'index.db'}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server needs; immutable. Build with :meth:`load`."""
+
+    host: str = "127.0.0.1"
+    port: int = 4040
+    storage: str = field(default_factory=default_storage_url)
+    index: str = field(default_factory=default_index_url)
+    auth_file: str | None = None
+    # limits
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_decompressed_bytes: int = 128 * 1024 * 1024
+    max_series_per_request: int = 1000
+    max_labels_per_series: int = 64
+    max_label_name_length: int = 1024
+    max_label_value_length: int = 2048
+    max_stack_depth: int = 1024
+    ingest_rate: float = 0.0
+    """Per-tenant ingest rate in profiles per second (0 = unlimited)."""
+    ingest_burst: float = 0.0
+    """Token bucket size (0 = ``max(ingest_rate, 1)`` × 2)."""
+    # write path
+    flush_max_age_s: float = 1.0
+    flush_max_bytes: int = 16 * 1024 * 1024
+    max_queue: int = 10_000
+    # retention
+    retention_s: float = 0.0
+    """Default retention (0 = keep forever)."""
+    retention_tenants: dict[str, float] = field(default_factory=dict)
+    retention_in_process: bool | None = None
+    """Run the retention sweep in the server (default: only with ``file://`` storage)."""
+    retention_interval_s: float = 300.0
+    log_level: str = "info"
+    default_query_range_s: float = 3600.0
+
+    @classmethod
+    def load(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        """Defaults ← ``FLEETPROF_*`` env ← non-``None`` ``overrides`` (CLI flags)."""
+        env = dict(os.environ if env is None else env)
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(f"FLEETPROF_{f.name.upper()}")
+            if raw is not None and raw != "":
+                values[f.name] = _coerce(f.name, raw)
+        for k, v in overrides.items():
+            if v is not None:
+                values[k] = _coerce(k, v) if isinstance(v, str) else v
+        return replace(cls(), **values)
+
+    def retention_for(self, tenant: str) -> float:
+        return self.retention_tenants.get(tenant, self.retention_s)
+
+    def retention_runs_here(self) -> bool:
+        if self.retention_in_process is not None:
+            return self.retention_in_process
+        return self.storage.startswith("file://")
+
+
+_INT_FIELDS = {
+    "port", "max_body_bytes", "max_decompressed_bytes", "max_series_per_request",
+    "max_labels_per_series", "max_label_name_length", "max_label_value_length",
+    "max_stack_depth", "flush_max_bytes", "max_queue",
+}
+_FLOAT_FIELDS = {"ingest_rate", "ingest_burst", "flush_max_age_s"}
+_DURATION_FIELDS = {"retention_s", "retention_interval_s", "default_query_range_s"}
+
+
+def _coerce(name: str, raw: Any) -> Any:
+    if not isinstance(raw, str):
+        return raw
+    if name in _INT_FIELDS:
+        return int(raw)
+    if name in _FLOAT_FIELDS:
+        return float(raw)
+    if name in _DURATION_FIELDS:
+        return parse_duration_s(raw)
+    if name == "retention_tenants":
+        return parse_tenant_durations(raw)
+    if name == "retention_in_process":
+        return raw.strip().lower() in ("1", "true", "yes", "on")
+    return raw

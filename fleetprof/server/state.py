@@ -1,0 +1,81 @@
+"""Per-app server state: settings, storage handles, writer, auth, limits, metrics."""
+
+from __future__ import annotations
+
+import inspect
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+
+from fleetprof.distributor.common import IngestConfig
+from fleetprof.server.auth import Authenticator
+from fleetprof.server.errors import ApiError
+from fleetprof.server.limits import RateLimiter
+from fleetprof.server.logging import log
+from fleetprof.server.metrics import Metrics
+from fleetprof.server.settings import Settings
+
+
+@dataclass
+class ServerState:
+    settings: Settings
+    auth: Authenticator
+    limiter: RateLimiter
+    metrics: Metrics
+    ingest_cfg: IngestConfig
+    store: Any = None
+    index: Any = None
+    writer: Any = None
+    ready: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def tenant(self, request: Request, scope: str) -> str:
+        """Authenticated tenant of ``request`` for ``scope`` (``read``/``write``)."""
+        h = request.headers
+        return self.auth.tenant(h.get("authorization"), h.get("x-scope-orgid"), scope)
+
+    async def accept(self, tenant: str, items: list[Any], route: str) -> None:
+        """Rate-limit, hand ``items`` to the segment writer and wait for the durable ack.
+
+        429 (rate or full queue, with ``Retry-After``), 503 when the write failed."""
+        if not items:
+            return
+        self.limiter.check(tenant, len(items))
+        from fleetprof.segment.writer import Backpressure
+
+        t0 = time.perf_counter()
+        try:
+            await self.writer.submit(tenant, items)
+        except Backpressure as e:
+            retry = str(max(1, round(e.retry_after_s)))
+            raise ApiError(429, "ingest queue is full; retry later", headers={"Retry-After": retry}) from None
+        except ApiError:
+            raise
+        except Exception as e:  # the write failed: nothing acknowledged
+            log.error("segment write failed", extra={"tenant": tenant, "route": route, "error": repr(e)})
+            raise ApiError(503, f"could not persist the profiles: {type(e).__name__}", code="unavailable") from None
+        self.metrics.ack_latency.observe(time.perf_counter() - t0)
+        self.metrics.ingest_profiles.labels(tenant).inc(len(items))
+        self.metrics.ingest_samples.labels(tenant).inc(sum(it.profile.samples.height for it in items))
+
+
+    def on_flush(self, stats: Any) -> None:
+        """``SegmentWriter`` flush callback: flush latency, segment size, outcome."""
+        self.metrics.flushes.labels("ok" if stats.ok else "error").inc()
+        if stats.ok:
+            self.metrics.flush_latency.observe(stats.seconds)
+            self.metrics.segment_bytes.observe(stats.bytes)
+        else:
+            log.error("segment flush failed", extra={"tenant": stats.tenant, "error": stats.error})
+
+
+def get_state(request: Request) -> ServerState:
+    return request.app.state.fleetprof
+
+
+async def maybe_await(value: Any) -> Any:
+    if inspect.isawaitable(value):
+        return await value
+    return value
