@@ -1,0 +1,37 @@
+"""Start the pyroscope-io agent for a demo service (the real agent, unchanged)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+
+def run(name: str, step: Callable[[], None], tags: dict[str, str] | None = None) -> None:
+    """Parse ``--server``/``--seconds``/``--tenant``, configure pyroscope, loop ``step``."""
+    ap = argparse.ArgumentParser(description=f"fleetprof demo service {name}")
+    ap.add_argument("--server", default="http://127.0.0.1:4040")
+    ap.add_argument("--seconds", type=float, default=0.0, help="stop after this long (0 = forever)")
+    ap.add_argument("--tenant", default="")
+    ap.add_argument("--app-name", default=name)
+    args = ap.parse_args()
+    import pyroscope
+
+    kw: dict[str, object] = {}
+    if args.tenant:
+        kw["tenant_id"] = args.tenant
+    pyroscope.configure(
+        application_name=args.app_name,
+        server_address=args.server,
+        sample_rate=100,
+        tags={"env": "demo", **(tags or {})},
+        **kw,
+    )
+    deadline = time.monotonic() + args.seconds if args.seconds > 0 else float("inf")
+    try:
+        while time.monotonic() < deadline:
+            step()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        pyroscope.shutdown()
