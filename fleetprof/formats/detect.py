@@ -1,0 +1,203 @@
+"""Format detection by content, and the decode/encode dispatch used by the CLI and server.
+
+:func:`detect_format` never trusts a file name. Rules, applied to the input (for gzip, to
+the first 64 KiB of the decompressed stream):
+
+* empty or whitespace-only → ``folded`` (an empty profile);
+* first non-blank character ``{`` → ``speedscope`` (JSON);
+* printable text → ``folded`` when at least 90 % of the sampled stack lines end in
+  whitespace + an integer count, else ``lines`` (Pyroscope's one-sample-per-line format);
+* binary whose first protobuf field is a valid ``profile.proto`` field → ``pprof``, unless
+  field 1 holds a message whose own first field is length-delimited (a ``PushRequest``'s
+  ``RawProfileSeries`` holds label pairs/samples, a pprof ``ValueType`` holds varints) →
+  ``pushrequest``;
+* anything else raises :class:`ProfileFormatError` (format ``detect``).
+
+:func:`decode` dispatches to the decoders (pprof and PushRequest decoders imported
+lazily); a PushRequest decodes to the merge of its series' profiles. :func:`encode`
+writes ``pprof``, ``folded``, ``speedscope``, ``flamebearer`` or ``tree`` bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import zlib
+
+from fleetprof.formats.errors import DEFAULT_LIMITS, GZIP_MAGIC, Limits, ProfileFormatError
+from fleetprof.model.merge import empty_profile, merge, select_type
+from fleetprof.model.profile import Profile, ValueType
+
+FORMATS = ("pprof", "folded", "speedscope", "lines", "pushrequest")
+"""Formats :func:`decode` reads."""
+
+ENCODE_FORMATS = ("pprof", "folded", "speedscope", "flamebearer", "tree")
+"""Formats :func:`encode` writes."""
+
+PEEK_BYTES = 64 * 1024
+_FOLDED_LINE = re.compile(rb"\s[0-9]+\s*$")
+# pprof Profile fields → their wire type (2 = length-delimited, 0 = varint).
+_PPROF_FIELDS = {1: 2, 2: 2, 3: 2, 4: 2, 5: 2, 6: 2, 7: 0, 8: 0, 9: 0, 10: 0, 11: 2, 12: 0, 13: 0, 14: 0}
+_PPROF_PACKED = {13}  # comment (repeated int64) may be packed
+
+
+def detect_format(data: bytes) -> str:
+    """Name of the format of ``data`` (one of :data:`FORMATS`); see the module rules."""
+    head = _peek(data if isinstance(data, bytes) else bytes(data))
+    if head is None:
+        return "pprof"  # undecodable gzip: pprof is the gzipped format; its decoder reports why
+    stripped = head.lstrip(b" \t\r\n\xef\xbb\xbf")
+    if not stripped:
+        return "folded"
+    if stripped[:1] == b"{":
+        return "speedscope"
+    if _is_text(head):
+        return _folded_or_lines(head)
+    return _protobuf_kind(head)
+
+
+def _peek(data: bytes) -> bytes | None:
+    """The first :data:`PEEK_BYTES` of ``data``, decompressed if gzipped (``None`` if the
+    gzip stream is bad)."""
+    if not data.startswith(GZIP_MAGIC):
+        return data[:PEEK_BYTES]
+    try:
+        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data, PEEK_BYTES)
+    except zlib.error:
+        return None
+
+
+def _is_text(head: bytes) -> bool:
+    """No control bytes other than tab/newline/CR (UTF-8 multibyte sequences allowed)."""
+    controls = head.translate(None, bytes(range(32, 256)) + b"\t\n\r")
+    return len(controls) == 0
+
+
+def _folded_or_lines(head: bytes) -> str:
+    lines = head.split(b"\n")
+    if len(head) == PEEK_BYTES and len(lines) > 1:
+        lines = lines[:-1]  # the last line may be cut by the peek
+    stacks = [ln for ln in lines[:2000] if ln.strip() and not ln.lstrip().startswith(b"#")]
+    if not stacks:
+        return "folded"
+    counted = sum(1 for ln in stacks if _FOLDED_LINE.search(ln))
+    return "folded" if counted >= 0.9 * len(stacks) else "lines"
+
+
+def _varint(buf: bytes, pos: int) -> tuple[int, int] | None:
+    value = 0
+    for shift in range(0, 70, 7):
+        if pos >= len(buf):
+            return None
+        b = buf[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return value, pos
+    return None
+
+
+def _protobuf_kind(head: bytes) -> str:
+    tag = _varint(head, 0)
+    if tag is None:
+        raise ProfileFormatError("detect", "unrecognised format (not text, JSON or protobuf)", "byte 0")
+    field, wire = tag[0] >> 3, tag[0] & 7
+    expected = _PPROF_FIELDS.get(field)
+    if expected is None or (wire != expected and not (field in _PPROF_PACKED and wire == 2)):
+        raise ProfileFormatError("detect", "unrecognised format (not text, JSON or protobuf)", "byte 0")
+    if field == 1 and wire == 2:
+        length = _varint(head, tag[1])
+        if length is not None and length[0] > 0:
+            inner = _varint(head, length[1])
+            if inner is not None and inner[0] & 7 == 2:
+                return "pushrequest"
+    return "pprof"
+
+
+def decode(
+    data: bytes,
+    fmt: str | None = None,
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+    keep_lines: bool = False,
+    sample_rate: int | None = None,
+) -> Profile:
+    """Decode ``data`` in format ``fmt`` (detected when ``None``) into a :class:`Profile`.
+
+    ``sample_rate`` (Hz) turns folded/lines counts into CPU nanoseconds (Pyroscope's
+    ``/ingest?sampleRate=``); other formats ignore it."""
+    fmt = detect_format(data) if fmt is None else fmt
+    if fmt == "pprof":
+        from fleetprof.formats.pprof import decode_pprof
+
+        return decode_pprof(data, limits=limits, keep_lines=keep_lines)
+    if fmt == "folded":
+        from fleetprof.formats.folded import decode_folded
+
+        return decode_folded(data, limits=limits, keep_lines=keep_lines, sample_rate=sample_rate)
+    if fmt == "lines":
+        from fleetprof.formats.lines import decode_lines
+
+        return decode_lines(data, limits=limits, keep_lines=keep_lines, sample_rate=sample_rate)
+    if fmt == "speedscope":
+        from fleetprof.formats.speedscope import decode_speedscope
+
+        return decode_speedscope(data, limits=limits, keep_lines=keep_lines)
+    if fmt == "pushrequest":
+        return _decode_push(data, limits)
+    raise ProfileFormatError("detect", f"unknown input format {fmt!r} (expected one of {', '.join(FORMATS)})", "format")
+
+
+def _decode_push(data: bytes, limits: Limits) -> Profile:
+    """The merge of every series' profile of a PushRequest (series labels dropped)."""
+    from fleetprof.formats.pushrequest import decode_push_request
+
+    series = decode_push_request(data, limits=limits)
+    profiles = [s.profile for s in series]
+    if not profiles:
+        return empty_profile([ValueType("samples", "count")])
+    first = profiles[0].sample_types
+    if any(p.sample_types != first for p in profiles):
+        raise ProfileFormatError(
+            "pushrequest", "series carry different sample types; decode them one by one with decode_push_request", "series"
+        )
+    return merge(profiles)
+
+
+def encode(profile: Profile, fmt: str, *, type_index: int | None = None, max_nodes: int | None = None) -> bytes:
+    """Encode ``profile`` as ``fmt`` (one of :data:`ENCODE_FORMATS`).
+
+    ``type_index`` picks the value column (default: the profile's default type); pprof
+    keeps every sample type unless ``type_index`` is given. ``max_nodes`` prunes the call
+    tree first (pruned subtrees collapse into ``other`` frames, totals stay exact)."""
+    if fmt not in ENCODE_FORMATS:
+        raise ValueError(f"unknown output format {fmt!r} (expected one of {', '.join(ENCODE_FORMATS)})")
+    ti = profile.type_index() if type_index is None else type_index
+    if not 0 <= ti < len(profile.sample_types):
+        raise ValueError(f"type index {ti} out of range for {len(profile.sample_types)} sample types")
+    if fmt == "flamebearer":
+        from fleetprof.render.flamebearer import to_flamebearer
+
+        return json.dumps(to_flamebearer(profile, ti, max_nodes=max_nodes), separators=(",", ":")).encode()
+    if fmt == "tree":
+        from fleetprof.render.tree_json import to_tree
+
+        return json.dumps(to_tree(profile, ti, max_nodes=max_nodes), separators=(",", ":"), ensure_ascii=False).encode()
+    if max_nodes is not None:
+        from fleetprof.model.prune import prune
+
+        profile = prune(profile, ti, max_nodes=max_nodes)
+    if fmt == "pprof":
+        from fleetprof.formats.pprof_encode import encode_pprof
+
+        return encode_pprof(profile if type_index is None else select_type(profile, ti))
+    if fmt == "folded":
+        from fleetprof.formats.folded import encode_folded
+
+        return encode_folded(profile, ti)
+    from fleetprof.formats.speedscope import encode_speedscope
+
+    return encode_speedscope(profile, ti)
+
+
+__all__ = ["ENCODE_FORMATS", "FORMATS", "decode", "detect_format", "encode"]
