@@ -10,6 +10,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from infra_support import STACKS, rendered  # noqa: E402
+
 from components.mockrun import Rendering  # noqa: E402
 
 

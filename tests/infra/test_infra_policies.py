@@ -188,7 +188,8 @@ def test_stack_rule_pass_and_fail(name):
 
     for world, expect in ((good, False), (bad, True)):
         reported: list[str] = []
-        policy.validate(StackValidationArgs(as_policy_resources(world), config), lambda m, urn=None: reported.append(m))
+        sink = reported.append
+        policy.validate(StackValidationArgs(as_policy_resources(world), config), lambda m, urn=None, sink=sink: sink(m))
         assert bool(reported) is expect, (name, reported)
 
 
