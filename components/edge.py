@@ -18,7 +18,7 @@ from components.tags import tags
 APP_PORT = 4040
 HEALTH_CHECK_PATH = "/readyz"
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
-INGEST_PATH_PREFIXES: tuple[str, ...] = ("/ingest", "/push.v1.PusherService/", "/api/v1/push")
+INGEST_PATH_PREFIXES: tuple[str, ...] = ("/ingest", "/push.v1.PusherService/", "/api/v1/ingest")
 
 
 @dataclass
