@@ -15,7 +15,8 @@ from fleetprof.model.profile import Profile, ValueType
 from fleetprof.server.errors import ApiError
 from fleetprof.server.limits import validate_labels
 
-DEFAULT_SERVICE = "unknown_service"
+DEFAULT_SERVICE = "unspecified"
+"""``service_name`` of a series sent without one (Pyroscope's choice)."""
 NAME_LABEL = "__name__"
 T = TypeVar("T")
 
@@ -80,8 +81,10 @@ def check_profile(profile: Profile, cfg: IngestConfig) -> None:
 
 
 def profile_type_id(name: str, st: ValueType, period: ValueType | None) -> str:
-    p = period or st
-    return f"{name}:{st.type}:{st.unit}:{p.type}:{p.unit}"
+    """Pyroscope id ``name:type:unit:period_type:period_unit`` (empty period parts when the
+    profile has no period type, as :mod:`fleetprof.formats.profile_types` does)."""
+    pt, pu = (period.type, period.unit) if period else ("", "")
+    return f"{name}:{st.type}:{st.unit}:{pt}:{pu}"
 
 
 def time_ms_of(profile: Profile, fallback_ms: int | None = None) -> int:

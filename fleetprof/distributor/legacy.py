@@ -83,13 +83,15 @@ def _text_profile(profile: Profile, p: Mapping[str, Any]) -> tuple[Profile, str]
     if suffix is None:
         suffix = {"objects": "alloc_objects", "bytes": "alloc_space", "goroutines": "goroutines", "lock_samples": "mutex_count", "lock_nanoseconds": "mutex_duration"}.get(units, "cpu")
     metric, stype, sunit, ptype, punit = LEGACY_TYPES[suffix]
-    new_t = ValueType(stype, sunit)
-    if suffix in NS_TYPES and units in ("", "samples"):
-        out = scale_values(profile, 1_000_000_000, p["sample_rate"], new_t)
-    else:
-        out = scale_values(profile, 1, 1, new_t)
-    out = out.with_meta(period_type=ValueType(ptype, punit))
+    out = scale_values(profile, 1, 1, ValueType(stype, sunit)).with_meta(period_type=ValueType(ptype, punit))
     return out, f"{metric}:{stype}:{sunit}:{ptype}:{punit}"
+
+
+def _counts_are_cpu_samples(p: Mapping[str, Any]) -> bool:
+    """Folded counts are CPU/wall samples at ``sampleRate`` (→ nanoseconds)."""
+    if p["units"] not in ("", "samples"):
+        return False
+    return p["suffix"] is None or p["suffix"] in NS_TYPES
 
 
 def _sample_type_config(raw: bytes | None) -> dict[str, dict[str, Any]] | None:
@@ -136,7 +138,8 @@ def parse_legacy(
         data, fmt = body, p["format"]
     if not data:
         raise ApiError(400, "empty profile body")
-    profile = decoding(decode, data, fmt, limits=cfg.decoder_limits())
+    rate = p["sample_rate"] if fmt in ("folded", "lines") and _counts_are_cpu_samples(p) else None
+    profile = decoding(decode, data, fmt, limits=cfg.decoder_limits(), sample_rate=rate)
     check_profile(profile, cfg)
     if fmt == "pprof":
         names = _pprof_names(profile, p, config)

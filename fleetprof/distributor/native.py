@@ -3,7 +3,7 @@ or ``format=``), labels are the query parameters.
 
 Reserved parameters: ``format``, ``name`` (profile name, default ``process_cpu`` for CPU
 sample types, else the sample type name), ``time`` (same syntax as Pyroscope's ``from``;
-default: the profile's own time or now), ``sampleRate`` (folded counts → CPU ns, default
+default: the profile's own time or now), ``sampleRate`` (folded/lines counts → CPU ns, default
 100). ``service_name`` (or ``service``) is required; every other parameter is a label.
 """
 
@@ -18,13 +18,11 @@ from fleetprof.distributor.common import (
     check_profile,
     decoding,
     profile_type_id,
-    scale_values,
     split_items,
     time_ms_of,
 )
-from fleetprof.distributor.legacy import _metric_for
 from fleetprof.distributor.timeparse import TimeParseError, parse_time_ms
-from fleetprof.model.profile import ValueType
+from fleetprof.formats.profile_types import infer_name
 from fleetprof.server.errors import ApiError
 
 RESERVED = {"format", "name", "time", "sampleRate", "service"}
@@ -42,22 +40,16 @@ def parse_native(body: bytes, query: Mapping[str, str], cfg: IngestConfig, now_m
     fmt = query.get("format") or None
     if not body:
         raise ApiError(400, "empty profile body")
-    profile = decoding(decode, body, fmt, limits=cfg.decoder_limits())
+    try:
+        rate = int(query.get("sampleRate") or 100)
+    except ValueError:
+        raise ApiError(400, "bad sampleRate") from None
+    profile = decoding(decode, body, fmt, limits=cfg.decoder_limits(), sample_rate=rate)
     check_profile(profile, cfg)
     try:
         t = parse_time_ms(query.get("time"), default_ms=time_ms_of(profile, now_ms), now=now_ms)
     except TimeParseError as e:
         raise ApiError(400, str(e)) from None
-    if len(profile.sample_types) == 1 and profile.sample_types[0].type == "samples" and profile.period_type is None:
-        try:
-            rate = int(query.get("sampleRate") or 100)
-        except ValueError:
-            raise ApiError(400, "bad sampleRate") from None
-        if rate <= 0:
-            raise ApiError(400, "sampleRate must be positive")
-        profile = scale_values(profile, 1_000_000_000, rate, ValueType("cpu", "nanoseconds")).with_meta(period_type=ValueType("cpu", "nanoseconds"))
-    names = []
-    for i, st in enumerate(profile.sample_types):
-        metric = query.get("name") or _metric_for(st.type, None)
-        names.append((i, profile_type_id(metric, st, profile.period_type)))
+    metric = query.get("name") or infer_name(profile)
+    names = [(i, profile_type_id(metric, st, profile.period_type)) for i, st in enumerate(profile.sample_types)]
     return split_items(labels, profile, names=names, time_ms=t)

@@ -58,12 +58,13 @@ def parse_selection(q: Mapping[str, str], st: ServerState, key: str = "query", f
 def parse_matchers(q: Mapping[str, str], key: str = "query") -> list[Any]:
     """Matchers of an optional ``{selector}`` (or ``type{selector}``) parameter."""
     from fleetprof.query.selector import SelectorError, parse_query
+    from fleetprof.query.selector import parse_matchers as parse_selector
 
-    text = q.get(key)
+    text = (q.get(key) or "").strip()
     if not text:
         return []
     try:
-        _, matchers = parse_query(text if not text.startswith("{") else "x:x:x:x:x" + text)
+        matchers = parse_selector(text) if text.startswith("{") else parse_query(text)[1]
     except SelectorError as e:
         raise ApiError(400, f"bad selector in '{key}': {e}") from None
     return list(matchers)
