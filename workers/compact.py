@@ -1,0 +1,352 @@
+"""Compaction: L0 -> L1 per hour, L1 -> L2 per day; GC of compacted inputs.
+
+Partitions and outputs
+    A partition is ``(tenant, level, bucket)``: level 1 buckets are UTC hours, level 2
+    buckets UTC days. Its inputs are the tenant's ``live`` segments of a level ``<= level``
+    whose ``min_time_ms`` falls in the bucket (late L0 data and earlier outputs of the same
+    bucket are merged again). Inputs are grouped by service: segments that share no
+    service are compacted separately, so the output is one segment per
+    ``(tenant, service, bucket)`` whenever the inputs are single-service. Multi-service
+    inputs (an L0 flush holds every service of its batch) keep their services together:
+    the index's ``swap`` switches exactly one new segment, and splitting them would leave
+    some service counted zero or two times between two swaps.
+    Stacks are re-interned across inputs (node/frame ids are the model's stable hashes:
+    unions are de-duplications) and sample times are floored to :data:`STEP_MS` (10 s at
+    L1, 1 min at L2), which merges rows.
+
+Steps of one compaction (each a crash point, see ``FailureHook``)::
+
+    read inputs -> encode -> put(new object) -> [re-check inputs live] -> index.swap(new, inputs)
+
+``swap`` makes the new entry live and the inputs ``compacted`` in one index transaction, so a
+query sees either all inputs or the output: every sample is counted exactly once before,
+during and after compaction. A crash before the swap leaves an unreferenced object that
+:func:`fleetprof.metastore.cleanup.collect_orphans` deletes; a rerun recompacts the same
+inputs. A crash after the swap leaves a finished compaction; a rerun finds one input and
+does nothing. At most :data:`MAX_INPUTS` inputs go into one swap (DynamoDB transactions are
+atomic for 100 items: the new entry's two items plus 98 inputs); larger buckets are
+compacted in rounds, each round exact.
+
+GC (:func:`gc_compacted`): a ``compacted`` entry whose replacement has been live for the
+grace period (queries that listed it have finished) is tombstoned, its object deleted,
+then its entry deleted; a crash between the steps is finished by the next run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger("workers.compact")
+
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
+BUCKET_MS = {1: HOUR_MS, 2: DAY_MS}
+STEP_MS = {1: 10_000, 2: 60_000}
+SETTLE_MS = {1: 5 * 60_000, 2: HOUR_MS}
+"""A bucket is compacted only once it ended this long ago (late data keeps arriving)."""
+MAX_INPUTS = 98
+DEFAULT_GRACE_S = 600.0
+
+FailureHook = Callable[[str], None]
+"""Called with a step name (``"read"``, ``"encoded"``, ``"put"``, ``"before_swap"``,
+``"swapped"``) before moving on; tests raise from it to inject a crash."""
+
+
+class InputsChanged(RuntimeError):
+    """An input stopped being live during compaction (a concurrent compactor); retry later."""
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One unit of compaction work (see module docstring)."""
+
+    tenant: str
+    level: int
+    bucket_start_ms: int
+    est_samples: int = 0
+    inputs: int = 0
+
+    @property
+    def bucket_end_ms(self) -> int:
+        return self.bucket_start_ms + BUCKET_MS[self.level]
+
+    def key(self) -> str:
+        return f"{self.tenant}/L{self.level}/{self.bucket_start_ms}"
+
+
+@dataclass
+class CompactResult:
+    partition: str
+    outputs: list[str] = field(default_factory=list)
+    inputs: int = 0
+    samples_in: int = 0
+    samples_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    seconds: float = 0.0
+
+
+def _noop(_step: str) -> None:
+    return None
+
+
+def bucket_of(time_ms: int, level: int) -> int:
+    return time_ms - time_ms % BUCKET_MS[level]
+
+
+def candidate_inputs(index: Any, tenant: str, level: int, bucket_start_ms: int) -> list[Any]:
+    """Live entries of level ``<= level`` whose ``min_time_ms`` lies in the bucket."""
+    end = bucket_start_ms + BUCKET_MS[level]
+    entries = index.query(tenant, bucket_start_ms, end - 1)
+    return [e for e in entries if e.level <= level and bucket_start_ms <= e.min_time_ms < end]
+
+
+def needs_work(entries: Sequence[Any], level: int) -> bool:
+    return len(entries) > 1 or (len(entries) == 1 and entries[0].level < level)
+
+
+def plan(index: Any, *, level: int, start_ms: int, end_ms: int, tenants: Sequence[str] | None = None,
+         now_ms: int | None = None, settle: bool = True) -> list[Partition]:
+    """Partitions of ``level`` with work to do among buckets overlapping ``[start, end)``."""
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    out: list[Partition] = []
+    for tenant in tenants or index.tenants():
+        entries = [e for e in index.query(tenant, start_ms - BUCKET_MS[level], end_ms - 1) if e.level <= level]
+        buckets: dict[int, list[Any]] = {}
+        for e in entries:
+            b = bucket_of(e.min_time_ms, level)
+            if start_ms - BUCKET_MS[level] < b + BUCKET_MS[level] and b < end_ms:
+                buckets.setdefault(b, []).append(e)
+        for b, es in sorted(buckets.items()):
+            if settle and b + BUCKET_MS[level] + SETTLE_MS[level] > now:
+                continue
+            if needs_work(es, level):
+                out.append(Partition(tenant, level, b, sum(e.samples for e in es), len(es)))
+    return out
+
+
+def service_groups(entries: Sequence[Any]) -> list[list[Any]]:
+    """Connected components of entries linked by a shared service (deterministic order)."""
+    parent = list(range(len(entries)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    owner: dict[str, int] = {}
+    for i, e in enumerate(entries):
+        for s in e.services or ("",):
+            if s in owner:
+                parent[find(i)] = find(owner[s])
+            else:
+                owner[s] = i
+    groups: dict[int, list[Any]] = {}
+    for i, e in enumerate(entries):
+        groups.setdefault(find(i), []).append(e)
+    return sorted(groups.values(), key=lambda g: (sorted(g[0].services), g[0].segment_id))
+
+
+def compact_inputs(store: Any, index: Any, tenant: str, level: int, inputs: Sequence[Any], *,
+                   hook: FailureHook = _noop, now_ms: int | None = None) -> tuple[Any, int]:
+    """Merge ``inputs`` (<= MAX_INPUTS entries) into one new live segment of ``level``;
+    return ``(new entry, input sample rows)``. See the module docstring for the steps."""
+    from fleetprof.metastore.index import SegmentEntry
+    from fleetprof.segment.format import concat_batches, decode_segment, encode_segment
+    from fleetprof.segment.keys import new_segment_id, segment_key
+
+    if len(inputs) > MAX_INPUTS:
+        raise ValueError(f"at most {MAX_INPUTS} inputs per swap")
+    segs = []
+    for e in inputs:
+        try:
+            segs.append(decode_segment(store.get(e.key)))
+        except KeyError:
+            raise InputsChanged(f"input {e.segment_id} vanished (collected by a concurrent job)") from None
+    hook("read")
+    batch = concat_batches(segs, step_ms=STEP_MS[level])
+    created = int(time.time() * 1000) if now_ms is None else now_ms
+    data = encode_segment(batch, tenant=tenant, level=level, created_ms=created)
+    hook("encoded")
+    sid = new_segment_id(created)
+    min_t = min(e.min_time_ms for e in inputs)
+    max_t = max(e.max_time_ms for e in inputs)
+    series: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
+    complete = all(e.series_complete for e in inputs)
+    for e in inputs:
+        for s in e.series:
+            series.setdefault(tuple(sorted(s.items())), dict(s))
+    entry = SegmentEntry(
+        tenant=tenant, segment_id=sid, level=level,
+        services=tuple(sorted({s for e in inputs for s in e.services})),
+        profile_types=tuple(sorted({p for e in inputs for p in e.profile_types})),
+        min_time_ms=min_t, max_time_ms=max_t, key=segment_key(tenant, level, sid, min_t),
+        bytes=len(data), samples=batch.sample_rows, state="live", created_ms=created,
+        series=tuple(series.values()), series_complete=complete,
+    )
+    store.put(entry.key, data)
+    hook("put")
+    ids = [e.segment_id for e in inputs]
+    for e in inputs:  # narrow the window for a concurrent compactor of the same bucket
+        cur = index.get(tenant, e.segment_id)
+        if cur is None or cur.state != "live":
+            store.delete(entry.key)
+            raise InputsChanged(f"input {e.segment_id} is no longer live")
+    hook("before_swap")
+    index.swap(tenant, entry, ids)
+    hook("swapped")
+    return entry, sum(e.samples for e in inputs)
+
+
+def compact_partition(store: Any, index: Any, part: Partition, *, hook: FailureHook = _noop,
+                      now_ms: int | None = None) -> CompactResult:
+    """Compact one partition until each service group is a single segment of its level."""
+    t0 = time.perf_counter()
+    res = CompactResult(part.key())
+    first = True
+    for _round in range(64):
+        entries = candidate_inputs(index, part.tenant, part.level, part.bucket_start_ms)
+        progressed = False
+        for group in service_groups(entries):
+            if not needs_work(group, part.level):
+                continue
+            group.sort(key=lambda e: (e.min_time_ms, e.segment_id))
+            for i in range(0, len(group), MAX_INPUTS):
+                chunk = group[i:i + MAX_INPUTS]
+                if not needs_work(chunk, part.level):
+                    continue
+                new, samples_in = compact_inputs(store, index, part.tenant, part.level, chunk, hook=hook, now_ms=now_ms)
+                res.outputs.append(new.segment_id)
+                if first or all(e.level < part.level for e in chunk):
+                    res.inputs += len(chunk)
+                    res.samples_in += samples_in
+                    res.bytes_in += sum(e.bytes for e in chunk)
+                progressed = True
+        first = False
+        if not progressed:
+            break
+    final = candidate_inputs(index, part.tenant, part.level, part.bucket_start_ms)
+    res.samples_out = sum(e.samples for e in final)
+    res.bytes_out = sum(e.bytes for e in final)
+    res.seconds = time.perf_counter() - t0
+    return res
+
+
+def gc_compacted(store: Any, index: Any, tenant: str, *, grace_s: float = DEFAULT_GRACE_S,
+                 now_ms: int | None = None) -> int:
+    """Tombstone, delete the object of, then delete every ``compacted`` entry whose newest
+    overlapping higher-level live replacement is older than ``grace_s`` (or, with no
+    replacement left, that is itself older). Also finishes tombstones left by a crash.
+    Returns the number of entries removed."""
+    from fleetprof.metastore.index import MAX_TIME_MS
+
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    cutoff = now - int(grace_s * 1000)
+    entries = index.query(tenant, 0, MAX_TIME_MS, states=("live", "compacted", "tombstoned"))
+    live = [e for e in entries if e.state == "live"]
+    n = 0
+    for e in entries:
+        if e.state == "compacted":
+            repl = [r.created_ms for r in live if r.level > e.level and r.min_time_ms <= e.max_time_ms and r.max_time_ms >= e.min_time_ms]
+            newest = max(repl) if repl else e.created_ms
+            if newest > cutoff:
+                continue
+            if not index.set_state(tenant, e.segment_id, "compacted", "tombstoned"):
+                continue
+        elif e.state != "tombstoned":
+            continue
+        store.delete(e.key)
+        index.delete(tenant, e.segment_id)
+        n += 1
+    return n
+
+
+# ---------------------------------------------------------------------------- job
+@dataclass(frozen=True)
+class CompactJob:
+    """Everything a compaction task needs to open its own backends (small, picklable)."""
+
+    storage_url: str
+    index_url: str
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def run_partition(job: CompactJob, part: Partition) -> dict[str, Any]:
+    """Task body: open backends, compact ``part``, return a small summary."""
+    from workers.storage_io import open_backends
+
+    store, index = open_backends(job.storage_url, job.index_url, job.env)
+    r = compact_partition(store, index, part)
+    return r.__dict__ | {"partition": part.key()}
+
+
+def run_compaction(storage_url: str, index_url: str, *, levels: Sequence[int] = (1, 2), start_ms: int = 0,
+                   end_ms: int | None = None, tenants: Sequence[str] | None = None, mode: str = "ray",
+                   max_in_flight: int | None = None, settle: bool = True, gc: bool = True,
+                   grace_s: float = DEFAULT_GRACE_S, progress: bool = True, now_ms: int | None = None) -> dict[str, Any]:
+    """Plan and run compaction level by level (L1 before L2) with :mod:`workers.parallel`."""
+    from workers.parallel import run_tasks
+    from workers.storage_io import backend_env, open_backends
+
+    store, index = open_backends(storage_url, index_url)
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    end = end_ms if end_ms is not None else now + DAY_MS
+    job = CompactJob(storage_url, index_url, backend_env())
+    summary: dict[str, Any] = {"levels": {}}
+    for level in levels:
+        parts = plan(index, level=level, start_ms=start_ms, end_ms=end, tenants=tenants, now_ms=now, settle=settle)
+        results = run_tasks(run_partition, job, parts, mode=mode, max_in_flight=max_in_flight,
+                            label=f"compact L{level}", progress=progress, weight=lambda p: p.est_samples)
+        summary["levels"][f"L{level}"] = {
+            "partitions": len(parts),
+            "inputs": sum(r["inputs"] for r in results),
+            "outputs": sum(len(r["outputs"]) for r in results),
+            "samples_in": sum(r["samples_in"] for r in results),
+            "samples_out": sum(r["samples_out"] for r in results),
+            "bytes_in": sum(r["bytes_in"] for r in results),
+            "bytes_out": sum(r["bytes_out"] for r in results),
+        }
+    if gc:
+        summary["gc_removed"] = sum(gc_compacted(store, index, t, grace_s=grace_s, now_ms=now) for t in (tenants or index.tenants()))
+    return summary
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m workers.compact [--storage URL] [--index URL] [--levels 1,2] [--serial]``."""
+    from workers.parallel import add_ray_args, init_ray
+    from workers.storage_io import storage_urls
+
+    p = argparse.ArgumentParser(prog="python -m workers.compact", description="Compact segments L0->L1->L2 and GC compacted inputs.")
+    p.add_argument("--storage"), p.add_argument("--index")
+    p.add_argument("--levels", default="1,2", help="comma-separated target levels (default 1,2)")
+    p.add_argument("--tenant", action="append", help="only this tenant (repeatable)")
+    p.add_argument("--no-settle", action="store_true", help="also compact buckets that ended recently")
+    p.add_argument("--grace-s", type=float, default=DEFAULT_GRACE_S, help="GC grace period for compacted inputs")
+    p.add_argument("--no-gc", action="store_true")
+    add_ray_args(p)
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    storage, index = storage_urls(a.storage, a.index)
+    if not a.serial:
+        init_ray(a.ray_address, a.num_cpus)
+    out = run_compaction(storage, index, levels=[int(x) for x in a.levels.split(",")], tenants=a.tenant,
+                         mode="serial" if a.serial else "ray", max_in_flight=a.max_in_flight,
+                         settle=not a.no_settle, gc=not a.no_gc, grace_s=a.grace_s)
+    import json
+
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__ = ["CompactJob", "Partition", "compact_partition", "gc_compacted", "plan", "run_compaction"]
