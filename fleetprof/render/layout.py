@@ -320,6 +320,25 @@ def fold_max_nodes(tree: CallTree, max_nodes: int | None, *, diff: bool = False)
     )
 
 
+def prune_narrow(tree: CallTree, min_total: float, *, keep: np.ndarray | None = None) -> CallTree:
+    """Drop nodes whose total (summed over value columns) is below ``min_total`` (or, with
+    ``keep``, the rows not kept; the mask must be closed under taking the parent, as any
+    threshold on totals is). Parents keep their totals: the dropped time becomes a gap at
+    the end of the parent once laid out."""
+    if keep is None:
+        keep = tree.total.sum(axis=1) >= min_total
+    if keep.all():
+        return tree
+    newpos = np.cumsum(keep) - 1
+    p = tree.parent[keep]
+    return CallTree(
+        parent=np.where(p >= 0, newpos[np.maximum(p, 0)], -1), depth=tree.depth[keep],
+        name=tree.name[keep], file=tree.file[keep], key=tree.key[keep], self=tree.self[keep],
+        total=tree.total[keep], root_self=tree.root_self, root_total=tree.root_total,
+        names=tree.names, files=tree.files, rank=None if tree.rank is None else tree.rank[keep],
+    )
+
+
 def layout(tree: CallTree) -> Layout:
     """Order ``tree`` in DFS pre-order (children by name) and compute x offsets."""
     n = tree.size + 1
