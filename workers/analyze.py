@@ -1,0 +1,166 @@
+"""Fleet analysis job: ``python -m workers.analyze --window 2026-11-21 [--tenant T]``.
+
+For each tenant and window it reads the window's and the previous window's live segments
+(each Ray task reads its own), runs :func:`workers.analysis.analyze_dataset` and writes
+``analysis/<tenant>/<window>/``: ``<table>.parquet`` for every table, ``report.html`` and
+finally ``summary.json`` (its presence marks a complete window; reruns overwrite).
+
+Windows: ``YYYY-MM-DD`` (a UTC day), ``YYYY-MM-DDTHH`` (a UTC hour); the previous window
+is the one of the same length just before.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import io
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
+
+
+@dataclass(frozen=True)
+class Window:
+    """A named UTC time range ``[start_ms, end_ms)``."""
+
+    name: str
+    start_ms: int
+    end_ms: int
+
+    def previous(self) -> Window:
+        length = self.end_ms - self.start_ms
+        return window_at(self.start_ms - length, length)
+
+
+def window_at(start_ms: int, length_ms: int) -> Window:
+    t = dt.datetime.fromtimestamp(start_ms / 1000, tz=dt.UTC)
+    name = f"{t:%Y-%m-%d}" if length_ms == DAY_MS else f"{t:%Y-%m-%dT%H}"
+    return Window(name, start_ms, start_ms + length_ms)
+
+
+def parse_window(text: str) -> Window:
+    """``YYYY-MM-DD`` or ``YYYY-MM-DDTHH`` (UTC) -> :class:`Window`; :class:`ValueError` otherwise."""
+    for fmt, length in (("%Y-%m-%d", DAY_MS), ("%Y-%m-%dT%H", HOUR_MS)):
+        try:
+            t = dt.datetime.strptime(text, fmt).replace(tzinfo=dt.UTC)
+        except ValueError:
+            continue
+        return window_at(int(t.timestamp() * 1000), length)
+    raise ValueError(f"bad window {text!r}: expected YYYY-MM-DD or YYYY-MM-DDTHH (UTC)")
+
+
+def windows_between(start_ms: int, end_ms: int, length_ms: int = DAY_MS) -> list[Window]:
+    """Consecutive windows of ``length_ms`` covering ``[start, end)`` (aligned to UTC)."""
+    first = start_ms - start_ms % length_ms
+    return [window_at(t, length_ms) for t in range(first, end_ms, length_ms)]
+
+
+@dataclass(frozen=True)
+class AnalyzeJob:
+    """What an analysis task needs (small, picklable)."""
+
+    storage_url: str
+    index_url: str
+    env: dict[str, str] = field(default_factory=dict)
+    vcpu_hour_usd: float | None = None
+    flame_graphs: bool = True
+
+
+def parquet_bytes(df: pl.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    df.write_parquet(buf, compression="zstd")
+    return buf.getvalue()
+
+
+def analyze_window(store: Any, index: Any, tenant: str, window: Window, *, vcpu_hour_usd: float | None = None,
+                   flame_graphs: bool = True) -> dict[str, Any]:
+    """Analyse one (tenant, window) and write its outputs; return the summary."""
+    from fleetprof.model.prune import prune
+    from workers.analysis import AnalysisConfig, analyze_dataset
+    from workers.analysis_store import write_analysis_file
+    from workers.dataset import to_profile
+    from workers.report_html import render_report
+    from workers.storage_io import read_dataset
+
+    prev_w = window.previous()
+    ds = read_dataset(store, index, tenant, window.start_ms, window.end_ms)
+    prev = read_dataset(store, index, tenant, prev_w.start_ms, prev_w.end_ms)
+    cfg = AnalysisConfig() if vcpu_hour_usd is None else AnalysisConfig(vcpu_hour_usd=vcpu_hour_usd)
+    res = analyze_dataset(ds, prev if prev.samples.height else None, tenant=tenant, window=window.name,
+                          previous_window=prev_w.name, start_ms=window.start_ms, end_ms=window.end_ms, cfg=cfg)
+    for name, df in res.tables.items():
+        write_analysis_file(store, tenant, window.name, f"{name}.parquet", parquet_bytes(df))
+    flames: dict[str, Any] = {}
+    cpu = res.summary.get("cpu_profile_type")
+    if flame_graphs and cpu:
+        for service in res.summary["services"]:  # type: ignore[union-attr]
+            prof = to_profile(ds, str(cpu), pl.col("service") == service)
+            if prof.samples.height:
+                flames[str(service)] = prune(prof, 0, max_nodes=2000)
+    report = render_report(res.summary, res.tables, flames)
+    write_analysis_file(store, tenant, window.name, "report.html", report.encode())
+    write_analysis_file(store, tenant, window.name, "summary.json", json.dumps(res.summary, indent=1, default=str).encode())
+    return res.summary
+
+
+def run_task(job: AnalyzeJob, key: tuple[str, str]) -> dict[str, Any]:
+    """Ray/serial task body for ``(tenant, window name)``: returns a small summary."""
+    from workers.storage_io import open_backends
+
+    store, index = open_backends(job.storage_url, job.index_url, job.env)
+    tenant, wname = key
+    s = analyze_window(store, index, tenant, parse_window(wname), vcpu_hour_usd=job.vcpu_hour_usd, flame_graphs=job.flame_graphs)
+    return {"tenant": tenant, "window": wname, "samples": s["samples"], "regressions": len(s["regressions"]),  # type: ignore[arg-type]
+            "leak_suspects": len(s["leak_suspects"]), "recommendations": len(s["recommendations"])}  # type: ignore[arg-type]
+
+
+def run_analysis(storage_url: str, index_url: str, windows: Sequence[Window], *, tenants: Sequence[str] | None = None,
+                 mode: str = "ray", max_in_flight: int | None = None, vcpu_hour_usd: float | None = None,
+                 progress: bool = True, on_result: Any = None, skip: Any = None) -> list[dict[str, Any]]:
+    """One task per (tenant, window); ``skip(key)`` filters keys already done (backfill)."""
+    from workers.parallel import run_tasks
+    from workers.storage_io import backend_env, open_backends
+
+    _store, index = open_backends(storage_url, index_url)
+    keys = [(t, w.name) for t in (tenants or index.tenants()) for w in windows]
+    if skip is not None:
+        keys = [k for k in keys if not skip(k)]
+    job = AnalyzeJob(storage_url, index_url, backend_env(), vcpu_hour_usd)
+    return run_tasks(run_task, job, keys, mode=mode, max_in_flight=max_in_flight, label="analyze",
+                     progress=progress, on_result=on_result)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from workers.parallel import add_ray_args, init_ray
+    from workers.storage_io import storage_urls
+
+    p = argparse.ArgumentParser(prog="python -m workers.analyze", description="Fleet-wide analysis of one window per tenant.")
+    p.add_argument("--window", required=True, action="append", help="YYYY-MM-DD or YYYY-MM-DDTHH (UTC); repeatable")
+    p.add_argument("--tenant", action="append", help="only this tenant (repeatable; default: all)")
+    p.add_argument("--storage"), p.add_argument("--index")
+    p.add_argument("--vcpu-hour-usd", type=float, default=None, help="price of one vCPU-hour (default 0.0425)")
+    add_ray_args(p)
+    a = p.parse_args(argv)
+    try:
+        windows = [parse_window(w) for w in a.window]
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    storage, index = storage_urls(a.storage, a.index)
+    if not a.serial:
+        init_ray(a.ray_address, a.num_cpus)
+    out = run_analysis(storage, index, windows, tenants=a.tenant, mode="serial" if a.serial else "ray",
+                       max_in_flight=a.max_in_flight, vcpu_hour_usd=a.vcpu_hour_usd)
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
