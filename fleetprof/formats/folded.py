@@ -2,8 +2,9 @@
 
 Decoding contract (:func:`decode_folded`):
 
-* Each non-blank line that does not start with ``#`` is a stack and a count, separated by
-  the **last** run of whitespace (frame names may contain spaces). Frames are separated by
+* Each non-blank line that is not a comment is a stack and a count, separated by
+  the **last** run of whitespace (frame names may contain spaces). A comment starts with
+  ``#`` and does not end in a count (so a root frame named ``#x`` still round-trips). Frames are separated by
   ``;``, root first; empty frames (``a;;b``) are dropped; a line whose stack is empty
   (py-spy writes `` 2`` for idle samples) counts as an empty stack (the root's self value).
 * The count is a non-negative decimal integer that fits int64; anything else raises
@@ -69,7 +70,8 @@ def decode_folded(
     text = maybe_gunzip(bytes(data), FMT, limits).decode("utf-8", "replace")
     lines = _text_lines(text)
     lines = lines.with_columns(pl.col("l").str.strip_chars_end())
-    lines = lines.filter((pl.col("l") != "") & ~pl.col("l").str.starts_with("#"))
+    comment = pl.col("l").str.starts_with("#") & ~pl.col("l").str.contains(r"\s[0-9]+$")
+    lines = lines.filter((pl.col("l") != "") & ~comment)
     _check_sample_count(lines.height, limits, FMT)
     parsed = lines.select(
         "lineno",
