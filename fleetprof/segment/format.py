@@ -179,6 +179,19 @@ def _parquet(table: pa.Table, *, dictionary: Sequence[str], delta: Sequence[str]
     return sink.getvalue()
 
 
+def _lookup(keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """Positions of ``queries`` in unique ``keys`` (-1 if absent): sort-based for small
+    inputs (no per-call overhead), the model's hash join for large ones."""
+    if len(keys) > 65536:
+        return positions(keys, queries)
+    order = np.argsort(keys, kind="stable")
+    sk = keys[order]
+    i = np.minimum(np.searchsorted(sk, queries), max(len(sk) - 1, 0))
+    if not len(sk):
+        return np.full(len(queries), -1, dtype=np.int64)
+    return np.where(sk[i] == queries, order[i], -1).astype(np.int64)
+
+
 def _bfs_layout(nodes: pl.DataFrame, frames: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Order nodes breadth-first (depth, parent row, frame row); return
     ``(node_id in that order, parent row, frame row, depth)``. One step per depth level."""
@@ -191,26 +204,23 @@ def _bfs_layout(nodes: pl.DataFrame, frames: pl.DataFrame) -> tuple[np.ndarray, 
         raise ValueError("segment nodes reference frames missing from the frame table")
     order_parts: list[np.ndarray] = []
     parent_rows: list[np.ndarray] = []
-    placed_ids = np.zeros(0, dtype=np.uint64)
-    placed_rows = np.zeros(0, dtype=np.int64)
+    prev_ids = np.zeros(0, dtype=np.uint64)  # node ids of the previous depth level, in row order
     next_row = 0
     for d in np.unique(depth):
         idx = np.flatnonzero(depth == d)
         if d == 1:
             prow = np.full(len(idx), -1, dtype=np.int64)
         else:
-            p = positions(placed_ids, pid[idx])
+            p = _lookup(prev_ids, pid[idx])
             if (p < 0).any():
                 raise ValueError("segment nodes reference parents missing from the node table")
-            prow = placed_rows[p]
+            prow = p + (next_row - len(prev_ids))
         o = np.lexsort((fpos[idx], prow))
         idx, prow = idx[o], prow[o]
         order_parts.append(idx)
         parent_rows.append(prow)
-        rows = np.arange(next_row, next_row + len(idx), dtype=np.int64)
         next_row += len(idx)
-        placed_ids = np.concatenate([placed_ids, nid[idx]])
-        placed_rows = np.concatenate([placed_rows, rows])
+        prev_ids = nid[idx]
     order = np.concatenate(order_parts) if order_parts else np.zeros(0, dtype=np.int64)
     prow_all = np.concatenate(parent_rows) if parent_rows else np.zeros(0, dtype=np.int64)
     return nid[order], prow_all, fpos[order], depth[order]
