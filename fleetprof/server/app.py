@@ -117,6 +117,7 @@ def create_app(settings: Settings | None = None, *, store: Any = None, index: An
         st.index = index if index is not None else await to_thread.run_sync(lambda: open_index(settings.index))
         st.writer = SegmentWriter(st.store, st.index, max_age_s=settings.flush_max_age_s, max_bytes=settings.flush_max_bytes, max_queue=settings.max_queue, on_flush=st.on_flush)
         await maybe_await(st.writer.start())
+        st.extra["loop"] = asyncio.get_running_loop()
         st.ready = True
         retention = asyncio.create_task(_retention_loop(st)) if settings.retention_runs_here() else None
         log.info("fleetprof server ready", extra={"storage": settings.storage, "index": settings.index})

@@ -66,7 +66,29 @@ def serve(
             app, host=settings.host, port=settings.port, log_config=None, access_log=False,
             timeout_graceful_shutdown=30, lifespan="on", server_header=False,
         )
-        uvicorn.Server(config).run()
+        _DrainingServer(config, app.state.fleetprof).run()
+
+
+def _draining_server_class() -> type:
+    import uvicorn
+
+    class DrainingServer(uvicorn.Server):
+        """uvicorn server that tells the app to flush its segment writer as soon as a
+        shutdown signal arrives (uvicorn then waits for in-flight requests)."""
+
+        def __init__(self, config: uvicorn.Config, state: object) -> None:
+            super().__init__(config)
+            self.fleetprof_state = state
+
+        def handle_exit(self, sig: int, frame: object) -> None:
+            super().handle_exit(sig, frame)  # type: ignore[arg-type]
+            self.fleetprof_state.drain()  # type: ignore[attr-defined]
+
+    return DrainingServer
+
+
+def _DrainingServer(config: object, state: object) -> object:  # noqa: N802 - acts as a class
+    return _draining_server_class()(config, state)
 
 
 def _prepare_local_dirs(settings: object) -> None:

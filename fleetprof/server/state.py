@@ -61,6 +61,20 @@ class ServerState:
         self.metrics.ingest_samples.labels(tenant).inc(sum(it.profile.samples.height for it in items))
 
 
+    def drain(self) -> None:
+        """Shutdown began (SIGTERM/SIGINT): flush pending batches now, and every later
+        batch at once, so in-flight requests get their ack before uvicorn's grace period
+        ends. Safe to call from a signal handler (schedules onto the server loop)."""
+        loop = self.extra.get("loop")
+        if self.writer is None or loop is None or loop.is_closed():
+            return
+
+        def start_flush() -> None:
+            self.writer.max_age_s = 0.0
+            loop.create_task(self.writer.flush())
+
+        loop.call_soon_threadsafe(start_flush)
+
     def on_flush(self, stats: Any) -> None:
         """``SegmentWriter`` flush callback: flush latency, segment size, outcome."""
         self.metrics.flushes.labels("ok" if stats.ok else "error").inc()
