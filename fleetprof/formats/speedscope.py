@@ -280,6 +280,7 @@ def _evented_stacks(
     uid = np.full(n, -1, dtype=np.int64)  # for open events: dense id of its stack path
     prev_opens = np.zeros(0, dtype=np.int64)
     next_uid = 0
+    mismatch: tuple[int, int] | None = None  # earliest (close event, open event it met)
     for level in range(1, int(depth.max()) + 1):
         opens = idx[is_open & (depth == level)]
         at_level = idx[depth == level]
@@ -288,9 +289,8 @@ def _evented_stacks(
         if len(closes):
             match = opens[np.searchsorted(opens, closes, side="right") - 1]
             wrong = np.flatnonzero(frames[match] != frames[closes])
-            if len(wrong):
-                k = int(closes[wrong[0]])
-                raise ProfileFormatError(FMT, f"close of frame {int(frames[k])} while frame {int(frames[match[wrong[0]]])} is open", f"{where}.events[{k}]")
+            if len(wrong) and (mismatch is None or closes[wrong[0]] < mismatch[0]):
+                mismatch = (int(closes[wrong[0]]), int(match[wrong[0]]))
         if level > 1:
             parent[opens] = prev_opens[np.searchsorted(prev_opens, opens, side="right") - 1]
             puid = uid[parent[opens]]
@@ -300,6 +300,9 @@ def _evented_stacks(
         uid[opens] = next_uid + inv.reshape(-1)
         next_uid += len(first)
         prev_opens = opens
+    if mismatch is not None:
+        k, o = mismatch
+        raise ProfileFormatError(FMT, f"close of frame {int(frames[k])} while frame {int(frames[o])} is open", f"{where}.events[{k}]")
     dt = np.diff(at)
     charged = cur[:-1] >= 0
     per_uid = np.bincount(uid[cur[:-1][charged]], weights=dt[charged], minlength=next_uid)
@@ -393,7 +396,7 @@ def encode_speedscope(profile: Profile, type_index: int | None = None, *, name: 
     weights = per_node["v0"]
     frames = profile.frames
     used = np.unique(ex.frame_ids) if len(ex.frame_ids) else np.zeros(0, dtype=np.uint64)
-    frames = frames.filter(pl.col("frame_id").is_in(pl.Series(used, dtype=pl.UInt64))).sort("frame_id")
+    frames = frames.join(pl.DataFrame({"frame_id": used}, schema={"frame_id": pl.UInt64}), on="frame_id", how="semi").sort("frame_id")
     fidx = positions(frames["frame_id"].to_numpy(), ex.frame_ids)
     if np.any(fidx < 0):
         raise ValueError("profile stacks reference frames missing from the frame table")
