@@ -44,9 +44,9 @@ def moto_server() -> Iterator[str]:
 
 
 def aws_client(service: str):  # noqa: ANN201 - boto3 client
-    import boto3
+    from fleetprof.storage.aws import client
 
-    return boto3.session.Session().client(service, region_name=REGION)
+    return client(service)
 
 
 @pytest.fixture(scope="session")

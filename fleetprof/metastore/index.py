@@ -386,13 +386,9 @@ class DynamoIndex:
     @property
     def client(self) -> Any:
         if self._client is None:
-            with self._lock:
-                if self._client is None:
-                    import boto3
-                    from botocore.config import Config
+            from fleetprof.storage.aws import client
 
-                    cfg = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=32)
-                    self._client = boto3.session.Session().client("dynamodb", config=cfg)
+            self._client = client("dynamodb")
         return self._client
 
     # -- item codec ------------------------------------------------------------------

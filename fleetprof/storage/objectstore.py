@@ -166,13 +166,9 @@ class S3Store:
     @property
     def client(self) -> Any:
         if self._client is None:
-            with self._lock:
-                if self._client is None:
-                    import boto3
-                    from botocore.config import Config
+            from fleetprof.storage.aws import client
 
-                    cfg = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=32)
-                    self._client = boto3.session.Session().client("s3", config=cfg)
+            self._client = client("s3")
         return self._client
 
     def _key(self, key: str) -> str:
