@@ -5,7 +5,7 @@ the first 64 KiB of the decompressed stream):
 
 * empty or whitespace-only → ``folded`` (an empty profile);
 * first non-blank character ``{`` → ``speedscope`` (JSON);
-* printable text → ``folded`` when at least 90 % of the sampled stack lines end in
+* printable text (no control bytes but tab/CR/LF, ≤ 5 % invalid UTF-8) → ``folded`` when at least 90 % of the sampled stack lines end in
   whitespace + an integer count, else ``lines`` (Pyroscope's one-sample-per-line format);
 * binary whose first protobuf field is a valid ``profile.proto`` field → ``pprof``, unless
   field 1 holds a message whose own first field is length-delimited (a ``PushRequest``'s
@@ -61,16 +61,21 @@ def _peek(data: bytes) -> bytes | None:
     gzip stream is bad)."""
     if not data.startswith(GZIP_MAGIC):
         return data[:PEEK_BYTES]
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
     try:
-        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data, PEEK_BYTES)
+        head = d.decompress(data, PEEK_BYTES)
     except zlib.error:
         return None
+    return None if not head and not d.eof else head
 
 
 def _is_text(head: bytes) -> bool:
-    """No control bytes other than tab/newline/CR (UTF-8 multibyte sequences allowed)."""
-    controls = head.translate(None, bytes(range(32, 256)) + b"\t\n\r")
-    return len(controls) == 0
+    """No control bytes other than tab/newline/CR, and at most 5 % of the bytes invalid
+    UTF-8 (text with a few bad bytes still decodes, with replacement)."""
+    if head.translate(None, bytes(range(32, 256)) + b"\t\n\r"):
+        return False
+    invalid = head.decode("utf-8", "replace").count("\ufffd") - head.count("\ufffd".encode())
+    return invalid * 20 <= len(head)
 
 
 def _folded_or_lines(head: bytes) -> str:
