@@ -3,7 +3,7 @@
 * ``profile-types``, ``services``, ``labels``, ``labels/{name}/values`` — JSON lists
 * ``timeline?query=&from=&until=&step=`` — ``{"times_ms": [...], "values": [...], "step_ms"}``
 * ``flamegraph?query=&maxNodes=`` — tree JSON (:func:`fleetprof.render.tree_json.to_tree`)
-* ``top?query=&limit=&by=`` — top functions (self/total)
+* ``top?query=&limit=&by=function|frame|line|file&sort=self|total`` — top functions
 * ``diff?leftQuery=&rightQuery=&format=json|svg`` — diff flamebearer or SVG
 * ``export?query=&format=pprof|folded|speedscope|svg|html``
 """
@@ -119,11 +119,20 @@ async def top_functions(request: Request) -> dict[str, Any]:
     q = request.query_params
     sel = parse_selection(q, st)
     limit = int_param(q, "limit", 20, hi=100_000)
-    by = q.get("by") or None
-    if by not in (None, "self", "total"):
-        raise ApiError(400, "'by' must be self or total")
+    by = q.get("by") or "function"
+    if by not in ("function", "frame", "line", "file"):
+        raise ApiError(400, "'by' must be function, frame, line or file")
+    order = q.get("sort") or "self"
+    if order not in ("self", "total"):
+        raise ApiError(400, "'sort' must be self or total")
     profile = await merged(st, tenant, sel)
-    table = await to_thread.run_sync(lambda: top(profile, 0, n=limit, by=by))
+
+    def compute() -> Any:
+        if order == "self":
+            return top(profile, 0, n=limit, by=by)
+        return top(profile, 0, by=by).sort(["total", "self"], descending=True).head(limit)
+
+    table = await to_thread.run_sync(compute)
     rows = [{k: _jsonable(v) for k, v in r.items()} for r in table.to_dicts()]
     _observe(request, "top", t0)
     st_type = profile.sample_types[0]

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-import pytest
 
 from fleetprof.formats.pprof_encode import encode_pprof
 from fleetprof.formats.proto import push_pb2
@@ -71,9 +70,9 @@ class ServerProc:
             raise
 
 
-@pytest.fixture
-def servers(tmp_path: Path) -> Iterator[list[ServerProc]]:
-    """A list to append started servers to; every one is killed at teardown."""
+def server_list() -> Iterator[list[ServerProc]]:
+    """Body of a ``servers`` fixture: a list to append started servers to; every one is
+    killed at teardown (``yield from server_list()``)."""
     started: list[ServerProc] = []
     yield started
     for s in started:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-from serverutil import (  # noqa: F401 - fixture
+import pytest
+from serverutil import (
     CPU_TYPE,
     PUSH,
     PUSH_HEADERS,
@@ -16,9 +18,15 @@ from serverutil import (  # noqa: F401 - fixture
     folded_of,
     pprof_bytes,
     push_body,
-    servers,
+    server_list,
     start_server,
 )
+
+
+@pytest.fixture
+def servers() -> Iterator[list[ServerProc]]:
+    yield from server_list()
+
 
 CLIENTS = 4
 PER_CLIENT = 60
