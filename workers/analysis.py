@@ -297,7 +297,7 @@ def _compare(base: pl.DataFrame, cand: pl.DataFrame, cfg: AnalysisConfig) -> pl.
     j = cand.join(base, on=["service", "function"], how="left", suffix="_b").with_columns(
         pl.col("value_b").fill_null(0), pl.col("share_b").fill_null(0.0)
     )
-    j = j.filter(pl.col("service").is_in(base["service"].unique()))
+    j = j.filter(pl.col("service").is_in(base["service"].unique().implode()))
     return j.with_columns(
         (pl.col("share") - pl.col("share_b")).alias("delta_share"),
         pl.when(pl.col("share_b") > 0).then(pl.col("share") / pl.col("share_b")).otherwise(float("inf")).alias("ratio"),

@@ -153,5 +153,5 @@ def to_profile(ds: Dataset, profile_type: str, predicate: pl.Expr | None = None)
         ds.frames,
         ds.nodes,
         samples,
-        ds.series.filter(pl.col("labels").is_in(used)),
+        ds.series.filter(pl.col("labels").is_in(used.implode())),
     )

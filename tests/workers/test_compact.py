@@ -1,0 +1,171 @@
+"""Compaction: every sample counted exactly once before, during and after; crash safety."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+from conftest import T0, per_stack, seed_fleet  # type: ignore[import-not-found]
+
+from fleetprof.metastore.cleanup import collect_orphans
+from fleetprof.metastore.index import ALL_STATES, MAX_TIME_MS
+from workers import compact
+from workers.storage_io import open_backends, read_dataset
+
+CPU = "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
+STEPS = ("read", "encoded", "put", "before_swap", "swapped")
+
+
+def _select(store, index, service: str):
+    from fleetprof.query.select import select_merge
+    from fleetprof.query.selector import parse_query
+
+    pt, matchers = parse_query(f'{CPU}{{service_name="{service}"}}')
+    p = select_merge(store, index, "t1", pt, matchers, 0, MAX_TIME_MS)
+    return p.samples.group_by("node_id").agg(pl.col("v0").sum()).sort("node_id")
+
+
+def _run_all(store, index) -> None:
+    for level in (1, 2):
+        for part in compact.plan(index, level=level, start_ms=0, end_ms=MAX_TIME_MS, settle=False):
+            compact.compact_partition(store, index, part)
+
+
+@pytest.fixture
+def seeded(backend):
+    store, index = open_backends(*backend)
+    seed_fleet(store, index)
+    return store, index
+
+
+def test_compaction_preserves_per_stack_sums_and_query_answers(seeded) -> None:
+    store, index = seeded
+    before = per_stack(store, index)
+    answers = {s: _select(store, index, s) for s in ("svc-0", "svc-2")}
+    l0 = index.query("t1", 0, MAX_TIME_MS)
+    assert len(l0) > 4 and {e.level for e in l0} == {0}
+
+    parts = compact.plan(index, level=1, start_ms=0, end_ms=MAX_TIME_MS, settle=False)
+    assert [p.bucket_start_ms for p in parts] == [T0, T0 + compact.HOUR_MS]
+    for p in parts:
+        compact.compact_partition(store, index, p)
+    l1 = index.query("t1", 0, MAX_TIME_MS)
+    assert {e.level for e in l1} == {1} and len(l1) == 2
+    assert per_stack(store, index).equals(before)
+
+    for p in compact.plan(index, level=2, start_ms=0, end_ms=MAX_TIME_MS, settle=False):
+        compact.compact_partition(store, index, p)
+    live = index.query("t1", 0, MAX_TIME_MS)
+    assert [e.level for e in live] == [2]
+    assert live[0].samples <= sum(e.samples for e in l0)
+    assert per_stack(store, index).equals(before)
+    for s, want in answers.items():
+        assert _select(store, index, s).equals(want)
+    ds = read_dataset(store, index, "t1", 0, MAX_TIME_MS)
+    assert (ds.samples["time_ms"] % 60_000 == 0).all()
+    # a rerun finds nothing to do (idempotent)
+    assert compact.plan(index, level=2, start_ms=0, end_ms=MAX_TIME_MS, settle=False) == []
+    # GC: compacted inputs go away after the grace period, answers unchanged
+    compacted = [e for e in index.query("t1", 0, MAX_TIME_MS, states=ALL_STATES) if e.state == "compacted"]
+    assert len(compacted) == len(l0) + 2
+    assert compact.gc_compacted(store, index, "t1", grace_s=3600) == 0
+    assert compact.gc_compacted(store, index, "t1", grace_s=0, now_ms=live[0].created_ms + 1) == len(compacted)
+    assert [e.state for e in index.query("t1", 0, MAX_TIME_MS, states=ALL_STATES)] == ["live"]
+    assert not any(True for k in store.list("segments/t1/L0/"))
+    assert per_stack(store, index).equals(before)
+
+
+def test_single_service_inputs_compact_per_service(tmp_path) -> None:
+    store, index = open_backends((tmp_path / "d").as_uri(), f"sqlite://{tmp_path / 'i.db'}")
+    seed_fleet(store, index, single_service=True, hours=1)
+    before = per_stack(store, index)
+    _run_all(store, index)
+    live = index.query("t1", 0, MAX_TIME_MS)
+    assert sorted(e.services for e in live) == [("svc-0",), ("svc-1",), ("svc-2",)]
+    assert all(e.level == 2 for e in live)
+    assert per_stack(store, index).equals(before)
+
+
+def test_l1_timeline_step_is_10s(tmp_path) -> None:
+    store, index = open_backends((tmp_path / "d").as_uri(), f"sqlite://{tmp_path / 'i.db'}")
+    seed_fleet(store, index, hours=1)
+    (part,) = compact.plan(index, level=1, start_ms=0, end_ms=MAX_TIME_MS, settle=False)
+    compact.compact_partition(store, index, part)
+    ds = read_dataset(store, index, "t1", 0, MAX_TIME_MS)
+    assert (ds.samples["time_ms"] % 10_000 == 0).all()
+
+
+def test_settle_delay_skips_recent_buckets(tmp_path) -> None:
+    store, index = open_backends((tmp_path / "d").as_uri(), f"sqlite://{tmp_path / 'i.db'}")
+    seed_fleet(store, index, hours=1)
+    now = T0 + compact.HOUR_MS + 60_000  # one minute after the hour ended
+    assert compact.plan(index, level=1, start_ms=0, end_ms=MAX_TIME_MS, now_ms=now) == []
+    assert len(compact.plan(index, level=1, start_ms=0, end_ms=MAX_TIME_MS, now_ms=now + compact.HOUR_MS)) == 1
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_crash_between_steps_then_rerun(tmp_path, step: str) -> None:
+    store, index = open_backends((tmp_path / "d").as_uri(), f"sqlite://{tmp_path / 'i.db'}")
+    seed_fleet(store, index, hours=1)
+    before = per_stack(store, index)
+
+    def crash(s: str) -> None:
+        if s == step:
+            raise RuntimeError(f"injected crash at {s}")
+
+    (part,) = compact.plan(index, level=1, start_ms=0, end_ms=MAX_TIME_MS, settle=False)
+    with pytest.raises(RuntimeError, match="injected"):
+        compact.compact_partition(store, index, part, hook=crash)
+    assert per_stack(store, index).equals(before)  # exactly once right after the crash
+    _run_all(store, index)
+    assert per_stack(store, index).equals(before)
+    live = index.query("t1", 0, MAX_TIME_MS)
+    assert len(live) == 1 and live[0].level == 2
+    collect_orphans(store, index, older_than_s=0)
+    referenced = {e.key for e in index.query("t1", 0, MAX_TIME_MS, states=ALL_STATES)}
+    assert set(store.list("segments/")) == referenced
+
+
+def test_exactly_once_at_every_step(tmp_path) -> None:
+    store, index = open_backends((tmp_path / "d").as_uri(), f"sqlite://{tmp_path / 'i.db'}")
+    seed_fleet(store, index, hours=1)
+    before = per_stack(store, index)
+    seen: list[str] = []
+
+    def check(s: str) -> None:
+        seen.append(s)
+        assert per_stack(store, index).equals(before), f"double or missing samples at {s}"
+
+    (part,) = compact.plan(index, level=1, start_ms=0, end_ms=MAX_TIME_MS, settle=False)
+    compact.compact_partition(store, index, part, hook=check)
+    assert seen == list(STEPS)
+
+
+def test_rounds_when_more_inputs_than_one_swap(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(compact, "MAX_INPUTS", 3)
+    store, index = open_backends((tmp_path / "d").as_uri(), f"sqlite://{tmp_path / 'i.db'}")
+    n = seed_fleet(store, index, hours=1, per_segment=2)
+    assert n > 6
+    before = per_stack(store, index)
+    (part,) = compact.plan(index, level=1, start_ms=0, end_ms=MAX_TIME_MS, settle=False)
+    res = compact.compact_partition(store, index, part)
+    assert len(res.outputs) > 3
+    live = index.query("t1", 0, MAX_TIME_MS)
+    assert all(e.level == 1 for e in live)
+    assert len({e.services for e in live}) == len(live)  # one segment per service group
+    assert per_stack(store, index).equals(before)
+
+
+def test_late_data_is_merged_into_the_existing_level(tmp_path) -> None:
+    from workers import synth
+    from workers.storage_io import write_l0
+
+    store, index = open_backends((tmp_path / "d").as_uri(), f"sqlite://{tmp_path / 'i.db'}")
+    seed_fleet(store, index, hours=1)
+    _run_all(store, index)
+    late = synth.fleet_items(T0 + 1_800_000, services=1, instances=1, duration_s=600, step_s=600, stacks_per_profile=10, stack_pool=50)
+    write_l0(store, index, "t1", late)
+    before = per_stack(store, index)
+    _run_all(store, index)
+    live = index.query("t1", 0, MAX_TIME_MS)
+    assert len(live) == 1 and live[0].level == 2
+    assert per_stack(store, index).equals(before)
