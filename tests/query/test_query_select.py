@@ -1,0 +1,132 @@
+"""select_merge / timeline / labels / retention on both backends."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "segment"))
+
+from storage_profiles import ALLOC_TYPE, CPU_TYPE, folded, make  # noqa: E402
+
+from fleetprof.metastore import ALL_STATES, open_index  # noqa: E402
+from fleetprof.metastore.cleanup import apply_retention  # noqa: E402
+from fleetprof.model import merge  # noqa: E402
+from fleetprof.query import (  # noqa: E402
+    label_names,
+    label_values,
+    parse_query,
+    profile_types,
+    select_merge,
+    select_timeline,
+    services,
+)
+from fleetprof.segment.writer import IngestItem, SegmentWriter  # noqa: E402
+from fleetprof.storage import open_store  # noqa: E402
+
+PA = make({"main;handle;json": 40, "main;handle;hash": 10, "main;gc": 3})
+PB = make({"main;handle;json": 5, "main;regex": 7})
+PC = make({"main;lock;wait": 11})
+PM = make({"main;alloc": 4096})
+
+ITEMS = [
+    ("t1", IngestItem({"service_name": "api", "env": "prod", "pod": "a"}, CPU_TYPE, 10_000, PA)),
+    ("t1", IngestItem({"service_name": "api", "env": "dev", "pod": "b"}, CPU_TYPE, 20_000, PB)),
+    ("t1", IngestItem({"service_name": "worker", "env": "prod"}, CPU_TYPE, 30_000, PC)),
+    ("t1", IngestItem({"service_name": "api", "env": "prod", "pod": "a"}, ALLOC_TYPE, 30_000, PM)),
+    ("t1", IngestItem({"service_name": "api", "env": "prod", "pod": "a"}, CPU_TYPE, 90_000, PB)),
+    ("t2", IngestItem({"service_name": "secret"}, CPU_TYPE, 10_000, PC)),
+]
+
+
+@pytest.fixture
+def data(backend):
+    store, index = open_store(backend[0]), open_index(backend[1])
+
+    async def go() -> None:
+        w = SegmentWriter(store, index, max_age_s=0.01)
+        for tenant, it in ITEMS:  # one segment per item: merges span segments
+            await w.submit(tenant, [it])
+        await w.stop()
+
+    asyncio.run(go())
+    return store, index
+
+
+def q(data, selector: str, start: int = 0, end: int = 100_000):
+    ptype, ms = parse_query(selector)
+    return folded(select_merge(*data, "t1", ptype, ms, start, end))
+
+
+def test_merge_all_and_by_matchers(data) -> None:
+    assert q(data, CPU_TYPE) == folded(merge([PA, PB, PC, PB]))
+    assert q(data, CPU_TYPE + '{service_name="api"}') == folded(merge([PA, PB, PB]))
+    assert q(data, CPU_TYPE + '{service_name="api", env="prod"}') == folded(merge([PA, PB]))
+    assert q(data, CPU_TYPE + '{env!="prod"}') == folded(PB)
+    assert q(data, CPU_TYPE + '{pod=~"a|b"}') == folded(merge([PA, PB, PB]))
+    assert q(data, CPU_TYPE + '{pod!~".+"}') == folded(PC)  # absent label = ""
+    assert q(data, CPU_TYPE + '{service_name="nope"}') == {}
+    assert q(data, ALLOC_TYPE) == folded(PM)
+
+
+def test_time_range_is_inclusive_and_tenant_isolated(data) -> None:
+    assert q(data, CPU_TYPE, 20_000, 30_000) == folded(merge([PB, PC]))
+    assert q(data, CPU_TYPE, 20_001, 29_999) == {}
+    store, index = data
+    assert folded(select_merge(store, index, "t2", CPU_TYPE, [], 0, 100_000)) == folded(PC)
+    assert folded(select_merge(store, index, "t3", CPU_TYPE, [], 0, 100_000)) == {}
+
+
+def test_merged_profile_shape(data) -> None:
+    p = select_merge(*data, "t1", CPU_TYPE, [], 0, 100_000)
+    assert [str(s) for s in p.sample_types] == ["cpu:nanoseconds"]
+    assert str(p.period_type) == "cpu:nanoseconds"
+    assert p.totals() == [sum(x.totals()[0] for x in (PA, PB, PC, PB))]
+    assert p.samples["node_id"].is_unique().all()
+    assert set(p.samples["node_id"].to_list()) <= set(p.nodes["node_id"].to_list())
+
+
+def test_timeline(data) -> None:
+    times, values = select_timeline(*data, "t1", CPU_TYPE, [], 0, 99_999, 30_000)
+    assert times.tolist() == [0, 30_000, 60_000, 90_000]
+    tot = lambda p: p.totals()[0]  # noqa: E731
+    assert values.tolist() == [tot(PA) + tot(PB), tot(PC), 0, tot(PB)]
+    ptype, ms = parse_query(CPU_TYPE + '{env="dev"}')
+    _, v = select_timeline(*data, "t1", ptype, ms, 0, 99_999, 30_000)
+    assert v.tolist() == [tot(PB), 0, 0, 0]
+
+
+def test_labels_types_services(data) -> None:
+    assert label_names(*data, "t1", 0, 100_000) == ["env", "pod", "service_name"]
+    assert label_values(*data, "t1", "env", 0, 100_000) == ["dev", "prod"]
+    ms = parse_query(CPU_TYPE + '{service_name="worker"}')[1]
+    assert label_names(*data, "t1", 0, 100_000, ms) == ["env", "service_name"]
+    assert label_values(*data, "t1", "pod", 0, 100_000, ms) == []
+    assert profile_types(*data, "t1", 0, 100_000) == sorted([CPU_TYPE, ALLOC_TYPE])
+    assert services(*data, "t1", 0, 100_000) == ["api", "worker"]
+    assert services(*data, "t1", 80_000, 100_000) == ["api"]
+    assert services(*data, "t2", 0, 100_000) == ["secret"]
+
+
+def test_retention_deletes_expired_segments(data) -> None:
+    store, index = data
+    before = len(list(store.list("segments/t1/")))
+    assert apply_retention(store, index, "t1", 30_000) == 2  # the items at 10 s and 20 s
+    assert len(list(store.list("segments/t1/"))) == before - 2
+    assert q(data, CPU_TYPE) == folded(merge([PC, PB]))
+    assert all(e.min_time_ms >= 30_000 for e in index.query("t1", 0, 10**13, states=ALL_STATES))
+    assert apply_retention(store, index, "t1", 30_000) == 0  # idempotent
+    assert folded(select_merge(store, index, "t2", CPU_TYPE, [], 0, 100_000)) == folded(PC)  # other tenant kept
+
+
+def test_retention_finishes_tombstones(data) -> None:
+    store, index = data
+    e = index.query("t1", 0, 15_000)[0]
+    assert index.set_state("t1", e.segment_id, "live", "tombstoned")  # crash after tombstoning
+    assert apply_retention(store, index, "t1", 15_000) == 1
+    assert index.get("t1", e.segment_id) is None
+    with pytest.raises(KeyError):
+        store.get(e.key)
