@@ -28,7 +28,7 @@
     if (x < XPAD) { w -= XPAD - x; x = XPAD; }
     if (x + w > WIDTH - XPAD) w = WIDTH - XPAD - x;
     r.setAttribute("x", x.toFixed(2));
-    r.setAttribute("width", Math.max(w, 0).toFixed(2));
+    r.setAttribute("width", Math.max(w - 0.5, 0.1).toFixed(2));
     t.setAttribute("x", (x + 3).toFixed(2));
     t.textContent = label(i, w);
   }
