@@ -15,7 +15,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-SERVICES = ("fleetprof.demo_services.json_api", "fleetprof.demo_services.text_worker")
+SERVICES = {"json-api": "fleetprof.demo_services.json_api", "text-worker": "fleetprof.demo_services.text_worker"}
+"""application name → module of the demo services."""
 CPU = "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
 
 
@@ -67,9 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     procs = [server]
     try:
         wait_ready(url, proc=server)
-        for mod in SERVICES:
-            procs.append(subprocess.Popen([sys.executable, "-m", mod, "--server", url], env=env))
-        print(f"\nfleetprof demo running — services: {', '.join(m.rsplit('.', 1)[1] for m in SERVICES)}")
+        for name, mod in SERVICES.items():
+            procs.append(subprocess.Popen([sys.executable, "-m", mod, "--server", url, "--app-name", name], env=env))
+        print(f"\nfleetprof demo running — services: {', '.join(SERVICES)}")
         print(f"  services & flame graphs: {url}/")
         print(f"  Pyroscope render API:    {url}/pyroscope/render?query={CPU}{{service_name=\"json-api\"}}&from=now-15m&until=now")
         print(f"  SVG flame graph:         {url}/api/v1/export?format=svg&from=now-15m&query={CPU}%7Bservice_name%3D%22json-api%22%7D")

@@ -229,6 +229,14 @@ def test_render_labels_native_routes_and_metrics(client: TestClient) -> None:
     assert pp.status_code == 200 and pp.content[:2] == b"\x1f\x8b"
     diff = client.get("/pyroscope/render-diff", params={"leftQuery": CPU_TYPE + '{env="prod"}', "rightQuery": CPU_TYPE + '{env="dev"}'}).json()
     assert diff["flamebearer"]["numTicks"] == 45_000_000 and diff["metadata"]["format"] == "double"
+    svg = client.get("/api/v1/export", params={"query": QUERY, "format": "svg"})
+    assert svg.status_code == 200 and svg.headers["content-type"].startswith("image/svg+xml") and b"<svg" in svg.content
+    html = client.get("/api/v1/export", params={"query": QUERY, "format": "html"})
+    assert html.status_code == 200 and b"<html" in html.content.lower()
+    speed = client.get("/api/v1/export", params={"query": QUERY, "format": "speedscope"}).json()
+    assert "profiles" in speed
+    dsvg = client.get("/api/v1/diff", params={"leftQuery": CPU_TYPE + '{env="prod"}', "rightQuery": CPU_TYPE + '{env="dev"}', "format": "svg"})
+    assert dsvg.status_code == 200 and b"<svg" in dsvg.content
     page = client.get("/").text
     assert "svc" in page and "format=svg" in page
     metrics = client.get("/metrics").text
@@ -253,3 +261,19 @@ def test_legacy_ingest_formats_and_multipart(client: TestClient) -> None:
     r = client.post("/api/v1/ingest", params={"service_name": "nat", "region": "eu"}, content=pprof)
     assert r.status_code == 200, r.text
     assert client.get("/api/v1/labels/region/values").json() == ["eu"]
+
+
+def test_retention_sweep_deletes_only_expired_segments(tmp_path: Path) -> None:
+    from fleetprof.server.app import sweep_retention
+
+    for c in _client(tmp_path, retention_s=3600.0, retention_tenants={"keep": 0.0}):
+        old = str(time.time_ns() - 3 * 3600 * 10**9)
+        for tenant in ("anonymous", "keep"):
+            r = c.post("/api/v1/ingest", params={"service_name": "old", "time": old}, content=b"main;a 1\n", headers={"X-Scope-OrgID": tenant})
+            assert r.status_code == 200, r.text
+        assert _ok_push(c, "fresh") == 200
+        st = c.app.state.fleetprof  # type: ignore[attr-defined]
+        assert sweep_retention(st) == 1
+        assert c.get("/api/v1/services", params={"from": "now-1d"}).json() == ["fresh"]
+        assert c.get("/api/v1/services", params={"from": "now-1d"}, headers={"X-Scope-OrgID": "keep"}).json() == ["old"]
+        assert sweep_retention(st) == 0

@@ -46,6 +46,13 @@ def test_pyroscope_io_agent_and_go_style_multipart(tmp_path: Path, servers: list
         now = int(time.time())
         r = httpx.post(srv.url + "/ingest", params={"name": "goapp.cpu{region=eu}", "from": str(now - 10), "until": str(now), "spyName": "gospy", "sampleRate": "100", "units": "samples", "aggregationType": "sum"}, files=files, timeout=30)
         assert r.status_code == 200, r.text
+        folded = tmp_path / "cli.folded"
+        folded.write_text("main;from_cli 4\n")
+        cli = subprocess.run(
+            [sys.executable, "-m", "fleetprof", "push", str(folded), "--url", srv.url, "--service", "cli-svc", "--labels", "env=cli,team=t1"],
+            cwd=REPO, capture_output=True, timeout=60,
+        )
+        assert cli.returncode == 0, cli.stderr.decode()
         _, err = agent.communicate(timeout=60)
         assert agent.returncode == 0, err.decode()[-2000:]
     finally:
@@ -62,3 +69,4 @@ def test_pyroscope_io_agent_and_go_style_multipart(tmp_path: Path, servers: list
         doc = h.get("/pyroscope/render", params={"query": CPU_TYPE + '{service_name="agent-test"}', "from": "now-1h"}).json()
         assert doc["flamebearer"]["numTicks"] > 0 and doc["metadata"]["units"] == "samples"
         assert folded_of(h, CPU_TYPE + '{service_name="goapp",region="eu"}') == {"runtime.main;main.handler;main.compress": 250_000_000}
+        assert folded_of(h, CPU_TYPE + '{service_name="cli-svc",team="t1"}') == {"main;from_cli": 40_000_000}
