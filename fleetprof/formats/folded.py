@@ -25,7 +25,10 @@ Decoding contract (:func:`decode_folded`):
   period ``10**9 // sample_rate``.
 
 The decoder is vectorised with polars string kernels (no Python loop per line or per stack
-element); only unique frame strings are visited in Python.
+element); only unique frame strings are visited in Python. Inputs of at most
+:data:`SMALL_LINES` lines and :data:`SMALL_CHARS` characters (agent pushes, fuzzing) take an
+equivalent small-input path with bounded Python loops, because each polars call costs
+~0.1 ms; a property test checks that both paths give identical profiles and errors.
 """
 
 from __future__ import annotations
@@ -55,6 +58,16 @@ _PYSPY_FRAME = re.compile(r"^(.*?) \(([^()]+)\)$", re.S)
 _LOCATION_LINE = re.compile(r"^(.*):(\d{1,18})$", re.S)
 # A py-spy location group containing ';' (a file name with a semicolon).
 _SEMI_IN_LOCATION = r" \([^()]*;[^()]*\)"
+_SEMI_IN_LOCATION_RE = re.compile(_SEMI_IN_LOCATION)
+
+WHITESPACE = "\t\n\x0b\x0c\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000"
+"""Unicode ``White_Space`` (what polars' ``\\s`` and ``strip_chars`` use; Python's own
+``str.isspace`` differs, so the small-input path names the set explicitly)."""
+_COUNT = re.compile(f"[{WHITESPACE}]([^{WHITESPACE}]*)\\Z")
+_HASH_COUNT = re.compile(f"[{WHITESPACE}][0-9]+\\Z")
+_DIGITS = re.compile(r"[0-9]+\Z")
+SMALL_LINES = 256
+SMALL_CHARS = 32 * 1024
 
 
 def decode_folded(
@@ -65,9 +78,37 @@ def decode_folded(
     sample_rate: int | None = None,
     keep_lines: bool = False,
     pyspy_frames: bool = True,
+    vectorized: bool | None = None,
 ) -> Profile:
-    """Decode folded stacks into a :class:`Profile` (see the module contract)."""
+    """Decode folded stacks into a :class:`Profile` (see the module contract).
+
+    ``vectorized`` forces the polars path (``True``) or the small-input path (``False``);
+    by default inputs of at most :data:`SMALL_LINES` lines take the small-input path."""
     text = maybe_gunzip(bytes(data), FMT, limits).decode("utf-8", "replace")
+    small = is_small(text) if vectorized is None else not vectorized
+    stack_col, counts, linenos = (_parse_small if small else _parse_vectorized)(text, limits)
+    st = sample_type
+    period_type = None
+    period = 0
+    if sample_rate is not None:
+        counts, period = _counts_to_cpu_ns(counts, sample_rate)
+        st, period_type = CPU_NS, CPU_NS
+    return stacks_from_strings(
+        stack_col,
+        counts,
+        linenos,
+        sample_type=st,
+        limits=limits,
+        keep_lines=keep_lines,
+        pyspy_frames=pyspy_frames,
+        fmt=FMT,
+        period_type=period_type,
+        period=period,
+    )
+
+
+def _parse_vectorized(text: str, limits: Limits) -> tuple[pl.Series, np.ndarray, np.ndarray]:
+    """Stack strings, counts and 0-based line numbers of folded text (polars kernels)."""
     lines = _text_lines(text)
     lines = lines.with_columns(pl.col("l").str.strip_chars_end())
     comment = pl.col("l").str.starts_with("#") & ~pl.col("l").str.contains(r"\s[0-9]+$")
@@ -84,8 +125,7 @@ def decode_folded(
     bad = parsed.filter(~pl.col("ok") | pl.col("count").is_null())
     if bad.height:
         row = bad.row(0, named=True)
-        what = "missing count" if row["count_s"] is None else f"bad count {row['count_s'][:40]!r}"
-        raise ProfileFormatError(FMT, what, f"line {row['lineno'] + 1}")
+        _bad_count(row["count_s"], row["lineno"])
     stacks = parsed.select(
         "lineno",
         pl.col("l")
@@ -94,25 +134,38 @@ def decode_folded(
         .alias("stack"),
         "count",
     )
-    counts = stacks["count"].to_numpy().astype(np.int64)
-    st = sample_type
-    period_type = None
-    period = 0
-    if sample_rate is not None:
-        counts, period = _counts_to_cpu_ns(counts, sample_rate)
-        st, period_type = CPU_NS, CPU_NS
-    return stacks_from_strings(
-        stacks["stack"],
-        counts,
-        stacks["lineno"].to_numpy(),
-        sample_type=st,
-        limits=limits,
-        keep_lines=keep_lines,
-        pyspy_frames=pyspy_frames,
-        fmt=FMT,
-        period_type=period_type,
-        period=period,
-    )
+    return stacks["stack"], stacks["count"].to_numpy().astype(np.int64), stacks["lineno"].to_numpy()
+
+
+def _bad_count(count_s: str | None, lineno: int) -> None:
+    what = "missing count" if count_s is None else f"bad count {count_s[:40]!r}"
+    raise ProfileFormatError(FMT, what, f"line {lineno + 1}")
+
+
+def _parse_small(text: str, limits: Limits) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """:func:`_parse_vectorized` for small inputs (a bounded Python loop per line; same
+    results, checked by a property test)."""
+    rows: list[tuple[int, str]] = []
+    for i, raw in enumerate(text.split("\n")):
+        line = raw.rstrip(WHITESPACE)
+        if line and not (line.startswith("#") and not _HASH_COUNT.search(line)):
+            rows.append((i, line))
+    _check_sample_count(len(rows), limits, FMT)
+    stacks: list[str] = []
+    counts: list[int] = []
+    for i, line in rows:
+        m = _COUNT.search(line)
+        count_s = m.group(1) if m else None
+        if count_s is None or not _DIGITS.match(count_s) or int(count_s) > _INT64_MAX:
+            _bad_count(count_s, i)
+        stacks.append(line[: len(line) - len(count_s) - 1].strip(WHITESPACE))
+        counts.append(int(count_s))
+    return stacks, np.array(counts, dtype=np.int64), np.array([i for i, _ in rows], dtype=np.int64)
+
+
+def is_small(text: str) -> bool:
+    """Whether ``text`` takes the small-input path (per-call overhead beats vectorising)."""
+    return len(text) <= SMALL_CHARS and text.count("\n") < SMALL_LINES
 
 
 def _text_lines(text: str) -> pl.DataFrame:
@@ -137,7 +190,7 @@ def _counts_to_cpu_ns(counts: np.ndarray, sample_rate: int, fmt: str = FMT) -> t
 
 
 def stacks_from_strings(
-    stack: pl.Series,
+    stack: pl.Series | list[str],
     counts: np.ndarray,
     linenos: np.ndarray,
     *,
@@ -152,6 +205,7 @@ def stacks_from_strings(
     """Profile from ``;``-joined stack strings (root first) with one count each.
 
     Shared by the folded and ``lines`` decoders; ``linenos`` (0-based) name lines in errors.
+    A Python list takes the small-input path, a polars Series the vectorised one.
     """
     meta: dict[str, object] = {
         "period_type": period_type,
@@ -162,16 +216,21 @@ def stacks_from_strings(
         return empty_profile([sample_type], **meta)
     if float(counts.astype(np.float64).sum()) > _INT64_MAX:
         raise ProfileFormatError(fmt, "total of counts overflows int64", "count")
-    sidx, tokens = _split_frames(stack)
-    codes, uniq = _intern(tokens)
-    too_long = uniq.str.len_bytes() > limits.max_string_length
+    if isinstance(stack, list):
+        sidx, codes, uniq = _split_intern_small(stack)
+        too_long = np.array([len(u.encode("utf-8")) > limits.max_string_length for u in uniq], dtype=bool)
+    else:
+        sidx, tokens = _split_frames(stack)
+        codes, useries = _intern(tokens)
+        too_long = (useries.str.len_bytes() > limits.max_string_length).to_numpy()
+        uniq = useries.to_list()
     if too_long.any():
-        code = int(np.flatnonzero(too_long.to_numpy())[0])
+        code = int(np.flatnonzero(too_long)[0])
         row = int(sidx[np.flatnonzero(codes == code)[0]])
         raise ProfileFormatError(
             fmt, f"frame longer than the {limits.max_string_length}-byte limit", f"line {int(linenos[row]) + 1}"
         )
-    names, files, lines = _frame_table(uniq.to_list(), keep_lines=keep_lines, pyspy=pyspy_frames)
+    names, files, lines = _frame_table(uniq, keep_lines=keep_lines, pyspy=pyspy_frames)
     offsets = np.zeros(len(counts) + 1, dtype=np.int64)
     np.cumsum(np.bincount(sidx, minlength=len(counts)), out=offsets[1:])
     offsets, frames, truncated = truncate_depth(offsets, codes, limits.max_stack_depth, marker=len(names))
@@ -204,6 +263,20 @@ def _split_frames(stack: pl.Series) -> tuple[np.ndarray, pl.Series]:
         ex = df.select("s", pl.col("stack").str.split(";").alias("f")).explode("f")
     ex = ex.filter(pl.col("f").is_not_null() & (pl.col("f") != ""))
     return ex["s"].to_numpy().astype(np.int64), ex["f"]
+
+
+def _split_intern_small(stack: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Small-input :func:`_split_frames` + :func:`_intern` (bounded Python loops)."""
+    index: dict[str, int] = {}
+    sidx: list[int] = []
+    codes: list[int] = []
+    for i, s in enumerate(stack):
+        parts = _split_respecting_locations(s) if _SEMI_IN_LOCATION_RE.search(s) else s.split(";")
+        for f in parts:
+            if f:
+                sidx.append(i)
+                codes.append(index.setdefault(f, len(index)))
+    return np.array(sidx, dtype=np.int64), np.array(codes, dtype=np.int64), list(index)
 
 
 def _split_respecting_locations(stack: str) -> list[str]:

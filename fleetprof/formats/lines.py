@@ -18,9 +18,11 @@ from fleetprof.formats.errors import DEFAULT_LIMITS, Limits, maybe_gunzip
 from fleetprof.formats.folded import (
     CPU_NS,
     SAMPLES,
+    WHITESPACE,
     _check_sample_count,
     _counts_to_cpu_ns,
     _text_lines,
+    is_small,
     stacks_from_strings,
 )
 from fleetprof.model.profile import Profile, ValueType
@@ -36,26 +38,21 @@ def decode_lines(
     sample_rate: int | None = None,
     keep_lines: bool = False,
     pyspy_frames: bool = True,
+    vectorized: bool | None = None,
 ) -> Profile:
-    """Decode the ``lines`` format into a :class:`Profile` (see the module contract)."""
+    """Decode the ``lines`` format into a :class:`Profile` (see the module contract);
+    ``vectorized`` as in :func:`~fleetprof.formats.folded.decode_folded`."""
     text = maybe_gunzip(bytes(data), FMT, limits).decode("utf-8", "replace")
-    lines = _text_lines(text).with_columns(pl.col("l").str.strip_chars_end())
-    lines = lines.filter(pl.col("l") != "")
-    _check_sample_count(lines.height, limits, FMT)
-    grouped = (
-        lines.group_by("l", maintain_order=True)
-        .agg(pl.col("lineno").first(), pl.len().alias("count"))
-        .with_columns(pl.col("l").str.strip_chars_start())
-    )
-    counts = grouped["count"].to_numpy().astype(np.int64)
+    small = is_small(text) if vectorized is None else not vectorized
+    stack_col, counts, linenos = (_group_small if small else _group_vectorized)(text, limits)
     st, period_type, period = sample_type, None, 0
     if sample_rate is not None:
         counts, period = _counts_to_cpu_ns(counts, sample_rate, FMT)
         st, period_type = CPU_NS, CPU_NS
     return stacks_from_strings(
-        grouped["l"],
+        stack_col,
         counts,
-        grouped["lineno"].to_numpy(),
+        linenos,
         sample_type=st,
         limits=limits,
         keep_lines=keep_lines,
@@ -64,6 +61,35 @@ def decode_lines(
         period_type=period_type,
         period=period,
     )
+
+
+def _group_vectorized(text: str, limits: Limits) -> tuple[pl.Series, np.ndarray, np.ndarray]:
+    """Distinct stack lines (first-appearance order), their counts and first line numbers."""
+    lines = _text_lines(text).with_columns(pl.col("l").str.strip_chars_end())
+    lines = lines.filter(pl.col("l") != "")
+    _check_sample_count(lines.height, limits, FMT)
+    grouped = (
+        lines.group_by("l", maintain_order=True)
+        .agg(pl.col("lineno").first(), pl.len().alias("count"))
+        .with_columns(pl.col("l").str.strip_chars_start())
+    )
+    return grouped["l"], grouped["count"].to_numpy().astype(np.int64), grouped["lineno"].to_numpy()
+
+
+def _group_small(text: str, limits: Limits) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """:func:`_group_vectorized` for small inputs (bounded Python loop per line)."""
+    first: dict[str, int] = {}
+    count: dict[str, int] = {}
+    n = 0
+    for i, raw in enumerate(text.split("\n")):
+        line = raw.rstrip(WHITESPACE)
+        if line:
+            n += 1
+            first.setdefault(line, i)
+            count[line] = count.get(line, 0) + 1
+    _check_sample_count(n, limits, FMT)
+    stacks = [line.lstrip(WHITESPACE) for line in first]
+    return stacks, np.array(list(count.values()), dtype=np.int64), np.array(list(first.values()), dtype=np.int64)
 
 
 __all__ = ["decode_lines"]

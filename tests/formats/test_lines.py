@@ -67,3 +67,16 @@ def test_arbitrary_bytes_only_raise_profile_format_error(data):
         decode_lines(data, limits=Limits(max_stack_depth=4, max_string_length=32))
     except ProfileFormatError:
         pass
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("ab; \t\r\n(:1)") + ["\x1c", "\x85", "\u2003", "é"]), max_size=50))
+def test_small_and_vectorised_paths_agree(text):
+    def run(vectorized):
+        try:
+            p = decode_lines(text.encode(), vectorized=vectorized, limits=Limits(max_stack_depth=3))
+            return sorted(p.frames.rows()), sorted(p.nodes.rows()), sorted(p.samples.rows())
+        except ProfileFormatError as e:
+            return str(e)
+
+    assert run(True) == run(False)
