@@ -440,6 +440,10 @@ def _walk(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, what: str, max_
     else:
         cols = [np.zeros(0, np.int64)] * 4 + [np.zeros(0, _U64)] + [np.zeros(0, np.int64)] * 2
     del n
+    if len(active) and len(cols[0]):
+        # messages left over are re-parsed whole by the caller: drop their partial fields
+        keep = ~np.isin(cols[0], active)
+        cols = [c[keep] for c in cols]
     return _Fields(*cols, leftover=active)
 
 
