@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from fleetprof.model.hashing import ROOT_ID, mix, series_id
@@ -320,7 +321,9 @@ class Segment:
         return int(self.meta["max_time_ms"])
 
     def table(self, name: str, columns: Sequence[str] | None = None, filters: Any = None) -> pa.Table:
-        """Raw Parquet table ``name`` (optionally only ``columns``, row groups pruned by ``filters``)."""
+        """Raw Parquet table ``name``: only ``columns``; ``filters`` is a list of
+        ``(column, op, value)`` with ops ``=``, ``>=``, ``<=`` (AND-ed). Row groups whose
+        statistics exclude the filter are skipped, then rows are filtered exactly."""
         try:
             off, length = self.meta["tables"][name]
         except KeyError:
@@ -329,7 +332,22 @@ class Segment:
             raise SegmentCorrupt(f"table {name!r} lies outside the segment body")
         buf = pa.py_buffer(self.body[off:off + length])
         try:
-            return pq.read_table(pa.BufferReader(buf), columns=list(columns) if columns else None, filters=filters)
+            pf = pq.ParquetFile(pa.BufferReader(buf))
+            conds = list(filters or ())
+            want = list(columns) if columns else None
+            if not conds:
+                return pf.read(columns=want)
+            groups, exact = _row_groups(pf, conds)
+            if exact:  # statistics prove every row of the kept groups matches
+                return pf.read_row_groups(groups, columns=want)
+            extra = [c for c, _, _ in conds if want is not None and c not in want]
+            t = pf.read_row_groups(groups, columns=(want + extra) if want is not None else None)
+            mask = None
+            for col, op, val in conds:
+                m = _compare(t.column(col), op, val)
+                mask = m if mask is None else pc.and_(mask, m)
+            t = t.filter(mask)
+            return t.select(want) if want is not None else t
         except (pa.ArrowException, OSError) as e:
             raise SegmentCorrupt(f"table {name!r}: {e}") from e
 
@@ -387,6 +405,44 @@ class Segment:
     def batch(self) -> SegmentBatch:
         """The segment's canonical tables (input for :func:`concat_batches` / re-encoding)."""
         return SegmentBatch(self.labels(), self.samples(), self.nodes(), self.frames())
+
+
+def _compare(col: Any, op: str, val: Any) -> Any:
+    if op in ("=", "=="):
+        return pc.equal(col, val)
+    if op == ">=":
+        return pc.greater_equal(col, val)
+    if op == "<=":
+        return pc.less_equal(col, val)
+    raise ValueError(f"unsupported filter op {op!r}")
+
+
+def _row_groups(pf: pq.ParquetFile, conds: Sequence[tuple[str, str, Any]]) -> tuple[list[int], bool]:
+    """Row groups whose min/max statistics may satisfy every condition, and whether the
+    statistics prove that all their rows do."""
+    md = pf.metadata
+    names = [md.schema.column(i).name for i in range(md.num_columns)]
+    out = []
+    exact = True
+    for g in range(md.num_row_groups):
+        rg = md.row_group(g)
+        ok = True
+        for col, op, val in conds:
+            st = rg.column(names.index(col)).statistics
+            if st is None or not st.has_min_max:
+                exact = False
+                continue
+            lo, hi = st.min, st.max
+            if isinstance(lo, bytes):
+                lo, hi = lo.decode("utf-8", "replace"), hi.decode("utf-8", "replace")
+            if (op in ("=", "==") and not (lo <= val <= hi)) or (op == ">=" and hi < val) or (op == "<=" and lo > val):
+                ok = False
+                break
+            if not ((op in ("=", "==") and lo == hi == val) or (op == ">=" and lo >= val) or (op == "<=" and hi <= val)):
+                exact = False
+        if ok:
+            out.append(g)
+    return out, exact
 
 
 def node_ids_from_rows(parent_row: np.ndarray, frame_id: np.ndarray, depth: np.ndarray) -> np.ndarray:

@@ -1,0 +1,260 @@
+"""Storage benchmark: 1 h of 100 instances x 10 s CPU profiles (36k profiles) into L0 segments.
+
+Synthetic pyroscope-io-like data: 5 services x 20 instances; each service has a pool of a
+few hundred distinct stacks (depth ~25 around shared framework prefixes); each 10 s profile
+draws 200-700 samples at 100 Hz from a per-profile subset of the pool (Zipf-weighted), values
+in nanoseconds. Every profile is also encoded as the gzipped pprof an agent would push
+(samples + locations + functions + string table, one value type ``cpu/nanoseconds``).
+
+Profiles are submitted to ``SegmentWriter`` (file:// + sqlite) one request per profile,
+flushed once per ``--window-s`` simulated seconds (1 s = the server's real L0 cadence at
+10 profiles/s; larger windows model a busier server or backfill).
+
+Prints (a) segment bytes vs gzipped pprof bytes (target <= 0.5x) and (b) the flame-graph
+query over the whole hour (``select_merge`` + ``to_flamebearer``) against a reference
+measured in the same run: reading every segment object's bytes (target < 2 s).
+
+Run: ``.venv/bin/python -m benchmarks.bench_storage [--window-s 1] [--minutes 60]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gzip
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from fleetprof.metastore import open_index
+from fleetprof.model import Stacks, ValueType, build
+from fleetprof.model.profile import Profile
+from fleetprof.query import select_merge
+from fleetprof.segment.writer import IngestItem, SegmentWriter
+from fleetprof.storage import open_store
+
+CPU_TYPE = "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
+SERVICES = ["checkout", "search", "ingest-api", "auth", "recommender"]
+INSTANCES_PER_SERVICE = 20
+PERIOD_NS = 10_000_000  # 100 Hz
+T0_MS = 1_700_000_000_000
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def _field_len(num: int, payload: bytes) -> bytes:
+    return _varint(num << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _field_int(num: int, v: int) -> bytes:
+    return _varint(num << 3) + _varint(v)
+
+
+@dataclass
+class ServiceModel:
+    """A service's stack pool: frames, stacks (frame index lists), pprof header parts."""
+
+    name: str
+    names: list[str]
+    files: list[str]
+    stacks: list[list[int]]
+    weights: np.ndarray
+    loc_bytes: list[bytes]  # per stack: packed location ids (pprof: leaf first)
+    pprof_static: bytes  # locations + functions + string table + sample_type + period
+
+
+def make_service(name: str, rng: np.random.Generator, n_stacks: int = 300, depth: int = 25) -> ServiceModel:
+    modules = [f"{name.replace('-', '_')}/{m}.py" for m in ("app", "handlers", "models", "db", "cache", "util", "serde")]
+    libs = ["asyncio/events.py", "json/decoder.py", "re/__init__.py", "threading.py", "site-packages/sqlalchemy/engine.py",
+            "site-packages/requests/adapters.py", "hashlib.py", "site-packages/uvicorn/protocols/http.py"]
+    names: list[str] = []
+    files: list[str] = []
+    index: dict[tuple[str, str], int] = {}
+
+    def frame(fn: str, file: str) -> int:
+        k = (fn, file)
+        if k not in index:
+            index[k] = len(names)
+            names.append(fn)
+            files.append(file)
+        return index[k]
+
+    prefix = [frame(f, "uvicorn/main.py" if i < 4 else libs[0]) for i, f in enumerate(
+        ["<module>", "main", "run", "serve", "run_forever", "_run_once", "_run", "handle"])]
+    # Stacks: random walks in a tree with branching ~ 3-6 per level below the prefix.
+    stacks: list[list[int]] = []
+    seen: set[tuple[int, ...]] = set()
+    vocab = [(f"{verb}_{noun}", rng.choice(modules + libs)) for verb in
+             ("get", "load", "parse", "render", "compute", "hash", "query", "encode", "decode", "validate", "lock", "wait")
+             for noun in ("user", "order", "item", "page", "token", "row", "batch", "cfg", "key", "blob")]
+    children: dict[tuple[int, ...], list[int]] = {}
+    while len(stacks) < n_stacks:
+        path = list(prefix)
+        d = int(rng.integers(depth - 10, depth + 10))
+        while len(path) < d:
+            key = tuple(path)
+            opts = children.setdefault(key, [])
+            if not opts or (len(opts) < 5 and rng.random() < 0.25):
+                fn, file = vocab[int(rng.integers(len(vocab)))]
+                opts.append(frame(fn, str(file)))
+            path.append(opts[int(rng.integers(len(opts)))])
+        if tuple(path) not in seen:
+            seen.add(tuple(path))
+            stacks.append(path)
+    weights = 1.0 / np.arange(1, n_stacks + 1) ** 1.1
+    rng.shuffle(weights)
+    # pprof pieces: string table, functions (id = frame + 1), locations (id = frame + 1).
+    strings = ["", "cpu", "nanoseconds", *names, *sorted(set(files))]
+    sidx = {s: i for i, s in enumerate(strings)}
+    parts = [_field_len(1, _field_int(1, 1) + _field_int(2, 2))]  # sample_type
+    for i, (fn, file) in enumerate(zip(names, files, strict=True)):
+        parts.append(_field_len(5, _field_int(1, i + 1) + _field_int(2, sidx[fn]) + _field_int(3, sidx[fn]) + _field_int(4, sidx[file])))
+    for i in range(len(names)):
+        line = _field_int(1, i + 1) + _field_int(2, 10 + i % 200)
+        parts.append(_field_len(4, _field_int(1, i + 1) + _field_int(3, 0x1000 + 16 * i) + _field_len(4, line)))
+    parts.extend(_field_len(6, s.encode()) for s in strings)
+    parts.append(_field_len(11, _field_int(1, 1) + _field_int(2, 2)))  # period_type
+    parts.append(_field_int(12, PERIOD_NS))
+    loc_bytes = [b"".join(_varint(f + 1) for f in reversed(st)) for st in stacks]
+    return ServiceModel(name, names, files, stacks, weights / weights.sum(), loc_bytes, b"".join(parts))
+
+
+@dataclass
+class Template:
+    service: ServiceModel
+    profile: Profile  # all stacks of the subset, values placeholder
+    subset: np.ndarray  # stack indices (rows of profile.samples after build order)
+    probs: np.ndarray
+    leaf: np.ndarray  # node id per subset stack
+
+
+def make_template(svc: ServiceModel, rng: np.random.Generator) -> Template:
+    k = int(rng.integers(40, 120))
+    subset = np.sort(rng.choice(len(svc.stacks), size=k, replace=False, p=svc.weights))
+    paths = [svc.stacks[i] for i in subset]
+    offsets = np.concatenate([[0], np.cumsum([len(p) for p in paths])])
+    st = Stacks(names=svc.names, files=svc.files, offsets=offsets, frames=np.concatenate(paths),
+                values=np.arange(1, k + 1, dtype=np.int64).reshape(k, 1))
+    prof = build(st, [ValueType("cpu", "nanoseconds")], period_type=ValueType("cpu", "nanoseconds"), period=PERIOD_NS)
+    # Map stack i -> leaf node id through its unique placeholder value.
+    by_val = dict(zip(prof.samples["v0"].to_list(), prof.samples["node_id"].to_list(), strict=True))
+    leaf = np.array([by_val[i + 1] for i in range(k)], dtype=np.uint64)
+    probs = svc.weights[subset] / svc.weights[subset].sum()
+    return Template(svc, prof, subset, probs, leaf)
+
+
+def instance_profile(tpl: Template, rng: np.random.Generator) -> tuple[Profile, bytes]:
+    """One 10 s profile drawn from a template and its gzipped pprof bytes."""
+    n = int(rng.integers(200, 700))
+    counts = rng.multinomial(n, tpl.probs)
+    nz = np.flatnonzero(counts)
+    vals = counts[nz].astype(np.int64) * PERIOD_NS
+    samples = pl.DataFrame({"node_id": tpl.leaf[nz], "labels": np.zeros(len(nz), np.uint64), "v0": vals},
+                           schema={"node_id": pl.UInt64, "labels": pl.UInt64, "v0": pl.Int64})
+    prof = tpl.profile.with_meta(samples=samples)
+    svc = tpl.service
+    sample_parts = [
+        _field_len(2, _field_len(1, svc.loc_bytes[tpl.subset[i]]) + _field_len(2, _varint(int(v))))
+        for i, v in zip(nz, vals, strict=True)
+    ]
+    raw = b"".join(sample_parts) + svc.pprof_static + _field_int(10, 10_000_000_000)
+    return prof, gzip.compress(raw, 6)
+
+
+async def ingest(store, index, minutes: int, window_s: int, seed: int) -> tuple[int, int, float]:
+    rng = np.random.default_rng(seed)
+    services = [make_service(s, rng) for s in SERVICES]
+    templates = {s.name: [make_template(s, rng) for _ in range(24)] for s in services}
+    writer = SegmentWriter(store, index, max_age_s=3600, max_bytes=1 << 40, max_queue=1 << 20)
+    instances = [(svc, i, int(rng.integers(0, 10_000))) for svc in services for i in range(INSTANCES_PER_SERVICE)]
+    pprof_bytes = 0
+    n = 0
+    t_ingest = 0.0
+    pending: list[asyncio.Future[None]] = []
+    for w0 in range(0, minutes * 60, window_s):
+        for svc, inst, phase in instances:
+            # profiles of this instance whose timestamp falls in [w0, w0 + window_s)
+            first = (w0 * 1000 - phase + 9_999) // 10_000
+            for k in range(max(0, first), 10**9):
+                t = phase + k * 10_000
+                if t >= (w0 + window_s) * 1000 or t >= minutes * 60_000:
+                    break
+                tpl = templates[svc.name][int(rng.integers(len(templates[svc.name])))]
+                prof, pp = instance_profile(tpl, rng)
+                pprof_bytes += len(pp)
+                n += 1
+                labels = {"service_name": svc.name, "instance": f"{svc.name}-{inst}", "region": "eu-west-1"}
+                item = IngestItem(labels, CPU_TYPE, T0_MS + t, prof)
+                pending.append(asyncio.ensure_future(writer.submit("bench", [item])))
+        t0 = time.perf_counter()
+        await asyncio.sleep(0)
+        await writer.flush()
+        await asyncio.gather(*pending)
+        t_ingest += time.perf_counter() - t0
+        pending.clear()
+    await writer.stop()
+    return n, pprof_bytes, t_ingest
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--minutes", type=int, default=60)
+    ap.add_argument("--window-s", type=int, default=10, help="simulated seconds per L0 flush")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--max-nodes", type=int, default=8192)
+    args = ap.parse_args()
+    root = tempfile.mkdtemp(prefix="fleetprof-bench-")
+    try:
+        store = open_store(f"file://{root}/data")
+        index = open_index(f"sqlite://{root}/index.db")
+        t0 = time.perf_counter()
+        n, pprof_bytes, t_write = asyncio.run(ingest(store, index, args.minutes, args.window_s, args.seed))
+        gen = time.perf_counter() - t0
+        entries = index.query("bench", 0, 10**13)
+        seg_bytes = sum(e.bytes for e in entries)
+        print(f"profiles: {n}  segments: {len(entries)} (window {args.window_s}s)  generate+ingest: {gen:.1f}s "
+              f"(writer flush+ack time {t_write:.1f}s, {n / max(t_write, 1e-9):.0f} profiles/s)")
+        print(f"(a) storage: segments {seg_bytes / 1e6:.2f} MB vs gzipped pprof {pprof_bytes / 1e6:.2f} MB "
+              f"-> ratio {seg_bytes / pprof_bytes:.3f}x (target <= 0.5x)")
+        start, end = T0_MS, T0_MS + args.minutes * 60_000
+        t = time.perf_counter()
+        raw = sum(len(store.get(e.key)) for e in entries)
+        t_read = time.perf_counter() - t
+        t = time.perf_counter()
+        prof = select_merge(store, index, "bench", CPU_TYPE, [], start, end)
+        t_merge = time.perf_counter() - t
+        t_fb = 0.0
+        try:
+            from fleetprof.render.flamebearer import to_flamebearer
+
+            t = time.perf_counter()
+            fb = to_flamebearer(prof, 0, max_nodes=args.max_nodes)
+            t_fb = time.perf_counter() - t
+            fb_levels = len(fb.get("flamebearer", {}).get("levels", []))
+        except ImportError:
+            fb_levels = -1
+        total = t_merge + t_fb
+        print(f"(b) flame graph over {args.minutes} min: select_merge {t_merge:.3f}s + to_flamebearer {t_fb:.3f}s "
+              f"= {total:.3f}s (target < 2 s); reference read of {raw / 1e6:.1f} MB segment bytes {t_read:.3f}s "
+              f"-> {total / max(t_read, 1e-9):.1f}x the raw read; merged nodes {prof.nodes.height}, "
+              f"samples {prof.samples.height}, levels {fb_levels}, total {prof.totals()[0]}")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
