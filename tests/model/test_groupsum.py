@@ -1,0 +1,58 @@
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fleetprof.model.groupsum import sum_by_key
+
+
+def reference(keys, vals):
+    out: dict[int, np.ndarray] = {}
+    for k, v in zip(keys.tolist(), vals.tolist(), strict=True):
+        out[k] = out.get(k, 0) + np.asarray(v, dtype=np.int64)
+    return out
+
+
+def as_dict(keys, sums):
+    assert len(set(keys.tolist())) == len(keys)
+    return {k: np.asarray(s) for k, s in zip(keys.tolist(), sums.tolist(), strict=True)}
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(st.sampled_from([0, 1, 2, 2**63, 2**64 - 1, 12345, 99, 7 << 40]) | st.integers(0, 2**64 - 1), max_size=300),
+    st.integers(1, 64),
+)
+def test_matches_reference(key_list, chunk):
+    keys = np.array(key_list, dtype=np.uint64)
+    rng = np.random.default_rng(len(key_list))
+    vals = rng.integers(-(2**40), 2**40, size=len(keys))
+    got = as_dict(*sum_by_key(keys, vals, chunk=chunk))
+    want = reference(keys, vals)
+    assert got.keys() == want.keys()
+    for k in want:
+        assert int(got[k]) == int(want[k])
+
+
+def test_two_columns_growth_and_exact_large_values():
+    rng = np.random.default_rng(3)
+    ids = rng.integers(1, 2**64 - 1, 50_000, dtype=np.uint64)
+    keys = ids[rng.integers(0, len(ids), 400_000)]
+    vals = np.stack([rng.integers(0, 2**62 // 400_000, len(keys)), np.ones(len(keys), np.int64)], axis=1)
+    k, s = sum_by_key(keys, vals, chunk=4096)
+    assert s.shape == (len(np.unique(keys)), 2)
+    order = np.argsort(k)
+    uk, inv = np.unique(keys, return_inverse=True)
+    exp0 = np.zeros(len(uk), np.int64)
+    np.add.at(exp0, inv, vals[:, 0])
+    assert np.array_equal(k[order], uk)
+    assert np.array_equal(s[order, 0], exp0)
+    assert np.array_equal(s[order, 1], np.bincount(inv))
+
+
+def test_sequential_keys_and_empty():
+    keys = np.arange(10_000, dtype=np.uint64) % 1000  # includes key 0, dense small ints
+    k, s = sum_by_key(keys, np.ones(len(keys), np.int64))
+    assert sorted(k.tolist()) == list(range(1000))
+    assert (s == 10).all()
+    k, s = sum_by_key(np.zeros(0, np.uint64), np.zeros(0, np.int64))
+    assert len(k) == 0 and len(s) == 0
