@@ -147,6 +147,17 @@ def _subtree_totals(self_vals: np.ndarray, parent: np.ndarray, levels: list[np.n
     return total
 
 
+def _lookup_small(keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """Positions of ``queries`` in the unique array ``keys`` (-1 if absent); binary search
+    in the sorted keys, fast when ``keys`` is small (fits in cache), else a hash join."""
+    if len(keys) > (1 << 16) or len(keys) == 0:
+        return positions(keys, queries)
+    order = np.argsort(keys)
+    sk = keys[order]
+    at = np.minimum(np.searchsorted(sk, queries), len(sk) - 1)
+    return np.where(sk[at] == queries, order[at], -1)
+
+
 def _parent_positions(nid: np.ndarray, pid: np.ndarray, levels: list[np.ndarray]) -> np.ndarray:
     """Row of every node's parent (-1 for top-level nodes), resolved level by level: each
     level's parents are looked up among the previous level only (small sorted tables stay
@@ -183,7 +194,7 @@ def call_tree(profile: Profile, type_index: int, *, by_name: bool = True) -> Cal
     root_total = root_self + int(total[parent < 0].sum())
 
     frames = profile.frames
-    fpos = positions(frames["frame_id"].to_numpy(), nodes["frame_id"].to_numpy())
+    fpos = _lookup_small(frames["frame_id"].to_numpy(), nodes["frame_id"].to_numpy())
     if np.any(fpos < 0):
         raise ValueError("profile nodes reference frames missing from the frame table")
     names, fname = _unique_strings(frames["name"].to_numpy())
