@@ -57,7 +57,7 @@ def segment_dataset(data: bytes, start_ms: int | None = None, end_ms: int | None
     seg = decode_segment(data)
     filters = None
     if start_ms is not None and end_ms is not None:
-        filters = [("time_ms", ">=", int(start_ms)), ("time_ms", "<", int(end_ms))]
+        filters = [("time_ms", ">=", int(start_ms)), ("time_ms", "<=", int(end_ms) - 1)]
     samples = seg.samples(filters=filters)
     labels = seg.labels().rename({"series_id": "labels"})
     return Dataset(samples, labels, seg.nodes(), seg.frames())

@@ -73,7 +73,9 @@ def ray_head() -> Iterator[RayHead]:
     port, dash = free_port(), free_port()
     temp = tempfile.mkdtemp(prefix="fpray", dir="/tmp")
     ray_bin = str(Path(sys.executable).parent / "ray")
-    env = os.environ | {"RAY_USAGE_STATS_ENABLED": "0"}
+    # `ray start` turns token authentication on by default; this loopback test cluster
+    # runs without it, like the in-process `ray.init()` clusters
+    env = os.environ | {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
     cmd = [ray_bin, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
            "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
            f"--temp-dir={temp}", "--disable-usage-stats"]
