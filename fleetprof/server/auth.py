@@ -21,7 +21,8 @@ from pathlib import Path
 
 from fleetprof.server.errors import ApiError
 
-TENANT_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+"""1–64 of ``[A-Za-z0-9_.-]``, starting with a letter or digit (safe in object keys)."""
 DEFAULT_TENANT = "anonymous"
 SCOPES = ("read", "write")
 
@@ -57,7 +58,7 @@ def tenant_from_header(value: str | None) -> str:
     if value is None or value == "":
         return DEFAULT_TENANT
     if not TENANT_RE.match(value):
-        raise ApiError(400, "invalid X-Scope-OrgID: use 1-64 characters of [A-Za-z0-9_.-]")
+        raise ApiError(400, "invalid X-Scope-OrgID: use 1-64 characters of [A-Za-z0-9_.-], starting with a letter or digit")
     return value
 
 

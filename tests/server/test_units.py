@@ -34,7 +34,7 @@ def test_settings_defaults_env_and_flags(tmp_path: Path, monkeypatch: pytest.Mon
 def test_tenant_header_validation() -> None:
     assert tenant_from_header(None) == "anonymous"
     assert tenant_from_header("team-a.prod_1") == "team-a.prod_1"
-    for bad in ("a b", "x" * 65, "tenant/../other", "ü"):
+    for bad in ("a b", "x" * 65, "tenant/../other", "ü", "..", "-lead", ".hidden"):
         with pytest.raises(ApiError):
             tenant_from_header(bad)
 
