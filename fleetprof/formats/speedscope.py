@@ -370,8 +370,10 @@ def _scale(weights: np.ndarray, factor: int, where: str) -> np.ndarray:
     """Weights in the sample type's unit, rounded to int64; raises on negatives/overflow."""
     if len(weights) and float(weights.min()) < 0:
         raise ProfileFormatError(FMT, "negative weight", where)
-    scaled = np.rint(weights * factor)
-    if len(scaled) and float(scaled.sum()) > _INT64_MAX / 2:
+    with np.errstate(over="ignore", invalid="ignore"):
+        scaled = np.rint(weights * factor)
+        total = float(scaled.sum()) if len(scaled) else 0.0
+    if not math.isfinite(total) or total > _INT64_MAX / 2:
         raise ProfileFormatError(FMT, "weights overflow int64", where)
     return scaled.astype(np.int64)
 
