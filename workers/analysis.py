@@ -527,7 +527,9 @@ def _finite(x: float) -> float | None:
 def _summary(t: dict[str, pl.DataFrame], ds: Dataset, *, tenant: str, window: str, start_ms: int, end_ms: int,
              cpu: str | None, cfg: AnalysisConfig) -> dict[str, object]:
     st = ds.series_table()
-    fleet_top = t["top_functions"].filter((pl.col("scope") == "*") & (pl.col("profile_type") == (cpu or "")))
+    tf = t["top_functions"]
+    fleet_top = (tf.filter((pl.col("scope") == "*") & (pl.col("profile_type") == (cpu or ""))) if "scope" in tf.columns
+                 else pl.DataFrame(schema={"function": pl.Utf8, "self_share": pl.Float64}))
     shared = t["hotspots"].filter(pl.col("shared")) if t["hotspots"].height else t["hotspots"]
     cost = t["cost_services"]
     return {
