@@ -43,8 +43,8 @@ PROGRESS_MIN_BYTES = 4 * 1024 * 1024
 PLUGIN_EXTRA_MODULES = ("workers.cli",)
 """Plugin modules outside ``fleetprof/*/cli.py`` (see the module docstring)."""
 
-err_console = Console(stderr=True, highlight=False)
-out_console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False, emoji=False)
+out_console = Console(highlight=False, emoji=False)
 
 app = typer.Typer(
     name="fleetprof",
@@ -275,7 +275,7 @@ def flamegraph(
 
             write_output(output, json.dumps(to_flamebearer(profile, ti, max_nodes=max_nodes), separators=(",", ":")))
             return
-        if max_nodes is not None:
+        if max_nodes is not None and kind == "svg":
             from fleetprof.model.prune import prune
 
             profile = prune(profile, ti, max_nodes=max_nodes)
@@ -286,7 +286,8 @@ def flamegraph(
         else:
             from fleetprof.render.html import render_html
 
-            write_output(output, render_html(profile, ti, title=name))
+            html_nodes = {} if max_nodes is None else {"max_nodes": max_nodes}
+            write_output(output, render_html(profile, ti, title=name, **html_nodes))
 
 
 def apply_filters(profile: Profile, focus: str | None, ignore: str | None) -> Profile:
@@ -343,21 +344,27 @@ def top(
 
 def _print_top(table, profile: Profile, ti: int, by: str) -> None:  # noqa: ANN001
     from rich.table import Table
+    from rich.text import Text
 
     from fleetprof.render.units import format_value
 
     st = profile.sample_types[ti]
     total = profile.totals()[ti]
-    t = Table(title=f"top {table.height} by self — {st} — total {format_value(total, st.unit)}", title_justify="left")
-    for col, just in (("self", "right"), ("self %", "right"), ("total", "right"), ("total %", "right"), (by, "left"), ("file", "left")):
-        t.add_column(col, justify=just)  # type: ignore[arg-type]
+    t = Table(title=Text(f"top {table.height} by self — {st} — total {format_value(total, st.unit)}"), title_justify="left")
+    for col in ("self", "self %", "total", "total %"):
+        t.add_column(col, justify="right")
+    t.add_column("file" if by == "file" else "function")
+    if by in ("frame", "line"):
+        t.add_column("location")
     for r in table.iter_rows(named=True):
-        where = r["file"] + (f":{r['line']}" if r["line"] else "")
-        t.add_row(
+        cells = [
             format_value(r["self"], st.unit), f"{r['self_pct']:.2f}%",
             format_value(r["total"], st.unit), f"{r['total_pct']:.2f}%",
-            r["name"], where,
-        )
+            r["name"],
+        ]
+        if by in ("frame", "line"):
+            cells.append(r["file"] + (f":{r['line']}" if r["line"] else ""))
+        t.add_row(*(Text(c) for c in cells))
     out_console.print(t)
 
 

@@ -17,7 +17,7 @@ def as_dict(keys, sums):
     return {k: np.asarray(s) for k, s in zip(keys.tolist(), sums.tolist(), strict=True)}
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(
     st.lists(st.sampled_from([0, 1, 2, 2**63, 2**64 - 1, 12345, 99, 7 << 40]) | st.integers(0, 2**64 - 1), max_size=300),
     st.integers(1, 64),
@@ -36,8 +36,8 @@ def test_matches_reference(key_list, chunk):
 def test_two_columns_growth_and_exact_large_values():
     rng = np.random.default_rng(3)
     ids = rng.integers(1, 2**64 - 1, 50_000, dtype=np.uint64)
-    keys = ids[rng.integers(0, len(ids), 400_000)]
-    vals = np.stack([rng.integers(0, 2**62 // 400_000, len(keys)), np.ones(len(keys), np.int64)], axis=1)
+    keys = ids[rng.integers(0, len(ids), 100_000)]
+    vals = np.stack([rng.integers(0, 2**62 // 100_000, len(keys)), np.ones(len(keys), np.int64)], axis=1)
     k, s = sum_by_key(keys, vals, chunk=4096)
     assert s.shape == (len(np.unique(keys)), 2)
     order = np.argsort(k)
