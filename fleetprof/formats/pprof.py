@@ -54,6 +54,7 @@ from fleetprof.formats.errors import (
     maybe_gunzip,
 )
 from fleetprof.formats.proto import pprof_view_pb2, profile_pb2
+from fleetprof.model.hashing import mix
 from fleetprof.model.profile import Profile, Stacks, ValueType, build
 
 FMT = "pprof"
@@ -94,21 +95,24 @@ def decode_pprof(data: bytes, *, limits: Limits = DEFAULT_LIMITS, keep_lines: bo
     locs = _locations(view, st, keep_lines, drop_rx, keep_rx)
     samples = _samples(view, len(sample_types), limits)
     loc_index = _resolve_locations(locs.ids, samples.loc_ids, samples.loc_offsets)
-    offsets, elems = _reverse_segments(samples.loc_offsets, loc_index)  # root first
+    label_index, label_sets = _label_sets(samples, st, len(strings))
+    # identical (stack, label set) samples are summed first: everything below is per stack
+    loc_offsets, loc_index, label_index, values, weight = _dedupe(samples.loc_offsets, loc_index, label_index, samples.values)
+    offsets, elems = _reverse_segments(loc_offsets, loc_index)  # root first
     if drop_rx is not None:
         offsets, elems = _prune(offsets, elems, locs.prune, locs.prune_beneath)
     offsets, frames = _expand_locations(offsets, elems, locs.frame_offsets, locs.frames)
     names, files, lines = locs.names, locs.files, locs.lines
-    offsets, frames, truncated = _truncate(offsets, frames, limits.max_stack_depth, len(names))
+    offsets, frames, over = _truncate(offsets, frames, limits.max_stack_depth, len(names))
+    truncated = int(weight[over].sum()) if over is not None else 0
     if truncated:
         names, files, lines = [*names, TRUNCATED_FRAME], [*files, ""], [*lines, 0]
-    label_index, label_sets = _label_sets(samples, st, len(strings))
     stacks = Stacks(
         names=names,
         files=files,
         offsets=offsets,
         frames=frames,
-        values=samples.values,
+        values=values,
         lines=lines if keep_lines else None,
         label_index=label_index,
         label_sets=label_sets,
@@ -448,20 +452,31 @@ def _walk(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, what: str, max_
 
 
 def _packed(buf: np.ndarray, owner: np.ndarray, start: np.ndarray, end: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Decode packed varint payloads ``buf[start:end]``: (owner, byte position, value) of every
-    element, in span order."""
+    """Decode packed varint payloads ``buf[start:end]`` (disjoint, in buffer order): (owner,
+    byte position, value) of every element, in span order."""
     lens = end - start
     nz = lens > 0
     if not nz.all():
-        owner, start, lens = owner[nz], start[nz], lens[nz]
+        owner, start, end, lens = owner[nz], start[nz], end[nz], lens[nz]
     if len(lens) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, _U64)
     off = np.zeros(len(lens), dtype=np.int64)
     np.cumsum(lens[:-1], out=off[1:])
     total = int(off[-1] + lens[-1])
-    idx = np.arange(total, dtype=np.int64)
-    idx += np.repeat(start - off, lens)
-    b = buf[idx]
+    if total * 4 >= len(buf):
+        # payloads are most of the buffer: select them with a +1/-1 step mask (spans
+        # never touch: a tag and a length always separate two payloads)
+        step = np.zeros(len(buf) + 1, dtype=np.int8)
+        step[start] = 1
+        step[end] -= 1
+        mask = np.cumsum(step[:-1], dtype=np.int8).view(bool)
+        b = buf[mask]
+        positions = _LazyPositions(mask=mask)
+    else:
+        idx = np.arange(total, dtype=np.int64)
+        idx += np.repeat(start - off, lens)
+        b = buf[idx]
+        positions = _LazyPositions(idx=idx)
     term = b < 0x80
     last_ok = term[off + lens - 1]
     if not last_ok.all():
@@ -472,16 +487,33 @@ def _packed(buf: np.ndarray, owner: np.ndarray, start: np.ndarray, end: np.ndarr
     tstart[0] = 0
     tstart[1:] = tend[:-1] + 1
     vlen = tend - tstart + 1
-    val = (b[tstart] & 0x7F).astype(_U64)
     maxlen = int(vlen.max())
     if maxlen > 10:
         k = int(np.searchsorted(off, tstart[int(np.argmax(vlen))], side="right") - 1)
         raise ProfileFormatError(FMT, "varint longer than 10 bytes", f"{what}[{int(owner[k])}]")
+    # branch-free decode: byte k of every varint (reading past its end is masked out)
+    wide = _U64 if maxlen > 4 else np.uint32
+    bp = np.concatenate([b, np.zeros(maxlen, np.uint8)]) if maxlen > 1 else b
+    val = (bp[tstart] & 0x7F).astype(wide)
     for k in range(1, maxlen):
-        m = np.flatnonzero(vlen > k)
-        val[m] |= (b[tstart[m] + k] & 0x7F).astype(_U64) << _U64(7 * k)
-    per_span = np.add.reduceat(term.astype(np.int64), off)
-    return np.repeat(owner, per_span), idx[tstart], val
+        part = (bp[tstart + k] & 0x7F).astype(wide) << wide(7 * k)
+        part[vlen <= k] = 0
+        val |= part
+    per_span = np.add.reduceat(term.view(np.uint8), off, dtype=np.int64)
+    positions.tstart = tstart
+    return np.repeat(owner, per_span), positions, val.astype(_U64, copy=False)
+
+
+class _LazyPositions:
+    """Byte positions of packed elements, computed only if ordering needs them."""
+
+    def __init__(self, mask: np.ndarray | None = None, idx: np.ndarray | None = None) -> None:
+        self.mask, self.idx = mask, idx
+        self.tstart = np.zeros(0, dtype=np.int64)
+
+    def get(self) -> np.ndarray:
+        where = self.idx if self.idx is not None else np.flatnonzero(self.mask)
+        return where[self.tstart]
 
 
 def _samples(view, ntypes: int, limits: Limits) -> _Samples:
@@ -591,7 +623,7 @@ def _ordered(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np
     if len(parts) == 1:
         return parts[0][0], parts[0][2]
     owner = np.concatenate([p[0] for p in parts])
-    pos = np.concatenate([p[1] for p in parts])
+    pos = np.concatenate([p[1].get() if isinstance(p[1], _LazyPositions) else p[1] for p in parts])
     val = np.concatenate([p[2] for p in parts])
     order = np.argsort(pos, kind="stable")
     return owner[order], val[order]
@@ -689,14 +721,14 @@ def _expand_locations(offsets: np.ndarray, loc: np.ndarray, lf_off: np.ndarray, 
     return new_off, frames
 
 
-def _truncate(offsets: np.ndarray, frames: np.ndarray, max_depth: int, marker: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """Cap stacks at ``max_depth`` frames: root-most frames become one marker frame."""
+def _truncate(offsets: np.ndarray, frames: np.ndarray, max_depth: int, marker: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Cap stacks at ``max_depth`` frames: root-most frames become one marker frame.
+    Returns the new CSR and the mask of truncated stacks (None if none was)."""
     lengths = np.diff(offsets)
     max_depth = max(int(max_depth), 1)
     over = lengths > max_depth
-    ntrunc = int(over.sum())
-    if ntrunc == 0:
-        return offsets, frames, 0
+    if not over.any():
+        return offsets, frames, None
     new_len = np.where(over, max_depth, lengths)
     new_off = np.zeros(len(offsets), dtype=np.int64)
     np.cumsum(new_len, out=new_off[1:])
@@ -705,7 +737,65 @@ def _truncate(offsets: np.ndarray, frames: np.ndarray, max_depth: int, marker: i
     src = offsets[seg + 1] - new_len[seg] + j
     out = frames[np.minimum(src, len(frames) - 1)]
     out[over[seg] & (j == 0)] = marker
-    return new_off, out, ntrunc
+    return new_off, out, over
+
+
+def _group_segments(offsets: np.ndarray, elems: np.ndarray, extra: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """Group equal CSR segments (and equal ``extra`` keys): (index of each group's first
+    segment, group of every segment), groups numbered in hash order. Segments are hashed (sum over elements of mix(position, element)), then
+    every member is compared element by element with its group's first segment: on a
+    hash collision this returns None instead of ever merging different segments."""
+    n = len(offsets) - 1
+    lengths = np.diff(offsets)
+    pos = np.arange(len(elems), dtype=np.int64) - np.repeat(offsets[:-1], lengths)
+    h = mix(pos.astype(_U64) + _U64(1), elems.astype(_U64))
+    cum = np.zeros(len(elems) + 1, dtype=_U64)
+    np.cumsum(h, out=cum[1:])
+    with np.errstate(over="ignore"):
+        key = mix(cum[offsets[1:]] - cum[offsets[:-1]], lengths.astype(_U64))
+        if extra is not None:
+            key = mix(key, extra.astype(_U64))
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    if len(first) == n:
+        return first, inverse
+    rep = first[inverse]
+    same = lengths == lengths[rep]
+    if extra is not None:
+        same &= extra == extra[rep]
+    if not same.all():
+        return None
+    src = offsets[rep][np.repeat(np.arange(n), lengths)] + pos
+    if not np.array_equal(elems, elems[src]):
+        return None
+    return first, inverse
+
+
+def _dedupe(
+    offsets: np.ndarray, elems: np.ndarray, label_index: np.ndarray | None, values: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
+    """Sum samples with the same location sequence and label set (exactly: see
+    :func:`_group_segments`). Returns (offsets, elems, label_index, values, weight =
+    samples per stack)."""
+    n = len(offsets) - 1
+    ones = np.ones(n, dtype=np.int64)
+    if n < 2:
+        return offsets, elems, label_index, values, ones
+    grouped = _group_segments(offsets, elems, label_index)
+    if grouped is None or len(grouped[0]) == n:
+        return offsets, elems, label_index, values, ones
+    first, inverse = grouped
+    counts = np.bincount(inverse, minlength=len(first))
+    order = np.argsort(inverse, kind="stable")
+    starts = np.zeros(len(first), dtype=np.int64)
+    np.cumsum(counts[:-1], out=starts[1:])
+    summed = np.add.reduceat(values[order], starts, axis=0) if values.shape[1] else np.zeros((len(first), 0), np.int64)
+    lengths = np.diff(offsets)
+    new_len = lengths[first]
+    new_off = np.zeros(len(first) + 1, dtype=np.int64)
+    np.cumsum(new_len, out=new_off[1:])
+    take = np.repeat(offsets[first] - new_off[:-1], new_len) + np.arange(int(new_off[-1]), dtype=np.int64)
+    return new_off, elems[take], (label_index[first] if label_index is not None else None), summed, counts.astype(np.int64)
 
 
 # ---------------------------------------------------------------------------------------
@@ -740,20 +830,25 @@ def _label_sets(s: _Samples, st: _Strings, nstr: int) -> tuple[np.ndarray | None
     code = key * nv + vid
     order = np.lexsort((code, owner))
     owner, code = owner[order], code[order]
-    # one string key per sample's sorted label codes, to find distinct label sets
-    import polars as pl
-
-    df = pl.DataFrame({"s": owner, "c": code}).group_by("s", maintain_order=True).agg(pl.col("c").cast(pl.Utf8).str.join(","))
-    sets_df = df.with_columns(pl.col("c").rank("dense").cast(pl.Int64).alias("set"))
+    # distinct label sets = distinct sorted code sequences of the labelled samples
     n = len(s.loc_offsets) - 1
+    who, cnt = np.unique(owner, return_counts=True)
+    seg = np.zeros(len(who) + 1, dtype=np.int64)
+    np.cumsum(cnt, out=seg[1:])
+    grouped = _group_segments(seg, code)
+    if grouped is None:  # a hash collision: group exactly (and slowly) instead
+        seen: dict[tuple[int, ...], int] = {}
+        inverse = np.array([seen.setdefault(tuple(code[a:b].tolist()), len(seen)) for a, b in zip(seg[:-1], seg[1:], strict=True)], dtype=np.int64)
+        first = np.unique(inverse, return_index=True)[1]
+    else:
+        first, inverse = grouped
     label_index = np.zeros(n, dtype=np.int64)
-    label_index[sets_df["s"].to_numpy()] = sets_df["set"].to_numpy()
-    firsts = sets_df.unique(subset="set", keep="first").sort("set")
+    label_index[who] = inverse + 1
     label_sets: list[tuple[tuple[str, str], ...]] = [()]
     table = st.table
-    for cs in firsts["c"].to_list():
+    for g in first.tolist():
         pairs_out = []
-        for c in map(int, cs.split(",")):
+        for c in code[seg[g] : seg[g + 1]].tolist():
             k, v = divmod(c, nv)
             pairs_out.append((table[k], table[v] if v < nstr else values[v - nstr]))
         label_sets.append(tuple(pairs_out))
