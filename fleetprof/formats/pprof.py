@@ -740,18 +740,31 @@ def _truncate(offsets: np.ndarray, frames: np.ndarray, max_depth: int, marker: i
     return new_off, out, over
 
 
+_MULTIPLIERS = np.random.default_rng(0x5EED).integers(0, 2**63, size=1024, dtype=np.int64).astype(_U64) * _U64(2) + _U64(1)
+
+
+def _position_multipliers(n: int) -> np.ndarray:
+    """Odd 64-bit multipliers per stack position (fixed seed; only used within a decode)."""
+    global _MULTIPLIERS
+    if n > len(_MULTIPLIERS):
+        extra = np.random.default_rng(n).integers(0, 2**63, size=n - len(_MULTIPLIERS), dtype=np.int64)
+        _MULTIPLIERS = np.concatenate([_MULTIPLIERS, extra.astype(_U64) * _U64(2) + _U64(1)])
+    return _MULTIPLIERS
+
+
 def _group_segments(offsets: np.ndarray, elems: np.ndarray, extra: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray] | None:
     """Group equal CSR segments (and equal ``extra`` keys): (index of each group's first
-    segment, group of every segment), groups numbered in hash order. Segments are hashed (sum over elements of mix(position, element)), then
+    segment, group of every segment), groups numbered in hash order. Segments are hashed (sum over elements of (element + 1) × a per-position odd multiplier), then
     every member is compared element by element with its group's first segment: on a
     hash collision this returns None instead of ever merging different segments."""
     n = len(offsets) - 1
     lengths = np.diff(offsets)
     pos = np.arange(len(elems), dtype=np.int64) - np.repeat(offsets[:-1], lengths)
-    h = mix(pos.astype(_U64) + _U64(1), elems.astype(_U64))
-    cum = np.zeros(len(elems) + 1, dtype=_U64)
-    np.cumsum(h, out=cum[1:])
+    mult = _position_multipliers(int(lengths.max()) if n else 0)
     with np.errstate(over="ignore"):
+        h = (elems.astype(_U64) + _U64(1)) * mult[pos]
+        cum = np.zeros(len(elems) + 1, dtype=_U64)
+        np.cumsum(h, out=cum[1:])
         key = mix(cum[offsets[1:]] - cum[offsets[:-1]], lengths.astype(_U64))
         if extra is not None:
             key = mix(key, extra.astype(_U64))
@@ -765,7 +778,7 @@ def _group_segments(offsets: np.ndarray, elems: np.ndarray, extra: np.ndarray | 
         same &= extra == extra[rep]
     if not same.all():
         return None
-    src = offsets[rep][np.repeat(np.arange(n), lengths)] + pos
+    src = np.repeat(offsets[rep], lengths) + pos
     if not np.array_equal(elems, elems[src]):
         return None
     return first, inverse
