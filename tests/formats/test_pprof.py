@@ -355,7 +355,7 @@ def test_gzip_bomb_rejected_at_limit(gzip_bomb):
 # properties
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(msg=pprof_messages(), gz=st.booleans(), unpacked=st.booleans())
 def test_random_profiles_match_reference(msg, gz, unpacked):
     raw = serialize_unpacked(msg) if unpacked else msg.SerializeToString()
@@ -377,7 +377,7 @@ def test_many_fields_fallback_path(msg):
 SEEDS = [p.read_bytes() for p in FILES if p.stat().st_size < 3000] + [(DATA / "pyroscope_io_1.4_push.body.gz").read_bytes()]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(
     seed=st.sampled_from(SEEDS),
     edits=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255), st.sampled_from(["set", "ins", "del"])), max_size=6),

@@ -92,7 +92,7 @@ def test_truncation_marker_survives():
     assert TRUNCATED_FRAME in back.frames["name"].to_list()
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(msg=pprof_messages())
 def test_round_trip_random(msg):
     prof = decode_pprof(msg.SerializeToString())
