@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fleetprof.distributor.common import IngestConfig
-from fleetprof.server import index_page, routes_ingest, routes_native, routes_query
+from fleetprof.server import index_page, routes_analysis, routes_ingest, routes_native, routes_query
 from fleetprof.server.auth import Authenticator, load_tokens
 from fleetprof.server.errors import STATUS_CONNECT, ApiError
 from fleetprof.server.limits import RateLimiter
@@ -157,5 +157,6 @@ def create_app(settings: Settings | None = None, *, store: Any = None, index: An
     app.include_router(routes_ingest.router)
     app.include_router(routes_query.router)
     app.include_router(routes_native.router)
+    app.include_router(routes_analysis.router)
     app.include_router(index_page.router)
     return app
