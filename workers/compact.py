@@ -158,7 +158,7 @@ def compact_inputs(store: Any, index: Any, tenant: str, level: int, inputs: Sequ
                    hook: FailureHook = _noop, now_ms: int | None = None) -> tuple[Any, int]:
     """Merge ``inputs`` (<= MAX_INPUTS entries) into one new live segment of ``level``;
     return ``(new entry, input sample rows)``. See the module docstring for the steps."""
-    from fleetprof.metastore.index import SegmentEntry
+    from fleetprof.metastore.index import SegmentEntry, SwapConflict
     from fleetprof.segment.format import concat_batches, decode_segment, encode_segment
     from fleetprof.segment.keys import new_segment_id, segment_key
 
@@ -200,7 +200,11 @@ def compact_inputs(store: Any, index: Any, tenant: str, level: int, inputs: Sequ
             store.delete(entry.key)
             raise InputsChanged(f"input {e.segment_id} is no longer live")
     hook("before_swap")
-    index.swap(tenant, entry, ids)
+    try:
+        index.swap(tenant, entry, ids)
+    except SwapConflict as e:
+        store.delete(entry.key)
+        raise InputsChanged(str(e)) from None
     hook("swapped")
     return entry, sum(e.samples for e in inputs)
 

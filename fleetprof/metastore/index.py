@@ -67,6 +67,12 @@ class IndexConflict(IndexError_):
     """A segment id already exists (``add`` is conditional)."""
 
 
+class SwapConflict(IndexConflict):
+    """``swap`` found an input no longer live while its new entry is not in place yet: a
+    concurrent compactor or retention got there first. Nothing was changed; the caller
+    discards its output (making it live too would count those samples twice)."""
+
+
 @dataclass(frozen=True, eq=True)
 class SegmentEntry:
     """One segment object as the index knows it (see module docstring)."""
@@ -308,10 +314,24 @@ class SqliteIndex:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
                 try:
+                    ids = list(dict.fromkeys(i for i in old_ids if i != new.segment_id))
+                    present = self._conn.execute(
+                        "SELECT 1 FROM segments WHERE tenant=? AND segment_id=?", (tenant, new.segment_id)
+                    ).fetchone()
+                    if present is None and ids:
+                        live = 0
+                        for chunk in range(0, len(ids), 500):
+                            part = ids[chunk:chunk + 500]
+                            live += self._conn.execute(
+                                f"SELECT COUNT(*) FROM segments WHERE tenant=? AND state='live' "
+                                f"AND segment_id IN ({','.join('?' * len(part))})",
+                                (tenant, *part),
+                            ).fetchone()[0]
+                        if live != len(ids):
+                            raise SwapConflict(f"swap {tenant}/{new.segment_id}: {len(ids) - live} input(s) no longer live")
                     self._conn.execute(
                         f"INSERT OR IGNORE INTO segments ({_COLS}) VALUES ({','.join('?' * 14)})", self._row(new)
                     )
-                    ids = [i for i in old_ids if i != new.segment_id]
                     for chunk in range(0, len(ids), 500):
                         part = ids[chunk:chunk + 500]
                         self._conn.execute(
@@ -554,6 +574,8 @@ class DynamoIndex:
                 if e is not None and e.state == "live":
                     sk = dynamo_sk(e.level, e.min_time_ms, e.segment_id)
                     actions.append({"Update": self._state_update(tenant, sk, "live", "compacted")})
+                elif existing is None:
+                    raise SwapConflict(f"swap {tenant}/{new.segment_id}: input {oid} is no longer live")
             try:
                 # First chunk carries the new entry with up to 98 olds: atomic switch.
                 for i in range(0, len(actions), 100):

@@ -7,6 +7,7 @@ import threading
 import pytest
 
 from fleetprof.metastore import ALL_STATES, IndexConflict, SegmentEntry, open_index
+from fleetprof.metastore.index import SwapConflict
 
 
 @pytest.fixture
@@ -71,7 +72,7 @@ def test_swap_is_atomic_and_idempotent(index) -> None:
     for i, sid in enumerate(["A", "B", "C"]):
         index.add(entry(sid, 1000 * i, 1000 * i + 999))
     new = entry("L1", 0, 2999, level=1, state="compacted")  # swap forces live
-    index.swap("t1", new, ["A", "B", "C", "gone"])
+    index.swap("t1", new, ["A", "B", "C"])
     assert ids(index.query("t1", 0, 10_000)) == ["L1"]
     assert index.get("t1", "L1").state == "live"
     assert {e.segment_id: e.state for e in index.query("t1", 0, 10_000, states=ALL_STATES)} == {
@@ -80,6 +81,21 @@ def test_swap_is_atomic_and_idempotent(index) -> None:
     index.swap("t1", new, ["A", "B", "C"])  # re-run after a crash: same result, no error
     assert ids(index.query("t1", 0, 10_000)) == ["L1"]
     assert len(index.query("t1", 0, 10_000, states=ALL_STATES)) == 4
+
+
+def test_concurrent_compactors_cannot_both_go_live(index) -> None:
+    """Two compactors of the same inputs: the second swap conflicts and changes nothing,
+    so no sample is counted twice (inputs missing or no longer live both conflict)."""
+    index.add(entry("A", 0, 999))
+    index.add(entry("B", 1000, 1999))
+    index.swap("t1", entry("L1a", 0, 1999, level=1), ["A", "B"])
+    with pytest.raises(SwapConflict):
+        index.swap("t1", entry("L1b", 0, 1999, level=1), ["A", "B"])
+    assert index.get("t1", "L1b") is None
+    assert ids(index.query("t1", 0, 10_000)) == ["L1a"]
+    with pytest.raises(SwapConflict):
+        index.swap("t1", entry("L1c", 0, 1999, level=1), ["gone"])
+    assert index.get("t1", "L1c") is None
 
 
 def test_swap_after_partial_crash(index) -> None:
