@@ -94,10 +94,10 @@ def decode_pprof(data: bytes, *, limits: Limits = DEFAULT_LIMITS, keep_lines: bo
 
     locs = _locations(view, st, keep_lines, drop_rx, keep_rx)
     samples = _samples(view, len(sample_types), limits)
-    loc_index = _resolve_locations(locs.ids, samples.loc_ids, samples.loc_offsets)
     label_index, label_sets = _label_sets(samples, st, len(strings))
     # identical (stack, label set) samples are summed first: everything below is per stack
-    loc_offsets, loc_index, label_index, values, weight = _dedupe(samples.loc_offsets, loc_index, label_index, samples.values)
+    loc_offsets, loc_ids, label_index, values, weight, rep = _dedupe(samples.loc_offsets, samples.loc_ids, label_index, samples.values)
+    loc_index = _resolve_locations(locs.ids, loc_ids, loc_offsets, rep)
     offsets, elems = _reverse_segments(loc_offsets, loc_index)  # root first
     if drop_rx is not None:
         offsets, elems = _prune(offsets, elems, locs.prune, locs.prune_beneath)
@@ -633,7 +633,7 @@ def _ordered(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np
 # stacks
 
 
-def _resolve_locations(ids: np.ndarray, refs: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+def _resolve_locations(ids: np.ndarray, refs: np.ndarray, offsets: np.ndarray, rep: np.ndarray) -> np.ndarray:
     """Location index of every referenced location id (validated)."""
     if len(refs) == 0:
         return np.zeros(0, dtype=np.int64)
@@ -654,7 +654,7 @@ def _resolve_locations(ids: np.ndarray, refs: np.ndarray, offsets: np.ndarray) -
     bad = np.flatnonzero(out < 0)
     if len(bad):
         k = int(bad[0])
-        s = int(np.searchsorted(offsets, k, side="right") - 1)
+        s = int(rep[np.searchsorted(offsets, k, side="right") - 1])
         raise ProfileFormatError(FMT, f"unknown location id {int(refs[k])}", f"sample[{s}].location_id")
     return out
 
@@ -786,17 +786,18 @@ def _group_segments(offsets: np.ndarray, elems: np.ndarray, extra: np.ndarray | 
 
 def _dedupe(
     offsets: np.ndarray, elems: np.ndarray, label_index: np.ndarray | None, values: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray, np.ndarray, np.ndarray]:
     """Sum samples with the same location sequence and label set (exactly: see
     :func:`_group_segments`). Returns (offsets, elems, label_index, values, weight =
-    samples per stack)."""
+    samples per stack, rep = index of a sample of each stack)."""
     n = len(offsets) - 1
     ones = np.ones(n, dtype=np.int64)
+    ident = np.arange(n, dtype=np.int64)
     if n < 2:
-        return offsets, elems, label_index, values, ones
+        return offsets, elems, label_index, values, ones, ident
     grouped = _group_segments(offsets, elems, label_index)
     if grouped is None or len(grouped[0]) == n:
-        return offsets, elems, label_index, values, ones
+        return offsets, elems, label_index, values, ones, ident
     first, inverse = grouped
     counts = np.bincount(inverse, minlength=len(first))
     order = np.argsort(inverse, kind="stable")
@@ -808,7 +809,7 @@ def _dedupe(
     new_off = np.zeros(len(first) + 1, dtype=np.int64)
     np.cumsum(new_len, out=new_off[1:])
     take = np.repeat(offsets[first] - new_off[:-1], new_len) + np.arange(int(new_off[-1]), dtype=np.int64)
-    return new_off, elems[take], (label_index[first] if label_index is not None else None), summed, counts.astype(np.int64)
+    return new_off, elems[take], (label_index[first] if label_index is not None else None), summed, counts.astype(np.int64), first
 
 
 # ---------------------------------------------------------------------------------------
