@@ -139,9 +139,44 @@ def build(
     fidx = np.asarray(stacks.frames, dtype=np.int64)
     values = np.asarray(stacks.values, dtype=np.int64).reshape(len(offsets) - 1, len(sample_types))
     ftab = frame_id_table if frame_id_table is not None else frame_ids(stacks.names, stacks.files, stacks.lines)
+    lengths = np.diff(offsets)
+    trie = _prefix_tree(offsets, fidx, np.asarray(ftab, dtype=np.uint64))
+    if trie is not None:
+        nid, pid, nfid, depth, leaf = trie
+        nodes = pl.DataFrame(
+            {"node_id": nid, "parent_id": pid, "frame_id": nfid, "depth": depth}, schema=NODES_SCHEMA
+        )
+    else:
+        nodes, leaf = _hashed_nodes(offsets, fidx, ftab, lengths)
+    lab, labels = _label_columns(stacks, len(lengths))
+    cols = value_columns(len(sample_types))
+    samples = _aggregate_arrays(leaf, lab, values, cols)
+    if len(stacks.names) == 0:
+        return Profile(tuple(sample_types), empty_frames(), nodes, samples, labels, **meta)  # type: ignore[arg-type]
+    if len(fidx):
+        used = np.flatnonzero(np.bincount(fidx, minlength=len(ftab)))
+    else:
+        used = np.zeros(0, dtype=np.int64)
+    used = used[_first_distinct(ftab[used])]
+    frames = pl.DataFrame(
+        {
+            "frame_id": ftab[used],
+            "name": [stacks.names[i] for i in used],
+            "file": [stacks.files[i] for i in used],
+            "line": [int(stacks.lines[i]) for i in used] if stacks.lines is not None else np.zeros(len(used), dtype=np.int64),
+        },
+        schema=FRAMES_SCHEMA,
+    )
+    return Profile(tuple(sample_types), frames, nodes, samples, labels, **meta)  # type: ignore[arg-type]
+
+
+def _hashed_nodes(
+    offsets: np.ndarray, fidx: np.ndarray, ftab: np.ndarray, lengths: np.ndarray
+) -> tuple[pl.DataFrame, np.ndarray]:
+    """Node table and leaf node of every stack by hashing every stack element and keeping
+    the first occurrence of each node id (any stack shape; see :func:`_prefix_tree`)."""
     fid = ftab[fidx] if len(fidx) else np.zeros(0, dtype=np.uint64)
     node = _chain_node_ids(offsets, fid)
-    lengths = np.diff(offsets)
     pos = np.arange(len(fidx), dtype=np.int64) - np.repeat(offsets[:-1], lengths)
     parent = np.empty_like(node)
     if len(node):
@@ -155,23 +190,75 @@ def build(
     leaf = np.full(len(lengths), np.uint64(ROOT_ID), dtype=np.uint64)
     nonempty = lengths > 0
     leaf[nonempty] = node[offsets[1:][nonempty] - 1]
-    lab, labels = _label_columns(stacks, len(lengths))
-    cols = value_columns(len(sample_types))
-    samples = _aggregate_arrays(leaf, lab, values, cols)
-    if len(stacks.names) == 0:
-        return Profile(tuple(sample_types), empty_frames(), nodes, samples, labels, **meta)  # type: ignore[arg-type]
-    used = np.unique(fidx) if len(fidx) else np.zeros(0, dtype=np.int64)
-    used = used[_first_distinct(ftab[used])]
-    frames = pl.DataFrame(
-        {
-            "frame_id": ftab[used],
-            "name": [stacks.names[i] for i in used],
-            "file": [stacks.files[i] for i in used],
-            "line": [int(stacks.lines[i]) for i in used] if stacks.lines is not None else np.zeros(len(used), dtype=np.int64),
-        },
-        schema=FRAMES_SCHEMA,
-    )
-    return Profile(tuple(sample_types), frames, nodes, samples, labels, **meta)  # type: ignore[arg-type]
+    return nodes, leaf
+
+
+PREFIX_TREE_CELLS = 4
+""":func:`_prefix_tree` pads stacks to the deepest one; it runs while that padded matrix
+has at most this many cells per stack element (plus a constant), else hashing does."""
+
+
+def _prefix_tree(
+    offsets: np.ndarray, fidx: np.ndarray, ftab: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """Nodes of CSR stacks by sorting instead of hashing every element.
+
+    Stacks are padded into a (stack, depth) matrix of frame codes (codes of equal frame ids
+    made equal first) and sorted lexicographically; then the stacks sharing a prefix are
+    adjacent, so element ``(s, d)`` is a new node exactly when ``d`` reaches the longest
+    common prefix of stack ``s`` with the stack before it. Node ids are chained over the
+    whole matrix (contiguous per depth), and the new nodes are read off stack by stack,
+    which lists the node table in DFS pre-order (parents before children).
+
+    Returns ``(node_id, parent_id, frame_id, depth, leaf)`` (``leaf``: the leaf node id of
+    every stack, ``ROOT_ID`` for an empty stack) or ``None`` when the padded matrix would
+    be too large (a few very deep stacks among many shallow ones)."""
+    n_stacks = len(offsets) - 1
+    lengths = np.diff(offsets)
+    n = len(fidx)
+    if n_stacks == 0 or n == 0:
+        return None
+    maxd = int(lengths.max())
+    if n_stacks * maxd > PREFIX_TREE_CELLS * n + (1 << 16):
+        return None
+    uf, canon = np.unique(ftab, return_inverse=True)
+    code_dtype = np.uint16 if len(uf) < (1 << 16) - 1 else np.uint32 if len(uf) < (1 << 32) - 1 else np.uint64
+    key = (canon.astype(np.int64) + 1).astype(code_dtype)  # 0 pads
+    mat = np.zeros((n_stacks, maxd), dtype=code_dtype)
+    row_base = offsets[:-1] - np.arange(n_stacks, dtype=np.int64) * maxd
+    mat.ravel()[np.arange(n, dtype=np.int64) - np.repeat(row_base, lengths)] = key[fidx]
+    by_depth = np.ascontiguousarray(mat.T)
+    order = np.lexsort(by_depth[::-1])  # first depth = primary key; shorter stacks first
+    mat = mat[order]
+    by_depth = np.ascontiguousarray(mat.T)
+    slen = lengths[order]
+    lcp = np.zeros(n_stacks, dtype=np.int64)
+    if n_stacks > 1:
+        differ = mat[1:] != mat[:-1]
+        first = np.argmax(differ, axis=1)
+        lcp[1:] = np.where(differ[np.arange(n_stacks - 1), first], first, maxd)
+    fid_of_key = np.concatenate([np.zeros(1, np.uint64), uf.astype(np.uint64)])
+    chain = np.empty((maxd, n_stacks), dtype=np.uint64)
+    chain[0] = mix(np.full(n_stacks, np.uint64(ROOT_ID), dtype=np.uint64), fid_of_key[by_depth[0]])
+    for d in range(1, maxd):
+        chain[d] = mix(chain[d - 1], fid_of_key[by_depth[d]])
+    node_mat = np.ascontiguousarray(chain.T).ravel()
+    del chain
+    depths = np.arange(maxd, dtype=np.int64)
+    new = (depths[None, :] >= lcp[:, None]) & (depths[None, :] < slen[:, None])
+    flat = np.flatnonzero(new)
+    del new
+    d = flat % maxd
+    nid = node_mat[flat]
+    pid = node_mat[np.maximum(flat - 1, 0)]
+    pid[d == 0] = np.uint64(ROOT_ID)
+    nfid = fid_of_key[mat.ravel()[flat]]
+    leaf = np.full(n_stacks, np.uint64(ROOT_ID), dtype=np.uint64)
+    nonempty = lengths > 0
+    rows = np.empty(n_stacks, dtype=np.int64)
+    rows[order] = np.arange(n_stacks, dtype=np.int64)
+    leaf[nonempty] = node_mat[rows[nonempty] * maxd + lengths[nonempty] - 1]
+    return nid, pid, nfid, (d + 1).astype(np.uint32), leaf
 
 
 def _chain_node_ids(offsets: np.ndarray, fid: np.ndarray) -> np.ndarray:

@@ -1,0 +1,47 @@
+"""The sorting node builder (``_prefix_tree``) agrees with hashing every stack element."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fleetprof.model.hashing import ROOT_ID
+from fleetprof.model.profile import _hashed_nodes, _prefix_tree
+
+# stacks over a few frame codes; the frame id table may map two codes to one id
+STACKS = st.lists(st.lists(st.integers(0, 5), max_size=7), min_size=1, max_size=30)
+FTAB = st.lists(st.sampled_from([11, 12, 13, 2**63 + 5, 2**64 - 1]), min_size=6, max_size=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(STACKS, FTAB)
+def test_prefix_tree_matches_hashed_nodes(stacks, ftab):
+    offsets = np.zeros(len(stacks) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum([len(s) for s in stacks])
+    fidx = np.array([f for s in stacks for f in s], dtype=np.int64)
+    tab = np.array(ftab, dtype=np.uint64)
+    got = _prefix_tree(offsets, fidx, tab)
+    nodes, leaf = _hashed_nodes(offsets, fidx, tab, np.diff(offsets))
+    if len(fidx) == 0:
+        assert got is None
+        return
+    assert got is not None
+    nid, pid, fid, depth, gleaf = got
+    assert len(np.unique(nid)) == len(nid)
+    assert sorted(zip(nid.tolist(), pid.tolist(), fid.tolist(), depth.tolist(), strict=True)) == sorted(nodes.rows())
+    assert gleaf.tolist() == leaf.tolist()
+    # DFS pre-order: every parent is the nearest earlier node one level up
+    for i in range(len(nid)):
+        if depth[i] == 1:
+            assert pid[i] == ROOT_ID
+        else:
+            j = max(k for k in range(i) if depth[k] == depth[i] - 1)
+            assert nid[j] == pid[i]
+
+
+def test_padding_bound_falls_back():
+    # one very deep stack among many empty ones: the padded matrix would be too large
+    offsets = np.concatenate([np.zeros(100_000, dtype=np.int64), [5000]])
+    fidx = np.zeros(5000, dtype=np.int64)
+    assert _prefix_tree(offsets, fidx, np.array([7], dtype=np.uint64)) is None
