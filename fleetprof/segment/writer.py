@@ -25,10 +25,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+import polars as pl
+
 from fleetprof.metastore.cleanup import collect_orphans
 from fleetprof.metastore.index import Index, SegmentEntry
-from fleetprof.model.profile import Profile
-from fleetprof.segment.format import batch_from_profiles, encode_segment
+from fleetprof.model.hashing import series_id
+from fleetprof.model.profile import FRAMES_SCHEMA, NODES_SCHEMA, Profile
+from fleetprof.segment.format import LABELS_SCHEMA, SAMPLES_SCHEMA, SegmentBatch, encode_segment
 from fleetprof.segment.keys import new_segment_id, segment_key, validate_tenant
 from fleetprof.storage.objectstore import ObjectStore
 
@@ -84,15 +88,97 @@ def estimate_bytes(item: IngestItem) -> int:
     return 64 + 32 * p.samples.height + 28 * p.nodes.height + 48 * p.frames.height
 
 
+def _value_column(profile: Profile, profile_type: str) -> str:
+    """Value column of ``profile`` holding ``profile_type``'s sample type."""
+    if len(profile.sample_types) == 1:
+        return "v0"
+    parts = profile_type.split(":")
+    if len(parts) >= 3:
+        want = f"{parts[1]}:{parts[2]}"
+        for i, st in enumerate(profile.sample_types):
+            if str(st) == want:
+                return f"v{i}"
+    raise ValueError(f"profile has {len(profile.sample_types)} sample types; none matches {profile_type!r}")
+
+
+def batch_from_items(items: Sequence[IngestItem]) -> tuple[SegmentBatch, list[dict[str, str]]]:
+    """The canonical segment tables of a whole batch (the same tables as
+    :func:`fleetprof.segment.format.batch_from_profiles`), built with one concatenation and
+    one polars aggregation for the batch instead of one polars query per item; also the
+    distinct label sets. Per item only column arrays are taken (no per-sample work)."""
+    sids: list[int] = []
+    ptypes: dict[str, int] = {}
+    pcodes: list[int] = []
+    times: list[int] = []
+    counts: list[int] = []
+    node_ids: list[np.ndarray] = []
+    values: list[np.ndarray] = []
+    nodes: list[pl.DataFrame] = []
+    frames: list[pl.DataFrame] = []
+    by_labels: dict[tuple[tuple[str, str], ...], int] = {}
+    label_sets: dict[int, dict[str, str]] = {}
+    for it in items:
+        if "service_name" not in it.labels:
+            raise ValueError("series labels must contain service_name")
+        key = tuple(it.labels.items())
+        sid = by_labels.get(key)
+        if sid is None:
+            sid = by_labels[key] = series_id(it.labels)
+            label_sets.setdefault(sid, dict(it.labels))
+        p = it.profile
+        col = _value_column(p, it.profile_type)
+        smp = p.samples
+        sids.append(sid)
+        pcodes.append(ptypes.setdefault(it.profile_type, len(ptypes)))
+        times.append(int(it.time_ms))
+        counts.append(smp.height)
+        node_ids.append(smp.get_column("node_id").to_numpy())
+        values.append(smp.get_column(col).to_numpy())
+        nodes.append(p.nodes)
+        frames.append(p.frames)
+    reps = np.asarray(counts, dtype=np.int64)
+    codes = np.repeat(np.asarray(pcodes, dtype=np.uint32), reps)
+    samples = pl.DataFrame(
+        {
+            "series_id": np.repeat(np.asarray(sids, dtype=np.uint64), reps),
+            "profile_type": pl.Series(list(ptypes), dtype=pl.Utf8).gather(codes),
+            "time_ms": np.repeat(np.asarray(times, dtype=np.int64), reps),
+            "node_id": np.concatenate(node_ids).astype(np.uint64, copy=False) if node_ids else np.zeros(0, np.uint64),
+            "value": np.concatenate(values).astype(np.int64, copy=False) if values else np.zeros(0, np.int64),
+        },
+        schema=SAMPLES_SCHEMA,
+    )
+    samples = (
+        samples.group_by(["series_id", "profile_type", "time_ms", "node_id"])
+        .agg(pl.col("value").sum())
+        .filter(pl.col("value") != 0)
+        .select(list(SAMPLES_SCHEMA))
+    )
+    n = _concat_unique(nodes, NODES_SCHEMA, "node_id", "any")
+    f = _concat_unique(frames, FRAMES_SCHEMA, "frame_id", "first")
+    lab = pl.DataFrame([(sid, k, v) for sid, ls in label_sets.items() for k, v in ls.items()], schema=LABELS_SCHEMA, orient="row")
+    return SegmentBatch(lab, samples, n, f), list(label_sets.values())
+
+
+def _concat_unique(parts: list[pl.DataFrame], schema: dict[str, pl.DataType], key: str, keep: str) -> pl.DataFrame:
+    """Rows of ``parts`` (in ``schema``'s columns) with distinct ``key``; a ``select`` only
+    for parts whose columns differ (a per-part polars query costs ~50 µs)."""
+    if not parts:
+        return pl.DataFrame(schema=schema)
+    cols = list(schema)
+    same = [x if x.columns == cols and x.schema == schema else x.select(cols).cast(schema) for x in parts]  # type: ignore[arg-type]
+    return pl.concat(same, rechunk=False).unique(key, keep=keep)  # type: ignore[arg-type]
+
+
 def encode_items(tenant: str, items: Sequence[IngestItem], *, level: int = 0, now_ms: int | None = None) -> tuple[bytes, SegmentEntry]:
     """Encode items into one segment object and the index entry that will describe it."""
     created = int(time.time() * 1000) if now_ms is None else now_ms
-    batch = batch_from_profiles((it.labels, it.profile_type, it.time_ms, it.profile) for it in items)
+    batch, label_sets = batch_from_items(items)
     data = encode_segment(batch, tenant=tenant, level=level, created_ms=created)
     sid = new_segment_id(created)
     series: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
-    for it in items:
-        series.setdefault(tuple(sorted(it.labels.items())), dict(it.labels))
+    for ls in label_sets:
+        series.setdefault(tuple(sorted(ls.items())), ls)
     times = [it.time_ms for it in items]
     entry = SegmentEntry(
         tenant=tenant,

@@ -91,6 +91,22 @@ def sweep_retention(st: ServerState, now_ms: int | None = None) -> int:
     return removed
 
 
+class FleetprofApp(FastAPI):
+    """FastAPI, plus raw ASGI handlers for hot ``POST`` paths (``fast_posts``: path →
+    handler) that skip the framework's routing/middleware layers; everything else
+    (lifespan, other routes and methods) goes through FastAPI."""
+
+    fast_posts: dict[str, Any]
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            handler = self.fast_posts.get(scope["path"])
+            if handler is not None:
+                await handler(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
 def build_state(settings: Settings) -> ServerState:
     tokens = load_tokens(settings.auth_file) if settings.auth_file else None
     return ServerState(
@@ -130,8 +146,9 @@ def create_app(settings: Settings | None = None, *, store: Any = None, index: An
             await maybe_await(st.writer.stop())
             log.info("segment writer flushed; server stopped")
 
-    app = FastAPI(title="fleetprof", version="0.1.0", lifespan=lifespan)
+    app = FleetprofApp(title="fleetprof", version="0.1.0", lifespan=lifespan)
     app.state.fleetprof = st
+    app.fast_posts = {routes_ingest.PUSH_PATH: routes_ingest.raw_push_handler(st)}
     _install_handlers(app)
 
     @app.get("/healthz")

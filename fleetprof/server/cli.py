@@ -64,9 +64,18 @@ def serve(
         err_console.print(f"fleetprof serving on http://{settings.host}:{settings.port}  (storage {settings.storage}, index {settings.index})")
         config = uvicorn.Config(
             app, host=settings.host, port=settings.port, log_config=None, access_log=False,
-            timeout_graceful_shutdown=30, lifespan="on", server_header=False,
+            timeout_graceful_shutdown=30, lifespan="on", server_header=False, **_fast_io(),
         )
         _DrainingServer(config, app.state.fleetprof).run()
+
+
+def _fast_io() -> dict[str, str]:
+    """uvloop + httptools when installed (several times cheaper per request than asyncio +
+    h11); uvicorn's defaults otherwise."""
+    import importlib.util
+
+    have = {m: importlib.util.find_spec(m) is not None for m in ("uvloop", "httptools")}
+    return {"loop": "uvloop" if have["uvloop"] else "auto", "http": "httptools" if have["httptools"] else "auto"}
 
 
 def _draining_server_class() -> type:

@@ -4,7 +4,8 @@ Every route answers only after the segment writer acknowledged the data as durab
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from anyio import to_thread
@@ -18,10 +19,15 @@ from fleetprof.distributor.push import JSON_TYPES, media_type, parse_push
 from fleetprof.distributor.timeparse import now_ms
 from fleetprof.server.errors import ApiError
 from fleetprof.server.limits import decode_content_encoding, read_body
+from fleetprof.server.logging import log
 from fleetprof.server.state import ServerState, get_state
 
 router = APIRouter()
 MAX_MULTIPART_PARTS = 16
+PUSH_PATH = "/push.v1.PusherService/Push"
+INLINE_PARSE_BYTES = 256 * 1024
+"""Decompressed bodies up to this size are parsed on the event loop (an agent's push is a
+few KB: a worker-thread hand-off would cost more than the parse); larger ones in a thread."""
 
 
 async def _body(request: Request, st: ServerState) -> bytes:
@@ -36,7 +42,7 @@ async def _ingest(request: Request, route: str, parse: Callable[..., list[Any]],
         tenant = st.tenant(request, "write")
         body = await _body(request, st)
         st.metrics.ingest_bytes.labels(route).inc(len(body))
-        items = await to_thread.run_sync(lambda: parse(body, *args))
+        items = parse(body, *args) if len(body) <= INLINE_PARSE_BYTES else await to_thread.run_sync(lambda: parse(body, *args))
         await st.accept(tenant, items, route)
         status = "ok"
     finally:
@@ -107,3 +113,77 @@ async def native_ingest(request: Request) -> dict[str, Any]:
     query = dict(request.query_params)
     await _ingest(request, "api_v1_ingest", lambda body: parse_native(body, query, st.ingest_cfg, now_ms()))
     return {"status": "ok"}
+
+
+# --------------------------------------------------------------------------------------
+# Connect Push without the framework: the hot ingest path (many agents, small bodies).
+# Same semantics as :func:`connect_push` plus the app's error handlers, minus FastAPI's
+# routing, dependency and middleware layers (which cost more than decoding a push).
+
+
+def _json_response(status: int, body: dict[str, str], headers: dict[str, str] | None = None) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    data = json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+    hdrs = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+    hdrs += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
+    return status, hdrs, data
+
+
+async def _receive_chunks(receive: Callable[[], Any]) -> AsyncIterator[bytes]:
+    while True:
+        msg = await receive()
+        if msg["type"] == "http.disconnect":
+            raise ConnectionResetError("client disconnected")
+        yield msg.get("body", b"")
+        if not msg.get("more_body", False):
+            return
+
+
+def raw_push_handler(st: ServerState) -> Callable[..., Any]:
+    """ASGI handler for ``POST /push.v1.PusherService/Push`` (see :func:`connect_push`)."""
+    route = "push"
+    ok_proto = [(b"content-type", b"application/proto"), (b"content-length", b"0")]
+    ok_json = [(b"content-type", b"application/json"), (b"content-length", b"2")]
+
+    async def handle(scope: dict[str, Any], receive: Callable[[], Any], send: Callable[[dict[str, Any]], Any]) -> None:
+        hdr: dict[bytes, bytes] = {}
+        for k, v in scope["headers"]:
+            hdr.setdefault(k, v)  # the first of repeated headers, as Starlette's Headers.get
+        ctype = hdr[b"content-type"].decode("latin-1") if b"content-type" in hdr else None
+        status = "error"
+        try:
+            try:
+                auth = hdr.get(b"authorization")
+                org = hdr.get(b"x-scope-orgid")
+                tenant = st.tenant_of(auth.decode("latin-1") if auth is not None else None, org.decode("latin-1") if org is not None else None, "write")
+                clen = hdr.get(b"content-length")
+                raw = await read_body(_receive_chunks(receive), clen.decode("latin-1") if clen is not None else None, st.settings.max_body_bytes)
+                enc = hdr.get(b"content-encoding")
+                body = decode_content_encoding(raw, enc.decode("latin-1") if enc is not None else None, st.settings.max_decompressed_bytes)
+                st.metrics.ingest_bytes.labels(route).inc(len(body))
+                if len(body) <= INLINE_PARSE_BYTES:
+                    items = parse_push(body, ctype, st.ingest_cfg, now_ms())
+                else:
+                    items = await to_thread.run_sync(lambda: parse_push(body, ctype, st.ingest_cfg, now_ms()))
+                await st.accept(tenant, items, route)
+                status = "ok"
+            finally:
+                st.metrics.ingest_requests.labels(route, status).inc()
+        except ConnectionResetError:
+            return
+        except ApiError as e:
+            st.metrics.errors.labels(str(e.status)).inc()
+            code, headers, data = _json_response(e.status, e.body(), e.headers)
+        except Exception as e:  # noqa: BLE001 - the app's catch-all handler, inlined
+            log.error("unhandled error", exc_info=e, extra={"path": PUSH_PATH})
+            st.metrics.errors.labels("500").inc()
+            code, headers, data = _json_response(500, {"code": "internal", "message": f"internal error ({type(e).__name__})"})
+        else:
+            code = 200
+            if media_type(ctype) in JSON_TYPES:
+                headers, data = ok_json, b"{}"
+            else:
+                headers, data = ok_proto, b""
+        await send({"type": "http.response.start", "status": code, "headers": headers})
+        await send({"type": "http.response.body", "body": data})
+
+    return handle

@@ -36,6 +36,10 @@ class ServerState:
         h = request.headers
         return self.auth.tenant(h.get("authorization"), h.get("x-scope-orgid"), scope)
 
+    def tenant_of(self, authorization: str | None, org_id: str | None, scope: str) -> str:
+        """Authenticated tenant from raw header values (for handlers without a Request)."""
+        return self.auth.tenant(authorization, org_id, scope)
+
     async def accept(self, tenant: str, items: list[Any], route: str) -> None:
         """Rate-limit, hand ``items`` to the segment writer and wait for the durable ack.
 
