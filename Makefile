@@ -37,6 +37,7 @@ policy: $(STAMP)
 
 proto: $(STAMP)
 	$(PY) -m grpc_tools.protoc -Ifleetprof/formats/proto --python_out=fleetprof/formats/proto fleetprof/formats/proto/*.proto
+	sed -i 's/^import \(\w*_pb2\) as/from . import \1 as/' fleetprof/formats/proto/*_pb2.py
 
 clean:
 	rm -rf $(VENV) .fleetprof build *.egg-info

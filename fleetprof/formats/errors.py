@@ -44,28 +44,31 @@ GZIP_MAGIC = b"\x1f\x8b"
 
 def maybe_gunzip(data: bytes, fmt: str, limits: Limits = DEFAULT_LIMITS) -> bytes:
     """Gunzip ``data`` if it starts with the gzip magic (never trust extensions), enforcing
-    ``limits.max_decompressed_bytes`` while streaming (a gzip bomb stops at the limit)."""
+    ``limits.max_decompressed_bytes`` while streaming (a gzip bomb stops at the limit).
+    Concatenated gzip members are decompressed in turn, as ``gzip``/``zcat`` do."""
     if not data.startswith(GZIP_MAGIC):
         if len(data) > limits.max_decompressed_bytes:
             raise ProfileFormatError(fmt, f"input of {len(data)} bytes exceeds the {limits.max_decompressed_bytes}-byte limit")
         return data
-    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
     out = bytearray()
     cap = limits.max_decompressed_bytes
+    rest = data
     try:
-        view = memoryview(data)
-        step = 1 << 20
-        for off in range(0, len(data), step):
-            chunk = view[off : off + step]
-            while chunk:
+        while rest:
+            d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            chunk = rest
+            while chunk and not d.eof:
                 out += d.decompress(chunk, cap + 1 - len(out))
                 if len(out) > cap:
                     raise ProfileFormatError(fmt, f"decompressed size exceeds the {cap}-byte limit")
                 chunk = d.unconsumed_tail
-            if d.eof:
+            if not d.eof:
+                raise ProfileFormatError(fmt, "truncated gzip stream", f"byte {len(data)}")
+            rest = d.unused_data
+            if rest and not rest.startswith(GZIP_MAGIC):
+                if rest.strip(b"\0"):
+                    raise ProfileFormatError(fmt, "trailing garbage after gzip stream", f"byte {len(data) - len(rest)}")
                 break
-        if not d.eof:
-            raise ProfileFormatError(fmt, "truncated gzip stream", f"byte {len(data)}")
     except (zlib.error, gzip.BadGzipFile, EOFError) as e:
         raise ProfileFormatError(fmt, f"bad gzip data ({e})") from None
     return bytes(out)
