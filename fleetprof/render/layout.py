@@ -27,6 +27,7 @@ Pruning keeps every parent's total exact:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -147,15 +148,62 @@ def _subtree_totals(self_vals: np.ndarray, parent: np.ndarray, levels: list[np.n
     return total
 
 
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+class _HashIndex:
+    """Exact positions of uint64 keys: a vectorised open-addressing table (multiplicative
+    hash, linear probing, load <= 1/2) over a *unique* key array. Built and probed with a
+    few whole-array numpy passes plus rounds over the (few) rows that collided, so probing
+    many queries into a small table (samples, frames) stays in cache."""
+
+    def __init__(self, keys: np.ndarray) -> None:
+        self.keys = np.ascontiguousarray(keys, dtype=np.uint64)
+        self.bits = max(4, (2 * len(self.keys)).bit_length())
+        self.pos = np.full(1 << self.bits, -1, dtype=np.int64)
+        slot = self._home(self.keys)
+        todo = np.arange(len(self.keys), dtype=np.int64)
+        mask = (1 << self.bits) - 1
+        while len(todo):
+            s = slot[todo]
+            free = self.pos[s] < 0
+            self.pos[s[free]] = todo[free]  # among rivals for one slot, the last write wins
+            todo = todo[self.pos[s] != todo]
+            slot[todo] = (slot[todo] + 1) & mask
+        self.slot_keys = np.zeros(1 << self.bits, dtype=np.uint64)
+        used = self.pos >= 0
+        self.slot_keys[used] = self.keys[self.pos[used]]
+
+    def _home(self, q: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore"):
+            return ((q * _GOLDEN) >> np.uint64(64 - self.bits)).astype(np.int64)
+
+    def lookup(self, queries: np.ndarray) -> np.ndarray:
+        """Position of every query in ``keys`` (-1 where absent)."""
+        q = np.ascontiguousarray(queries, dtype=np.uint64)
+        out = np.full(len(q), -1, dtype=np.int64)
+        slot = self._home(q)
+        pos = self.pos[slot]
+        hit = (pos >= 0) & (self.slot_keys[slot] == q)
+        out[hit] = pos[hit]
+        todo = np.flatnonzero(~hit & (pos >= 0))
+        mask = (1 << self.bits) - 1
+        while len(todo):
+            s = (slot[todo] + 1) & mask
+            slot[todo] = s
+            p = self.pos[s]
+            hit = (p >= 0) & (self.slot_keys[s] == q[todo])
+            out[todo[hit]] = p[hit]
+            todo = todo[~hit & (p >= 0)]
+        return out
+
+
 def _lookup_small(keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
-    """Positions of ``queries`` in the unique array ``keys`` (-1 if absent); binary search
-    in the sorted keys, fast when ``keys`` is small (fits in cache), else a hash join."""
-    if len(keys) > (1 << 16) or len(keys) == 0:
+    """Positions of ``queries`` in the unique array ``keys`` (-1 if absent); an in-cache
+    hash table when ``keys`` is small, else a hash join."""
+    if len(keys) > (1 << 20) or len(keys) == 0:
         return positions(keys, queries)
-    order = np.argsort(keys)
-    sk = keys[order]
-    at = np.minimum(np.searchsorted(sk, queries), len(sk) - 1)
-    return np.where(sk[at] == queries, order[at], -1)
+    return _HashIndex(keys).lookup(queries)
 
 
 def _parent_positions(nid: np.ndarray, pid: np.ndarray, levels: list[np.ndarray]) -> np.ndarray:
@@ -175,49 +223,120 @@ def _parent_positions(nid: np.ndarray, pid: np.ndarray, levels: list[np.ndarray]
     return parent
 
 
-def call_tree(profile: Profile, type_index: int, *, by_name: bool = True) -> CallTree:
-    """Call tree of value column ``type_index`` of ``profile`` (see module docstring)."""
+def _preorder_parents(nid: np.ndarray, pid: np.ndarray, depth: np.ndarray, levels: list[np.ndarray]) -> np.ndarray | None:
+    """Parent rows if the node table is in DFS pre-order (as :func:`~fleetprof.model.build`
+    writes it), else ``None``. In pre-order the depth rises by at most one from row to row
+    and a node's parent is the nearest earlier row one level up; that guess (sorted
+    searches, cache-friendly) is checked against ``parent_id`` for every node."""
+    n = len(nid)
+    if n == 0 or depth[0] != 1 or np.any(np.diff(depth) > 1):
+        return None
+    parent = np.full(n, -1, dtype=np.int64)
+    if np.any(pid[levels[0]] != np.uint64(ROOT_ID)):
+        return None
+    for prev, level in zip(levels, levels[1:], strict=False):
+        at = np.searchsorted(prev, level) - 1  # both ascending; at >= 0 since depth rises by <= 1
+        parent[level] = prev[at]
+        if not np.array_equal(nid[prev[at]], pid[level]):
+            return None
+    return parent
+
+
+def _preorder_totals(self_vals: np.ndarray, parent: np.ndarray, levels: list[np.ndarray]) -> np.ndarray:
+    """Exact subtree sums of a pre-order table: a subtree is the row range ``[i, end)``
+    where ``end`` is the next row of the same level or the end of the parent's range."""
+    n = len(self_vals)
+    end = np.full(n, n, dtype=np.int64)
+    for level in levels:
+        nxt = np.empty(len(level), dtype=np.int64)
+        nxt[:-1] = level[1:]
+        nxt[-1:] = n
+        p = parent[level]
+        end[level] = np.where(p >= 0, np.minimum(nxt, end[np.maximum(p, 0)]), nxt)
+    csum = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(self_vals, out=csum[1:])
+    return csum[end] - csum[:-1]
+
+
+def _self_values(nid: np.ndarray, sn: np.ndarray, sv: np.ndarray) -> tuple[np.ndarray, int]:
+    """Self value of every node row (samples of the same node summed) and the root's."""
+    self_vals = np.zeros(len(nid), dtype=np.int64)
+    root = sn == np.uint64(ROOT_ID)
+    root_self = int(sv[root].sum())
+    sn, sv = sn[~root], sv[~root]
+    if len(sn) == 0:
+        return self_vals, root_self
+    ukey, inv = np.unique(sn, return_inverse=True)
+    sums = np.zeros(len(ukey), dtype=np.int64)
+    np.add.at(sums, inv, sv)
+    if len(ukey) <= (1 << 22):
+        at = _HashIndex(ukey).lookup(nid)
+        hit = at >= 0
+        self_vals[hit] = sums[at[hit]]
+    else:
+        spos = positions(nid, ukey)
+        np.add.at(self_vals, spos[spos >= 0], sums[spos >= 0])
+    return self_vals, root_self
+
+
+def call_tree(
+    profile: Profile,
+    type_index: int,
+    *,
+    by_name: bool = True,
+    min_total: Callable[[int], float] | None = None,
+) -> CallTree:
+    """Call tree of value column ``type_index`` of ``profile`` (see module docstring).
+
+    ``min_total`` maps the root total to a threshold: nodes whose total is below it are
+    dropped as :func:`prune_narrow` would drop them, but before frames are looked up (and
+    after merging by name, which can only widen nodes)."""
     col = f"v{type_index}"
     nodes = profile.nodes
     nid = nodes["node_id"].to_numpy()
+    pid = nodes["parent_id"].to_numpy()
     depth = nodes["depth"].to_numpy().astype(np.int64)
     levels = _levels(depth)
-    parent = _parent_positions(nid, nodes["parent_id"].to_numpy(), levels)
+    parent = _preorder_parents(nid, pid, depth, levels)
     samples = profile.samples.select("node_id", col).filter(pl.col(col) != 0)
-    sn = samples["node_id"].to_numpy()
-    sv = samples[col].to_numpy().astype(np.int64)
-    spos = positions(nid, sn)
-    self_vals = np.zeros(len(nid), dtype=np.int64)
-    np.add.at(self_vals, spos[spos >= 0], sv[spos >= 0])
-    root_self = int(sv[(spos < 0) & (sn == np.uint64(ROOT_ID))].sum())
-    total = _subtree_totals(self_vals, parent, levels)
+    self_vals, root_self = _self_values(nid, samples["node_id"].to_numpy(), samples[col].to_numpy().astype(np.int64))
+    if parent is not None:
+        total = _preorder_totals(self_vals, parent, levels)
+    else:
+        parent = _parent_positions(nid, pid, levels)
+        total = _subtree_totals(self_vals, parent, levels)
     root_total = root_self + int(total[parent < 0].sum())
 
     frames = profile.frames
-    fpos = _lookup_small(frames["frame_id"].to_numpy(), nodes["frame_id"].to_numpy())
-    if np.any(fpos < 0):
-        raise ValueError("profile nodes reference frames missing from the frame table")
     names, fname = _unique_strings(frames["name"].to_numpy())
     files, ffile = _unique_strings(frames["file"].to_numpy())
-    name = fname[fpos] if len(fpos) else np.zeros(0, np.int64)
-    file = ffile[fpos] if len(fpos) else np.zeros(0, np.int64)
-
+    merge = by_name and len(names) < frames.height  # some name spans several frames
     keep = total != 0
+    if min_total is not None and not merge:
+        keep &= total >= min_total(root_total)
+    fid = nodes["frame_id"].to_numpy()
     if not keep.all():
         newpos = np.cumsum(keep) - 1
         p = parent[keep]
         parent = np.where(p >= 0, newpos[np.maximum(p, 0)], -1)
-        depth, name, file = depth[keep], name[keep], file[keep]
+        depth, fid = depth[keep], fid[keep]
         self_vals, total, nid = self_vals[keep], total[keep], nid[keep]
         levels = _levels(depth)
+    fpos = _lookup_small(frames["frame_id"].to_numpy(), fid)
+    if np.any(fpos < 0):
+        raise ValueError("profile nodes reference frames missing from the frame table")
+    name = fname[fpos] if len(fpos) else np.zeros(0, np.int64)
+    file = ffile[fpos] if len(fpos) else np.zeros(0, np.int64)
     tree = CallTree(
         parent=parent, depth=depth, name=name, file=file, key=nid,
         self=self_vals[:, None], total=total[:, None],
         root_self=np.array([root_self], np.int64), root_total=np.array([root_total], np.int64),
         names=names, files=files,
     )
-    if by_name and len(names) < frames.height:  # some name spans several frames
-        return _merge_by_name(tree, levels)
+    if merge:
+        tree = _merge_by_name(tree, levels)
+        if min_total is not None:
+            tree = prune_narrow(tree, min_total(root_total))
     return tree
 
 

@@ -84,8 +84,8 @@ def warm_colour(key: str, name: str = "") -> str:
 def _name_colours(lay: Layout) -> np.ndarray:
     """Fill of every name code (one CRC per unique name)."""
     out = np.empty(len(lay.names), dtype=object)
-    for i, n in enumerate(lay.names):
-        n = str(n)
+    for i in np.unique(lay.name):  # only the names drawn
+        n = str(lay.names[i])
         out[i] = "rgb(200,200,200)" if n in (ROOT_NAME, OTHER_NAME) else warm_colour(package_of(n), n)
     return out
 
@@ -143,7 +143,9 @@ def _frames_svg(
 
 
 def _escaped_names(lay: Layout) -> pl.Series:
-    esc = np.array([_xml_text(str(s)) for s in lay.names], dtype=object)
+    esc = np.empty(len(lay.names), dtype=object)
+    for i in np.unique(lay.name):  # only the names drawn
+        esc[i] = _xml_text(str(lay.names[i]))
     return pl.Series("n", esc[lay.name].astype(str))
 
 
@@ -195,11 +197,15 @@ def render_svg(
 ) -> str:
     """Interactive SVG flame graph of value column ``type_index`` (see module docstring)."""
     st = profile.sample_types[type_index]
-    tree = call_tree(profile, type_index)
-    total = int(tree.root_total[0])
     span = width - 2 * XPAD
-    min_ticks = min_width_px * total / span if total > 0 else 0.0
-    lay = layout(prune_narrow(tree, min_ticks))
+
+    def min_ticks(total: int) -> float:
+        return min_width_px * total / span if total > 0 else 0.0
+
+    # narrow nodes go before layout: a node below the threshold has no visible descendants
+    tree = call_tree(profile, type_index, min_total=min_ticks)
+    total = int(tree.root_total[0])
+    lay = layout(prune_narrow(tree, min_ticks(total)))
     tot = lay.total[:, 0]
     pct = fixed(100.0 * tot / max(total, 1), 2)
     vals = format_values(tot, st.unit)

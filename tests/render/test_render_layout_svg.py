@@ -6,6 +6,7 @@ import re
 import xml.etree.ElementTree as ET
 
 import numpy as np
+import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from render_util import SMALL, profile_of
@@ -144,3 +145,85 @@ def test_diff_svg_colours_and_tooltips():
     assert "base: 10 ns (10.00%)" in title and "candidate: 60 ns (30.00%)" in title and "+20.00 pp" in title
     assert np.isclose(float(frames["m"][0][2]["data-w"]), 1e12)
     assert "-20.00 pp" in frames["shrink"][0][0]
+
+
+def _shuffled(p, seed):
+    """The same profile with its node table in another row order (not pre-order)."""
+    from dataclasses import replace
+
+    rng = np.random.default_rng(seed)
+    return replace(p, nodes=p.nodes[rng.permutation(p.nodes.height)])
+
+
+def _tree_rows(tree):
+    """Order-independent content of a call tree: (name path, self, total) per node."""
+    paths = []
+    for i in range(tree.size):
+        path, j = [], i
+        while j >= 0:
+            path.append(str(tree.names[tree.name[j]]))
+            j = tree.parent[j]
+        paths.append((tuple(reversed(path)), int(tree.self[i, 0]), int(tree.total[i, 0])))
+    return sorted(paths), int(tree.root_self[0]), int(tree.root_total[0])
+
+
+@settings(max_examples=60, deadline=None)
+@given(stacks_st, st.integers(0, 2**32 - 1), st.sampled_from([None, 0.0, 0.1, 0.3]))
+def test_call_tree_same_for_preorder_and_shuffled_nodes(stacks, seed, share):
+    p = profile_of(stacks)
+    min_total = None if share is None else (lambda t: share * t)
+    fast = call_tree(p, 0, min_total=min_total)
+    slow = call_tree(_shuffled(p, seed), 0, min_total=min_total)
+    assert _tree_rows(fast) == _tree_rows(slow)
+    ref = call_tree(_shuffled(p, seed), 0)
+    if share:  # early pruning drops exactly what prune_narrow drops later
+        ref = prune_narrow(ref, share * int(ref.root_total[0]))
+    assert _tree_rows(fast) == _tree_rows(ref)
+
+
+def test_svg_independent_of_node_order():
+    stacks = [(["a", "b", "c"], 5), (["a", "b"], 3), (["a", "d"], 1), (["e"], 2), (["a", "b", "c", "f"], 1), ([], 1)]
+    p = profile_of(stacks)
+    assert render_svg(p, 0, min_width_px=30) == render_svg(_shuffled(p, 1), 0, min_width_px=30)
+    assert render_svg(p, 0) == render_svg(_shuffled(p, 2), 0)
+
+
+def test_merged_names_then_pruned():
+    # two frames named "b" (different files) under "a" merge before narrow nodes are dropped
+    p = profile_of([(["a", "b"], 3), (["a", "b2"], 3), (["a", "c"], 4)], files={"b2": "other.py"})
+    from dataclasses import replace
+
+    frames = p.frames.with_columns(
+        name=pl.when(pl.col("name") == "b2").then(pl.lit("b")).otherwise(pl.col("name"))
+    )
+    p = replace(p, frames=frames)
+    tree = call_tree(p, 0, min_total=lambda t: 0.5 * t)
+    rows, _, total = _tree_rows(tree)
+    assert total == 10
+    assert rows == [(("a",), 0, 10), (("a", "b"), 6, 6)]  # "c" (4) < 5 dropped; the b's (3 + 3) kept
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 2**64 - 1), unique=True, max_size=200), st.lists(st.integers(0, 2**64 - 1), max_size=200))
+def test_hash_index_exact_positions(keys, extra):
+    from fleetprof.render.layout import _HashIndex
+
+    k = np.array(keys, dtype=np.uint64)
+    q = np.array(keys[::-1] + extra + [0, 1, 2], dtype=np.uint64)
+    got = _HashIndex(k).lookup(q)
+    where = {v: i for i, v in enumerate(keys)}
+    assert got.tolist() == [where.get(int(v), -1) for v in q.tolist()]
+
+
+def test_parent_rule_without_preorder_is_not_taken_for_preorder():
+    # rows a, a;b, c, a;b;k: every parent is the nearest earlier row one level up, yet the
+    # subtree of a;b is not contiguous (the depth jumps from 1 to 3)
+    from dataclasses import replace
+
+    p = profile_of([(["a", "b", "k"], 5), (["c"], 2), (["a", "b"], 1)])
+    names = dict(zip(p.frames["frame_id"].to_list(), p.frames["name"].to_list(), strict=True))
+    rank = {"a": 0, "b": 1, "c": 2, "k": 3}
+    order = sorted(range(p.nodes.height), key=lambda i: rank[names[p.nodes["frame_id"][i]]])
+    q = replace(p, nodes=p.nodes[order])
+    assert q.nodes["depth"].to_list() == [1, 2, 1, 3]
+    assert _tree_rows(call_tree(q, 0)) == _tree_rows(call_tree(p, 0))
