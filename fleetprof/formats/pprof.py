@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from google.protobuf.message import DecodeError
@@ -66,6 +67,17 @@ _MAX_WALK_ITER = 24
 
 def decode_pprof(data: bytes, *, limits: Limits = DEFAULT_LIMITS, keep_lines: bool = False) -> Profile:
     """Decode pprof bytes into a canonical profile (see the module contract)."""
+    stacks, sample_types, meta = decode_pprof_stacks(data, limits=limits, keep_lines=keep_lines)
+    return build(stacks, sample_types, **meta)
+
+
+def decode_pprof_stacks(
+    data: bytes, *, limits: Limits = DEFAULT_LIMITS, keep_lines: bool = False
+) -> tuple[Stacks, tuple[ValueType, ...], dict[str, Any]]:
+    """:func:`decode_pprof` without its final :func:`~fleetprof.model.profile.build`: the
+    same checks and errors, and ``(stacks, sample_types, meta)`` such that
+    ``build(stacks, sample_types, **meta)`` is the decoded profile (callers may build many
+    profiles' stacks at once, e.g. the server's segment writer)."""
     raw = maybe_gunzip(bytes(data) if not isinstance(data, bytes) else data, FMT, limits)
     if not raw:
         raise ProfileFormatError(FMT, "empty input")
@@ -117,17 +129,16 @@ def decode_pprof(data: bytes, *, limits: Limits = DEFAULT_LIMITS, keep_lines: bo
         label_index=label_index,
         label_sets=label_sets,
     )
-    return build(
-        stacks,
-        sample_types,
-        period_type=period_type,
-        period=int(view.period),
-        default_sample_type=default,
-        time_nanos=int(view.time_nanos),
-        duration_nanos=int(view.duration_nanos),
-        truncated_stacks=truncated,
-        comments=comments,
-    )
+    meta: dict[str, Any] = {
+        "period_type": period_type,
+        "period": int(view.period),
+        "default_sample_type": default,
+        "time_nanos": int(view.time_nanos),
+        "duration_nanos": int(view.duration_nanos),
+        "truncated_stacks": truncated,
+        "comments": comments,
+    }
+    return stacks, sample_types, meta
 
 
 # ---------------------------------------------------------------------------------------

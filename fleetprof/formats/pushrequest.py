@@ -27,15 +27,19 @@ Contract (:func:`decode_push_request`):
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 
 from fleetprof.formats.errors import DEFAULT_LIMITS, Limits, ProfileFormatError, maybe_gunzip
-from fleetprof.formats.pprof import decode_pprof
+from fleetprof.formats.pprof import decode_pprof, decode_pprof_stacks
 from fleetprof.formats.proto import push_pb2
-from fleetprof.model.profile import Profile
+from fleetprof.model.profile import Profile, Stacks, ValueType
+
+T = TypeVar("T")
 
 FMT = "pushrequest"
 SERVICE_NAME = "service_name"
@@ -61,17 +65,47 @@ def decode_push_request(
     limits: Limits = DEFAULT_LIMITS,
 ) -> list[PushedSeries]:
     """Decode a PushRequest body (see the module contract)."""
+    return [PushedSeries(labels, profile, sid) for labels, profile, sid in _decode_each(body, content_type, limits, decode_pprof)]
+
+
+@dataclass
+class PushedStacks:
+    """One raw profile of a pushed series, decoded and validated but not built:
+    ``build(stacks, sample_types, **meta)`` is the profile :func:`decode_push_request` gives."""
+
+    labels: dict[str, str]
+    stacks: Stacks
+    sample_types: tuple[ValueType, ...]
+    meta: dict[str, Any]
+    sample_id: str = ""
+
+
+def decode_push_request_stacks(
+    body: bytes,
+    *,
+    content_type: str = "application/proto",
+    limits: Limits = DEFAULT_LIMITS,
+) -> list[PushedStacks]:
+    """:func:`decode_push_request` up to (not including) the call-tree build: the same
+    checks and errors, each profile as CSR stacks (for batch building at the writer)."""
+    return [
+        PushedStacks(labels, st, types, meta, sid)
+        for labels, (st, types, meta), sid in _decode_each(body, content_type, limits, decode_pprof_stacks)
+    ]
+
+
+def _decode_each(body: bytes, content_type: str, limits: Limits, decode: Callable[..., T]) -> list[tuple[dict[str, str], T, str]]:
     req = parse_push_request(body, content_type=content_type, limits=limits)
-    out: list[PushedSeries] = []
+    out: list[tuple[dict[str, str], T, str]] = []
     for i, series in enumerate(req.series):
         labels = validate_labels([(lp.name, lp.value) for lp in series.labels], limits, where=f"series[{i}].labels")
         for j, sample in enumerate(series.samples):
             try:
-                profile = decode_pprof(sample.raw_profile, limits=limits)
+                decoded = decode(sample.raw_profile, limits=limits)
             except ProfileFormatError as e:
                 at = f"series[{i}].samples[{j}].raw_profile" + (f" ({e.where})" if e.where else "")
                 raise ProfileFormatError(FMT, f"bad raw profile: {e.reason}", at) from None
-            out.append(PushedSeries(dict(labels), profile, sample.ID))
+            out.append((dict(labels), decoded, sample.ID))
     return out
 
 

@@ -30,13 +30,13 @@ import polars as pl
 
 from fleetprof.metastore.cleanup import collect_orphans
 from fleetprof.metastore.index import Index, SegmentEntry
-from fleetprof.model.hashing import series_id
-from fleetprof.model.profile import FRAMES_SCHEMA, NODES_SCHEMA, Profile
+from fleetprof.model.hashing import frame_ids, labels_id, series_id
+from fleetprof.model.profile import FRAMES_SCHEMA, NODES_SCHEMA, Profile, Stacks, ValueType, build
 from fleetprof.segment.format import LABELS_SCHEMA, SAMPLES_SCHEMA, SegmentBatch, encode_segment
 from fleetprof.segment.keys import new_segment_id, segment_key, validate_tenant
 from fleetprof.storage.objectstore import ObjectStore
 
-__all__ = ["Backpressure", "FlushStats", "IngestItem", "SegmentWriter", "collect_orphans", "encode_items"]
+__all__ = ["Backpressure", "FlushStats", "IngestItem", "SegmentWriter", "StackItem", "collect_orphans", "encode_items"]
 
 log = logging.getLogger("fleetprof.segment.writer")
 
@@ -50,6 +50,42 @@ class IngestItem:
     profile_type: str
     time_ms: int
     profile: Profile
+
+
+@dataclass(frozen=True)
+class StackItem:
+    """An :class:`IngestItem` whose profile is not built yet: decoded, validated CSR
+    ``stacks`` (see :class:`fleetprof.model.profile.Stacks`) of which value column
+    ``column`` holds ``profile_type``. The writer builds the call trees of a whole batch of
+    these at once (one :func:`~fleetprof.model.profile.build` per flush instead of one per
+    request); :attr:`profile` builds this item alone (for callers that want a Profile)."""
+
+    labels: dict[str, str]
+    profile_type: str
+    time_ms: int
+    stacks: Stacks
+    column: int = 0
+    sample_type: ValueType = field(default_factory=lambda: ValueType("samples", "count"))
+
+    @property
+    def rows(self) -> int:
+        """Distinct stacks with a non-zero value (the sample rows this item adds at most)."""
+        return int(np.count_nonzero(self.values()))
+
+    def values(self) -> np.ndarray:
+        v = np.asarray(self.stacks.values, dtype=np.int64)
+        return v.reshape(len(self.stacks.offsets) - 1, -1)[:, self.column]
+
+    @property
+    def profile(self) -> Profile:
+        st = self.stacks
+        one = Stacks(names=st.names, files=st.files, offsets=st.offsets, frames=st.frames, values=self.values()[:, None], lines=st.lines)
+        return build(one, [self.sample_type])
+
+
+def item_rows(item: IngestItem | StackItem) -> int:
+    """Sample rows of an item (for metrics)."""
+    return item.rows if isinstance(item, StackItem) else item.profile.samples.height
 
 
 class Backpressure(Exception):
@@ -82,8 +118,11 @@ class _Batch:
     est_bytes: int = 0
 
 
-def estimate_bytes(item: IngestItem) -> int:
+def estimate_bytes(item: IngestItem | StackItem) -> int:
     """Rough in-memory size of an item (drives ``max_bytes`` flushes)."""
+    if isinstance(item, StackItem):
+        st = item.stacks
+        return 64 + 40 * (len(st.offsets) - 1) + 8 * len(st.frames) + 48 * len(st.names)
     p = item.profile
     return 64 + 32 * p.samples.height + 28 * p.nodes.height + 48 * p.frames.height
 
@@ -117,6 +156,7 @@ def batch_from_items(items: Sequence[IngestItem]) -> tuple[SegmentBatch, list[di
     frames: list[pl.DataFrame] = []
     by_labels: dict[tuple[tuple[str, str], ...], int] = {}
     label_sets: dict[int, dict[str, str]] = {}
+    lazy: list[StackItem] = []
     for it in items:
         if "service_name" not in it.labels:
             raise ValueError("series labels must contain service_name")
@@ -125,6 +165,9 @@ def batch_from_items(items: Sequence[IngestItem]) -> tuple[SegmentBatch, list[di
         if sid is None:
             sid = by_labels[key] = series_id(it.labels)
             label_sets.setdefault(sid, dict(it.labels))
+        if isinstance(it, StackItem):
+            lazy.append(it)
+            continue
         p = it.profile
         col = _value_column(p, it.profile_type)
         smp = p.samples
@@ -137,12 +180,28 @@ def batch_from_items(items: Sequence[IngestItem]) -> tuple[SegmentBatch, list[di
         nodes.append(p.nodes)
         frames.append(p.frames)
     reps = np.asarray(counts, dtype=np.int64)
-    codes = np.repeat(np.asarray(pcodes, dtype=np.uint32), reps)
+    row_sid = [np.repeat(np.asarray(sids, dtype=np.uint64), reps)]
+    row_code = [np.repeat(np.asarray(pcodes, dtype=np.uint32), reps)]
+    row_time = [np.repeat(np.asarray(times, dtype=np.int64), reps)]
+    if lazy:
+        prof, item_of_row = _build_together(lazy)
+        smp = prof.samples
+        node_ids.append(smp.get_column("node_id").to_numpy())
+        values.append(smp.get_column("v0").to_numpy())
+        lsid = np.asarray([by_labels[tuple(it.labels.items())] for it in lazy], dtype=np.uint64)
+        lcode = np.asarray([ptypes.setdefault(it.profile_type, len(ptypes)) for it in lazy], dtype=np.uint32)
+        ltime = np.asarray([int(it.time_ms) for it in lazy], dtype=np.int64)
+        row_sid.append(lsid[item_of_row])
+        row_code.append(lcode[item_of_row])
+        row_time.append(ltime[item_of_row])
+        nodes.append(prof.nodes)
+        frames.append(prof.frames)
+    codes = np.concatenate(row_code)
     samples = pl.DataFrame(
         {
-            "series_id": np.repeat(np.asarray(sids, dtype=np.uint64), reps),
+            "series_id": np.concatenate(row_sid),
             "profile_type": pl.Series(list(ptypes), dtype=pl.Utf8).gather(codes),
-            "time_ms": np.repeat(np.asarray(times, dtype=np.int64), reps),
+            "time_ms": np.concatenate(row_time),
             "node_id": np.concatenate(node_ids).astype(np.uint64, copy=False) if node_ids else np.zeros(0, np.uint64),
             "value": np.concatenate(values).astype(np.int64, copy=False) if values else np.zeros(0, np.int64),
         },
@@ -158,6 +217,70 @@ def batch_from_items(items: Sequence[IngestItem]) -> tuple[SegmentBatch, list[di
     f = _concat_unique(frames, FRAMES_SCHEMA, "frame_id", "first")
     lab = pl.DataFrame([(sid, k, v) for sid, ls in label_sets.items() for k, v in ls.items()], schema=LABELS_SCHEMA, orient="row")
     return SegmentBatch(lab, samples, n, f), list(label_sets.values())
+
+
+_FRAME_IDS: dict[tuple[str, str, int], int] = {}
+_FRAME_IDS_MAX = 1 << 18
+
+
+def _build_together(items: Sequence[StackItem]) -> tuple[Profile, np.ndarray]:
+    """One :func:`build` over the stacks of every item (item ``k``'s stacks carry the label
+    set ``{"item": k}``): the profile (samples summed per item and node) and the item of
+    each of its sample rows. Frames are interned across the batch first (one dict lookup
+    per local frame table entry), so each distinct frame is hashed once (and memoised)."""
+    index: dict[tuple[str, str, int], int] = {}
+    names: list[str] = []
+    files: list[str] = []
+    lines: list[int] = []
+    offs: list[np.ndarray] = []
+    frms: list[np.ndarray] = []
+    vals: list[np.ndarray] = []
+    counts: list[int] = []
+    base = 0
+    for it in items:
+        st = it.stacks
+        ln = st.lines if st.lines is not None else [0] * len(st.names)
+        local = np.fromiter(
+            (index.setdefault((n, f, int(x)), len(index)) for n, f, x in zip(st.names, st.files, ln, strict=True)),
+            dtype=np.int64, count=len(st.names),
+        )
+        if len(index) > len(names):
+            fresh = list(index)[len(names):]
+            names += [k[0] for k in fresh]
+            files += [k[1] for k in fresh]
+            lines += [k[2] for k in fresh]
+        o = np.asarray(st.offsets, dtype=np.int64)
+        offs.append(o[1:] + base if offs else o + base)
+        base += int(o[-1])
+        frms.append(local[np.asarray(st.frames, dtype=np.int64)])
+        v = it.values()
+        vals.append(v)
+        counts.append(len(v))
+    keys = list(index)
+    known = [_FRAME_IDS.get(k) for k in keys]
+    missing = [i for i, x in enumerate(known) if x is None]
+    if missing:
+        ids = frame_ids([names[i] for i in missing], [files[i] for i in missing], [lines[i] for i in missing])
+        if len(_FRAME_IDS) + len(missing) > _FRAME_IDS_MAX:
+            _FRAME_IDS.clear()
+        for i, fid in zip(missing, ids.tolist(), strict=True):
+            known[i] = fid
+            _FRAME_IDS[keys[i]] = fid
+    ftab = np.asarray(known, dtype=np.uint64)
+    sets = [(("item", str(k)),) for k in range(len(items))]
+    stacks = Stacks(
+        names=names, files=files, offsets=np.concatenate(offs), frames=np.concatenate(frms),
+        values=np.concatenate(vals)[:, None], lines=lines if any(lines) else None,
+        label_index=np.repeat(np.arange(len(items), dtype=np.int64), np.asarray(counts, dtype=np.int64)), label_sets=sets,
+    )
+    prof = build(stacks, [ValueType("value", "")], frame_id_table=ftab)
+    ids = np.asarray([labels_id(ls) for ls in sets], dtype=np.uint64)
+    order = np.argsort(ids)
+    if len(np.unique(ids)) != len(ids):  # a label-id collision (never for these sets): no grouping trick
+        raise RuntimeError("label id collision while building a batch")
+    row_ids = prof.samples.get_column("labels").to_numpy()
+    pos = np.searchsorted(ids[order], row_ids)
+    return prof, order[pos]
 
 
 def _concat_unique(parts: list[pl.DataFrame], schema: dict[str, pl.DataType], key: str, keep: str) -> pl.DataFrame:

@@ -15,7 +15,7 @@ from starlette.formparsers import MultiPartException
 
 from fleetprof.distributor.legacy import parse_legacy
 from fleetprof.distributor.native import parse_native
-from fleetprof.distributor.push import JSON_TYPES, media_type, parse_push
+from fleetprof.distributor.push import JSON_TYPES, media_type, parse_push_deferred
 from fleetprof.distributor.timeparse import now_ms
 from fleetprof.server.errors import ApiError
 from fleetprof.server.limits import decode_content_encoding, read_body
@@ -54,7 +54,7 @@ async def connect_push(request: Request) -> Response:
     """Connect unary ``PusherService.Push``: empty ``PushResponse`` on success."""
     st = get_state(request)
     ctype = request.headers.get("content-type")
-    await _ingest(request, "push", lambda body: parse_push(body, ctype, st.ingest_cfg, now_ms()))
+    await _ingest(request, "push", lambda body: parse_push_deferred(body, ctype, st.ingest_cfg, now_ms()))
     if media_type(ctype) in JSON_TYPES:
         return Response(b"{}", media_type="application/json")
     return Response(b"", media_type="application/proto")
@@ -161,9 +161,9 @@ def raw_push_handler(st: ServerState) -> Callable[..., Any]:
                 body = decode_content_encoding(raw, enc.decode("latin-1") if enc is not None else None, st.settings.max_decompressed_bytes)
                 st.metrics.ingest_bytes.labels(route).inc(len(body))
                 if len(body) <= INLINE_PARSE_BYTES:
-                    items = parse_push(body, ctype, st.ingest_cfg, now_ms())
+                    items = parse_push_deferred(body, ctype, st.ingest_cfg, now_ms())
                 else:
-                    items = await to_thread.run_sync(lambda: parse_push(body, ctype, st.ingest_cfg, now_ms()))
+                    items = await to_thread.run_sync(lambda: parse_push_deferred(body, ctype, st.ingest_cfg, now_ms()))
                 await st.accept(tenant, items, route)
                 status = "ok"
             finally:

@@ -47,7 +47,7 @@ class ServerState:
         if not items:
             return
         self.limiter.check(tenant, len(items))
-        from fleetprof.segment.writer import Backpressure
+        from fleetprof.segment.writer import Backpressure, item_rows
 
         t0 = time.perf_counter()
         try:
@@ -62,7 +62,7 @@ class ServerState:
             raise ApiError(503, f"could not persist the profiles: {type(e).__name__}", code="unavailable") from None
         self.metrics.ack_latency.observe(time.perf_counter() - t0)
         self.metrics.ingest_profiles.labels(tenant).inc(len(items))
-        self.metrics.ingest_samples.labels(tenant).inc(sum(it.profile.samples.height for it in items))
+        self.metrics.ingest_samples.labels(tenant).inc(sum(item_rows(it) for it in items))
 
 
     def drain(self) -> None:
