@@ -1,41 +1,166 @@
 """Query execution over segments: index lookup, selective decode, vectorised merge.
 
 * :func:`select_merge` — the merged profile of one profile type for the series matching
-  the matchers in ``[start_ms, end_ms]`` (inclusive): segments come from the index
-  (tenant, time, profile type, ``service_name=`` matchers), only the ``samples`` row groups
-  of that profile type and the needed columns are decoded, series are filtered with
-  polars expressions, and every segment's node table is concatenated and hashed back to
-  model node ids in one vector step per depth; the merge is a polars group-by over node
-  ids. Nothing loops per sample or per segment row in Python.
+  the matchers in ``[start_ms, end_ms]`` (inclusive). Segments come from the index
+  (tenant, time, profile type, ``service_name=`` matchers). From every segment only the
+  sample columns are read (leaf row, value; series only when matchers filter series; type
+  and time filters only where the segment's metadata does not already prove them) and
+  mapped to the stored leaf node ids. All segments' ``(leaf id, value)`` arrays are
+  concatenated and summed in **one** exact hash group-by (``sum_by_key``). The call tree
+  is then built only from the node tables of as many segments as needed to cover the
+  distinct leaves (a node id is the hash of its whole path, so any segment holding a leaf
+  holds the same ancestors): usually a handful, not one per segment. Nothing loops per
+  sample or per node row in Python; the loop per segment is a few array operations.
 * :func:`select_timeline` — values summed per ``step_ms`` bucket (``times_ms[k] =
   start_ms + k * step_ms``).
 * :func:`label_names`, :func:`label_values`, :func:`profile_types`, :func:`services` —
   answered from the index entries' series summaries; segments are read only for entries
   whose summary is incomplete.
 
-Segments are fetched and decoded on a thread pool (S3 latency, Parquet decoding release
-the GIL).
+Segments are fetched and decoded on a thread pool (S3 latency, Parquet decoding and zstd
+release the GIL). Decoded segments are kept in :data:`SEGMENT_CACHE`, an LRU bounded by
+bytes and keyed by ``(store url, object key)``: segment objects are immutable, so a
+repeated query over the same range (a dashboard refresh) reads nothing again. Its size
+comes from ``FLEETPROF_SEGMENT_CACHE_MB`` (default 512; ``0`` disables it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from fleetprof.metastore.index import Index, SegmentEntry
-from fleetprof.model.hashing import ROOT_ID, mix, series_id
+from fleetprof.model.groupsum import sum_by_key
+from fleetprof.model.hashing import ROOT_ID, series_id
 from fleetprof.model.profile import FRAMES_SCHEMA, NODES_SCHEMA, Profile, ValueType
 from fleetprof.query.selector import Matcher, SelectorError
-from fleetprof.segment.format import Segment, decode_segment
+from fleetprof.segment.format import (
+    Segment,
+    SegmentCorrupt,
+    ancestors_mask,
+    decode_segment,
+    node_ids_from_rows,
+)
 from fleetprof.storage.objectstore import ObjectStore
 
 FETCH_THREADS = 16
+FETCH_CHUNK = 32
+"""Segments per thread-pool task (tasks of one tiny segment cost more in scheduling)."""
+_T = TypeVar("_T")
+
+
+class SegmentCache:
+    """Thread-safe LRU of decoded segments, bounded by (approximate) bytes held."""
+
+    ENTRY_OVERHEAD = 4096  # Parquet footer metadata and Python objects per entry
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = int(max_bytes)
+        self._items: OrderedDict[tuple[str, str], tuple[Segment, int]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def bytes(self) -> int:
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, key: tuple[str, str]) -> Segment | None:
+        with self._lock:
+            item = self._items.get(key)
+            if item is None:
+                self.misses += 1
+                return None
+            self._items.move_to_end(key)
+            self.hits += 1
+            return item[0]
+
+    def put(self, key: tuple[str, str], seg: Segment) -> None:
+        size = seg.nbytes() + self.ENTRY_OVERHEAD
+        if size > self.max_bytes:
+            return
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._bytes -= old[1]
+            self._items[key] = (seg, size)
+            self._bytes += size
+            while self._bytes > self.max_bytes and self._items:
+                _, (_, sz) = self._items.popitem(last=False)
+                self._bytes -= sz
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._bytes = 0
+
+
+SEGMENT_CACHE = SegmentCache(int(float(os.environ.get("FLEETPROF_SEGMENT_CACHE_MB", "512")) * 1024 * 1024))
+"""Process-wide cache of decoded segments (see module docstring)."""
+
+
+def _cache_key(store: ObjectStore, key: str) -> tuple[str, str]:
+    return (str(getattr(store, "url", None) or id(store)), key)
+
+
+def open_segment(store: ObjectStore, entry: SegmentEntry) -> Segment:
+    """The decoded segment of ``entry`` (from :data:`SEGMENT_CACHE` when present)."""
+    ck = _cache_key(store, entry.key)
+    seg = SEGMENT_CACHE.get(ck)
+    if seg is None:
+        seg = decode_segment(store.get(entry.key))
+    return seg
+
+
+def _remember(store: ObjectStore, entry: SegmentEntry, seg: Segment) -> None:
+    if SEGMENT_CACHE.max_bytes > 0:
+        SEGMENT_CACHE.put(_cache_key(store, entry.key), seg)
+
+
+def _map_segments(
+    store: ObjectStore, entries: Sequence[SegmentEntry], fn: Callable[[Segment], _T]
+) -> list[tuple[Segment, _T]]:
+    """``(segment, fn(segment))`` for every entry, in order: cached segments inline,
+    the others fetched and decoded on a thread pool; all are (re)inserted in the cache
+    after ``fn`` so the cache accounts for the columns ``fn`` decoded."""
+    out: list[tuple[Segment, _T] | None] = [None] * len(entries)
+    missing: list[int] = []
+    for i, e in enumerate(entries):
+        seg = SEGMENT_CACHE.get(_cache_key(store, e.key))
+        if seg is None:
+            missing.append(i)
+        else:
+            out[i] = (seg, fn(seg))
+
+    def chunk(idx: Sequence[int]) -> list[tuple[Segment, _T]]:
+        res = []
+        for i in idx:
+            seg = decode_segment(store.get(entries[i].key))
+            res.append((seg, fn(seg)))
+        return res
+
+    size = max(1, min(FETCH_CHUNK, -(-len(missing) // FETCH_THREADS)))
+    chunks = [missing[j:j + size] for j in range(0, len(missing), size)]
+    if len(chunks) <= 1:
+        done = [r for c in chunks for r in chunk(c)]
+    else:
+        with ThreadPoolExecutor(min(FETCH_THREADS, len(chunks))) as ex:
+            done = [r for part in ex.map(chunk, chunks) for r in part]
+    for i, r in zip(missing, done, strict=True):
+        out[i] = r
+        _remember(store, entries[i], r[0])
+    return out  # type: ignore[return-value]
 
 
 def profile_type_value_types(profile_type: str) -> tuple[ValueType, ValueType]:
@@ -91,67 +216,14 @@ def _summary_labels(entries: Iterable[SegmentEntry]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema={"series_id": pl.UInt64, "key": pl.Utf8, "value": pl.Utf8}, orient="row")
 
 
-def _fetch(store: ObjectStore, entries: Sequence[SegmentEntry]) -> list[Segment]:
-    def one(e: SegmentEntry) -> Segment:
-        return decode_segment(store.get(e.key))
-
-    if len(entries) <= 1:
-        return [one(e) for e in entries]
-    with ThreadPoolExecutor(min(FETCH_THREADS, len(entries))) as ex:
-        return list(ex.map(one, entries))
-
-
-def _series_of(
-    store: ObjectStore, entries: Sequence[SegmentEntry], segments: Sequence[Segment] | None = None
-) -> pl.DataFrame:
+def _series_of(store: ObjectStore, entries: Sequence[SegmentEntry]) -> pl.DataFrame:
     """Long label table of every series in ``entries`` (summaries, else segment reads)."""
     complete = [e for e in entries if e.series_complete]
     incomplete = [e for e in entries if not e.series_complete]
     parts = [_summary_labels(complete)]
     if incomplete:
-        segs = _fetch(store, incomplete)
-        parts.extend(s.labels() for s in segs)
+        parts.extend(lab for _, lab in _map_segments(store, incomplete, lambda s: s.labels()))
     return pl.concat(parts).unique()
-
-
-@dataclass
-class _Part:
-    """Arrays read from one segment for a merge."""
-
-    series: np.ndarray
-    time: np.ndarray
-    node: np.ndarray
-    value: np.ndarray
-    parent: np.ndarray
-    frame: np.ndarray
-    depth: np.ndarray
-    frames: pa.Table
-
-
-def _read_part(store: ObjectStore, entry: SegmentEntry, profile_type: str, start_ms: int, end_ms: int) -> _Part:
-    seg = decode_segment(store.get(entry.key))
-    filt = [("profile_type", "=", profile_type), ("time_ms", ">=", start_ms), ("time_ms", "<=", end_ms)]
-    t = seg.table("samples", ["series_id", "time_ms", "node", "value"], filters=filt)
-    nodes = seg.table("nodes")
-    return _Part(
-        series=t.column("series_id").to_numpy(),
-        time=t.column("time_ms").to_numpy(),
-        node=t.column("node").to_numpy().astype(np.int64),
-        value=t.column("value").to_numpy(),
-        parent=nodes.column("parent").to_numpy().astype(np.int64),
-        frame=nodes.column("frame").to_numpy().astype(np.int64),
-        depth=nodes.column("depth").to_numpy().astype(np.int64),
-        frames=seg.table("frames"),
-    )
-
-
-def _read_parts(
-    store: ObjectStore, entries: Sequence[SegmentEntry], profile_type: str, start_ms: int, end_ms: int
-) -> list[_Part]:
-    if len(entries) <= 1:
-        return [_read_part(store, e, profile_type, start_ms, end_ms) for e in entries]
-    with ThreadPoolExecutor(min(FETCH_THREADS, len(entries))) as ex:
-        return list(ex.map(lambda e: _read_part(store, e, profile_type, start_ms, end_ms), entries))
 
 
 def _wanted_series(
@@ -178,6 +250,10 @@ def _entries_with_series(entries: Sequence[SegmentEntry], wanted: np.ndarray | N
     return out
 
 
+def _filters(profile_type: str, start_ms: int, end_ms: int) -> list[tuple[str, str, Any]]:
+    return [("profile_type", "=", profile_type), ("time_ms", ">=", int(start_ms)), ("time_ms", "<=", int(end_ms))]
+
+
 def select_merge(
     store: ObjectStore,
     index: Index,
@@ -196,83 +272,90 @@ def select_merge(
     entries = _lookup(index, tenant, start_ms, end_ms, matchers, profile_type)
     wanted = _wanted_series(store, entries, matchers)
     entries = _entries_with_series(entries, wanted)
-    parts = _read_parts(store, entries, profile_type, start_ms, end_ms)
-    return _merge_parts(parts, wanted, (sample_type,), meta)
+    filt = _filters(profile_type, start_ms, end_ms)
+    cols = ["node_id", "value"] if wanted is None else ["node_id", "value", "series_id"]
+    parts = _map_segments(store, entries, lambda seg: seg.sample_arrays(cols, filt))
+    return merge_segments(parts, wanted, (sample_type,), meta)
 
 
-def _merge_parts(parts: Sequence[_Part], wanted: np.ndarray | None, sample_types: tuple[ValueType, ...], meta: dict) -> Profile:
-    node_counts = np.array([len(p.parent) for p in parts], dtype=np.int64)
-    frame_counts = np.array([p.frames.num_rows for p in parts], dtype=np.int64)
-    noff = np.concatenate([[0], np.cumsum(node_counts)])
-    foff = np.concatenate([[0], np.cumsum(frame_counts)])
-    sample_counts = np.array([len(p.node) for p in parts], dtype=np.int64)
+def _cat(arrs: list[np.ndarray], dtype: type) -> np.ndarray:
+    return np.concatenate(arrs).astype(dtype, copy=False) if arrs else np.zeros(0, dtype=dtype)
 
-    def cat(arrs: list[np.ndarray], dtype: type) -> np.ndarray:
-        return np.concatenate(arrs).astype(dtype, copy=False) if arrs else np.zeros(0, dtype=dtype)
 
-    snode = cat([p.node for p in parts], np.int64)
-    sval = cat([p.value for p in parts], np.int64)
-    sser = cat([p.series for p in parts], np.uint64)
-    s_off = np.repeat(noff[:-1], sample_counts)
-    keep = snode >= -1
+def merge_segments(
+    parts: Sequence[tuple[Segment, dict[str, np.ndarray]]], wanted: np.ndarray | None,
+    sample_types: tuple[ValueType, ...], meta: dict[str, Any],
+) -> Profile:
+    """One profile from segments and their selected sample arrays (``node_id``, ``value``
+    and, when ``wanted`` filters series, ``series_id``): one group-by over all samples,
+    then the tree of the distinct leaves from as few segments as cover them."""
+    leaf = _cat([a["node_id"] for _, a in parts], np.uint64)
+    val = _cat([a["value"] for _, a in parts], np.int64)
     if wanted is not None:
-        keep &= np.isin(sser, wanted)
-    snode = np.where(snode >= 0, snode + s_off, -1)[keep]
-    sval = sval[keep]
-
-    parent = cat([p.parent for p in parts], np.int64)
-    parent = np.where(parent >= 0, parent + np.repeat(noff[:-1], node_counts), -1)
-    frame = cat([p.frame for p in parts], np.int64) + np.repeat(foff[:-1], node_counts)
-    depth = cat([p.depth for p in parts], np.int64)
-    frames_tab = pa.concat_tables([p.frames for p in parts]) if parts else None
-    fid_all = frames_tab.column("frame_id").to_numpy() if frames_tab is not None else np.zeros(0, np.uint64)
-    fid = fid_all[frame] if len(frame) else np.zeros(0, np.uint64)
-
-    # Nodes actually used by the selected samples (and their ancestors): deepest level first.
-    used = np.zeros(len(parent), dtype=bool)
-    used[snode[snode >= 0]] = True
-    order = np.argsort(depth, kind="stable")
-    bounds = np.flatnonzero(np.diff(depth[order])) + 1
-    levels = np.split(order, bounds) if len(order) else []
-    for level in reversed(levels):
-        lv = level[used[level]]
-        p = parent[lv]
-        used[p[p >= 0]] = True
-    # Model node ids, one vector step per depth level over the used rows only.
-    nid = np.zeros(len(parent), dtype=np.uint64)
-    for level in levels:
-        lv = level[used[level]]
-        if not len(lv):
-            continue
-        p = parent[lv]
-        base = np.where(p >= 0, nid[np.maximum(p, 0)], np.uint64(ROOT_ID)).astype(np.uint64)
-        nid[lv] = mix(base, fid[lv])
-    rows = np.flatnonzero(used)
-    pr = parent[rows]
-    nodes = pl.DataFrame(
-        {
-            "node_id": nid[rows],
-            "parent_id": np.where(pr >= 0, nid[np.maximum(pr, 0)], np.uint64(ROOT_ID)).astype(np.uint64),
-            "frame_id": fid[rows],
-            "depth": depth[rows].astype(np.uint32),
-        },
-        schema=NODES_SCHEMA,
-    ).unique("node_id", keep="any")
-    leaf = np.where(snode >= 0, nid[np.maximum(snode, 0)] if len(nid) else 0, np.uint64(ROOT_ID)).astype(np.uint64)
-    samples = (
-        pl.DataFrame({"node_id": leaf, "v0": sval}, schema={"node_id": pl.UInt64, "v0": pl.Int64})
-        .group_by("node_id").agg(pl.col("v0").sum())
-        .filter(pl.col("v0") != 0)
-        .select("node_id", pl.lit(0, dtype=pl.UInt64).alias("labels"), "v0")
+        keep = np.isin(_cat([a["series_id"] for _, a in parts], np.uint64), wanted)
+        leaf, val = leaf[keep], val[keep]
+    keys, sums = sum_by_key(leaf, val)
+    nz = sums != 0
+    keys, sums = keys[nz], sums[nz]
+    nodes, frames = _tree_of(keys, [seg for seg, a in parts if len(a["value"])])
+    samples = pl.DataFrame(
+        {"node_id": keys, "labels": np.zeros(len(keys), np.uint64), "v0": sums},
+        schema={"node_id": pl.UInt64, "labels": pl.UInt64, "v0": pl.Int64},
     )
-    if frames_tab is not None and len(rows):
-        used_f = np.unique(frame[rows])
-        ft = pl.from_arrow(frames_tab.take(pa.array(used_f)))
-        frames = ft.cast(FRAMES_SCHEMA).select(list(FRAMES_SCHEMA)).unique("frame_id", keep="first")  # type: ignore[union-attr]
-    else:
-        frames = pl.DataFrame(schema=FRAMES_SCHEMA)
     labels = pl.DataFrame(schema={"labels": pl.UInt64, "key": pl.Utf8, "value": pl.Utf8})
     return Profile(sample_types, frames, nodes, samples, labels, **meta)  # type: ignore[arg-type]
+
+
+def _tree_of(leaves: np.ndarray, segs: Sequence[Segment]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Model node and frame tables of ``leaves`` and their ancestors, taken from the first
+    segments (in order) that hold each leaf; one cheap ``isin`` per segment until every
+    leaf is covered."""
+    todo = np.unique(leaves[leaves != np.uint64(ROOT_ID)])
+    node_parts: list[pl.DataFrame] = []
+    frame_parts: list[pl.DataFrame] = []
+    # Segments with more distinct leaves first: fewer node tables cover every leaf.
+    sizes = np.array([seg.rows("leaves") for seg in segs], dtype=np.int64)
+    for k in np.argsort(-sizes, kind="stable"):
+        seg = segs[k]
+        if not len(todo):
+            break
+        lid = seg.leaf_ids()
+        hit = np.isin(lid, todo)
+        if not hit.any():
+            continue
+        prow, frow, depth = seg.node_arrays()
+        rows = seg.leaf_rows()[hit]
+        used = ancestors_mask(prow, depth, rows)
+        keep = np.flatnonzero(used)
+        sub = np.cumsum(used) - 1  # row -> row among the kept (parents stay before children)
+        pr = prow[keep]
+        pk = np.where(pr >= 0, sub[np.maximum(pr, 0)], -1)
+        fr = frow[keep]
+        fpos, finv = np.unique(fr, return_inverse=True)
+        ft = seg.frames_at(fpos)
+        fid = ft["frame_id"].to_numpy()[finv]
+        nid = node_ids_from_rows(pk, fid, depth[keep])
+        got = np.where(rows >= 0, nid[sub[np.maximum(rows, 0)]], np.uint64(ROOT_ID)).astype(np.uint64)
+        if not np.array_equal(got, lid[hit]):
+            raise SegmentCorrupt("stored leaf ids do not match the node table")
+        node_parts.append(pl.DataFrame(
+            {
+                "node_id": nid,
+                "parent_id": np.where(pk >= 0, nid[np.maximum(pk, 0)], np.uint64(ROOT_ID)).astype(np.uint64),
+                "frame_id": fid,
+                "depth": depth[keep].astype(np.uint32),
+            },
+            schema=NODES_SCHEMA,
+        ))
+        frame_parts.append(ft)
+        todo = todo[~np.isin(todo, lid[hit])]
+    if len(todo):
+        raise SegmentCorrupt(f"{len(todo)} sampled leaves are missing from every segment's leaf table")
+    nodes = pl.concat(node_parts).unique("node_id", keep="first") if node_parts else pl.DataFrame(schema=NODES_SCHEMA)
+    frames = (
+        pl.concat(frame_parts).unique("frame_id", keep="first") if frame_parts else pl.DataFrame(schema=FRAMES_SCHEMA)
+    )
+    return nodes, frames
 
 
 def select_timeline(
@@ -296,21 +379,19 @@ def select_timeline(
     entries = _lookup(index, tenant, start_ms, end_ms, matchers, profile_type)
     wanted = _wanted_series(store, entries, matchers)
     entries = _entries_with_series(entries, wanted)
-    filt = [("profile_type", "=", profile_type), ("time_ms", ">=", start_ms), ("time_ms", "<=", end_ms)]
-
-    def one(e: SegmentEntry) -> pa.Table:
-        return decode_segment(store.get(e.key)).table("samples", ["series_id", "time_ms", "value"], filters=filt)
-
     if not entries:
         return times, values
-    with ThreadPoolExecutor(min(FETCH_THREADS, len(entries))) as ex:
-        tables = list(ex.map(one, entries))
-    t = pa.concat_tables(tables)
+    filt = _filters(profile_type, start_ms, end_ms)
+    cols = ["time_ms", "value"] if wanted is None else ["time_ms", "value", "series_id"]
+    parts = [a for _, a in _map_segments(store, entries, lambda seg: seg.sample_arrays(cols, filt))]
+    t = _cat([a["time_ms"] for a in parts], np.int64)
+    v = _cat([a["value"] for a in parts], np.int64)
     if wanted is not None:
-        t = t.filter(pc.is_in(t.column("series_id"), value_set=pa.array(wanted, pa.uint64())))
-    bucket = (t.column("time_ms").to_numpy() - int(start_ms)) // step_ms
+        keep = np.isin(_cat([a["series_id"] for a in parts], np.uint64), wanted)
+        t, v = t[keep], v[keep]
+    bucket = (t - int(start_ms)) // step_ms
     ok = (bucket >= 0) & (bucket < n)
-    np.add.at(values, bucket[ok], t.column("value").to_numpy()[ok])
+    np.add.at(values, bucket[ok], v[ok])
     return times, values
 
 

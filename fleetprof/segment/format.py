@@ -5,23 +5,42 @@ Layout (all integers little-endian)::
     b"FPSG" | version: u16 | flags: u16 | meta_len: u32 | meta (JSON, meta_len bytes)
     | digest: 32 bytes = blake2b-256(meta + body) | body
 
-``meta`` holds ``tables`` (name → ``[offset, length]`` into ``body``) and the segment's
-tenant, level, time range, sample count, services and profile types. Each table is a
-Parquet file (zstd, dictionary encoding, statistics, sorted rows):
+``meta`` holds ``rows`` (logical table → row count) and the segment's tenant, level, time
+range, sample count, services, profile types and ``frame_ids`` (``"derived"`` or
+``"stored"``). ``body`` is **one Parquet file** (zstd) holding every logical table side by
+side as columns named ``<table>.<column>``; a table with fewer rows than the file is padded
+with nulls (one run-length-encoded null run: a few bytes). One file per segment keeps the
+fixed cost small — one footer and one Parquet open per segment instead of one per table,
+which dominated both the bytes and the read time of the ~1 s L0 segments (format v1 had
+five Parquet files). Statistics are written only for the columns queries filter on
+(``samples.profile_type``, ``samples.time_ms``). Tables:
 
-* ``labels``  — ``series_id: u64, key: str, value: str`` (long form; includes ``service_name``)
-* ``series``  — ``series_id: u64, service_name: str, profile_type: str`` (pairs present)
-* ``samples`` — ``profile_type: str, series_id: u64, time_ms: i64, node: i32, value: i64``
-  sorted by (profile_type, series_id, time_ms, node); ``node`` is the row of the node in
-  ``nodes`` (``-1`` = empty stack / root).
+* ``frames``  — ``name: str, file: str, line: i64`` (only frames used by ``nodes``);
+  ``frame_id: u64`` only if ``meta.frame_ids == "stored"``. Normally the ids are the
+  model's ``frame_id(name, file, line)`` and are recomputed on read (memoised), which keeps
+  ~8 random bytes per frame out of every segment; the encoder checks this and stores the
+  column when some id differs.
 * ``nodes``   — ``parent: i32, frame: i32, depth: u16`` in breadth-first order (``parent``
-  is the row of the parent, ``-1`` for top-level nodes, always smaller than the row itself).
-* ``frames``  — ``frame_id: u64, name: str, file: str, line: i64``.
+  is the row of the parent, ``-1`` for top-level nodes, always smaller than the row itself;
+  ``frame`` is a ``frames`` row). Only the sampled leaves and their ancestors are stored.
+  Node ids are not stored: they are the model's hashes ``mix(parent id, frame id)`` and are
+  recomputed on read (one vector step per depth level).
+* ``leaves``  — ``node: i32, node_id: u64``: the distinct sampled nodes (``node`` = their
+  ``nodes`` row, ``-1`` = empty stack / root) and their model node ids. Storing the leaf
+  ids (8 bytes per distinct leaf, not per node) lets a query merge many segments by leaf id
+  without rebuilding every segment's node ids; the call tree is then built only from one
+  segment per distinct leaf (see ``fleetprof.query.select``). Decoders check the stored ids
+  against the recomputed ones when they rebuild node ids.
+* ``series``  — ``series_id: u64, service_name: str``; ``labels`` — ``series: i32`` (a
+  ``series`` row), ``key: str, value: str`` (long form; includes ``service_name``).
+* ``samples`` — ``profile_type: str, series: i32, time_ms: i64, leaf: i32, value: i64``
+  sorted by (profile_type, series, time_ms, leaf); ``series`` / ``leaf`` are rows of
+  ``series`` / ``leaves``.
 
-Node ids are not stored: they are the model's stable hashes and are recomputed on decode
-(``mix(parent node id, frame id)`` from the root, one vector step per depth level), which
-keeps random 64-bit values out of the largest tables. Decoding checks the magic, the
-version and the digest and raises :class:`SegmentCorrupt` on any mismatch.
+Decoding checks the magic, the version and the digest and raises :class:`SegmentCorrupt`
+on any mismatch; objects of other format versions are rejected with a clear error.
+:class:`Segment` reads columns lazily (one Parquet read for all the columns asked at once)
+and memoises them: a decoded segment is immutable, so callers may cache it.
 
 A :class:`SegmentBatch` is the canonical-table input of :func:`encode_segment` (node ids,
 not rows); :func:`batch_from_profiles` builds one from ingested profiles and
@@ -35,6 +54,7 @@ import hashlib
 import io
 import json
 import struct
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,11 +65,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from fleetprof.model.hashing import ROOT_ID, mix, series_id
+try:  # the reader ``pq.ParquetFile`` wraps, without its per-open Python bookkeeping
+    from pyarrow._parquet import ParquetReader as _ParquetReader
+except ImportError:  # pragma: no cover - other pyarrow builds: the public wrapper
+    _ParquetReader = None
+
+from fleetprof.model.hashing import ROOT_ID, frame_id, mix, series_id
 from fleetprof.model.profile import FRAMES_SCHEMA, NODES_SCHEMA, Profile, positions
 
 MAGIC = b"FPSG"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _HEAD = struct.Struct("<4sHHI")
 _DIGEST = 32
 
@@ -57,8 +82,23 @@ SAMPLES_SCHEMA = {
     "series_id": pl.UInt64, "profile_type": pl.Utf8, "time_ms": pl.Int64, "node_id": pl.UInt64, "value": pl.Int64,
 }
 LABELS_SCHEMA = {"series_id": pl.UInt64, "key": pl.Utf8, "value": pl.Utf8}
-TABLES = ("labels", "series", "samples", "nodes", "frames")
+TABLES = ("frames", "nodes", "leaves", "series", "labels", "samples")
+COLUMNS: dict[str, tuple[tuple[str, pa.DataType], ...]] = {
+    "frames": (("name", pa.string()), ("file", pa.string()), ("line", pa.int64()), ("frame_id", pa.uint64())),
+    "nodes": (("parent", pa.int32()), ("frame", pa.int32()), ("depth", pa.uint16())),
+    "leaves": (("node", pa.int32()), ("node_id", pa.uint64())),
+    "series": (("series_id", pa.uint64()), ("service_name", pa.string())),
+    "labels": (("series", pa.int32()), ("key", pa.string()), ("value", pa.string())),
+    "samples": (("profile_type", pa.string()), ("series", pa.int32()), ("time_ms", pa.int64()), ("leaf", pa.int32()),
+                ("value", pa.int64())),
+}
 ROW_GROUP = 256 * 1024
+ZSTD_LEVEL = 15
+_DICTIONARY = ["frames.name", "frames.file", "frames.line", "nodes.depth", "nodes.frame", "series.service_name",
+               "labels.series", "labels.key", "labels.value", "samples.profile_type", "samples.series",
+               "samples.value"]
+_DELTA = {"nodes.parent": "DELTA_BINARY_PACKED", "leaves.node": "DELTA_BINARY_PACKED"}
+_STATISTICS = ["samples.profile_type", "samples.time_ms"]
 
 
 class SegmentCorrupt(ValueError):
@@ -158,26 +198,31 @@ def concat_batches(parts: Sequence[SegmentBatch | Segment], *, step_ms: int | No
 
 
 # --------------------------------------------------------------------------------------
-# encode
+# frame ids
 # --------------------------------------------------------------------------------------
 
+_FRAME_MEMO: dict[tuple[str, str, int], int] = {}
+_FRAME_MEMO_MAX = 1 << 20
 
-def _parquet(table: pa.Table, *, dictionary: Sequence[str], delta: Sequence[str] = ()) -> bytes:
-    sink = io.BytesIO()
-    encodings = {c: "DELTA_BINARY_PACKED" for c in delta}
-    pq.write_table(
-        table,
-        sink,
-        compression="zstd",
-        compression_level=9,
-        use_dictionary=list(dictionary),
-        column_encoding=encodings or None,
-        row_group_size=ROW_GROUP,
-        write_statistics=True,
-        write_page_index=False,
-        store_schema=False,
-    )
-    return sink.getvalue()
+
+def derive_frame_ids(names: Sequence[str], files: Sequence[str], lines: Sequence[int]) -> np.ndarray:
+    """The model's ``frame_id(name, file, line)`` of each frame (uint64), memoised per
+    process: a fleet has a bounded set of frames and every segment repeats most of them."""
+    memo = _FRAME_MEMO
+    out = []
+    for key in zip(names, files, lines, strict=True):
+        v = memo.get(key)
+        if v is None:
+            v = memo[key] = frame_id(key[0], key[1], int(key[2] or 0))
+        out.append(v)
+    if len(memo) > _FRAME_MEMO_MAX:
+        memo.clear()
+    return np.array(out, dtype=np.uint64)
+
+
+# --------------------------------------------------------------------------------------
+# encode
+# --------------------------------------------------------------------------------------
 
 
 def _lookup(keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
@@ -185,11 +230,11 @@ def _lookup(keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
     inputs (no per-call overhead), the model's hash join for large ones."""
     if len(keys) > 65536:
         return positions(keys, queries)
+    if not len(keys):
+        return np.full(len(queries), -1, dtype=np.int64)
     order = np.argsort(keys, kind="stable")
     sk = keys[order]
-    i = np.minimum(np.searchsorted(sk, queries), max(len(sk) - 1, 0))
-    if not len(sk):
-        return np.full(len(queries), -1, dtype=np.int64)
+    i = np.minimum(np.searchsorted(sk, queries), len(sk) - 1)
     return np.where(sk[i] == queries, order[i], -1).astype(np.int64)
 
 
@@ -200,7 +245,7 @@ def _bfs_layout(nodes: pl.DataFrame, frames: pl.DataFrame) -> tuple[np.ndarray, 
     nid = nodes["node_id"].to_numpy()
     pid = nodes["parent_id"].to_numpy()
     depth = nodes["depth"].to_numpy().astype(np.int64)
-    fpos = positions(frame_keys, nodes["frame_id"].to_numpy())
+    fpos = _lookup(frame_keys, nodes["frame_id"].to_numpy())
     if len(fpos) and (fpos < 0).any():
         raise ValueError("segment nodes reference frames missing from the frame table")
     order_parts: list[np.ndarray] = []
@@ -227,50 +272,114 @@ def _bfs_layout(nodes: pl.DataFrame, frames: pl.DataFrame) -> tuple[np.ndarray, 
     return nid[order], prow_all, fpos[order], depth[order]
 
 
+def ancestors_mask(prow: np.ndarray, depth: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Mask of ``rows`` and all their ancestors in a breadth-first node table (rows sorted
+    by depth, parents before children). One vector step per depth level, deepest first."""
+    used = np.zeros(len(prow), dtype=bool)
+    used[rows[rows >= 0]] = True
+    if not len(prow):
+        return used
+    bounds = np.concatenate([[0], np.flatnonzero(np.diff(depth)) + 1, [len(prow)]])
+    for lo, hi in zip(bounds[-2::-1], bounds[:0:-1], strict=True):
+        u = np.flatnonzero(used[lo:hi]) + lo
+        p = prow[u]
+        used[p[p >= 0]] = True
+    return used
+
+
+def _padded(arr: pa.Array, n: int) -> pa.Array:
+    return arr if len(arr) == n else pa.concat_arrays([arr, pa.nulls(n - len(arr), arr.type)])
+
+
 def encode_segment(batch: SegmentBatch, *, tenant: str, level: int = 0, created_ms: int = 0) -> bytes:
     """Encode ``batch`` into one segment object (see module docstring)."""
     frames = batch.frames.sort(["file", "name", "line"])
     node_ids, prow, frow, depth = _bfs_layout(batch.nodes, frames)
-    s = batch.samples.sort(["profile_type", "series_id", "time_ms", "node_id"])
-    leaf = s["node_id"].to_numpy()
-    nrow = positions(node_ids, leaf)
-    missing = (nrow < 0) & (leaf != np.uint64(ROOT_ID))
-    if missing.any():
+    s = batch.samples
+    s_node = s["node_id"].to_numpy()
+    leaf_ids = np.unique(s_node)
+    lrow = _lookup(node_ids, leaf_ids)
+    if ((lrow < 0) & (leaf_ids != np.uint64(ROOT_ID))).any():
         raise ValueError("segment samples reference nodes missing from the node table")
-    samples = pa.table({
-        "profile_type": pa.array(s["profile_type"].to_numpy(), pa.string()),
-        "series_id": pa.array(s["series_id"].to_numpy(), pa.uint64()),
-        "time_ms": pa.array(s["time_ms"].to_numpy(), pa.int64()),
-        "node": pa.array(nrow.astype(np.int32), pa.int32()),
-        "value": pa.array(s["value"].to_numpy(), pa.int64()),
-    })
+    # Keep only the sampled leaves and their ancestors, and the frames they use.
+    used = ancestors_mask(prow, depth, lrow)
+    keep = np.flatnonzero(used)
+    newrow = np.cumsum(used) - 1
+    pk = prow[keep]
+    prow = np.where(pk >= 0, newrow[np.maximum(pk, 0)], -1) if len(keep) else pk
+    frow, depth = frow[keep], depth[keep]
+    lrow = np.where(lrow >= 0, newrow[np.maximum(lrow, 0)], -1) if len(newrow) else lrow
+    fkeep = np.unique(frow)
+    frow = np.searchsorted(fkeep, frow)
+    frames = frames[fkeep] if len(fkeep) else frames.clear()
+    derived = derive_frame_ids(frames["name"].to_list(), frames["file"].to_list(), frames["line"].to_list())
+    store_ids = not np.array_equal(derived, frames["frame_id"].to_numpy())
+    # Leaves in node-row order; each sample points at its leaf row.
+    lorder = np.argsort(lrow, kind="stable")
+    leaf_of_id = np.empty(len(lorder), dtype=np.int64)
+    leaf_of_id[lorder] = np.arange(len(lorder))
+    s_leaf = leaf_of_id[np.searchsorted(leaf_ids, s_node)] if len(s_node) else np.zeros(0, np.int64)
+    # Series (sorted by service, id) and their labels.
+    svc = batch.labels.filter(pl.col("key") == "service_name").select("series_id", pl.col("value").alias("service_name"))
     series = (
-        s.select("series_id", "profile_type").unique()
-        .join(batch.labels.filter(pl.col("key") == "service_name").select("series_id", pl.col("value").alias("service_name")),
-              on="series_id", how="left")
+        pl.DataFrame({"series_id": np.unique(s["series_id"].to_numpy())}, schema={"series_id": pl.UInt64})
+        .join(svc.unique("series_id", keep="first"), on="series_id", how="left")
         .with_columns(pl.col("service_name").fill_null(""))
-        .sort(["profile_type", "service_name", "series_id"])
+        .sort(["service_name", "series_id"])
     )
-    used_series = s["series_id"].unique()
-    labels = batch.labels.filter(pl.col("series_id").is_in(used_series.implode())).sort(["key", "value", "series_id"])
-    nodes = pa.table({
-        "parent": pa.array(prow.astype(np.int32), pa.int32()),
-        "frame": pa.array(frow.astype(np.int32), pa.int32()),
-        "depth": pa.array(depth.astype(np.uint16), pa.uint16()),
-    })
-    blobs = {
-        "labels": _parquet(labels.to_arrow(), dictionary=["series_id", "key", "value"]),
-        "series": _parquet(series.select("series_id", "service_name", "profile_type").to_arrow(),
-                           dictionary=["series_id", "service_name", "profile_type"]),
-        "samples": _parquet(samples, dictionary=["profile_type", "series_id", "time_ms", "node", "value"]),
-        "nodes": _parquet(nodes, dictionary=["depth", "frame"], delta=["parent"]),
-        "frames": _parquet(frames.select(list(FRAMES_SCHEMA)).to_arrow(), dictionary=["file"]),
+    sids = series["series_id"].to_numpy()
+    labels = batch.labels.filter(pl.col("series_id").is_in(series["series_id"].implode())).unique()
+    lab_series = _lookup(sids, labels["series_id"].to_numpy())
+    labels = labels.with_columns(pl.Series("series", lab_series, dtype=pl.Int32)).sort(["series", "key"])
+    samples = pl.DataFrame({
+        "profile_type": s["profile_type"],
+        "series": _lookup(sids, s["series_id"].to_numpy()).astype(np.int32),
+        "time_ms": s["time_ms"],
+        "leaf": s_leaf.astype(np.int32),
+        "value": s["value"],
+    }).sort(["profile_type", "series", "time_ms", "leaf"])
+    cols: dict[str, pa.Array] = {
+        "frames.name": pa.array(frames["name"].to_arrow(), pa.string()),
+        "frames.file": pa.array(frames["file"].to_arrow(), pa.string()),
+        "frames.line": pa.array(frames["line"].to_numpy(), pa.int64()),
+        "nodes.parent": pa.array(prow.astype(np.int32), pa.int32()),
+        "nodes.frame": pa.array(frow.astype(np.int32), pa.int32()),
+        "nodes.depth": pa.array(depth.astype(np.uint16), pa.uint16()),
+        "leaves.node": pa.array(lrow[lorder].astype(np.int32), pa.int32()),
+        "leaves.node_id": pa.array(leaf_ids[lorder], pa.uint64()),
+        "series.series_id": pa.array(sids, pa.uint64()),
+        "series.service_name": pa.array(series["service_name"].to_arrow(), pa.string()),
+        "labels.series": pa.array(labels["series"].to_numpy(), pa.int32()),
+        "labels.key": pa.array(labels["key"].to_arrow(), pa.string()),
+        "labels.value": pa.array(labels["value"].to_arrow(), pa.string()),
+        "samples.profile_type": pa.array(samples["profile_type"].to_arrow(), pa.string()),
+        "samples.series": pa.array(samples["series"].to_numpy(), pa.int32()),
+        "samples.time_ms": pa.array(samples["time_ms"].to_numpy(), pa.int64()),
+        "samples.leaf": pa.array(samples["leaf"].to_numpy(), pa.int32()),
+        "samples.value": pa.array(samples["value"].to_numpy(), pa.int64()),
     }
-    tables: dict[str, list[int]] = {}
-    off = 0
-    for name in TABLES:
-        tables[name] = [off, len(blobs[name])]
-        off += len(blobs[name])
+    if store_ids:
+        cols["frames.frame_id"] = pa.array(frames["frame_id"].to_numpy(), pa.uint64())
+    rows = {
+        "frames": frames.height, "nodes": len(prow), "leaves": len(leaf_ids), "series": len(sids),
+        "labels": labels.height, "samples": samples.height,
+    }
+    n = max(rows.values())
+    table = pa.table({k: _padded(v, n) for k, v in cols.items()})
+    sink = io.BytesIO()
+    pq.write_table(
+        table,
+        sink,
+        compression="zstd",
+        compression_level=ZSTD_LEVEL,
+        use_dictionary=[c for c in _DICTIONARY if c in cols],
+        column_encoding=_DELTA,
+        write_statistics=_STATISTICS if n > ROW_GROUP else False,  # one row group: the meta has the ranges
+        row_group_size=ROW_GROUP,
+        write_page_index=False,
+        store_schema=False,
+    )
+    body = sink.getvalue()
     times = s["time_ms"]
     meta = {
         "tenant": tenant,
@@ -280,11 +389,11 @@ def encode_segment(batch: SegmentBatch, *, tenant: str, level: int = 0, created_
         "max_time_ms": int(times.max()) if s.height else 0,  # type: ignore[arg-type]
         "samples": s.height,
         "services": sorted(x for x in series["service_name"].unique().to_list() if x),
-        "profile_types": sorted(series["profile_type"].unique().to_list()),
-        "tables": tables,
+        "profile_types": sorted(s["profile_type"].unique().to_list()),
+        "rows": rows,
+        "frame_ids": "stored" if store_ids else "derived",
     }
     meta_b = json.dumps(meta, separators=(",", ":"), sort_keys=True).encode()
-    body = b"".join(blobs[n] for n in TABLES)
     h = hashlib.blake2b(digest_size=_DIGEST)
     h.update(meta_b)
     h.update(body)
@@ -295,14 +404,50 @@ def encode_segment(batch: SegmentBatch, *, tenant: str, level: int = 0, created_
 # decode
 # --------------------------------------------------------------------------------------
 
+_READ_ERRORS = (pa.ArrowException, OSError, KeyError, ValueError, IndexError)
+SAMPLE_COLUMNS = ("profile_type", "series_id", "time_ms", "node", "node_id", "value", "series", "leaf")
+"""Logical columns of ``Segment.table("samples")`` (``series``/``leaf`` are the stored rows)."""
+
+
+class _Body:
+    """The segment body's Parquet file, opened once (footer parsed once per segment)."""
+
+    def __init__(self, body: memoryview) -> None:
+        src = pa.BufferReader(pa.py_buffer(body))
+        if _ParquetReader is not None:
+            self._reader = _ParquetReader()
+            self._reader.open(src, pre_buffer=False)
+            self.metadata = self._reader.metadata
+            self._file = None
+        else:  # pragma: no cover
+            self._file = pq.ParquetFile(src, pre_buffer=False)
+            self.metadata = self._file.metadata
+
+    def read(self, columns: Sequence[str], row_groups: Sequence[int] | None = None) -> pa.Table:
+        """Columns by full name (``<table>.<column>``), optionally of some row groups only."""
+        try:
+            if self._file is not None:  # pragma: no cover
+                if row_groups is None:
+                    return self._file.read(columns=list(columns), use_threads=False)
+                return self._file.read_row_groups(list(row_groups), columns=list(columns), use_threads=False)
+            idx = [self._reader.column_name_idx(c) for c in columns]
+            if row_groups is None:
+                return self._reader.read_all(column_indices=idx, use_threads=False)
+            return self._reader.read_row_groups(list(row_groups), column_indices=idx, use_threads=False)
+        except _READ_ERRORS as e:
+            raise SegmentCorrupt(f"segment columns {list(columns)}: {e}") from e
+
 
 @dataclass
 class Segment:
-    """A decoded (validated) segment; tables are parsed lazily and only the asked columns."""
+    """A decoded (validated) segment. Columns are read lazily — all columns asked at once
+    in one Parquet read — and memoised; the object is immutable and safe to share between
+    threads (and to cache: see ``fleetprof.query.select``)."""
 
     meta: dict[str, Any]
     body: memoryview
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def tenant(self) -> str:
@@ -320,87 +465,249 @@ class Segment:
     def max_time_ms(self) -> int:
         return int(self.meta["max_time_ms"])
 
-    def table(self, name: str, columns: Sequence[str] | None = None, filters: Any = None) -> pa.Table:
-        """Raw Parquet table ``name``: only ``columns``; ``filters`` is a list of
-        ``(column, op, value)`` with ops ``=``, ``>=``, ``<=`` (AND-ed). Row groups whose
-        statistics exclude the filter are skipped, then rows are filtered exactly."""
-        try:
-            off, length = self.meta["tables"][name]
-        except KeyError:
-            raise SegmentCorrupt(f"segment has no table {name!r}") from None
-        if off < 0 or off + length > len(self.body):
-            raise SegmentCorrupt(f"table {name!r} lies outside the segment body")
-        buf = pa.py_buffer(self.body[off:off + length])
-        try:
-            pf = pq.ParquetFile(pa.BufferReader(buf))
-            conds = list(filters or ())
-            want = list(columns) if columns else None
-            if not conds:
-                return pf.read(columns=want)
-            groups, exact = _row_groups(pf, conds)
-            if exact:  # statistics prove every row of the kept groups matches
-                return pf.read_row_groups(groups, columns=want)
-            extra = [c for c, _, _ in conds if want is not None and c not in want]
-            t = pf.read_row_groups(groups, columns=(want + extra) if want is not None else None)
-            mask = None
-            for col, op, val in conds:
-                m = _compare(t.column(col), op, val)
-                mask = m if mask is None else pc.and_(mask, m)
-            t = t.filter(mask)
-            return t.select(want) if want is not None else t
-        except (pa.ArrowException, OSError) as e:
-            raise SegmentCorrupt(f"table {name!r}: {e}") from e
+    def rows(self, table: str) -> int:
+        return int(self.meta["rows"][table])
 
-    def labels(self) -> pl.DataFrame:
-        return pl.from_arrow(self.table("labels")).cast(LABELS_SCHEMA)  # type: ignore[return-value, union-attr]
+    def nbytes(self) -> int:
+        """Approximate memory held: the object bytes plus the memoised columns."""
+        total = len(self.body)
+        for v in list(self._cache.values()):
+            total += int(getattr(v, "nbytes", 0) or 0)
+        return total
 
-    def series(self) -> pl.DataFrame:
-        return pl.from_arrow(self.table("series"))  # type: ignore[return-value]
+    # -- raw columns ---------------------------------------------------------------------
+
+    def _file(self) -> _Body:
+        body = self._cache.get("_pf")
+        if body is None:
+            try:
+                body = _Body(self.body)
+            except _READ_ERRORS as e:
+                raise SegmentCorrupt(f"segment body is not a readable Parquet file: {e}") from e
+            if body.metadata.num_rows < max(self.meta["rows"].values(), default=0):
+                raise SegmentCorrupt("segment body has fewer rows than its tables")
+            self._cache["_pf"] = body
+        return body
+
+    def columns(self, table: str, names: Sequence[str]) -> list[pa.Array]:
+        """Whole stored columns ``names`` of ``table`` (memoised; one read for the missing)."""
+        return self.read_columns([f"{table}.{n}" for n in names])
+
+    def read_columns(self, want: Sequence[str]) -> list[pa.Array]:
+        """Whole stored columns ``<table>.<column>`` of any tables, memoised; the missing
+        ones are read in **one** Parquet read (a read has a fixed cost per call)."""
+        missing = [c for c in want if c not in self._cache]
+        if missing:
+            with self._lock:
+                missing = [c for c in want if c not in self._cache]
+                if missing:
+                    t = self._file().read(missing)
+                    for c in missing:
+                        n = self.rows(c.split(".", 1)[0])
+                        ch = t.column(c)
+                        col = ch.chunk(0) if ch.num_chunks == 1 else ch.combine_chunks()
+                        if len(col) != n:
+                            col = col.slice(0, n)
+                        if col.null_count:
+                            raise SegmentCorrupt(f"column {c!r} has missing values")
+                        self._cache[c] = col
+        return [self._cache[c] for c in want]
+
+    def _np(self, table: str, name: str) -> np.ndarray:
+        key = f"{table}.{name}#np"
+        arr = self._cache.get(key)
+        if arr is None:
+            arr = self._cache[key] = self.columns(table, [name])[0].to_numpy(zero_copy_only=False)
+        return arr  # type: ignore[no-any-return]
+
+    # -- logical tables ------------------------------------------------------------------
+
+    def frame_ids(self) -> np.ndarray:
+        """``frame_id`` of every ``frames`` row (stored, or recomputed: module docstring)."""
+        if self.meta.get("frame_ids") == "stored":
+            return self._np("frames", "frame_id")
+        arr = self._cache.get("#frame_ids")
+        if arr is None:
+            name, file, line = self.columns("frames", ["name", "file", "line"])
+            arr = self._cache["#frame_ids"] = derive_frame_ids(name.to_pylist(), file.to_pylist(), line.to_pylist())
+        return arr  # type: ignore[no-any-return]
 
     def frames(self) -> pl.DataFrame:
-        return pl.from_arrow(self.table("frames")).cast(FRAMES_SCHEMA)  # type: ignore[return-value, union-attr]
+        name, file, line = self.columns("frames", ["name", "file", "line"])
+        return pl.DataFrame(
+            {"frame_id": self.frame_ids(), "name": name, "file": file, "line": line}, schema=FRAMES_SCHEMA
+        )
+
+    def frames_at(self, rows: np.ndarray) -> pl.DataFrame:
+        """Rows ``rows`` of the model frame table (ids derived only for those rows)."""
+        name, file, line = (c.take(pa.array(rows, pa.int64())) for c in self.columns("frames", ["name", "file", "line"]))
+        if self.meta.get("frame_ids") == "stored" or "#frame_ids" in self._cache:
+            fid = self.frame_ids()[rows]
+        else:
+            fid = derive_frame_ids(name.to_pylist(), file.to_pylist(), line.to_pylist())
+        return pl.DataFrame({"frame_id": fid, "name": name, "file": file, "line": line}, schema=FRAMES_SCHEMA)
+
+    def leaf_ids(self) -> np.ndarray:
+        """Model node id of every ``leaves`` row."""
+        return self._np("leaves", "node_id")
+
+    def leaf_rows(self) -> np.ndarray:
+        """``nodes`` row of every ``leaves`` row (``-1`` = root)."""
+        return self._np("leaves", "node")
+
+    def series_ids(self) -> np.ndarray:
+        return self._np("series", "series_id")
+
+    def series(self) -> pl.DataFrame:
+        sid, svc = self.columns("series", ["series_id", "service_name"])
+        return pl.DataFrame({"series_id": sid, "service_name": svc}, schema={"series_id": pl.UInt64, "service_name": pl.Utf8})
+
+    def labels(self) -> pl.DataFrame:
+        row = self._np("labels", "series")
+        key, value = self.columns("labels", ["key", "value"])
+        sids = self.series_ids()
+        if len(row) and (row.min() < 0 or row.max() >= len(sids)):
+            raise SegmentCorrupt("labels reference series outside the series table")
+        return pl.DataFrame({"series_id": sids[row], "key": key, "value": value}, schema=LABELS_SCHEMA)
 
     def node_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(parent row, frame row, depth)`` of the stored BFS node table."""
-        if "nodes" not in self._cache:
-            t = self.table("nodes")
-            self._cache["nodes"] = (
-                t.column("parent").to_numpy().astype(np.int64),
-                t.column("frame").to_numpy().astype(np.int64),
-                t.column("depth").to_numpy().astype(np.int64),
-            )
-        return self._cache["nodes"]  # type: ignore[no-any-return]
+        """``(parent row, frame row, depth)`` of the stored BFS node table (int64)."""
+        if "#nodes" not in self._cache:
+            prow = self._np("nodes", "parent").astype(np.int64)
+            frow = self._np("nodes", "frame").astype(np.int64)
+            depth = self._np("nodes", "depth").astype(np.int64)
+            n = len(prow)
+            if n and ((prow >= np.arange(n)).any() or prow.min() < -1 or frow.min() < 0
+                      or frow.max() >= self.rows("frames")):
+                raise SegmentCorrupt("node table references rows outside the segment")
+            self._cache["#nodes"] = (prow, frow, depth)
+        return self._cache["#nodes"]  # type: ignore[no-any-return]
 
     def node_ids(self) -> np.ndarray:
-        """Model node ids of the stored node rows (recomputed: see module docstring)."""
-        prow, frow, depth = self.node_arrays()
-        fids = self.table("frames", ["frame_id"]).column("frame_id").to_numpy()
-        return node_ids_from_rows(prow, fids[frow] if len(frow) else np.zeros(0, np.uint64), depth)
+        """Model node ids of the stored node rows (recomputed, checked against the leaves)."""
+        nid = self._cache.get("#node_ids")
+        if nid is None:
+            prow, frow, depth = self.node_arrays()
+            fids = self.frame_ids()
+            nid = node_ids_from_rows(prow, fids[frow] if len(frow) else np.zeros(0, np.uint64), depth)
+            lrow, lid = self.leaf_rows(), self.leaf_ids()
+            if len(lrow) and (lrow.max() >= len(nid) or lrow.min() < -1):
+                raise SegmentCorrupt("leaves reference rows outside the node table")
+            got = np.where(lrow >= 0, nid[np.maximum(lrow, 0)] if len(nid) else 0, np.uint64(ROOT_ID)).astype(np.uint64)
+            if not np.array_equal(got, lid):
+                raise SegmentCorrupt("stored leaf ids do not match the node table")
+            self._cache["#node_ids"] = nid
+        return nid  # type: ignore[no-any-return]
 
     def nodes(self) -> pl.DataFrame:
         """The model node table (``node_id, parent_id, frame_id, depth``)."""
         prow, frow, depth = self.node_arrays()
-        fids = self.table("frames", ["frame_id"]).column("frame_id").to_numpy()
-        fid = fids[frow] if len(frow) else np.zeros(0, np.uint64)
-        nid = node_ids_from_rows(prow, fid, depth)
+        fid = self.frame_ids()[frow] if len(frow) else np.zeros(0, np.uint64)
+        nid = self.node_ids()
         parent = np.where(prow >= 0, nid[np.maximum(prow, 0)] if len(nid) else 0, np.uint64(ROOT_ID)).astype(np.uint64)
         return pl.DataFrame(
             {"node_id": nid, "parent_id": parent, "frame_id": fid, "depth": depth.astype(np.uint32)}, schema=NODES_SCHEMA
         )
 
+    # -- samples -------------------------------------------------------------------------
+
+    def _proven(self, cond: tuple[str, str, Any]) -> bool:
+        """Whether the metadata proves every sample satisfies ``cond``."""
+        col, op, val = cond
+        if col == "profile_type" and op in ("=", "=="):
+            return bool(self.meta["profile_types"] == [val])
+        if col == "time_ms" and self.meta["samples"]:
+            if op == ">=":
+                return bool(self.min_time_ms >= val)
+            if op == "<=":
+                return bool(self.max_time_ms <= val)
+        return False
+
+    def _stored_samples(self, names: Sequence[str], filters: Any, extra: Sequence[str] = ()) -> dict[str, pa.Array]:
+        """Stored sample columns ``names`` of the rows matching ``filters`` (AND-ed
+        ``(column, op, value)``, ops ``=``, ``>=``, ``<=`` on stored columns); ``extra``
+        other stored columns (``<table>.<column>``) to read in the same Parquet read."""
+        conds = [c for c in (filters or ()) if not self._proven(c)]
+        need = list(dict.fromkeys([*names, *(c for c, _, _ in conds)]))
+        pf = self._file()
+        if not conds or pf.metadata.num_row_groups <= 1:
+            got = self.read_columns([*(f"samples.{c}" for c in need), *extra])
+            arrs = dict(zip(need, got, strict=False))
+        else:  # large (compacted) segments: skip row groups by statistics
+            groups, _exact = _row_groups(pf.metadata, [(f"samples.{c}", op, v) for c, op, v in conds])
+            t = pf.read([f"samples.{c}" for c in dict.fromkeys([*need, "leaf"])], groups)
+            t = t.filter(pc.is_valid(t.column("samples.leaf")))
+            arrs = {c: t.column(f"samples.{c}").combine_chunks() for c in need}
+        if conds:
+            mask = None
+            for col, op, val in conds:
+                m = _compare(arrs[col], op, val)
+                mask = m if mask is None else pc.and_(mask, m)
+            arrs = {c: arrs[c].filter(mask) for c in names}
+        return {c: arrs[c] for c in names}
+
+    def sample_arrays(self, columns: Sequence[str], filters: Any = None) -> dict[str, np.ndarray]:
+        """Logical sample columns (``SAMPLE_COLUMNS``) as numpy arrays (strings as objects)."""
+        stored = []
+        for c in columns:
+            if c not in SAMPLE_COLUMNS:
+                raise KeyError(f"unknown samples column {c!r}")
+            stored.append({"series_id": "series", "node": "leaf", "node_id": "leaf"}.get(c, c))
+        extra = [x for c, x in (("series_id", "series.series_id"), ("node", "leaves.node"), ("node_id", "leaves.node_id"))
+                 if c in columns and x not in self._cache]
+        raw = self._stored_samples(list(dict.fromkeys(stored)), filters, extra)
+        out: dict[str, np.ndarray] = {}
+        for c in columns:
+            if c == "series_id":
+                row = raw["series"].to_numpy()
+                sids = self.series_ids()
+                if len(row) and (row.min() < 0 or row.max() >= len(sids)):
+                    raise SegmentCorrupt("samples reference series outside the series table")
+                out[c] = sids[row]
+            elif c in ("node", "node_id"):
+                leaf = raw["leaf"].to_numpy()
+                ref = self.leaf_rows() if c == "node" else self.leaf_ids()
+                if len(leaf) and (leaf.min() < 0 or leaf.max() >= len(ref)):
+                    raise SegmentCorrupt("samples reference leaves outside the leaf table")
+                out[c] = ref[leaf]
+            else:
+                out[c] = raw[c].to_numpy(zero_copy_only=False)
+        return out
+
+    def table(self, name: str, columns: Sequence[str] | None = None, filters: Any = None) -> pa.Table:
+        """Logical table ``name`` as Arrow: only ``columns``; ``filters`` (samples only) is
+        a list of ``(column, op, value)`` with ops ``=``, ``>=``, ``<=`` (AND-ed) on
+        ``profile_type``, ``time_ms``, ``value``, ``series``, ``leaf``."""
+        if name == "samples":
+            cols = list(columns) if columns else ["profile_type", "series_id", "time_ms", "node", "value"]
+            arrs = self.sample_arrays(cols, filters)
+            if "profile_type" in arrs:
+                arrs["profile_type"] = pa.array(arrs["profile_type"], pa.string())  # type: ignore[assignment]
+            return pa.table(arrs)
+        if filters:
+            raise ValueError("filters apply to the samples table only")
+        if name == "frames":
+            t = self.frames().to_arrow()
+        elif name == "nodes":
+            prow, frow, depth = self.node_arrays()
+            t = pa.table({"parent": prow, "frame": frow, "depth": depth})
+        elif name == "leaves":
+            t = pa.table({"node": self.leaf_rows(), "node_id": self.leaf_ids()})
+        elif name == "series":
+            t = self.series().to_arrow()
+        elif name == "labels":
+            t = self.labels().to_arrow()
+        else:
+            raise SegmentCorrupt(f"segment has no table {name!r}")
+        return t.select(list(columns)) if columns else t
+
     def samples(self, filters: Any = None) -> pl.DataFrame:
         """Samples with model node ids (``series_id, profile_type, time_ms, node_id, value``)."""
-        t = self.table("samples", filters=filters)
-        nid = self.node_ids()
-        rows = t.column("node").to_numpy().astype(np.int64)
-        leaf = np.where(rows >= 0, nid[np.maximum(rows, 0)] if len(nid) else 0, np.uint64(ROOT_ID)).astype(np.uint64)
-        return pl.DataFrame({
-            "series_id": t.column("series_id").to_numpy(),
-            "profile_type": t.column("profile_type").to_pylist(),
-            "time_ms": t.column("time_ms").to_numpy(),
-            "node_id": leaf,
-            "value": t.column("value").to_numpy(),
-        }, schema=SAMPLES_SCHEMA)
+        a = self.sample_arrays(["series_id", "profile_type", "time_ms", "node_id", "value"], filters)
+        return pl.DataFrame(
+            {k: (pl.Series(k, a[k], dtype=pl.Utf8) if k == "profile_type" else a[k]) for k in SAMPLES_SCHEMA},
+            schema=SAMPLES_SCHEMA,
+        )
 
     def batch(self) -> SegmentBatch:
         """The segment's canonical tables (input for :func:`concat_batches` / re-encoding)."""
@@ -417,10 +724,10 @@ def _compare(col: Any, op: str, val: Any) -> Any:
     raise ValueError(f"unsupported filter op {op!r}")
 
 
-def _row_groups(pf: pq.ParquetFile, conds: Sequence[tuple[str, str, Any]]) -> tuple[list[int], bool]:
-    """Row groups whose min/max statistics may satisfy every condition, and whether the
-    statistics prove that all their rows do."""
-    md = pf.metadata
+def _row_groups(md: pq.FileMetaData, conds: Sequence[tuple[str, str, Any]]) -> tuple[list[int], bool]:
+    """Row groups whose min/max statistics may satisfy every condition (groups where a
+    condition's column is all null — padding — are skipped), and whether the statistics
+    prove that all their rows do."""
     names = [md.schema.column(i).name for i in range(md.num_columns)]
     out = []
     exact = True
@@ -429,6 +736,9 @@ def _row_groups(pf: pq.ParquetFile, conds: Sequence[tuple[str, str, Any]]) -> tu
         ok = True
         for col, op, val in conds:
             st = rg.column(names.index(col)).statistics
+            if st is not None and st.has_null_count and st.null_count == rg.num_rows:
+                ok = False
+                break
             if st is None or not st.has_min_max:
                 exact = False
                 continue
@@ -451,9 +761,13 @@ def node_ids_from_rows(parent_row: np.ndarray, frame_id: np.ndarray, depth: np.n
     nid = np.zeros(len(parent_row), dtype=np.uint64)
     if len(nid) == 0:
         return nid
-    order = np.argsort(depth, kind="stable")
-    bounds = np.flatnonzero(np.diff(depth[order])) + 1
-    for level in np.split(order, bounds):
+    if len(depth) > 1 and (np.diff(depth) >= 0).all():  # breadth-first: levels are contiguous
+        bounds = np.concatenate([[0], np.flatnonzero(np.diff(depth)) + 1, [len(depth)]])
+        levels = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    else:
+        order = np.argsort(depth, kind="stable")
+        levels = np.split(order, np.flatnonzero(np.diff(depth[order])) + 1)  # type: ignore[assignment]
+    for level in levels:
         p = parent_row[level]
         base = np.where(p >= 0, nid[np.maximum(p, 0)], np.uint64(ROOT_ID)).astype(np.uint64)
         nid[level] = mix(base, frame_id[level])
@@ -483,11 +797,12 @@ def read_meta(data: bytes | memoryview) -> tuple[dict[str, Any], memoryview]:
         raise SegmentCorrupt("segment checksum mismatch (object corrupted or truncated)")
     try:
         meta = json.loads(bytes(meta_b))
-        tables = meta["tables"]
+        rows = meta["rows"]
         for name in TABLES:
-            off, length = tables[name]
-            if not (0 <= off and 0 <= length and off + length <= len(body)):
-                raise SegmentCorrupt(f"table {name!r} lies outside the segment body")
+            if not isinstance(rows[name], int) or rows[name] < 0:
+                raise SegmentCorrupt(f"bad row count for table {name!r}")
+        for k in ("min_time_ms", "max_time_ms", "samples", "profile_types", "tenant", "level"):
+            meta[k]  # noqa: B018 - presence check
     except (ValueError, KeyError, TypeError) as e:
         if isinstance(e, SegmentCorrupt):
             raise
@@ -496,6 +811,6 @@ def read_meta(data: bytes | memoryview) -> tuple[dict[str, Any], memoryview]:
 
 
 def decode_segment(data: bytes | memoryview) -> Segment:
-    """Validate and open a segment object (tables are read on access)."""
+    """Validate and open a segment object (columns are read on access)."""
     meta, body = read_meta(data)
     return Segment(meta, body)

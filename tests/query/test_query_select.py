@@ -130,3 +130,48 @@ def test_retention_finishes_tombstones(data) -> None:
     assert index.get("t1", e.segment_id) is None
     with pytest.raises(KeyError):
         store.get(e.key)
+
+
+class _CountingStore:
+    """Wraps a store and counts ``get`` calls (same url: same cache keys)."""
+
+    def __init__(self, store) -> None:
+        self.inner, self.url, self.gets = store, store.url, 0
+
+    def get(self, key: str) -> bytes:
+        self.gets += 1
+        return self.inner.get(key)
+
+
+def test_repeated_query_is_served_from_the_segment_cache(data) -> None:
+    from fleetprof.query import select as sel
+
+    store, index = data
+    sel.SEGMENT_CACHE.clear()
+    counting = _CountingStore(store)
+    first = folded(select_merge(counting, index, "t1", CPU_TYPE, [], 0, 100_000))
+    assert counting.gets == 4  # the four CPU segments of t1
+    assert len(sel.SEGMENT_CACHE) == 4 and sel.SEGMENT_CACHE.bytes > 0
+    again = folded(select_merge(counting, index, "t1", CPU_TYPE, [], 0, 100_000))
+    assert again == first == folded(merge([PA, PB, PC, PB]))
+    assert counting.gets == 4  # nothing read again
+    # Cached segments serve other selections over them too (filters are re-applied).
+    ptype, ms = parse_query(CPU_TYPE + '{env="dev"}')
+    assert folded(select_merge(counting, index, "t1", ptype, ms, 0, 100_000)) == folded(PB)
+    assert folded(select_merge(counting, index, "t1", CPU_TYPE, [], 20_000, 30_000)) == folded(merge([PB, PC]))
+    assert counting.gets == 4
+
+
+def test_segment_cache_is_bounded_by_bytes(data) -> None:
+    from fleetprof.query.select import SegmentCache, open_segment
+
+    store, index = data
+    segs = [(e, open_segment(store, e)) for e in index.query("t1", 0, 10**13)]
+    size = [s.nbytes() + SegmentCache.ENTRY_OVERHEAD for _, s in segs]
+    cache = SegmentCache(size[-1] + size[-2])  # room for exactly the last two
+    for e, s in segs:
+        cache.put(("u", e.key), s)
+    assert len(cache) == 2 and cache.bytes <= cache.max_bytes
+    assert cache.get(("u", segs[0][0].key)) is None  # least recently used went first
+    assert cache.get(("u", segs[-1][0].key)) is segs[-1][1]
+    SegmentCache(10).put(("u", "k"), segs[0][1])  # larger than the cache: not kept, no error

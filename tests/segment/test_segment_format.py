@@ -125,3 +125,94 @@ def test_deep_stack_roundtrip() -> None:
     assert int(seg.nodes()["depth"].max()) == 3000
     assert folded(as_profile(seg, CPU_TYPE)) == folded(deep)
     assert np.array_equal(np.sort(seg.node_ids()), np.sort(deep.nodes["node_id"].to_numpy()))
+
+
+def test_unsampled_nodes_and_frames_are_not_stored() -> None:
+    # P1 has a node "main;idle" etc.; give the batch an extra subtree that no sample uses.
+    extra = make({"main;unused;deep;stack": 5})
+    batch = batch_from_profiles([({"service_name": "s"}, CPU_TYPE, 0, P2)])
+    batch.nodes = pl.concat([batch.nodes, extra.nodes]).unique("node_id")
+    batch.frames = pl.concat([batch.frames, extra.frames]).unique("frame_id")
+    seg = decode_segment(encode_segment(batch, tenant="t"))
+    assert seg.rows("nodes") == P2.nodes.height
+    assert set(seg.frames()["name"].to_list()) == set(P2.frames["name"].to_list())
+    assert folded(as_profile(seg, CPU_TYPE)) == folded(P2)
+
+
+def test_frame_ids_are_derived_unless_they_differ() -> None:
+    seg = decode_segment(encoded())
+    assert seg.meta["frame_ids"] == "derived"
+    assert set(seg.frames()["frame_id"].to_list()) == set(pl.concat([P1.frames, P2.frames, P3.frames])["frame_id"].to_list())
+    # Frame ids that are not the model hash of (name, file, line) must survive as stored.
+    from fleetprof.model import ValueType
+    from fleetprof.model.profile import Stacks, build
+
+    st = Stacks(names=["main", "work", "hash"], files=["", "", ""], offsets=np.array([0, 3, 5]),
+                frames=np.array([0, 1, 2, 0, 1]), values=np.array([[7], [3]]))
+    odd_ids = np.array([11, 22, 33], dtype=np.uint64)
+    odd = build(st, [ValueType("cpu", "nanoseconds")], frame_id_table=odd_ids)
+    seg = decode_segment(encode_segment(batch_from_profiles([({"service_name": "s"}, CPU_TYPE, 0, odd)]), tenant="t"))
+    assert seg.meta["frame_ids"] == "stored"
+    assert sorted(seg.frames()["frame_id"].to_list()) == [11, 22, 33]
+    assert seg.nodes().sort("node_id").equals(odd.nodes.sort("node_id"))
+    assert folded(as_profile(seg, CPU_TYPE)) == folded(odd)
+
+
+def test_leaf_ids_match_recomputed_node_ids() -> None:
+    seg = decode_segment(encoded())
+    nid = seg.node_ids()
+    rows = seg.leaf_rows()
+    assert np.array_equal(np.where(rows >= 0, nid[np.maximum(rows, 0)], 0).astype(np.uint64), seg.leaf_ids())
+    assert set(seg.leaf_ids().tolist()) == set(seg.samples()["node_id"].to_list())
+
+
+def test_one_parquet_body_with_every_table() -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from fleetprof.segment.format import TABLES, read_meta
+
+    meta, body = read_meta(encoded())
+    md = pq.ParquetFile(pa.BufferReader(pa.py_buffer(body))).metadata
+    tables = {md.schema.column(i).name.split(".", 1)[0] for i in range(md.num_columns)}
+    assert tables == set(TABLES)
+    assert md.num_rows == max(meta["rows"].values())
+
+
+@pytest.mark.parametrize("row_group", [2, 3, 1_000_000])
+def test_filters_with_many_row_groups(monkeypatch: pytest.MonkeyPatch, row_group: int) -> None:
+    import fleetprof.segment.format as fmt
+
+    monkeypatch.setattr(fmt, "ROW_GROUP", row_group)
+    seg = decode_segment(encoded())
+    full = seg.samples()
+    for filt, expr in [
+        ([("profile_type", "=", ALLOC_TYPE)], pl.col("profile_type") == ALLOC_TYPE),
+        ([("profile_type", "=", CPU_TYPE), ("time_ms", ">=", 2_000)],
+         (pl.col("profile_type") == CPU_TYPE) & (pl.col("time_ms") >= 2_000)),
+        ([("time_ms", "<=", 1_500)], pl.col("time_ms") <= 1_500),
+        ([("time_ms", ">=", 5_000)], pl.col("time_ms") >= 5_000),
+    ]:
+        got = seg.samples(filters=filt).sort(list(full.columns))
+        assert got.equals(full.filter(expr).sort(list(full.columns))), filt
+    assert folded(as_profile(seg, CPU_TYPE)) == folded(merge([P1, P2, P2]))
+
+
+def test_truncated_table_rows_detected() -> None:
+    import json
+
+    data = bytearray(encoded())
+    meta_len = struct.unpack_from("<I", data, 8)[0]
+    meta = json.loads(bytes(data[12:12 + meta_len]))
+    meta["rows"]["samples"] = 10**6  # more rows than the body holds
+    meta_b = json.dumps(meta, separators=(",", ":"), sort_keys=True).encode()
+    body = bytes(data[12 + meta_len + 32:])
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=32)
+    h.update(meta_b)
+    h.update(body)
+    forged = struct.pack("<4sHHI", b"FPSG", FORMAT_VERSION, 0, len(meta_b)) + meta_b + h.digest() + body
+    seg = decode_segment(forged)  # envelope valid: the body check happens on read
+    with pytest.raises(SegmentCorrupt):
+        seg.samples()
