@@ -142,38 +142,31 @@ class Edge(pulumi.ComponentResource):
             opts=child,
         )
 
+        def listener(protocol: str, port: int, action: dict, **tls: str) -> aws.lb.Listener:
+            """Listener ``<name>-<protocol, lower case>`` on ``port`` with one default action."""
+            listener_name = f"{name}-{protocol.lower()}"
+            return aws.lb.Listener(
+                listener_name,
+                load_balancer_arn=self.alb.arn,
+                port=port,
+                protocol=protocol,
+                default_actions=[action],
+                tags=tags(args.tags, listener_name),
+                opts=child,
+                **tls,
+            )
+
+        forward = {"type": "forward", "target_group_arn": self.target_group.arn}
         self.listeners: list[aws.lb.Listener] = []
         if https:
-            self.listeners.append(
-                aws.lb.Listener(
-                    f"{name}-https",
-                    load_balancer_arn=self.alb.arn,
-                    port=443,
-                    protocol="HTTPS",
-                    ssl_policy=TLS_POLICY,
-                    certificate_arn=args.certificate_arn,
-                    default_actions=[{"type": "forward", "target_group_arn": self.target_group.arn}],
-                    tags=tags(args.tags, f"{name}-https"),
-                    opts=child,
-                )
-            )
+            self.listeners.append(listener("HTTPS", 443, forward, ssl_policy=TLS_POLICY, certificate_arn=args.certificate_arn))
             http_action = {
                 "type": "redirect",
                 "redirect": {"port": "443", "protocol": "HTTPS", "status_code": "HTTP_301"},
             }
         else:
-            http_action = {"type": "forward", "target_group_arn": self.target_group.arn}
-        self.listeners.append(
-            aws.lb.Listener(
-                f"{name}-http",
-                load_balancer_arn=self.alb.arn,
-                port=80,
-                protocol="HTTP",
-                default_actions=[http_action],
-                tags=tags(args.tags, f"{name}-http"),
-                opts=child,
-            )
-        )
+            http_action = forward
+        self.listeners.append(listener("HTTP", 80, http_action))
 
         self.web_acl: aws.wafv2.WebAcl | None = None
         if args.waf_enabled:

@@ -15,6 +15,13 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.common import (
+    AlarmSpec,
+    encrypted_log_group,
+    metric_alarm,
+    policy_document,
+    service_role,
+)
 from components.edge import APP_PORT, HEALTH_CHECK_PATH
 from components.tags import tags
 
@@ -69,26 +76,15 @@ class IngestServiceArgs:
     alarm_5xx_threshold: int
 
 
-def assume_role_policy(service: str) -> str:
-    """Trust policy letting one AWS service principal assume a role."""
-    return json.dumps(
-        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]}
-    )
-
-
 def data_access_policy(bucket_arns: list[str], table_arn: str, key_arn: str, *, read_only_buckets: bool = False) -> str:
     """Least-privilege policy: objects in ``bucket_arns``, the table and its indexes, the key."""
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {"Sid": "Objects", "Effect": "Allow", "Action": S3_ACTIONS, "Resource": [f"{a}/*" for a in bucket_arns]},
-                {"Sid": "Buckets", "Effect": "Allow", "Action": S3_BUCKET_ACTIONS, "Resource": list(bucket_arns)},
-                {"Sid": "IndexTable", "Effect": "Allow", "Action": DYNAMODB_ACTIONS, "Resource": [table_arn, f"{table_arn}/index/*"]},
-                {"Sid": "DataKey", "Effect": "Allow", "Action": KMS_ACTIONS, "Resource": [key_arn]},
-            ],
-        },
-        sort_keys=True,
+    return policy_document(
+        [
+            {"Sid": "Objects", "Effect": "Allow", "Action": S3_ACTIONS, "Resource": [f"{a}/*" for a in bucket_arns]},
+            {"Sid": "Buckets", "Effect": "Allow", "Action": S3_BUCKET_ACTIONS, "Resource": list(bucket_arns)},
+            {"Sid": "IndexTable", "Effect": "Allow", "Action": DYNAMODB_ACTIONS, "Resource": [table_arn, f"{table_arn}/index/*"]},
+            {"Sid": "DataKey", "Effect": "Allow", "Action": KMS_ACTIONS, "Resource": [key_arn]},
+        ]
     )
 
 
@@ -188,51 +184,31 @@ class IngestService(pulumi.ComponentResource):
             else self.repository.repository_url.apply(lambda url: f"{url}:{args.image_tag}")
         )
 
-        self.log_group = aws.cloudwatch.LogGroup(
-            f"{name}-logs",
-            retention_in_days=args.log_retention_days,
-            kms_key_id=args.kms_key_arn,
-            tags=tags(args.tags, f"{name}-logs"),
-            opts=child,
-        )
+        self.log_group = encrypted_log_group(f"{name}-logs", args.log_retention_days, args.kms_key_arn, args.tags, child)
 
-        self.execution_role = aws.iam.Role(
-            f"{name}-execution-role",
-            assume_role_policy=assume_role_policy("ecs-tasks.amazonaws.com"),
-            tags=tags(args.tags, f"{name}-execution-role"),
-            opts=child,
-        )
+        self.execution_role = service_role(f"{name}-execution-role", "ecs-tasks.amazonaws.com", args.tags, child)
         aws.iam.RolePolicy(
             f"{name}-execution-policy",
             role=self.execution_role.id,
             policy=pulumi.Output.all(self.repository.arn, self.log_group.arn, args.kms_key_arn).apply(
-                lambda a: json.dumps(
-                    {
-                        "Version": "2012-10-17",
-                        "Statement": [
-                            {"Sid": "EcrAuth", "Effect": "Allow", "Action": ["ecr:GetAuthorizationToken"], "Resource": "*"},
-                            {
-                                "Sid": "EcrPull",
-                                "Effect": "Allow",
-                                "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
-                                "Resource": [a[0]],
-                            },
-                            {"Sid": "Logs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Resource": [f"{a[1]}:*"]},
-                            {"Sid": "DecryptImageLayers", "Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": [a[2]]},
-                        ],
-                    },
-                    sort_keys=True,
+                lambda a: policy_document(
+                    [
+                        {"Sid": "EcrAuth", "Effect": "Allow", "Action": ["ecr:GetAuthorizationToken"], "Resource": "*"},
+                        {
+                            "Sid": "EcrPull",
+                            "Effect": "Allow",
+                            "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+                            "Resource": [a[0]],
+                        },
+                        {"Sid": "Logs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Resource": [f"{a[1]}:*"]},
+                        {"Sid": "DecryptImageLayers", "Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": [a[2]]},
+                    ]
                 )
             ),
             opts=child,
         )
 
-        self.task_role = aws.iam.Role(
-            f"{name}-task-role",
-            assume_role_policy=assume_role_policy("ecs-tasks.amazonaws.com"),
-            tags=tags(args.tags, f"{name}-task-role"),
-            opts=child,
-        )
+        self.task_role = service_role(f"{name}-task-role", "ecs-tasks.amazonaws.com", args.tags, child)
         aws.iam.RolePolicy(
             f"{name}-task-data-policy",
             role=self.task_role.id,
@@ -278,20 +254,20 @@ class IngestService(pulumi.ComponentResource):
             opts=child,
         )
 
-        self.deploy_alarm = aws.cloudwatch.MetricAlarm(
-            f"{name}-deploy-5xx",
-            alarm_description="Target 5xx during/after a deployment: rolls the ECS deployment back",
-            namespace="AWS/ApplicationELB",
-            metric_name="HTTPCode_Target_5XX_Count",
-            dimensions={"LoadBalancer": args.alb_arn_suffix, "TargetGroup": args.target_group_arn_suffix},
-            statistic="Sum",
-            period=60,
-            evaluation_periods=3,
-            threshold=args.alarm_5xx_threshold,
-            comparison_operator="GreaterThanThreshold",
-            treat_missing_data="notBreaching",
-            tags=tags(args.tags, f"{name}-deploy-5xx"),
-            opts=child,
+        self.deploy_alarm = metric_alarm(
+            name,
+            AlarmSpec(
+                "deploy-5xx",
+                "Target 5xx during/after a deployment: rolls the ECS deployment back",
+                "AWS/ApplicationELB",
+                "HTTPCode_Target_5XX_Count",
+                {"LoadBalancer": args.alb_arn_suffix, "TargetGroup": args.target_group_arn_suffix},
+                "Sum",
+                args.alarm_5xx_threshold,
+                evaluation_periods=3,
+            ),
+            args.tags,
+            child,
         )
 
         self.service = aws.ecs.Service(
@@ -327,37 +303,25 @@ class IngestService(pulumi.ComponentResource):
             tags=tags(args.tags, f"{name}-scaling-target"),
             opts=child,
         )
-        aws.appautoscaling.Policy(
-            f"{name}-scale-cpu",
-            policy_type="TargetTrackingScaling",
-            service_namespace=self.scaling_target.service_namespace,
-            scalable_dimension=self.scaling_target.scalable_dimension,
-            resource_id=self.scaling_target.resource_id,
-            target_tracking_scaling_policy_configuration={
-                "target_value": args.cpu_target_percent,
-                "predefined_metric_specification": {"predefined_metric_type": "ECSServiceAverageCPUUtilization"},
-                "scale_in_cooldown": 120,
-                "scale_out_cooldown": 60,
-            },
-            opts=child,
-        )
-        aws.appautoscaling.Policy(
-            f"{name}-scale-requests",
-            policy_type="TargetTrackingScaling",
-            service_namespace=self.scaling_target.service_namespace,
-            scalable_dimension=self.scaling_target.scalable_dimension,
-            resource_id=self.scaling_target.resource_id,
-            target_tracking_scaling_policy_configuration={
-                "target_value": args.requests_per_target,
-                "predefined_metric_specification": {
-                    "predefined_metric_type": "ALBRequestCountPerTarget",
-                    "resource_label": pulumi.Output.all(args.alb_arn_suffix, args.target_group_arn_suffix).apply(lambda a: f"{a[0]}/{a[1]}"),
+        resource_label = pulumi.Output.all(args.alb_arn_suffix, args.target_group_arn_suffix).apply(lambda a: f"{a[0]}/{a[1]}")
+        for suffix, target_value, metric in (
+            ("cpu", args.cpu_target_percent, {"predefined_metric_type": "ECSServiceAverageCPUUtilization"}),
+            ("requests", args.requests_per_target, {"predefined_metric_type": "ALBRequestCountPerTarget", "resource_label": resource_label}),
+        ):
+            aws.appautoscaling.Policy(
+                f"{name}-scale-{suffix}",
+                policy_type="TargetTrackingScaling",
+                service_namespace=self.scaling_target.service_namespace,
+                scalable_dimension=self.scaling_target.scalable_dimension,
+                resource_id=self.scaling_target.resource_id,
+                target_tracking_scaling_policy_configuration={
+                    "target_value": target_value,
+                    "predefined_metric_specification": metric,
+                    "scale_in_cooldown": 120,
+                    "scale_out_cooldown": 60,
                 },
-                "scale_in_cooldown": 120,
-                "scale_out_cooldown": 60,
-            },
-            opts=child,
-        )
+                opts=child,
+            )
 
         self.register_outputs(
             {

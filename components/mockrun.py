@@ -13,9 +13,11 @@ the same stack twice yields identical results.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import runpy
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -232,6 +234,23 @@ def stack_config(stack: str, root: Path = REPO_ROOT) -> dict[str, str]:
 def list_stacks(root: Path = REPO_ROOT) -> list[str]:
     """Stack names that have a ``Pulumi.<stack>.yaml`` file, sorted."""
     return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
+
+
+def parse_stack_command(
+    argv: list[str] | None, prog: str, description: str, *, flag: str, flag_help: str
+) -> argparse.Namespace | None:
+    """Parse ``--stack NAME`` (default ``dev``) and one boolean ``flag`` of a stack command.
+
+    Returns None, after an error on stderr, when the stack has no config file (exit code 2).
+    """
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--stack", default="dev", help=f"one of: {', '.join(list_stacks())}")
+    parser.add_argument(flag, action="store_true", help=flag_help)
+    ns = parser.parse_args(argv)
+    if ns.stack not in list_stacks():
+        print(f"error: unknown stack {ns.stack!r} (have: {', '.join(list_stacks())})", file=sys.stderr)
+        return None
+    return ns
 
 
 def render(

@@ -9,12 +9,12 @@ the first AZ serves all private subnets. Isolated subnets have no internet route
 from __future__ import annotations
 
 import ipaddress
-import json
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
+from components.common import encrypted_log_group, policy_document, service_role
 from components.tags import tags
 
 INTERFACE_ENDPOINT_SERVICES: tuple[str, ...] = ("ecr.api", "ecr.dkr", "logs", "ssm", "ssmmessages", "ec2messages", "sts")
@@ -89,17 +89,17 @@ class Network(pulumi.ComponentResource):
                     )
                 )
 
-        public_rt = aws.ec2.RouteTable(
-            f"{name}-public-rt",
-            vpc_id=self.vpc.id,
-            routes=[{"cidr_block": "0.0.0.0/0", "gateway_id": self.igw.id}],
-            tags=tags(args.tags, f"{name}-public-rt", Tier="public"),
-            opts=child,
-        )
+        def route_table(tier: str, suffix: str, routes: list[dict] | None = None) -> aws.ec2.RouteTable:
+            """Route table ``<name>-<tier>-rt<suffix>`` tagged with its tier."""
+            rt_name = f"{name}-{tier}-rt{suffix}"
+            return aws.ec2.RouteTable(rt_name, vpc_id=self.vpc.id, routes=routes, tags=tags(args.tags, rt_name, Tier=tier), opts=child)
+
+        def associate(tier: str, az: str, subnet: aws.ec2.Subnet, rt: aws.ec2.RouteTable) -> None:
+            aws.ec2.RouteTableAssociation(f"{name}-{tier}-rta-{az}", subnet_id=subnet.id, route_table_id=rt.id, opts=child)
+
+        public_rt = route_table("public", "", [{"cidr_block": "0.0.0.0/0", "gateway_id": self.igw.id}])
         for subnet, az in zip(self.public_subnets, self.azs, strict=True):
-            aws.ec2.RouteTableAssociation(
-                f"{name}-public-rta-{az}", subnet_id=subnet.id, route_table_id=public_rt.id, opts=child
-            )
+            associate("public", az, subnet, public_rt)
 
         nat_azs = self.azs if args.nat_per_az else self.azs[:1]
         self.nat_gateways: list[aws.ec2.NatGateway] = []
@@ -119,36 +119,30 @@ class Network(pulumi.ComponentResource):
         self.private_route_tables: list[aws.ec2.RouteTable] = []
         for i, (subnet, az) in enumerate(zip(self.private_subnets, self.azs, strict=True)):
             nat = self.nat_gateways[i if args.nat_per_az else 0]
-            rt = aws.ec2.RouteTable(
-                f"{name}-private-rt-{az}",
-                vpc_id=self.vpc.id,
-                routes=[{"cidr_block": "0.0.0.0/0", "nat_gateway_id": nat.id}],
-                tags=tags(args.tags, f"{name}-private-rt-{az}", Tier="private"),
-                opts=child,
-            )
-            aws.ec2.RouteTableAssociation(f"{name}-private-rta-{az}", subnet_id=subnet.id, route_table_id=rt.id, opts=child)
+            rt = route_table("private", f"-{az}", [{"cidr_block": "0.0.0.0/0", "nat_gateway_id": nat.id}])
+            associate("private", az, subnet, rt)
             self.private_route_tables.append(rt)
 
-        isolated_rt = aws.ec2.RouteTable(
-            f"{name}-isolated-rt",
-            vpc_id=self.vpc.id,
-            tags=tags(args.tags, f"{name}-isolated-rt", Tier="isolated"),
-            opts=child,
-        )
+        isolated_rt = route_table("isolated", "")
         for subnet, az in zip(self.isolated_subnets, self.azs, strict=True):
-            aws.ec2.RouteTableAssociation(f"{name}-isolated-rta-{az}", subnet_id=subnet.id, route_table_id=isolated_rt.id, opts=child)
+            associate("isolated", az, subnet, isolated_rt)
+
+        def endpoint(service: str, endpoint_type: str, **placement: object) -> aws.ec2.VpcEndpoint:
+            """VPC endpoint ``<name>-<service slug>-endpoint`` for the regional ``service``."""
+            ep_name = f"{name}-{service.replace('.', '-')}-endpoint"
+            return aws.ec2.VpcEndpoint(
+                ep_name,
+                vpc_id=self.vpc.id,
+                service_name=f"com.amazonaws.{args.region}.{service}",
+                vpc_endpoint_type=endpoint_type,
+                tags=tags(args.tags, ep_name),
+                opts=child,
+                **placement,
+            )
 
         gateway_rts = [rt.id for rt in self.private_route_tables] + [isolated_rt.id]
         for service in ("s3", "dynamodb"):
-            aws.ec2.VpcEndpoint(
-                f"{name}-{service}-endpoint",
-                vpc_id=self.vpc.id,
-                service_name=f"com.amazonaws.{args.region}.{service}",
-                vpc_endpoint_type="Gateway",
-                route_table_ids=gateway_rts,
-                tags=tags(args.tags, f"{name}-{service}-endpoint"),
-                opts=child,
-            )
+            endpoint(service, "Gateway", route_table_ids=gateway_rts)
 
         if args.interface_endpoints:
             endpoint_sg = aws.ec2.SecurityGroup(
@@ -161,55 +155,30 @@ class Network(pulumi.ComponentResource):
                 opts=child,
             )
             for service in INTERFACE_ENDPOINT_SERVICES:
-                slug = service.replace(".", "-")
-                aws.ec2.VpcEndpoint(
-                    f"{name}-{slug}-endpoint",
-                    vpc_id=self.vpc.id,
-                    service_name=f"com.amazonaws.{args.region}.{service}",
-                    vpc_endpoint_type="Interface",
+                endpoint(
+                    service,
+                    "Interface",
                     private_dns_enabled=True,
                     subnet_ids=[s.id for s in self.private_subnets],
                     security_group_ids=[endpoint_sg.id],
-                    tags=tags(args.tags, f"{name}-{slug}-endpoint"),
-                    opts=child,
                 )
 
-        self.flow_log_group = aws.cloudwatch.LogGroup(
-            f"{name}-flow-logs",
-            retention_in_days=args.flow_log_retention_days,
-            kms_key_id=args.kms_key_arn,
-            tags=tags(args.tags, f"{name}-flow-logs"),
-            opts=child,
+        self.flow_log_group = encrypted_log_group(
+            f"{name}-flow-logs", args.flow_log_retention_days, args.kms_key_arn, args.tags, child
         )
-        flow_role = aws.iam.Role(
-            f"{name}-flow-logs-role",
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {"Effect": "Allow", "Principal": {"Service": "vpc-flow-logs.amazonaws.com"}, "Action": "sts:AssumeRole"}
-                    ],
-                }
-            ),
-            tags=tags(args.tags, f"{name}-flow-logs-role"),
-            opts=child,
-        )
+        flow_role = service_role(f"{name}-flow-logs-role", "vpc-flow-logs.amazonaws.com", args.tags, child)
         aws.iam.RolePolicy(
             f"{name}-flow-logs-policy",
             role=flow_role.id,
             policy=self.flow_log_group.arn.apply(
-                lambda arn: json.dumps(
-                    {
-                        "Version": "2012-10-17",
-                        "Statement": [
-                            {
-                                "Effect": "Allow",
-                                "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-                                "Resource": [arn, f"{arn}:*"],
-                            }
-                        ],
-                    },
-                    sort_keys=True,
+                lambda arn: policy_document(
+                    [
+                        {
+                            "Effect": "Allow",
+                            "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                            "Resource": [arn, f"{arn}:*"],
+                        }
+                    ]
                 )
             ),
             opts=child,

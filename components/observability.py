@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.common import AlarmSpec, metric_alarm
 from components.tags import tags
 
 
@@ -40,52 +41,48 @@ class ObservabilityArgs:
 def dashboard_body(region: str, alb: str, tg: str, cluster: str, service: str, table: str, head: str, asg: str) -> str:
     """The dashboard JSON (deterministic key order)."""
 
-    def widget(title: str, metrics: list, x: int, y: int, stat: str = "Sum") -> dict:
-        return {
-            "type": "metric",
-            "x": x,
-            "y": y,
-            "width": 12,
-            "height": 6,
-            "properties": {"title": title, "region": region, "stat": stat, "period": 60, "view": "timeSeries", "metrics": metrics},
-        }
-
     elb = "AWS/ApplicationELB"
-    widgets = [
-        widget("ALB requests", [[elb, "RequestCount", "LoadBalancer", alb]], 0, 0),
-        widget(
+    panels: list[tuple[str, list, str]] = [
+        ("ALB requests", [[elb, "RequestCount", "LoadBalancer", alb]], "Sum"),
+        (
             "ALB 5xx",
             [[elb, "HTTPCode_ELB_5XX_Count", "LoadBalancer", alb], [elb, "HTTPCode_Target_5XX_Count", "LoadBalancer", alb, "TargetGroup", tg]],
-            12,
-            0,
+            "Sum",
         ),
-        widget("Target latency p99 (s)", [[elb, "TargetResponseTime", "LoadBalancer", alb, "TargetGroup", tg]], 0, 6, "p99"),
-        widget(
+        ("Target latency p99 (s)", [[elb, "TargetResponseTime", "LoadBalancer", alb, "TargetGroup", tg]], "p99"),
+        (
             "ECS CPU / memory (%)",
             [
                 ["AWS/ECS", "CPUUtilization", "ClusterName", cluster, "ServiceName", service],
                 ["AWS/ECS", "MemoryUtilization", "ClusterName", cluster, "ServiceName", service],
             ],
-            12,
-            6,
             "Average",
         ),
-        widget(
+        (
             "DynamoDB throttles",
             [["AWS/DynamoDB", "ReadThrottleEvents", "TableName", table], ["AWS/DynamoDB", "WriteThrottleEvents", "TableName", table]],
-            0,
-            12,
+            "Sum",
         ),
-        widget(
+        (
             "Ray node health",
             [
                 ["AWS/EC2", "StatusCheckFailed", "InstanceId", head],
                 ["AWS/AutoScaling", "GroupInServiceInstances", "AutoScalingGroupName", asg],
             ],
-            12,
-            12,
             "Maximum",
         ),
+    ]
+    # Two 12x6 panels per row, left to right, top to bottom.
+    widgets = [
+        {
+            "type": "metric",
+            "x": 12 * (i % 2),
+            "y": 6 * (i // 2),
+            "width": 12,
+            "height": 6,
+            "properties": {"title": title, "region": region, "stat": stat, "period": 60, "view": "timeSeries", "metrics": metrics},
+        }
+        for i, (title, metrics, stat) in enumerate(panels)
     ]
     return json.dumps({"widgets": widgets}, sort_keys=True)
 
@@ -123,122 +120,53 @@ class Observability(pulumi.ComponentResource):
             lambda n: f"https://{args.region}.console.aws.amazon.com/cloudwatch/home?region={args.region}#dashboards:name={n}"
         )
 
-        def alarm(suffix: str, description: str, **kwargs) -> aws.cloudwatch.MetricAlarm:
-            return aws.cloudwatch.MetricAlarm(
-                f"{name}-{suffix}",
-                alarm_description=description,
-                alarm_actions=[self.topic.arn],
-                ok_actions=[self.topic.arn],
-                treat_missing_data=kwargs.pop("treat_missing_data", "notBreaching"),
-                tags=tags(args.tags, f"{name}-{suffix}"),
-                opts=child,
-                **kwargs,
-            )
-
         alb_dims = {"LoadBalancer": args.alb_arn_suffix}
         tg_dims = {"LoadBalancer": args.alb_arn_suffix, "TargetGroup": args.target_group_arn_suffix}
         ecs_dims = {"ClusterName": args.cluster_name, "ServiceName": args.service_name}
-        self.alarms = [
-            alarm(
-                "alb-5xx",
-                "ALB-generated 5xx responses",
-                namespace="AWS/ApplicationELB",
-                metric_name="HTTPCode_ELB_5XX_Count",
-                dimensions=alb_dims,
-                statistic="Sum",
-                period=60,
-                evaluation_periods=5,
-                threshold=args.alarm_5xx_threshold,
-                comparison_operator="GreaterThanThreshold",
-            ),
-            alarm(
-                "target-5xx",
-                "fleetprof 5xx responses",
-                namespace="AWS/ApplicationELB",
-                metric_name="HTTPCode_Target_5XX_Count",
-                dimensions=tg_dims,
-                statistic="Sum",
-                period=60,
-                evaluation_periods=5,
-                threshold=args.alarm_5xx_threshold,
-                comparison_operator="GreaterThanThreshold",
-            ),
-            alarm(
-                "latency-p99",
-                "fleetprof p99 latency",
-                namespace="AWS/ApplicationELB",
-                metric_name="TargetResponseTime",
-                dimensions=tg_dims,
-                extended_statistic="p99",
-                period=60,
-                evaluation_periods=5,
-                threshold=args.alarm_latency_p99_ms / 1000.0,
-                comparison_operator="GreaterThanThreshold",
-            ),
-            alarm(
-                "ecs-cpu",
-                "fleetprof service CPU",
-                namespace="AWS/ECS",
-                metric_name="CPUUtilization",
-                dimensions=ecs_dims,
-                statistic="Average",
-                period=60,
-                evaluation_periods=5,
-                threshold=args.alarm_cpu_percent,
-                comparison_operator="GreaterThanThreshold",
-            ),
-            alarm(
-                "ecs-memory",
-                "fleetprof service memory",
-                namespace="AWS/ECS",
-                metric_name="MemoryUtilization",
-                dimensions=ecs_dims,
-                statistic="Average",
-                period=60,
-                evaluation_periods=5,
-                threshold=args.alarm_cpu_percent,
-                comparison_operator="GreaterThanThreshold",
-            ),
-            alarm(
+        elb = "AWS/ApplicationELB"
+        specs = [
+            AlarmSpec("alb-5xx", "ALB-generated 5xx responses", elb, "HTTPCode_ELB_5XX_Count", alb_dims, "Sum", args.alarm_5xx_threshold),
+            AlarmSpec("target-5xx", "fleetprof 5xx responses", elb, "HTTPCode_Target_5XX_Count", tg_dims, "Sum", args.alarm_5xx_threshold),
+            AlarmSpec("latency-p99", "fleetprof p99 latency", elb, "TargetResponseTime", tg_dims, "p99", args.alarm_latency_p99_ms / 1000.0),
+            AlarmSpec("ecs-cpu", "fleetprof service CPU", "AWS/ECS", "CPUUtilization", ecs_dims, "Average", args.alarm_cpu_percent),
+            AlarmSpec("ecs-memory", "fleetprof service memory", "AWS/ECS", "MemoryUtilization", ecs_dims, "Average", args.alarm_cpu_percent),
+            AlarmSpec(
                 "dynamodb-throttles",
                 "index table throttled requests",
-                namespace="AWS/DynamoDB",
-                metric_name="ThrottledRequests",
-                dimensions={"TableName": args.table_name, "Operation": "PutItem"},
-                statistic="Sum",
-                period=60,
+                "AWS/DynamoDB",
+                "ThrottledRequests",
+                {"TableName": args.table_name, "Operation": "PutItem"},
+                "Sum",
+                args.alarm_throttle_threshold,
                 evaluation_periods=3,
-                threshold=args.alarm_throttle_threshold,
-                comparison_operator="GreaterThanThreshold",
             ),
-            alarm(
+            AlarmSpec(
                 "ray-head-status",
                 "Ray head failed its EC2 status checks",
-                namespace="AWS/EC2",
-                metric_name="StatusCheckFailed",
-                dimensions={"InstanceId": args.ray_head_instance_id},
-                statistic="Maximum",
-                period=60,
+                "AWS/EC2",
+                "StatusCheckFailed",
+                {"InstanceId": args.ray_head_instance_id},
+                "Maximum",
+                0,
                 evaluation_periods=3,
-                threshold=0,
-                comparison_operator="GreaterThanThreshold",
                 treat_missing_data="breaching",
             ),
         ]
         if args.ray_worker_min > 0:
-            self.alarms.append(
-                alarm(
+            specs.append(
+                AlarmSpec(
                     "ray-workers-in-service",
                     "fewer Ray workers in service than the configured minimum",
-                    namespace="AWS/AutoScaling",
-                    metric_name="GroupInServiceInstances",
-                    dimensions={"AutoScalingGroupName": args.ray_worker_group_name},
-                    statistic="Minimum",
-                    period=300,
+                    "AWS/AutoScaling",
+                    "GroupInServiceInstances",
+                    {"AutoScalingGroupName": args.ray_worker_group_name},
+                    "Minimum",
+                    args.ray_worker_min,
                     evaluation_periods=2,
-                    threshold=args.ray_worker_min,
+                    period=300,
                     comparison_operator="LessThanThreshold",
                 )
             )
+        self.alarms = [metric_alarm(name, spec, args.tags, child, actions=[self.topic.arn]) for spec in specs]
 
         self.register_outputs({"topicArn": self.topic.arn, "dashboardUrl": self.dashboard_url})

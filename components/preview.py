@@ -8,12 +8,11 @@ deterministic; ``tests/infra/snapshots/<stack>.txt`` holds the golden copy.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from typing import Any
 
-from components.mockrun import MockResource, Rendering, list_stacks, render
+from components.mockrun import MockResource, Rendering, parse_stack_command, render
 
 # Key settings shown per resource type: dotted paths into the inputs; ``*`` maps over a
 # list; JSON-string values (policies, container definitions) are parsed on the way down.
@@ -187,12 +186,10 @@ def preview_text(stack: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m components.preview", description=__doc__.splitlines()[0])
-    parser.add_argument("--stack", default="dev", help=f"one of: {', '.join(list_stacks())}")
-    parser.add_argument("--exports", action="store_true", help="also print the stack outputs as JSON")
-    ns = parser.parse_args(argv)
-    if ns.stack not in list_stacks():
-        print(f"error: unknown stack {ns.stack!r} (have: {', '.join(list_stacks())})", file=sys.stderr)
+    ns = parse_stack_command(
+        argv, "python -m components.preview", __doc__.splitlines()[0], flag="--exports", flag_help="also print the stack outputs as JSON"
+    )
+    if ns is None:
         return 2
     rendering = render(ns.stack)
     sys.stdout.write("\n".join(tree_lines(rendering)) + "\n")

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.ingest_service import assume_role_policy, data_access_policy
+from components.common import service_role
+from components.ingest_service import data_access_policy
 from components.tags import asg_tags, tags
 
 GCS_PORT = 6379
@@ -207,12 +208,7 @@ class RayCluster(pulumi.ComponentResource):
 
         profiles = {}
         for role_kind in ("head", "worker"):
-            role = aws.iam.Role(
-                f"{name}-{role_kind}-role",
-                assume_role_policy=assume_role_policy("ec2.amazonaws.com"),
-                tags=tags(args.tags, f"{name}-{role_kind}-role"),
-                opts=child,
-            )
+            role = service_role(f"{name}-{role_kind}-role", "ec2.amazonaws.com", args.tags, child)
             aws.iam.RolePolicy(
                 f"{name}-{role_kind}-data-policy",
                 role=role.id,

@@ -8,7 +8,8 @@ source of defaults; the Pulumi CLI and :mod:`components.mockrun` both apply them
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any, get_origin, get_type_hints
 
 import pulumi
 
@@ -87,6 +88,11 @@ class Settings:
         """Number of NAT gateways the network creates."""
         return self.az_count if self.nat_per_az else 1
 
+    def pick(self, *names: str, prefix: str = "") -> dict[str, Any]:
+        """``{name: self.<prefix><name>}`` for each of ``names``, to pass settings on as
+        keyword arguments of a component's Args (an unknown field raises AttributeError)."""
+        return {name: getattr(self, prefix + name) for name in names}
+
     def validate(self) -> Settings:
         """Return self, or raise :class:`SettingsError` naming the first bad combination."""
         if not 2 <= self.az_count <= 4:
@@ -110,55 +116,45 @@ class Settings:
         return self
 
 
+OPTIONAL_KEYS: frozenset[str] = frozenset({"certificate_arn", "image_uri", "ray_admin_security_group_id", "alarm_email"})
+"""Fields whose config key may be absent (read as ``""``); every other key is required."""
+
+
+def config_key(field_name: str) -> str:
+    """The config key of a :class:`Settings` field: ``alarm_5xx_threshold`` -> ``alarm5xxThreshold``."""
+    first, *rest = field_name.split("_")
+    return first + "".join(part.capitalize() for part in rest)
+
+
+def _read(c: pulumi.Config, name: str, type_: Any) -> Any:
+    """One config value, read by the type of its :class:`Settings` field."""
+    key = config_key(name)
+    if name in OPTIONAL_KEYS:
+        return c.get(key) or ""
+    if type_ is int:
+        return c.require_int(key)
+    if type_ is bool:
+        return c.require_bool(key)
+    if type_ is str:
+        return c.require(key)
+    if get_origin(type_) is tuple:
+        return tuple(c.require_object(key))
+    raise TypeError(f"no config reader for field {name!r} of type {type_!r}")
+
+
 def load(config: pulumi.Config | None = None, *, environment: str | None = None) -> Settings:
-    """Read and validate the settings of the current stack from Pulumi config."""
+    """Read and validate the settings of the current stack from Pulumi config.
+
+    Every field but ``environment``, ``region`` (``aws:region``) and ``extra`` is read from
+    its :func:`config_key`, in field order, with the ``require*`` call of its type.
+    """
     c = config or pulumi.Config(NAMESPACE)
     region = pulumi.Config("aws").require("region")
-    return Settings(
-        environment=environment or pulumi.get_stack(),
-        region=region,
-        owner=c.require("owner"),
-        cost_center=c.require("costCenter"),
-        vpc_cidr=c.require("vpcCidr"),
-        az_count=c.require_int("azCount"),
-        nat_per_az=c.require_bool("natPerAz"),
-        interface_endpoints=c.require_bool("interfaceEndpoints"),
-        flow_log_retention_days=c.require_int("flowLogRetentionDays"),
-        l0_expiry_days=c.require_int("l0ExpiryDays"),
-        noncurrent_version_days=c.require_int("noncurrentVersionDays"),
-        analysis_expiry_days=c.require_int("analysisExpiryDays"),
-        alb_log_expiry_days=c.require_int("albLogExpiryDays"),
-        point_in_time_recovery=c.require_bool("pointInTimeRecovery"),
-        deletion_protection=c.require_bool("deletionProtection"),
-        allowed_cidrs=tuple(c.require_object("allowedCidrs")),
-        certificate_arn=c.get("certificateArn") or "",
-        allow_plain_http=c.require_bool("allowPlainHttp"),
-        waf_enabled=c.require_bool("wafEnabled"),
-        waf_rate_limit=c.require_int("wafRateLimit"),
-        image_uri=c.get("imageUri") or "",
-        image_tag=c.require("imageTag"),
-        task_cpu=c.require_int("taskCpu"),
-        task_memory=c.require_int("taskMemory"),
-        desired_count=c.require_int("desiredCount"),
-        min_count=c.require_int("minCount"),
-        max_count=c.require_int("maxCount"),
-        cpu_target_percent=c.require_int("cpuTargetPercent"),
-        requests_per_target=c.require_int("requestsPerTarget"),
-        log_retention_days=c.require_int("logRetentionDays"),
-        ray_head_instance_type=c.require("rayHeadInstanceType"),
-        ray_worker_instance_type=c.require("rayWorkerInstanceType"),
-        ray_worker_min=c.require_int("rayWorkerMin"),
-        ray_worker_max=c.require_int("rayWorkerMax"),
-        ray_worker_desired=c.require_int("rayWorkerDesired"),
-        ray_volume_gb=c.require_int("rayVolumeGb"),
-        ray_ami_parameter=c.require("rayAmiParameter"),
-        ray_admin_security_group_id=c.get("rayAdminSecurityGroupId") or "",
-        fleetprof_pip_spec=c.require("fleetprofPipSpec"),
-        compact_schedule=c.require("compactSchedule"),
-        analyze_schedule=c.require("analyzeSchedule"),
-        alarm_email=c.get("alarmEmail") or "",
-        alarm_5xx_threshold=c.require_int("alarm5xxThreshold"),
-        alarm_latency_p99_ms=c.require_int("alarmLatencyP99Ms"),
-        alarm_cpu_percent=c.require_int("alarmCpuPercent"),
-        alarm_throttle_threshold=c.require_int("alarmThrottleThreshold"),
-    ).validate()
+    stack = environment or pulumi.get_stack()
+    types = get_type_hints(Settings)
+    values = {
+        f.name: _read(c, f.name, types[f.name])
+        for f in fields(Settings)
+        if f.name not in ("environment", "region", "extra")
+    }
+    return Settings(environment=stack, region=region, **values).validate()

@@ -8,12 +8,12 @@ attribute ``expires_at`` and GSI ``by_state`` (``gsi1pk``/``gsi1sk``).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
+from components.common import policy_document
 from components.tags import tags
 
 TABLE_HASH_KEY = "pk"
@@ -42,37 +42,33 @@ class StorageArgs:
 def key_policy(account_id: str, region: str) -> str:
     """KMS key policy: account root administers; CloudWatch Logs and alarms (SNS) may use it."""
     root = f"arn:aws:iam::{account_id}:root"
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "AccountAdministers",
-                    "Effect": "Allow",
-                    "Principal": {"AWS": root},
-                    "Action": "kms:*",
-                    "Resource": "*",
+    return policy_document(
+        [
+            {
+                "Sid": "AccountAdministers",
+                "Effect": "Allow",
+                "Principal": {"AWS": root},
+                "Action": "kms:*",
+                "Resource": "*",
+            },
+            {
+                "Sid": "CloudWatchLogsUse",
+                "Effect": "Allow",
+                "Principal": {"Service": f"logs.{region}.amazonaws.com"},
+                "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                "Resource": "*",
+                "Condition": {
+                    "ArnLike": {"kms:EncryptionContext:aws:logs:arn": f"arn:aws:logs:{region}:{account_id}:*"}
                 },
-                {
-                    "Sid": "CloudWatchLogsUse",
-                    "Effect": "Allow",
-                    "Principal": {"Service": f"logs.{region}.amazonaws.com"},
-                    "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
-                    "Resource": "*",
-                    "Condition": {
-                        "ArnLike": {"kms:EncryptionContext:aws:logs:arn": f"arn:aws:logs:{region}:{account_id}:*"}
-                    },
-                },
-                {
-                    "Sid": "CloudWatchAlarmsPublishToEncryptedTopic",
-                    "Effect": "Allow",
-                    "Principal": {"Service": "cloudwatch.amazonaws.com"},
-                    "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
-                    "Resource": "*",
-                },
-            ],
-        },
-        sort_keys=True,
+            },
+            {
+                "Sid": "CloudWatchAlarmsPublishToEncryptedTopic",
+                "Effect": "Allow",
+                "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                "Resource": "*",
+            },
+        ]
     )
 
 
@@ -86,6 +82,16 @@ def tls_only_statement(bucket_arn: str) -> dict:
         "Resource": [bucket_arn, f"{bucket_arn}/*"],
         "Condition": {"Bool": {"aws:SecureTransport": "false"}},
     }
+
+
+def expiry_rule(rule_id: str, prefix: str, days: int) -> dict:
+    """Lifecycle rule expiring current objects under ``prefix`` (``""``: all) after ``days``."""
+    return {"id": rule_id, "status": "Enabled", "filter": {"prefix": prefix}, "expiration": {"days": days}}
+
+
+def alb_log_delivery_statement(sid: str, principal: dict, bucket_arn: str) -> dict:
+    """Allow ``principal`` to write ALB access logs under ``alb/AWSLogs/`` of the bucket."""
+    return {"Sid": sid, "Effect": "Allow", "Principal": principal, "Action": "s3:PutObject", "Resource": f"{bucket_arn}/alb/AWSLogs/*"}
 
 
 class Storage(pulumi.ComponentResource):
@@ -124,55 +130,24 @@ class Storage(pulumi.ComponentResource):
         self.profiles_bucket = self._bucket(
             "profiles",
             kms=True,
-            lifecycle=[
-                {
-                    "id": "expire-l0-segments",
-                    "status": "Enabled",
-                    "filter": {"prefix": L0_PREFIX},
-                    "expiration": {"days": args.l0_expiry_days},
-                },
-            ],
+            lifecycle=[expiry_rule("expire-l0-segments", L0_PREFIX, args.l0_expiry_days)],
         )
         self.analysis_bucket = self._bucket(
             "analysis",
             kms=True,
-            lifecycle=[
-                {
-                    "id": "expire-analysis",
-                    "status": "Enabled",
-                    "filter": {"prefix": ""},
-                    "expiration": {"days": args.analysis_expiry_days},
-                },
-            ],
+            lifecycle=[expiry_rule("expire-analysis", "", args.analysis_expiry_days)],
         )
         elb_account = aws.elb.get_service_account_output(opts=pulumi.InvokeOutputOptions(parent=self))
         self.alb_logs_bucket = self._bucket(
             "alb-logs",
             kms=False,  # ALB access logs only support SSE-S3
-            lifecycle=[
-                {
-                    "id": "expire-alb-logs",
-                    "status": "Enabled",
-                    "filter": {"prefix": ""},
-                    "expiration": {"days": args.alb_log_expiry_days},
-                },
-            ],
+            lifecycle=[expiry_rule("expire-alb-logs", "", args.alb_log_expiry_days)],
             extra_statements=lambda arn: elb_account.arn.apply(
                 lambda elb_arn: [
-                    {
-                        "Sid": "AlbAccessLogDelivery",
-                        "Effect": "Allow",
-                        "Principal": {"AWS": elb_arn},
-                        "Action": "s3:PutObject",
-                        "Resource": f"{arn}/alb/AWSLogs/*",
-                    },
-                    {
-                        "Sid": "AlbAccessLogDeliveryService",
-                        "Effect": "Allow",
-                        "Principal": {"Service": "logdelivery.elasticloadbalancing.amazonaws.com"},
-                        "Action": "s3:PutObject",
-                        "Resource": f"{arn}/alb/AWSLogs/*",
-                    },
+                    alb_log_delivery_statement("AlbAccessLogDelivery", {"AWS": elb_arn}, arn),
+                    alb_log_delivery_statement(
+                        "AlbAccessLogDeliveryService", {"Service": "logdelivery.elasticloadbalancing.amazonaws.com"}, arn
+                    ),
                 ]
             ),
         )
@@ -271,7 +246,7 @@ class Storage(pulumi.ComponentResource):
         )
 
         def policy_json(arn: str, extra: list[dict]) -> str:
-            return json.dumps({"Version": "2012-10-17", "Statement": [tls_only_statement(arn), *extra]}, sort_keys=True)
+            return policy_document([tls_only_statement(arn), *extra])
 
         if extra_statements is None:
             document = bucket.arn.apply(lambda arn: policy_json(arn, []))

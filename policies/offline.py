@@ -8,9 +8,7 @@ exits 1 if any mandatory rule is violated (all rules are mandatory), 0 otherwise
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +16,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from components.mockrun import MockResource, Rendering, list_stacks, render
+from components.mockrun import MockResource, Rendering, parse_stack_command, render
 from components.preview import normalize
 from policies.rules import RULES, Res, Rule, stack_policy_config
 
@@ -90,12 +88,14 @@ def print_report(stack: str, findings: Sequence[Finding], n_resources: int, cons
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m policies.offline", description=__doc__.splitlines()[0])
-    parser.add_argument("--stack", default="dev", help=f"one of: {', '.join(list_stacks())}")
-    parser.add_argument("--emit-config", action="store_true", help="print the --policy-pack-config JSON for the stack and exit")
-    ns = parser.parse_args(argv)
-    if ns.stack not in list_stacks():
-        print(f"error: unknown stack {ns.stack!r} (have: {', '.join(list_stacks())})", file=sys.stderr)
+    ns = parse_stack_command(
+        argv,
+        "python -m policies.offline",
+        __doc__.splitlines()[0],
+        flag="--emit-config",
+        flag_help="print the --policy-pack-config JSON for the stack and exit",
+    )
+    if ns is None:
         return 2
     rendering = render(ns.stack)
     if ns.emit_config:

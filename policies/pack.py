@@ -24,6 +24,16 @@ def _config(rule: Rule, given: Mapping[str, Any]) -> dict[str, Any]:
     return {**rule.defaults(), **{k: v for k, v in given.items() if k != "enforcementLevel"}}
 
 
+def _policy_fields(rule: Rule) -> dict[str, Any]:
+    """The arguments every policy of a rule shares: name, description, mandatory level, config schema."""
+    return {
+        "name": rule.name,
+        "description": rule.description,
+        "enforcement_level": EnforcementLevel.MANDATORY,
+        "config_schema": PolicyConfigSchema(properties=dict(rule.config_schema)) if rule.config_schema else None,
+    }
+
+
 def _resource_policy(rule: Rule) -> ResourceValidationPolicy:
     check = rule.resource_check
     assert check is not None
@@ -32,13 +42,7 @@ def _resource_policy(rule: Rule) -> ResourceValidationPolicy:
         for message in check(args.resource_type, args.props, _config(rule, args.get_config())):
             report_violation(message)
 
-    return ResourceValidationPolicy(
-        name=rule.name,
-        description=rule.description,
-        validate=validate,
-        enforcement_level=EnforcementLevel.MANDATORY,
-        config_schema=PolicyConfigSchema(properties=dict(rule.config_schema)) if rule.config_schema else None,
-    )
+    return ResourceValidationPolicy(validate=validate, **_policy_fields(rule))
 
 
 def _stack_policy(rule: Rule) -> StackValidationPolicy:
@@ -59,13 +63,7 @@ def _stack_policy(rule: Rule) -> StackValidationPolicy:
         for urn, message in check(resources, _config(rule, args.get_config())):
             report_violation(message, urn)
 
-    return StackValidationPolicy(
-        name=rule.name,
-        description=rule.description,
-        validate=validate,
-        enforcement_level=EnforcementLevel.MANDATORY,
-        config_schema=PolicyConfigSchema(properties=dict(rule.config_schema)) if rule.config_schema else None,
-    )
+    return StackValidationPolicy(validate=validate, **_policy_fields(rule))
 
 
 def build_policies() -> list:
