@@ -11,6 +11,8 @@ import argparse
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from benchmarks.compaction_data import CPU, T0, pprof_gzip_bytes_per_profile, write_fleet
@@ -20,13 +22,26 @@ from workers.storage_io import open_backends
 
 
 def urls(root: Path) -> tuple[str, str]:
+    """Storage and index URLs of a benchmark data root."""
     return (root / "data").as_uri(), f"sqlite://{root / 'index.db'}"
 
 
-def run(root: Path, mode: str) -> tuple[float, dict]:
+@contextmanager
+def scratch_roots(prefix: str) -> Iterator[tuple[Path, Path]]:
+    """Two data roots (for the serial and the Ray run) in a fresh temporary folder that is
+    removed afterwards; neither root exists yet."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield tmp / "serial", tmp / "ray"
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(root: Path, mode: str, *, levels: tuple[int, ...] = (1,), max_in_flight: int | None = None) -> tuple[float, dict]:
+    """Compact ``levels`` of all time under ``root`` (no settling, no GC); (seconds, result)."""
     t = time.perf_counter()
-    out = compact.run_compaction(*urls(root), levels=(1,), start_ms=0, end_ms=MAX_TIME_MS, settle=False,
-                                 mode=mode, progress=False, gc=False)
+    out = compact.run_compaction(*urls(root), levels=levels, start_ms=0, end_ms=MAX_TIME_MS, settle=False,
+                                 mode=mode, progress=False, gc=False, max_in_flight=max_in_flight)
     return time.perf_counter() - t, out
 
 
@@ -36,9 +51,7 @@ def main() -> None:
     p.add_argument("--services", type=int, default=10)
     p.add_argument("--instances", type=int, default=10)
     a = p.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="benchcompact"))
-    try:
-        serial_root, ray_root = tmp / "serial", tmp / "ray"
+    with scratch_roots("benchcompact") as (serial_root, ray_root):
         store, index = open_backends(*urls(serial_root))
         t = time.perf_counter()
         c = write_fleet(store, index, services=a.services, instances=a.instances, hours=a.hours)
@@ -57,8 +70,7 @@ def main() -> None:
         print(f"compaction L0->L1 serial: {rows / ts:,.0f} sample rows/s ({ts:.2f} s)")
         print(f"compaction L0->L1 ray ({cpus} CPUs): {rows / tr:,.0f} sample rows/s ({tr:.2f} s); speedup {ts / tr:.2f}x")
         store, index = open_backends(*urls(serial_root))
-        compact.run_compaction(*urls(serial_root), levels=(2,), start_ms=0, end_ms=MAX_TIME_MS, settle=False,
-                               mode="serial", progress=False, gc=False)
+        run(serial_root, "serial", levels=(2,))
         l2 = index.query("bench", 0, MAX_TIME_MS)
         l2_bytes = sum(e.bytes for e in l2)
         per_pprof = pprof_gzip_bytes_per_profile()
@@ -75,8 +87,6 @@ def main() -> None:
             to_flamebearer(prof, 0, max_nodes=2048)
             best = min(best, time.perf_counter() - t)
         print(f"flame graph query, 1 h × {a.services * a.instances} instances after L2: {best:.3f} s (target < 0.3 s)")
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -9,14 +9,9 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import tempfile
-import time
-from pathlib import Path
 
-from benchmarks.bench_compaction import urls
+from benchmarks.bench_compaction import run, scratch_roots, urls
 from benchmarks.compaction_data import write_fleet
-from fleetprof.metastore.index import MAX_TIME_MS
-from workers import compact
 from workers.storage_io import open_backends
 
 
@@ -25,28 +20,19 @@ def main() -> None:
     p.add_argument("--cpus", type=int, required=True)
     p.add_argument("--instances", type=int, default=10)
     a = p.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="scalecompact"))
-    try:
-        s_root, r_root = tmp / "s", tmp / "r"
+    with scratch_roots("scalecompact") as (s_root, r_root):
         store, index = open_backends(*urls(s_root))
         c = write_fleet(store, index, services=4 * a.cpus, instances=a.instances, hours=1)
         shutil.copytree(s_root, r_root)
-        t = time.perf_counter()
-        compact.run_compaction(*urls(s_root), levels=(1,), start_ms=0, end_ms=MAX_TIME_MS, settle=False, mode="serial", progress=False, gc=False)
-        ts = time.perf_counter() - t
+        ts, _ = run(s_root, "serial")
         import ray
 
         ray.init(num_cpus=a.cpus, include_dashboard=False, log_to_driver=False)
-        t = time.perf_counter()
-        compact.run_compaction(*urls(r_root), levels=(1,), start_ms=0, end_ms=MAX_TIME_MS, settle=False, mode="ray",
-                               progress=False, gc=False, max_in_flight=a.cpus)
-        tr = time.perf_counter() - t
+        tr, _ = run(r_root, "ray", max_in_flight=a.cpus)
         ray.shutdown()
         sp = ts / tr
         print(f"{c['rows']:,} rows, {4 * a.cpus} partitions: serial {ts:.2f} s, ray({a.cpus}) {tr:.2f} s, "
               f"speedup {sp:.2f}x = {sp / a.cpus:.2f}·N (target >= 0.7·N)")
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
