@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pulumi
 import pytest
@@ -355,4 +354,6 @@ def test_dockerfile_runs_non_root_with_healthcheck():
     assert re.search(r"^USER 10001", text, re.M)
     assert "HEALTHCHECK" in text and "/readyz" in text and "4040" in text
     assert ".venv" in (ROOT / ".dockerignore").read_text()
-    assert Path(ROOT / "docs" / "deploy.md").exists()
+    readme = (ROOT / "README.md").read_text()
+    for needle in ("pulumi up", "--policy-pack", "ray job submit", "AWS-StartPortForwardingSession"):
+        assert needle in readme, needle
