@@ -65,7 +65,10 @@ def make_payloads(n: int = N_INSTANCES, seed: int = 7) -> list[bytes]:
         prof = build(st, [cpu], period_type=cpu, period=10_000_000, time_nanos=time.time_ns(), duration_nanos=10**10)
         req = push_pb2.PushRequest()
         s = req.series.add()
-        for k, v in (("__name__", "process_cpu"), ("service_name", f"svc-{i % 5}"), ("instance", f"i-{i % n}"), ("env", "bench")):
+        labels = (("__name__", "process_cpu"), ("service_name", f"svc-{i % 5}"), ("instance", f"i-{i % n}"), ("env", "bench"),
+                  ("otel.scope.name", "com.grafana.pyroscope/python"), ("otel.scope.version", "1.4.0"),
+                  ("process.runtime.name", "cpython"), ("process.runtime.version", "3.11.7"))  # as the agent sends them
+        for k, v in labels:
             s.labels.add(name=k, value=v)
         s.samples.add(raw_profile=encode_pprof(prof, compress=False), ID=str(i))
         out.append(gzip.compress(req.SerializeToString()))

@@ -90,8 +90,12 @@ def decode_push_request_stacks(
     checks and errors, each profile as CSR stacks (for batch building at the writer)."""
     return [
         PushedStacks(labels, st, types, meta, sid)
-        for labels, (st, types, meta), sid in _decode_each(body, content_type, limits, decode_pprof_stacks)
+        for labels, (st, types, meta), sid in _decode_each(body, content_type, limits, _stacks_ungrouped)
     ]
+
+
+def _stacks_ungrouped(data: bytes, *, limits: Limits) -> tuple[Stacks, tuple[ValueType, ...], dict[str, Any]]:
+    return decode_pprof_stacks(data, limits=limits, group=False)
 
 
 def _decode_each(body: bytes, content_type: str, limits: Limits, decode: Callable[..., T]) -> list[tuple[dict[str, str], T, str]]:
