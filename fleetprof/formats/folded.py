@@ -84,9 +84,13 @@ def decode_folded(
 
     ``vectorized`` forces the polars path (``True``) or the small-input path (``False``);
     by default inputs of at most :data:`SMALL_LINES` lines take the small-input path."""
-    text = maybe_gunzip(bytes(data), FMT, limits).decode("utf-8", "replace")
-    small = is_small(text) if vectorized is None else not vectorized
-    stack_col, counts, linenos = (_parse_small if small else _parse_vectorized)(text, limits)
+    raw = maybe_gunzip(bytes(data), FMT, limits)
+    parsed = _parse_bytes(raw, limits) if vectorized or (vectorized is None and len(raw) > SMALL_CHARS) else None
+    if parsed is None:
+        text = raw.decode("utf-8", "replace")
+        small = is_small(text) if vectorized is None else not vectorized
+        parsed = (_parse_small if small else _parse_vectorized)(text, limits)
+    stack_col, counts, linenos = parsed
     st = sample_type
     period_type = None
     period = 0
@@ -135,6 +139,80 @@ def _parse_vectorized(text: str, limits: Limits) -> tuple[pl.Series, np.ndarray,
         "count",
     )
     return stacks["stack"], stacks["count"].to_numpy().astype(np.int64), stacks["lineno"].to_numpy()
+
+
+_MAX_DIGITS = 18  # every count of at most 18 digits fits int64
+
+
+def _parse_bytes(raw: bytes, limits: Limits) -> tuple[pl.Series, np.ndarray, np.ndarray] | None:
+    """:func:`_parse_vectorized` straight from the bytes (numpy over byte positions, no
+    string kernels), for the plain files profilers write: ASCII without control characters
+    other than ``\n``, no comment lines, one space before each count of at most 18 digits,
+    no spaces around the stack. Returns ``None`` (the caller takes the general path, which
+    also produces every error) for anything else; where it answers, it answers the same
+    (a property test compares the paths). The stacks come back as string views into
+    ``raw`` (an Arrow ``string_view`` array handed to polars), not as copies."""
+    buf = np.frombuffer(raw, dtype=np.uint8)
+    if len(buf) == 0 or len(buf) >= 1 << 31 or int(buf.max()) >= 0x80:  # view offsets are int32
+        return None
+    blank = np.flatnonzero(buf <= 32)  # newlines and spaces (and control characters)
+    kind = buf[blank]
+    if np.any((kind != 10) & (kind != 32)):  # tabs, CR, other control characters
+        return None
+    nl = blank[kind == 10]
+    spaces = blank[kind == 32]
+    starts = np.concatenate([np.zeros(1, np.int64), nl + 1])
+    ends = np.concatenate([nl, np.array([len(buf)], np.int64)])
+    linenos = np.flatnonzero(ends > starts)
+    starts, ends = starts[linenos], ends[linenos]
+    if len(linenos) == 0 or np.any(buf[ends - 1] == 32) or np.any(buf[starts] == 35):  # trailing space, '#'
+        return None
+    _check_sample_count(len(linenos), limits, FMT)
+    at = np.searchsorted(spaces, ends) - 1
+    if np.any(at < 0):
+        return None
+    last = spaces[at]
+    digits = ends - last - 1
+    if np.any(last < starts) or int(digits.max()) > _MAX_DIGITS:
+        return None
+    counts = np.zeros(len(last), dtype=np.int64)
+    active = np.arange(len(last), dtype=np.int64)
+    for j in range(int(digits.max())):  # Horner, one digit position at a time
+        active = active[digits[active] > j]
+        d = buf[last[active] + 1 + j].astype(np.int64) - 48
+        if np.any((d < 0) | (d > 9)):
+            return None
+        counts[active] = counts[active] * 10 + d
+    stack_len = last - starts
+    nonempty = stack_len > 0
+    if np.any(nonempty & ((buf[starts] == 32) | (buf[np.maximum(last - 1, 0)] == 32))):
+        return None  # whitespace to strip around the stack
+    return _string_views(raw, buf, starts, stack_len), counts, linenos
+
+
+def _string_views(raw: bytes, buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> pl.Series:
+    """Polars strings ``raw[starts[i] : starts[i] + lengths[i]]`` (valid UTF-8) without
+    copying: Arrow ``string_view`` headers (length; inline bytes up to 12, else a 4-byte
+    prefix, buffer 0 and the offset) over ``raw``."""
+    import pyarrow as pa
+
+    n = len(starts)
+    views = np.zeros((n, 16), dtype=np.uint8)
+    words = views.view(np.int32)
+    words[:, 0] = lengths
+    short = np.flatnonzero(lengths <= 12)
+    long = np.flatnonzero(lengths > 12)
+    if len(long):
+        padded = np.frombuffer(raw + b"\0" * 4, dtype=np.uint8)
+        prefix = np.ndarray((len(buf),), dtype="<u4", buffer=padded, strides=(1,))  # unaligned reads
+        words[long, 1] = prefix[starts[long]].view(np.int32)
+        words[long, 3] = starts[long]
+    if len(short):
+        k = np.arange(12, dtype=np.int64)
+        inline = buf[np.minimum(starts[short, None] + k[None, :], len(buf) - 1)]
+        views[short, 4:16] = np.where(k[None, :] < lengths[short, None], inline, 0)
+    arr = pa.Array.from_buffers(pa.string_view(), n, [None, pa.py_buffer(views), pa.py_buffer(raw)])
+    return pl.Series("stack", pl.from_arrow(arr), dtype=pl.Utf8)
 
 
 def _bad_count(count_s: str | None, lineno: int) -> None:
@@ -225,8 +303,7 @@ def stacks_from_strings(
         too_long = (useries.str.len_bytes() > limits.max_string_length).to_numpy()
         uniq = useries.to_list()
     if too_long.any():
-        code = int(np.flatnonzero(too_long)[0])
-        row = int(sidx[np.flatnonzero(codes == code)[0]])
+        row = int(sidx[np.argmax(too_long[codes])])  # the first frame that is too long
         raise ProfileFormatError(
             fmt, f"frame longer than the {limits.max_string_length}-byte limit", f"line {int(linenos[row]) + 1}"
         )
@@ -249,9 +326,11 @@ def stacks_from_strings(
 
 def _split_frames(stack: pl.Series) -> tuple[np.ndarray, pl.Series]:
     """Stack index and frame string of every non-empty frame, in stack order."""
-    df = pl.DataFrame({"stack": stack}).with_row_index("s")
-    special = df["stack"].str.contains(_SEMI_IN_LOCATION)
+    special = stack.str.contains("(", literal=True)
     if special.any():
+        special = stack.str.contains(_SEMI_IN_LOCATION)
+    if special.any():
+        df = pl.DataFrame({"stack": stack}).with_row_index("s")
         rare = df.filter(special)
         parts = [_split_respecting_locations(s) for s in rare["stack"].to_list()]
         rare_ex = pl.DataFrame(
@@ -259,10 +338,16 @@ def _split_frames(stack: pl.Series) -> tuple[np.ndarray, pl.Series]:
         ).explode("f")
         common = df.filter(~special).select("s", pl.col("stack").str.split(";").alias("f")).explode("f")
         ex = pl.concat([common, rare_ex]).sort("s", maintain_order=True)
-    else:
-        ex = df.select("s", pl.col("stack").str.split(";").alias("f")).explode("f")
-    ex = ex.filter(pl.col("f").is_not_null() & (pl.col("f") != ""))
-    return ex["s"].to_numpy().astype(np.int64), ex["f"]
+        ex = ex.filter(pl.col("f").is_not_null() & (pl.col("f") != ""))
+        return ex["s"].to_numpy().astype(np.int64), ex["f"]
+    parts = stack.str.split(";")
+    per_stack = parts.list.len().to_numpy().astype(np.int64)
+    tokens = parts.explode()
+    sidx = np.repeat(np.arange(len(stack), dtype=np.int64), per_stack)
+    keep = (tokens.str.len_bytes() > 0).fill_null(False).to_numpy()
+    if not keep.all():
+        sidx, tokens = sidx[keep], tokens.filter(pl.Series(keep))
+    return sidx, tokens
 
 
 def _split_intern_small(stack: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -298,20 +383,62 @@ def _split_respecting_locations(stack: str) -> list[str]:
 
 
 def _intern(tokens: pl.Series) -> tuple[np.ndarray, pl.Series]:
-    """Dense codes (first-appearance order) of ``tokens`` and the unique strings.
+    """Dense codes of ``tokens`` (in no particular order) and the unique strings.
 
-    Uses polars' in-process string hash for speed and verifies there was no collision
-    (falling back to an exact string join if there was)."""
+    Groups polars' in-process string hash with a small open-addressing table and checks
+    that every token equals the representative of its code (falling back to an exact
+    string join if a hash collision merged two strings)."""
     if len(tokens) == 0:
         return np.zeros(0, dtype=np.int64), pl.Series("f", [], dtype=pl.Utf8)
-    df = pl.DataFrame({"f": tokens, "h": tokens.hash()})
-    uniq = df.unique("h", keep="first", maintain_order=True).with_row_index("code")
-    codes = df.join(uniq.select("h", "code"), on="h", how="left", maintain_order="left")["code"]
-    reps = uniq["f"].gather(codes)
-    if not bool((reps == df["f"]).all()):
-        uniq = df.select("f").unique("f", keep="first", maintain_order=True).with_row_index("code")
-        codes = df.join(uniq, on="f", how="left", maintain_order="left")["code"]
-    return codes.to_numpy().astype(np.int64), uniq["f"]
+    codes, first = _dense_codes(tokens.hash().to_numpy())
+    uniq = tokens.gather(pl.Series(first))
+    if bool((uniq.gather(pl.Series(codes)) == tokens).all()):
+        return codes, uniq.alias("f")
+    df = pl.DataFrame({"f": tokens})
+    table = df.unique("f", keep="first", maintain_order=True).with_row_index("code")
+    exact = df.join(table, on="f", how="left", maintain_order="left")["code"]
+    return exact.to_numpy().astype(np.int64), table["f"]
+
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _dense_codes(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Dense code of every uint64 key and the row of one occurrence of each code.
+
+    A vectorised open-addressing table (linear probing, load <= 1/2): the first round
+    scatters every row into its home slot and keeps the rows whose slot then holds their
+    key; later rounds probe on with the (few) others. The table is sized from the
+    distinct keys of a sample (restarting larger if it fills), so with few distinct keys
+    (frame names) it stays in cache."""
+    n = len(keys)
+    sample = keys[: 1 << 16]
+    distinct = len(np.unique(sample))
+    bits = max(10, (4 * (distinct if distinct * 2 < len(sample) else n)).bit_length())
+    rows = np.arange(n, dtype=np.int64)
+    while True:
+        size = 1 << bits
+        owner = np.full(size, -1, dtype=np.int64)
+        with np.errstate(over="ignore"):
+            slot = ((keys * _GOLDEN) >> np.uint64(64 - bits)).view(np.int64)
+        owner[slot] = rows  # among rivals for one slot, the last write wins
+        full = np.count_nonzero(owner >= 0) * 2 > size
+        todo = np.flatnonzero(keys[owner[slot]] != keys) if not full else rows[:0]
+        while len(todo):
+            slot[todo] = (slot[todo] + 1) & (size - 1)
+            s = slot[todo]
+            free = owner[s] < 0
+            if free.any():
+                owner[s[free]] = todo[free]
+                if np.count_nonzero(owner >= 0) * 2 > size:
+                    full = True
+                    break
+            todo = todo[keys[owner[s]] != keys[todo]]
+        if not full:
+            used = owner >= 0
+            code_of_slot = np.cumsum(used) - 1
+            return code_of_slot[slot], owner[used]
+        bits += 2
 
 
 def _frame_table(frames: list[str], *, keep_lines: bool, pyspy: bool) -> tuple[list[str], list[str], list[int]]:

@@ -19,6 +19,7 @@ CSR form; read stacks back with :func:`expand`.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
@@ -142,10 +143,12 @@ def build(
     lengths = np.diff(offsets)
     trie = _prefix_tree(offsets, fidx, np.asarray(ftab, dtype=np.uint64))
     if trie is not None:
-        nid, pid, nfid, depth, leaf = trie
+        nid, pid, nfid, depth, leaf, parent_row = trie
         nodes = pl.DataFrame(
             {"node_id": nid, "parent_id": pid, "frame_id": nfid, "depth": depth}, schema=NODES_SCHEMA
         )
+        if len(nid) > SMALL:
+            _remember_parent_rows(nodes, parent_row)
     else:
         nodes, leaf = _hashed_nodes(offsets, fidx, ftab, lengths)
     lab, labels = _label_columns(stacks, len(lengths))
@@ -193,6 +196,25 @@ def _hashed_nodes(
     return nodes, leaf
 
 
+_PARENT_ROWS: dict[int, tuple[weakref.ref, np.ndarray]] = {}
+
+
+def _remember_parent_rows(nodes: pl.DataFrame, parent_row: np.ndarray) -> None:
+    key = id(nodes)
+    _PARENT_ROWS[key] = (weakref.ref(nodes, lambda _ref: _PARENT_ROWS.pop(key, None)), parent_row)
+
+
+def parent_rows_hint(nodes: pl.DataFrame) -> np.ndarray | None:
+    """Row of every node's parent (-1 for top-level nodes) as :func:`build` found it while
+    building this very node table (large tables only; ``None`` if unknown). Renderers use
+    it to skip resolving ``parent_id``; it is a hint, to be checked against ``parent_id``
+    (``node_id[hint] == parent_id``), never trusted blindly."""
+    entry = _PARENT_ROWS.get(id(nodes))
+    if entry is None or entry[0]() is not nodes:
+        return None
+    return entry[1]
+
+
 PREFIX_TREE_CELLS = 4
 """:func:`_prefix_tree` pads stacks to the deepest one; it runs while that padded matrix
 has at most this many cells per stack element (plus a constant), else hashing does."""
@@ -200,19 +222,20 @@ has at most this many cells per stack element (plus a constant), else hashing do
 
 def _prefix_tree(
     offsets: np.ndarray, fidx: np.ndarray, ftab: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
     """Nodes of CSR stacks by sorting instead of hashing every element.
 
     Stacks are padded into a (stack, depth) matrix of frame codes (codes of equal frame ids
     made equal first) and sorted lexicographically; then the stacks sharing a prefix are
     adjacent, so element ``(s, d)`` is a new node exactly when ``d`` reaches the longest
-    common prefix of stack ``s`` with the stack before it. Node ids are chained over the
-    whole matrix (contiguous per depth), and the new nodes are read off stack by stack,
-    which lists the node table in DFS pre-order (parents before children).
+    common prefix of stack ``s`` with the stack before it. The new nodes are listed level
+    by level (depth 1 first; within a level in stack order, so a level's parents are in
+    non-decreasing row order) and chained from their parents' ids one level at a time.
 
-    Returns ``(node_id, parent_id, frame_id, depth, leaf)`` (``leaf``: the leaf node id of
-    every stack, ``ROOT_ID`` for an empty stack) or ``None`` when the padded matrix would
-    be too large (a few very deep stacks among many shallow ones)."""
+    Returns ``(node_id, parent_id, frame_id, depth, leaf, parent_row)`` (``leaf``: the leaf
+    node id of every stack, ``ROOT_ID`` for an empty stack; ``parent_row``: the row of each
+    node's parent, -1 at depth 1) or ``None`` when the padded matrix would be too large (a
+    few very deep stacks among many shallow ones)."""
     n_stacks = len(offsets) - 1
     lengths = np.diff(offsets)
     n = len(fidx)
@@ -228,37 +251,54 @@ def _prefix_tree(
     row_base = offsets[:-1] - np.arange(n_stacks, dtype=np.int64) * maxd
     mat.ravel()[np.arange(n, dtype=np.int64) - np.repeat(row_base, lengths)] = key[fidx]
     by_depth = np.ascontiguousarray(mat.T)
+    del mat
     order = np.lexsort(by_depth[::-1])  # first depth = primary key; shorter stacks first
-    mat = mat[order]
-    by_depth = np.ascontiguousarray(mat.T)
+    by_depth = np.take(by_depth, order, axis=1)
     slen = lengths[order]
     lcp = np.zeros(n_stacks, dtype=np.int64)
-    if n_stacks > 1:
-        differ = mat[1:] != mat[:-1]
-        first = np.argmax(differ, axis=1)
-        lcp[1:] = np.where(differ[np.arange(n_stacks - 1), first], first, maxd)
+    same = np.ones(n_stacks - 1, dtype=bool)
+    for d in range(maxd):  # longest common prefix with the previous stack
+        row = by_depth[d]
+        same &= row[1:] == row[:-1]
+        if not same.any():
+            break
+        lcp[1:] += same
+    lcp = np.minimum(lcp, slen)
+    # new nodes: cells (s, d) with lcp[s] <= d < slen[s], listed level by level (stacks in
+    # sorted order within a level, so parents never move backwards)
     fid_of_key = np.concatenate([np.zeros(1, np.uint64), uf.astype(np.uint64)])
-    chain = np.empty((maxd, n_stacks), dtype=np.uint64)
-    chain[0] = mix(np.full(n_stacks, np.uint64(ROOT_ID), dtype=np.uint64), fid_of_key[by_depth[0]])
-    for d in range(1, maxd):
-        chain[d] = mix(chain[d - 1], fid_of_key[by_depth[d]])
-    node_mat = np.ascontiguousarray(chain.T).ravel()
-    del chain
-    depths = np.arange(maxd, dtype=np.int64)
-    new = (depths[None, :] >= lcp[:, None]) & (depths[None, :] < slen[:, None])
-    flat = np.flatnonzero(new)
-    del new
-    d = flat % maxd
-    nid = node_mat[flat]
-    pid = node_mat[np.maximum(flat - 1, 0)]
-    pid[d == 0] = np.uint64(ROOT_ID)
-    nfid = fid_of_key[mat.ravel()[flat]]
-    leaf = np.full(n_stacks, np.uint64(ROOT_ID), dtype=np.uint64)
-    nonempty = lengths > 0
-    rows = np.empty(n_stacks, dtype=np.int64)
-    rows[order] = np.arange(n_stacks, dtype=np.int64)
-    leaf[nonempty] = node_mat[rows[nonempty] * maxd + lengths[nonempty] - 1]
-    return nid, pid, nfid, (d + 1).astype(np.uint32), leaf
+    out_id: list[np.ndarray] = []
+    out_parent: list[np.ndarray] = []
+    out_fid: list[np.ndarray] = []
+    out_row: list[np.ndarray] = []
+    last_id = np.full(n_stacks, np.uint64(ROOT_ID), dtype=np.uint64)
+    prev_ids = np.full(1, np.uint64(ROOT_ID), dtype=np.uint64)
+    prev_cells = np.zeros(1, dtype=np.int64)
+    prev_first = -1  # row of the previous level's first node (-1: the root)
+    rows = 0
+    for d in range(maxd):
+        cells = np.flatnonzero((lcp <= d) & (slen > d))
+        if len(cells) == 0:
+            break
+        # parent: the previous level's latest node at or before stack s
+        parent = np.searchsorted(prev_cells, cells, side="right") - 1 if d else np.zeros(len(cells), np.int64)
+        fid_d = fid_of_key[by_depth[d, cells]]
+        pids = prev_ids[parent]
+        ids = mix(pids, fid_d)
+        last_id[cells] = ids
+        out_id.append(ids)
+        out_parent.append(pids)
+        out_fid.append(fid_d)
+        out_row.append(parent + prev_first if d else np.full(len(cells), -1, dtype=np.int64))
+        prev_ids, prev_cells, prev_first = ids, cells, rows
+        rows += len(cells)
+    owner = np.where(slen > lcp, np.arange(n_stacks, dtype=np.int64), -1)
+    np.maximum.accumulate(owner, out=owner)  # a duplicate stack's leaf is its twin's
+    leaf_sorted = np.where((slen > 0) & (owner >= 0), last_id[np.maximum(owner, 0)], np.uint64(ROOT_ID))
+    leaf = np.empty(n_stacks, dtype=np.uint64)
+    leaf[order] = leaf_sorted
+    depth = np.repeat(np.arange(1, len(out_id) + 1, dtype=np.uint32), [len(a) for a in out_id])
+    return np.concatenate(out_id), np.concatenate(out_parent), np.concatenate(out_fid), depth, leaf, np.concatenate(out_row)
 
 
 def _chain_node_ids(offsets: np.ndarray, fid: np.ndarray) -> np.ndarray:

@@ -34,7 +34,7 @@ import numpy as np
 import polars as pl
 
 from fleetprof.model.hashing import ROOT_ID, frame_ids, mix
-from fleetprof.model.profile import Profile, positions
+from fleetprof.model.profile import Profile, parent_rows_hint, positions
 
 ROOT_NAME = "total"
 OTHER_NAME = "other"
@@ -132,6 +132,10 @@ def _levels(depth: np.ndarray) -> list[np.ndarray]:
     """Row indices grouped by depth, shallowest first."""
     if len(depth) == 0:
         return []
+    if depth[0] <= depth[-1] and np.all(depth[1:] >= depth[:-1]):  # already level by level
+        bounds = np.flatnonzero(depth[1:] != depth[:-1]) + 1
+        edges = np.concatenate([[0], bounds, [len(depth)]])
+        return [np.arange(a, b, dtype=np.int64) for a, b in zip(edges[:-1], edges[1:], strict=True)]
     small = depth.astype(np.uint16) if int(depth.max()) < 65536 else depth  # radix sort
     order = np.argsort(small, kind="stable")
     bounds = np.flatnonzero(np.diff(depth[order])) + 1
@@ -139,12 +143,19 @@ def _levels(depth: np.ndarray) -> list[np.ndarray]:
 
 
 def _subtree_totals(self_vals: np.ndarray, parent: np.ndarray, levels: list[np.ndarray]) -> np.ndarray:
-    """Exact int64 subtree sums, propagated deepest level first."""
+    """Exact int64 subtree sums, propagated deepest level first (a level whose parents are
+    in non-decreasing order adds whole runs of siblings at once)."""
     total = self_vals.copy()
     for level in reversed(levels):
         level = level[parent[level] >= 0]
-        if len(level):
-            np.add.at(total, parent[level], total[level])
+        if len(level) == 0:
+            continue
+        p = parent[level]
+        if np.all(p[1:] >= p[:-1]):
+            starts = np.flatnonzero(np.concatenate([[True], p[1:] != p[:-1]]))
+            total[p[starts]] += np.add.reduceat(total[level], starts, axis=0)
+        else:
+            np.add.at(total, p, total[level])
     return total
 
 
@@ -223,6 +234,18 @@ def _parent_positions(nid: np.ndarray, pid: np.ndarray, levels: list[np.ndarray]
     return parent
 
 
+def _hinted_parents(nodes: pl.DataFrame, nid: np.ndarray, pid: np.ndarray) -> np.ndarray | None:
+    """Parent rows remembered by :func:`~fleetprof.model.build` for this node table, once
+    checked against ``parent_id`` (``None`` when there is no hint or it does not hold)."""
+    hint = parent_rows_hint(nodes)
+    if hint is None or len(hint) != len(nid) or (len(hint) and int(hint.max()) >= len(nid)):
+        return None
+    top = hint < 0
+    if np.any(pid[top] != np.uint64(ROOT_ID)) or not np.array_equal(nid[hint[~top]], pid[~top]):
+        return None
+    return hint
+
+
 def _preorder_parents(nid: np.ndarray, pid: np.ndarray, depth: np.ndarray, levels: list[np.ndarray]) -> np.ndarray | None:
     """Parent rows if the node table is in DFS pre-order (as :func:`~fleetprof.model.build`
     writes it), else ``None``. In pre-order the depth rises by at most one from row to row
@@ -297,13 +320,18 @@ def call_tree(
     pid = nodes["parent_id"].to_numpy()
     depth = nodes["depth"].to_numpy().astype(np.int64)
     levels = _levels(depth)
-    parent = _preorder_parents(nid, pid, depth, levels)
+    parent = _hinted_parents(nodes, nid, pid)
+    preorder = False
+    if parent is None:
+        parent = _preorder_parents(nid, pid, depth, levels)
+        preorder = parent is not None
+    if parent is None:
+        parent = _parent_positions(nid, pid, levels)
     samples = profile.samples.select("node_id", col).filter(pl.col(col) != 0)
     self_vals, root_self = _self_values(nid, samples["node_id"].to_numpy(), samples[col].to_numpy().astype(np.int64))
-    if parent is not None:
+    if preorder:
         total = _preorder_totals(self_vals, parent, levels)
     else:
-        parent = _parent_positions(nid, pid, levels)
         total = _subtree_totals(self_vals, parent, levels)
     root_total = root_self + int(total[parent < 0].sum())
 

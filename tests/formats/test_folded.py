@@ -3,13 +3,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from textprof import frame_rows, stacks
 
 from fleetprof.formats.errors import TRUNCATED_FRAME, Limits, ProfileFormatError
-from fleetprof.formats.folded import decode_folded, encode_folded, parse_frame
+from fleetprof.formats.folded import _parse_vectorized, decode_folded, encode_folded, parse_frame
 from fleetprof.model import ValueType, frame_id
 
 REPO = Path(__file__).resolve().parents[2]
@@ -323,3 +324,70 @@ def test_small_and_vectorised_paths_agree(text, keep_lines):
     data = text.encode()
     kw = {"keep_lines": keep_lines, "limits": Limits(max_stack_depth=3, max_string_length=12)}
     assert outcome(decode_folded, data, vectorized=True, **kw) == outcome(decode_folded, data, vectorized=False, **kw)
+
+
+PLAIN = st.lists(
+    st.sampled_from(list("ab;# 0123:().py\n") + ["x 12\n", " 5\n", "a;b 1\n", "#c 3\n", "a 99999999999999999\n", ";;"]),
+    max_size=40,
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(PLAIN, st.booleans())
+def test_byte_level_parser_agrees_with_small_path(text, keep_lines):
+    from fleetprof.formats.folded import _parse_bytes
+
+    data = text.encode()
+    kw = {"keep_lines": keep_lines, "limits": Limits(max_stack_depth=3, max_string_length=12)}
+    assert outcome(decode_folded, data, vectorized=True, **kw) == outcome(decode_folded, data, vectorized=False, **kw)
+    parsed = _parse_bytes(data, Limits())
+    if parsed is not None:  # where it answers, it answers like the string-kernel path
+        stacks, counts, linenos = parsed
+        ref_stacks, ref_counts, ref_linenos = _parse_vectorized(data.decode(), Limits())
+        assert stacks.to_list() == ref_stacks.to_list()
+        assert counts.tolist() == ref_counts.tolist()
+        assert linenos.tolist() == ref_linenos.tolist()
+
+
+def test_byte_level_parser_takes_plain_files_and_declines_the_rest():
+    from fleetprof.formats.folded import _parse_bytes
+
+    stacks, counts, linenos = _parse_bytes(b"a;bb;a-very-long-frame-name 3\n 2\n\nx;y 12345678901\n", Limits())
+    assert stacks.to_list() == ["a;bb;a-very-long-frame-name", "", "x;y"]
+    assert counts.tolist() == [3, 2, 12345678901]
+    assert linenos.tolist() == [0, 1, 3]
+    for text in [b"a 1\r\n", b"a\t1\n", b"# c\na 1\n", b"a 1 \n", b"a  1\n", b" a 1\n", b"a x\n", b"\xc3\xa9 1\n", b"a\n"]:
+        assert _parse_bytes(text, Limits()) is None, text
+    assert _parse_bytes(b"a 1234567890123456789\n", Limits()) is None  # 19 digits: the general path checks
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(0, 40), max_size=3000), st.integers(0, 2**64 - 1))
+def test_dense_codes_group_equal_keys(small, salt):
+    from fleetprof.formats.folded import _dense_codes
+
+    keys = (np.array(small, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)) ^ np.uint64(salt)
+    codes, first = _dense_codes(keys)
+    assert len(first) == len(set(keys.tolist()))
+    assert (keys[first[codes]] == keys).all()
+    assert codes.min(initial=0) >= 0 and codes.max(initial=-1) < len(first)
+
+
+def test_dense_codes_grow_past_the_sample_estimate():
+    from fleetprof.formats.folded import _dense_codes
+
+    keys = np.concatenate([np.zeros(70_000, np.uint64), np.arange(1, 50_001, dtype=np.uint64) * np.uint64(2**40 + 7)])
+    codes, first = _dense_codes(keys)
+    assert len(first) == 50_001
+    assert (keys[first[codes]] == keys).all()
+
+
+def test_intern_survives_a_hash_collision(monkeypatch):
+    import polars as pl
+
+    from fleetprof.formats import folded
+
+    tokens = pl.Series("f", ["a", "b", "a", "c"])
+    monkeypatch.setattr(folded, "_dense_codes", lambda keys: (np.zeros(len(keys), np.int64), np.zeros(1, np.int64)))
+    codes, uniq = folded._intern(tokens)
+    assert [uniq[int(c)] for c in codes] == ["a", "b", "a", "c"]

@@ -27,17 +27,33 @@ def test_prefix_tree_matches_hashed_nodes(stacks, ftab):
         assert got is None
         return
     assert got is not None
-    nid, pid, fid, depth, gleaf = got
+    nid, pid, fid, depth, gleaf, prow = got
     assert len(np.unique(nid)) == len(nid)
     assert sorted(zip(nid.tolist(), pid.tolist(), fid.tolist(), depth.tolist(), strict=True)) == sorted(nodes.rows())
     assert gleaf.tolist() == leaf.tolist()
-    # DFS pre-order: every parent is the nearest earlier node one level up
-    for i in range(len(nid)):
-        if depth[i] == 1:
-            assert pid[i] == ROOT_ID
-        else:
-            j = max(k for k in range(i) if depth[k] == depth[i] - 1)
-            assert nid[j] == pid[i]
+    # level by level; parent rows point at the parents, in non-decreasing order per level
+    assert (np.diff(depth.astype(np.int64)) >= 0).all()
+    top = depth == 1
+    assert (prow[top] == -1).all() and (pid[top] == ROOT_ID).all()
+    assert (nid[prow[~top]] == pid[~top]).all()
+    for d in range(2, int(depth.max()) + 1):
+        assert (np.diff(prow[depth == d]) >= 0).all()
+
+
+def test_build_remembers_parent_rows_of_large_tables():
+    from fleetprof.model import Stacks, ValueType, build
+    from fleetprof.model.profile import parent_rows_hint
+
+    n = 60_000
+    offsets = np.arange(0, 2 * n + 1, 2, dtype=np.int64)
+    fidx = np.stack([np.zeros(n, np.int64), np.arange(1, n + 1)], axis=1).ravel()
+    names = [f"f{i}" for i in range(n + 1)]
+    p = build(Stacks(names, [""] * (n + 1), offsets, fidx, np.ones((n, 1), np.int64)), [ValueType("samples", "count")])
+    hint = parent_rows_hint(p.nodes)
+    assert hint is not None
+    nid, pid = p.nodes["node_id"].to_numpy(), p.nodes["parent_id"].to_numpy()
+    assert (nid[hint[hint >= 0]] == pid[hint >= 0]).all() and (pid[hint < 0] == ROOT_ID).all()
+    assert parent_rows_hint(p.nodes.clone()) is None
 
 
 def test_padding_bound_falls_back():
