@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from fleetprof.metastore.index import Index, SegmentEntry
 from fleetprof.model.groupsum import sum_by_key
@@ -306,55 +307,81 @@ def merge_segments(
     return Profile(sample_types, frames, nodes, samples, labels, **meta)  # type: ignore[arg-type]
 
 
-def _tree_of(leaves: np.ndarray, segs: Sequence[Segment]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Model node and frame tables of ``leaves`` and their ancestors, taken from the first
-    segments (in order) that hold each leaf; one cheap ``isin`` per segment until every
-    leaf is covered."""
-    todo = np.unique(leaves[leaves != np.uint64(ROOT_ID)])
-    node_parts: list[pl.DataFrame] = []
-    frame_parts: list[pl.DataFrame] = []
-    # Segments with more distinct leaves first: fewer node tables cover every leaf.
+_TREE_COLUMNS = ("nodes.parent", "nodes.frame", "nodes.depth", "frames.name", "frames.file", "frames.line")
+
+
+def _covering(leaves: np.ndarray, segs: Sequence[Segment]) -> list[tuple[Segment, np.ndarray]]:
+    """For every leaf id in ``leaves`` one segment whose leaf table holds it: ``(segment,
+    leaf-table rows)`` pairs. Segments with more distinct leaves are preferred, so few
+    segments cover all. One hash group-by over all segments' leaf tables."""
     sizes = np.array([seg.rows("leaves") for seg in segs], dtype=np.int64)
-    for k in np.argsort(-sizes, kind="stable"):
-        seg = segs[k]
-        if not len(todo):
-            break
-        lid = seg.leaf_ids()
-        hit = np.isin(lid, todo)
-        if not hit.any():
-            continue
+    order = np.argsort(-sizes, kind="stable")
+    cat = _cat([segs[k].leaf_ids() for k in order], np.uint64)
+    seg_of = np.repeat(order, sizes[order])
+    start = np.repeat(np.cumsum(sizes[order]) - sizes[order], sizes[order])
+    first = (
+        pl.DataFrame({"k": cat}, schema={"k": pl.UInt64})
+        .with_row_index("i")
+        .filter(pl.col("k").is_in(pl.Series(leaves, dtype=pl.UInt64).implode()))
+        .group_by("k")
+        .agg(pl.col("i").min())
+    )
+    if first.height < len(leaves):
+        raise SegmentCorrupt(f"{len(leaves) - first.height} sampled leaves are missing from every segment's leaf table")
+    i = np.sort(first["i"].to_numpy().astype(np.int64))
+    owner = seg_of[i]
+    out = []
+    bounds = np.flatnonzero(np.diff(owner)) + 1
+    for grp in np.split(np.arange(len(i)), bounds) if len(i) else []:
+        k = int(owner[grp[0]])
+        out.append((segs[k], i[grp] - start[i[grp]]))
+    return out
+
+
+def _tree_of(leaves: np.ndarray, segs: Sequence[Segment]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Model node and frame tables of ``leaves`` and their ancestors, each leaf's path taken
+    from one segment that holds it (see :func:`_covering`); a few array steps per segment."""
+    todo = np.unique(leaves[leaves != np.uint64(ROOT_ID)])
+    cols: dict[str, list[Any]] = {k: [] for k in ("node_id", "parent_id", "frame_id", "depth", "fid", "name", "file", "line")}
+    for seg, lrows in (_covering(todo, segs) if len(todo) else []):
+        seg.read_columns(_TREE_COLUMNS)  # one Parquet read for the node and frame tables
         prow, frow, depth = seg.node_arrays()
-        rows = seg.leaf_rows()[hit]
+        rows = seg.leaf_rows()[lrows]
         used = ancestors_mask(prow, depth, rows)
         keep = np.flatnonzero(used)
         sub = np.cumsum(used) - 1  # row -> row among the kept (parents stay before children)
         pr = prow[keep]
         pk = np.where(pr >= 0, sub[np.maximum(pr, 0)], -1)
-        fr = frow[keep]
-        fpos, finv = np.unique(fr, return_inverse=True)
-        ft = seg.frames_at(fpos)
-        fid = ft["frame_id"].to_numpy()[finv]
+        fpos, finv = np.unique(frow[keep], return_inverse=True)
+        fid_u, name, file, line = seg.frames_at(fpos)
+        fid = fid_u[finv.reshape(-1)]
         nid = node_ids_from_rows(pk, fid, depth[keep])
         got = np.where(rows >= 0, nid[sub[np.maximum(rows, 0)]], np.uint64(ROOT_ID)).astype(np.uint64)
-        if not np.array_equal(got, lid[hit]):
+        if not np.array_equal(got, seg.leaf_ids()[lrows]):
             raise SegmentCorrupt("stored leaf ids do not match the node table")
-        node_parts.append(pl.DataFrame(
+        cols["node_id"].append(nid)
+        cols["parent_id"].append(np.where(pk >= 0, nid[np.maximum(pk, 0)], np.uint64(ROOT_ID)).astype(np.uint64))
+        cols["frame_id"].append(fid)
+        cols["depth"].append(depth[keep])
+        for k, v in (("fid", fid_u), ("name", name), ("file", file), ("line", line)):
+            cols[k].append(v)
+    nodes = pl.DataFrame(
+        {
+            "node_id": _cat(cols["node_id"], np.uint64), "parent_id": _cat(cols["parent_id"], np.uint64),
+            "frame_id": _cat(cols["frame_id"], np.uint64), "depth": _cat(cols["depth"], np.uint32),
+        },
+        schema=NODES_SCHEMA,
+    ).unique("node_id", keep="first")
+    if cols["fid"]:
+        frames = pl.DataFrame(
             {
-                "node_id": nid,
-                "parent_id": np.where(pk >= 0, nid[np.maximum(pk, 0)], np.uint64(ROOT_ID)).astype(np.uint64),
-                "frame_id": fid,
-                "depth": depth[keep].astype(np.uint32),
+                "frame_id": _cat(cols["fid"], np.uint64), "name": pa.concat_arrays(cols["name"]),
+                "file": pa.concat_arrays(cols["file"]), "line": pa.concat_arrays(cols["line"]),
             },
-            schema=NODES_SCHEMA,
-        ))
-        frame_parts.append(ft)
-        todo = todo[~np.isin(todo, lid[hit])]
-    if len(todo):
-        raise SegmentCorrupt(f"{len(todo)} sampled leaves are missing from every segment's leaf table")
-    nodes = pl.concat(node_parts).unique("node_id", keep="first") if node_parts else pl.DataFrame(schema=NODES_SCHEMA)
-    frames = (
-        pl.concat(frame_parts).unique("frame_id", keep="first") if frame_parts else pl.DataFrame(schema=FRAMES_SCHEMA)
-    )
+            schema=FRAMES_SCHEMA,
+        ).unique("frame_id", keep="first")
+    else:
+        frames = pl.DataFrame(schema=FRAMES_SCHEMA)
     return nodes, frames
 
 

@@ -238,10 +238,10 @@ def _lookup(keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
     return np.where(sk[i] == queries, order[i], -1).astype(np.int64)
 
 
-def _bfs_layout(nodes: pl.DataFrame, frames: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _bfs_layout(nodes: pl.DataFrame, frame_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Order nodes breadth-first (depth, parent row, frame row); return
-    ``(node_id in that order, parent row, frame row, depth)``. One step per depth level."""
-    frame_keys = frames["frame_id"].to_numpy()
+    ``(node_id in that order, parent row, frame row, depth)``; ``frame_keys`` are the frame
+    ids in frame-row order. One step per depth level."""
     nid = nodes["node_id"].to_numpy()
     pid = nodes["parent_id"].to_numpy()
     depth = nodes["depth"].to_numpy().astype(np.int64)
@@ -291,10 +291,27 @@ def _padded(arr: pa.Array, n: int) -> pa.Array:
     return arr if len(arr) == n else pa.concat_arrays([arr, pa.nulls(n - len(arr), arr.type)])
 
 
+def _codes(values: np.ndarray) -> np.ndarray:
+    """Sort rank of each value (equal values share a rank): lexsort keys for strings."""
+    if not len(values):
+        return np.zeros(0, dtype=np.int64)
+    return np.unique(values, return_inverse=True)[1].reshape(-1)
+
+
+def _strings(col: pl.Series) -> np.ndarray:
+    return (col.fill_null("") if col.null_count() else col).to_numpy().astype(object, copy=False)
+
+
 def encode_segment(batch: SegmentBatch, *, tenant: str, level: int = 0, created_ms: int = 0) -> bytes:
-    """Encode ``batch`` into one segment object (see module docstring)."""
-    frames = batch.frames.sort(["file", "name", "line"])
-    node_ids, prow, frow, depth = _bfs_layout(batch.nodes, frames)
+    """Encode ``batch`` into one segment object (see module docstring). The small
+    per-segment tables are arranged with numpy (a polars query per tiny table costs more
+    than the work)."""
+    bf = batch.frames
+    f_id, f_name, f_file = bf["frame_id"].to_numpy(), _strings(bf["name"]), _strings(bf["file"])
+    f_line = bf["line"].fill_null(0).to_numpy().astype(np.int64)
+    order = np.lexsort((f_line, _codes(f_name), _codes(f_file)))  # by (file, name, line)
+    f_id, f_name, f_file, f_line = f_id[order], f_name[order], f_file[order], f_line[order]
+    node_ids, prow, frow, depth = _bfs_layout(batch.nodes, f_id)
     s = batch.samples
     s_node = s["node_id"].to_numpy()
     leaf_ids = np.unique(s_node)
@@ -311,58 +328,63 @@ def encode_segment(batch: SegmentBatch, *, tenant: str, level: int = 0, created_
     lrow = np.where(lrow >= 0, newrow[np.maximum(lrow, 0)], -1) if len(newrow) else lrow
     fkeep = np.unique(frow)
     frow = np.searchsorted(fkeep, frow)
-    frames = frames[fkeep] if len(fkeep) else frames.clear()
-    derived = derive_frame_ids(frames["name"].to_list(), frames["file"].to_list(), frames["line"].to_list())
-    store_ids = not np.array_equal(derived, frames["frame_id"].to_numpy())
+    f_id, f_name, f_file, f_line = f_id[fkeep], f_name[fkeep], f_file[fkeep], f_line[fkeep]
+    derived = derive_frame_ids(f_name.tolist(), f_file.tolist(), f_line.tolist())
+    store_ids = not np.array_equal(derived, f_id)
     # Leaves in node-row order; each sample points at its leaf row.
     lorder = np.argsort(lrow, kind="stable")
     leaf_of_id = np.empty(len(lorder), dtype=np.int64)
     leaf_of_id[lorder] = np.arange(len(lorder))
     s_leaf = leaf_of_id[np.searchsorted(leaf_ids, s_node)] if len(s_node) else np.zeros(0, np.int64)
-    # Series (sorted by service, id) and their labels.
-    svc = batch.labels.filter(pl.col("key") == "service_name").select("series_id", pl.col("value").alias("service_name"))
-    series = (
-        pl.DataFrame({"series_id": np.unique(s["series_id"].to_numpy())}, schema={"series_id": pl.UInt64})
-        .join(svc.unique("series_id", keep="first"), on="series_id", how="left")
-        .with_columns(pl.col("service_name").fill_null(""))
-        .sort(["service_name", "series_id"])
-    )
-    sids = series["series_id"].to_numpy()
-    labels = batch.labels.filter(pl.col("series_id").is_in(series["series_id"].implode())).unique()
-    lab_series = _lookup(sids, labels["series_id"].to_numpy())
-    labels = labels.with_columns(pl.Series("series", lab_series, dtype=pl.Int32)).sort(["series", "key"])
-    samples = pl.DataFrame({
-        "profile_type": s["profile_type"],
-        "series": _lookup(sids, s["series_id"].to_numpy()).astype(np.int32),
-        "time_ms": s["time_ms"],
-        "leaf": s_leaf.astype(np.int32),
-        "value": s["value"],
-    }).sort(["profile_type", "series", "time_ms", "leaf"])
+    # Series (sorted by service, id) and their labels (sorted by series row, key, value).
+    s_sid = s["series_id"].to_numpy()
+    bl = batch.labels
+    l_sid, l_key, l_val = bl["series_id"].to_numpy(), _strings(bl["key"]), _strings(bl["value"])
+    sids = np.unique(s_sid)
+    is_svc = l_key == "service_name"
+    svc_of = dict(zip(l_sid[is_svc].tolist(), l_val[is_svc].tolist(), strict=True))
+    svc = np.array([svc_of.get(x, "") for x in sids.tolist()], dtype=object)
+    order = np.lexsort((sids, _codes(svc)))
+    sids, svc = sids[order], svc[order]
+    lab_series = _lookup(sids, l_sid)
+    inside = lab_series >= 0
+    lab_series, l_key, l_val = lab_series[inside], l_key[inside], l_val[inside]
+    kc, vc = _codes(l_key), _codes(l_val)
+    order = np.lexsort((vc, kc, lab_series))
+    lab_series, l_key, l_val, kc, vc = lab_series[order], l_key[order], l_val[order], kc[order], vc[order]
+    if len(order) > 1:  # drop duplicate label rows
+        first = np.concatenate([[True], (np.diff(lab_series) != 0) | (np.diff(kc) != 0) | (np.diff(vc) != 0)])
+        lab_series, l_key, l_val = lab_series[first], l_key[first], l_val[first]
+    s_type = _strings(s["profile_type"])
+    s_series = _lookup(sids, s_sid)
+    s_time, s_value = s["time_ms"].to_numpy(), s["value"].to_numpy()
+    order = np.lexsort((s_leaf, s_time, s_series, _codes(s_type)))
+    s_type, s_series, s_time, s_leaf, s_value = (x[order] for x in (s_type, s_series, s_time, s_leaf, s_value))
     cols: dict[str, pa.Array] = {
-        "frames.name": pa.array(frames["name"].to_arrow(), pa.string()),
-        "frames.file": pa.array(frames["file"].to_arrow(), pa.string()),
-        "frames.line": pa.array(frames["line"].to_numpy(), pa.int64()),
+        "frames.name": pa.array(f_name, pa.string()),
+        "frames.file": pa.array(f_file, pa.string()),
+        "frames.line": pa.array(f_line, pa.int64()),
         "nodes.parent": pa.array(prow.astype(np.int32), pa.int32()),
         "nodes.frame": pa.array(frow.astype(np.int32), pa.int32()),
         "nodes.depth": pa.array(depth.astype(np.uint16), pa.uint16()),
         "leaves.node": pa.array(lrow[lorder].astype(np.int32), pa.int32()),
         "leaves.node_id": pa.array(leaf_ids[lorder], pa.uint64()),
         "series.series_id": pa.array(sids, pa.uint64()),
-        "series.service_name": pa.array(series["service_name"].to_arrow(), pa.string()),
-        "labels.series": pa.array(labels["series"].to_numpy(), pa.int32()),
-        "labels.key": pa.array(labels["key"].to_arrow(), pa.string()),
-        "labels.value": pa.array(labels["value"].to_arrow(), pa.string()),
-        "samples.profile_type": pa.array(samples["profile_type"].to_arrow(), pa.string()),
-        "samples.series": pa.array(samples["series"].to_numpy(), pa.int32()),
-        "samples.time_ms": pa.array(samples["time_ms"].to_numpy(), pa.int64()),
-        "samples.leaf": pa.array(samples["leaf"].to_numpy(), pa.int32()),
-        "samples.value": pa.array(samples["value"].to_numpy(), pa.int64()),
+        "series.service_name": pa.array(svc, pa.string()),
+        "labels.series": pa.array(lab_series.astype(np.int32), pa.int32()),
+        "labels.key": pa.array(l_key, pa.string()),
+        "labels.value": pa.array(l_val, pa.string()),
+        "samples.profile_type": pa.array(s_type, pa.string()),
+        "samples.series": pa.array(s_series.astype(np.int32), pa.int32()),
+        "samples.time_ms": pa.array(s_time, pa.int64()),
+        "samples.leaf": pa.array(s_leaf.astype(np.int32), pa.int32()),
+        "samples.value": pa.array(s_value, pa.int64()),
     }
     if store_ids:
-        cols["frames.frame_id"] = pa.array(frames["frame_id"].to_numpy(), pa.uint64())
+        cols["frames.frame_id"] = pa.array(f_id, pa.uint64())
     rows = {
-        "frames": frames.height, "nodes": len(prow), "leaves": len(leaf_ids), "series": len(sids),
-        "labels": labels.height, "samples": samples.height,
+        "frames": len(f_id), "nodes": len(prow), "leaves": len(leaf_ids), "series": len(sids),
+        "labels": len(lab_series), "samples": len(s_value),
     }
     n = max(rows.values())
     table = pa.table({k: _padded(v, n) for k, v in cols.items()})
@@ -380,16 +402,15 @@ def encode_segment(batch: SegmentBatch, *, tenant: str, level: int = 0, created_
         store_schema=False,
     )
     body = sink.getvalue()
-    times = s["time_ms"]
     meta = {
         "tenant": tenant,
         "level": int(level),
         "created_ms": int(created_ms),
-        "min_time_ms": int(times.min()) if s.height else 0,  # type: ignore[arg-type]
-        "max_time_ms": int(times.max()) if s.height else 0,  # type: ignore[arg-type]
-        "samples": s.height,
-        "services": sorted(x for x in series["service_name"].unique().to_list() if x),
-        "profile_types": sorted(s["profile_type"].unique().to_list()),
+        "min_time_ms": int(s_time.min()) if len(s_time) else 0,
+        "max_time_ms": int(s_time.max()) if len(s_time) else 0,
+        "samples": len(s_value),
+        "services": sorted({x for x in svc.tolist() if x}),
+        "profile_types": sorted(set(s_type.tolist())),
         "rows": rows,
         "frame_ids": "stored" if store_ids else "derived",
     }
@@ -407,6 +428,12 @@ def encode_segment(batch: SegmentBatch, *, tenant: str, level: int = 0, created_
 _READ_ERRORS = (pa.ArrowException, OSError, KeyError, ValueError, IndexError)
 SAMPLE_COLUMNS = ("profile_type", "series_id", "time_ms", "node", "node_id", "value", "series", "leaf")
 """Logical columns of ``Segment.table("samples")`` (``series``/``leaf`` are the stored rows)."""
+
+
+_LAYOUT = [f"{t}.{c}" for t in TABLES for c, _ in COLUMNS[t] if c != "frame_id"]
+_COLUMN_INDEX: dict[int, dict[str, int]] = {}
+"""Column positions by column count (the encoder writes one fixed order); every read
+checks the names it got and falls back to a lookup by name."""
 
 
 class _Body:
@@ -430,12 +457,22 @@ class _Body:
                 if row_groups is None:
                     return self._file.read(columns=list(columns), use_threads=False)
                 return self._file.read_row_groups(list(row_groups), columns=list(columns), use_threads=False)
-            idx = [self._reader.column_name_idx(c) for c in columns]
-            if row_groups is None:
-                return self._reader.read_all(column_indices=idx, use_threads=False)
-            return self._reader.read_row_groups(list(row_groups), column_indices=idx, use_threads=False)
+            known = _COLUMN_INDEX.get(self.metadata.num_columns)
+            idx = [known.get(c, -1) for c in columns] if known else []
+            t = self._read(idx, row_groups) if idx and min(idx) >= 0 else None
+            if t is None or t.schema.names != list(columns):  # unseen layout: look the names up
+                if self.metadata.num_columns in (len(_LAYOUT), len(_LAYOUT) + 1) and known is None:
+                    paths = [".".join(p) for p in self._reader.column_paths]
+                    _COLUMN_INDEX[self.metadata.num_columns] = {c: i for i, c in enumerate(paths)}
+                t = self._read([self._reader.column_name_idx(c) for c in columns], row_groups)
+            return t
         except _READ_ERRORS as e:
             raise SegmentCorrupt(f"segment columns {list(columns)}: {e}") from e
+
+    def _read(self, idx: list[int], row_groups: Sequence[int] | None) -> pa.Table:
+        if row_groups is None:
+            return self._reader.read_all(column_indices=idx, use_threads=False)
+        return self._reader.read_row_groups(list(row_groups), column_indices=idx, use_threads=False)
 
 
 @dataclass
@@ -446,7 +483,7 @@ class Segment:
 
     meta: dict[str, Any]
     body: memoryview
-    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+    _cache: dict[Any, Any] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -472,7 +509,10 @@ class Segment:
         """Approximate memory held: the object bytes plus the memoised columns."""
         total = len(self.body)
         for v in list(self._cache.values()):
-            total += int(getattr(v, "nbytes", 0) or 0)
+            if isinstance(v, dict):
+                total += sum(int(getattr(x, "nbytes", 0) or 0) for x in v.values())
+            else:
+                total += int(getattr(v, "nbytes", 0) or 0)
         return total
 
     # -- raw columns ---------------------------------------------------------------------
@@ -538,14 +578,14 @@ class Segment:
             {"frame_id": self.frame_ids(), "name": name, "file": file, "line": line}, schema=FRAMES_SCHEMA
         )
 
-    def frames_at(self, rows: np.ndarray) -> pl.DataFrame:
-        """Rows ``rows`` of the model frame table (ids derived only for those rows)."""
+    def frames_at(self, rows: np.ndarray) -> tuple[np.ndarray, pa.Array, pa.Array, pa.Array]:
+        """``(frame_id, name, file, line)`` of frame rows ``rows`` (ids derived only for those)."""
         name, file, line = (c.take(pa.array(rows, pa.int64())) for c in self.columns("frames", ["name", "file", "line"]))
         if self.meta.get("frame_ids") == "stored" or "#frame_ids" in self._cache:
             fid = self.frame_ids()[rows]
         else:
             fid = derive_frame_ids(name.to_pylist(), file.to_pylist(), line.to_pylist())
-        return pl.DataFrame({"frame_id": fid, "name": name, "file": file, "line": line}, schema=FRAMES_SCHEMA)
+        return fid, name, file, line
 
     def leaf_ids(self) -> np.ndarray:
         """Model node id of every ``leaves`` row."""
@@ -647,7 +687,22 @@ class Segment:
         return {c: arrs[c] for c in names}
 
     def sample_arrays(self, columns: Sequence[str], filters: Any = None) -> dict[str, np.ndarray]:
-        """Logical sample columns (``SAMPLE_COLUMNS``) as numpy arrays (strings as objects)."""
+        """Logical sample columns (``SAMPLE_COLUMNS``) as numpy arrays (strings as objects).
+
+        When the metadata proves every filter (the usual case for a query over a time
+        range that covers the segment), the result is memoised: callers must not modify it."""
+        whole = not [c for c in (filters or ()) if not self._proven(c)]
+        key = ("#samples", tuple(columns))
+        if whole:
+            hit = self._cache.get(key)
+            if hit is not None:
+                return hit  # type: ignore[no-any-return]
+        out = self._sample_arrays(columns, filters)
+        if whole:
+            self._cache[key] = out
+        return out
+
+    def _sample_arrays(self, columns: Sequence[str], filters: Any) -> dict[str, np.ndarray]:
         stored = []
         for c in columns:
             if c not in SAMPLE_COLUMNS:
@@ -657,21 +712,17 @@ class Segment:
                  if c in columns and x not in self._cache]
         raw = self._stored_samples(list(dict.fromkeys(stored)), filters, extra)
         out: dict[str, np.ndarray] = {}
-        for c in columns:
-            if c == "series_id":
-                row = raw["series"].to_numpy()
-                sids = self.series_ids()
-                if len(row) and (row.min() < 0 or row.max() >= len(sids)):
-                    raise SegmentCorrupt("samples reference series outside the series table")
-                out[c] = sids[row]
-            elif c in ("node", "node_id"):
-                leaf = raw["leaf"].to_numpy()
-                ref = self.leaf_rows() if c == "node" else self.leaf_ids()
-                if len(leaf) and (leaf.min() < 0 or leaf.max() >= len(ref)):
-                    raise SegmentCorrupt("samples reference leaves outside the leaf table")
-                out[c] = ref[leaf]
-            else:
-                out[c] = raw[c].to_numpy(zero_copy_only=False)
+        try:  # rows as uint32: a negative or too large row raises instead of wrapping
+            for c in columns:
+                if c == "series_id":
+                    out[c] = self.series_ids()[raw["series"].to_numpy().view(np.uint32)]
+                elif c in ("node", "node_id"):
+                    ref = self.leaf_rows() if c == "node" else self.leaf_ids()
+                    out[c] = ref[raw["leaf"].to_numpy().view(np.uint32)]
+                else:
+                    out[c] = raw[c].to_numpy(zero_copy_only=False)
+        except IndexError as e:
+            raise SegmentCorrupt(f"samples reference rows outside the series or leaf table: {e}") from e
         return out
 
     def table(self, name: str, columns: Sequence[str] | None = None, filters: Any = None) -> pa.Table:
