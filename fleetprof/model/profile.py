@@ -142,18 +142,23 @@ def build(
     ftab = frame_id_table if frame_id_table is not None else frame_ids(stacks.names, stacks.files, stacks.lines)
     lengths = np.diff(offsets)
     trie = _prefix_tree(offsets, fidx, np.asarray(ftab, dtype=np.uint64))
+    lab, labels = _label_columns(stacks, len(lengths))
+    cols = value_columns(len(sample_types))
     if trie is not None:
-        nid, pid, nfid, depth, leaf, parent_row = trie
+        nid, pid, nfid, depth, leaf_row, parent_row = trie
         nodes = pl.DataFrame(
             {"node_id": nid, "parent_id": pid, "frame_id": nfid, "depth": depth}, schema=NODES_SCHEMA
         )
-        if len(nid) > SMALL:
-            _remember_parent_rows(nodes, parent_row)
+        if len(nid) > SMALL and cols and not lab.any():
+            _remember_rows(nodes, parent_row)
+            samples, sample_rows = _aggregate_rows(leaf_row, nid, values, cols)
+            _remember_rows(samples, sample_rows)
+        else:
+            leaf = np.where(leaf_row >= 0, nid[np.maximum(leaf_row, 0)] if len(nid) else 0, np.uint64(ROOT_ID))
+            samples = _aggregate_arrays(leaf.astype(np.uint64), lab, values, cols)
     else:
         nodes, leaf = _hashed_nodes(offsets, fidx, ftab, lengths)
-    lab, labels = _label_columns(stacks, len(lengths))
-    cols = value_columns(len(sample_types))
-    samples = _aggregate_arrays(leaf, lab, values, cols)
+        samples = _aggregate_arrays(leaf, lab, values, cols)
     if len(stacks.names) == 0:
         return Profile(tuple(sample_types), empty_frames(), nodes, samples, labels, **meta)  # type: ignore[arg-type]
     if len(fidx):
@@ -196,12 +201,19 @@ def _hashed_nodes(
     return nodes, leaf
 
 
-_PARENT_ROWS: dict[int, tuple[weakref.ref, np.ndarray]] = {}
+_ROWS: dict[int, tuple[weakref.ref, np.ndarray]] = {}
 
 
-def _remember_parent_rows(nodes: pl.DataFrame, parent_row: np.ndarray) -> None:
-    key = id(nodes)
-    _PARENT_ROWS[key] = (weakref.ref(nodes, lambda _ref: _PARENT_ROWS.pop(key, None)), parent_row)
+def _remember_rows(table: pl.DataFrame, rows: np.ndarray) -> None:
+    key = id(table)
+    _ROWS[key] = (weakref.ref(table, lambda _ref: _ROWS.pop(key, None)), rows)
+
+
+def _rows_hint(table: pl.DataFrame) -> np.ndarray | None:
+    entry = _ROWS.get(id(table))
+    if entry is None or entry[0]() is not table:
+        return None
+    return entry[1]
 
 
 def parent_rows_hint(nodes: pl.DataFrame) -> np.ndarray | None:
@@ -209,10 +221,33 @@ def parent_rows_hint(nodes: pl.DataFrame) -> np.ndarray | None:
     building this very node table (large tables only; ``None`` if unknown). Renderers use
     it to skip resolving ``parent_id``; it is a hint, to be checked against ``parent_id``
     (``node_id[hint] == parent_id``), never trusted blindly."""
-    entry = _PARENT_ROWS.get(id(nodes))
-    if entry is None or entry[0]() is not nodes:
-        return None
-    return entry[1]
+    return _rows_hint(nodes)
+
+
+def sample_rows_hint(samples: pl.DataFrame) -> np.ndarray | None:
+    """Node-table row of every sample row (-1 for the root) as :func:`build` found it for
+    this very samples table (large unlabelled builds only); a hint, to be checked."""
+    return _rows_hint(samples)
+
+
+def _aggregate_rows(
+    leaf_row: np.ndarray, nid: np.ndarray, values: np.ndarray, cols: list[str]
+) -> tuple[pl.DataFrame, np.ndarray]:
+    """Unlabelled samples summed per leaf row (rows are small dense ints, no hashing), and
+    the node row of each sample row (-1 for the root's)."""
+    real = leaf_row >= 0
+    urow, inv = np.unique(leaf_row[real], return_inverse=True)
+    sums = np.zeros((len(urow), len(cols)), dtype=np.int64)
+    np.add.at(sums, inv, values[real])
+    keep = sums.any(axis=1)
+    rows, sums = urow[keep], sums[keep]
+    root = values[~real].sum(axis=0)
+    if root.any():
+        rows = np.concatenate([rows, [-1]])
+        sums = np.concatenate([sums, root[None, :]])
+    node = np.where(rows >= 0, nid[np.maximum(rows, 0)], np.uint64(ROOT_ID)).astype(np.uint64)
+    data = {"node_id": node, "labels": np.zeros(len(rows), dtype=np.uint64)} | {c: sums[:, i] for i, c in enumerate(cols)}
+    return pl.DataFrame(data, schema={"node_id": U64, "labels": U64} | {c: pl.Int64 for c in cols}), rows
 
 
 PREFIX_TREE_CELLS = 4
@@ -232,9 +267,9 @@ def _prefix_tree(
     by level (depth 1 first; within a level in stack order, so a level's parents are in
     non-decreasing row order) and chained from their parents' ids one level at a time.
 
-    Returns ``(node_id, parent_id, frame_id, depth, leaf, parent_row)`` (``leaf``: the leaf
-    node id of every stack, ``ROOT_ID`` for an empty stack; ``parent_row``: the row of each
-    node's parent, -1 at depth 1) or ``None`` when the padded matrix would be too large (a
+    Returns ``(node_id, parent_id, frame_id, depth, leaf_row, parent_row)`` (``leaf_row``:
+    the row of every stack's leaf node, -1 for an empty stack; ``parent_row``: the row of
+    each node's parent, -1 at depth 1) or ``None`` when the padded matrix would be too large (a
     few very deep stacks among many shallow ones)."""
     n_stacks = len(offsets) - 1
     lengths = np.diff(offsets)
@@ -271,7 +306,7 @@ def _prefix_tree(
     out_parent: list[np.ndarray] = []
     out_fid: list[np.ndarray] = []
     out_row: list[np.ndarray] = []
-    last_id = np.full(n_stacks, np.uint64(ROOT_ID), dtype=np.uint64)
+    last_row = np.full(n_stacks, -1, dtype=np.int64)
     prev_ids = np.full(1, np.uint64(ROOT_ID), dtype=np.uint64)
     prev_cells = np.zeros(1, dtype=np.int64)
     prev_first = -1  # row of the previous level's first node (-1: the root)
@@ -285,7 +320,7 @@ def _prefix_tree(
         fid_d = fid_of_key[by_depth[d, cells]]
         pids = prev_ids[parent]
         ids = mix(pids, fid_d)
-        last_id[cells] = ids
+        last_row[cells] = np.arange(rows, rows + len(cells), dtype=np.int64)
         out_id.append(ids)
         out_parent.append(pids)
         out_fid.append(fid_d)
@@ -294,11 +329,10 @@ def _prefix_tree(
         rows += len(cells)
     owner = np.where(slen > lcp, np.arange(n_stacks, dtype=np.int64), -1)
     np.maximum.accumulate(owner, out=owner)  # a duplicate stack's leaf is its twin's
-    leaf_sorted = np.where((slen > 0) & (owner >= 0), last_id[np.maximum(owner, 0)], np.uint64(ROOT_ID))
-    leaf = np.empty(n_stacks, dtype=np.uint64)
-    leaf[order] = leaf_sorted
+    leaf_row = np.empty(n_stacks, dtype=np.int64)
+    leaf_row[order] = np.where((slen > 0) & (owner >= 0), last_row[np.maximum(owner, 0)], -1)
     depth = np.repeat(np.arange(1, len(out_id) + 1, dtype=np.uint32), [len(a) for a in out_id])
-    return np.concatenate(out_id), np.concatenate(out_parent), np.concatenate(out_fid), depth, leaf, np.concatenate(out_row)
+    return np.concatenate(out_id), np.concatenate(out_parent), np.concatenate(out_fid), depth, leaf_row, np.concatenate(out_row)
 
 
 def _chain_node_ids(offsets: np.ndarray, fid: np.ndarray) -> np.ndarray:

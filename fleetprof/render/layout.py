@@ -34,7 +34,7 @@ import numpy as np
 import polars as pl
 
 from fleetprof.model.hashing import ROOT_ID, frame_ids, mix
-from fleetprof.model.profile import Profile, parent_rows_hint, positions
+from fleetprof.model.profile import Profile, parent_rows_hint, positions, sample_rows_hint
 
 ROOT_NAME = "total"
 OTHER_NAME = "other"
@@ -281,6 +281,22 @@ def _preorder_totals(self_vals: np.ndarray, parent: np.ndarray, levels: list[np.
     return csum[end] - csum[:-1]
 
 
+def _hinted_self_values(samples: pl.DataFrame, col: str, nid: np.ndarray) -> tuple[np.ndarray | None, int]:
+    """:func:`_self_values` from the node rows :func:`~fleetprof.model.build` remembered for
+    this samples table, once checked against its ``node_id`` (``None`` without a hint)."""
+    rows = sample_rows_hint(samples)
+    if rows is None or len(rows) != samples.height or (len(rows) and int(rows.max()) >= len(nid)):
+        return None, 0
+    sn = samples["node_id"].to_numpy()
+    root = rows < 0
+    if np.any(sn[root] != np.uint64(ROOT_ID)) or not np.array_equal(nid[rows[~root]], sn[~root]):
+        return None, 0
+    sv = samples[col].to_numpy().astype(np.int64)
+    self_vals = np.zeros(len(nid), dtype=np.int64)
+    np.add.at(self_vals, rows[~root], sv[~root])
+    return self_vals, int(sv[root].sum())
+
+
 def _self_values(nid: np.ndarray, sn: np.ndarray, sv: np.ndarray) -> tuple[np.ndarray, int]:
     """Self value of every node row (samples of the same node summed) and the root's."""
     self_vals = np.zeros(len(nid), dtype=np.int64)
@@ -327,8 +343,10 @@ def call_tree(
         preorder = parent is not None
     if parent is None:
         parent = _parent_positions(nid, pid, levels)
-    samples = profile.samples.select("node_id", col).filter(pl.col(col) != 0)
-    self_vals, root_self = _self_values(nid, samples["node_id"].to_numpy(), samples[col].to_numpy().astype(np.int64))
+    self_vals, root_self = _hinted_self_values(profile.samples, col, nid)
+    if self_vals is None:
+        samples = profile.samples.select("node_id", col).filter(pl.col(col) != 0)
+        self_vals, root_self = _self_values(nid, samples["node_id"].to_numpy(), samples[col].to_numpy().astype(np.int64))
     if preorder:
         total = _preorder_totals(self_vals, parent, levels)
     else:

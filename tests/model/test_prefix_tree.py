@@ -27,7 +27,8 @@ def test_prefix_tree_matches_hashed_nodes(stacks, ftab):
         assert got is None
         return
     assert got is not None
-    nid, pid, fid, depth, gleaf, prow = got
+    nid, pid, fid, depth, lrow, prow = got
+    gleaf = np.where(lrow >= 0, nid[np.maximum(lrow, 0)], np.uint64(ROOT_ID))
     assert len(np.unique(nid)) == len(nid)
     assert sorted(zip(nid.tolist(), pid.tolist(), fid.tolist(), depth.tolist(), strict=True)) == sorted(nodes.rows())
     assert gleaf.tolist() == leaf.tolist()
@@ -42,7 +43,7 @@ def test_prefix_tree_matches_hashed_nodes(stacks, ftab):
 
 def test_build_remembers_parent_rows_of_large_tables():
     from fleetprof.model import Stacks, ValueType, build
-    from fleetprof.model.profile import parent_rows_hint
+    from fleetprof.model.profile import parent_rows_hint, sample_rows_hint
 
     n = 60_000
     offsets = np.arange(0, 2 * n + 1, 2, dtype=np.int64)
@@ -54,6 +55,9 @@ def test_build_remembers_parent_rows_of_large_tables():
     nid, pid = p.nodes["node_id"].to_numpy(), p.nodes["parent_id"].to_numpy()
     assert (nid[hint[hint >= 0]] == pid[hint >= 0]).all() and (pid[hint < 0] == ROOT_ID).all()
     assert parent_rows_hint(p.nodes.clone()) is None
+    rows = sample_rows_hint(p.samples)
+    assert rows is not None and (nid[rows] == p.samples["node_id"].to_numpy()).all()
+    assert p.samples.height == n and p.totals() == [n]
 
 
 def test_padding_bound_falls_back():
@@ -61,3 +65,18 @@ def test_padding_bound_falls_back():
     offsets = np.concatenate([np.zeros(100_000, dtype=np.int64), [5000]])
     fidx = np.zeros(5000, dtype=np.int64)
     assert _prefix_tree(offsets, fidx, np.array([7], dtype=np.uint64)) is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(-1, 6), st.integers(-3, 3), st.integers(0, 2)), max_size=40))
+def test_aggregate_rows_matches_hashed_aggregation(rows):
+    from fleetprof.model.profile import _aggregate_arrays, _aggregate_rows
+
+    nid = np.array([101, 102, 103, 104, 105, 106, 107], dtype=np.uint64)
+    leaf_row = np.array([r for r, _, _ in rows], dtype=np.int64)
+    values = np.array([[a, b] for _, a, b in rows], dtype=np.int64).reshape(len(rows), 2)
+    got, grows = _aggregate_rows(leaf_row, nid, values, ["v0", "v1"])
+    leaf = np.where(leaf_row >= 0, nid[np.maximum(leaf_row, 0)], np.uint64(ROOT_ID)).astype(np.uint64)
+    ref = _aggregate_arrays(leaf, np.zeros(len(rows), np.uint64), values, ["v0", "v1"])
+    assert sorted(got.rows()) == sorted(ref.rows())
+    assert (np.where(grows >= 0, nid[np.maximum(grows, 0)], np.uint64(ROOT_ID)) == got["node_id"].to_numpy()).all()

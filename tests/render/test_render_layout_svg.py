@@ -227,3 +227,39 @@ def test_parent_rule_without_preorder_is_not_taken_for_preorder():
     q = replace(p, nodes=p.nodes[order])
     assert q.nodes["depth"].to_list() == [1, 2, 1, 3]
     assert _tree_rows(call_tree(q, 0)) == _tree_rows(call_tree(p, 0))
+
+
+def _large_profile():
+    rng = np.random.default_rng(3)
+    stacks = []
+    for i in range(40_000):
+        depth = int(rng.integers(1, 8))
+        stacks.append(([f"f{int(x)}" for x in rng.integers(0, 20, size=depth)] + [f"leaf{i % 7}"], int(rng.integers(0, 5))))
+    stacks.append(([], 3))
+    return profile_of(stacks)
+
+
+def test_hinted_build_renders_like_a_plain_node_table():
+    from dataclasses import replace
+
+    from fleetprof.model.profile import parent_rows_hint, sample_rows_hint
+
+    p = _large_profile()
+    assert p.nodes.height > 50_000
+    assert parent_rows_hint(p.nodes) is not None and sample_rows_hint(p.samples) is not None
+    plain = replace(p, nodes=p.nodes.clone(), samples=p.samples.clone())  # no hints
+    assert parent_rows_hint(plain.nodes) is None and sample_rows_hint(plain.samples) is None
+    assert _tree_rows(call_tree(p, 0)) == _tree_rows(call_tree(plain, 0))
+    assert render_svg(p, 0) == render_svg(plain, 0)
+
+
+def test_wrong_hints_are_not_trusted(monkeypatch):
+    from fleetprof.model import profile as model
+
+    p = _large_profile()
+    want = _tree_rows(call_tree(p, 0))
+    for table in (p.nodes, p.samples):
+        rows = model._rows_hint(table).copy()
+        rows[[-1, -5]] = rows[[-5, -1]]
+        model._remember_rows(table, rows)
+    assert _tree_rows(call_tree(p, 0)) == want
