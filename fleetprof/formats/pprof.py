@@ -286,6 +286,7 @@ def _locations(view, st: _Strings, keep_lines: bool, drop_rx, keep_rx) -> _Locat
         return r
 
     seen: set[int] = set()
+    one_line = drop_rx is None
     positional = _all_zero_ids(view.location)
     for i, loc in enumerate(view.location):
         lid = i + 1 if positional else loc.id
@@ -299,6 +300,17 @@ def _locations(view, st: _Strings, keep_lines: bool, drop_rx, keep_rx) -> _Locat
         if mid and mid not in mappings:
             raise ProfileFormatError(FMT, f"unknown mapping id {mid}", f"location[{i}].mapping_id")
         lns = loc.line
+        if one_line and len(lns) == 1:
+            # the common case (one line, a named function, no drop_frames): no entry list
+            ln = lns[0]
+            fid = ln.function_id
+            fn = functions.get(fid) if fid else None
+            if fn is not None and fn[0]:
+                key = (fn[0], fn[1], ln.line if keep_lines else 0)
+                idx = frame_index.get(key)
+                flat.append(idx if idx is not None else intern(key))
+                counts[i] = 1
+                continue
         if not lns:
             flat.append(intern(_address_frame(mappings.get(mid), loc.address)))
             counts[i] = 1
@@ -345,7 +357,7 @@ def _locations(view, st: _Strings, keep_lines: bool, drop_rx, keep_rx) -> _Locat
 def _all_zero_ids(entities) -> bool:
     """Some writers (the .NET profiler) leave every id unset and reference entities by
     position; a table whose ids are *all* zero is read as ids 1, 2, …"""
-    return len(entities) > 0 and all(e.id == 0 for e in entities)
+    return len(entities) > 0 and entities[0].id == 0 and all(e.id == 0 for e in entities)
 
 
 def _address_frame(mapping: tuple[str, str] | None, address: int) -> tuple[str, str, int]:
