@@ -12,6 +12,7 @@ Usage: ``python -m benchmarks.bench_flamegraph --flamegraph-pl /tmp/fg/flamegrap
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import shutil
 import subprocess
@@ -83,6 +84,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"fleetprof decode_folded + render_svg: wall {wall:.2f} s, CPU {cpu:.2f} s ({ours_mb:.1f} MB SVG)")
         print(f"flamegraph.pl:                        wall {ref_wall:.2f} s, CPU {ref_cpu:.2f} s ({theirs_mb:.1f} MB SVG)")
         print(f"ratio (wall): {ref_wall / wall:.1f}x faster (target >= 20x); ratio (CPU time): {ref_cpu / cpu:.1f}x")
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        print(f"(ours: best of {len(runs)} runs in one process; CPU = all threads; load average {load} on {os.cpu_count()} CPUs)")
 
 if __name__ == "__main__":
     main()

@@ -24,8 +24,12 @@ Decoding contract (:func:`decode_folded`):
   nanoseconds: ``count * (10**9 // sample_rate)``, sample type ``cpu:nanoseconds`` and
   period ``10**9 // sample_rate``.
 
-The decoder is vectorised with polars string kernels (no Python loop per line or per stack
-element); only unique frame strings are visited in Python. Inputs of at most
+The decoder is vectorised (no Python loop per line or per stack element); only unique
+frame strings are visited in Python. Plain files (ASCII, single spaces before the counts,
+no comments) are cut into lines and counts with numpy over the byte positions of newlines
+and spaces, the stacks handed to polars as zero-copy string views; anything else takes the
+polars string-kernel path, which gives the same results. Frames are interned by an
+in-process string hash grouped in a small table and then checked string by string. Inputs of at most
 :data:`SMALL_LINES` lines and :data:`SMALL_CHARS` characters (agent pushes, fuzzing) take an
 equivalent small-input path with bounded Python loops, because each polars call costs
 ~0.1 ms; a property test checks that both paths give identical profiles and errors.
