@@ -12,8 +12,15 @@ side as columns named ``<table>.<column>``; a table with fewer rows than the fil
 with nulls (one run-length-encoded null run: a few bytes). One file per segment keeps the
 fixed cost small — one footer and one Parquet open per segment instead of one per table,
 which dominated both the bytes and the read time of the ~1 s L0 segments (format v1 had
-five Parquet files). Statistics are written only for the columns queries filter on
-(``samples.profile_type``, ``samples.time_ms``). Tables:
+five Parquet files). Statistics — only for the columns queries filter on
+(``samples.profile_type``, ``samples.time_ms``) — are written only when the file has more
+than one row group (large compacted segments); a one-group segment's ranges are in its
+metadata, which readers use to skip filters the metadata proves.
+
+Why Parquet and not Arrow IPC for these small objects (measured on the 1 s L0 segments of
+``benchmarks/bench_storage.py``): the same columns as zstd Arrow IPC are 1.6-2x larger
+(no dictionary / run-length / delta encodings) and reading three columns costs ~2x more
+(IPC decompresses every buffer of the batch). Tables:
 
 * ``frames``  — ``name: str, file: str, line: i64`` (only frames used by ``nodes``);
   ``frame_id: u64`` only if ``meta.frame_ids == "stored"``. Normally the ids are the
