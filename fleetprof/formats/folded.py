@@ -206,9 +206,8 @@ def _string_views(raw: bytes, buf: np.ndarray, starts: np.ndarray, lengths: np.n
     words[:, 0] = lengths
     short = np.flatnonzero(lengths <= 12)
     long = np.flatnonzero(lengths > 12)
-    if len(long):
-        padded = np.frombuffer(raw + b"\0" * 4, dtype=np.uint8)
-        prefix = np.ndarray((len(buf),), dtype="<u4", buffer=padded, strides=(1,))  # unaligned reads
+    if len(long):  # a string longer than 12 bytes has 4 bytes from its start on
+        prefix = np.ndarray((len(buf) - 3,), dtype="<u4", buffer=raw, strides=(1,))  # unaligned reads
         words[long, 1] = prefix[starts[long]].view(np.int32)
         words[long, 3] = starts[long]
     if len(short):
@@ -407,41 +406,53 @@ def _intern(tokens: pl.Series) -> tuple[np.ndarray, pl.Series]:
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
+_CODE_CHUNK = 1 << 16
+"""Rows per round of :func:`_dense_codes`: small enough for the temporaries to stay in cache."""
+
+
 def _dense_codes(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Dense code of every uint64 key and the row of one occurrence of each code.
 
-    A vectorised open-addressing table (linear probing, load <= 1/2): the first round
-    scatters every row into its home slot and keeps the rows whose slot then holds their
-    key; later rounds probe on with the (few) others. The table is sized from the
+    A vectorised open-addressing table (linear probing, load <= 1/2) filled chunk by chunk:
+    rows find their home slot; rows meeting an empty slot claim it (among rivals the last
+    write wins); rows whose slot holds another key probe on. The table is sized from the
     distinct keys of a sample (restarting larger if it fills), so with few distinct keys
     (frame names) it stays in cache."""
     n = len(keys)
     sample = keys[: 1 << 16]
     distinct = len(np.unique(sample))
     bits = max(10, (4 * (distinct if distinct * 2 < len(sample) else n)).bit_length())
-    rows = np.arange(n, dtype=np.int64)
     while True:
         size = 1 << bits
+        mask = size - 1
         owner = np.full(size, -1, dtype=np.int64)
-        with np.errstate(over="ignore"):
-            slot = ((keys * _GOLDEN) >> np.uint64(64 - bits)).view(np.int64)
-        owner[slot] = rows  # among rivals for one slot, the last write wins
-        full = np.count_nonzero(owner >= 0) * 2 > size
-        todo = np.flatnonzero(keys[owner[slot]] != keys) if not full else rows[:0]
-        while len(todo):
-            slot[todo] = (slot[todo] + 1) & (size - 1)
-            s = slot[todo]
-            free = owner[s] < 0
-            if free.any():
-                owner[s[free]] = todo[free]
-                if np.count_nonzero(owner >= 0) * 2 > size:
-                    full = True
-                    break
-            todo = todo[keys[owner[s]] != keys[todo]]
+        slots = np.empty(n, dtype=np.int64)
+        used = 0
+        full = False
+        for lo in range(0, n, _CODE_CHUNK):
+            k = keys[lo : lo + _CODE_CHUNK]
+            with np.errstate(over="ignore"):
+                slot = ((k * _GOLDEN) >> np.uint64(64 - bits)).view(np.int64)
+            todo = np.arange(len(k), dtype=np.int64)
+            while len(todo):
+                s = slot[todo]
+                free = owner[s] < 0
+                if free.any():
+                    claim = s[free]
+                    owner[claim] = todo[free] + lo
+                    used += len(np.unique(claim))
+                    if used * 2 > size:
+                        full = True
+                        break
+                todo = todo[keys[owner[s]] != k[todo]]
+                slot[todo] = (slot[todo] + 1) & mask
+            if full:
+                break
+            slots[lo : lo + len(k)] = slot
         if not full:
-            used = owner >= 0
-            code_of_slot = np.cumsum(used) - 1
-            return code_of_slot[slot], owner[used]
+            taken = owner >= 0
+            code_of_slot = np.cumsum(taken) - 1
+            return code_of_slot[slots], owner[taken]
         bits += 2
 
 
