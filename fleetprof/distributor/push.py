@@ -82,9 +82,9 @@ def parse_push_deferred(body: bytes, content_type: str | None, cfg: IngestConfig
         period = s.meta.get("period_type")
         ncols = len(s.sample_types)
         values = np.asarray(s.stacks.values, dtype=np.int64).reshape(len(s.stacks.offsets) - 1, ncols)
-        nonzero = values.any(axis=0) if len(values) else np.zeros(ncols, dtype=bool)
+        nonzero = np.count_nonzero(values, axis=0) if len(values) else np.zeros(ncols, dtype=np.int64)
         for i, st in enumerate(s.sample_types):
             if not nonzero[i]:
                 continue
-            items.append(StackItem(labels=labels, profile_type=profile_type_id(name, st, period), time_ms=time_ms, stacks=s.stacks, column=i, sample_type=st))
+            items.append(StackItem(labels=labels, profile_type=profile_type_id(name, st, period), time_ms=time_ms, stacks=s.stacks, column=i, sample_type=st, nonzero=int(nonzero[i])))
     return items

@@ -66,11 +66,13 @@ class StackItem:
     stacks: Stacks
     column: int = 0
     sample_type: ValueType = field(default_factory=lambda: ValueType("samples", "count"))
+    nonzero: int = -1
+    """Stacks with a non-zero value in ``column`` if the producer counted them (-1: not)."""
 
     @property
     def rows(self) -> int:
-        """Distinct stacks with a non-zero value (the sample rows this item adds at most)."""
-        return int(np.count_nonzero(self.values()))
+        """Stacks with a non-zero value (the sample rows this item adds at most)."""
+        return self.nonzero if self.nonzero >= 0 else int(np.count_nonzero(self.values()))
 
     def values(self) -> np.ndarray:
         v = np.asarray(self.stacks.values, dtype=np.int64)

@@ -142,6 +142,8 @@ def raw_push_handler(st: ServerState) -> Callable[..., Any]:
     """ASGI handler for ``POST /push.v1.PusherService/Push`` (see :func:`connect_push`)."""
     route = "push"
     ok_proto = [(b"content-type", b"application/proto"), (b"content-length", b"0")]
+    bytes_in = st.metrics.ingest_bytes.labels(route)
+    done = {k: st.metrics.ingest_requests.labels(route, k) for k in ("ok", "error")}
     ok_json = [(b"content-type", b"application/json"), (b"content-length", b"2")]
 
     async def handle(scope: dict[str, Any], receive: Callable[[], Any], send: Callable[[dict[str, Any]], Any]) -> None:
@@ -159,7 +161,7 @@ def raw_push_handler(st: ServerState) -> Callable[..., Any]:
                 raw = await read_body(_receive_chunks(receive), clen.decode("latin-1") if clen is not None else None, st.settings.max_body_bytes)
                 enc = hdr.get(b"content-encoding")
                 body = decode_content_encoding(raw, enc.decode("latin-1") if enc is not None else None, st.settings.max_decompressed_bytes)
-                st.metrics.ingest_bytes.labels(route).inc(len(body))
+                bytes_in.inc(len(body))
                 if len(body) <= INLINE_PARSE_BYTES:
                     items = parse_push_deferred(body, ctype, st.ingest_cfg, now_ms())
                 else:
@@ -167,7 +169,7 @@ def raw_push_handler(st: ServerState) -> Callable[..., Any]:
                 await st.accept(tenant, items, route)
                 status = "ok"
             finally:
-                st.metrics.ingest_requests.labels(route, status).inc()
+                done[status].inc()
         except ConnectionResetError:
             return
         except ApiError as e:

@@ -30,6 +30,7 @@ class ServerState:
     writer: Any = None
     ready: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    _tenant_counters: dict[str, tuple[Any, Any]] = field(default_factory=dict, repr=False)
 
     def tenant(self, request: Request, scope: str) -> str:
         """Authenticated tenant of ``request`` for ``scope`` (``read``/``write``)."""
@@ -61,8 +62,11 @@ class ServerState:
             log.error("segment write failed", extra={"tenant": tenant, "route": route, "error": repr(e)})
             raise ApiError(503, f"could not persist the profiles: {type(e).__name__}", code="unavailable") from None
         self.metrics.ack_latency.observe(time.perf_counter() - t0)
-        self.metrics.ingest_profiles.labels(tenant).inc(len(items))
-        self.metrics.ingest_samples.labels(tenant).inc(sum(item_rows(it) for it in items))
+        per_tenant = self._tenant_counters.get(tenant)
+        if per_tenant is None:  # labelled children looked up once per tenant
+            per_tenant = self._tenant_counters[tenant] = (self.metrics.ingest_profiles.labels(tenant), self.metrics.ingest_samples.labels(tenant))
+        per_tenant[0].inc(len(items))
+        per_tenant[1].inc(sum(item_rows(it) for it in items))
 
 
     def drain(self) -> None:
