@@ -495,12 +495,16 @@ def _packed(buf: np.ndarray, owner: np.ndarray, start: np.ndarray, end: np.ndarr
     np.cumsum(lens[:-1], out=off[1:])
     total = int(off[-1] + lens[-1])
     if total * 4 >= len(buf):
-        # payloads are most of the buffer: select them with a +1/-1 step mask (spans
-        # never touch: a tag and a length always separate two payloads)
-        step = np.zeros(len(buf) + 1, dtype=np.int8)
-        step[start] = 1
-        step[end] -= 1
-        mask = np.cumsum(step[:-1], dtype=np.int8).view(bool)
+        # payloads are most of the buffer: select them with a mask of alternating
+        # gap / payload runs (spans are disjoint and in buffer order)
+        runs = np.empty(2 * len(lens) + 1, dtype=np.int64)
+        runs[0] = start[0]
+        runs[2:-1:2] = start[1:] - end[:-1]
+        runs[1::2] = lens
+        runs[-1] = len(buf) - end[-1]
+        pattern = np.zeros(len(runs), dtype=bool)
+        pattern[1::2] = True
+        mask = np.repeat(pattern, runs)
         b = buf[mask]
         positions = _LazyPositions(mask=mask)
     else:
@@ -530,8 +534,11 @@ def _packed(buf: np.ndarray, owner: np.ndarray, start: np.ndarray, end: np.ndarr
         part = (bp[tstart + k] & 0x7F).astype(wide) << wide(7 * k)
         part[vlen <= k] = 0
         val |= part
-    per_span = np.add.reduceat(term.view(np.uint8), off, dtype=np.int64)
+    # elements per span: terminal bytes before each span's end (its last byte is one)
+    per_span = np.searchsorted(tend, off + lens)
+    per_span[1:] -= per_span[:-1].copy()
     positions.tstart = tstart
+    positions.span_owner, positions.span_count = owner, per_span
     return np.repeat(owner, per_span), positions, val.astype(_U64, copy=False)
 
 
@@ -541,6 +548,8 @@ class _LazyPositions:
     def __init__(self, mask: np.ndarray | None = None, idx: np.ndarray | None = None) -> None:
         self.mask, self.idx = mask, idx
         self.tstart = np.zeros(0, dtype=np.int64)
+        self.span_owner: np.ndarray | None = None  # owner and element count of each span
+        self.span_count: np.ndarray | None = None
 
     def get(self) -> np.ndarray:
         where = self.idx if self.idx is not None else np.flatnonzero(self.mask)
@@ -693,7 +702,12 @@ def _samples(view, ntypes: int, limits: Limits) -> _Samples:
         s = int(wrong[0])
         raise ProfileFormatError(FMT, f"sample has {int(counts[s])} values for {ntypes} sample types", f"sample[{s}].value")
     values = vals.view(np.int64).reshape(n, ntypes)
-    loc_counts = np.bincount(loc_owner, minlength=n) if len(loc_owner) else np.zeros(n, np.int64)
+    lazy = loc_parts[0][1] if len(loc_parts) == 1 else None
+    if isinstance(lazy, _LazyPositions) and lazy.span_owner is not None:
+        # one packed part: count per span owner (spans, not elements)
+        loc_counts = np.bincount(lazy.span_owner, weights=lazy.span_count, minlength=n).astype(np.int64)
+    else:
+        loc_counts = np.bincount(loc_owner, minlength=n) if len(loc_owner) else np.zeros(n, np.int64)
     loc_offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(loc_counts, out=loc_offsets[1:])
 
