@@ -34,8 +34,12 @@ Contract (:func:`decode_pprof`):
 
 Speed: the profile is split by protobuf's C parser (upb) with samples kept as raw bytes
 (``pprof_view.proto``); the samples' fields and packed varints are then decoded in bulk
-with numpy, one pass per field position rather than a Python loop per sample. Python
-loops run once per location, function, mapping and distinct label set only.
+with numpy, one pass per field position rather than a Python loop per sample. Locations
+and functions are kept as raw bytes too (``ProfileRawView``) and decoded the same way
+when they have the common shape (:func:`_locations_bulk`); anything else (locations
+without lines, nameless functions, ``drop_frames``, any bad reference) goes through a
+Python loop per location on upb's messages. Python loops also run once per mapping and
+distinct label set.
 """
 
 from __future__ import annotations
@@ -84,11 +88,7 @@ def decode_pprof_stacks(
     raw = maybe_gunzip(bytes(data) if not isinstance(data, bytes) else data, FMT, limits)
     if not raw:
         raise ProfileFormatError(FMT, "empty input")
-    view = pprof_view_pb2.ProfileView()
-    try:
-        view.ParseFromString(raw)
-    except (DecodeError, RecursionError, ValueError) as e:
-        raise ProfileFormatError(FMT, f"not a valid profile.proto message ({e})") from None
+    view = _parse_view(raw, pprof_view_pb2.ProfileRawView())
     if len(view.sample) > limits.max_samples:
         raise ProfileFormatError(FMT, f"{len(view.sample)} samples exceed the {limits.max_samples}-sample limit", "sample")
     strings = _string_table(view, limits)
@@ -107,7 +107,7 @@ def decode_pprof_stacks(
     drop_rx = _anchored(st.get(view.drop_frames, "drop_frames"), "drop_frames")
     keep_rx = _anchored(st.get(view.keep_frames, "keep_frames"), "keep_frames")
 
-    locs = _locations(view, st, keep_lines, drop_rx, keep_rx)
+    locs = _locations(view, raw, st, keep_lines, drop_rx, keep_rx)
     samples = _samples(view, len(sample_types), limits)
     label_index, label_sets = _label_sets(samples, st, len(strings))
     # identical (stack, label set) samples are summed first: everything below is per stack
@@ -224,7 +224,15 @@ class _Locations:
     prune_beneath: np.ndarray  # bool per location (matched somewhere in it)
 
 
-def _locations(view, st: _Strings, keep_lines: bool, drop_rx, keep_rx) -> _Locations:
+def _parse_view(raw: bytes, view: Any) -> Any:
+    try:
+        view.ParseFromString(raw)
+    except (DecodeError, RecursionError, ValueError) as e:
+        raise ProfileFormatError(FMT, f"not a valid profile.proto message ({e})") from None
+    return view
+
+
+def _locations(view, raw: bytes, st: _Strings, keep_lines: bool, drop_rx, keep_rx) -> _Locations:
     table = st.table
     nstr = st.n
     mappings: dict[int, tuple[str, str]] = {}
@@ -239,6 +247,12 @@ def _locations(view, st: _Strings, keep_lines: bool, drop_rx, keep_rx) -> _Locat
         st.get(m.build_id, f"mapping[{i}].build_id")
         base = fname.rsplit("/", 1)[-1] if fname else ""
         mappings[mid] = (base, fname)
+    if isinstance(view, pprof_view_pb2.ProfileRawView):
+        bulk = _locations_bulk(view, st, keep_lines, mappings) if drop_rx is None else None
+        if bulk is not None:
+            return bulk
+        # anything unusual: the per-location loop below, on upb's messages (exact errors)
+        view = _parse_view(raw, pprof_view_pb2.ProfileView())
     functions: dict[int, tuple[str, str]] = {}
     positional = _all_zero_ids(view.function)
     for i, f in enumerate(view.function):
@@ -352,6 +366,142 @@ def _locations(view, st: _Strings, keep_lines: bool, drop_rx, keep_rx) -> _Locat
     offsets = np.zeros(nloc + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
     return _Locations(ids, offsets, np.array(flat, dtype=np.int64), names, files, lines_out, prune, beneath)
+
+
+def _walk_messages(raw: list[bytes], what: str) -> tuple[np.ndarray, _Fields] | None:
+    """Fields of many small messages (``_walk``); None if any is unusual or malformed."""
+    n = len(raw)
+    lens = np.fromiter(map(len, raw), dtype=np.int64, count=n)
+    starts = np.zeros(n, dtype=np.int64)
+    if n:
+        np.cumsum(lens[:-1], out=starts[1:])
+    buf = np.frombuffer(b"".join(raw) + bytes(16), dtype=np.uint8)
+    try:
+        f = _walk(buf, starts, starts + lens, what)
+    except ProfileFormatError:
+        return None
+    return (buf, f) if len(f.leftover) == 0 else None
+
+
+def _varint_columns(f: _Fields, n: int, fields: tuple[int, ...]) -> list[np.ndarray] | None:
+    """One uint64 column per varint field number (0 where absent; the last occurrence
+    wins, as in protobuf); None if one of them comes with another wire type."""
+    cols = []
+    for fld in fields:
+        idx = np.flatnonzero(f.field == fld)
+        if (f.wire[idx] != 0).any():
+            return None
+        col = np.zeros(n, dtype=_U64)
+        col[f.owner[idx]] = f.value[idx]
+        cols.append(col)
+    return cols
+
+
+def _bulk_ids(ids: np.ndarray) -> np.ndarray | None:
+    """Entity ids (all zero: positional), or None if some are zero or repeated."""
+    if len(ids) and not ids.any():
+        return np.arange(1, len(ids) + 1, dtype=_U64)
+    s = np.sort(ids)
+    if len(s) and (s[0] == 0 or (s[1:] == s[:-1]).any()):
+        return None
+    return ids
+
+
+def _locations_bulk(view, st: _Strings, keep_lines: bool, mappings: dict[int, tuple[str, str]]) -> _Locations | None:
+    """:func:`_locations` without a Python loop per location or function, for the common
+    shape: valid ids and references, every location with at least one line, every line
+    naming a function that has a name, no ``drop_frames``. None otherwise (the caller
+    then runs the per-location loop, which also raises the exact errors). Frames are
+    interned by text in the same first-appearance order as the loop."""
+    nstr = st.n
+    fraw = list(view.function)
+    walked = _walk_messages(fraw, "function")
+    if walked is None:
+        return None
+    fcols = _varint_columns(walked[1], len(fraw), (1, 2, 3, 4))
+    if fcols is None or any((c >= _U64(nstr)).any() for c in fcols[1:]):
+        return None
+    fid = _bulk_ids(fcols[0])
+    if fid is None:
+        return None
+    fname, fsys, ffile = (c.astype(np.int64) for c in fcols[1:])
+    table = st.table
+    empty = np.fromiter(map(len, table), dtype=np.int64, count=nstr) == 0
+    name_idx = np.where(empty[fname], fsys, fname)
+    named = ~empty[name_idx]
+    if len(set(table)) != nstr:  # equal texts: one canonical string index
+        first: dict[str, int] = {}
+        canon = np.fromiter((first.setdefault(t, i) for i, t in enumerate(table)), dtype=np.int64, count=nstr)
+        name_idx, ffile = canon[name_idx], canon[ffile]
+
+    lraw = list(view.location)
+    nloc = len(lraw)
+    walked = _walk_messages(lraw, "location")
+    if walked is None:
+        return None
+    buf, lf = walked
+    lcols = _varint_columns(lf, nloc, (1, 2))
+    if lcols is None:
+        return None
+    ids = _bulk_ids(lcols[0])
+    if ids is None:
+        return None
+    mids = lcols[1]
+    if mids.any():
+        known = np.fromiter(mappings.keys(), dtype=_U64, count=len(mappings))
+        if not np.isin(mids[mids != 0], known).all():
+            return None
+    lm = np.flatnonzero(lf.field == 4)
+    if (lf.wire[lm] != 2).any():
+        return None
+    counts = np.bincount(lf.owner[lm], minlength=nloc) if len(lm) else np.zeros(nloc, np.int64)
+    if (counts == 0).any():
+        return None  # a location without lines: named from its mapping and address
+    try:
+        lw = _walk(buf, lf.start[lm], lf.end[lm], "line")
+    except ProfileFormatError:
+        return None
+    if len(lw.leftover):
+        return None
+    lcols = _varint_columns(lw, len(lm), (1, 2))
+    if lcols is None:
+        return None
+    line_fid, line_no = lcols
+    if len(line_fid):
+        if len(fid) == 0:
+            return None
+        order = np.argsort(fid)
+        sorted_fid = fid[order]
+        pos = np.minimum(np.searchsorted(sorted_fid, line_fid), len(fid) - 1)
+        if not (sorted_fid[pos] == line_fid).all():
+            return None  # an unknown function id (or none: an address frame)
+        frow = order[pos]
+        if not named[frow].all():
+            return None
+    else:
+        frow = np.zeros(0, dtype=np.int64)
+    offsets = np.zeros(nloc + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    # lines are innermost first on the wire: reverse each location's lines (root first)
+    _, rev = _reverse_segments(offsets, np.arange(len(frow), dtype=np.int64))
+    kn, kf = name_idx[frow[rev]], ffile[frow[rev]]
+    key = kn * nstr + kf
+    if keep_lines:
+        ln = line_no.view(np.int64)[rev]
+        _, first_at, inverse = np.unique(np.stack([key, ln], axis=1), axis=0, return_index=True, return_inverse=True)
+    else:
+        ln = None
+        _, first_at, inverse = np.unique(key, return_index=True, return_inverse=True)
+    by_first = np.argsort(first_at)
+    rank = np.empty(len(first_at), dtype=np.int64)
+    rank[by_first] = np.arange(len(first_at), dtype=np.int64)
+    frames = rank[inverse.reshape(-1)]
+    at = first_at[by_first]
+    names = [table[i] for i in kn[at].tolist()]
+    files = [table[i] for i in kf[at].tolist()]
+    lines = ln[at].tolist() if ln is not None else [0] * len(at)
+    none = np.zeros(nloc, dtype=bool)
+    return _Locations(ids, offsets, frames, names, files, lines, none, none.copy())
 
 
 def _all_zero_ids(entities) -> bool:

@@ -401,3 +401,96 @@ def test_corrupted_input_only_raises_format_error(seed, edits, cut, gunzip):
     except ProfileFormatError:
         return
     assert len(prof.totals()) == len(prof.sample_types)
+
+
+# ---------------------------------------------------------------------------------------
+# bulk location table (no Python loop per location) vs the per-location loop
+
+
+def _decode_both(data, monkeypatch, **kw):
+    import fleetprof.formats.pprof as pprof_mod
+
+    taken = []
+    bulk = pprof_mod._locations_bulk
+
+    def spy(*a, **k):
+        out = bulk(*a, **k)
+        taken.append(out is not None)
+        return out
+
+    with monkeypatch.context() as m:
+        m.setattr(pprof_mod, "_locations_bulk", spy)
+        fast = decode_pprof(data, **kw)
+    with monkeypatch.context() as m:
+        m.setattr(pprof_mod, "_locations_bulk", lambda *a, **k: None)
+        slow = decode_pprof(data, **kw)
+    return fast, slow, taken
+
+
+def _same_profile(a, b):
+    assert a.frames.equals(b.frames)  # same frames, same (first-appearance) order
+    assert a.nodes.sort("node_id").equals(b.nodes.sort("node_id"))
+    assert a.samples.sort(["node_id", "labels"]).equals(b.samples.sort(["node_id", "labels"]))
+    assert a.truncated_stacks == b.truncated_stacks
+
+
+@pytest.mark.parametrize("keep_lines", [False, True])
+def test_bulk_locations_match_loop_on_fixtures(monkeypatch, keep_lines):
+    used = 0
+    for path in FILES:
+        fast, slow, taken = _decode_both(path.read_bytes(), monkeypatch, keep_lines=keep_lines)
+        _same_profile(fast, slow)
+        used += sum(taken)
+    assert used >= len(FILES) - 5  # the bulk path is the common one
+
+
+def test_bulk_locations_duplicate_strings_and_inlining(monkeypatch):
+    p = profile_pb2.Profile()
+    p.string_table.extend(["", "samples", "count", "main", "file.go", "main", "file.go", "inl"])
+    p.sample_type.add(type=1, unit=2)
+    p.function.add(id=10, name=3, filename=4)
+    p.function.add(id=20, name=5, filename=6)  # same texts, other string indices
+    p.function.add(id=30, name=0, system_name=7, filename=4)  # name from system_name
+    p.location.add(id=1).line.add(function_id=10, line=3)
+    loc = p.location.add(id=2)
+    loc.line.add(function_id=30, line=9)  # inlined callee first on the wire
+    loc.line.add(function_id=20, line=5)
+    p.sample.add(location_id=[2, 1], value=[4])
+    fast, slow, taken = _decode_both(p.SerializeToString(), monkeypatch)
+    assert taken == [True]
+    _same_profile(fast, slow)
+    assert fast.frames.height == 2  # main/file.go interned once, inl
+    assert fast.frames["name"].to_list() == ["main", "inl"]
+    assert profile_stacks(fast) == reference_stacks(parse_reference(p.SerializeToString()))
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda p: p.location.add(id=9),  # no lines: address frame
+        lambda p: p.location[0].line.add(function_id=0),  # line without a function
+        lambda p: p.function.add(id=99, name=0),  # nameless function ...
+        lambda p: setattr(p, "drop_frames", 3),
+    ],
+)
+def test_bulk_locations_fall_back(monkeypatch, mutate):
+    p = profile_pb2.Profile()
+    p.string_table.extend(["", "samples", "count", "main", "file.go"])
+    p.sample_type.add(type=1, unit=2)
+    p.function.add(id=1, name=3, filename=4)
+    p.location.add(id=1).line.add(function_id=1)
+    p.sample.add(location_id=[1], value=[1])
+    mutate(p)
+    if len(p.function) > 1:  # ... referenced by a location
+        p.location.add(id=7).line.add(function_id=99)
+    fast, slow, taken = _decode_both(p.SerializeToString(), monkeypatch)
+    assert not any(taken)
+    _same_profile(fast, slow)
+    assert profile_stacks(fast) == reference_stacks(parse_reference(p.SerializeToString()))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(msg=pprof_messages(), keep_lines=st.booleans())
+def test_bulk_locations_match_loop_random(monkeypatch, msg, keep_lines):
+    fast, slow, _ = _decode_both(msg.SerializeToString(), monkeypatch, keep_lines=keep_lines)
+    _same_profile(fast, slow)
