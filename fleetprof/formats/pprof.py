@@ -688,20 +688,25 @@ def _packed(buf: np.ndarray, owner: np.ndarray, start: np.ndarray, end: np.ndarr
     per_span = np.searchsorted(tend, off + lens)
     per_span[1:] -= per_span[:-1].copy()
     positions.tstart = tstart
-    positions.span_owner, positions.span_count = owner, per_span
+    positions.span_owner, positions.span_count, positions.span_start = owner, per_span, start
     return np.repeat(owner, per_span), positions, val.astype(_U64, copy=False)
 
 
 class _LazyPositions:
-    """Byte positions of packed elements, computed only if ordering needs them."""
+    """Sort keys in wire order for packed elements, computed only if ordering needs them:
+    the start of each element's span (equal within a span, so a stable sort keeps the
+    span's order; spans never overlap other fields' tags)."""
 
     def __init__(self, mask: np.ndarray | None = None, idx: np.ndarray | None = None) -> None:
         self.mask, self.idx = mask, idx
         self.tstart = np.zeros(0, dtype=np.int64)
         self.span_owner: np.ndarray | None = None  # owner and element count of each span
         self.span_count: np.ndarray | None = None
+        self.span_start: np.ndarray | None = None
 
     def get(self) -> np.ndarray:
+        if self.span_start is not None and self.span_count is not None:
+            return np.repeat(self.span_start, self.span_count)
         where = self.idx if self.idx is not None else np.flatnonzero(self.mask)
         return where[self.tstart]
 
@@ -1107,19 +1112,27 @@ def _label_sets(s: _Samples, st: _Strings, nstr: int) -> tuple[np.ndarray | None
     num_m = is_num[keep]
     values: list[str] = []
     if num_m.any():
-        pairs = np.stack([s.label_num[keep][num_m], s.label_unit[keep][num_m]], axis=1)
-        uniq, inv = np.unique(pairs, axis=0, return_inverse=True)
-        values = [f"{int(n)} {st.table[int(u)]}" if u else f"{int(n)}" for n, u in uniq]
-        vid[num_m] = nstr + inv.reshape(-1)
+        # distinct (num, unit) pairs, numbered in (num, unit) order
+        nums, units = s.label_num[keep][num_m], s.label_unit[keep][num_m]
+        by_pair = np.lexsort((units, nums))
+        sn, su = nums[by_pair], units[by_pair]
+        brk = np.ones(len(sn), dtype=bool)
+        brk[1:] = (sn[1:] != sn[:-1]) | (su[1:] != su[:-1])
+        inv = np.empty(len(sn), dtype=np.int64)
+        inv[by_pair] = np.cumsum(brk) - 1
+        table = st.table
+        values = [f"{n} {table[u]}" if u else f"{n}" for n, u in zip(sn[brk].tolist(), su[brk].tolist(), strict=True)]
+        vid[num_m] = nstr + inv
     nv = nstr + len(values)
     code = key * nv + vid
     order = np.lexsort((code, owner))
     owner, code = owner[order], code[order]
     # distinct label sets = distinct sorted code sequences of the labelled samples
     n = len(s.loc_offsets) - 1
-    who, cnt = np.unique(owner, return_counts=True)
-    seg = np.zeros(len(who) + 1, dtype=np.int64)
-    np.cumsum(cnt, out=seg[1:])
+    # owner is sorted: the labelled samples and where each one's labels start
+    starts = np.flatnonzero(np.concatenate(([True], owner[1:] != owner[:-1])))
+    who = owner[starts]
+    seg = np.append(starts, len(owner)).astype(np.int64)
     grouped = _group_segments(seg, code)
     if grouped is None:  # a hash collision: group exactly (and slowly) instead
         seen: dict[tuple[int, ...], int] = {}

@@ -494,3 +494,24 @@ def test_bulk_locations_fall_back(monkeypatch, mutate):
 def test_bulk_locations_match_loop_random(monkeypatch, msg, keep_lines):
     fast, slow, _ = _decode_both(msg.SerializeToString(), monkeypatch, keep_lines=keep_lines)
     _same_profile(fast, slow)
+
+
+def test_mixed_packed_and_unpacked_fields_keep_wire_order():
+    # sample.location_id written as: 3 (unpacked), [1, 2] (packed), 4 (unpacked); two such
+    # samples plus packed-only ones, so the bulk reader merges packed and unpacked parts
+    p = profile_pb2.Profile()
+    p.string_table.extend(["", "samples", "count"] + [f"f{i}" for i in range(1, 5)])
+    p.sample_type.add(type=1, unit=2)
+    for i in range(1, 5):
+        p.function.add(id=i, name=2 + i)
+        p.location.add(id=i).line.add(function_id=i)
+    for k in range(MANY := 5000):  # above the merged-message path's sample count
+        p.sample.add(location_id=[1 + k % 4, 1 + (k + 1) % 4, 1 + (k + 2) % 4], value=[1])
+    head = p.SerializeToString()
+    mixed = b"\x08\x03" + b"\x0a\x02\x01\x02" + b"\x08\x04" + b"\x10\x07"  # locs 3,[1,2],4; value 7
+    sample = b"\x12" + bytes([len(mixed)]) + mixed
+    data = head + sample + sample
+    prof = decode_pprof(data)
+    ref = parse_reference(data)
+    assert list(ref.sample[MANY].location_id) == [3, 1, 2, 4]
+    assert profile_stacks(prof) == reference_stacks(ref)
