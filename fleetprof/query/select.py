@@ -26,9 +26,6 @@ comes from ``FLEETPROF_SEGMENT_CACHE_MB`` (default 512; ``0`` disables it).
 
 from __future__ import annotations
 
-import os
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -42,6 +39,7 @@ from fleetprof.model.groupsum import sum_by_key
 from fleetprof.model.hashing import ROOT_ID, series_id
 from fleetprof.model.profile import FRAMES_SCHEMA, NODES_SCHEMA, Profile, ValueType
 from fleetprof.query.selector import Matcher, SelectorError
+from fleetprof.segment.cache import SEGMENT_CACHE, cache_key
 from fleetprof.segment.format import (
     Segment,
     SegmentCorrupt,
@@ -57,67 +55,9 @@ FETCH_CHUNK = 32
 _T = TypeVar("_T")
 
 
-class SegmentCache:
-    """Thread-safe LRU of decoded segments, bounded by (approximate) bytes held."""
-
-    ENTRY_OVERHEAD = 4096  # Parquet footer metadata and Python objects per entry
-
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = int(max_bytes)
-        self._items: OrderedDict[tuple[str, str], tuple[Segment, int]] = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
-
-    @property
-    def bytes(self) -> int:
-        return self._bytes
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def get(self, key: tuple[str, str]) -> Segment | None:
-        with self._lock:
-            item = self._items.get(key)
-            if item is None:
-                self.misses += 1
-                return None
-            self._items.move_to_end(key)
-            self.hits += 1
-            return item[0]
-
-    def put(self, key: tuple[str, str], seg: Segment) -> None:
-        size = seg.nbytes() + self.ENTRY_OVERHEAD
-        if size > self.max_bytes:
-            return
-        with self._lock:
-            old = self._items.pop(key, None)
-            if old is not None:
-                self._bytes -= old[1]
-            self._items[key] = (seg, size)
-            self._bytes += size
-            while self._bytes > self.max_bytes and self._items:
-                _, (_, sz) = self._items.popitem(last=False)
-                self._bytes -= sz
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-            self._bytes = 0
-
-
-SEGMENT_CACHE = SegmentCache(int(float(os.environ.get("FLEETPROF_SEGMENT_CACHE_MB", "512")) * 1024 * 1024))
-"""Process-wide cache of decoded segments (see module docstring)."""
-
-
-def _cache_key(store: ObjectStore, key: str) -> tuple[str, str]:
-    return (str(getattr(store, "url", None) or id(store)), key)
-
-
 def open_segment(store: ObjectStore, entry: SegmentEntry) -> Segment:
     """The decoded segment of ``entry`` (from :data:`SEGMENT_CACHE` when present)."""
-    ck = _cache_key(store, entry.key)
+    ck = cache_key(store, entry.key)
     seg = SEGMENT_CACHE.get(ck)
     if seg is None:
         seg = decode_segment(store.get(entry.key))
@@ -126,7 +66,7 @@ def open_segment(store: ObjectStore, entry: SegmentEntry) -> Segment:
 
 def _remember(store: ObjectStore, entry: SegmentEntry, seg: Segment) -> None:
     if SEGMENT_CACHE.max_bytes > 0:
-        SEGMENT_CACHE.put(_cache_key(store, entry.key), seg)
+        SEGMENT_CACHE.put(cache_key(store, entry.key), seg)
 
 
 def _map_segments(
@@ -138,7 +78,7 @@ def _map_segments(
     out: list[tuple[Segment, _T] | None] = [None] * len(entries)
     missing: list[int] = []
     for i, e in enumerate(entries):
-        seg = SEGMENT_CACHE.get(_cache_key(store, e.key))
+        seg = SEGMENT_CACHE.get(cache_key(store, e.key))
         if seg is None:
             missing.append(i)
         else:

@@ -13,6 +13,8 @@ Contract:
   deleted best-effort and :func:`collect_orphans` removes any that survive a crash.
 * Encoding and blocking I/O run in worker threads (``asyncio.to_thread``) so the event
   loop keeps accepting while a batch is written.
+* After the ack, the new segment is inserted into the decoded-segment cache
+  (:mod:`fleetprof.segment.cache`), so queries over freshly ingested data need no re-read.
 * ``await stop()`` flushes everything pending and waits for in-flight flushes.
 """
 
@@ -32,6 +34,7 @@ from fleetprof.metastore.cleanup import collect_orphans
 from fleetprof.metastore.index import Index, SegmentEntry
 from fleetprof.model.hashing import frame_ids, labels_id, series_id
 from fleetprof.model.profile import FRAMES_SCHEMA, NODES_SCHEMA, Profile, Stacks, ValueType, build
+from fleetprof.segment.cache import remember_encoded
 from fleetprof.segment.format import LABELS_SCHEMA, SAMPLES_SCHEMA, SegmentBatch, encode_segment
 from fleetprof.segment.keys import new_segment_id, segment_key, validate_tenant
 from fleetprof.storage.objectstore import ObjectStore
@@ -415,7 +418,8 @@ class SegmentWriter:
         assert self._sem is not None
         t0 = time.perf_counter()
         entry: SegmentEntry | None = None
-        stored = False
+        data = b""
+        stored = acked = False
         try:
             async with self._sem:
                 data, entry = await asyncio.to_thread(encode_items, tenant, batch.items)
@@ -437,8 +441,18 @@ class SegmentWriter:
                 if not f.done():
                     f.set_result(None)
             self._report(tenant, entry, batch, t0, ok=True)
+            acked = True
         finally:
             self._pending -= len(batch.items)
+        if acked and entry is not None:
+            await self._warm_cache(entry.key, data)
+
+    async def _warm_cache(self, key: str, data: bytes) -> None:
+        """After the ack: keep the new segment decoded for queries (best effort)."""
+        try:
+            await asyncio.to_thread(remember_encoded, self.store, key, data)
+        except Exception as e:  # noqa: BLE001 - a cache miss later only costs a re-read
+            log.warning("could not cache segment %s: %s", key, e)
 
     async def _delete_quietly(self, key: str) -> None:
         try:

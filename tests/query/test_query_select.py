@@ -144,14 +144,14 @@ class _CountingStore:
 
 
 def test_repeated_query_is_served_from_the_segment_cache(data) -> None:
-    from fleetprof.query import select as sel
+    from fleetprof.segment.cache import SEGMENT_CACHE
 
     store, index = data
-    sel.SEGMENT_CACHE.clear()
+    SEGMENT_CACHE.clear()
     counting = _CountingStore(store)
     first = folded(select_merge(counting, index, "t1", CPU_TYPE, [], 0, 100_000))
     assert counting.gets == 4  # the four CPU segments of t1
-    assert len(sel.SEGMENT_CACHE) == 4 and sel.SEGMENT_CACHE.bytes > 0
+    assert len(SEGMENT_CACHE) == 4 and SEGMENT_CACHE.bytes > 0
     again = folded(select_merge(counting, index, "t1", CPU_TYPE, [], 0, 100_000))
     assert again == first == folded(merge([PA, PB, PC, PB]))
     assert counting.gets == 4  # nothing read again
@@ -163,7 +163,8 @@ def test_repeated_query_is_served_from_the_segment_cache(data) -> None:
 
 
 def test_segment_cache_is_bounded_by_bytes(data) -> None:
-    from fleetprof.query.select import SegmentCache, open_segment
+    from fleetprof.query.select import open_segment
+    from fleetprof.segment.cache import SegmentCache
 
     store, index = data
     segs = [(e, open_segment(store, e)) for e in index.query("t1", 0, 10**13)]

@@ -215,3 +215,40 @@ def test_invalid_tenant_and_labels_rejected(si) -> None:
 
     run(go())
     assert list(store.list()) == []
+
+
+def test_flushed_segments_are_cached_for_queries(tmp_path) -> None:
+    """After the ack the writer leaves the decoded segment in the shared cache, and the
+    query path serves it from there without reading the object again."""
+    import asyncio
+
+    import numpy as np
+
+    from fleetprof.metastore.index import open_index
+    from fleetprof.model import Stacks, ValueType, build
+    from fleetprof.query.select import select_merge
+    from fleetprof.segment.cache import SEGMENT_CACHE, cache_key
+    from fleetprof.segment.writer import IngestItem, SegmentWriter
+    from fleetprof.storage.objectstore import open_store
+
+    (tmp_path / "d").mkdir()
+    store = open_store((tmp_path / "d").as_uri())
+    index = open_index(f"sqlite:///{tmp_path / 'i.db'}")
+    prof = build(Stacks(["main", "work"], ["", ""], np.array([0, 2]), np.array([0, 1]), np.array([[7]])), [ValueType("cpu", "nanoseconds")])
+    pt = "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
+    SEGMENT_CACHE.clear()
+
+    async def ingest() -> None:
+        w = SegmentWriter(store, index, max_age_s=0.01)
+        w.start()
+        await w.submit("t", [IngestItem({"service_name": "svc"}, pt, 1_000, prof)])
+        await w.stop()
+
+    asyncio.run(ingest())
+    (entry,) = index.query("t", 0, 10_000)
+    assert SEGMENT_CACHE.get(cache_key(store, entry.key)) is not None
+    reads = []
+    real_get = store.get
+    store.get = lambda key: reads.append(key) or real_get(key)  # type: ignore[method-assign]
+    assert select_merge(store, index, "t", pt, [], 0, 10_000).totals() == [7]
+    assert reads == []

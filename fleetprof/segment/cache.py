@@ -1,0 +1,87 @@
+"""Process-wide LRU cache of decoded segments, shared by the writer and the query path.
+
+Segments are immutable, so a decoded :class:`~fleetprof.segment.format.Segment` can be
+reused by any later query of the same object. Keys are ``(store URL, object key)``. The
+segment writer inserts every segment it has just made durable (after the ack, off the
+ack path), so a server answers queries over what it ingested without re-reading it; the
+query path inserts what it decodes. Bounded by ``FLEETPROF_SEGMENT_CACHE_MB`` (default
+512; 0 disables).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+
+from fleetprof.segment.format import Segment, decode_segment
+from fleetprof.storage.objectstore import ObjectStore
+
+
+class SegmentCache:
+    """Thread-safe LRU of decoded segments, bounded by (approximate) bytes held."""
+
+    ENTRY_OVERHEAD = 4096  # Parquet footer metadata and Python objects per entry
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = int(max_bytes)
+        self._items: OrderedDict[tuple[str, str], tuple[Segment, int]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def bytes(self) -> int:
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, key: tuple[str, str]) -> Segment | None:
+        with self._lock:
+            item = self._items.get(key)
+            if item is None:
+                self.misses += 1
+                return None
+            self._items.move_to_end(key)
+            self.hits += 1
+            return item[0]
+
+    def put(self, key: tuple[str, str], seg: Segment) -> None:
+        size = seg.nbytes() + self.ENTRY_OVERHEAD
+        if size > self.max_bytes:
+            return
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._bytes -= old[1]
+            self._items[key] = (seg, size)
+            self._bytes += size
+            while self._bytes > self.max_bytes and self._items:
+                _, (_, sz) = self._items.popitem(last=False)
+                self._bytes -= sz
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._bytes = 0
+
+
+SEGMENT_CACHE = SegmentCache(int(float(os.environ.get("FLEETPROF_SEGMENT_CACHE_MB", "512")) * 1024 * 1024))
+"""Process-wide cache of decoded segments (see module docstring)."""
+
+
+def _cache_key(store: ObjectStore, key: str) -> tuple[str, str]:
+    return (str(getattr(store, "url", None) or id(store)), key)
+
+
+def cache_key(store: ObjectStore, key: str) -> tuple[str, str]:
+    """Cache key of object ``key`` of ``store``."""
+    return (str(getattr(store, "url", None) or id(store)), key)
+
+
+def remember_encoded(store: ObjectStore, key: str, data: bytes) -> None:
+    """Cache the segment whose encoded bytes ``data`` were just stored under ``key``."""
+    if SEGMENT_CACHE.max_bytes > 0:
+        SEGMENT_CACHE.put(cache_key(store, key), decode_segment(data))
