@@ -6,6 +6,9 @@ largest shared pprof fixture and a seeded synthetic profile of ~100k samples, de
 (20k distinct stacks sharing prefixes, Zipf-distributed counts, two sample types, a
 thread label on some samples), built with the generated ``profile_pb2`` classes.
 
+Both sides are timed in CPU time (``time.process_time``, best of R runs) so that other
+load on a shared machine counts less; the load average is printed alongside.
+
 Run: ``.venv/bin/python -m benchmarks.bench_pprof [--samples N] [--repeat R]``.
 """
 
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import os
 import time
 from pathlib import Path
 
@@ -80,9 +84,9 @@ def synthetic_profile(n_samples: int = 100_000, n_stacks: int = 20_000, depth: i
 def _best(fn, repeat: int) -> float:
     best = float("inf")
     for _ in range(repeat):
-        t = time.perf_counter()
+        t = time.process_time()
         fn()
-        best = min(best, time.perf_counter() - t)
+        best = min(best, time.process_time() - t)
     return best
 
 
@@ -103,6 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--samples", type=int, default=100_000)
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args(argv)
+    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; CPU time (process_time), best of runs")
     files = [p for p in FIXTURES.rglob("*") if p.is_file() and p.suffix != ".md"]
     largest = max(files, key=lambda p: len(_raw(p.read_bytes())))
     r1 = measure(f"fixture {largest.name}", _raw(largest.read_bytes()), args.repeat * 4)

@@ -1038,7 +1038,8 @@ def _group_segments(offsets: np.ndarray, elems: np.ndarray, extra: np.ndarray | 
     pos = np.arange(len(elems), dtype=np.int64) - np.repeat(offsets[:-1], lengths)
     mult = _position_multipliers(int(lengths.max()) if n else 0)
     with np.errstate(over="ignore"):
-        h = (elems.astype(_U64) + _U64(1)) * mult[pos]
+        h = elems.astype(_U64, copy=False) + _U64(1)
+        h *= mult[pos]
         cum = np.zeros(len(elems) + 1, dtype=_U64)
         np.cumsum(h, out=cum[1:])
         key = mix(cum[offsets[1:]] - cum[offsets[:-1]], lengths.astype(_U64))
