@@ -898,6 +898,13 @@ def _ordered(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np
         return np.zeros(0, np.int64), np.zeros(0, _U64)
     if len(parts) == 1:
         return parts[0][0], parts[0][2]
+    if len(parts) == 2:
+        # the usual mix (packed fields, plus single values written unpacked): each part is
+        # in owner order; if no owner has elements in both, insert the smaller part
+        (a_own, _, a_val), (b_own, _, b_val) = sorted(parts, key=lambda p: -len(p[0]))
+        at = np.searchsorted(a_own, b_own, side="left")
+        if np.array_equal(at, np.searchsorted(a_own, b_own, side="right")):
+            return np.insert(a_own, at, b_own), np.insert(a_val, at, b_val)
     owner = np.concatenate([p[0] for p in parts])
     pos = np.concatenate([p[1].get() if isinstance(p[1], _LazyPositions) else p[1] for p in parts])
     val = np.concatenate([p[2] for p in parts])
