@@ -632,7 +632,9 @@ def _walk(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, what: str, max_
     return _Fields(*cols, leftover=active)
 
 
-def _packed(buf: np.ndarray, owner: np.ndarray, start: np.ndarray, end: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _packed(
+    buf: np.ndarray, owner: np.ndarray, start: np.ndarray, end: np.ndarray, what: str, owners: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Decode packed varint payloads ``buf[start:end]`` (disjoint, in buffer order): (owner,
     byte position, value) of every element, in span order."""
     lens = end - start
@@ -689,7 +691,9 @@ def _packed(buf: np.ndarray, owner: np.ndarray, start: np.ndarray, end: np.ndarr
     per_span[1:] -= per_span[:-1].copy()
     positions.tstart = tstart
     positions.span_owner, positions.span_count, positions.span_start = owner, per_span, start
-    return np.repeat(owner, per_span), positions, val.astype(_U64, copy=False)
+    # owners=False: the caller needs only the span counts (an empty owner array instead)
+    elem_owner = np.repeat(owner, per_span) if owners else np.zeros(0, dtype=np.int64)
+    return elem_owner, positions, val.astype(_U64, copy=False)
 
 
 class _LazyPositions:
@@ -813,7 +817,9 @@ def _samples(view, ntypes: int, limits: Limits) -> _Samples:
         packed = np.flatnonzero(m & (f.wire == 2))
         single = np.flatnonzero(m & (f.wire == 0))
         if len(packed):
-            parts.append(_packed(buf, f.owner[packed], f.start[packed], f.end[packed], "sample"))
+            # location ids in packed fields only: their counts per sample come from the spans
+            only = fld == 1 and len(single) == 0 and len(f.leftover) == 0
+            parts.append(_packed(buf, f.owner[packed], f.start[packed], f.end[packed], "sample", owners=not only))
         if len(single):
             parts.append((f.owner[single], f.pos[single], f.value[single]))
     lm = np.flatnonzero(f.field == 3)
