@@ -25,7 +25,8 @@ Contract (:func:`decode_pprof`):
   removed — unless the match is an inlined caller inside the location, in which case
   only the lines below the match are removed. ``keep_frames`` exempts matches.
 * Sample labels become label sets: string labels ``key → value``; numeric labels
-  ``key → "<num> <unit>"`` (``"<num>"`` without a unit).
+  ``key → "<num> <unit>"`` (``"<num>"`` without a unit). A set holds each (key, value)
+  pair once: a pair repeated within one sample counts once.
 * Stacks deeper than ``limits.max_stack_depth`` keep their leaf-most frames below one
   :data:`TRUNCATED_FRAME` root frame (``max_stack_depth`` frames in all); the number of
   such samples is ``profile.truncated_stacks``.

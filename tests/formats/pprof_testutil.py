@@ -106,7 +106,7 @@ def reference_stacks(msg, *, keep_lines: bool = False) -> Counter:
             elif lab.num or lab.num_unit:
                 unit = _text(msg, lab.num_unit)
                 labels.append((_text(msg, lab.key), f"{lab.num} {unit}" if unit else f"{lab.num}"))
-        key = (tuple(frames), tuple(sorted(labels)))
+        key = (tuple(frames), tuple(sorted(set(labels))))  # a label set: a repeated pair counts once
         prev = out.get(key)
         vals = tuple(s.value)
         out[key] = vals if prev is None else tuple(a + b for a, b in zip(prev, vals, strict=True))
