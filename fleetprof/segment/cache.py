@@ -81,7 +81,17 @@ def cache_key(store: ObjectStore, key: str) -> tuple[str, str]:
     return (str(getattr(store, "url", None) or id(store)), key)
 
 
+WARM_SAMPLE_COLUMNS = (("node_id", "value"), ("node_id", "value", "series_id"))
+"""Sample column sets the query path reads (without and with series matchers)."""
+
+
 def remember_encoded(store: ObjectStore, key: str, data: bytes) -> None:
-    """Cache the segment whose encoded bytes ``data`` were just stored under ``key``."""
-    if SEGMENT_CACHE.max_bytes > 0:
-        SEGMENT_CACHE.put(cache_key(store, key), decode_segment(data))
+    """Cache the segment whose encoded bytes ``data`` were just stored under ``key``, with
+    the columns a flame-graph query reads already decoded (segments decode lazily)."""
+    if SEGMENT_CACHE.max_bytes <= 0:
+        return
+    seg = decode_segment(data)
+    for cols in WARM_SAMPLE_COLUMNS:
+        seg.sample_arrays(list(cols))
+    seg.leaf_ids()
+    SEGMENT_CACHE.put(cache_key(store, key), seg)
