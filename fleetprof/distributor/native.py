@@ -12,15 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from fleetprof.distributor.common import (
-    IngestConfig,
-    check_labels,
-    check_profile,
-    decoding,
-    profile_type_id,
-    split_items,
-    time_ms_of,
-)
+from fleetprof.distributor import common
+from fleetprof.distributor.common import IngestConfig
 from fleetprof.distributor.timeparse import TimeParseError, parse_time_ms
 from fleetprof.formats.profile_types import infer_name
 from fleetprof.server.errors import ApiError
@@ -36,7 +29,7 @@ def parse_native(body: bytes, query: Mapping[str, str], cfg: IngestConfig, now_m
     if not service:
         raise ApiError(400, "missing label service_name (pass ?service_name=<name>)")
     labels["service_name"] = service
-    check_labels(labels, cfg)
+    common.check_labels(labels, cfg)
     fmt = query.get("format") or None
     if not body:
         raise ApiError(400, "empty profile body")
@@ -44,12 +37,12 @@ def parse_native(body: bytes, query: Mapping[str, str], cfg: IngestConfig, now_m
         rate = int(query.get("sampleRate") or 100)
     except ValueError:
         raise ApiError(400, "bad sampleRate") from None
-    profile = decoding(decode, body, fmt, limits=cfg.decoder_limits(), sample_rate=rate)
-    check_profile(profile, cfg)
+    profile = common.decoding(decode, body, fmt, limits=cfg.decoder_limits(), sample_rate=rate)
+    common.check_profile(profile, cfg)
     try:
-        t = parse_time_ms(query.get("time"), default_ms=time_ms_of(profile, now_ms), now=now_ms)
+        t = parse_time_ms(query.get("time"), default_ms=common.time_ms_of(profile, now_ms), now=now_ms)
     except TimeParseError as e:
         raise ApiError(400, str(e)) from None
     metric = query.get("name") or infer_name(profile)
-    names = [(i, profile_type_id(metric, st, profile.period_type)) for i, st in enumerate(profile.sample_types)]
-    return split_items(labels, profile, names=names, time_ms=t)
+    names = [(i, common.profile_type_id(metric, st, profile.period_type)) for i, st in enumerate(profile.sample_types)]
+    return common.split_items(labels, profile, names=names, time_ms=t)

@@ -33,17 +33,24 @@ def media_type(content_type: str | None) -> str:
     return (content_type or "").split(";")[0].strip().lower()
 
 
-def parse_push(body: bytes, content_type: str | None, cfg: IngestConfig, now_ms: int) -> list[Any]:
-    """``IngestItem`` list of a ``PushRequest``; :class:`ApiError` 400/413/415 otherwise."""
-    from fleetprof.formats.pushrequest import decode_push_request
-
+def _decoded_series(decoder: Any, body: bytes, content_type: str | None, cfg: IngestConfig) -> list[Any]:
+    """The series ``decoder`` reads from a proto or JSON ``PushRequest`` body; 415 for another
+    content type, 400 for more series than ``cfg.max_series_per_request``."""
     mt = media_type(content_type)
     if mt not in PROTO_TYPES + JSON_TYPES:
         raise ApiError(415, f"unsupported content type {content_type!r}: use application/proto or application/json", code="invalid_argument")
     canonical = "application/json" if mt in JSON_TYPES else "application/proto"
-    series = decoding(decode_push_request, body, content_type=canonical, limits=cfg.decoder_limits())
+    series = decoding(decoder, body, content_type=canonical, limits=cfg.decoder_limits())
     if len(series) > cfg.max_series_per_request:
         raise ApiError(400, f"request has {len(series)} profiles, more than the limit of {cfg.max_series_per_request}")
+    return series
+
+
+def parse_push(body: bytes, content_type: str | None, cfg: IngestConfig, now_ms: int) -> list[Any]:
+    """``IngestItem`` list of a ``PushRequest``; :class:`ApiError` 400/413/415 otherwise."""
+    from fleetprof.formats.pushrequest import decode_push_request
+
+    series = _decoded_series(decode_push_request, body, content_type, cfg)
     items: list[Any] = []
     for s in series:
         labels = dict(s.labels)
@@ -61,13 +68,7 @@ def parse_push_deferred(body: bytes, content_type: str | None, cfg: IngestConfig
     from fleetprof.formats.pushrequest import decode_push_request_stacks
     from fleetprof.segment.writer import StackItem
 
-    mt = media_type(content_type)
-    if mt not in PROTO_TYPES + JSON_TYPES:
-        raise ApiError(415, f"unsupported content type {content_type!r}: use application/proto or application/json", code="invalid_argument")
-    canonical = "application/json" if mt in JSON_TYPES else "application/proto"
-    series = decoding(decode_push_request_stacks, body, content_type=canonical, limits=cfg.decoder_limits())
-    if len(series) > cfg.max_series_per_request:
-        raise ApiError(400, f"request has {len(series)} profiles, more than the limit of {cfg.max_series_per_request}")
+    series = _decoded_series(decode_push_request_stacks, body, content_type, cfg)
     items: list[Any] = []
     for s in series:
         labels = dict(s.labels)

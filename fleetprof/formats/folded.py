@@ -95,11 +95,30 @@ def decode_folded(
         small = is_small(text) if vectorized is None else not vectorized
         parsed = (_parse_small if small else _parse_vectorized)(text, limits)
     stack_col, counts, linenos = parsed
+    return stacks_at_rate(
+        stack_col, counts, linenos, FMT, sample_type=sample_type, sample_rate=sample_rate, limits=limits, keep_lines=keep_lines, pyspy_frames=pyspy_frames
+    )
+
+
+def stacks_at_rate(
+    stack_col: pl.Series | list[str],
+    counts: np.ndarray,
+    linenos: np.ndarray,
+    fmt: str,
+    *,
+    sample_type: ValueType,
+    sample_rate: int | None,
+    limits: Limits,
+    keep_lines: bool,
+    pyspy_frames: bool,
+) -> Profile:
+    """:func:`stacks_from_strings` of ``sample_type`` counts, or, with ``sample_rate`` (Hz),
+    of CPU nanoseconds (see :func:`_counts_to_cpu_ns`)."""
     st = sample_type
     period_type = None
     period = 0
     if sample_rate is not None:
-        counts, period = _counts_to_cpu_ns(counts, sample_rate)
+        counts, period = _counts_to_cpu_ns(counts, sample_rate, fmt)
         st, period_type = CPU_NS, CPU_NS
     return stacks_from_strings(
         stack_col,
@@ -109,7 +128,7 @@ def decode_folded(
         limits=limits,
         keep_lines=keep_lines,
         pyspy_frames=pyspy_frames,
-        fmt=FMT,
+        fmt=fmt,
         period_type=period_type,
         period=period,
     )

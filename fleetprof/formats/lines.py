@@ -16,14 +16,12 @@ import polars as pl
 
 from fleetprof.formats.errors import DEFAULT_LIMITS, Limits, maybe_gunzip
 from fleetprof.formats.folded import (
-    CPU_NS,
     SAMPLES,
     WHITESPACE,
     _check_sample_count,
-    _counts_to_cpu_ns,
     _text_lines,
     is_small,
-    stacks_from_strings,
+    stacks_at_rate,
 )
 from fleetprof.model.profile import Profile, ValueType
 
@@ -45,21 +43,8 @@ def decode_lines(
     text = maybe_gunzip(bytes(data), FMT, limits).decode("utf-8", "replace")
     small = is_small(text) if vectorized is None else not vectorized
     stack_col, counts, linenos = (_group_small if small else _group_vectorized)(text, limits)
-    st, period_type, period = sample_type, None, 0
-    if sample_rate is not None:
-        counts, period = _counts_to_cpu_ns(counts, sample_rate, FMT)
-        st, period_type = CPU_NS, CPU_NS
-    return stacks_from_strings(
-        stack_col,
-        counts,
-        linenos,
-        sample_type=st,
-        limits=limits,
-        keep_lines=keep_lines,
-        pyspy_frames=pyspy_frames,
-        fmt=FMT,
-        period_type=period_type,
-        period=period,
+    return stacks_at_rate(
+        stack_col, counts, linenos, FMT, sample_type=sample_type, sample_rate=sample_rate, limits=limits, keep_lines=keep_lines, pyspy_frames=pyspy_frames
     )
 
 

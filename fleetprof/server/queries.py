@@ -3,16 +3,18 @@ adapters over :mod:`fleetprof.query.select` (run in worker threads)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from anyio import to_thread
+from fastapi import Request
 
 from fleetprof.distributor.timeparse import TimeParseError, now_ms, parse_time_ms
 from fleetprof.model.profile import Profile, ValueType
 from fleetprof.server.errors import ApiError
-from fleetprof.server.state import ServerState
+from fleetprof.server.state import ServerState, get_state
 
 MAX_QUERY_LEN = 8192
 MAX_TIMELINE_POINTS = 2000
@@ -24,6 +26,27 @@ class Selection:
     matchers: list[Any]
     start_ms: int
     end_ms: int
+
+
+@dataclass(frozen=True)
+class ReadScope:
+    """What every read route starts from: state, authenticated tenant, query parameters and
+    the start time that :meth:`observe` measures the route's latency from."""
+
+    st: ServerState
+    tenant: str
+    q: Mapping[str, str]
+    t0: float
+
+    def observe(self, route: str) -> None:
+        self.st.metrics.query_latency.labels(route).observe(time.perf_counter() - self.t0)
+
+
+def read_scope(request: Request) -> ReadScope:
+    """Start a read route: the clock, the state and the tenant (``read`` scope)."""
+    t0 = time.perf_counter()
+    st = get_state(request)
+    return ReadScope(st, st.tenant(request, "read"), request.query_params, t0)
 
 
 def time_range(q: Mapping[str, str], st: ServerState, from_key: str = "from", until_key: str = "until") -> tuple[int, int]:
@@ -53,6 +76,15 @@ def parse_selection(q: Mapping[str, str], st: ServerState, key: str = "query", f
         raise ApiError(400, f"bad selector in '{key}': {e}") from None
     start, end = time_range(q, st, from_key, until_key)
     return Selection(ptype, list(matchers), start, end)
+
+
+def diff_selections(q: Mapping[str, str], st: ServerState) -> tuple[Selection, Selection]:
+    """``leftQuery``/``rightQuery`` selections (each with its own time range) of one profile type."""
+    left = parse_selection(q, st, "leftQuery", "leftFrom", "leftUntil")
+    right = parse_selection(q, st, "rightQuery", "rightFrom", "rightUntil")
+    if left.profile_type != right.profile_type:
+        raise ApiError(400, "leftQuery and rightQuery must use the same profile type")
+    return left, right
 
 
 def parse_matchers(q: Mapping[str, str], key: str = "query") -> list[Any]:
@@ -107,6 +139,23 @@ async def merged(st: ServerState, tenant: str, sel: Selection) -> Profile:
     return _single_type(p, sel.profile_type)
 
 
+async def merged_diff(r: ReadScope) -> tuple[Selection, Profile, Profile, int]:
+    """The left selection, the merged left (base) and right (candidate) profiles of a diff
+    request and its ``maxNodes``."""
+    left, right = diff_selections(r.q, r.st)
+    max_nodes = int_param(r.q, "maxNodes", 8192, hi=1_000_000)
+    base = await merged(r.st, r.tenant, left)
+    cand = await merged(r.st, r.tenant, right)
+    return left, base, cand, max_nodes
+
+
+async def diff_flamebearer_doc(left: Selection, base: Profile, cand: Profile, max_nodes: int) -> dict[str, Any]:
+    """Diff flamebearer of ``base`` → ``cand`` (in a worker thread)."""
+    from fleetprof.render.flamebearer import diff_flamebearer
+
+    return await to_thread.run_sync(lambda: diff_flamebearer(base, cand, 0, max_nodes=max_nodes, name=left.profile_type))
+
+
 def step_for(start_ms: int, end_ms: int, requested_s: float | None = None) -> int:
     """Timeline step: requested, else ≥ 10 s and at most :data:`MAX_TIMELINE_POINTS` points."""
     span = max(end_ms - start_ms, 1)
@@ -131,3 +180,11 @@ async def call(fn_name: str, st: ServerState, tenant: str, *args: Any, **kwargs:
 
     fn = getattr(select, fn_name)
     return await to_thread.run_sync(lambda: fn(st.store, st.index, tenant, *args, **kwargs))
+
+
+async def sorted_list(scope: ReadScope, fn_name: str, *lead: Any, matchers: bool = False) -> list[str]:
+    """Sorted answer of :func:`call` ``(fn_name, *lead, start, end[, matchers])`` over the
+    ``from``/``until`` range (and the optional ``query`` selector) of the request."""
+    start, end = time_range(scope.q, scope.st)
+    extra = (parse_matchers(scope.q),) if matchers else ()
+    return sorted(await call(fn_name, scope.st, scope.tenant, *lead, start, end, *extra))

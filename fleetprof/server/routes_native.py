@@ -11,24 +11,23 @@
 from __future__ import annotations
 
 import math
-import time
 from typing import Any
 
 from anyio import to_thread
 from fastapi import APIRouter, Request, Response
 
 from fleetprof.server.errors import ApiError
-from fleetprof.server.queries import call as query_call
 from fleetprof.server.queries import (
+    diff_flamebearer_doc,
     int_param,
     merged,
-    parse_matchers,
+    merged_diff,
     parse_selection,
+    read_scope,
+    sorted_list,
     step_for,
-    time_range,
     timeline,
 )
-from fleetprof.server.state import get_state
 
 router = APIRouter(prefix="/api/v1")
 
@@ -41,55 +40,35 @@ EXPORTS = {
 }
 
 
-def _observe(request: Request, route: str, t0: float) -> None:
-    get_state(request).metrics.query_latency.labels(route).observe(time.perf_counter() - t0)
-
-
 @router.get("/profile-types")
 async def profile_types(request: Request) -> list[str]:
-    st = get_state(request)
-    tenant = st.tenant(request, "read")
-    start, end = time_range(request.query_params, st)
-    return sorted(await query_call("profile_types", st, tenant, start, end))
+    return await sorted_list(read_scope(request), "profile_types")
 
 
 @router.get("/services")
 async def services(request: Request) -> list[str]:
-    st = get_state(request)
-    tenant = st.tenant(request, "read")
-    start, end = time_range(request.query_params, st)
-    return sorted(await query_call("services", st, tenant, start, end))
+    return await sorted_list(read_scope(request), "services")
 
 
 @router.get("/labels")
 async def labels(request: Request) -> list[str]:
-    st = get_state(request)
-    tenant = st.tenant(request, "read")
-    q = request.query_params
-    start, end = time_range(q, st)
-    return sorted(await query_call("label_names", st, tenant, start, end, parse_matchers(q)))
+    return await sorted_list(read_scope(request), "label_names", matchers=True)
 
 
 @router.get("/labels/{name}/values")
 async def label_values(request: Request, name: str) -> list[str]:
-    st = get_state(request)
-    tenant = st.tenant(request, "read")
-    q = request.query_params
-    start, end = time_range(q, st)
-    return sorted(await query_call("label_values", st, tenant, name, start, end, parse_matchers(q)))
+    return await sorted_list(read_scope(request), "label_values", name, matchers=True)
 
 
 @router.get("/timeline")
 async def timeline_route(request: Request) -> dict[str, Any]:
-    t0 = time.perf_counter()
-    st = get_state(request)
-    tenant = st.tenant(request, "read")
-    q = request.query_params
+    r = read_scope(request)
+    st, tenant, q = r.st, r.tenant, r.q
     sel = parse_selection(q, st)
     step_s = int_param(q, "step", None, hi=86_400 * 365)
     step = step_for(sel.start_ms, sel.end_ms, float(step_s) if step_s else None)
     times, values = await timeline(st, tenant, sel, step)
-    _observe(request, "timeline", t0)
+    r.observe("timeline")
     return {"profile_type": sel.profile_type, "step_ms": step, "times_ms": times, "values": values}
 
 
@@ -97,15 +76,12 @@ async def timeline_route(request: Request) -> dict[str, Any]:
 async def flamegraph(request: Request) -> dict[str, Any]:
     from fleetprof.render.tree_json import to_tree
 
-    t0 = time.perf_counter()
-    st = get_state(request)
-    tenant = st.tenant(request, "read")
-    q = request.query_params
-    sel = parse_selection(q, st)
-    max_nodes = int_param(q, "maxNodes", 8192, hi=1_000_000)
-    profile = await merged(st, tenant, sel)
+    r = read_scope(request)
+    sel = parse_selection(r.q, r.st)
+    max_nodes = int_param(r.q, "maxNodes", 8192, hi=1_000_000)
+    profile = await merged(r.st, r.tenant, sel)
     doc = await to_thread.run_sync(lambda: to_tree(profile, 0, max_nodes=max_nodes))
-    _observe(request, "flamegraph", t0)
+    r.observe("flamegraph")
     return doc
 
 
@@ -113,10 +89,8 @@ async def flamegraph(request: Request) -> dict[str, Any]:
 async def top_functions(request: Request) -> dict[str, Any]:
     from fleetprof.model.top import top
 
-    t0 = time.perf_counter()
-    st = get_state(request)
-    tenant = st.tenant(request, "read")
-    q = request.query_params
+    r = read_scope(request)
+    st, tenant, q = r.st, r.tenant, r.q
     sel = parse_selection(q, st)
     limit = int_param(q, "limit", 20, hi=100_000)
     by = q.get("by") or "function"
@@ -134,7 +108,7 @@ async def top_functions(request: Request) -> dict[str, Any]:
 
     table = await to_thread.run_sync(compute)
     rows = [{k: _jsonable(v) for k, v in r.items()} for r in table.to_dicts()]
-    _observe(request, "top", t0)
+    r.observe("top")
     st_type = profile.sample_types[0]
     return {"profile_type": sel.profile_type, "unit": st_type.unit, "total": profile.totals()[0], "functions": rows}
 
@@ -147,39 +121,26 @@ def _jsonable(v: Any) -> Any:
 
 @router.get("/diff")
 async def diff(request: Request) -> Any:
-    t0 = time.perf_counter()
-    st = get_state(request)
-    tenant = st.tenant(request, "read")
-    q = request.query_params
-    left = parse_selection(q, st, "leftQuery", "leftFrom", "leftUntil")
-    right = parse_selection(q, st, "rightQuery", "rightFrom", "rightUntil")
-    if left.profile_type != right.profile_type:
-        raise ApiError(400, "leftQuery and rightQuery must use the same profile type")
-    fmt = q.get("format") or "json"
-    max_nodes = int_param(q, "maxNodes", 8192, hi=1_000_000)
-    base = await merged(st, tenant, left)
-    cand = await merged(st, tenant, right)
+    r = read_scope(request)
+    left, base, cand, max_nodes = await merged_diff(r)
+    fmt = r.q.get("format") or "json"
     if fmt == "json":
-        from fleetprof.render.flamebearer import diff_flamebearer
-
-        doc = await to_thread.run_sync(lambda: diff_flamebearer(base, cand, 0, max_nodes=max_nodes, name=left.profile_type))
-        _observe(request, "diff", t0)
+        doc = await diff_flamebearer_doc(left, base, cand, max_nodes)
+        r.observe("diff")
         return doc
     if fmt == "svg":
         from fleetprof.render.svg import render_diff_svg
 
         svg = await to_thread.run_sync(lambda: render_diff_svg(base, cand, 0, title=f"diff {left.profile_type}"))
-        _observe(request, "diff", t0)
+        r.observe("diff")
         return Response(svg, media_type="image/svg+xml")
     raise ApiError(400, f"unsupported diff format {fmt!r}: use json or svg")
 
 
 @router.get("/export")
 async def export(request: Request) -> Response:
-    t0 = time.perf_counter()
-    st = get_state(request)
-    tenant = st.tenant(request, "read")
-    q = request.query_params
+    r = read_scope(request)
+    st, tenant, q = r.st, r.tenant, r.q
     fmt = q.get("format") or "pprof"
     if fmt not in EXPORTS:
         raise ApiError(400, f"unsupported export format {fmt!r}: use one of {sorted(EXPORTS)}")
@@ -189,7 +150,7 @@ async def export(request: Request) -> Response:
     title = q.get("title") or sel.profile_type
     data = await to_thread.run_sync(lambda: _export(profile, fmt, title, max_nodes))
     media, ext = EXPORTS[fmt]
-    _observe(request, "export", t0)
+    r.observe("export")
     headers = {"Content-Disposition": f'inline; filename="profile.{ext}"'}
     return Response(data, media_type=media, headers=headers)
 
