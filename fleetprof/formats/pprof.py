@@ -77,6 +77,10 @@ def decode_pprof(data: bytes, *, limits: Limits = DEFAULT_LIMITS, keep_lines: bo
     return build(stacks, sample_types, **meta)
 
 
+BULK_LOCATIONS_MIN_BYTES = 64 * 1024
+"""Profiles at least this large (decompressed) decode their location table in bulk."""
+
+
 def decode_pprof_stacks(
     data: bytes, *, limits: Limits = DEFAULT_LIMITS, keep_lines: bool = False, group: bool = True
 ) -> tuple[Stacks, tuple[ValueType, ...], dict[str, Any]]:
@@ -89,7 +93,9 @@ def decode_pprof_stacks(
     raw = maybe_gunzip(bytes(data) if not isinstance(data, bytes) else data, FMT, limits)
     if not raw:
         raise ProfileFormatError(FMT, "empty input")
-    view = _parse_view(raw, pprof_view_pb2.ProfileRawView())
+    # Bulk location decoding pays numpy set-up per call: small profiles (agent pushes) are
+    # faster through upb's location messages and the per-location loop.
+    view = _parse_view(raw, pprof_view_pb2.ProfileRawView() if len(raw) > BULK_LOCATIONS_MIN_BYTES else pprof_view_pb2.ProfileView())
     if len(view.sample) > limits.max_samples:
         raise ProfileFormatError(FMT, f"{len(view.sample)} samples exceed the {limits.max_samples}-sample limit", "sample")
     strings = _string_table(view, limits)
