@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from fleetprof.formats.wire import field_len, varint
 from fleetprof.metastore import open_index
 from fleetprof.model import Stacks, ValueType, build
 from fleetprof.model.profile import Profile
@@ -53,24 +54,8 @@ PERIOD_NS = 10_000_000  # 100 Hz
 T0_MS = 1_700_000_000_000
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def _field_len(num: int, payload: bytes) -> bytes:
-    return _varint(num << 3 | 2) + _varint(len(payload)) + payload
-
-
 def _field_int(num: int, v: int) -> bytes:
-    return _varint(num << 3) + _varint(v)
+    return varint(num << 3) + varint(v)
 
 
 @dataclass
@@ -129,16 +114,16 @@ def make_service(name: str, rng: np.random.Generator, n_stacks: int = 300, depth
     # pprof pieces: string table, functions (id = frame + 1), locations (id = frame + 1).
     strings = ["", "cpu", "nanoseconds", *names, *sorted(set(files))]
     sidx = {s: i for i, s in enumerate(strings)}
-    parts = [_field_len(1, _field_int(1, 1) + _field_int(2, 2))]  # sample_type
+    parts = [field_len(1, _field_int(1, 1) + _field_int(2, 2))]  # sample_type
     for i, (fn, file) in enumerate(zip(names, files, strict=True)):
-        parts.append(_field_len(5, _field_int(1, i + 1) + _field_int(2, sidx[fn]) + _field_int(3, sidx[fn]) + _field_int(4, sidx[file])))
+        parts.append(field_len(5, _field_int(1, i + 1) + _field_int(2, sidx[fn]) + _field_int(3, sidx[fn]) + _field_int(4, sidx[file])))
     for i in range(len(names)):
         line = _field_int(1, i + 1) + _field_int(2, 10 + i % 200)
-        parts.append(_field_len(4, _field_int(1, i + 1) + _field_int(3, 0x1000 + 16 * i) + _field_len(4, line)))
-    parts.extend(_field_len(6, s.encode()) for s in strings)
-    parts.append(_field_len(11, _field_int(1, 1) + _field_int(2, 2)))  # period_type
+        parts.append(field_len(4, _field_int(1, i + 1) + _field_int(3, 0x1000 + 16 * i) + field_len(4, line)))
+    parts.extend(field_len(6, s.encode()) for s in strings)
+    parts.append(field_len(11, _field_int(1, 1) + _field_int(2, 2)))  # period_type
     parts.append(_field_int(12, PERIOD_NS))
-    loc_bytes = [b"".join(_varint(f + 1) for f in reversed(st)) for st in stacks]
+    loc_bytes = [b"".join(varint(f + 1) for f in reversed(st)) for st in stacks]
     return ServiceModel(name, names, files, stacks, weights / weights.sum(), loc_bytes, b"".join(parts))
 
 
@@ -177,7 +162,7 @@ def instance_profile(tpl: Template, rng: np.random.Generator) -> tuple[Profile, 
     prof = tpl.profile.with_meta(samples=samples)
     svc = tpl.service
     sample_parts = [
-        _field_len(2, _field_len(1, svc.loc_bytes[tpl.subset[i]]) + _field_len(2, _varint(int(v))))
+        field_len(2, field_len(1, svc.loc_bytes[tpl.subset[i]]) + field_len(2, varint(int(v))))
         for i, v in zip(nz, vals, strict=True)
     ]
     raw = b"".join(sample_parts) + svc.pprof_static + _field_int(10, 10_000_000_000)

@@ -61,6 +61,7 @@ from fleetprof.formats.errors import (
     maybe_gunzip,
 )
 from fleetprof.formats.proto import pprof_view_pb2, profile_pb2
+from fleetprof.formats.wire import varint
 from fleetprof.model.hashing import mix
 from fleetprof.model.profile import Profile, Stacks, ValueType, build
 
@@ -728,19 +729,7 @@ _SENT_LOC = (1 << 64) - 1
 _SENT_VAL = -(1 << 63)
 
 
-def _varint(v: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = v & 0x7F
-        v >>= 7
-        if v:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-_MARK = b"\x08" + _varint(_SENT_LOC) + b"\x10" + _varint(_SENT_VAL & _SENT_LOC)
+_MARK = b"\x08" + varint(_SENT_LOC) + b"\x10" + varint(_SENT_VAL & _SENT_LOC)
 """Appended after every sample message: one marker location id and one marker value."""
 
 
