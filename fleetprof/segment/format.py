@@ -131,7 +131,7 @@ class SegmentBatch:
         return self.samples.height
 
 
-def _profile_value(profile: Profile, profile_type: str) -> str:
+def profile_value_column(profile: Profile, profile_type: str) -> str:
     """Value column of ``profile`` holding ``profile_type``'s sample type."""
     if len(profile.sample_types) == 1:
         return "v0"
@@ -156,7 +156,7 @@ def batch_from_profiles(items: Iterable[tuple[dict[str, str], str, int, Profile]
             raise ValueError("series labels must contain service_name")
         sid = series_id(labels)
         label_rows.setdefault(sid, labels)
-        col = _profile_value(profile, ptype)
+        col = profile_value_column(profile, ptype)
         samples.append(
             profile.samples.select(
                 pl.lit(sid, dtype=pl.UInt64).alias("series_id"),

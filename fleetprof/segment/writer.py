@@ -35,7 +35,13 @@ from fleetprof.metastore.index import Index, SegmentEntry
 from fleetprof.model.hashing import frame_ids, labels_id, series_id
 from fleetprof.model.profile import FRAMES_SCHEMA, NODES_SCHEMA, Profile, Stacks, ValueType, build
 from fleetprof.segment.cache import remember_encoded
-from fleetprof.segment.format import LABELS_SCHEMA, SAMPLES_SCHEMA, SegmentBatch, encode_segment
+from fleetprof.segment.format import (
+    LABELS_SCHEMA,
+    SAMPLES_SCHEMA,
+    SegmentBatch,
+    encode_segment,
+    profile_value_column,
+)
 from fleetprof.segment.keys import new_segment_id, segment_key, validate_tenant
 from fleetprof.storage.objectstore import ObjectStore
 
@@ -132,19 +138,6 @@ def estimate_bytes(item: IngestItem | StackItem) -> int:
     return 64 + 32 * p.samples.height + 28 * p.nodes.height + 48 * p.frames.height
 
 
-def _value_column(profile: Profile, profile_type: str) -> str:
-    """Value column of ``profile`` holding ``profile_type``'s sample type."""
-    if len(profile.sample_types) == 1:
-        return "v0"
-    parts = profile_type.split(":")
-    if len(parts) >= 3:
-        want = f"{parts[1]}:{parts[2]}"
-        for i, st in enumerate(profile.sample_types):
-            if str(st) == want:
-                return f"v{i}"
-    raise ValueError(f"profile has {len(profile.sample_types)} sample types; none matches {profile_type!r}")
-
-
 def batch_from_items(items: Sequence[IngestItem]) -> tuple[SegmentBatch, list[dict[str, str]]]:
     """The canonical segment tables of a whole batch (the same tables as
     :func:`fleetprof.segment.format.batch_from_profiles`), built with one concatenation and
@@ -174,7 +167,7 @@ def batch_from_items(items: Sequence[IngestItem]) -> tuple[SegmentBatch, list[di
             lazy.append(it)
             continue
         p = it.profile
-        col = _value_column(p, it.profile_type)
+        col = profile_value_column(p, it.profile_type)
         smp = p.samples
         sids.append(sid)
         pcodes.append(ptypes.setdefault(it.profile_type, len(ptypes)))
