@@ -119,6 +119,9 @@ class Stacks:
     lines: Sequence[int] | None = None
     label_index: np.ndarray | None = None
     label_sets: Sequence[tuple[tuple[str, str], ...]] | None = None
+    label_ids: np.ndarray | None = None
+    """Per-stack label set ids already hashed (``labels_id``); when given, ``label_index``/
+    ``label_sets`` are ignored and the caller supplies the profile's ``labels`` table."""
 
 
 def build(
@@ -366,6 +369,8 @@ def _chain_node_ids(offsets: np.ndarray, fid: np.ndarray) -> np.ndarray:
 
 
 def _label_columns(stacks: Stacks, n: int) -> tuple[np.ndarray, pl.DataFrame]:
+    if stacks.label_ids is not None:
+        return np.asarray(stacks.label_ids, dtype=np.uint64), empty_labels()
     if stacks.label_sets is None or stacks.label_index is None or len(stacks.label_sets) == 0:
         return np.zeros(n, dtype=np.uint64), empty_labels()
     ids = np.array([labels_id(ls) for ls in stacks.label_sets], dtype=np.uint64)
@@ -549,25 +554,14 @@ def rebuild(profile: Profile, ex: Expanded, keep: np.ndarray | None = None, **me
     uniq, inv = np.unique(fids, return_inverse=True)
     cols = profile.value_cols
     values = ex.samples.select(cols).to_numpy().astype(np.int64) if cols else np.zeros((ex.samples.height, 0), np.int64)
-    stacks = Stacks(names=[], files=[], offsets=offsets, frames=inv, values=values)
-    out = build(stacks, profile.sample_types, frame_id_table=uniq, **_meta(profile) | meta)
     lab = ex.samples["labels"].to_numpy()
-    if lab.any():
-        out = _with_labels(out, stacks, uniq, lab, profile.labels)
+    labelled = bool(lab.any())
+    stacks = Stacks(names=[], files=[], offsets=offsets, frames=inv, values=values, label_ids=lab if labelled else None)
+    out = build(stacks, profile.sample_types, frame_id_table=uniq, **_meta(profile) | meta)
+    if labelled:
+        out = replace(out, labels=profile.labels)
     frames = profile.frames.filter(pl.col("frame_id").is_in(pl.Series(uniq, dtype=pl.UInt64).implode()))
     return replace(out, frames=frames)
-
-
-def _with_labels(out: Profile, stacks: Stacks, ftab: np.ndarray, lab: np.ndarray, labels: pl.DataFrame) -> Profile:
-    node = _chain_node_ids(stacks.offsets, ftab[stacks.frames])
-    lengths = np.diff(stacks.offsets)
-    leaf = np.full(len(lengths), np.uint64(ROOT_ID), dtype=np.uint64)
-    leaf[lengths > 0] = node[stacks.offsets[1:][lengths > 0] - 1]
-    cols = out.value_cols
-    samples = _aggregate(
-        pl.DataFrame({"node_id": leaf, "labels": lab} | {c: stacks.values[:, i] for i, c in enumerate(cols)}), cols
-    )
-    return replace(out, samples=samples, labels=labels)
 
 
 def _meta(p: Profile) -> dict[str, object]:
