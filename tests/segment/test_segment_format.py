@@ -92,7 +92,7 @@ def test_truncation_and_bad_header_detected() -> None:
         with pytest.raises(SegmentCorrupt):
             decode_segment(data[:cut])
     with pytest.raises(SegmentCorrupt, match="magic"):
-        decode_segment(b"XXXX" + data[4:])
+        decode_segment(b"PAR1" + data[4:])  # a bare Parquet magic where FPSG belongs
     bumped = bytearray(data)
     struct.pack_into("<H", bumped, 4, FORMAT_VERSION + 1)
     with pytest.raises(SegmentCorrupt, match="version"):
