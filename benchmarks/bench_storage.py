@@ -218,8 +218,9 @@ def _fmt(wc: tuple[float, float]) -> str:
 
 
 def table_bytes(store, entries) -> dict[str, int]:
-    """Bytes per part of the segment objects: envelope + metadata, the Parquet footer and
-    each logical table's compressed column chunks."""
+    """Bytes per part of the segment objects: envelope + metadata, the array block (format
+    v3: the columns a flame-graph query reads), the Parquet footer and each logical table's
+    compressed column chunks."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -228,8 +229,12 @@ def table_bytes(store, entries) -> dict[str, int]:
     out: dict[str, int] = {}
     for e in entries:
         data = store.get(e.key)
-        _meta, body = read_meta(data)
+        meta, body = read_meta(data)
         out["envelope+meta"] = out.get("envelope+meta", 0) + len(data) - len(body)
+        block = meta.get("block")
+        if block:
+            out["array block"] = out.get("array block", 0) + block["bytes"]
+            body = body[block["bytes"]:]
         md = pq.ParquetFile(pa.BufferReader(pa.py_buffer(body))).metadata
         out["parquet footer"] = out.get("parquet footer", 0) + md.serialized_size + 12
         for g in range(md.num_row_groups):

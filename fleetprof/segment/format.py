@@ -6,8 +6,10 @@ Layout (all integers little-endian)::
     | digest: 32 bytes = blake2b-256(meta + body) | body
 
 ``meta`` holds ``rows`` (logical table → row count) and the segment's tenant, level, time
-range, sample count, services, profile types and ``frame_ids`` (``"derived"`` or
-``"stored"``). ``body`` is **one Parquet file** (zstd) holding every logical table side by
+range, sample count, services, profile types, ``frame_ids`` (``"derived"`` or
+``"stored"``) and, from version 3, optionally ``block`` (below). ``body`` is
+``[array block][Parquet file]``: the array block is empty unless ``meta.block`` describes
+it, and the Parquet file (zstd) holds every other stored column, the logical tables side by
 side as columns named ``<table>.<column>``; a table with fewer rows than the file is padded
 with nulls (one run-length-encoded null run: a few bytes). One file per segment keeps the
 fixed cost small — one footer and one Parquet open per segment instead of one per table,
@@ -16,6 +18,20 @@ five Parquet files). Statistics — only for the columns queries filter on
 (``samples.profile_type``, ``samples.time_ms``) — are written only when the file has more
 than one row group (large compacted segments); a one-group segment's ranges are in its
 metadata, which readers use to skip filters the metadata proves.
+
+**Array block (version 3).** ``meta.block = {"codec": "zstd", "bytes": n, "raw_bytes": m,
+"columns": [[name, dtype], ...]}``: the first ``n`` body bytes are one zstd frame of ``m``
+bytes, the named columns' raw little-endian values one after another (each as long as its
+table's row count). The encoder puts there exactly the columns a flame-graph query reads
+from every segment — ``leaves.node_id`` (``<u8``), ``samples.leaf`` (``<u2`` when the
+segment has at most :data:`U16_LEAVES` leaves, else ``<i4``) and ``samples.value``
+(``<i8``) — and leaves them out of the Parquet file, but only for segments whose Parquet
+file has one row group (the ~1 s L0 segments); larger (compacted) segments keep them in
+Parquet, where row-group statistics prune reads. Reading them is one decompression and
+three ``numpy.frombuffer`` calls, without opening the Parquet file (footer parse and column
+decoding cost ~0.25 ms per L0 segment, most of a cold query over 3,600 segments); the
+stored bytes are about the same (zstd of the raw values vs. Parquet's encodings plus three
+fewer footer entries). Version 2 objects (no block) are still read.
 
 Why Parquet and not Arrow IPC for these small objects (measured on the 1 s L0 segments of
 ``benchmarks/bench_storage.py``): the same columns as zstd Arrow IPC are 1.6-2x larger
@@ -44,8 +60,9 @@ Why Parquet and not Arrow IPC for these small objects (measured on the 1 s L0 se
   sorted by (profile_type, series, time_ms, leaf); ``series`` / ``leaf`` are rows of
   ``series`` / ``leaves``.
 
-Decoding checks the magic, the version and the digest and raises :class:`SegmentCorrupt`
-on any mismatch; objects of other format versions are rejected with a clear error.
+Decoding checks the magic, the version, the digest and the array block's description
+against the row counts, and raises :class:`SegmentCorrupt` on any mismatch; objects of
+versions other than :data:`READ_VERSIONS` are rejected with a clear error.
 :class:`Segment` reads columns lazily (one Parquet read for all the columns asked at once)
 and memoises them: a decoded segment is immutable, so callers may cache it.
 
@@ -81,7 +98,9 @@ from fleetprof.model.hashing import ROOT_ID, frame_id, mix, series_id
 from fleetprof.model.profile import FRAMES_SCHEMA, NODES_SCHEMA, Profile, positions
 
 MAGIC = b"FPSG"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+READ_VERSIONS = (2, 3)
+"""Format versions :func:`decode_segment` reads (v2: no array block; see module docstring)."""
 _HEAD = struct.Struct("<4sHHI")
 _DIGEST = 32
 
@@ -106,6 +125,14 @@ _DICTIONARY = ["frames.name", "frames.file", "frames.line", "nodes.depth", "node
                "samples.value"]
 _DELTA = {"nodes.parent": "DELTA_BINARY_PACKED", "leaves.node": "DELTA_BINARY_PACKED"}
 _STATISTICS = ["samples.profile_type", "samples.time_ms"]
+BLOCK_DTYPES: dict[str, tuple[str, ...]] = {
+    "leaves.node_id": ("<u8",), "samples.leaf": ("<u2", "<i4"), "samples.value": ("<i8",),
+}
+"""Columns the array block may hold (v3) and the little-endian dtypes each may be stored as."""
+_LOGICAL_DTYPES = {"leaves.node_id": np.uint64, "samples.leaf": np.int32, "samples.value": np.int64}
+U16_LEAVES = 1 << 16
+"""Up to this many leaves, the block stores sample leaf rows as ``<u2`` (else ``<i4``)."""
+_ZSTD = pa.Codec("zstd")  # stateless per call: safe to share between threads
 
 
 class SegmentCorrupt(ValueError):
@@ -279,16 +306,28 @@ def _bfs_layout(nodes: pl.DataFrame, frame_keys: np.ndarray) -> tuple[np.ndarray
     return nid[order], prow_all, fpos[order], depth[order]
 
 
+def depth_levels(depth: np.ndarray) -> list[Any]:
+    """Row selections of each depth level, shallowest first: slices when the rows are
+    already sorted by depth (one breadth-first table), else index arrays (several tables
+    concatenated)."""
+    if not len(depth):
+        return []
+    if len(depth) == 1 or (np.diff(depth) >= 0).all():
+        bounds = np.concatenate([[0], np.flatnonzero(np.diff(depth)) + 1, [len(depth)]])
+        return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    order = np.argsort(depth, kind="stable")
+    return np.split(order, np.flatnonzero(np.diff(depth[order])) + 1)
+
+
 def ancestors_mask(prow: np.ndarray, depth: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Mask of ``rows`` and all their ancestors in a breadth-first node table (rows sorted
-    by depth, parents before children). One vector step per depth level, deepest first."""
+    """Mask of ``rows`` and all their ancestors in a node table whose ``prow`` are parent
+    rows (``-1`` = top level) and ``depth`` the rows' depths (a parent is one level up;
+    rows need not be sorted by depth). One vector step per depth level, deepest first."""
     used = np.zeros(len(prow), dtype=bool)
     used[rows[rows >= 0]] = True
-    if not len(prow):
-        return used
-    bounds = np.concatenate([[0], np.flatnonzero(np.diff(depth)) + 1, [len(prow)]])
-    for lo, hi in zip(bounds[-2::-1], bounds[:0:-1], strict=True):
-        u = np.flatnonzero(used[lo:hi]) + lo
+    for level in depth_levels(depth)[::-1]:
+        sel = np.flatnonzero(used[level])
+        u = sel + level.start if isinstance(level, slice) else level[sel]
         p = prow[u]
         used[p[p >= 0]] = True
     return used
@@ -309,10 +348,15 @@ def _strings(col: pl.Series) -> np.ndarray:
     return (col.fill_null("") if col.null_count() else col).to_numpy().astype(object, copy=False)
 
 
-def encode_segment(batch: SegmentBatch, *, tenant: str, level: int = 0, created_ms: int = 0) -> bytes:
+def encode_segment(
+    batch: SegmentBatch, *, tenant: str, level: int = 0, created_ms: int = 0, format_version: int = FORMAT_VERSION
+) -> bytes:
     """Encode ``batch`` into one segment object (see module docstring). The small
     per-segment tables are arranged with numpy (a polars query per tiny table costs more
-    than the work)."""
+    than the work). ``format_version`` 2 writes the previous layout (no array block), for
+    readers that do not know version 3 yet."""
+    if format_version not in READ_VERSIONS:
+        raise ValueError(f"cannot write segment format version {format_version} (one of {READ_VERSIONS})")
     bf = batch.frames
     f_id, f_name, f_file = bf["frame_id"].to_numpy(), _strings(bf["name"]), _strings(bf["file"])
     f_line = bf["line"].fill_null(0).to_numpy().astype(np.int64)
@@ -394,6 +438,20 @@ def encode_segment(batch: SegmentBatch, *, tenant: str, level: int = 0, created_
         "labels": len(lab_series), "samples": len(s_value),
     }
     n = max(rows.values())
+    block = b""
+    block_meta: dict[str, Any] | None = None
+    if format_version >= 3 and n <= ROW_GROUP:  # one row group: no statistics to prune reads by
+        arrays = {
+            "leaves.node_id": leaf_ids[lorder].astype("<u8"),
+            "samples.leaf": s_leaf.astype("<u2" if rows["leaves"] <= U16_LEAVES else "<i4"),
+            "samples.value": s_value.astype("<i8"),
+        }
+        raw = b"".join(a.tobytes() for a in arrays.values())
+        block = pa.Codec("zstd", compression_level=ZSTD_LEVEL).compress(raw, asbytes=True) if raw else b""
+        block_meta = {"bytes": len(block), "codec": "zstd", "columns": [[k, a.dtype.str] for k, a in arrays.items()],
+                      "raw_bytes": len(raw)}
+        for k in arrays:
+            del cols[k]
     table = pa.table({k: _padded(v, n) for k, v in cols.items()})
     sink = io.BytesIO()
     pq.write_table(
@@ -408,8 +466,8 @@ def encode_segment(batch: SegmentBatch, *, tenant: str, level: int = 0, created_
         write_page_index=False,
         store_schema=False,
     )
-    body = sink.getvalue()
-    meta = {
+    body = block + sink.getvalue()
+    meta: dict[str, Any] = {
         "tenant": tenant,
         "level": int(level),
         "created_ms": int(created_ms),
@@ -421,11 +479,13 @@ def encode_segment(batch: SegmentBatch, *, tenant: str, level: int = 0, created_
         "rows": rows,
         "frame_ids": "stored" if store_ids else "derived",
     }
+    if block_meta is not None:
+        meta["block"] = block_meta
     meta_b = json.dumps(meta, separators=(",", ":"), sort_keys=True).encode()
     h = hashlib.blake2b(digest_size=_DIGEST)
     h.update(meta_b)
     h.update(body)
-    return _HEAD.pack(MAGIC, FORMAT_VERSION, 0, len(meta_b)) + meta_b + h.digest() + body
+    return _HEAD.pack(MAGIC, format_version, 0, len(meta_b)) + meta_b + h.digest() + body
 
 
 # --------------------------------------------------------------------------------------
@@ -468,7 +528,7 @@ class _Body:
             idx = [known.get(c, -1) for c in columns] if known else []
             t = self._read(idx, row_groups) if idx and min(idx) >= 0 else None
             if t is None or t.schema.names != list(columns):  # unseen layout: look the names up
-                if self.metadata.num_columns in (len(_LAYOUT), len(_LAYOUT) + 1) and known is None:
+                if self.metadata.num_columns <= len(_LAYOUT) + 1 and known is None:
                     paths = [".".join(p) for p in self._reader.column_paths]
                     _COLUMN_INDEX[self.metadata.num_columns] = {c: i for i, c in enumerate(paths)}
                 t = self._read([self._reader.column_name_idx(c) for c in columns], row_groups)
@@ -524,11 +584,44 @@ class Segment:
 
     # -- raw columns ---------------------------------------------------------------------
 
+    def _block_columns(self) -> dict[str, str]:
+        """Column name -> stored dtype of the v3 array block (empty: none)."""
+        cols = self._cache.get("#block_columns")
+        if cols is None:
+            b = self.meta.get("block")
+            cols = self._cache["#block_columns"] = {name: dt for name, dt in b["columns"]} if b else {}
+        return cols  # type: ignore[no-any-return]
+
+    def _block(self) -> dict[str, np.ndarray]:
+        """The array block's columns as numpy arrays (stored dtypes; decompressed once)."""
+        arrs = self._cache.get("#block")
+        if arrs is None:
+            b = self.meta.get("block")
+            arrs = {}
+            if b and b["raw_bytes"]:
+                try:
+                    buf = _ZSTD.decompress(
+                        self.body[:b["bytes"]], decompressed_size=b["raw_bytes"], asbytes=True)
+                except _READ_ERRORS as e:
+                    raise SegmentCorrupt(f"array block: {e}") from e
+                if len(buf) != b["raw_bytes"]:
+                    raise SegmentCorrupt("array block decompressed to the wrong size")
+                off = 0
+                for name, dt in b["columns"]:
+                    n = self.rows(name.split(".", 1)[0])
+                    arrs[name] = np.frombuffer(buf, dtype=dt, count=n, offset=off)
+                    off += n * arrs[name].itemsize
+            elif b:
+                arrs = {name: np.zeros(0, dtype=dt) for name, dt in b["columns"]}
+            self._cache["#block"] = arrs
+        return arrs  # type: ignore[no-any-return]
+
     def _file(self) -> _Body:
         body = self._cache.get("_pf")
         if body is None:
             try:
-                body = _Body(self.body)
+                b = self.meta.get("block")
+                body = _Body(self.body[b["bytes"]:] if b else self.body)
             except _READ_ERRORS as e:
                 raise SegmentCorrupt(f"segment body is not a readable Parquet file: {e}") from e
             if body.metadata.num_rows < max(self.meta["rows"].values(), default=0):
@@ -547,6 +640,10 @@ class Segment:
         if missing:
             with self._lock:
                 missing = [c for c in want if c not in self._cache]
+                in_block = self._block_columns()
+                for c in [c for c in missing if c in in_block]:
+                    self._cache[c] = pa.array(self._block_np(c))
+                missing = [c for c in missing if c not in in_block]
                 if missing:
                     t = self._file().read(missing)
                     for c in missing:
@@ -560,11 +657,19 @@ class Segment:
                         self._cache[c] = col
         return [self._cache[c] for c in want]
 
+    def _block_np(self, col: str) -> np.ndarray:
+        """Block column ``col`` as its logical numpy type (no copy where the stored type is)."""
+        return self._block()[col].astype(_LOGICAL_DTYPES[col], copy=False)
+
     def _np(self, table: str, name: str) -> np.ndarray:
         key = f"{table}.{name}#np"
         arr = self._cache.get(key)
         if arr is None:
-            arr = self._cache[key] = self.columns(table, [name])[0].to_numpy(zero_copy_only=False)
+            col = f"{table}.{name}"
+            if col in self._block_columns():
+                arr = self._cache[key] = self._block_np(col)
+            else:
+                arr = self._cache[key] = self.columns(table, [name])[0].to_numpy(zero_copy_only=False)
         return arr  # type: ignore[no-any-return]
 
     # -- logical tables ------------------------------------------------------------------
@@ -670,28 +775,33 @@ class Segment:
                 return bool(self.max_time_ms <= val)
         return False
 
-    def _stored_samples(self, names: Sequence[str], filters: Any, extra: Sequence[str] = ()) -> dict[str, pa.Array]:
-        """Stored sample columns ``names`` of the rows matching ``filters`` (AND-ed
-        ``(column, op, value)``, ops ``=``, ``>=``, ``<=`` on stored columns); ``extra``
-        other stored columns (``<table>.<column>``) to read in the same Parquet read."""
+    def _stored_samples(self, names: Sequence[str], filters: Any, extra: Sequence[str] = ()) -> dict[str, np.ndarray]:
+        """Stored sample columns ``names`` (numpy; strings as objects) of the rows matching
+        ``filters`` (AND-ed ``(column, op, value)``, ops ``=``, ``>=``, ``<=`` on stored
+        columns); ``extra`` other stored columns (``<table>.<column>``) to read in the same
+        Parquet read. Columns in the array block (v3) are never read from Parquet."""
         conds = [c for c in (filters or ()) if not self._proven(c)]
         need = list(dict.fromkeys([*names, *(c for c, _, _ in conds)]))
-        pf = self._file()
-        if not conds or pf.metadata.num_row_groups <= 1:
+        block = self._block_columns()
+        if not conds:
+            want = [c for c in (*(f"samples.{c}" for c in need), *extra) if c not in block and f"{c}#np" not in self._cache]
+            if want:
+                self.read_columns(want)  # one Parquet read for everything outside the block
+            return {c: self._np("samples", c) for c in names}
+        if block or self._file().metadata.num_row_groups <= 1:
             got = self.read_columns([*(f"samples.{c}" for c in need), *extra])
             arrs = dict(zip(need, got, strict=False))
         else:  # large (compacted) segments: skip row groups by statistics
+            pf = self._file()
             groups, _exact = _row_groups(pf.metadata, [(f"samples.{c}", op, v) for c, op, v in conds])
             t = pf.read([f"samples.{c}" for c in dict.fromkeys([*need, "leaf"])], groups)
             t = t.filter(pc.is_valid(t.column("samples.leaf")))
             arrs = {c: t.column(f"samples.{c}").combine_chunks() for c in need}
-        if conds:
-            mask = None
-            for col, op, val in conds:
-                m = _compare(arrs[col], op, val)
-                mask = m if mask is None else pc.and_(mask, m)
-            arrs = {c: arrs[c].filter(mask) for c in names}
-        return {c: arrs[c] for c in names}
+        mask = None
+        for col, op, val in conds:
+            m = _compare(arrs[col], op, val)
+            mask = m if mask is None else pc.and_(mask, m)
+        return {c: arrs[c].filter(mask).to_numpy(zero_copy_only=False) for c in names}
 
     def sample_arrays(self, columns: Sequence[str], filters: Any = None) -> dict[str, np.ndarray]:
         """Logical sample columns (``SAMPLE_COLUMNS``) as numpy arrays (strings as objects).
@@ -722,12 +832,12 @@ class Segment:
         try:  # rows as uint32: a negative or too large row raises instead of wrapping
             for c in columns:
                 if c == "series_id":
-                    out[c] = self.series_ids()[raw["series"].to_numpy().view(np.uint32)]
+                    out[c] = self.series_ids()[_as_index(raw["series"])]
                 elif c in ("node", "node_id"):
                     ref = self.leaf_rows() if c == "node" else self.leaf_ids()
-                    out[c] = ref[raw["leaf"].to_numpy().view(np.uint32)]
+                    out[c] = ref[_as_index(raw["leaf"])]
                 else:
-                    out[c] = raw[c].to_numpy(zero_copy_only=False)
+                    out[c] = raw[c]
         except IndexError as e:
             raise SegmentCorrupt(f"samples reference rows outside the series or leaf table: {e}") from e
         return out
@@ -770,6 +880,11 @@ class Segment:
     def batch(self) -> SegmentBatch:
         """The segment's canonical tables (input for :func:`concat_batches` / re-encoding)."""
         return SegmentBatch(self.labels(), self.samples(), self.nodes(), self.frames())
+
+
+def _as_index(rows: np.ndarray) -> np.ndarray:
+    """Stored row numbers as an unsigned index: a negative row raises instead of wrapping."""
+    return rows if rows.dtype.kind == "u" else rows.view(np.uint32) if rows.dtype == np.int32 else rows.astype(np.uint64)
 
 
 def _compare(col: Any, op: str, val: Any) -> Any:
@@ -815,17 +930,9 @@ def _row_groups(md: pq.FileMetaData, conds: Sequence[tuple[str, str, Any]]) -> t
 
 def node_ids_from_rows(parent_row: np.ndarray, frame_id: np.ndarray, depth: np.ndarray) -> np.ndarray:
     """Model node ids for a node table whose parents are row numbers (``-1`` = root);
-    parents must be computed before children, i.e. processed by increasing depth."""
+    computed level by level from the top (rows need not be sorted by depth)."""
     nid = np.zeros(len(parent_row), dtype=np.uint64)
-    if len(nid) == 0:
-        return nid
-    if len(depth) > 1 and (np.diff(depth) >= 0).all():  # breadth-first: levels are contiguous
-        bounds = np.concatenate([[0], np.flatnonzero(np.diff(depth)) + 1, [len(depth)]])
-        levels = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-    else:
-        order = np.argsort(depth, kind="stable")
-        levels = np.split(order, np.flatnonzero(np.diff(depth[order])) + 1)  # type: ignore[assignment]
-    for level in levels:
+    for level in depth_levels(depth):
         p = parent_row[level]
         base = np.where(p >= 0, nid[np.maximum(p, 0)], np.uint64(ROOT_ID)).astype(np.uint64)
         nid[level] = mix(base, frame_id[level])
@@ -840,8 +947,10 @@ def read_meta(data: bytes | memoryview) -> tuple[dict[str, Any], memoryview]:
     magic, version, _flags, meta_len = _HEAD.unpack_from(mv, 0)
     if magic != MAGIC:
         raise SegmentCorrupt(f"bad magic {bytes(magic)!r} (expected {MAGIC!r})")
-    if version != FORMAT_VERSION:
-        raise SegmentCorrupt(f"unsupported segment format version {version} (this build reads {FORMAT_VERSION})")
+    if version not in READ_VERSIONS:
+        raise SegmentCorrupt(
+            f"unsupported segment format version {version} (this build reads {', '.join(map(str, READ_VERSIONS))})"
+        )
     start = _HEAD.size
     if start + meta_len + _DIGEST > len(mv):
         raise SegmentCorrupt("segment header length exceeds the object")
@@ -861,11 +970,36 @@ def read_meta(data: bytes | memoryview) -> tuple[dict[str, Any], memoryview]:
                 raise SegmentCorrupt(f"bad row count for table {name!r}")
         for k in ("min_time_ms", "max_time_ms", "samples", "profile_types", "tenant", "level"):
             meta[k]  # noqa: B018 - presence check
+        if version < 3:
+            meta.pop("block", None)  # v2 has no array block
+        elif meta.get("block") is not None:
+            _check_block(meta, len(body))
     except (ValueError, KeyError, TypeError) as e:
         if isinstance(e, SegmentCorrupt):
             raise
         raise SegmentCorrupt(f"bad segment metadata: {e}") from e
     return meta, body
+
+
+def _check_block(meta: dict[str, Any], body_len: int) -> None:
+    """Validate a v3 ``meta["block"]`` against the row counts and the body size."""
+    b = meta["block"]
+    if not isinstance(b, dict) or not isinstance(b.get("columns"), list):
+        raise SegmentCorrupt("bad array block description")
+    if b.get("codec") != "zstd":
+        raise SegmentCorrupt(f"unknown array block codec {b.get('codec')!r}")
+    size, raw = b["bytes"], b["raw_bytes"]
+    if not (isinstance(size, int) and isinstance(raw, int)) or not 0 <= size <= body_len or raw < 0:
+        raise SegmentCorrupt("array block size exceeds the segment body")
+    expect = 0
+    if len({name for name, _ in b["columns"]}) != len(b["columns"]):
+        raise SegmentCorrupt("array block names a column twice")
+    for name, dt in b["columns"]:
+        if dt not in BLOCK_DTYPES.get(name, ()):
+            raise SegmentCorrupt(f"array block column {name!r} of type {dt!r} is not allowed")
+        expect += meta["rows"][name.split(".", 1)[0]] * np.dtype(dt).itemsize
+    if expect != raw or (raw == 0) != (size == 0):
+        raise SegmentCorrupt("array block sizes do not match the table row counts")
 
 
 def decode_segment(data: bytes | memoryview) -> Segment:

@@ -31,8 +31,8 @@ ITEMS = [
 ]
 
 
-def encoded() -> bytes:
-    return encode_segment(batch_from_profiles(ITEMS), tenant="t1", level=0, created_ms=42)
+def encoded(version: int = FORMAT_VERSION) -> bytes:
+    return encode_segment(batch_from_profiles(ITEMS), tenant="t1", level=0, created_ms=42, format_version=version)
 
 
 def as_profile(seg, ptype: str, sid: int | None = None):
@@ -198,10 +198,11 @@ def test_filters_with_many_row_groups(monkeypatch: pytest.MonkeyPatch, row_group
     assert folded(as_profile(seg, CPU_TYPE)) == folded(merge([P1, P2, P2]))
 
 
-def test_truncated_table_rows_detected() -> None:
+@pytest.mark.parametrize("version", [2, FORMAT_VERSION])
+def test_truncated_table_rows_detected(version: int) -> None:
     import json
 
-    data = bytearray(encoded())
+    data = bytearray(encoded(version))
     meta_len = struct.unpack_from("<I", data, 8)[0]
     meta = json.loads(bytes(data[12:12 + meta_len]))
     meta["rows"]["samples"] = 10**6  # more rows than the body holds
@@ -212,7 +213,116 @@ def test_truncated_table_rows_detected() -> None:
     h = hashlib.blake2b(digest_size=32)
     h.update(meta_b)
     h.update(body)
-    forged = struct.pack("<4sHHI", b"FPSG", FORMAT_VERSION, 0, len(meta_b)) + meta_b + h.digest() + body
-    seg = decode_segment(forged)  # envelope valid: the body check happens on read
+    forged = struct.pack("<4sHHI", b"FPSG", version, 0, len(meta_b)) + meta_b + h.digest() + body
+    with pytest.raises(SegmentCorrupt):  # v3: the array block sizes disagree; v2: found on read
+        decode_segment(forged).samples()
+
+
+# -- format v3: the array block; v2 objects stay readable -------------------------------
+
+
+def _tables(seg) -> dict[str, pl.DataFrame]:
+    out = {
+        "samples": seg.samples(), "nodes": seg.nodes(), "frames": seg.frames(), "labels": seg.labels(),
+        "series": seg.series(),
+    }
+    return {k: v.sort(list(v.columns)) for k, v in out.items()}
+
+
+def _forge(data: bytes, edit) -> bytes:
+    """``data`` with its meta JSON changed by ``edit`` and a digest that matches again."""
+    import hashlib
+    import json
+
+    version, _flags, meta_len = struct.unpack_from("<HHI", data, 4)
+    meta = json.loads(data[12:12 + meta_len])
+    edit(meta)
+    meta_b = json.dumps(meta, separators=(",", ":"), sort_keys=True).encode()
+    body = data[12 + meta_len + 32:]
+    h = hashlib.blake2b(digest_size=32)
+    h.update(meta_b)
+    h.update(body)
+    return struct.pack("<4sHHI", b"FPSG", version, 0, len(meta_b)) + meta_b + h.digest() + body
+
+
+def test_v3_keeps_query_columns_in_the_array_block() -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from fleetprof.segment.format import BLOCK_DTYPES, read_meta
+
+    data = encoded()
+    assert struct.unpack_from("<H", data, 4)[0] == FORMAT_VERSION == 3
+    meta, body = read_meta(data)
+    block = meta["block"]
+    assert [c for c, _ in block["columns"]] == list(BLOCK_DTYPES)
+    assert dict(block["columns"])["samples.leaf"] == "<u2"
+    md = pq.ParquetFile(pa.BufferReader(pa.py_buffer(body[block["bytes"]:]))).metadata
+    names = {md.schema.column(i).name for i in range(md.num_columns)}
+    assert not names & set(BLOCK_DTYPES)  # stored once, in the block
+    seg = decode_segment(data)
+    a = seg.sample_arrays(["node_id", "value"])
+    assert "_pf" not in seg._cache  # a flame-graph read never opens the Parquet body
+    assert a["value"].dtype == np.int64 and a["node_id"].dtype == np.uint64
+    assert set(a["node_id"].tolist()) == set(seg.leaf_ids().tolist())
+
+
+def test_v2_objects_decode_to_the_same_tables() -> None:
+    v2, v3 = encoded(2), encoded(3)
+    assert struct.unpack_from("<H", v2, 4)[0] == 2
+    s2, s3 = decode_segment(v2), decode_segment(v3)
+    assert "block" not in s2.meta and "block" in s3.meta
+    t2, t3 = _tables(s2), _tables(s3)
+    for k in t2:
+        assert t2[k].equals(t3[k]), k
+    for cols in (["node_id", "value"], ["node_id", "value", "series_id"], ["leaf", "series", "time_ms"]):
+        a2, a3 = s2.sample_arrays(cols), s3.sample_arrays(cols)
+        for c in cols:
+            assert np.array_equal(a2[c], a3[c]) and a2[c].dtype == a3[c].dtype, c
+    assert s2.table("samples").equals(s3.table("samples"))
+    assert s2.table("leaves").equals(s3.table("leaves"))
+    with pytest.raises(ValueError):
+        encode_segment(batch_from_profiles(ITEMS), tenant="t1", format_version=4)
+
+
+def test_wide_leaf_rows_in_the_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    import fleetprof.segment.format as fmt
+
+    monkeypatch.setattr(fmt, "U16_LEAVES", 1)
+    seg = decode_segment(encoded())
+    assert dict(seg.meta["block"]["columns"])["samples.leaf"] == "<i4"
+    assert _tables(seg)["samples"].equals(_tables(decode_segment(encoded(2)))["samples"])
+
+
+def test_large_segments_keep_every_column_in_parquet(monkeypatch: pytest.MonkeyPatch) -> None:
+    import fleetprof.segment.format as fmt
+
+    monkeypatch.setattr(fmt, "ROW_GROUP", 2)  # several row groups: statistics prune reads
+    seg = decode_segment(encoded())
+    assert "block" not in seg.meta
+    assert _tables(seg)["samples"].equals(_tables(decode_segment(encoded(2)))["samples"])
+
+
+@pytest.mark.parametrize("edit", [
+    lambda m: m["block"].update(codec="lz4"),
+    lambda m: m["block"]["columns"].__setitem__(0, ["leaves.node_id", "<i8"]),
+    lambda m: m["block"]["columns"].__setitem__(0, ["nodes.parent", "<u8"]),
+    lambda m: m["block"]["columns"].append(["samples.value", "<i8"]),
+    lambda m: m["block"].update(raw_bytes=m["block"]["raw_bytes"] + 8),
+    lambda m: m["block"].update(bytes=10**9),
+    lambda m: m["rows"].update(leaves=m["rows"]["leaves"] + 1),
+    lambda m: m.update(block=[1, 2]),
+    lambda m: m["block"].update(columns={"samples.value": "<i8"}),
+    lambda m: m["block"]["columns"].__setitem__(0, 7),
+])
+def test_bad_array_block_metadata_detected(edit) -> None:
     with pytest.raises(SegmentCorrupt):
-        seg.samples()
+        decode_segment(_forge(encoded(), edit)).sample_arrays(["node_id", "value"])
+
+
+def test_undecodable_array_block_detected() -> None:
+    def shrink(m) -> None:
+        m["block"]["bytes"] -= 3  # the zstd frame is cut short; the Parquet body starts too early
+
+    with pytest.raises(SegmentCorrupt):
+        decode_segment(_forge(encoded(), shrink)).sample_arrays(["node_id", "value"])
