@@ -42,13 +42,14 @@ with ``ConsistentRead`` so an acknowledged segment is visible to every replica a
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sqlite3
 import threading
 import time
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -119,6 +120,8 @@ limited to 400 KB); readers then fall back to reading the segment."""
 
 
 def _pack_series(series: Sequence[dict[str, str]]) -> tuple[bytes, bool]:
+    if isinstance(series, PackedSeries) and series.blob and len(series.blob) <= SERIES_BLOB_LIMIT:
+        return series.blob, True  # read back from an index: already packed
     blob = zlib.compress(json.dumps([sorted(s.items()) for s in series], separators=(",", ":")).encode(), 6)
     if len(blob) > SERIES_BLOB_LIMIT:
         return zlib.compress(b"[]"), False
@@ -129,6 +132,64 @@ def _unpack_series(blob: bytes | None) -> tuple[dict[str, str], ...]:
     if not blob:
         return ()
     return tuple(dict(map(tuple, s)) for s in json.loads(zlib.decompress(blob)))
+
+
+class PackedSeries(Sequence[dict[str, str]]):
+    """An entry's series summary as stored (compressed JSON), parsed on first use.
+
+    Index reads return entries with this in ``series``: a query without label matchers
+    (a flame graph over a service, found by the index's service filter) never looks at the
+    summaries, and parsing thousands of them cost more than the rest of the index read.
+    Behaves as the tuple of label dicts it holds (iteration, ``len``, indexing, equality
+    with tuples); callers must not modify the dicts."""
+
+    __slots__ = ("_blob", "_items")
+
+    def __init__(self, blob: bytes | None) -> None:
+        self._blob = blob
+        self._items: tuple[dict[str, str], ...] | None = None
+
+    @property
+    def blob(self) -> bytes | None:
+        """The stored (compressed) form."""
+        return self._blob
+
+    def _parsed(self) -> tuple[dict[str, str], ...]:
+        items = self._items
+        if items is None:  # two threads may both parse: they store equal tuples
+            items = self._items = _unpack_series(self._blob)
+        return items
+
+    def __len__(self) -> int:
+        return len(self._parsed())
+
+    def __getitem__(self, i: Any) -> Any:
+        return self._parsed()[i]
+
+    def __iter__(self) -> Iterator[dict[str, str]]:
+        return iter(self._parsed())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, PackedSeries):
+            return self._blob == other._blob or self._parsed() == other._parsed()
+        if isinstance(other, tuple):
+            return self._parsed() == other
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # like the tuple of dicts it stands for
+
+    def __repr__(self) -> str:
+        return repr(self._parsed())
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> PackedSeries:
+        return self  # immutable
+
+
+@functools.lru_cache(maxsize=4096)
+def _json_strings(text: str) -> tuple[str, ...]:
+    """A JSON list of strings (services, profile types) as a tuple; the same few lists
+    repeat across thousands of entries, so they are parsed once."""
+    return tuple(json.loads(text))
 
 
 def _check_state(s: str) -> str:
@@ -247,8 +308,9 @@ class SqliteIndex:
     def _entry(r: Sequence[Any]) -> SegmentEntry:
         return SegmentEntry(
             tenant=r[0], segment_id=r[1], level=r[2], min_time_ms=r[3], max_time_ms=r[4], state=r[5], key=r[6],
-            bytes=r[7], samples=r[8], created_ms=r[9], services=tuple(json.loads(r[10])),
-            profile_types=tuple(json.loads(r[11])), series=_unpack_series(r[12]), series_complete=bool(r[13]),
+            bytes=r[7], samples=r[8], created_ms=r[9], services=_json_strings(r[10]),
+            profile_types=_json_strings(r[11]), series=PackedSeries(r[12]),  # type: ignore[arg-type]
+            series_complete=bool(r[13]),
         )
 
     def _exec(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
@@ -437,7 +499,7 @@ class DynamoIndex:
             profile_types=tuple(x["S"] for x in it["profile_types"]["L"]),
             min_time_ms=int(it["min_time_ms"]["N"]), max_time_ms=int(it["max_time_ms"]["N"]), key=it["key"]["S"],
             bytes=int(it["bytes"]["N"]), samples=int(it["samples"]["N"]), state=it["state"]["S"],
-            created_ms=int(it["created_ms"]["N"]), series=_unpack_series(it.get("series_z", {}).get("B")),
+            created_ms=int(it["created_ms"]["N"]), series=PackedSeries(it.get("series_z", {}).get("B")),  # type: ignore[arg-type]
             series_complete=bool(it.get("series_complete", {}).get("BOOL", True)),
         )
 

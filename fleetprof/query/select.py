@@ -280,48 +280,53 @@ def _covering(leaves: np.ndarray, segs: Sequence[Segment]) -> list[tuple[Segment
 
 def _tree_of(leaves: np.ndarray, segs: Sequence[Segment]) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Model node and frame tables of ``leaves`` and their ancestors, each leaf's path taken
-    from one segment that holds it (see :func:`_covering`); a few array steps per segment."""
+    from one segment that holds it (see :func:`_covering`). The covering segments' node
+    tables are concatenated (rows offset per segment) so the ancestor walk and the node-id
+    hashing run once over all of them: one vector step per depth level, not per segment."""
     todo = np.unique(leaves[leaves != np.uint64(ROOT_ID)])
-    cols: dict[str, list[Any]] = {k: [] for k in ("node_id", "parent_id", "frame_id", "depth", "fid", "name", "file", "line")}
-    for seg, lrows in (_covering(todo, segs) if len(todo) else []):
+    cover = _covering(todo, segs) if len(todo) else []
+    if not cover:
+        return pl.DataFrame(schema=NODES_SCHEMA), pl.DataFrame(schema=FRAMES_SCHEMA)
+    prows, frows, depths, rows, expect, fids, fcols = [], [], [], [], [], [], []
+    n_off = f_off = 0
+    for seg, lrows in cover:
         seg.read_columns(_TREE_COLUMNS)  # one Parquet read for the node and frame tables
         prow, frow, depth = seg.node_arrays()
-        rows = seg.leaf_rows()[lrows]
-        used = ancestors_mask(prow, depth, rows)
-        keep = np.flatnonzero(used)
-        sub = np.cumsum(used) - 1  # row -> row among the kept (parents stay before children)
-        pr = prow[keep]
-        pk = np.where(pr >= 0, sub[np.maximum(pr, 0)], -1)
-        fpos, finv = np.unique(frow[keep], return_inverse=True)
-        fid_u, name, file, line = seg.frames_at(fpos)
-        fid = fid_u[finv.reshape(-1)]
-        nid = node_ids_from_rows(pk, fid, depth[keep])
-        got = np.where(rows >= 0, nid[sub[np.maximum(rows, 0)]], np.uint64(ROOT_ID)).astype(np.uint64)
-        if not np.array_equal(got, seg.leaf_ids()[lrows]):
-            raise SegmentCorrupt("stored leaf ids do not match the node table")
-        cols["node_id"].append(nid)
-        cols["parent_id"].append(np.where(pk >= 0, nid[np.maximum(pk, 0)], np.uint64(ROOT_ID)).astype(np.uint64))
-        cols["frame_id"].append(fid)
-        cols["depth"].append(depth[keep])
-        for k, v in (("fid", fid_u), ("name", name), ("file", file), ("line", line)):
-            cols[k].append(v)
+        r = seg.leaf_rows()[lrows]
+        prows.append(np.where(prow >= 0, prow + n_off, -1))
+        frows.append(frow + f_off)
+        depths.append(depth)
+        rows.append(np.where(r >= 0, r + n_off, -1))
+        expect.append(seg.leaf_ids()[lrows])
+        fids.append(seg.frame_ids())
+        fcols.append(seg.columns("frames", ["name", "file", "line"]))
+        n_off += len(prow)
+        f_off += seg.rows("frames")
+    prow, frow, depth, row = (_cat(x, np.int64) for x in (prows, frows, depths, rows))
+    used = ancestors_mask(prow, depth, row)
+    keep = np.flatnonzero(used)
+    sub = np.cumsum(used) - 1  # row -> row among the kept (a parent keeps a smaller row)
+    pr = prow[keep]
+    pk = np.where(pr >= 0, sub[np.maximum(pr, 0)], -1)
+    fid_all = _cat(fids, np.uint64)
+    fid = fid_all[frow[keep]]
+    nid = node_ids_from_rows(pk, fid, depth[keep])
+    got = np.where(row >= 0, nid[sub[np.maximum(row, 0)]], np.uint64(ROOT_ID)).astype(np.uint64)
+    if not np.array_equal(got, _cat(expect, np.uint64)):
+        raise SegmentCorrupt("stored leaf ids do not match the node table")
     nodes = pl.DataFrame(
         {
-            "node_id": _cat(cols["node_id"], np.uint64), "parent_id": _cat(cols["parent_id"], np.uint64),
-            "frame_id": _cat(cols["frame_id"], np.uint64), "depth": _cat(cols["depth"], np.uint32),
+            "node_id": nid, "parent_id": np.where(pk >= 0, nid[np.maximum(pk, 0)], np.uint64(ROOT_ID)).astype(np.uint64),
+            "frame_id": fid, "depth": depth[keep].astype(np.uint32),
         },
         schema=NODES_SCHEMA,
     ).unique("node_id", keep="first")
-    if cols["fid"]:
-        frames = pl.DataFrame(
-            {
-                "frame_id": _cat(cols["fid"], np.uint64), "name": pa.concat_arrays(cols["name"]),
-                "file": pa.concat_arrays(cols["file"]), "line": pa.concat_arrays(cols["line"]),
-            },
-            schema=FRAMES_SCHEMA,
-        ).unique("frame_id", keep="first")
-    else:
-        frames = pl.DataFrame(schema=FRAMES_SCHEMA)
+    fu = pa.array(np.unique(frow[keep]), pa.int64())
+    name, file, line = (pa.concat_arrays([c[k] for c in fcols]).take(fu) for k in range(3))
+    frames = pl.DataFrame(
+        {"frame_id": fid_all[fu.to_numpy()], "name": name, "file": file, "line": line},
+        schema=FRAMES_SCHEMA,
+    ).unique("frame_id", keep="first")
     return nodes, frames
 
 

@@ -157,3 +157,22 @@ def test_open_index_urls(tmp_path) -> None:
     for bad in ("sqlite://relative.db", "dynamodb://", "postgres://x"):
         with pytest.raises(ValueError):
             open_index(bad)
+
+
+def test_series_summaries_are_parsed_on_first_use(index) -> None:
+    from fleetprof.metastore.index import PackedSeries
+
+    series = tuple({"service_name": "api", "pod": f"p{i}"} for i in range(5))
+    index.add(SegmentEntry(**{**entry("A", 0, 1).__dict__, "series": series}))
+    index.add(entry("B", 2, 3))
+    got = index.query("t1", 0, 10)
+    assert isinstance(got[0].series, PackedSeries) and got[0].series._items is None  # not parsed by the read
+    assert got[0].series == series and series == got[0].series and got[0].series != series[:1]
+    assert len(got[0].series) == 5 and got[0].series[1] == series[1] and list(got[0].series) == list(series)
+    assert got[0].to_json()["series"] == [dict(s) for s in series]
+    assert got[0] == index.get("t1", "A") and got[0] != got[1]
+    assert got[1].series == ({"service_name": "api", "env": "prod"},)
+    # An entry read back can be written again (compaction, copies) with its summary intact.
+    index.add(SegmentEntry(**{**got[0].__dict__, "segment_id": "C"}))
+    assert index.get("t1", "C").series == series
+    assert PackedSeries(None) == () and len(PackedSeries(b"")) == 0
