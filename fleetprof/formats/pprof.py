@@ -34,13 +34,14 @@ Contract (:func:`decode_pprof`):
   and more samples than ``limits.max_samples`` are errors.
 
 Speed: the profile is split by protobuf's C parser (upb) with samples kept as raw bytes
-(``pprof_view.proto``); the samples' fields and packed varints are then decoded in bulk
-with numpy, one pass per field position rather than a Python loop per sample. Locations
-and functions are kept as raw bytes too (``ProfileRawView``) and decoded the same way
-when they have the common shape (:func:`_locations_bulk`); anything else (locations
-without lines, nameless functions, ``drop_frames``, any bad reference) goes through a
-Python loop per location on upb's messages. Python loops also run once per mapping and
-distinct label set.
+(``pprof_view.proto``); the sample messages are decoded, and identical stacks summed, by
+compiled numba scans straight from the profile bytes (:mod:`.pprof_scan`). Whatever those
+scans decline (malformed input) goes through the exact numpy field walk below, which names
+the offending field. Locations and functions are kept as raw bytes too
+(``ProfileRawView``) and decoded in bulk when they have the common shape
+(:func:`_locations_bulk`); anything else (locations without lines, nameless functions,
+``drop_frames``, any bad reference) goes through a Python loop per location on upb's
+messages. Python loops also run once per mapping and distinct label set.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ from fleetprof.formats.errors import (
     ProfileFormatError,
     maybe_gunzip,
 )
+from fleetprof.formats.pprof_scan import dedupe_stacks, sample_spans, scan_samples
 from fleetprof.formats.proto import pprof_view_pb2, profile_pb2
 from fleetprof.formats.wire import varint
 from fleetprof.model.hashing import mix
@@ -116,7 +118,7 @@ def decode_pprof_stacks(
     keep_rx = _anchored(st.get(view.keep_frames, "keep_frames"), "keep_frames")
 
     locs = _locations(view, raw, st, keep_lines, drop_rx, keep_rx)
-    samples = _samples(view, len(sample_types), limits)
+    samples = _scanned_samples(raw, view, len(sample_types)) or _samples(view, len(sample_types), limits)
     label_index, label_sets = _label_sets(samples, st, len(strings))
     # identical (stack, label set) samples are summed first: everything below is per stack
     if group:
@@ -783,6 +785,20 @@ def _wrong_value_count(val: np.ndarray, n: int, ntypes: int) -> None:
     return None
 
 
+def _scanned_samples(raw: bytes, view, ntypes: int) -> _Samples | None:
+    """Samples decoded by the compiled scan (:mod:`.pprof_scan`) straight from the profile
+    bytes; None when it declines (the exact decoders below then run and name the error)."""
+    buf = np.frombuffer(raw, dtype=np.uint8)
+    spans = sample_spans(buf)
+    if spans is None or len(spans[0]) != len(view.sample):
+        return None
+    got = scan_samples(buf, spans[0], spans[1], ntypes)
+    if got is None:
+        return None
+    loc_offsets, loc_ids, values, owner, lab = got
+    return _Samples(loc_offsets, loc_ids, values, owner, lab[:, 0], lab[:, 1], lab[:, 2], lab[:, 3])
+
+
 def _samples(view, ntypes: int, limits: Limits) -> _Samples:
     raw = list(view.sample)
     n = len(raw)
@@ -1074,28 +1090,14 @@ def _dedupe(
     offsets: np.ndarray, elems: np.ndarray, label_index: np.ndarray | None, values: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray, np.ndarray, np.ndarray]:
     """Sum samples with the same location sequence and label set (exactly: see
-    :func:`_group_segments`). Returns (offsets, elems, label_index, values, weight =
-    samples per stack, rep = index of a sample of each stack)."""
+    :func:`~.pprof_scan.dedupe_stacks`). Returns (offsets, elems, label_index, values,
+    weight = samples per stack, rep = index of a sample of each stack)."""
     n = len(offsets) - 1
-    ones = np.ones(n, dtype=np.int64)
-    ident = np.arange(n, dtype=np.int64)
     if n < 2:
-        return offsets, elems, label_index, values, ones, ident
-    grouped = _group_segments(offsets, elems, label_index)
-    if grouped is None or len(grouped[0]) == n:
-        return offsets, elems, label_index, values, ones, ident
-    first, inverse = grouped
-    counts = np.bincount(inverse, minlength=len(first))
-    order = np.argsort(inverse, kind="stable")
-    starts = np.zeros(len(first), dtype=np.int64)
-    np.cumsum(counts[:-1], out=starts[1:])
-    summed = np.add.reduceat(values[order], starts, axis=0) if values.shape[1] else np.zeros((len(first), 0), np.int64)
-    lengths = np.diff(offsets)
-    new_len = lengths[first]
-    new_off = np.zeros(len(first) + 1, dtype=np.int64)
-    np.cumsum(new_len, out=new_off[1:])
-    take = np.repeat(offsets[first] - new_off[:-1], new_len) + np.arange(int(new_off[-1]), dtype=np.int64)
-    return new_off, elems[take], (label_index[first] if label_index is not None else None), summed, counts.astype(np.int64), first
+        return offsets, elems, label_index, values, np.ones(n, dtype=np.int64), np.arange(n, dtype=np.int64)
+    extra = label_index if label_index is not None else np.zeros(n, dtype=np.int64)
+    new_off, new_elems, summed, counts, first = dedupe_stacks(offsets, elems, extra, values)
+    return new_off, new_elems, (label_index[first] if label_index is not None else None), summed, counts, first
 
 
 # ---------------------------------------------------------------------------------------

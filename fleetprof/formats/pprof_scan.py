@@ -1,0 +1,328 @@
+"""Compiled (numba) scans of pprof's sample messages: the hot loop of :mod:`.pprof`.
+
+Contracts:
+
+* :func:`sample_spans` walks the top level of a ``Profile`` message and returns the byte
+  span of every ``sample`` (field 2) in wire order, or ``None`` when the top level is not
+  well-formed protobuf (the caller then reports the error through upb).
+* :func:`scan_samples` decodes those sample messages in one pass: location ids and values
+  (packed or not, in wire order; a message may mix both), and labels (``key``, ``str``,
+  ``num``, ``num_unit``; within one label the last occurrence of a field wins). Unknown
+  fields are skipped. It returns ``None`` for anything it does not accept as valid (a
+  truncated varint or field, a wrong wire type for a known field, a value count other than
+  the number of sample types); the caller's exact, slower decoder then names the error.
+* :func:`dedupe_stacks` sums samples with equal location sequences and equal ``extra`` keys
+  (the label set); groups are compared element by element, never merged on a hash alone.
+  Groups are numbered in order of first appearance.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+
+
+@njit(cache=True, nogil=True)
+def _varint(buf: np.ndarray, pos: int, end: int) -> tuple[np.uint64, int]:
+    """(value, position after it); position -1 for a truncated or over-long varint."""
+    result = np.uint64(0)
+    shift = np.uint64(0)
+    while pos < end:
+        b = buf[pos]
+        pos += 1
+        result |= np.uint64(b & 0x7F) << shift
+        if b < 0x80:
+            return result, pos
+        shift += np.uint64(7)
+        if shift >= np.uint64(70):
+            return np.uint64(0), -1
+    return np.uint64(0), -1
+
+
+@njit(cache=True, nogil=True)
+def _skip(buf: np.ndarray, pos: int, end: int, wire: int) -> int:
+    """Position after a field payload of an unknown field; -1 when malformed."""
+    if wire == 0:
+        return _varint(buf, pos, end)[1]
+    if wire == 1:
+        return pos + 8 if pos + 8 <= end else -1
+    if wire == 5:
+        return pos + 4 if pos + 4 <= end else -1
+    if wire == 2:
+        ln, pos = _varint(buf, pos, end)
+        if pos < 0 or ln > np.uint64(end - pos):
+            return -1
+        return pos + np.int64(ln)
+    return -1
+
+
+@njit(cache=True, nogil=True)
+def _spans(buf: np.ndarray, field: int, starts: np.ndarray, ends: np.ndarray) -> int:
+    """Number of top-level ``field`` messages (their spans written while they fit in
+    ``starts``/``ends``); -1 when the top level is malformed."""
+    end = len(buf)
+    count = 0
+    pos = 0
+    while pos < end:
+        tag, pos = _varint(buf, pos, end)
+        if pos < 0:
+            return -1
+        wire = np.int64(tag & np.uint64(7))
+        if np.int64(tag >> np.uint64(3)) == field and wire == 2:
+            ln, p = _varint(buf, pos, end)
+            if p < 0 or ln > np.uint64(end - p):
+                return -1
+            if count < len(starts):
+                starts[count] = p
+                ends[count] = p + np.int64(ln)
+            count += 1
+            pos = p + np.int64(ln)
+        else:
+            pos = _skip(buf, pos, end, wire)
+            if pos < 0:
+                return -1
+    return count
+
+
+def sample_spans(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(starts, ends) of every top-level ``sample`` message of ``buf`` (uint8)."""
+    empty = np.empty(0, dtype=np.int64)
+    n = _spans(buf, 2, empty, empty)
+    if n < 0:
+        return None
+    starts, ends = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
+    _spans(buf, 2, starts, ends)
+    return starts, ends
+
+
+@njit(cache=True, nogil=True)
+def _count(buf, starts, ends, ntypes):
+    """First pass: (location ids, labels, ok)."""
+    nloc = 0
+    nlab = 0
+    for s in range(len(starts)):
+        pos = starts[s]
+        end = ends[s]
+        nval = 0
+        while pos < end:
+            tag, pos = _varint(buf, pos, end)
+            if pos < 0:
+                return 0, 0, False
+            field = np.int64(tag >> np.uint64(3))
+            wire = np.int64(tag & np.uint64(7))
+            if field == 1 or field == 2:
+                k = 0
+                if wire == 0:
+                    pos = _varint(buf, pos, end)[1]
+                    if pos < 0:
+                        return 0, 0, False
+                    k = 1
+                elif wire == 2:
+                    ln, pos = _varint(buf, pos, end)
+                    if pos < 0 or ln > np.uint64(end - pos):
+                        return 0, 0, False
+                    stop = pos + np.int64(ln)
+                    if stop > pos and buf[stop - 1] >= 0x80:
+                        return 0, 0, False  # truncated last varint
+                    for i in range(pos, stop):
+                        k += buf[i] < 0x80
+                    pos = stop
+                else:
+                    return 0, 0, False
+                if field == 1:
+                    nloc += k
+                else:
+                    nval += k
+            elif field == 3:
+                if wire != 2:
+                    return 0, 0, False
+                pos = _skip(buf, pos, end, 2)
+                if pos < 0:
+                    return 0, 0, False
+                nlab += 1
+            else:
+                pos = _skip(buf, pos, end, wire)
+                if pos < 0:
+                    return 0, 0, False
+        if nval != ntypes:
+            return 0, 0, False
+    return nloc, nlab, True
+
+
+@njit(cache=True, nogil=True)
+def _label(buf, pos, end, out, row) -> bool:
+    """Fields 1-4 of one ``Label`` into ``out[row, 0:4]`` (last occurrence wins)."""
+    while pos < end:
+        tag, pos = _varint(buf, pos, end)
+        if pos < 0:
+            return False
+        field = np.int64(tag >> np.uint64(3))
+        wire = np.int64(tag & np.uint64(7))
+        if 1 <= field <= 4:
+            if wire != 0:
+                return False
+            v, pos = _varint(buf, pos, end)
+            if pos < 0:
+                return False
+            out[row, field - 1] = np.int64(v)
+        else:
+            pos = _skip(buf, pos, end, wire)
+            if pos < 0:
+                return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _fill(buf, starts, ends, loc_offsets, loc_ids, values, owner, lab) -> bool:
+    """Second pass into arrays sized by :func:`_count` (allocated by numpy: huge pages)."""
+    n = len(starts)
+    loc_offsets[0] = 0
+    li = 0
+    vi = 0
+    bi = 0
+    for s in range(n):
+        pos = starts[s]
+        end = ends[s]
+        while pos < end:
+            tag, pos = _varint(buf, pos, end)
+            field = np.int64(tag >> np.uint64(3))
+            wire = np.int64(tag & np.uint64(7))
+            if field == 1 or field == 2:
+                stop = pos
+                if wire == 2:
+                    ln, pos = _varint(buf, pos, end)
+                    stop = pos + np.int64(ln)
+                while True:
+                    # varints inline (:func:`_count` checked that each span ends a varint)
+                    v = np.uint64(0)
+                    shift = np.uint64(0)
+                    while True:
+                        byte = buf[pos]
+                        pos += 1
+                        v |= np.uint64(byte & 0x7F) << shift
+                        if byte < 0x80:
+                            break
+                        shift += np.uint64(7)
+                        if shift >= np.uint64(70) or pos >= end:
+                            return False
+                    if field == 1:
+                        loc_ids[li] = v
+                        li += 1
+                    else:
+                        values[vi] = np.int64(v)
+                        vi += 1
+                    if wire == 0 or pos >= stop:
+                        break
+            elif field == 3:
+                ln, pos = _varint(buf, pos, end)
+                stop = pos + np.int64(ln)
+                owner[bi] = s
+                if not _label(buf, pos, stop, lab, bi):
+                    return False
+                bi += 1
+                pos = stop
+            else:
+                pos = _skip(buf, pos, end, wire)
+        loc_offsets[s + 1] = li
+    return True
+
+
+def scan_samples(
+    buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, ntypes: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """Decode the sample messages at ``buf[starts[i]:ends[i]]`` (module contract):
+    ``(loc_offsets, loc_ids, values (S, ntypes), label_owner, labels (L, 4))`` or None."""
+    nloc, nlab, ok = _count(buf, starts, ends, ntypes)
+    if not ok:
+        return None
+    n = len(starts)
+    loc_offsets, loc_ids = np.empty(n + 1, dtype=np.int64), np.empty(nloc, dtype=np.uint64)
+    values, owner, lab = np.empty(n * ntypes, dtype=np.int64), np.empty(nlab, dtype=np.int64), np.zeros((nlab, 4), dtype=np.int64)
+    if not _fill(buf, starts, ends, loc_offsets, loc_ids, values, owner, lab):
+        return None
+    return loc_offsets, loc_ids, values.reshape(len(starts), ntypes), owner, lab
+
+
+@njit(cache=True, nogil=True)
+def _stack_hash(elems, lo, hi, extra) -> np.uint64:
+    h = np.uint64(extra) * _GOLDEN + np.uint64(hi - lo)
+    for i in range(lo, hi):
+        h = (h ^ np.uint64(elems[i])) * _M1
+        h ^= h >> np.uint64(29)
+    return h
+
+
+@njit(cache=True, nogil=True)
+def _same(offsets, elems, extra, a, b) -> bool:
+    la = offsets[a + 1] - offsets[a]
+    if la != offsets[b + 1] - offsets[b] or extra[a] != extra[b]:
+        return False
+    oa = offsets[a]
+    ob = offsets[b]
+    for i in range(la):
+        if elems[oa + i] != elems[ob + i]:
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _group(offsets, elems, extra):
+    n = len(offsets) - 1
+    bits = 4
+    while (1 << bits) < 2 * n:
+        bits += 1
+    shift = np.uint64(64 - bits)
+    mask = (1 << bits) - 1
+    table = np.full(1 << bits, -1, dtype=np.int64)
+    first = np.empty(n, dtype=np.int64)
+    inverse = np.empty(n, dtype=np.int64)
+    groups = 0
+    for s in range(n):
+        slot = np.int64((_stack_hash(elems, offsets[s], offsets[s + 1], extra[s]) * _GOLDEN) >> shift)
+        while True:
+            g = table[slot]
+            if g < 0:
+                table[slot] = groups
+                first[groups] = s
+                inverse[s] = groups
+                groups += 1
+                break
+            if _same(offsets, elems, extra, first[g], s):
+                inverse[s] = g
+                break
+            slot = (slot + 1) & mask
+    return first[:groups], inverse
+
+
+@njit(cache=True, nogil=True)
+def _gather(offsets, elems, values, first, inverse):
+    g = len(first)
+    new_off = np.zeros(g + 1, dtype=np.int64)
+    for i in range(g):
+        f = first[i]
+        new_off[i + 1] = new_off[i] + offsets[f + 1] - offsets[f]
+    new_elems = np.empty(new_off[g], dtype=elems.dtype)
+    for i in range(g):
+        f = first[i]
+        new_elems[new_off[i] : new_off[i + 1]] = elems[offsets[f] : offsets[f + 1]]
+    summed = np.zeros((g, values.shape[1]), dtype=np.int64)
+    counts = np.zeros(g, dtype=np.int64)
+    for s in range(len(inverse)):
+        k = inverse[s]
+        counts[k] += 1
+        for j in range(values.shape[1]):
+            summed[k, j] += values[s, j]
+    return new_off, new_elems, summed, counts
+
+
+def dedupe_stacks(
+    offsets: np.ndarray, elems: np.ndarray, extra: np.ndarray, values: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Samples summed per distinct (location sequence, ``extra``): ``(offsets, elems,
+    summed values, samples per group, first sample of each group)``."""
+    first, inverse = _group(offsets, elems, np.ascontiguousarray(extra, dtype=np.int64))
+    new_off, new_elems, summed, counts = _gather(offsets, elems, np.ascontiguousarray(values, dtype=np.int64), first, inverse)
+    return new_off, new_elems, summed, counts, first

@@ -1,0 +1,137 @@
+"""The compiled sample scan (:mod:`fleetprof.formats.pprof_scan`) must decode exactly what
+the exact field walk of :mod:`fleetprof.formats.pprof` decodes, for every valid encoding
+(packed, unpacked, mixed, unknown fields, labels), decline (None) whatever is malformed,
+and group identical stacks exactly."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import fleetprof.formats.pprof as P
+from fleetprof.formats.pprof_scan import dedupe_stacks, sample_spans, scan_samples
+from fleetprof.formats.proto import pprof_view_pb2
+from tests.formats.pprof_testutil import _varint, fixture_files, pprof_messages, serialize_unpacked
+
+
+def _walked(raw: bytes, ntypes: int) -> P._Samples:
+    view = pprof_view_pb2.ProfileView.FromString(raw)
+    old = P.MERGED_SAMPLES_MAX
+    P.MERGED_SAMPLES_MAX = -1  # the per-field walk, not upb's merged parse
+    try:
+        return P._samples(view, ntypes, P.DEFAULT_LIMITS)
+    finally:
+        P.MERGED_SAMPLES_MAX = old
+
+
+def _scanned(raw: bytes, ntypes: int):
+    buf = np.frombuffer(raw, dtype=np.uint8)
+    spans = sample_spans(buf)
+    assert spans is not None
+    return scan_samples(buf, spans[0], spans[1], ntypes)
+
+
+def _labels(owner, rows) -> list[tuple]:
+    return sorted(zip(np.asarray(owner).tolist(), [tuple(r) for r in np.asarray(rows).tolist()], strict=True))
+
+
+def _assert_same(raw: bytes, ntypes: int) -> None:
+    got = _scanned(raw, ntypes)
+    assert got is not None
+    loc_offsets, loc_ids, values, owner, lab = got
+    want = _walked(raw, ntypes)
+    assert loc_offsets.tolist() == want.loc_offsets.tolist()
+    assert loc_ids.tolist() == want.loc_ids.tolist()
+    assert values.tolist() == want.values.tolist()
+    want_lab = np.stack([want.label_key, want.label_str, want.label_num, want.label_unit], axis=1) if len(want.label_owner) else np.zeros((0, 4), np.int64)
+    assert _labels(owner, lab) == _labels(want.label_owner, want_lab)
+
+
+@settings(max_examples=60, deadline=None)
+@given(pprof_messages(), st.booleans())
+def test_scan_equals_walk(p, unpacked: bool) -> None:
+    raw = serialize_unpacked(p) if unpacked else p.SerializeToString()
+    _assert_same(raw, len(p.sample_type))
+
+
+@pytest.mark.parametrize("path", fixture_files(), ids=lambda p: p.name)
+def test_scan_equals_walk_on_fixtures(path) -> None:
+    from fleetprof.formats.errors import maybe_gunzip
+
+    raw = maybe_gunzip(path.read_bytes(), "pprof", P.DEFAULT_LIMITS)
+    try:
+        view = pprof_view_pb2.ProfileView.FromString(raw)
+    except Exception:
+        pytest.skip("not a profile.proto message")
+    if _scanned(raw, len(view.sample_type)) is None:
+        with pytest.raises(P.ProfileFormatError):  # declined: the exact walk must reject it too
+            _walked(raw, len(view.sample_type))
+    else:
+        _assert_same(raw, len(view.sample_type))
+
+
+def _sample(body: bytes) -> bytes:
+    return b"\x12" + _varint(len(body)) + body
+
+
+def test_mixed_packed_unpacked_unknown_fields_and_repeated_label_fields() -> None:
+    packed = b"\x0a" + _varint(3) + _varint(5) + _varint(300)  # location ids 5, 300 (packed)
+    single = b"\x08" + _varint(7)  # location id 7 (unpacked), after the packed ones
+    unknown = b"\x38" + _varint(99) + b"\x41" + bytes(8) + b"\x4a\x02ab" + b"\x55" + bytes(4)
+    label = b"\x08\x01\x10\x02\x10\x03" + b"\x30\x09"  # str twice: the last (3) wins; unknown field 6
+    body = packed + unknown + single + b"\x10" + _varint((1 << 64) - 5) + b"\x1a" + _varint(len(label)) + label
+    raw = _sample(body) + _sample(b"\x10\x04")
+    loc_offsets, loc_ids, values, owner, lab = _scanned(raw, 1)
+    assert loc_offsets.tolist() == [0, 3, 3]
+    assert loc_ids.tolist() == [5, 300, 7]
+    assert values.tolist() == [[-5], [4]]
+    assert owner.tolist() == [0] and lab.tolist() == [[1, 3, 0, 0]]
+    _assert_same(raw, 1)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        _sample(b"\x08"),  # truncated varint
+        _sample(b"\x0a\x05\x01"),  # packed field longer than the sample
+        _sample(b"\x0a\x02\x01\x81"),  # packed field ending inside a varint
+        _sample(b"\x10\x01\x10\x02"),  # two values for one sample type
+        _sample(b"\x08\x01"),  # no value
+        _sample(b"\x1d\x00\x00\x00\x00\x10\x01"),  # label with the wrong wire type
+        _sample(b"\x1a\x02\x09\x00" + b"\x10\x01"),  # label key with the wrong wire type
+        _sample(b"\x0b\x10\x01"),  # a group start (wire type 3)
+        _sample(b"\x08" + b"\xff" * 10 + b"\x01\x10\x01"),  # an 11-byte varint
+    ],
+)
+def test_malformed_samples_are_declined(raw: bytes) -> None:
+    assert _scanned(raw, 1) is None
+
+
+def test_malformed_top_level_has_no_spans() -> None:
+    assert sample_spans(np.frombuffer(b"\x12\x05\x01", dtype=np.uint8)) is None
+    assert sample_spans(np.frombuffer(b"\x0f", dtype=np.uint8)) is None  # wire type 7
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.lists(st.integers(1, 4), max_size=4), st.integers(0, 2), st.integers(-50, 50)), max_size=60))
+def test_dedupe_groups_exactly(rows) -> None:
+    lengths = [len(r[0]) for r in rows]
+    offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    elems = np.array([e for r in rows for e in r[0]], dtype=np.int64)
+    extra = np.array([r[1] for r in rows], dtype=np.int64)
+    values = np.array([[r[2], 1] for r in rows], dtype=np.int64).reshape(-1, 2)
+    new_off, new_elems, summed, counts, first = dedupe_stacks(offsets, elems, extra, values)
+    want: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
+    for stack, lab, v in rows:
+        want[(tuple(stack), lab)][0] += v
+        want[(tuple(stack), lab)][1] += 1
+    got = {}
+    for g, f in enumerate(first.tolist()):
+        got[(tuple(new_elems[new_off[g] : new_off[g + 1]].tolist()), int(extra[f]))] = [int(summed[g, 0]), int(counts[g])]
+        assert int(summed[g, 1]) == int(counts[g])
+    assert got == dict(want)
