@@ -264,3 +264,24 @@ def test_tree_of_checks_leaf_ids_across_segments(mixed, monkeypatch) -> None:
     monkeypatch.setattr(Segment, "leaf_ids", tampered)
     with pytest.raises(SegmentCorrupt):
         _tree_of(leaves, [other, bad])
+
+
+def test_fetch_objects_keeps_order_and_raises_for_remote_stores() -> None:
+    import random
+    import time
+
+    from fleetprof.query.select import fetch_objects
+
+    class Remote:
+        url = "s3://bucket/prefix/"
+
+        def get(self, key: str) -> bytes:
+            time.sleep(random.random() / 500)
+            if key == "gone":
+                raise KeyError(key)
+            return key.encode()
+
+    keys = [f"k{i}" for i in range(40)]
+    assert list(fetch_objects(Remote(), keys)) == [k.encode() for k in keys]
+    with pytest.raises(KeyError):
+        list(fetch_objects(Remote(), [*keys[:5], "gone", *keys[5:]]))
