@@ -814,10 +814,25 @@ class Segment:
             hit = self._cache.get(key)
             if hit is not None:
                 return hit  # type: ignore[no-any-return]
-        out = self._sample_arrays(columns, filters)
+        out = self._block_samples(columns) if whole else None
+        if out is None:
+            out = self._sample_arrays(columns, filters)
         if whole:
             self._cache[key] = out
         return out
+
+    def _block_samples(self, columns: Sequence[str]) -> dict[str, np.ndarray] | None:
+        """The flame-graph columns (``node_id``, ``value``) of every sample straight from the
+        array block (``None`` if some column is not there): the cold-query fast path."""
+        if not set(columns) <= {"node_id", "value"} or "samples.leaf" not in self._block_columns():
+            return None
+        blk = self._block()
+        try:
+            leaf_ids = self._np("leaves", "node_id")
+            return {c: leaf_ids[_as_index(blk["samples.leaf"])] if c == "node_id" else blk["samples.value"]
+                    for c in columns}
+        except (IndexError, KeyError) as e:
+            raise SegmentCorrupt(f"samples reference rows outside the leaf table: {e}") from e
 
     def _sample_arrays(self, columns: Sequence[str], filters: Any) -> dict[str, np.ndarray]:
         stored = []
@@ -884,7 +899,9 @@ class Segment:
 
 def _as_index(rows: np.ndarray) -> np.ndarray:
     """Stored row numbers as an unsigned index: a negative row raises instead of wrapping."""
-    return rows if rows.dtype.kind == "u" else rows.view(np.uint32) if rows.dtype == np.int32 else rows.astype(np.uint64)
+    if rows.dtype.kind == "u":
+        return rows
+    return rows.view(np.uint32) if rows.dtype == np.int32 else rows.astype(np.uint64)
 
 
 def _compare(col: Any, op: str, val: Any) -> Any:
@@ -997,7 +1014,7 @@ def _check_block(meta: dict[str, Any], body_len: int) -> None:
     for name, dt in b["columns"]:
         if dt not in BLOCK_DTYPES.get(name, ()):
             raise SegmentCorrupt(f"array block column {name!r} of type {dt!r} is not allowed")
-        expect += meta["rows"][name.split(".", 1)[0]] * np.dtype(dt).itemsize
+        expect += meta["rows"][name.split(".", 1)[0]] * int(dt[2:])
     if expect != raw or (raw == 0) != (size == 0):
         raise SegmentCorrupt("array block sizes do not match the table row counts")
 

@@ -326,3 +326,28 @@ def test_undecodable_array_block_detected() -> None:
 
     with pytest.raises(SegmentCorrupt):
         decode_segment(_forge(encoded(), shrink)).sample_arrays(["node_id", "value"])
+
+
+def test_block_rows_outside_the_leaf_table_detected() -> None:
+    """A well-formed block whose sample leaf rows point past the leaf table (a writer bug,
+    not a bit flip: the digest matches) is reported, not wrapped or clipped."""
+    import pyarrow as pa
+
+    data = encoded()
+    version, _flags, meta_len = struct.unpack_from("<HHI", data, 4)
+    blk = __import__("json").loads(data[12:12 + meta_len])["block"]
+    body = data[12 + meta_len + 32:]
+    raw = bytearray(pa.Codec("zstd").decompress(body[:blk["bytes"]], decompressed_size=blk["raw_bytes"], asbytes=True))
+    seg = decode_segment(data)
+    off = 8 * seg.rows("leaves")  # samples.leaf (<u2) follows leaves.node_id (<u8)
+    struct.pack_into("<H", raw, off, seg.rows("leaves"))
+    new_block = pa.Codec("zstd").compress(bytes(raw), asbytes=True)
+    tail = body[blk["bytes"]:]
+
+    def swap_block(m) -> None:
+        m["block"]["bytes"] = len(new_block)
+
+    forged = _forge(data[:12 + meta_len + 32] + new_block + tail, swap_block)
+    for cols in (["node_id", "value"], ["node_id", "value", "series_id"], ["node"]):
+        with pytest.raises(SegmentCorrupt):
+            decode_segment(forged).sample_arrays(cols)
