@@ -61,7 +61,13 @@ from fleetprof.formats.errors import (
     ProfileFormatError,
     maybe_gunzip,
 )
-from fleetprof.formats.pprof_scan import dedupe_stacks, sample_spans, scan_samples
+from fleetprof.formats.pprof_scan import (
+    dedupe_stacks,
+    sample_spans,
+    scan_locations,
+    scan_records,
+    scan_samples,
+)
 from fleetprof.formats.proto import pprof_view_pb2, profile_pb2
 from fleetprof.formats.wire import varint
 from fleetprof.model.hashing import mix
@@ -80,10 +86,6 @@ def decode_pprof(data: bytes, *, limits: Limits = DEFAULT_LIMITS, keep_lines: bo
     return build(stacks, sample_types, **meta)
 
 
-BULK_LOCATIONS_MIN_BYTES = 64 * 1024
-"""Profiles at least this large (decompressed) decode their location table in bulk."""
-
-
 def decode_pprof_stacks(
     data: bytes, *, limits: Limits = DEFAULT_LIMITS, keep_lines: bool = False, group: bool = True
 ) -> tuple[Stacks, tuple[ValueType, ...], dict[str, Any]]:
@@ -96,9 +98,7 @@ def decode_pprof_stacks(
     raw = maybe_gunzip(bytes(data) if not isinstance(data, bytes) else data, FMT, limits)
     if not raw:
         raise ProfileFormatError(FMT, "empty input")
-    # Bulk location decoding pays numpy set-up per call: small profiles (agent pushes) are
-    # faster through upb's location messages and the per-location loop.
-    view = _parse_view(raw, pprof_view_pb2.ProfileRawView() if len(raw) > BULK_LOCATIONS_MIN_BYTES else pprof_view_pb2.ProfileView())
+    view = _parse_view(raw, pprof_view_pb2.ProfileRawView())
     if len(view.sample) > limits.max_samples:
         raise ProfileFormatError(FMT, f"{len(view.sample)} samples exceed the {limits.max_samples}-sample limit", "sample")
     strings = _string_table(view, limits)
@@ -258,7 +258,7 @@ def _locations(view, raw: bytes, st: _Strings, keep_lines: bool, drop_rx, keep_r
         base = fname.rsplit("/", 1)[-1] if fname else ""
         mappings[mid] = (base, fname)
     if isinstance(view, pprof_view_pb2.ProfileRawView):
-        bulk = _locations_bulk(view, st, keep_lines, mappings) if drop_rx is None else None
+        bulk = _locations_bulk(raw, st, keep_lines, mappings) if drop_rx is None else None
         if bulk is not None:
             return bulk
         # anything unusual: the per-location loop below, on upb's messages (exact errors)
@@ -378,35 +378,6 @@ def _locations(view, raw: bytes, st: _Strings, keep_lines: bool, drop_rx, keep_r
     return _Locations(ids, offsets, np.array(flat, dtype=np.int64), names, files, lines_out, prune, beneath)
 
 
-def _walk_messages(raw: list[bytes], what: str) -> tuple[np.ndarray, _Fields] | None:
-    """Fields of many small messages (``_walk``); None if any is unusual or malformed."""
-    n = len(raw)
-    lens = np.fromiter(map(len, raw), dtype=np.int64, count=n)
-    starts = np.zeros(n, dtype=np.int64)
-    if n:
-        np.cumsum(lens[:-1], out=starts[1:])
-    buf = np.frombuffer(b"".join(raw) + bytes(16), dtype=np.uint8)
-    try:
-        f = _walk(buf, starts, starts + lens, what)
-    except ProfileFormatError:
-        return None
-    return (buf, f) if len(f.leftover) == 0 else None
-
-
-def _varint_columns(f: _Fields, n: int, fields: tuple[int, ...]) -> list[np.ndarray] | None:
-    """One uint64 column per varint field number (0 where absent; the last occurrence
-    wins, as in protobuf); None if one of them comes with another wire type."""
-    cols = []
-    for fld in fields:
-        idx = np.flatnonzero(f.field == fld)
-        if (f.wire[idx] != 0).any():
-            return None
-        col = np.zeros(n, dtype=_U64)
-        col[f.owner[idx]] = f.value[idx]
-        cols.append(col)
-    return cols
-
-
 def _bulk_ids(ids: np.ndarray) -> np.ndarray | None:
     """Entity ids (all zero: positional), or None if some are zero or repeated."""
     if len(ids) and not ids.any():
@@ -417,19 +388,19 @@ def _bulk_ids(ids: np.ndarray) -> np.ndarray | None:
     return ids
 
 
-def _locations_bulk(view, st: _Strings, keep_lines: bool, mappings: dict[int, tuple[str, str]]) -> _Locations | None:
+def _locations_bulk(raw: bytes, st: _Strings, keep_lines: bool, mappings: dict[int, tuple[str, str]]) -> _Locations | None:
     """:func:`_locations` without a Python loop per location or function, for the common
     shape: valid ids and references, every location with at least one line, every line
     naming a function that has a name, no ``drop_frames``. None otherwise (the caller
     then runs the per-location loop, which also raises the exact errors). Frames are
     interned by text in the same first-appearance order as the loop."""
     nstr = st.n
-    fraw = list(view.function)
-    walked = _walk_messages(fraw, "function")
-    if walked is None:
+    buf = np.frombuffer(raw, dtype=np.uint8)
+    functions = scan_records(buf, 5, 5)  # id, name, system_name, filename, start_line
+    if functions is None:
         return None
-    fcols = _varint_columns(walked[1], len(fraw), (1, 2, 3, 4))
-    if fcols is None or any((c >= _U64(nstr)).any() for c in fcols[1:]):
+    fcols = [functions[:, k] for k in range(4)]
+    if any((c >= _U64(nstr)).any() for c in fcols[1:]):
         return None
     fid = _bulk_ids(fcols[0])
     if fid is None:
@@ -444,39 +415,22 @@ def _locations_bulk(view, st: _Strings, keep_lines: bool, mappings: dict[int, tu
         canon = np.fromiter((first.setdefault(t, i) for i, t in enumerate(table)), dtype=np.int64, count=nstr)
         name_idx, ffile = canon[name_idx], canon[ffile]
 
-    lraw = list(view.location)
-    nloc = len(lraw)
-    walked = _walk_messages(lraw, "location")
-    if walked is None:
+    locations = scan_locations(buf)
+    if locations is None:
         return None
-    buf, lf = walked
-    lcols = _varint_columns(lf, nloc, (1, 2))
-    if lcols is None:
-        return None
-    ids = _bulk_ids(lcols[0])
+    head, offsets, line_rows = locations
+    nloc = len(head)
+    ids = _bulk_ids(np.ascontiguousarray(head[:, 0]))
     if ids is None:
         return None
-    mids = lcols[1]
+    mids = head[:, 1]
     if mids.any():
         known = np.fromiter(mappings.keys(), dtype=_U64, count=len(mappings))
         if not np.isin(mids[mids != 0], known).all():
             return None
-    lm = np.flatnonzero(lf.field == 4)
-    if (lf.wire[lm] != 2).any():
-        return None
-    counts = np.bincount(lf.owner[lm], minlength=nloc) if len(lm) else np.zeros(nloc, np.int64)
-    if (counts == 0).any():
+    if (np.diff(offsets) == 0).any():
         return None  # a location without lines: named from its mapping and address
-    try:
-        lw = _walk(buf, lf.start[lm], lf.end[lm], "line")
-    except ProfileFormatError:
-        return None
-    if len(lw.leftover):
-        return None
-    lcols = _varint_columns(lw, len(lm), (1, 2))
-    if lcols is None:
-        return None
-    line_fid, line_no = lcols
+    line_fid, line_no = line_rows[:, 0], line_rows[:, 1]
     if len(line_fid):
         if len(fid) == 0:
             return None
@@ -490,8 +444,6 @@ def _locations_bulk(view, st: _Strings, keep_lines: bool, mappings: dict[int, tu
             return None
     else:
         frow = np.zeros(0, dtype=np.int64)
-    offsets = np.zeros(nloc + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets[1:])
     # lines are innermost first on the wire: reverse each location's lines (root first)
     _, rev = _reverse_segments(offsets, np.arange(len(frow), dtype=np.int64))
     kn, kf = name_idx[frow[rev]], ffile[frow[rev]]

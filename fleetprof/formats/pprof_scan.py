@@ -11,6 +11,9 @@ Contracts:
   fields are skipped. It returns ``None`` for anything it does not accept as valid (a
   truncated varint or field, a wrong wire type for a known field, a value count other than
   the number of sample types); the caller's exact, slower decoder then names the error.
+* :func:`scan_records` and :func:`scan_locations` decode the ``function`` and ``location``
+  tables (varint fields, last occurrence wins, unknown fields skipped), or return None for
+  anything malformed, so that the caller's exact decoder names the error.
 * :func:`dedupe_stacks` sums samples with equal location sequences and equal ``extra`` keys
   (the label set); groups are compared element by element, never merged on a hash alone.
   Groups are numbered in order of first appearance.
@@ -87,15 +90,21 @@ def _spans(buf: np.ndarray, field: int, starts: np.ndarray, ends: np.ndarray) ->
     return count
 
 
-def sample_spans(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """(starts, ends) of every top-level ``sample`` message of ``buf`` (uint8)."""
+def message_spans(buf: np.ndarray, field: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """(starts, ends) of every top-level ``field`` message of ``buf`` (uint8), or None
+    when the top level is malformed."""
     empty = np.empty(0, dtype=np.int64)
-    n = _spans(buf, 2, empty, empty)
+    n = _spans(buf, field, empty, empty)
     if n < 0:
         return None
     starts, ends = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
-    _spans(buf, 2, starts, ends)
+    _spans(buf, field, starts, ends)
     return starts, ends
+
+
+def sample_spans(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(starts, ends) of every top-level ``sample`` message of ``buf`` (uint8)."""
+    return message_spans(buf, 2)
 
 
 @njit(cache=True, nogil=True)
@@ -326,3 +335,110 @@ def dedupe_stacks(
     first, inverse = _group(offsets, elems, np.ascontiguousarray(extra, dtype=np.int64))
     new_off, new_elems, summed, counts = _gather(offsets, elems, np.ascontiguousarray(values, dtype=np.int64), first, inverse)
     return new_off, new_elems, summed, counts, first
+
+
+@njit(cache=True, nogil=True)
+def _records(buf, starts, ends, out) -> bool:
+    """Messages whose fields ``1 .. out.shape[1]`` are varints: ``out[i, f - 1]`` (the last
+    occurrence wins; 0 when absent); other fields are skipped. False when malformed."""
+    width = out.shape[1]
+    for i in range(len(starts)):
+        pos = starts[i]
+        end = ends[i]
+        while pos < end:
+            tag, pos = _varint(buf, pos, end)
+            if pos < 0:
+                return False
+            field = np.int64(tag >> np.uint64(3))
+            wire = np.int64(tag & np.uint64(7))
+            if 1 <= field <= width:
+                if wire != 0:
+                    return False
+                v, pos = _varint(buf, pos, end)
+                if pos < 0:
+                    return False
+                out[i, field - 1] = v
+            else:
+                pos = _skip(buf, pos, end, wire)
+                if pos < 0:
+                    return False
+    return True
+
+
+def scan_records(buf: np.ndarray, field: int, width: int) -> np.ndarray | None:
+    """Every top-level ``field`` message of ``buf`` as one uint64 row of its varint fields
+    ``1 .. width`` (``Function``: id, name, system_name, filename, start_line); None when a
+    message is malformed or one of those fields is not a varint."""
+    spans = message_spans(buf, field)
+    if spans is None:
+        return None
+    starts, ends = spans
+    out = np.zeros((len(starts), width), dtype=np.uint64)
+    return out if _records(buf, starts, ends, out) else None
+
+
+@njit(cache=True, nogil=True)
+def _locations(buf, starts, ends, head, line_offsets, lines, count_only) -> int:
+    """``Location`` messages: ``head[i]`` = (id, mapping_id, address, is_folded) and their
+    ``Line`` messages (function_id, line, column) in wire order. Returns the number of
+    lines, or -1 when malformed."""
+    nl = 0
+    for i in range(len(starts)):
+        if not count_only:
+            line_offsets[i] = nl
+        pos = starts[i]
+        end = ends[i]
+        while pos < end:
+            tag, pos = _varint(buf, pos, end)
+            if pos < 0:
+                return -1
+            field = np.int64(tag >> np.uint64(3))
+            wire = np.int64(tag & np.uint64(7))
+            if field == 4:
+                if wire != 2:
+                    return -1
+                ln, pos = _varint(buf, pos, end)
+                if pos < 0 or ln > np.uint64(end - pos):
+                    return -1
+                stop = pos + np.int64(ln)
+                if not count_only:
+                    row = lines[nl : nl + 1]
+                    if not _records(buf, np.full(1, pos, np.int64), np.full(1, stop, np.int64), row):
+                        return -1
+                nl += 1
+                pos = stop
+            elif field in (1, 2, 3, 5):
+                if wire != 0:
+                    return -1
+                v, pos = _varint(buf, pos, end)
+                if pos < 0:
+                    return -1
+                if not count_only:
+                    head[i, field - 1 if field < 4 else 3] = v
+            else:
+                pos = _skip(buf, pos, end, wire)
+                if pos < 0:
+                    return -1
+    if not count_only:
+        line_offsets[len(starts)] = nl
+    return nl
+
+
+def scan_locations(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Every top-level ``location`` (field 4) of ``buf``: ``(head (L, 4): id, mapping_id,
+    address, is_folded; line_offsets (L+1); lines (N, 3): function_id, line, column)``,
+    lines in wire order (innermost first); None when malformed."""
+    spans = message_spans(buf, 4)
+    if spans is None:
+        return None
+    starts, ends = spans
+    n = len(starts)
+    empty = np.empty(0, dtype=np.int64)
+    head = np.zeros((n, 4), dtype=np.uint64)
+    nl = _locations(buf, starts, ends, head, empty, np.zeros((0, 3), dtype=np.uint64), True)
+    if nl < 0:
+        return None
+    line_offsets, lines = np.empty(n + 1, dtype=np.int64), np.zeros((nl, 3), dtype=np.uint64)
+    if _locations(buf, starts, ends, head, line_offsets, lines, False) < 0:
+        return None
+    return head, line_offsets, lines

@@ -420,7 +420,6 @@ def _decode_both(data, monkeypatch, **kw):
 
     with monkeypatch.context() as m:
         m.setattr(pprof_mod, "_locations_bulk", spy)
-        m.setattr(pprof_mod, "BULK_LOCATIONS_MIN_BYTES", 0)  # every size takes the bulk path
         fast = decode_pprof(data, **kw)
     with monkeypatch.context() as m:
         m.setattr(pprof_mod, "_locations_bulk", lambda *a, **k: None)
@@ -518,16 +517,13 @@ def test_mixed_packed_and_unpacked_fields_keep_wire_order():
     assert profile_stacks(prof) == reference_stacks(ref)
 
 
-def test_small_profiles_take_the_location_loop_and_large_ones_the_bulk_path(monkeypatch):
-    """The size switch between the two location decoders (same results, see above)."""
+def test_profiles_of_every_size_take_the_bulk_location_path(monkeypatch):
+    """The compiled table scans serve small profiles (agent pushes) too."""
     import fleetprof.formats.pprof as pprof_mod
 
     calls = []
     bulk = pprof_mod._locations_bulk
-    monkeypatch.setattr(pprof_mod, "_locations_bulk", lambda *a, **k: calls.append(1) or bulk(*a, **k))
+    monkeypatch.setattr(pprof_mod, "_locations_bulk", lambda *a, **k: calls.append(bulk(*a, **k) is not None))
     small = min(FILES, key=lambda p: len(gzip.decompress(p.read_bytes()) if p.read_bytes()[:2] == b"\x1f\x8b" else p.read_bytes()))
     decode_pprof(small.read_bytes())
-    assert calls == []
-    monkeypatch.setattr(pprof_mod, "BULK_LOCATIONS_MIN_BYTES", 0)
-    decode_pprof(small.read_bytes())
-    assert calls == [1]
+    assert calls == [True]
