@@ -63,10 +63,11 @@ from fleetprof.formats.errors import (
 )
 from fleetprof.formats.pprof_scan import (
     dedupe_stacks,
-    sample_spans,
+    resolve_frames,
     scan_locations,
     scan_records,
     scan_samples,
+    table_spans,
 )
 from fleetprof.formats.proto import pprof_view_pb2, profile_pb2
 from fleetprof.formats.wire import varint
@@ -117,8 +118,10 @@ def decode_pprof_stacks(
     drop_rx = _anchored(st.get(view.drop_frames, "drop_frames"), "drop_frames")
     keep_rx = _anchored(st.get(view.keep_frames, "keep_frames"), "keep_frames")
 
-    locs = _locations(view, raw, st, keep_lines, drop_rx, keep_rx)
-    samples = _scanned_samples(raw, view, len(sample_types)) or _samples(view, len(sample_types), limits)
+    buf = np.frombuffer(raw, dtype=np.uint8)
+    spans = table_spans(buf)
+    locs = _locations(view, raw, (buf, spans), st, keep_lines, drop_rx, keep_rx)
+    samples = _scanned_samples(buf, spans, view, len(sample_types)) or _samples(view, len(sample_types), limits)
     label_index, label_sets = _label_sets(samples, st, len(strings))
     # identical (stack, label set) samples are summed first: everything below is per stack
     if group:
@@ -181,6 +184,16 @@ class _Strings:
         self.table = table
         self.n = len(table)
 
+    def canon(self) -> np.ndarray:
+        """One string index per distinct text (the first), for every index."""
+        if len(set(self.table)) == self.n:
+            return np.arange(self.n, dtype=np.int64)
+        first: dict[str, int] = {}
+        return np.fromiter((first.setdefault(t, i) for i, t in enumerate(self.table)), dtype=np.int64, count=self.n)
+
+    def empty(self) -> np.ndarray:
+        return np.fromiter(map(len, self.table), dtype=np.int64, count=self.n) == 0
+
     def get(self, idx: int, where: str) -> str:
         if 0 <= idx < self.n:
             return self.table[idx]
@@ -242,7 +255,7 @@ def _parse_view(raw: bytes, view: Any) -> Any:
     return view
 
 
-def _locations(view, raw: bytes, st: _Strings, keep_lines: bool, drop_rx, keep_rx) -> _Locations:
+def _locations(view, raw: bytes, scanned, st: _Strings, keep_lines: bool, drop_rx, keep_rx) -> _Locations:
     table = st.table
     nstr = st.n
     mappings: dict[int, tuple[str, str]] = {}
@@ -258,7 +271,7 @@ def _locations(view, raw: bytes, st: _Strings, keep_lines: bool, drop_rx, keep_r
         base = fname.rsplit("/", 1)[-1] if fname else ""
         mappings[mid] = (base, fname)
     if isinstance(view, pprof_view_pb2.ProfileRawView):
-        bulk = _locations_bulk(raw, st, keep_lines, mappings) if drop_rx is None else None
+        bulk = _locations_bulk(*scanned, st, keep_lines, mappings) if drop_rx is None else None
         if bulk is not None:
             return bulk
         # anything unusual: the per-location loop below, on upb's messages (exact errors)
@@ -388,38 +401,19 @@ def _bulk_ids(ids: np.ndarray) -> np.ndarray | None:
     return ids
 
 
-def _locations_bulk(raw: bytes, st: _Strings, keep_lines: bool, mappings: dict[int, tuple[str, str]]) -> _Locations | None:
-    """:func:`_locations` without a Python loop per location or function, for the common
-    shape: valid ids and references, every location with at least one line, every line
-    naming a function that has a name, no ``drop_frames``. None otherwise (the caller
-    then runs the per-location loop, which also raises the exact errors). Frames are
-    interned by text in the same first-appearance order as the loop."""
-    nstr = st.n
-    buf = np.frombuffer(raw, dtype=np.uint8)
-    functions = scan_records(buf, 5, 5)  # id, name, system_name, filename, start_line
-    if functions is None:
+def _locations_bulk(buf: np.ndarray, spans, st: _Strings, keep_lines: bool, mappings: dict[int, tuple[str, str]]) -> _Locations | None:
+    """:func:`_locations` by compiled scans (:mod:`.pprof_scan`), for the common shape:
+    valid ids and references, every location with at least one line, every line naming a
+    function that has a name, no ``drop_frames``. None otherwise (the caller then runs the
+    per-location loop, which also raises the exact errors). Frames are interned by text in
+    the same first-appearance order as the loop."""
+    if spans is None:
         return None
-    fcols = [functions[:, k] for k in range(4)]
-    if any((c >= _U64(nstr)).any() for c in fcols[1:]):
-        return None
-    fid = _bulk_ids(fcols[0])
-    if fid is None:
-        return None
-    fname, fsys, ffile = (c.astype(np.int64) for c in fcols[1:])
-    table = st.table
-    empty = np.fromiter(map(len, table), dtype=np.int64, count=nstr) == 0
-    name_idx = np.where(empty[fname], fsys, fname)
-    named = ~empty[name_idx]
-    if len(set(table)) != nstr:  # equal texts: one canonical string index
-        first: dict[str, int] = {}
-        canon = np.fromiter((first.setdefault(t, i) for i, t in enumerate(table)), dtype=np.int64, count=nstr)
-        name_idx, ffile = canon[name_idx], canon[ffile]
-
-    locations = scan_locations(buf)
-    if locations is None:
+    functions = scan_records(buf, spans[2], 5)  # id, name, system_name, filename, start_line
+    locations = scan_locations(buf, spans[1])
+    if functions is None or locations is None:
         return None
     head, offsets, line_rows = locations
-    nloc = len(head)
     ids = _bulk_ids(np.ascontiguousarray(head[:, 0]))
     if ids is None:
         return None
@@ -428,42 +422,17 @@ def _locations_bulk(raw: bytes, st: _Strings, keep_lines: bool, mappings: dict[i
         known = np.fromiter(mappings.keys(), dtype=_U64, count=len(mappings))
         if not np.isin(mids[mids != 0], known).all():
             return None
-    if (np.diff(offsets) == 0).any():
+    if len(head) and (offsets[1:] == offsets[:-1]).any():
         return None  # a location without lines: named from its mapping and address
-    line_fid, line_no = line_rows[:, 0], line_rows[:, 1]
-    if len(line_fid):
-        if len(fid) == 0:
-            return None
-        order = np.argsort(fid)
-        sorted_fid = fid[order]
-        pos = np.minimum(np.searchsorted(sorted_fid, line_fid), len(fid) - 1)
-        if not (sorted_fid[pos] == line_fid).all():
-            return None  # an unknown function id (or none: an address frame)
-        frow = order[pos]
-        if not named[frow].all():
-            return None
-    else:
-        frow = np.zeros(0, dtype=np.int64)
-    # lines are innermost first on the wire: reverse each location's lines (root first)
-    _, rev = _reverse_segments(offsets, np.arange(len(frow), dtype=np.int64))
-    kn, kf = name_idx[frow[rev]], ffile[frow[rev]]
-    key = kn * nstr + kf
-    if keep_lines:
-        ln = line_no.view(np.int64)[rev]
-        _, first_at, inverse = np.unique(np.stack([key, ln], axis=1), axis=0, return_index=True, return_inverse=True)
-    else:
-        ln = None
-        _, first_at, inverse = np.unique(key, return_index=True, return_inverse=True)
-    by_first = np.argsort(first_at)
-    rank = np.empty(len(first_at), dtype=np.int64)
-    rank[by_first] = np.arange(len(first_at), dtype=np.int64)
-    frames = rank[inverse.reshape(-1)]
-    at = first_at[by_first]
-    names = [table[i] for i in kn[at].tolist()]
-    files = [table[i] for i in kf[at].tolist()]
-    lines = ln[at].tolist() if ln is not None else [0] * len(at)
-    none = np.zeros(nloc, dtype=bool)
-    return _Locations(ids, offsets, frames, names, files, lines, none, none.copy())
+    got = resolve_frames(functions, st.canon(), st.empty(), offsets, line_rows, keep_lines)
+    if got is None:
+        return None
+    frames, keys = got
+    table = st.table
+    names = [table[i] for i in keys[:, 0].tolist()]
+    files = [table[i] for i in keys[:, 1].tolist()]
+    none = np.zeros(len(head), dtype=bool)
+    return _Locations(ids, offsets, frames, names, files, keys[:, 2].tolist(), none, none.copy())
 
 
 def _all_zero_ids(entities) -> bool:
@@ -737,14 +706,12 @@ def _wrong_value_count(val: np.ndarray, n: int, ntypes: int) -> None:
     return None
 
 
-def _scanned_samples(raw: bytes, view, ntypes: int) -> _Samples | None:
+def _scanned_samples(buf: np.ndarray, spans, view, ntypes: int) -> _Samples | None:
     """Samples decoded by the compiled scan (:mod:`.pprof_scan`) straight from the profile
     bytes; None when it declines (the exact decoders below then run and name the error)."""
-    buf = np.frombuffer(raw, dtype=np.uint8)
-    spans = sample_spans(buf)
-    if spans is None or len(spans[0]) != len(view.sample):
+    if spans is None or len(spans[0][0]) != len(view.sample):
         return None
-    got = scan_samples(buf, spans[0], spans[1], ntypes)
+    got = scan_samples(buf, spans[0][0], spans[0][1], ntypes)
     if got is None:
         return None
     loc_offsets, loc_ids, values, owner, lab = got

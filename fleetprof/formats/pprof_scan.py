@@ -2,9 +2,10 @@
 
 Contracts:
 
-* :func:`sample_spans` walks the top level of a ``Profile`` message and returns the byte
-  span of every ``sample`` (field 2) in wire order, or ``None`` when the top level is not
-  well-formed protobuf (the caller then reports the error through upb).
+* :func:`table_spans` walks the top level of a ``Profile`` message and returns the byte
+  spans of every ``sample``, ``location`` and ``function`` message in wire order, or
+  ``None`` when the top level is not well-formed protobuf (the caller then reports the
+  error through upb).
 * :func:`scan_samples` decodes those sample messages in one pass: location ids and values
   (packed or not, in wire order; a message may mix both), and labels (``key``, ``str``,
   ``num``, ``num_unit``; within one label the last occurrence of a field wins). Unknown
@@ -13,7 +14,8 @@ Contracts:
   the number of sample types); the caller's exact, slower decoder then names the error.
 * :func:`scan_records` and :func:`scan_locations` decode the ``function`` and ``location``
   tables (varint fields, last occurrence wins, unknown fields skipped), or return None for
-  anything malformed, so that the caller's exact decoder names the error.
+  anything malformed, so that the caller's exact decoder names the error;
+  :func:`resolve_frames` turns them into interned frames.
 * :func:`dedupe_stacks` sums samples with equal location sequences and equal ``extra`` keys
   (the label set); groups are compared element by element, never merged on a hash alone.
   Groups are numbered in order of first appearance.
@@ -62,49 +64,58 @@ def _skip(buf: np.ndarray, pos: int, end: int, wire: int) -> int:
     return -1
 
 
+SAMPLE, LOCATION, FUNCTION = 2, 4, 5
+"""Field numbers of the ``Profile`` tables that :func:`table_spans` locates."""
+
+
 @njit(cache=True, nogil=True)
-def _spans(buf: np.ndarray, field: int, starts: np.ndarray, ends: np.ndarray) -> int:
-    """Number of top-level ``field`` messages (their spans written while they fit in
-    ``starts``/``ends``); -1 when the top level is malformed."""
+def _spans(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, counts: np.ndarray) -> bool:
+    """Top-level walk: the spans of the sample, location and function messages (row 0, 1,
+    2 of ``starts``/``ends``, written while they fit) and their ``counts``. False when
+    the top level is malformed."""
     end = len(buf)
-    count = 0
+    counts[:] = 0
     pos = 0
     while pos < end:
         tag, pos = _varint(buf, pos, end)
         if pos < 0:
-            return -1
+            return False
         wire = np.int64(tag & np.uint64(7))
-        if np.int64(tag >> np.uint64(3)) == field and wire == 2:
+        field = np.int64(tag >> np.uint64(3))
+        row = 0 if field == SAMPLE else 1 if field == LOCATION else 2 if field == FUNCTION else -1
+        if row >= 0 and wire == 2:
             ln, p = _varint(buf, pos, end)
             if p < 0 or ln > np.uint64(end - p):
-                return -1
-            if count < len(starts):
-                starts[count] = p
-                ends[count] = p + np.int64(ln)
-            count += 1
+                return False
+            k = counts[row]
+            if k < starts.shape[1]:
+                starts[row, k] = p
+                ends[row, k] = p + np.int64(ln)
+            counts[row] = k + 1
             pos = p + np.int64(ln)
         else:
             pos = _skip(buf, pos, end, wire)
             if pos < 0:
-                return -1
-    return count
+                return False
+    return True
 
 
-def message_spans(buf: np.ndarray, field: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """(starts, ends) of every top-level ``field`` message of ``buf`` (uint8), or None
-    when the top level is malformed."""
-    empty = np.empty(0, dtype=np.int64)
-    n = _spans(buf, field, empty, empty)
-    if n < 0:
+Spans = tuple[np.ndarray, np.ndarray]
+"""(starts, ends) of messages within the profile bytes."""
+
+
+def table_spans(buf: np.ndarray) -> tuple[Spans, Spans, Spans] | None:
+    """The spans of every top-level ``sample``, ``location`` and ``function`` message of
+    ``buf`` (uint8), in wire order; None when the top level is malformed."""
+    counts = np.zeros(3, dtype=np.int64)
+    starts = np.empty((3, 256), dtype=np.int64)
+    ends = np.empty((3, 256), dtype=np.int64)
+    if not _spans(buf, starts, ends, counts):
         return None
-    starts, ends = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
-    _spans(buf, field, starts, ends)
-    return starts, ends
-
-
-def sample_spans(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """(starts, ends) of every top-level ``sample`` message of ``buf`` (uint8)."""
-    return message_spans(buf, 2)
+    if counts.max() > starts.shape[1]:
+        starts, ends = np.empty((3, counts.max()), dtype=np.int64), np.empty((3, counts.max()), dtype=np.int64)
+        _spans(buf, starts, ends, counts)
+    return tuple((starts[r, : counts[r]], ends[r, : counts[r]]) for r in range(3))  # type: ignore[return-value]
 
 
 @njit(cache=True, nogil=True)
@@ -365,16 +376,12 @@ def _records(buf, starts, ends, out) -> bool:
     return True
 
 
-def scan_records(buf: np.ndarray, field: int, width: int) -> np.ndarray | None:
-    """Every top-level ``field`` message of ``buf`` as one uint64 row of its varint fields
-    ``1 .. width`` (``Function``: id, name, system_name, filename, start_line); None when a
-    message is malformed or one of those fields is not a varint."""
-    spans = message_spans(buf, field)
-    if spans is None:
-        return None
-    starts, ends = spans
-    out = np.zeros((len(starts), width), dtype=np.uint64)
-    return out if _records(buf, starts, ends, out) else None
+def scan_records(buf: np.ndarray, spans: Spans, width: int) -> np.ndarray | None:
+    """The messages at ``spans`` as uint64 rows of their varint fields ``1 .. width``
+    (``Function``: id, name, system_name, filename, start_line); None when a message is
+    malformed or one of those fields is not a varint."""
+    out = np.zeros((len(spans[0]), width), dtype=np.uint64)
+    return out if _records(buf, spans[0], spans[1], out) else None
 
 
 @njit(cache=True, nogil=True)
@@ -424,13 +431,10 @@ def _locations(buf, starts, ends, head, line_offsets, lines, count_only) -> int:
     return nl
 
 
-def scan_locations(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """Every top-level ``location`` (field 4) of ``buf``: ``(head (L, 4): id, mapping_id,
-    address, is_folded; line_offsets (L+1); lines (N, 3): function_id, line, column)``,
-    lines in wire order (innermost first); None when malformed."""
-    spans = message_spans(buf, 4)
-    if spans is None:
-        return None
+def scan_locations(buf: np.ndarray, spans: Spans) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The ``Location`` messages at ``spans``: ``(head (L, 4): id, mapping_id, address,
+    is_folded; line_offsets (L+1); lines (N, 3): function_id, line, column)``, lines in
+    wire order (innermost first); None when malformed."""
     starts, ends = spans
     n = len(starts)
     empty = np.empty(0, dtype=np.int64)
@@ -442,3 +446,107 @@ def scan_locations(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     if _locations(buf, starts, ends, head, line_offsets, lines, False) < 0:
         return None
     return head, line_offsets, lines
+
+
+@njit(cache=True, nogil=True)
+def _key_hash(a: np.int64, b: np.int64, c: np.int64) -> np.uint64:
+    h = (np.uint64(a) * _GOLDEN) ^ np.uint64(b)
+    h = (h * _M1) ^ np.uint64(c)
+    return (h ^ (h >> np.uint64(31))) * _GOLDEN
+
+
+@njit(cache=True, nogil=True)
+def _resolve(functions, canon, empty, offsets, lines, keep_lines, frames, keys) -> int:
+    """See :func:`resolve_frames`; returns the number of distinct frames, -1 to decline."""
+    nf = len(functions)
+    nstr = len(canon)
+    # function id -> row (ids all zero: positional)
+    positional = nf > 0
+    for r in range(nf):
+        if functions[r, 0] != 0:
+            positional = False
+        for k in range(1, 4):
+            if functions[r, k] >= np.uint64(nstr):
+                return -1
+    bits = 4
+    while (1 << bits) < 2 * nf + 2:
+        bits += 1
+    fshift = np.uint64(64 - bits)
+    fmask = (1 << bits) - 1
+    frow = np.full(1 << bits, -1, dtype=np.int64)
+    for r in range(nf):
+        fid = np.uint64(r + 1) if positional else functions[r, 0]
+        if fid == 0:
+            return -1
+        h = np.int64((fid * _GOLDEN) >> fshift)
+        while frow[h] >= 0:
+            if (np.uint64(frow[h] + 1) if positional else functions[frow[h], 0]) == fid:
+                return -1  # duplicate id
+            h = (h + 1) & fmask
+        frow[h] = r
+    # frames interned by (name, file, line) text, first appearance, locations root first
+    n = len(lines)
+    bits = 4
+    while (1 << bits) < 2 * n + 2:
+        bits += 1
+    kshift = np.uint64(64 - bits)
+    kmask = (1 << bits) - 1
+    slot_rank = np.full(1 << bits, -1, dtype=np.int64)
+    nk = 0
+    out = 0
+    for i in range(len(offsets) - 1):
+        for j in range(offsets[i + 1] - 1, offsets[i] - 1, -1):  # wire order is innermost first
+            fid = lines[j, 0]
+            if fid == 0:
+                return -1  # an address frame: the caller's loop names it
+            h = np.int64((fid * _GOLDEN) >> fshift)
+            r = -1
+            while frow[h] >= 0:
+                c = frow[h]
+                if (np.uint64(c + 1) if positional else functions[c, 0]) == fid:
+                    r = c
+                    break
+                h = (h + 1) & fmask
+            if r < 0:
+                return -1  # unknown function id
+            name = np.int64(functions[r, 1])
+            if empty[name]:
+                name = np.int64(functions[r, 2])
+            if empty[name]:
+                return -1  # a nameless function: named from its mapping by the loop
+            name = canon[name]
+            file = canon[np.int64(functions[r, 3])]
+            line = np.int64(lines[j, 1]) if keep_lines else np.int64(0)
+            h = np.int64(_key_hash(name, file, line) >> kshift)
+            while True:
+                k = slot_rank[h]
+                if k < 0:
+                    slot_rank[h] = nk
+                    keys[nk, 0] = name
+                    keys[nk, 1] = file
+                    keys[nk, 2] = line
+                    k = nk
+                    nk += 1
+                    break
+                if keys[k, 0] == name and keys[k, 1] == file and keys[k, 2] == line:
+                    break
+                h = (h + 1) & kmask
+            frames[out] = k
+            out += 1
+    return nk
+
+
+def resolve_frames(
+    functions: np.ndarray, canon: np.ndarray, empty: np.ndarray, offsets: np.ndarray, lines: np.ndarray, keep_lines: bool
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Frames of every location (root first): ``(frames, keys)`` where ``frames`` indexes
+    ``keys`` rows ``(name string, file string, line)`` (line 0 unless ``keep_lines``),
+    interned in first appearance. A function's name is its ``name``, else its
+    ``system_name``; strings are mapped through ``canon`` (one index per distinct text);
+    ``empty`` marks empty strings. None (the caller's loop then decides) for a bad string
+    index, a zero or duplicate function id, an unknown function id, a line without a
+    function, or a function without any name."""
+    frames = np.empty(len(lines), dtype=np.int64)
+    keys = np.empty((len(lines), 3), dtype=np.int64)
+    nk = _resolve(functions, canon, empty, offsets, lines, keep_lines, frames, keys)
+    return None if nk < 0 else (frames, keys[:nk])

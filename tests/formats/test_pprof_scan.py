@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fleetprof.formats.pprof as P
-from fleetprof.formats.pprof_scan import dedupe_stacks, sample_spans, scan_samples
+from fleetprof.formats.pprof_scan import dedupe_stacks, scan_samples, table_spans
 from fleetprof.formats.proto import pprof_view_pb2
 from tests.formats.pprof_testutil import _varint, fixture_files, pprof_messages, serialize_unpacked
 
@@ -30,9 +30,9 @@ def _walked(raw: bytes, ntypes: int) -> P._Samples:
 
 def _scanned(raw: bytes, ntypes: int):
     buf = np.frombuffer(raw, dtype=np.uint8)
-    spans = sample_spans(buf)
+    spans = table_spans(buf)
     assert spans is not None
-    return scan_samples(buf, spans[0], spans[1], ntypes)
+    return scan_samples(buf, spans[0][0], spans[0][1], ntypes)
 
 
 def _labels(owner, rows) -> list[tuple]:
@@ -112,8 +112,8 @@ def test_malformed_samples_are_declined(raw: bytes) -> None:
 
 
 def test_malformed_top_level_has_no_spans() -> None:
-    assert sample_spans(np.frombuffer(b"\x12\x05\x01", dtype=np.uint8)) is None
-    assert sample_spans(np.frombuffer(b"\x0f", dtype=np.uint8)) is None  # wire type 7
+    assert table_spans(np.frombuffer(b"\x12\x05\x01", dtype=np.uint8)) is None
+    assert table_spans(np.frombuffer(b"\x0f", dtype=np.uint8)) is None  # wire type 7
 
 
 @settings(max_examples=60, deadline=None)
