@@ -25,13 +25,18 @@ bytes, the named columns' raw little-endian values one after another (each as lo
 table's row count). The encoder puts there exactly the columns a flame-graph query reads
 from every segment — ``leaves.node_id`` (``<u8``), ``samples.leaf`` (``<u2`` when the
 segment has at most :data:`U16_LEAVES` leaves, else ``<i4``) and ``samples.value``
-(``<i8``) — and leaves them out of the Parquet file, but only for segments whose Parquet
-file has one row group (the ~1 s L0 segments); larger (compacted) segments keep them in
-Parquet, where row-group statistics prune reads. Reading them is one decompression and
-three ``numpy.frombuffer`` calls, without opening the Parquet file (footer parse and column
-decoding cost ~0.25 ms per L0 segment, most of a cold query over 3,600 segments); the
-stored bytes are about the same (zstd of the raw values vs. Parquet's encodings plus three
-fewer footer entries). Version 2 objects (no block) are still read.
+(``<i8``) — and leaves them out of the Parquet file, but only for small segments (at most
+:data:`BLOCK_MAX_ROWS` rows, hence one row group: the ~1 s L0 segments). Larger (compacted)
+segments keep them in Parquet, where row-group statistics prune reads, the fixed cost of a
+Parquet read is spread over many rows, and Parquet's dictionary and bit-packed encodings
+store these columns smaller than zstd of the raw values (the compaction benchmark's L2
+segments, ~180k sample rows each: 4.9 MB in all this way, 5.1 MB with the block). Reading
+the block is one decompression and three ``numpy.frombuffer`` calls, without opening the
+Parquet file (footer parse and column decoding cost ~0.25 ms per L0 segment, most of a
+cold query over 3,600 segments); for L0 segments the stored bytes are about the same (zstd
+of the raw values vs. Parquet's encodings plus three fewer footer entries: 57.86 vs
+57.92 MB in ``benchmarks/bench_storage.py --window-s 1``). Version 2 objects (no block)
+are still read.
 
 Why Parquet and not Arrow IPC for these small objects (measured on the 1 s L0 segments of
 ``benchmarks/bench_storage.py``): the same columns as zstd Arrow IPC are 1.6-2x larger
@@ -130,6 +135,8 @@ BLOCK_DTYPES: dict[str, tuple[str, ...]] = {
 }
 """Columns the array block may hold (v3) and the little-endian dtypes each may be stored as."""
 _LOGICAL_DTYPES = {"leaves.node_id": np.uint64, "samples.leaf": np.int32, "samples.value": np.int64}
+BLOCK_MAX_ROWS = 1 << 16
+"""Segments whose Parquet file would have more rows keep every column in Parquet."""
 U16_LEAVES = 1 << 16
 """Up to this many leaves, the block stores sample leaf rows as ``<u2`` (else ``<i4``)."""
 _ZSTD = pa.Codec("zstd")  # stateless per call: safe to share between threads
@@ -440,7 +447,7 @@ def encode_segment(
     n = max(rows.values())
     block = b""
     block_meta: dict[str, Any] | None = None
-    if format_version >= 3 and n <= ROW_GROUP:  # one row group: no statistics to prune reads by
+    if format_version >= 3 and n <= min(ROW_GROUP, BLOCK_MAX_ROWS):  # small, one row group: see docstring
         arrays = {
             "leaves.node_id": leaf_ids[lorder].astype("<u8"),
             "samples.leaf": s_leaf.astype("<u2" if rows["leaves"] <= U16_LEAVES else "<i4"),

@@ -294,10 +294,11 @@ def test_wide_leaf_rows_in_the_block(monkeypatch: pytest.MonkeyPatch) -> None:
     assert _tables(seg)["samples"].equals(_tables(decode_segment(encoded(2)))["samples"])
 
 
-def test_large_segments_keep_every_column_in_parquet(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("limit", ["ROW_GROUP", "BLOCK_MAX_ROWS"])
+def test_large_segments_keep_every_column_in_parquet(monkeypatch: pytest.MonkeyPatch, limit: str) -> None:
     import fleetprof.segment.format as fmt
 
-    monkeypatch.setattr(fmt, "ROW_GROUP", 2)  # several row groups: statistics prune reads
+    monkeypatch.setattr(fmt, limit, 2)  # several row groups (statistics prune reads) or just large
     seg = decode_segment(encoded())
     assert "block" not in seg.meta
     assert _tables(seg)["samples"].equals(_tables(decode_segment(encoded(2)))["samples"])
