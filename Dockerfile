@@ -11,10 +11,13 @@ RUN groupadd --system --gid 10001 fleetprof \
  && useradd --system --uid 10001 --gid 10001 --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin fleetprof
 
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY fleetprof ./fleetprof
 COPY workers ./workers
-RUN pip install . && rm -rf /src
+# numba kernels are compiled here, once, into a cache the unprivileged user can read
+ENV NUMBA_CACHE_DIR=/opt/fleetprof/numba-cache
+RUN pip install -c constraints.txt . && rm -rf /src \
+ && python -m fleetprof.warmup && chmod -R a+rX /opt/fleetprof
 
 WORKDIR /tmp
 USER 10001:10001

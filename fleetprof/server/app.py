@@ -129,6 +129,9 @@ def create_app(settings: Settings | None = None, *, store: Any = None, index: An
         from fleetprof.segment.writer import SegmentWriter
         from fleetprof.storage.objectstore import open_store
 
+        from fleetprof.warmup import warm_up
+
+        await to_thread.run_sync(warm_up)  # compiled kernels loaded before the first request
         st.store = store if store is not None else await to_thread.run_sync(lambda: open_store(settings.storage))
         st.index = index if index is not None else await to_thread.run_sync(lambda: open_index(settings.index))
         st.writer = SegmentWriter(st.store, st.index, max_age_s=settings.flush_max_age_s, max_bytes=settings.flush_max_bytes, max_queue=settings.max_queue, on_flush=st.on_flush)

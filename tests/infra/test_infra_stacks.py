@@ -354,6 +354,8 @@ def test_dockerfile_runs_non_root_with_healthcheck():
     assert re.search(r"^USER 10001", text, re.M)
     assert "HEALTHCHECK" in text and "/readyz" in text and "4040" in text
     assert ".venv" in (ROOT / ".dockerignore").read_text()
+    assert "pip install -c constraints.txt ." in text  # the image gets the pinned versions
+    assert "NUMBA_CACHE_DIR" in text and "python -m fleetprof.warmup" in text  # kernels compiled at build
     readme = (ROOT / "README.md").read_text()
     for needle in ("pulumi up", "--policy-pack", "ray job submit", "AWS-StartPortForwardingSession"):
         assert needle in readme, needle
