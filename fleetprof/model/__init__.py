@@ -2,7 +2,16 @@
 
 from fleetprof.model.hashing import ROOT_ID, frame_id, labels_id, mix, mix_scalar, series_id
 from fleetprof.model.merge import empty_profile, merge, select_type
-from fleetprof.model.profile import Expanded, Profile, Stacks, ValueType, build, expand, from_tables, rebuild
+from fleetprof.model.profile import (
+    Expanded,
+    Profile,
+    Stacks,
+    ValueType,
+    build,
+    expand,
+    from_tables,
+    rebuild,
+)
 from fleetprof.model.tree import node_values
 
 __all__ = [

@@ -14,7 +14,14 @@ from dataclasses import replace
 
 import polars as pl
 
-from fleetprof.model.profile import Profile, ValueType, empty_frames, empty_labels, from_tables, meta_of
+from fleetprof.model.profile import (
+    Profile,
+    ValueType,
+    empty_frames,
+    empty_labels,
+    from_tables,
+    meta_of,
+)
 
 
 def merge(profiles: Sequence[Profile]) -> Profile:

@@ -128,7 +128,6 @@ def create_app(settings: Settings | None = None, *, store: Any = None, index: An
         from fleetprof.metastore.index import open_index
         from fleetprof.segment.writer import SegmentWriter
         from fleetprof.storage.objectstore import open_store
-
         from fleetprof.warmup import warm_up
 
         await to_thread.run_sync(warm_up)  # compiled kernels loaded before the first request

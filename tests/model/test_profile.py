@@ -7,7 +7,18 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fleetprof.model import ROOT_ID, Stacks, ValueType, build, expand, frame_id, mix, mix_scalar, node_values, rebuild
+from fleetprof.model import (
+    ROOT_ID,
+    Stacks,
+    ValueType,
+    build,
+    expand,
+    frame_id,
+    mix,
+    mix_scalar,
+    node_values,
+    rebuild,
+)
 from fleetprof.model.hashing import labels_id
 
 TYPES = [ValueType("samples", "count"), ValueType("cpu", "nanoseconds")]
