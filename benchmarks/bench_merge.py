@@ -7,6 +7,8 @@ fastest possible group-by-sum: no key lookup at all). Ours: the merge kernel
 runs (``profile._aggregate`` over a samples table: column extraction, the kernel, zero-row
 filtering and the result table). Printed ratios = bincount time / our time (target >= 0.25;
 the headline is the full merge aggregation). Best of ``--repeat`` interleaved runs. Seeded.
+Times are wall clock: ours runs on every core (numba threads, printed with its CPU time),
+``numpy.bincount`` on one.
 
     .venv/bin/python -m benchmarks.bench_merge [--rows 50000000] [--keys 1000000]
 """
@@ -19,16 +21,19 @@ from collections.abc import Callable
 
 import numpy as np
 import polars as pl
+from numba import get_num_threads
 
 from fleetprof.model.groupsum import sum_by_key
 from fleetprof.model.hashing import mix
 from fleetprof.model.profile import _aggregate
 
 
-def _best(fn: Callable[[], object], times: list[float]) -> object:
-    t0 = time.perf_counter()
+def _best(fn: Callable[[], object], times: list[float], cpu: list[float] | None = None) -> object:
+    t0, c0 = time.perf_counter(), time.process_time()
     out = fn()
     times.append(time.perf_counter() - t0)
+    if cpu is not None:
+        cpu.append(time.process_time() - c0)
     return out
 
 
@@ -48,15 +53,17 @@ def main(argv: list[str] | None = None) -> int:
 
     ref_t: list[float] = []
     our_t: list[float] = []
+    our_cpu: list[float] = []
     for _ in range(args.repeat):
         ref = _best(lambda: np.bincount(dense, weights=values, minlength=args.keys), ref_t)
-        keys, sums = _best(lambda: sum_by_key(ids, values), our_t)  # type: ignore[misc]
+        keys, sums = _best(lambda: sum_by_key(ids, values), our_t, our_cpu)  # type: ignore[misc]
     expect = np.asarray(ref).astype(np.int64)  # exact: every partial sum < 2**53
     order = np.argsort(keys)
     want = np.argsort(node_ids)
     ok = np.array_equal(keys[order], node_ids[want][expect[want] != 0]) and np.array_equal(sums[order], expect[want][expect[want] != 0])
     print(f"numpy.bincount (dense ids):   {min(ref_t):.3f} s  (runs: {', '.join(f'{t:.2f}' for t in ref_t)})")
-    print(f"fleetprof sum_by_key (u64 ids): {min(our_t):.3f} s  (runs: {', '.join(f'{t:.2f}' for t in our_t)})  exact={ok}")
+    print(f"fleetprof sum_by_key (u64 ids): {min(our_t):.3f} s  (runs: {', '.join(f'{t:.2f}' for t in our_t)})  exact={ok}; "
+          f"{get_num_threads()} numba threads, CPU {min(our_cpu):.3f} s (bincount: one thread)")
     df = pl.DataFrame({"node_id": ids, "labels": np.zeros(args.rows, np.uint64), "v0": values})
     agg_t: list[float] = []
     for _ in range(args.repeat):

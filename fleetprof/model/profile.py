@@ -426,7 +426,8 @@ def _aggregate_arrays(node: np.ndarray, lab: np.ndarray, values: np.ndarray, col
 def _aggregate(samples: pl.DataFrame, cols: list[str]) -> pl.DataFrame:
     """Group samples by (node, labels), summing values; drop all-zero rows."""
     if samples.height > SMALL and cols and samples["labels"].max() == 0:
-        return _aggregate_unlabelled(samples["node_id"].to_numpy(), samples.select(cols).to_numpy(), cols)
+        values = samples[cols[0]].to_numpy() if len(cols) == 1 else samples.select(cols).to_numpy()
+        return _aggregate_unlabelled(samples["node_id"].to_numpy(), values, cols)
     out = samples.group_by(["node_id", "labels"]).agg(pl.col(c).sum() for c in cols)
     if cols:
         out = out.filter(pl.any_horizontal(pl.col(c) != 0 for c in cols))

@@ -76,3 +76,38 @@ def test_region_sorted_chunks_with_growth_match_reference():
     # the same answer without sorting and without growth
     k2, s2 = sum_by_key(keys, vals, initial_bits=20, sort_chunk=0)
     assert np.array_equal(k2[np.argsort(k2)], uk) and np.array_equal(s2[np.argsort(k2)], want)
+
+
+_THREADS = """
+import numpy as np
+from concurrent.futures import ThreadPoolExecutor
+from fleetprof.model.groupsum import sum_by_key
+rng = np.random.default_rng(5)
+keys = rng.integers(1, 5000, 200_000).astype(np.uint64)
+vals = rng.integers(0, 100, len(keys))
+uk, inv = np.unique(keys, return_inverse=True)
+want = np.bincount(inv, weights=vals).astype(np.int64)
+def one(_):
+    k, s = sum_by_key(keys, vals, sort_chunk=1 << 15)
+    o = np.argsort(k)
+    return np.array_equal(k[o], uk) and np.array_equal(s[o], want)
+with ThreadPoolExecutor(4) as pool:
+    assert all(pool.map(one, range(16)))
+import numba
+print("ok", numba.threading_layer())
+"""
+
+
+def test_region_path_from_many_threads_at_once():
+    # numba's workqueue threading layer (where neither OpenMP nor TBB is installed) aborts
+    # the process on concurrent parallel launches; sum_by_key serialises its parallel
+    # kernels, so threads (server queries, the segment writer) may call it at once.
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = dict(os.environ, NUMBA_THREADING_LAYER="workqueue")
+    out = subprocess.run([sys.executable, "-c", _THREADS], env=env, capture_output=True, text=True, timeout=600, cwd=Path(__file__).resolve().parents[2])
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["ok", "workqueue"]
