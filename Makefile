@@ -15,15 +15,21 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 run: $(STAMP)
+	$(PY) -m fleetprof.warmup
 	$(PY) -m fleetprof.demo
 
+# the warm-up compiles the numba kernels once (about 15 s after a fresh checkout), so that
+# no test or server subprocess pays for it under a timeout
 test: $(STAMP)
+	$(PY) -m fleetprof.warmup
 	$(PY) -m pytest -q -p no:cacheprovider -m "not stress"
 
 bench: $(STAMP)
+	$(PY) -m fleetprof.warmup
 	$(PY) -m benchmarks.run_all
 
 stress: $(STAMP)
+	$(PY) -m fleetprof.warmup
 	$(PY) -m pytest -q -p no:cacheprovider -m stress tests/stress --timeout 3600
 
 lint: $(STAMP)
