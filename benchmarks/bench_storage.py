@@ -247,6 +247,9 @@ def table_bytes(store, entries) -> dict[str, int]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    from fleetprof.warmup import warm_up
+
+    warm_up()  # as `fleetprof serve` does at start: no query pays for loading the numba kernels
     ap.add_argument("--minutes", type=int, default=60)
     ap.add_argument("--window-s", type=int, default=10, help="simulated seconds per L0 flush")
     ap.add_argument("--instances", type=int, default=INSTANCES_PER_SERVICE,
