@@ -67,6 +67,7 @@ from fleetprof.formats.pprof_scan import (
     scan_locations,
     scan_records,
     scan_samples,
+    stack_frames,
     table_spans,
 )
 from fleetprof.formats.proto import pprof_view_pb2, profile_pb2
@@ -130,11 +131,15 @@ def decode_pprof_stacks(
         loc_offsets, loc_ids, values = samples.loc_offsets, samples.loc_ids, samples.values
         weight = np.ones(len(loc_offsets) - 1, dtype=np.int64)
         rep = np.arange(len(loc_offsets) - 1, dtype=np.int64)
-    loc_index = _resolve_locations(locs.ids, loc_ids, loc_offsets, rep)
-    offsets, elems = _reverse_segments(loc_offsets, loc_index)  # root first
-    if drop_rx is not None:
-        offsets, elems = _prune(offsets, elems, locs.prune, locs.prune_beneath)
-    offsets, frames = _expand_locations(offsets, elems, locs.frame_offsets, locs.frames)
+    expanded = stack_frames(loc_offsets, loc_ids, locs.ids, locs.frame_offsets, locs.frames) if drop_rx is None else None
+    if expanded is not None:
+        offsets, frames = expanded
+    else:  # drop_frames, or an unknown location id (named here)
+        loc_index = _resolve_locations(locs.ids, loc_ids, loc_offsets, rep)
+        offsets, elems = _reverse_segments(loc_offsets, loc_index)  # root first
+        if drop_rx is not None:
+            offsets, elems = _prune(offsets, elems, locs.prune, locs.prune_beneath)
+        offsets, frames = _expand_locations(offsets, elems, locs.frame_offsets, locs.frames)
     names, files, lines = locs.names, locs.files, locs.lines
     offsets, frames, over = _truncate(offsets, frames, limits.max_stack_depth, len(names))
     truncated = int(weight[over].sum()) if over is not None else 0

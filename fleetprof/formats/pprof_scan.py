@@ -550,3 +550,63 @@ def resolve_frames(
     keys = np.empty((len(lines), 3), dtype=np.int64)
     nk = _resolve(functions, canon, empty, offsets, lines, keep_lines, frames, keys)
     return None if nk < 0 else (frames, keys[:nk])
+
+
+@njit(cache=True, nogil=True)
+def _resolve_ids(ids, refs, lf_off, out) -> int:
+    """Location index of every referenced id into ``out``; returns the number of frames
+    they expand to, or -1 at the first unknown id."""
+    bits = 4
+    while (1 << bits) < 2 * len(ids) + 2:
+        bits += 1
+    shift = np.uint64(64 - bits)
+    mask = (1 << bits) - 1
+    table = np.full(1 << bits, -1, dtype=np.int64)
+    for i in range(len(ids)):
+        h = np.int64((ids[i] * _GOLDEN) >> shift)
+        while table[h] >= 0:
+            h = (h + 1) & mask
+        table[h] = i
+    total = 0
+    for k in range(len(refs)):
+        r = refs[k]
+        h = np.int64((r * _GOLDEN) >> shift)
+        while True:
+            i = table[h]
+            if i < 0:
+                return -1
+            if ids[i] == r:
+                break
+            h = (h + 1) & mask
+        out[k] = i
+        total += lf_off[i + 1] - lf_off[i]
+    return total
+
+
+@njit(cache=True, nogil=True)
+def _expand(loc_offsets, loc_index, lf_off, lf_frames, out_off, out_frames) -> None:
+    at = 0
+    for s in range(len(loc_offsets) - 1):
+        out_off[s] = at
+        for k in range(loc_offsets[s + 1] - 1, loc_offsets[s] - 1, -1):  # leaf first on the wire
+            li = loc_index[k]
+            for f in range(lf_off[li], lf_off[li + 1]):
+                out_frames[at] = lf_frames[f]
+                at += 1
+    out_off[len(loc_offsets) - 1] = at
+
+
+def stack_frames(
+    loc_offsets: np.ndarray, loc_ids: np.ndarray, ids: np.ndarray, lf_off: np.ndarray, lf_frames: np.ndarray
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Stacks of location ids (leaf first, CSR ``loc_offsets``/``loc_ids``) as stacks of
+    frames, root first: every location id is resolved against ``ids`` (distinct) and
+    replaced by its frames ``lf_frames[lf_off[i]:lf_off[i + 1]]`` (root first). None at
+    the first unknown location id (the caller names it)."""
+    loc_index = np.empty(len(loc_ids), dtype=np.int64)
+    total = _resolve_ids(np.ascontiguousarray(ids, dtype=np.uint64), loc_ids, lf_off, loc_index)
+    if total < 0:
+        return None
+    out_off, out_frames = np.empty(len(loc_offsets), dtype=np.int64), np.empty(total, dtype=np.int64)
+    _expand(loc_offsets, loc_index, lf_off, np.ascontiguousarray(lf_frames, dtype=np.int64), out_off, out_frames)
+    return out_off, out_frames

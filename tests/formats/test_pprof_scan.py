@@ -135,3 +135,38 @@ def test_dedupe_groups_exactly(rows) -> None:
         got[(tuple(new_elems[new_off[g] : new_off[g + 1]].tolist()), int(extra[f]))] = [int(summed[g, 0]), int(counts[g])]
         assert int(summed[g, 1]) == int(counts[g])
     assert got == dict(want)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.lists(st.integers(0, 9), min_size=1, max_size=3), min_size=1, max_size=6),
+    st.lists(st.lists(st.integers(0, 5), max_size=8), max_size=20),
+    st.integers(0, 2**62),
+)
+def test_stack_frames_equal_the_numpy_path(loc_frames, stacks, id_base) -> None:
+    from fleetprof.formats.pprof_scan import stack_frames
+
+    nloc = len(loc_frames)
+    ids = np.array([id_base + 7 * i + 1 for i in range(nloc)], dtype=np.uint64)
+    lf_off = np.zeros(nloc + 1, dtype=np.int64)
+    np.cumsum([len(f) for f in loc_frames], out=lf_off[1:])
+    lf_frames = np.array([x for f in loc_frames for x in f], dtype=np.int64)
+    refs = [[int(ids[i % nloc]) for i in s] for s in stacks]
+    loc_offsets = np.zeros(len(refs) + 1, dtype=np.int64)
+    np.cumsum([len(r) for r in refs], out=loc_offsets[1:])
+    loc_ids = np.array([x for r in refs for x in r], dtype=np.uint64)
+    got = stack_frames(loc_offsets, loc_ids, ids, lf_off, lf_frames)
+    index = P._resolve_locations(ids, loc_ids, loc_offsets, np.arange(len(refs)))
+    off, elems = P._reverse_segments(loc_offsets, index)
+    want_off, want_frames = P._expand_locations(off, elems, lf_off, lf_frames)
+    assert got is not None
+    assert got[0].tolist() == want_off.tolist() and got[1].tolist() == want_frames.tolist()
+
+
+def test_stack_frames_decline_an_unknown_location_id() -> None:
+    from fleetprof.formats.pprof_scan import stack_frames
+
+    ids = np.array([1, 2], dtype=np.uint64)
+    lf_off = np.array([0, 1, 2], dtype=np.int64)
+    got = stack_frames(np.array([0, 2], np.int64), np.array([2, 3], np.uint64), ids, lf_off, np.array([0, 1], np.int64))
+    assert got is None
