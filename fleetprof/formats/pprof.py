@@ -51,7 +51,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from google.protobuf import unknown_fields as _unknown_fields
 from google.protobuf.message import DecodeError
 
 from fleetprof.formats.errors import (
@@ -71,7 +70,6 @@ from fleetprof.formats.pprof_scan import (
     table_spans,
 )
 from fleetprof.formats.proto import pprof_view_pb2, profile_pb2
-from fleetprof.formats.wire import varint
 from fleetprof.model.hashing import mix
 from fleetprof.model.profile import Profile, Stacks, ValueType, build
 
@@ -651,66 +649,6 @@ class _LazyPositions:
         return where[self.tstart]
 
 
-MERGED_SAMPLES_MAX = 4096
-"""Profiles with at most this many samples try :func:`_samples_merged` first."""
-_SENT_LOC = (1 << 64) - 1
-_SENT_VAL = -(1 << 63)
-
-
-_MARK = b"\x08" + varint(_SENT_LOC) + b"\x10" + varint(_SENT_VAL & _SENT_LOC)
-"""Appended after every sample message: one marker location id and one marker value."""
-
-
-def _samples_merged(raw: list[bytes], ntypes: int) -> _Samples | None:
-    """Samples of a small profile without per-message numpy work: every sample message is
-    followed by a marker field pair and the concatenation is parsed by upb as ONE
-    ``Sample`` (protobuf merges repeated fields in wire order), so the location ids and
-    values of all samples arrive in two arrays, split at the markers. Returns None (the
-    caller then walks the messages, with its exact error reporting) whenever this cannot
-    be exact: a parse error, unknown fields or wire types, sample labels, a marker count
-    other than one per sample (a message running into the next one, or a real id/value
-    equal to a marker)."""
-    n = len(raw)
-    msg = profile_pb2.Sample()
-    try:
-        msg.ParseFromString(_MARK.join(raw) + _MARK if n else b"")
-    except (DecodeError, ValueError, RecursionError):
-        return None
-    if len(msg.label) or len(_unknown_fields.UnknownFieldSet(msg)):
-        return None
-    loc = np.fromiter(msg.location_id, dtype=_U64, count=len(msg.location_id))
-    val = np.fromiter(msg.value, dtype=np.int64, count=len(msg.value))
-    if len(val) != n * (ntypes + 1) or len(loc) < n:
-        return _wrong_value_count(val, n, ntypes)
-    val = val.reshape(n, ntypes + 1)
-    if not (val[:, ntypes] == _SENT_VAL).all() or (ntypes and (val[:, :ntypes] == _SENT_VAL).any()):
-        return _wrong_value_count(val.reshape(-1), n, ntypes)
-    lmask = loc == _U64(_SENT_LOC)
-    lm = np.flatnonzero(lmask)
-    if len(lm) != n:
-        return None
-    loc_offsets = np.empty(n + 1, dtype=np.int64)
-    loc_offsets[0] = 0
-    loc_offsets[1:] = lm
-    loc_offsets[1:] -= np.arange(n, dtype=np.int64)
-    z = np.zeros(0, dtype=np.int64)
-    return _Samples(loc_offsets, loc[~lmask], val[:, :ntypes], z, z, z, z, z)
-
-
-def _wrong_value_count(val: np.ndarray, n: int, ntypes: int) -> None:
-    """Raise for the first sample whose value count is not ``ntypes`` (markers split the
-    values); None when the markers themselves are ambiguous (the caller walks instead)."""
-    vm = np.flatnonzero(val == _SENT_VAL)
-    if len(vm) != n:
-        return None
-    vcount = np.diff(vm, prepend=-1) - 1
-    wrong = np.flatnonzero(vcount != ntypes)
-    if len(wrong):
-        k = int(wrong[0])
-        raise ProfileFormatError(FMT, f"sample has {int(vcount[k])} values for {ntypes} sample types", f"sample[{k}].value")
-    return None
-
-
 def _scanned_samples(buf: np.ndarray, spans, view, ntypes: int) -> _Samples | None:
     """Samples decoded by the compiled scan (:mod:`.pprof_scan`) straight from the profile
     bytes; None when it declines (the exact decoders below then run and name the error)."""
@@ -724,12 +662,10 @@ def _scanned_samples(buf: np.ndarray, spans, view, ntypes: int) -> _Samples | No
 
 
 def _samples(view, ntypes: int, limits: Limits) -> _Samples:
+    """The exact field walk: decodes every valid encoding like :func:`_scanned_samples`
+    and names the first error of an invalid one (it runs when the compiled scan declines)."""
     raw = list(view.sample)
     n = len(raw)
-    if n <= MERGED_SAMPLES_MAX:
-        merged = _samples_merged(raw, ntypes)
-        if merged is not None:
-            return merged
     lens = np.fromiter(map(len, raw), dtype=np.int64, count=n)
     starts = np.zeros(n, dtype=np.int64)
     if n:

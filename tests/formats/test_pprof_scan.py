@@ -19,13 +19,7 @@ from tests.formats.pprof_testutil import _varint, fixture_files, pprof_messages,
 
 
 def _walked(raw: bytes, ntypes: int) -> P._Samples:
-    view = pprof_view_pb2.ProfileView.FromString(raw)
-    old = P.MERGED_SAMPLES_MAX
-    P.MERGED_SAMPLES_MAX = -1  # the per-field walk, not upb's merged parse
-    try:
-        return P._samples(view, ntypes, P.DEFAULT_LIMITS)
-    finally:
-        P.MERGED_SAMPLES_MAX = old
+    return P._samples(pprof_view_pb2.ProfileView.FromString(raw), ntypes, P.DEFAULT_LIMITS)
 
 
 def _scanned(raw: bytes, ntypes: int):
@@ -170,3 +164,21 @@ def test_stack_frames_decline_an_unknown_location_id() -> None:
     lf_off = np.array([0, 1, 2], dtype=np.int64)
     got = stack_frames(np.array([0, 2], np.int64), np.array([2, 3], np.uint64), ids, lf_off, np.array([0, 1], np.int64))
     assert got is None
+
+
+def test_declined_samples_get_the_exact_error_from_the_walk() -> None:
+    from fleetprof.formats.proto import profile_pb2
+
+    p = profile_pb2.Profile()
+    p.string_table.extend(["", "cpu", "nanoseconds", "f"])
+    p.sample_type.add(type=1, unit=2)
+    p.sample_type.add(type=1, unit=2)
+    p.function.add(id=1, name=3)
+    p.location.add(id=1).line.add(function_id=1)
+    for i in range(4):
+        p.sample.add(location_id=[1], value=[1, 2] if i != 2 else [1])
+    raw = p.SerializeToString()
+    assert _scanned(raw, 2) is None
+    with pytest.raises(P.ProfileFormatError) as e:
+        P.decode_pprof(raw)
+    assert e.value.where == "sample[2].value" and "1 values for 2 sample types" in e.value.reason
