@@ -11,7 +11,9 @@ Profile types: folded/lines/speedscope take the type from the name's suffix (``.
 Pyroscope does); pprof keeps its own sample types, named after the suffix or the sample
 type (``alloc_space`` → ``memory``); with a ``sample_type_config`` only the listed sample
 types are stored (``display-name`` picks the profile name). ``prev_profile`` parts
-(cumulative deltas) are ignored.
+(cumulative deltas) are ignored. ``aggregationType=average`` (else ``sum``) labels the
+series ``__aggregation__="average"``: queries then average its profiles instead of summing
+them (Pyroscope's semantics for gauges such as in-use memory).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from fleetprof.distributor.common import (
 from fleetprof.distributor.legacy_name import LEGACY_TYPES, NameError_, parse_legacy_name, split_app
 from fleetprof.distributor.timeparse import TimeParseError, parse_time_ms
 from fleetprof.model.profile import Profile, ValueType
+from fleetprof.query.select import AGGREGATION_LABEL
 from fleetprof.server.errors import ApiError
 
 FORMATS = {"folded": "folded", "collapsed": "folded", "lines": "lines", "pprof": "pprof", "speedscope": "speedscope"}
@@ -58,11 +61,14 @@ def parse_ingest_params(q: Mapping[str, str], now_ms: int) -> dict[str, Any]:
         raise ApiError(400, f"bad sampleRate {q.get('sampleRate')!r}") from None
     if rate <= 0 or rate > 1_000_000_000:
         raise ApiError(400, "sampleRate must be between 1 and 1e9")
+    aggregation = (q.get("aggregationType") or "sum").lower()
+    if aggregation not in ("sum", "average"):
+        raise ApiError(400, f"unsupported aggregationType {q.get('aggregationType')!r}: use 'sum' or 'average'")
     app, suffix = split_app(name)
     return {
         "app": app, "suffix": suffix, "labels": labels, "from_ms": start, "until_ms": until,
         "format": FORMATS[fmt], "sample_rate": rate, "units": q.get("units") or "",
-        "spy": q.get("spyName") or "", "aggregation": q.get("aggregationType") or "sum",
+        "spy": q.get("spyName") or "", "aggregation": aggregation,
     }
 
 
@@ -127,6 +133,8 @@ def parse_legacy(
     p = parse_ingest_params(query, now_ms)
     labels = {**p["labels"], "service_name": p["app"]}
     check_labels(labels, cfg)
+    if p["aggregation"] == "average":
+        labels[AGGREGATION_LABEL] = "average"  # queries average these series' profiles
     config = None
     if parts is not None:
         data = parts.get("profile")

@@ -13,6 +13,9 @@
   sample or per node row in Python; the loop per segment is a few array operations.
 * :func:`select_timeline` — values summed per ``step_ms`` bucket (``times_ms[k] =
   start_ms + k * step_ms``).
+* Series labelled ``__aggregation__="average"`` (Pyroscope's legacy ``aggregationType``)
+  are averaged instead: their merged values are divided by the number of their profiles
+  merged (per bucket in the timeline), as Pyroscope does for gauges such as in-use memory.
 * :func:`label_names`, :func:`label_values`, :func:`profile_types`, :func:`services` —
   answered from the index entries' series summaries; segments are read only for entries
   whose summary is incomplete.
@@ -175,14 +178,29 @@ def _series_of(store: ObjectStore, entries: Sequence[SegmentEntry]) -> pl.DataFr
     return pl.concat(parts).unique()
 
 
-def _wanted_series(
+AGGREGATION_LABEL = "__aggregation__"
+"""Series label set by Pyroscope's legacy ``/ingest`` with ``aggregationType=average``: a
+query reports such series' values averaged over the profiles it merges, not summed."""
+
+
+def _series_sets(
     store: ObjectStore, entries: Sequence[SegmentEntry], matchers: Sequence[Matcher]
-) -> np.ndarray | None:
-    """Sorted series ids that satisfy the matchers (``None`` = no filtering needed)."""
-    if not matchers:
-        return None
-    ids = match_series(_series_of(store, entries), matchers)
-    return np.sort(ids.to_numpy())
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(sorted series ids that satisfy the matchers, ``None`` = no filtering needed; sorted
+    ids of series to average, ``None`` = none)."""
+    if not entries:
+        return None, None
+    labels = _series_of(store, entries)
+    wanted = np.sort(match_series(labels, matchers).to_numpy()) if matchers else None
+    avg = labels.filter((pl.col("key") == AGGREGATION_LABEL) & (pl.col("value") == "average"))["series_id"].unique()
+    return wanted, (np.sort(avg.to_numpy()) if len(avg) else None)
+
+
+def _profiles(series: np.ndarray, time_ms: np.ndarray) -> int:
+    """Number of distinct profiles among sample rows (one per series and timestamp)."""
+    if len(series) == 0:
+        return 0
+    return len(np.unique(np.stack([series, time_ms.astype(np.uint64)], axis=1), axis=0))
 
 
 def _entries_with_series(entries: Sequence[SegmentEntry], wanted: np.ndarray | None) -> list[SegmentEntry]:
@@ -219,12 +237,14 @@ def select_merge(
         "time_nanos": int(start_ms) * 1_000_000, "duration_nanos": max(0, int(end_ms) - int(start_ms)) * 1_000_000,
     }
     entries = _lookup(index, tenant, start_ms, end_ms, matchers, profile_type)
-    wanted = _wanted_series(store, entries, matchers)
+    wanted, average = _series_sets(store, entries, matchers)
     entries = _entries_with_series(entries, wanted)
     filt = _filters(profile_type, start_ms, end_ms)
-    cols = ["node_id", "value"] if wanted is None else ["node_id", "value", "series_id"]
+    cols = ["node_id", "value"]
+    cols += ["series_id"] if wanted is not None or average is not None else []
+    cols += ["time_ms"] if average is not None else []
     parts = _map_segments(store, entries, lambda seg: seg.sample_arrays(cols, filt))
-    return merge_segments(parts, wanted, (sample_type,), meta)
+    return merge_segments(parts, wanted, (sample_type,), meta, average=average)
 
 
 def _cat(arrs: list[np.ndarray], dtype: type) -> np.ndarray:
@@ -233,17 +253,28 @@ def _cat(arrs: list[np.ndarray], dtype: type) -> np.ndarray:
 
 def merge_segments(
     parts: Sequence[tuple[Segment, dict[str, np.ndarray]]], wanted: np.ndarray | None,
-    sample_types: tuple[ValueType, ...], meta: dict[str, Any],
+    sample_types: tuple[ValueType, ...], meta: dict[str, Any], *, average: np.ndarray | None = None,
 ) -> Profile:
     """One profile from segments and their selected sample arrays (``node_id``, ``value``
-    and, when ``wanted`` filters series, ``series_id``): one group-by over all samples,
-    then the tree of the distinct leaves from as few segments as cover them."""
+    and, when ``wanted`` filters series or ``average`` names series, ``series_id``; with
+    ``average`` also ``time_ms``): one group-by over all samples, then the tree of the
+    distinct leaves from as few segments as cover them. The values of the series in
+    ``average`` are divided (rounding down) by the number of their profiles merged."""
     leaf = _cat([a["node_id"] for _, a in parts], np.uint64)
     val = _cat([a["value"] for _, a in parts], np.int64)
+    sid = _cat([a["series_id"] for _, a in parts], np.uint64) if wanted is not None or average is not None else None
+    t = _cat([a["time_ms"] for _, a in parts], np.int64) if average is not None else None
     if wanted is not None:
-        keep = np.isin(_cat([a["series_id"] for _, a in parts], np.uint64), wanted)
-        leaf, val = leaf[keep], val[keep]
-    keys, sums = sum_by_key(leaf, val)
+        keep = np.isin(sid, wanted)
+        leaf, val, sid = leaf[keep], val[keep], sid[keep]
+        t = t[keep] if t is not None else None
+    if average is not None and (avg := np.isin(sid, average)).any():
+        k_avg, s_avg = sum_by_key(leaf[avg], val[avg])
+        s_avg //= _profiles(sid[avg], t[avg])
+        k_sum, s_sum = sum_by_key(leaf[~avg], val[~avg])
+        keys, sums = sum_by_key(np.concatenate([k_avg, k_sum]), np.concatenate([s_avg, s_sum]))
+    else:
+        keys, sums = sum_by_key(leaf, val)
     nz = sums != 0
     keys, sums = keys[nz], sums[nz]
     nodes, frames = _tree_of(keys, [seg for seg, a in parts if len(a["value"])])
@@ -357,21 +388,30 @@ def select_timeline(
     times = int(start_ms) + np.arange(n, dtype=np.int64) * step_ms
     values = np.zeros(n, dtype=np.int64)
     entries = _lookup(index, tenant, start_ms, end_ms, matchers, profile_type)
-    wanted = _wanted_series(store, entries, matchers)
+    wanted, average = _series_sets(store, entries, matchers)
     entries = _entries_with_series(entries, wanted)
     if not entries:
         return times, values
     filt = _filters(profile_type, start_ms, end_ms)
-    cols = ["time_ms", "value"] if wanted is None else ["time_ms", "value", "series_id"]
+    cols = ["time_ms", "value"] if wanted is None and average is None else ["time_ms", "value", "series_id"]
     parts = [a for _, a in _map_segments(store, entries, lambda seg: seg.sample_arrays(cols, filt))]
     t = _cat([a["time_ms"] for a in parts], np.int64)
     v = _cat([a["value"] for a in parts], np.int64)
+    sid = _cat([a["series_id"] for a in parts], np.uint64) if len(cols) == 3 else None
     if wanted is not None:
-        keep = np.isin(_cat([a["series_id"] for a in parts], np.uint64), wanted)
-        t, v = t[keep], v[keep]
+        keep = np.isin(sid, wanted)
+        t, v, sid = t[keep], v[keep], sid[keep]
     bucket = (t - int(start_ms)) // step_ms
     ok = (bucket >= 0) & (bucket < n)
-    np.add.at(values, bucket[ok], v[ok])
+    avg = np.isin(sid, average) if average is not None else np.zeros(len(t), dtype=bool)
+    np.add.at(values, bucket[ok & ~avg], v[ok & ~avg])
+    if avg.any():  # averaged series: per bucket, their sum over the number of their profiles
+        a = ok & avg
+        sums = np.zeros(n, dtype=np.int64)
+        np.add.at(sums, bucket[a], v[a])
+        first = np.unique(np.stack([bucket[a].astype(np.uint64), sid[a], t[a].astype(np.uint64)], axis=1), axis=0)
+        counts = np.bincount(first[:, 0].astype(np.int64), minlength=n)
+        values += np.where(counts > 0, sums // np.maximum(counts, 1), 0)
     return times, values
 
 

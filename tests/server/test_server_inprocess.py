@@ -277,3 +277,28 @@ def test_retention_sweep_deletes_only_expired_segments(tmp_path: Path) -> None:
         assert c.get("/api/v1/services", params={"from": "now-1d"}).json() == ["fresh"]
         assert c.get("/api/v1/services", params={"from": "now-1d"}, headers={"X-Scope-OrgID": "keep"}).json() == ["old"]
         assert sweep_retention(st) == 0
+
+
+def test_legacy_average_aggregation_averages_profiles(client: TestClient) -> None:
+    # Pyroscope's aggregationType=average (gauges such as in-use memory): a range shows the
+    # average of the series' profiles, not their sum; summed series beside it stay summed.
+    now = int(time.time()) - 60
+    ptype = "memory:inuse_space:bytes:space:bytes"
+    for k, v in enumerate((30, 60, 90)):
+        params = {"name": "gauge.inuse_space{env=a}", "from": str(now + 10 * k), "until": str(now + 10 * k + 10), "aggregationType": "average", "units": "bytes"}
+        r = client.post("/ingest", params=params, content=f"main;grow {v}\n".encode())
+        assert r.status_code == 200, r.text
+    for k in range(2):
+        r = client.post("/ingest", params={"name": "gauge.inuse_space{env=b}", "from": str(now + 10 * k), "aggregationType": "sum"}, content=b"main;other 5\n")
+        assert r.status_code == 200, r.text
+    span = {"from": str(now - 10), "until": str(now + 40)}
+    got = client.get("/api/v1/export", params={"query": ptype + '{service_name="gauge"}', "format": "folded", **span}).text
+    assert sorted(got.split("\n")) == ["", "main;grow 60", "main;other 10"]
+    r = client.get("/pyroscope/render", params={"query": ptype + '{service_name="gauge",env="a"}', "format": "json", **span})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["flamebearer"]["numTicks"] == 60
+    assert sorted(x for x in body["timeline"]["samples"] if x) == [30, 60, 90]  # one profile per 10 s step
+    assert client.get("/pyroscope/label-values", params={"label": "__aggregation__"}).json() == ["average"]
+    r = client.post("/ingest", params={"name": "gauge.inuse_space", "aggregationType": "median"}, content=b"main 1\n")
+    assert r.status_code == 400 and "aggregationType" in r.json()["message"]
