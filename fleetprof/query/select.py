@@ -115,12 +115,13 @@ def _map_segments(
     return out  # type: ignore[return-value]
 
 
-def profile_type_value_types(profile_type: str) -> tuple[ValueType, ValueType]:
-    """``(sample type, period type)`` of a Pyroscope profile type id."""
+def profile_type_value_types(profile_type: str) -> tuple[ValueType, ValueType | None]:
+    """``(sample type, period type)`` of a Pyroscope profile type id (period type None for
+    ``name:type:unit::``)."""
     parts = profile_type.split(":")
     if len(parts) != 5:
         raise SelectorError(f"invalid profile type {profile_type!r}")
-    return ValueType(parts[1], parts[2]), ValueType(parts[3], parts[4])
+    return ValueType(parts[1], parts[2]), (ValueType(parts[3], parts[4]) if parts[3] or parts[4] else None)
 
 
 def _service_filter(matchers: Sequence[Matcher]) -> list[str] | None:

@@ -73,9 +73,11 @@ def parse_query(query: str) -> tuple[str, list[Matcher]]:
     brace = q.find("{")
     ptype = (q if brace < 0 else q[:brace]).strip()
     parts = ptype.split(":")
-    if len(parts) != 5 or not all(parts):
+    # the period type may be absent (``name:type:unit::``), as for profiles without one
+    if len(parts) != 5 or not all(parts[:3]) or bool(parts[3]) != bool(parts[4]):
         raise SelectorError(
             f"invalid profile type {ptype!r}: expected name:sample_type:sample_unit:period_type:period_unit"
+            " (period type and unit both empty for a profile without a period type)"
         )
     if any(c.isspace() or c in '{}"' for c in ptype):
         raise SelectorError(f"invalid character in profile type {ptype!r}")

@@ -24,6 +24,10 @@ def test_empty_or_trailing_comma(q: str) -> None:
     assert ptype == CPU and (ms == [] or ms == [Matcher("a", "=", "b")])
 
 
+def test_profile_type_without_period_type() -> None:
+    assert parse_query('memory:alloc_space:bytes::{service_name="x"}') == ("memory:alloc_space:bytes::", [Matcher("service_name", "=", "x")])
+
+
 def test_escapes() -> None:
     assert parse_matchers(r'{a="\n\t\\\u00e9\x41"}') == [Matcher("a", "=", "\n\t\\éA")]
 
@@ -31,7 +35,7 @@ def test_escapes() -> None:
 @pytest.mark.parametrize(
     "q",
     [
-        "", "process_cpu{}", "a:b:c:d{}", "a:b:c:d:e:f", "a:b::d:e", CPU + "{", CPU + "{a}", CPU + '{a=}',
+        "", "process_cpu{}", "a:b:c:d{}", "a:b:c:d:e:f", "a:b::d:e", "a:b:c:d:", "a:b:c::e", "::c::", CPU + "{", CPU + "{a}", CPU + '{a=}',
         CPU + '{a="b"', CPU + '{a="b" c="d"}', CPU + '{a=="b"}', CPU + '{1a="b"}', CPU + '{a=~"("}',
         CPU + '{a="b"} junk', CPU + '{a="\\q"}', CPU + '{a="\\U0011ffff"}', CPU + '{a=b}', CPU + '{,}',
         "x" * 20000,

@@ -302,3 +302,24 @@ def test_legacy_average_aggregation_averages_profiles(client: TestClient) -> Non
     assert client.get("/pyroscope/label-values", params={"label": "__aggregation__"}).json() == ["average"]
     r = client.post("/ingest", params={"name": "gauge.inuse_space", "aggregationType": "median"}, content=b"main 1\n")
     assert r.status_code == 400 and "aggregationType" in r.json()["message"]
+
+
+def test_profile_type_without_period_type_is_selectable(client: TestClient) -> None:
+    from fleetprof.formats.proto import profile_pb2
+
+    p = profile_pb2.Profile()
+    p.string_table.extend(["", "alloc_space", "bytes", "main", "grow"])
+    p.sample_type.add(type=1, unit=2)  # no period_type: the type id ends in "::"
+    p.function.add(id=1, name=3)
+    p.function.add(id=2, name=4)
+    p.location.add(id=1).line.add(function_id=1)
+    p.location.add(id=2).line.add(function_id=2)
+    p.sample.add(location_id=[2, 1], value=[4096])
+    r = client.post("/api/v1/ingest", params={"service_name": "noperiod", "name": "memory"}, content=p.SerializeToString())
+    assert r.status_code == 200, r.text
+    ptype = "memory:alloc_space:bytes::"
+    assert ptype in client.get("/api/v1/profile-types").json()
+    got = client.get("/api/v1/export", params={"query": ptype + '{service_name="noperiod"}', "format": "folded", "from": "now-1h"}).text
+    assert got.strip() == "main;grow 4096"
+    r = client.get("/pyroscope/render", params={"query": ptype + '{service_name="noperiod"}', "format": "json", "from": "now-1h"})
+    assert r.status_code == 200 and r.json()["flamebearer"]["numTicks"] == 4096
