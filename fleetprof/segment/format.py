@@ -82,6 +82,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import struct
 import threading
 from collections.abc import Iterable, Sequence
@@ -105,6 +106,21 @@ from fleetprof.model.profile import FRAMES_SCHEMA, NODES_SCHEMA, Profile, positi
 MAGIC = b"FPSG"
 FORMAT_VERSION = 3
 READ_VERSIONS = (2, 3)
+WRITE_VERSION_ENV = "FLEETPROF_SEGMENT_FORMAT"
+"""Environment variable naming the version new segments are written in (default
+:data:`FORMAT_VERSION`): ``2`` during a rolling upgrade, while replicas that read only
+version 2 still share the store."""
+
+
+def write_version() -> int:
+    """The segment format version to write (``FLEETPROF_SEGMENT_FORMAT``, else the
+    current one); ``ValueError`` naming the variable for anything this code cannot write."""
+    raw = os.environ.get(WRITE_VERSION_ENV, "").strip()
+    if not raw:
+        return FORMAT_VERSION
+    if not raw.isdigit() or int(raw) not in READ_VERSIONS:
+        raise ValueError(f"{WRITE_VERSION_ENV}={raw!r}: expected one of {', '.join(map(str, READ_VERSIONS))}")
+    return int(raw)
 """Format versions :func:`decode_segment` reads (v2: no array block; see module docstring)."""
 _HEAD = struct.Struct("<4sHHI")
 _DIGEST = 32
@@ -356,12 +372,14 @@ def _strings(col: pl.Series) -> np.ndarray:
 
 
 def encode_segment(
-    batch: SegmentBatch, *, tenant: str, level: int = 0, created_ms: int = 0, format_version: int = FORMAT_VERSION
+    batch: SegmentBatch, *, tenant: str, level: int = 0, created_ms: int = 0, format_version: int | None = None
 ) -> bytes:
     """Encode ``batch`` into one segment object (see module docstring). The small
     per-segment tables are arranged with numpy (a polars query per tiny table costs more
     than the work). ``format_version`` 2 writes the previous layout (no array block), for
-    readers that do not know version 3 yet."""
+    readers that do not know version 3 yet; the default is :func:`write_version`."""
+    if format_version is None:
+        format_version = write_version()
     if format_version not in READ_VERSIONS:
         raise ValueError(f"cannot write segment format version {format_version} (one of {READ_VERSIONS})")
     bf = batch.frames

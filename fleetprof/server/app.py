@@ -126,10 +126,12 @@ def create_app(settings: Settings | None = None, *, store: Any = None, index: An
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from fleetprof.metastore.index import open_index
+        from fleetprof.segment.format import write_version
         from fleetprof.segment.writer import SegmentWriter
         from fleetprof.storage.objectstore import open_store
         from fleetprof.warmup import warm_up
 
+        write_version()  # a bad FLEETPROF_SEGMENT_FORMAT stops the start, not every flush
         await to_thread.run_sync(warm_up)  # compiled kernels loaded before the first request
         st.store = store if store is not None else await to_thread.run_sync(lambda: open_store(settings.storage))
         st.index = index if index is not None else await to_thread.run_sync(lambda: open_index(settings.index))

@@ -352,3 +352,18 @@ def test_block_rows_outside_the_leaf_table_detected() -> None:
     for cols in (["node_id", "value"], ["node_id", "value", "series_id"], ["node"]):
         with pytest.raises(SegmentCorrupt):
             decode_segment(forged).sample_arrays(cols)
+
+
+def test_write_version_from_the_environment(monkeypatch) -> None:
+    # FLEETPROF_SEGMENT_FORMAT=2 keeps writing the layout older replicas read (rolling upgrade)
+    batch = batch_from_profiles(ITEMS)
+    monkeypatch.setenv("FLEETPROF_SEGMENT_FORMAT", "2")
+    old = encode_segment(batch, tenant="t1", created_ms=42)
+    assert struct.unpack_from("<H", old, 4)[0] == 2
+    monkeypatch.delenv("FLEETPROF_SEGMENT_FORMAT")
+    assert struct.unpack_from("<H", encode_segment(batch, tenant="t1", created_ms=42), 4)[0] == FORMAT_VERSION
+    assert decode_segment(old).samples().height == decode_segment(encoded()).samples().height
+    for bad in ("1", "4", "three"):
+        monkeypatch.setenv("FLEETPROF_SEGMENT_FORMAT", bad)
+        with pytest.raises(ValueError, match="FLEETPROF_SEGMENT_FORMAT"):
+            encode_segment(batch, tenant="t1")
