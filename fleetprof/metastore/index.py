@@ -160,6 +160,13 @@ class PackedSeries(Sequence[dict[str, str]]):
             items = self._items = _unpack_series(self._blob)
         return items
 
+    def mentions(self, text: str) -> bool:
+        """Whether ``text`` occurs in the summary's JSON (a label name or value, or part of
+        one): a cheap test that needs no parse; True may be a false alarm, False is sure."""
+        if self._items is not None:
+            return any(text in k or text in v for s in self._items for k, v in s.items())
+        return bool(self._blob) and text.encode() in zlib.decompress(self._blob)
+
     def __len__(self) -> int:
         return len(self._parsed())
 

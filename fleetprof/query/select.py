@@ -38,7 +38,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from fleetprof.metastore.index import Index, SegmentEntry
+from fleetprof.metastore.index import Index, PackedSeries, SegmentEntry
 from fleetprof.model.groupsum import sum_by_key
 from fleetprof.model.hashing import ROOT_ID, series_id
 from fleetprof.model.profile import FRAMES_SCHEMA, NODES_SCHEMA, Profile, ValueType
@@ -189,12 +189,24 @@ def _series_sets(
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """(sorted series ids that satisfy the matchers, ``None`` = no filtering needed; sorted
     ids of series to average, ``None`` = none)."""
-    if not entries:
+    if not entries or (not matchers and not _may_average(entries)):
         return None, None
     labels = _series_of(store, entries)
     wanted = np.sort(match_series(labels, matchers).to_numpy()) if matchers else None
     avg = labels.filter((pl.col("key") == AGGREGATION_LABEL) & (pl.col("value") == "average"))["series_id"].unique()
     return wanted, (np.sort(avg.to_numpy()) if len(avg) else None)
+
+
+def _may_average(entries: Sequence[SegmentEntry]) -> bool:
+    """False only when no entry's series can carry :data:`AGGREGATION_LABEL` (checked on
+    the summaries' raw text: no parse for the common case of no averaged series)."""
+    for e in entries:
+        if not e.series_complete:
+            return True
+        s = e.series
+        if s.mentions(AGGREGATION_LABEL) if isinstance(s, PackedSeries) else any(AGGREGATION_LABEL in d for d in s):
+            return True
+    return False
 
 
 def _profiles(series: np.ndarray, time_ms: np.ndarray) -> int:

@@ -176,3 +176,15 @@ def test_series_summaries_are_parsed_on_first_use(index) -> None:
     index.add(SegmentEntry(**{**got[0].__dict__, "segment_id": "C"}))
     assert index.get("t1", "C").series == series
     assert PackedSeries(None) == () and len(PackedSeries(b"")) == 0
+
+
+def test_packed_series_mentions_without_parsing() -> None:
+    from fleetprof.metastore.index import PackedSeries, _pack_series
+
+    blob, _ = _pack_series(({"service_name": "api", "__aggregation__": "average"}, {"service_name": "db"}))
+    packed = PackedSeries(blob)
+    assert packed.mentions("__aggregation__") and packed._items is None  # decided on the raw text
+    assert not packed.mentions("region")
+    list(packed)  # parsed: the same answers from the dicts
+    assert packed.mentions("__aggregation__") and packed.mentions("avera") and not packed.mentions("region")
+    assert not PackedSeries(None).mentions("x")
