@@ -33,15 +33,16 @@ Contract (:func:`decode_pprof`):
 * Invalid UTF-8 is replaced (U+FFFD); strings longer than ``limits.max_string_length``
   and more samples than ``limits.max_samples`` are errors.
 
-Speed: the profile is split by protobuf's C parser (upb) with samples kept as raw bytes
-(``pprof_view.proto``); the sample messages are decoded, and identical stacks summed, by
-compiled numba scans straight from the profile bytes (:mod:`.pprof_scan`). Whatever those
-scans decline (malformed input) goes through the exact numpy field walk below, which names
-the offending field. Locations and functions are kept as raw bytes too
-(``ProfileRawView``) and decoded in bulk when they have the common shape
-(:func:`_locations_bulk`); anything else (locations without lines, nameless functions,
-``drop_frames``, any bad reference) goes through a Python loop per location on upb's
-messages. Python loops also run once per mapping and distinct label set.
+Speed: upb parses the profile's small fields with the tables kept as raw bytes
+(``ProfileRawView`` in ``pprof_view.proto``). Compiled numba scans (:mod:`.pprof_scan`)
+then work straight on the profile bytes: one top-level pass finds the sample, location and
+function messages; the samples are decoded and identical stacks summed; the function and
+location tables become interned frames (:func:`_locations_bulk`); location ids are resolved
+and stacks expanded to frames. What the scans decline goes the exact way, which names the
+offending field: malformed samples through the numpy field walk (:func:`_samples`);
+locations without lines, nameless functions, ``drop_frames`` or any bad reference through a
+Python loop per location on upb's messages (:func:`_locations`). Python loops also run once
+per mapping and distinct label set.
 """
 
 from __future__ import annotations
