@@ -48,8 +48,17 @@ def _varint(buf: np.ndarray, pos: int, end: int) -> tuple[np.uint64, int]:
 
 
 @njit(cache=True, nogil=True)
-def _skip(buf: np.ndarray, pos: int, end: int, wire: int) -> int:
-    """Position after a field payload of an unknown field; -1 when malformed."""
+def _tag(buf: np.ndarray, pos: int, end: int) -> tuple[np.int64, np.int64, int]:
+    """(field number, wire type, position after the tag); position -1 for a truncated tag,
+    field number 0 or a tag beyond 32 bits (protobuf rejects them)."""
+    tag, pos = _varint(buf, pos, end)
+    if pos < 0 or tag > np.uint64(0xFFFFFFFF) or (tag >> np.uint64(3)) == 0:
+        return np.int64(0), np.int64(0), -1
+    return np.int64(tag >> np.uint64(3)), np.int64(tag & np.uint64(7)), pos
+
+
+@njit(cache=True, nogil=True)
+def _skip_scalar(buf: np.ndarray, pos: int, end: int, wire: int) -> int:
     if wire == 0:
         return _varint(buf, pos, end)[1]
     if wire == 1:
@@ -61,6 +70,42 @@ def _skip(buf: np.ndarray, pos: int, end: int, wire: int) -> int:
         if pos < 0 or ln > np.uint64(end - pos):
             return -1
         return pos + np.int64(ln)
+    return -1
+
+
+MAX_GROUP_DEPTH = 64
+"""Nested (deprecated) groups deeper than this are declined."""
+
+
+@njit(cache=True, nogil=True)
+def _skip(buf: np.ndarray, pos: int, end: int, wire: int, field: int) -> int:
+    """Position after the payload of an unknown field ``field``; -1 when malformed. A group
+    (wire type 3) runs to its matching end-group tag (wire type 4, same field number),
+    nested groups included; an end-group tag anywhere else is malformed."""
+    if wire != 3:
+        return _skip_scalar(buf, pos, end, wire)
+    open_fields = np.empty(MAX_GROUP_DEPTH, dtype=np.int64)
+    open_fields[0] = field
+    depth = 1
+    while pos < end:
+        f, w, pos = _tag(buf, pos, end)
+        if pos < 0:
+            return -1
+        if w == 4:
+            if f != open_fields[depth - 1]:
+                return -1
+            depth -= 1
+            if depth == 0:
+                return pos
+        elif w == 3:
+            if depth == MAX_GROUP_DEPTH:
+                return -1
+            open_fields[depth] = f
+            depth += 1
+        else:
+            pos = _skip_scalar(buf, pos, end, w)
+            if pos < 0:
+                return -1
     return -1
 
 
@@ -77,11 +122,9 @@ def _spans(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, counts: np.nda
     counts[:] = 0
     pos = 0
     while pos < end:
-        tag, pos = _varint(buf, pos, end)
+        field, wire, pos = _tag(buf, pos, end)
         if pos < 0:
             return False
-        wire = np.int64(tag & np.uint64(7))
-        field = np.int64(tag >> np.uint64(3))
         row = 0 if field == SAMPLE else 1 if field == LOCATION else 2 if field == FUNCTION else -1
         if row >= 0 and wire == 2:
             ln, p = _varint(buf, pos, end)
@@ -94,7 +137,7 @@ def _spans(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, counts: np.nda
             counts[row] = k + 1
             pos = p + np.int64(ln)
         else:
-            pos = _skip(buf, pos, end, wire)
+            pos = _skip(buf, pos, end, wire, field)
             if pos < 0:
                 return False
     return True
@@ -128,11 +171,9 @@ def _count(buf, starts, ends, ntypes):
         end = ends[s]
         nval = 0
         while pos < end:
-            tag, pos = _varint(buf, pos, end)
+            field, wire, pos = _tag(buf, pos, end)
             if pos < 0:
                 return 0, 0, False
-            field = np.int64(tag >> np.uint64(3))
-            wire = np.int64(tag & np.uint64(7))
             if field == 1 or field == 2:
                 k = 0
                 if wire == 0:
@@ -159,12 +200,12 @@ def _count(buf, starts, ends, ntypes):
             elif field == 3:
                 if wire != 2:
                     return 0, 0, False
-                pos = _skip(buf, pos, end, 2)
+                pos = _skip(buf, pos, end, 2, field)
                 if pos < 0:
                     return 0, 0, False
                 nlab += 1
             else:
-                pos = _skip(buf, pos, end, wire)
+                pos = _skip(buf, pos, end, wire, field)
                 if pos < 0:
                     return 0, 0, False
         if nval != ntypes:
@@ -176,11 +217,9 @@ def _count(buf, starts, ends, ntypes):
 def _label(buf, pos, end, out, row) -> bool:
     """Fields 1-4 of one ``Label`` into ``out[row, 0:4]`` (last occurrence wins)."""
     while pos < end:
-        tag, pos = _varint(buf, pos, end)
+        field, wire, pos = _tag(buf, pos, end)
         if pos < 0:
             return False
-        field = np.int64(tag >> np.uint64(3))
-        wire = np.int64(tag & np.uint64(7))
         if 1 <= field <= 4:
             if wire != 0:
                 return False
@@ -189,7 +228,7 @@ def _label(buf, pos, end, out, row) -> bool:
                 return False
             out[row, field - 1] = np.int64(v)
         else:
-            pos = _skip(buf, pos, end, wire)
+            pos = _skip(buf, pos, end, wire, field)
             if pos < 0:
                 return False
     return True
@@ -207,37 +246,46 @@ def _fill(buf, starts, ends, loc_offsets, loc_ids, values, owner, lab) -> bool:
         pos = starts[s]
         end = ends[s]
         while pos < end:
-            tag, pos = _varint(buf, pos, end)
-            field = np.int64(tag >> np.uint64(3))
-            wire = np.int64(tag & np.uint64(7))
+            field, wire, pos = _tag(buf, pos, end)
+            if pos < 0:
+                return False
             if field == 1 or field == 2:
-                stop = pos
-                if wire == 2:
+                if wire == 2:  # packed: every varint of the payload (none when it is empty)
                     ln, pos = _varint(buf, pos, end)
+                    if pos < 0:
+                        return False
                     stop = pos + np.int64(ln)
-                while True:
+                else:  # one varint
+                    stop = pos + 1
+                while pos < stop:
                     # varints inline (:func:`_count` checked that each span ends a varint)
                     v = np.uint64(0)
                     shift = np.uint64(0)
                     while True:
+                        if pos >= end:
+                            return False
                         byte = buf[pos]
                         pos += 1
                         v |= np.uint64(byte & 0x7F) << shift
                         if byte < 0x80:
                             break
                         shift += np.uint64(7)
-                        if shift >= np.uint64(70) or pos >= end:
+                        if shift >= np.uint64(70):
                             return False
                     if field == 1:
+                        if li >= len(loc_ids):
+                            return False
                         loc_ids[li] = v
                         li += 1
                     else:
+                        if vi >= len(values):
+                            return False
                         values[vi] = np.int64(v)
                         vi += 1
-                    if wire == 0 or pos >= stop:
-                        break
             elif field == 3:
                 ln, pos = _varint(buf, pos, end)
+                if pos < 0 or bi >= len(owner):
+                    return False
                 stop = pos + np.int64(ln)
                 owner[bi] = s
                 if not _label(buf, pos, stop, lab, bi):
@@ -245,7 +293,9 @@ def _fill(buf, starts, ends, loc_offsets, loc_ids, values, owner, lab) -> bool:
                 bi += 1
                 pos = stop
             else:
-                pos = _skip(buf, pos, end, wire)
+                pos = _skip(buf, pos, end, wire, field)
+                if pos < 0:
+                    return False
         loc_offsets[s + 1] = li
     return True
 
@@ -357,11 +407,9 @@ def _records(buf, starts, ends, out) -> bool:
         pos = starts[i]
         end = ends[i]
         while pos < end:
-            tag, pos = _varint(buf, pos, end)
+            field, wire, pos = _tag(buf, pos, end)
             if pos < 0:
                 return False
-            field = np.int64(tag >> np.uint64(3))
-            wire = np.int64(tag & np.uint64(7))
             if 1 <= field <= width:
                 if wire != 0:
                     return False
@@ -370,7 +418,7 @@ def _records(buf, starts, ends, out) -> bool:
                     return False
                 out[i, field - 1] = v
             else:
-                pos = _skip(buf, pos, end, wire)
+                pos = _skip(buf, pos, end, wire, field)
                 if pos < 0:
                     return False
     return True
@@ -396,11 +444,9 @@ def _locations(buf, starts, ends, head, line_offsets, lines, count_only) -> int:
         pos = starts[i]
         end = ends[i]
         while pos < end:
-            tag, pos = _varint(buf, pos, end)
+            field, wire, pos = _tag(buf, pos, end)
             if pos < 0:
                 return -1
-            field = np.int64(tag >> np.uint64(3))
-            wire = np.int64(tag & np.uint64(7))
             if field == 4:
                 if wire != 2:
                     return -1
@@ -423,7 +469,7 @@ def _locations(buf, starts, ends, head, line_offsets, lines, count_only) -> int:
                 if not count_only:
                     head[i, field - 1 if field < 4 else 3] = v
             else:
-                pos = _skip(buf, pos, end, wire)
+                pos = _skip(buf, pos, end, wire, field)
                 if pos < 0:
                     return -1
     if not count_only:

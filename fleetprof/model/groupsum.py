@@ -291,11 +291,13 @@ def sum_by_key(
     n = len(keys)
     width = 1 if flat else vals.shape[1]
     flat_vals = np.ascontiguousarray(vals).reshape(-1)
+    if width == 0:  # no value columns: the distinct keys alone
+        return np.unique(keys), np.zeros((len(np.unique(keys)), 0), dtype=np.int64)
     if sort_chunk is None:
         sort_chunk = min(n, SORT_CHUNK) if n >= SORT_MIN_ROWS else 0
     if sort_chunk > 0 and n:
         out_keys, out_sums = _regions(keys, flat_vals, width, sort_chunk)
     else:
-        bits = initial_bits if initial_bits is not None else max(_MIN_BITS, (2 * min(n, 1 << 16)).bit_length())
+        bits = max(1, initial_bits) if initial_bits is not None else max(_MIN_BITS, (2 * min(n, 1 << 16)).bit_length())
         out_keys, out_sums = _one_table(keys, flat_vals, width, bits)
     return out_keys, (out_sums if flat else out_sums.reshape(-1, width))

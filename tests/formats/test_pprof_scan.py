@@ -182,3 +182,61 @@ def test_declined_samples_get_the_exact_error_from_the_walk() -> None:
     with pytest.raises(P.ProfileFormatError) as e:
         P.decode_pprof(raw)
     assert e.value.where == "sample[2].value" and "1 values for 2 sample types" in e.value.reason
+
+
+def _profile(*samples: bytes, ntypes: int = 1) -> bytes:
+    """A profile with ``ntypes`` sample types, locations 3 and 18 and the raw samples."""
+    from fleetprof.formats.proto import profile_pb2
+
+    p = profile_pb2.Profile()
+    p.string_table.extend(["", "cpu", "ns", "f"])
+    for _ in range(ntypes):
+        p.sample_type.add(type=1, unit=2)
+    p.function.add(id=1, name=3)
+    for lid in (3, 18):
+        p.location.add(id=lid).line.add(function_id=1)
+    return p.SerializeToString() + b"".join(_sample(s) for s in samples)
+
+
+@pytest.mark.parametrize(
+    "samples",
+    [
+        (b"\x10\x05\x0a\x00",),  # value 5, then an EMPTY packed location_id field
+        (b"\x10\x05\x0a\x00", b"\x10\x07\x08\x03"),  # ... followed by a sample at location 3
+        (b"\x12\x00\x10\x05",),  # an empty packed value field, then value 5
+        (b"\x0a\x00\x10\x05\x82\x01\x03\xaa\xbb\xcc",),  # empty packed field, unknown field 16
+        (b"\x10\x05\x3b\x3c",),  # an (empty) unknown group
+        (b"\x10\x05\x3b\x08\x01\x43\x44\x3c",),  # nested unknown groups (7 holding 8)
+        (b"\x0a\x00" * 1000 + b"\x08\x03\x10\x01",),  # many empty packed fields, then id 3
+    ],
+)
+def test_valid_edge_encodings_decode_as_upb_does(samples: tuple[bytes, ...]) -> None:
+    from fleetprof.formats.proto import profile_pb2
+
+    raw = _profile(*samples)
+    ref = profile_pb2.Profile.FromString(raw)
+    got = _scanned(raw, 1)
+    assert got is not None
+    loc_offsets, loc_ids, values, _, _ = got
+    for i, smp in enumerate(ref.sample):
+        assert loc_ids[loc_offsets[i] : loc_offsets[i + 1]].tolist() == list(smp.location_id)
+        assert values[i].tolist() == list(smp.value)
+    prof = P.decode_pprof(raw)  # end to end, no crash, the same totals
+    assert int(prof.samples["v0"].sum()) == sum(v for smp in ref.sample for v in smp.value)
+
+
+@pytest.mark.parametrize(
+    "sample",
+    [
+        b"\x10\x05\x00\x09",  # field number 0
+        b"\x10\x05" + _varint(((1 << 33) << 3) | 0) + b"\x01",  # a tag beyond 32 bits
+        b"\x10\x05\x3b\x44",  # a group closed by another field's end tag
+        b"\x10\x05\x3c",  # an end-group tag without a group
+        b"\x10\x05\x3b\x08\x01",  # an unterminated group
+    ],
+)
+def test_malformed_tags_and_groups_are_errors(sample: bytes) -> None:
+    raw = _profile(sample)
+    assert _scanned(raw, 1) is None
+    with pytest.raises(P.ProfileFormatError):
+        P.decode_pprof(raw)

@@ -111,3 +111,11 @@ def test_region_path_from_many_threads_at_once():
     out = subprocess.run([sys.executable, "-c", _THREADS], env=env, capture_output=True, text=True, timeout=600, cwd=Path(__file__).resolve().parents[2])
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["ok", "workqueue"]
+
+
+def test_degenerate_arguments():
+    keys = np.array([5, 0, 5, 9], dtype=np.uint64)
+    k, s = sum_by_key(keys, np.ones(4, np.int64), initial_bits=0)  # a one-slot table grows
+    assert dict(zip(k.tolist(), s.tolist(), strict=True)) == {5: 2, 0: 1, 9: 1}
+    k, s = sum_by_key(keys, np.zeros((4, 0), np.int64))  # no value columns
+    assert sorted(k.tolist()) == [0, 5, 9] and s.shape == (3, 0)
