@@ -72,10 +72,6 @@ SEGMENT_CACHE = SegmentCache(int(float(os.environ.get("FLEETPROF_SEGMENT_CACHE_M
 """Process-wide cache of decoded segments (see module docstring)."""
 
 
-def _cache_key(store: ObjectStore, key: str) -> tuple[str, str]:
-    return (str(getattr(store, "url", None) or id(store)), key)
-
-
 def cache_key(store: ObjectStore, key: str) -> tuple[str, str]:
     """Cache key of object ``key`` of ``store``."""
     return (str(getattr(store, "url", None) or id(store)), key)

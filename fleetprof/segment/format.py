@@ -715,15 +715,6 @@ class Segment:
             {"frame_id": self.frame_ids(), "name": name, "file": file, "line": line}, schema=FRAMES_SCHEMA
         )
 
-    def frames_at(self, rows: np.ndarray) -> tuple[np.ndarray, pa.Array, pa.Array, pa.Array]:
-        """``(frame_id, name, file, line)`` of frame rows ``rows`` (ids derived only for those)."""
-        name, file, line = (c.take(pa.array(rows, pa.int64())) for c in self.columns("frames", ["name", "file", "line"]))
-        if self.meta.get("frame_ids") == "stored" or "#frame_ids" in self._cache:
-            fid = self.frame_ids()[rows]
-        else:
-            fid = derive_frame_ids(name.to_pylist(), file.to_pylist(), line.to_pylist())
-        return fid, name, file, line
-
     def leaf_ids(self) -> np.ndarray:
         """Model node id of every ``leaves`` row."""
         return self._np("leaves", "node_id")
