@@ -9,6 +9,7 @@ from collections import defaultdict
 
 import numpy as np
 import pytest
+from google.protobuf.message import DecodeError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -59,8 +60,10 @@ def test_scan_equals_walk_on_fixtures(path) -> None:
     raw = maybe_gunzip(path.read_bytes(), "pprof", P.DEFAULT_LIMITS)
     try:
         view = pprof_view_pb2.ProfileView.FromString(raw)
-    except Exception:
-        pytest.skip("not a profile.proto message")
+    except DecodeError:  # a malformed fixture: the decoder must reject it cleanly
+        with pytest.raises(P.ProfileFormatError):
+            P.decode_pprof(raw)
+        return
     if _scanned(raw, len(view.sample_type)) is None:
         with pytest.raises(P.ProfileFormatError):  # declined: the exact walk must reject it too
             _walked(raw, len(view.sample_type))
