@@ -214,19 +214,21 @@ def _count(buf, starts, ends, ntypes):
 
 
 @njit(cache=True, nogil=True)
-def _label(buf, pos, end, out, row) -> bool:
-    """Fields 1-4 of one ``Label`` into ``out[row, 0:4]`` (last occurrence wins)."""
+def _varint_fields(buf, pos, end, row) -> bool:
+    """One message whose fields ``1 .. len(row)`` are varints into ``row[f - 1]`` (the last
+    occurrence wins); other fields are skipped. False when malformed or when one of those
+    fields is not a varint."""
     while pos < end:
         field, wire, pos = _tag(buf, pos, end)
         if pos < 0:
             return False
-        if 1 <= field <= 4:
+        if 1 <= field <= len(row):
             if wire != 0:
                 return False
             v, pos = _varint(buf, pos, end)
             if pos < 0:
                 return False
-            out[row, field - 1] = np.int64(v)
+            row[field - 1] = v
         else:
             pos = _skip(buf, pos, end, wire, field)
             if pos < 0:
@@ -288,7 +290,7 @@ def _fill(buf, starts, ends, loc_offsets, loc_ids, values, owner, lab) -> bool:
                     return False
                 stop = pos + np.int64(ln)
                 owner[bi] = s
-                if not _label(buf, pos, stop, lab, bi):
+                if not _varint_fields(buf, pos, stop, lab[bi]):  # key, str, num, num_unit
                     return False
                 bi += 1
                 pos = stop
@@ -400,27 +402,11 @@ def dedupe_stacks(
 
 @njit(cache=True, nogil=True)
 def _records(buf, starts, ends, out) -> bool:
-    """Messages whose fields ``1 .. out.shape[1]`` are varints: ``out[i, f - 1]`` (the last
-    occurrence wins; 0 when absent); other fields are skipped. False when malformed."""
-    width = out.shape[1]
+    """The messages at ``starts``/``ends`` through :func:`_varint_fields` into the rows of
+    ``out`` (0 where a field is absent)."""
     for i in range(len(starts)):
-        pos = starts[i]
-        end = ends[i]
-        while pos < end:
-            field, wire, pos = _tag(buf, pos, end)
-            if pos < 0:
-                return False
-            if 1 <= field <= width:
-                if wire != 0:
-                    return False
-                v, pos = _varint(buf, pos, end)
-                if pos < 0:
-                    return False
-                out[i, field - 1] = v
-            else:
-                pos = _skip(buf, pos, end, wire, field)
-                if pos < 0:
-                    return False
+        if not _varint_fields(buf, starts[i], ends[i], out[i]):
+            return False
     return True
 
 
@@ -455,8 +441,7 @@ def _locations(buf, starts, ends, head, line_offsets, lines, count_only) -> int:
                     return -1
                 stop = pos + np.int64(ln)
                 if not count_only:
-                    row = lines[nl : nl + 1]
-                    if not _records(buf, np.full(1, pos, np.int64), np.full(1, stop, np.int64), row):
+                    if not _varint_fields(buf, pos, stop, lines[nl]):  # function_id, line, column
                         return -1
                 nl += 1
                 pos = stop
