@@ -58,33 +58,32 @@ def _bits(size: int) -> int:
 
 
 # ---------------------------------------------------------------------------------------
-# one table
+# one region: a table of its own (the one-table path is a single region of 0 bits)
 
 
 @njit(cache=True, nogil=True)
-def _accumulate(tk, ts, width, keys, vals, lo, hi, zero, st) -> int:
-    """Add rows ``lo:hi`` into the table (keys ``tk``, sums ``ts``: flat row-major, like
-    ``vals``). ``st`` = [key count, zero key seen]. Returns -1 when done, or the first row
-    not added because the table must grow first."""
+def _accumulate(tk, ts, width, keys, vals, lo, hi, zero, count, rbits):
+    """Add rows ``lo:hi`` into one region's table (keys ``tk``, sums ``ts``: flat row-major,
+    like ``vals``; key 0 is summed into ``zero``). A key's slot comes from its hash bits
+    below the top ``rbits`` (which chose the region); probing wraps within the table.
+    Returns ``(first row not added, key count)``: ``hi`` when done, else the row at which
+    the table passed half load and must grow."""
     shift = np.uint64(64 - _bits(len(tk)))
     mask = np.uint64(len(tk) - 1)
-    count = st[0]
     for i in range(lo, hi):
         k = keys[i]
         if k == 0:
-            st[1] = 1
             for j in range(width):
                 zero[j] += vals[i * width + j]
             continue
-        h = _hash(k) >> shift
+        h = (_hash(k) << np.uint64(rbits)) >> shift
         while True:
             e = tk[h]
             if e == k:
                 break
             if e == 0:
                 if 2 * (count + 1) > len(tk):
-                    st[0] = count
-                    return i
+                    return i, count
                 tk[h] = k
                 count += 1
                 break
@@ -94,19 +93,19 @@ def _accumulate(tk, ts, width, keys, vals, lo, hi, zero, st) -> int:
         else:
             for j in range(width):
                 ts[np.int64(h) * width + j] += vals[i * width + j]
-    st[0] = count
-    return -1
+    return hi, count
 
 
 @njit(cache=True, nogil=True)
-def _rehash(tk, ts, width, nk, ns) -> None:
-    """Move every entry of (``tk``, ``ts``) into the larger empty table (``nk``, ``ns``)."""
+def _rehash(tk, ts, width, nk, ns, rbits) -> None:
+    """Move every entry of one region's table (``tk``, ``ts``) into its larger empty
+    table (``nk``, ``ns``)."""
     shift = np.uint64(64 - _bits(len(nk)))
     mask = np.uint64(len(nk) - 1)
     for old in range(len(tk)):
         k = tk[old]
         if k != 0:
-            h = _hash(k) >> shift
+            h = (_hash(k) << np.uint64(rbits)) >> shift
             while nk[h] != 0:
                 h = (h + np.uint64(1)) & mask
             nk[h] = k
@@ -123,23 +122,30 @@ def _collect(tk, ts, width, out_keys, out_sums, at) -> int:
     return at
 
 
-def _one_table(keys: np.ndarray, vals: np.ndarray, width: int, bits: int) -> tuple[np.ndarray, np.ndarray]:
-    tk, ts = np.zeros(1 << bits, dtype=np.uint64), np.zeros((1 << bits) * width, dtype=np.int64)
-    zero = np.zeros(width, dtype=np.int64)
-    st = np.zeros(2, dtype=np.int64)
-    lo = 0
-    while (lo := _accumulate(tk, ts, width, keys, vals, lo, len(keys), zero, st)) >= 0:
-        nk, ns = np.zeros(2 * len(tk), dtype=np.uint64), np.zeros(2 * len(ts), dtype=np.int64)
-        _rehash(tk, ts, width, nk, ns)
-        tk, ts = nk, ns
-    count = int(st[0])
-    out_keys = np.empty(count + int(st[1]), dtype=np.uint64)
+def _finish(tk: np.ndarray, ts: np.ndarray, width: int, count: int, zero: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct keys and sums of (flattened) tables holding ``count`` keys, then key 0
+    with ``zero`` when given."""
+    out_keys = np.empty(count + (zero is not None), dtype=np.uint64)
     out_sums = np.empty(len(out_keys) * width, dtype=np.int64)
-    _collect(tk, ts, width, out_keys, out_sums, 0)
-    if st[1]:
+    _collect(tk.reshape(-1), ts.reshape(-1), width, out_keys, out_sums, 0)
+    if zero is not None:
         out_keys[count] = 0
         out_sums[count * width :] = zero
     return out_keys, out_sums
+
+
+def _one_table(keys: np.ndarray, vals: np.ndarray, width: int, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    tk, ts = np.zeros(1 << bits, dtype=np.uint64), np.zeros((1 << bits) * width, dtype=np.int64)
+    zero = np.zeros(width, dtype=np.int64)
+    lo, count = 0, 0
+    while True:
+        lo, count = _accumulate(tk, ts, width, keys, vals, lo, len(keys), zero, count, 0)
+        if lo == len(keys):
+            break
+        nk, ns = np.zeros(2 * len(tk), dtype=np.uint64), np.zeros(2 * len(ts), dtype=np.int64)
+        _rehash(tk, ts, width, nk, ns, 0)
+        tk, ts = nk, ns
+    return _finish(tk, ts, width, count, zero if (keys == 0).any() else None)
 
 
 # ---------------------------------------------------------------------------------------
@@ -182,68 +188,19 @@ def _sort_by_region(keys, vals, width, lo, hi, buf_k, buf_v, start, nt) -> None:
 @njit(cache=True, nogil=True, parallel=True)
 def _accumulate_regions(tk, ts, width, buf_k, buf_v, start, pos, count, zero) -> bool:
     """Every region adds its sorted rows ``pos[r]:start[r + 1]`` into its own row of the
-    tables (``tk[r]``, ``ts[r]``; probing wraps within the region). True when every row is
-    in; False when some region stopped (``pos`` saved) because its table must grow."""
-    cap = tk.shape[1]
-    bits = _bits(cap)
-    shift = np.uint64(64 - bits)
-    mask = np.uint64(cap - 1)
+    tables (:func:`_accumulate`). True when every row is in; False when some region
+    stopped (``pos`` saved) because its table must grow."""
     done = np.ones(REGIONS, dtype=np.bool_)
     for r in prange(REGIONS):
-        keys_r = tk[r]
-        sums_r = ts[r]
-        n = count[r]
-        i = pos[r]
-        end = start[r + 1]
-        while i < end:
-            k = buf_k[i]
-            if k == 0:
-                for j in range(width):
-                    zero[r, j] += buf_v[i * width + j]
-                i += 1
-                continue
-            h = (_hash(k) << np.uint64(REGION_BITS)) >> shift
-            grow = False
-            while True:
-                e = keys_r[h]
-                if e == k:
-                    break
-                if e == 0:
-                    if 2 * (n + 1) > cap:
-                        grow = True
-                        break
-                    keys_r[h] = k
-                    n += 1
-                    break
-                h = (h + np.uint64(1)) & mask
-            if grow:
-                done[r] = False
-                break
-            if width == 1:
-                sums_r[h] += buf_v[i]
-            else:
-                for j in range(width):
-                    sums_r[np.int64(h) * width + j] += buf_v[i * width + j]
-            i += 1
-        pos[r] = i
-        count[r] = n
+        pos[r], count[r] = _accumulate(tk[r], ts[r], width, buf_k, buf_v, pos[r], start[r + 1], zero[r], count[r], REGION_BITS)
+        done[r] = pos[r] == start[r + 1]
     return done.all()
 
 
 @njit(cache=True, nogil=True, parallel=True)
 def _rehash_regions(tk, ts, width, nk, ns) -> None:
-    cap = nk.shape[1]
-    shift = np.uint64(64 - _bits(cap))
-    mask = np.uint64(cap - 1)
     for r in prange(REGIONS):
-        for old in range(tk.shape[1]):
-            k = tk[r, old]
-            if k != 0:
-                h = (_hash(k) << np.uint64(REGION_BITS)) >> shift
-                while nk[r, h] != 0:
-                    h = (h + np.uint64(1)) & mask
-                nk[r, h] = k
-                ns[r, np.int64(h) * width : (np.int64(h) + 1) * width] = ts[r, old * width : (old + 1) * width]
+        _rehash(tk[r], ts[r], width, nk[r], ns[r], REGION_BITS)
 
 
 def _regions(keys: np.ndarray, vals: np.ndarray, width: int, chunk: int) -> tuple[np.ndarray, np.ndarray]:
@@ -267,15 +224,7 @@ def _regions_locked(keys: np.ndarray, vals: np.ndarray, width: int, chunk: int) 
             nk, ns = np.zeros((REGIONS, cap), dtype=np.uint64), np.zeros((REGIONS, cap * width), dtype=np.int64)
             _rehash_regions(tk, ts, width, nk, ns)
             tk, ts = nk, ns
-    total = int(count.sum())
-    has_zero = bool((keys == 0).any())
-    out_keys = np.empty(total + has_zero, dtype=np.uint64)
-    out_sums = np.empty(len(out_keys) * width, dtype=np.int64)
-    _collect(tk.reshape(-1), ts.reshape(-1), width, out_keys, out_sums, 0)
-    if has_zero:
-        out_keys[total] = 0
-        out_sums[total * width :] = zero.sum(axis=0)
-    return out_keys, out_sums
+    return _finish(tk, ts, width, int(count.sum()), zero.sum(axis=0) if (keys == 0).any() else None)
 
 
 def sum_by_key(
