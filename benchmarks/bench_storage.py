@@ -247,9 +247,6 @@ def table_bytes(store, entries) -> dict[str, int]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    from fleetprof.warmup import warm_up
-
-    warm_up()  # as `fleetprof serve` does at start: no query pays for loading the numba kernels
     ap.add_argument("--minutes", type=int, default=60)
     ap.add_argument("--window-s", type=int, default=10, help="simulated seconds per L0 flush")
     ap.add_argument("--instances", type=int, default=INSTANCES_PER_SERVICE,
@@ -260,6 +257,9 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=2, help="query runs (run 1 = first time; later = warm cache)")
     ap.add_argument("--breakdown", action="store_true", help="print stored bytes per segment table")
     args = ap.parse_args()
+    from fleetprof.warmup import warm_up
+
+    warm_up()  # as `fleetprof serve` does at start: no query pays for loading the numba kernels
     root = tempfile.mkdtemp(prefix="fleetprof-bench-")
     try:
         print(f"load average at start: {os.getloadavg()}")
