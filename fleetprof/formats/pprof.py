@@ -63,6 +63,7 @@ from fleetprof.formats.errors import (
 )
 from fleetprof.formats.pprof_scan import (
     dedupe_stacks,
+    locate,
     resolve_frames,
     scan_locations,
     scan_records,
@@ -83,19 +84,27 @@ _MAX_WALK_ITER = 24
 
 def decode_pprof(data: bytes, *, limits: Limits = DEFAULT_LIMITS, keep_lines: bool = False) -> Profile:
     """Decode pprof bytes into a canonical profile (see the module contract)."""
-    stacks, sample_types, meta = decode_pprof_stacks(data, limits=limits, keep_lines=keep_lines)
+    stacks, sample_types, meta = decode_pprof_stacks(data, limits=limits, keep_lines=keep_lines, expand=False)
     return build(stacks, sample_types, **meta)
 
 
 def decode_pprof_stacks(
-    data: bytes, *, limits: Limits = DEFAULT_LIMITS, keep_lines: bool = False, group: bool = True
+    data: bytes,
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+    keep_lines: bool = False,
+    group: bool = True,
+    expand: bool = True,
 ) -> tuple[Stacks, tuple[ValueType, ...], dict[str, Any]]:
     """:func:`decode_pprof` without its final :func:`~fleetprof.model.profile.build`: the
     same checks and errors, and ``(stacks, sample_types, meta)`` such that
     ``build(stacks, sample_types, **meta)`` is the decoded profile (callers may build many
     profiles' stacks at once, e.g. the server's segment writer). ``group=False`` skips
     summing identical stacks here (one stack per sample; ``build`` sums them anyway), which
-    is cheaper when the stacks are built later in a large batch."""
+    is cheaper when the stacks are built later in a large batch. ``expand=False`` may
+    return the stacks in pprof's own shape (``Stacks.locations``: location indices, leaf
+    first, one stack per sample) when nothing needs the frames themselves (no
+    ``drop_frames``, no stack over the depth limit); ``build`` walks that shape directly."""
     raw = maybe_gunzip(bytes(data) if not isinstance(data, bytes) else data, FMT, limits)
     if not raw:
         raise ProfileFormatError(FMT, "empty input")
@@ -123,6 +132,43 @@ def decode_pprof_stacks(
     locs = _locations(view, raw, (buf, spans), st, keep_lines, drop_rx, keep_rx)
     samples = _scanned_samples(buf, spans, view, len(sample_types)) or _samples(view, len(sample_types), limits)
     label_index, label_sets = _label_sets(samples, st, len(strings))
+    located = None
+    if not expand and drop_rx is None:
+        got = locate(samples.loc_offsets, samples.loc_ids, locs.ids, locs.frame_offsets)
+        if got is not None and got[2] <= limits.max_stack_depth:
+            located = got[0]
+    if located is not None:
+        stacks = Stacks(
+            names=locs.names,
+            files=locs.files,
+            offsets=samples.loc_offsets,
+            frames=located,
+            values=samples.values,
+            lines=locs.lines if keep_lines else None,
+            label_index=label_index,
+            label_sets=label_sets,
+            locations=(locs.frame_offsets, locs.frames),
+        )
+        truncated = 0
+    else:
+        stacks, truncated = _frame_stacks(samples, locs, label_index, label_sets, drop_rx, limits, keep_lines, group)
+    meta: dict[str, Any] = {
+        "period_type": period_type,
+        "period": int(view.period),
+        "default_sample_type": default,
+        "time_nanos": int(view.time_nanos),
+        "duration_nanos": int(view.duration_nanos),
+        "truncated_stacks": truncated,
+        "comments": comments,
+    }
+    return stacks, sample_types, meta
+
+
+def _frame_stacks(
+    samples: _Samples, locs: _Locations, label_index, label_sets, drop_rx, limits: Limits, keep_lines: bool, group: bool
+) -> tuple[Stacks, int]:
+    """Stacks of frames, root first (drop_frames and the depth limit applied) and the
+    number of samples whose stacks were truncated."""
     # identical (stack, label set) samples are summed first: everything below is per stack
     if group:
         loc_offsets, loc_ids, label_index, values, weight, rep = _dedupe(samples.loc_offsets, samples.loc_ids, label_index, samples.values)
@@ -154,16 +200,7 @@ def decode_pprof_stacks(
         label_index=label_index,
         label_sets=label_sets,
     )
-    meta: dict[str, Any] = {
-        "period_type": period_type,
-        "period": int(view.period),
-        "default_sample_type": default,
-        "time_nanos": int(view.time_nanos),
-        "duration_nanos": int(view.duration_nanos),
-        "truncated_stacks": truncated,
-        "comments": comments,
-    }
-    return stacks, sample_types, meta
+    return stacks, truncated
 
 
 # ---------------------------------------------------------------------------------------

@@ -26,6 +26,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from fleetprof.model.trie import expand_locations
+
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 
@@ -584,47 +586,63 @@ def resolve_frames(
 
 
 @njit(cache=True, nogil=True)
-def _resolve_ids(ids, refs, lf_off, out) -> int:
-    """Location index of every referenced id into ``out``; returns the number of frames
-    they expand to, or -1 at the first unknown id."""
+def _resolve_ids(ids, refs, offsets, lf_off, out):
+    """Location index of every referenced id into ``out``; returns (frames they expand to,
+    frames of the deepest stack ``refs[offsets[s]:offsets[s + 1]]``), or (-1, -1) at the
+    first unknown id. Ids ``1 .. L`` in order are indexed directly, others hashed."""
+    dense = True
+    for i in range(len(ids)):
+        if ids[i] != np.uint64(i + 1):
+            dense = False
+            break
     bits = 4
-    while (1 << bits) < 2 * len(ids) + 2:
+    while not dense and (1 << bits) < 2 * len(ids) + 2:
         bits += 1
     shift = np.uint64(64 - bits)
     mask = (1 << bits) - 1
-    table = np.full(1 << bits, -1, dtype=np.int64)
-    for i in range(len(ids)):
+    table = np.full(0 if dense else 1 << bits, -1, dtype=np.int64)
+    for i in range(0 if dense else len(ids)):
         h = np.int64((ids[i] * _GOLDEN) >> shift)
         while table[h] >= 0:
             h = (h + 1) & mask
         table[h] = i
+    n = np.uint64(len(ids))
     total = 0
-    for k in range(len(refs)):
-        r = refs[k]
-        h = np.int64((r * _GOLDEN) >> shift)
-        while True:
-            i = table[h]
-            if i < 0:
-                return -1
-            if ids[i] == r:
-                break
-            h = (h + 1) & mask
-        out[k] = i
-        total += lf_off[i + 1] - lf_off[i]
-    return total
+    deepest = 0
+    for s in range(len(offsets) - 1):
+        depth = 0
+        for k in range(offsets[s], offsets[s + 1]):
+            r = refs[k]
+            if dense:
+                if r == 0 or r > n:
+                    return -1, -1
+                i = np.int64(r) - 1
+            else:
+                h = np.int64((r * _GOLDEN) >> shift)
+                while True:
+                    i = table[h]
+                    if i < 0:
+                        return -1, -1
+                    if ids[i] == r:
+                        break
+                    h = (h + 1) & mask
+            out[k] = i
+            depth += lf_off[i + 1] - lf_off[i]
+        total += depth
+        deepest = max(deepest, depth)
+    return total, deepest
 
 
-@njit(cache=True, nogil=True)
-def _expand(loc_offsets, loc_index, lf_off, lf_frames, out_off, out_frames) -> None:
-    at = 0
-    for s in range(len(loc_offsets) - 1):
-        out_off[s] = at
-        for k in range(loc_offsets[s + 1] - 1, loc_offsets[s] - 1, -1):  # leaf first on the wire
-            li = loc_index[k]
-            for f in range(lf_off[li], lf_off[li + 1]):
-                out_frames[at] = lf_frames[f]
-                at += 1
-    out_off[len(loc_offsets) - 1] = at
+def locate(
+    loc_offsets: np.ndarray, loc_ids: np.ndarray, ids: np.ndarray, lf_off: np.ndarray
+) -> tuple[np.ndarray, int, int] | None:
+    """Every location id of the stacks ``loc_ids[loc_offsets[s]:loc_offsets[s + 1]]``
+    resolved against ``ids`` (distinct): ``(location indices, frames in all, frames of the
+    deepest stack)`` where location ``i`` has ``lf_off[i + 1] - lf_off[i]`` frames; None at
+    the first unknown id (the caller names it)."""
+    loc_index = np.empty(len(loc_ids), dtype=np.int64)
+    total, deepest = _resolve_ids(np.ascontiguousarray(ids, dtype=np.uint64), loc_ids, loc_offsets, lf_off, loc_index)
+    return None if total < 0 else (loc_index, total, deepest)
 
 
 def stack_frames(
@@ -634,10 +652,7 @@ def stack_frames(
     frames, root first: every location id is resolved against ``ids`` (distinct) and
     replaced by its frames ``lf_frames[lf_off[i]:lf_off[i + 1]]`` (root first). None at
     the first unknown location id (the caller names it)."""
-    loc_index = np.empty(len(loc_ids), dtype=np.int64)
-    total = _resolve_ids(np.ascontiguousarray(ids, dtype=np.uint64), loc_ids, lf_off, loc_index)
-    if total < 0:
+    got = locate(loc_offsets, loc_ids, ids, lf_off)
+    if got is None:
         return None
-    out_off, out_frames = np.empty(len(loc_offsets), dtype=np.int64), np.empty(total, dtype=np.int64)
-    _expand(loc_offsets, loc_index, lf_off, np.ascontiguousarray(lf_frames, dtype=np.int64), out_off, out_frames)
-    return out_off, out_frames
+    return expand_locations(loc_offsets, got[0], lf_off, lf_frames, got[1])

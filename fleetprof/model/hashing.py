@@ -42,13 +42,13 @@ def frame_id(name: str, file: str = "", line: int = 0) -> int:
 
 def frame_ids(names: Sequence[str], files: Sequence[str], lines: Sequence[int] | None = None) -> np.ndarray:
     """Vector of ``frame_id`` for parallel sequences (one hash per entry, uint64)."""
+    b2 = hashlib.blake2b
     if lines is None:
-        return np.fromiter((frame_id(n, f) for n, f in zip(names, files, strict=True)), dtype=np.uint64, count=len(names))
-    return np.fromiter(
-        (frame_id(n, f, int(ln)) for n, f, ln in zip(names, files, lines, strict=True)),
-        dtype=np.uint64,
-        count=len(names),
-    )
+        texts = [f"{n}\0{f}" for n, f in zip(names, files, strict=True)]
+    else:
+        texts = [f"{n}\0{f}\0{int(ln)}" if ln else f"{n}\0{f}" for n, f, ln in zip(names, files, lines, strict=True)]
+    digests = b"".join([b2(t.encode("utf-8", "replace"), digest_size=8).digest() for t in texts])
+    return np.frombuffer(digests, dtype="<u8").astype(np.uint64)
 
 
 def mix(parent: np.ndarray, frame: np.ndarray) -> np.ndarray:

@@ -27,6 +27,7 @@ import numpy as np
 import polars as pl
 
 from fleetprof.model.hashing import ROOT_ID, frame_ids, labels_id, mix
+from fleetprof.model.trie import expand_locations, trie_nodes
 
 U64 = pl.UInt64
 FRAMES_SCHEMA = {"frame_id": pl.UInt64, "name": pl.Utf8, "file": pl.Utf8, "line": pl.Int64}
@@ -122,6 +123,10 @@ class Stacks:
     label_ids: np.ndarray | None = None
     """Per-stack label set ids already hashed (``labels_id``); when given, ``label_index``/
     ``label_sets`` are ignored and the caller supplies the profile's ``labels`` table."""
+    locations: tuple[np.ndarray, np.ndarray] | None = None
+    """pprof's shape, built without expanding it: when given as ``(lf_off, lf_frames)``,
+    ``frames`` holds *location* indices with every stack listed **leaf first**, and location
+    ``i`` stands for frames ``lf_frames[lf_off[i]:lf_off[i + 1]]`` (root first)."""
 
 
 def build(
@@ -143,29 +148,42 @@ def build(
     fidx = np.asarray(stacks.frames, dtype=np.int64)
     values = np.asarray(stacks.values, dtype=np.int64).reshape(len(offsets) - 1, len(sample_types))
     ftab = frame_id_table if frame_id_table is not None else frame_ids(stacks.names, stacks.files, stacks.lines)
-    lengths = np.diff(offsets)
-    trie = _prefix_tree(offsets, fidx, np.asarray(ftab, dtype=np.uint64))
-    lab, labels = _label_columns(stacks, len(lengths))
+    ftab = np.asarray(ftab, dtype=np.uint64)
+    located = stacks.locations is not None
+    if located:
+        lf_off, lf_frames = (np.asarray(a, dtype=np.int64) for a in stacks.locations)  # type: ignore[union-attr]
+        used_locs = np.zeros(len(lf_off) - 1, dtype=bool)
+        used_locs[fidx] = True
+        used_frames = lf_frames[np.repeat(used_locs, np.diff(lf_off))]
+        if not 0 < int(np.diff(lf_off)[fidx].sum()) <= TRIE_MAX_ELEMENTS:
+            offsets, fidx = expand_locations(offsets, fidx, lf_off, lf_frames)
+            located = False
+    else:
+        used_frames = fidx
+    if located:
+        trie = trie_nodes(offsets, fidx, ftab, (lf_off, lf_frames))
+    elif len(fidx) <= TRIE_MAX_ELEMENTS:
+        trie = trie_nodes(offsets, fidx, ftab)
+    else:
+        trie = _prefix_tree(offsets, fidx, ftab)
+    lab, labels = _label_columns(stacks, len(offsets) - 1)
     cols = value_columns(len(sample_types))
     if trie is not None:
         nid, pid, nfid, depth, leaf_row, parent_row = trie
         nodes = pl.DataFrame(
             {"node_id": nid, "parent_id": pid, "frame_id": nfid, "depth": depth}, schema=NODES_SCHEMA
         )
-        if len(nid) > SMALL and cols and not lab.any():
+        samples, sample_rows = _aggregate_rows(leaf_row, nid, lab, values, cols)
+        if len(nid) > SMALL:
             _remember_rows(nodes, parent_row)
-            samples, sample_rows = _aggregate_rows(leaf_row, nid, values, cols)
             _remember_rows(samples, sample_rows)
-        else:
-            leaf = np.where(leaf_row >= 0, nid[np.maximum(leaf_row, 0)] if len(nid) else 0, np.uint64(ROOT_ID))
-            samples = _aggregate_arrays(leaf.astype(np.uint64), lab, values, cols)
     else:
-        nodes, leaf = _hashed_nodes(offsets, fidx, ftab, lengths)
+        nodes, leaf = _hashed_nodes(offsets, fidx, ftab, np.diff(offsets))
         samples = _aggregate_arrays(leaf, lab, values, cols)
     if len(stacks.names) == 0:
         return Profile(tuple(sample_types), empty_frames(), nodes, samples, labels, **meta)  # type: ignore[arg-type]
-    if len(fidx):
-        used = np.flatnonzero(np.bincount(fidx, minlength=len(ftab)))
+    if len(used_frames):
+        used = np.flatnonzero(np.bincount(used_frames, minlength=len(ftab)))
     else:
         used = np.zeros(0, dtype=np.int64)
     used = used[_first_distinct(ftab[used])]
@@ -234,24 +252,34 @@ def sample_rows_hint(samples: pl.DataFrame) -> np.ndarray | None:
 
 
 def _aggregate_rows(
-    leaf_row: np.ndarray, nid: np.ndarray, values: np.ndarray, cols: list[str]
+    leaf_row: np.ndarray, nid: np.ndarray, lab: np.ndarray, values: np.ndarray, cols: list[str]
 ) -> tuple[pl.DataFrame, np.ndarray]:
-    """Unlabelled samples summed per leaf row (rows are small dense ints, no hashing), and
-    the node row of each sample row (-1 for the root's)."""
-    real = leaf_row >= 0
-    urow, inv = np.unique(leaf_row[real], return_inverse=True)
-    sums = np.zeros((len(urow), len(cols)), dtype=np.int64)
-    np.add.at(sums, inv, values[real])
-    keep = sums.any(axis=1)
-    rows, sums = urow[keep], sums[keep]
-    root = values[~real].sum(axis=0)
-    if root.any():
-        rows = np.concatenate([rows, [-1]])
-        sums = np.concatenate([sums, root[None, :]])
-    node = np.where(rows >= 0, nid[np.maximum(rows, 0)], np.uint64(ROOT_ID)).astype(np.uint64)
-    data = {"node_id": node, "labels": np.zeros(len(rows), dtype=np.uint64)} | {c: sums[:, i] for i, c in enumerate(cols)}
+    """Samples summed per (leaf row, label set id) by the compiled group-by over exact
+    dense keys (no hashing of node ids), all-zero rows dropped; and the node row of each
+    sample row (-1 for the root's)."""
+    from fleetprof.model.groupsum import sum_by_key
+
+    if lab.any():
+        ulab, code = np.unique(lab, return_inverse=True)
+    else:
+        ulab, code = np.zeros(1, dtype=np.uint64), np.zeros(len(lab), dtype=np.int64)
+    nl = np.uint64(len(ulab))
+    keys = (leaf_row + 1).astype(np.uint64) * nl + code.reshape(-1).astype(np.uint64)
+    ukeys, sums = sum_by_key(keys, values)
+    sums = sums.reshape(len(ukeys), len(cols))
+    if cols:
+        keep = sums.any(axis=1)
+        ukeys, sums = ukeys[keep], sums[keep]
+    rows = (ukeys // nl).astype(np.int64) - 1
+    node = np.where(rows >= 0, nid[np.maximum(rows, 0)] if len(nid) else 0, np.uint64(ROOT_ID)).astype(np.uint64)
+    data = {"node_id": node, "labels": ulab[(ukeys % nl).astype(np.int64)]} | {c: sums[:, i] for i, c in enumerate(cols)}
     return pl.DataFrame(data, schema={"node_id": U64, "labels": U64} | {c: pl.Int64 for c in cols}), rows
 
+
+TRIE_MAX_ELEMENTS = 1 << 17
+"""Stacks with at most this many elements (frames) in all are built by the compiled trie
+(:mod:`.trie`); larger ones by sorting (:func:`_prefix_tree`), whose cost grows more
+slowly than a trie's once the node table outgrows the cache."""
 
 PREFIX_TREE_CELLS = 4
 """:func:`_prefix_tree` pads stacks to the deepest one; it runs while that padded matrix
@@ -371,11 +399,20 @@ def _chain_node_ids(offsets: np.ndarray, fid: np.ndarray) -> np.ndarray:
 def _label_columns(stacks: Stacks, n: int) -> tuple[np.ndarray, pl.DataFrame]:
     if stacks.label_ids is not None:
         return np.asarray(stacks.label_ids, dtype=np.uint64), empty_labels()
-    if stacks.label_sets is None or stacks.label_index is None or len(stacks.label_sets) == 0:
+    sets = stacks.label_sets
+    if sets is None or stacks.label_index is None or len(sets) == 0:
         return np.zeros(n, dtype=np.uint64), empty_labels()
-    ids = np.array([labels_id(ls) for ls in stacks.label_sets], dtype=np.uint64)
-    rows = [(int(ids[i]), k, v) for i, ls in enumerate(stacks.label_sets) for k, v in ls]
-    labels = pl.DataFrame(rows, schema=LABELS_SCHEMA, orient="row").unique()
+    ids = np.array([labels_id(ls) for ls in sets], dtype=np.uint64)
+    labels = pl.DataFrame(
+        {
+            "labels": np.repeat(ids, [len(ls) for ls in sets]),
+            "key": [k for ls in sets for k, _ in ls],
+            "value": [v for ls in sets for _, v in ls],
+        },
+        schema=LABELS_SCHEMA,
+    )
+    if len(np.unique(ids)) < len(ids) or any(len(set(ls)) < len(ls) for ls in sets):
+        labels = labels.unique()
     return ids[np.asarray(stacks.label_index, dtype=np.int64)], labels
 
 

@@ -68,15 +68,16 @@ def test_padding_bound_falls_back():
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.integers(-1, 6), st.integers(-3, 3), st.integers(0, 2)), max_size=40))
-def test_aggregate_rows_matches_hashed_aggregation(rows):
+@given(st.lists(st.tuples(st.integers(-1, 6), st.integers(-3, 3), st.integers(0, 2), st.sampled_from([0, 0, 5, 2**64 - 1])), max_size=40))
+def test_aggregate_rows_matches_sorted_aggregation(rows):
     from fleetprof.model.profile import _aggregate_arrays, _aggregate_rows
 
     nid = np.array([101, 102, 103, 104, 105, 106, 107], dtype=np.uint64)
-    leaf_row = np.array([r for r, _, _ in rows], dtype=np.int64)
-    values = np.array([[a, b] for _, a, b in rows], dtype=np.int64).reshape(len(rows), 2)
-    got, grows = _aggregate_rows(leaf_row, nid, values, ["v0", "v1"])
+    leaf_row = np.array([r[0] for r in rows], dtype=np.int64)
+    lab = np.array([r[3] for r in rows], dtype=np.uint64)
+    values = np.array([[r[1], r[2]] for r in rows], dtype=np.int64).reshape(len(rows), 2)
+    got, grows = _aggregate_rows(leaf_row, nid, lab, values, ["v0", "v1"])
     leaf = np.where(leaf_row >= 0, nid[np.maximum(leaf_row, 0)], np.uint64(ROOT_ID)).astype(np.uint64)
-    ref = _aggregate_arrays(leaf, np.zeros(len(rows), np.uint64), values, ["v0", "v1"])
+    ref = _aggregate_arrays(leaf, lab, values, ["v0", "v1"])
     assert sorted(got.rows()) == sorted(ref.rows())
     assert (np.where(grows >= 0, nid[np.maximum(grows, 0)], np.uint64(ROOT_ID)) == got["node_id"].to_numpy()).all()

@@ -1,0 +1,203 @@
+"""Call-tree nodes of CSR stacks by a compiled trie (numba): the node builder of small and
+medium builds.
+
+Contract: :func:`trie_nodes` takes stacks in CSR form (``fidx[offsets[i]:offsets[i+1]]``,
+root first, indexing the frame id table ``ftab``; equal ids in ``ftab`` are one frame) and
+returns ``(node_id, parent_id, frame_id, depth, leaf_row, parent_row)`` exactly as
+:func:`fleetprof.model.profile._prefix_tree` does: one row per distinct path, ``node_id =
+mix(parent_id, frame_id)`` (see :mod:`.hashing`), rows listed level by level (breadth
+first: depth 1 first, and within a level grouped by parent in row order, so a level's
+``parent_row`` never decreases), ``leaf_row`` the row of every stack's leaf (-1 for an
+empty stack) and ``parent_row`` each node's parent row (-1 at depth 1).
+
+Nodes are found by walking every stack down a hash table keyed by ``(parent row, frame)``
+(open addressing, linear probing) that holds one entry per *node*, not per element: for
+inputs whose node count fits in cache every element costs one probe of a warm table.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from fleetprof.model.hashing import ROOT_ID
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_MIN_BITS = 10
+_ROOT = np.uint64(ROOT_ID)
+
+
+@njit(cache=True, nogil=True)
+def _mix(parent: np.uint64, frame: np.uint64) -> np.uint64:
+    """:func:`fleetprof.model.hashing.mix` for one pair."""
+    x = parent * _GOLDEN + frame
+    x = (x ^ (x >> np.uint64(30))) * _M1
+    x = (x ^ (x >> np.uint64(27))) * _M2
+    return x ^ (x >> np.uint64(31))
+
+
+@njit(cache=True, nogil=True)
+def _slot(key: np.uint64, shift: np.uint64) -> np.int64:
+    return np.int64((key * _GOLDEN) >> shift)
+
+
+@njit(cache=True, nogil=True)
+def _rehash(keyof: np.ndarray, rows: int, bits: int) -> np.ndarray:
+    """A table of ``2 ** bits`` slots holding rows ``0 .. rows - 1`` (as row + 1)."""
+    table = np.zeros(1 << bits, dtype=np.int32)
+    shift, mask = np.uint64(64 - bits), (1 << bits) - 1
+    for r in range(rows):
+        h = _slot(keyof[r], shift)
+        while table[h] != 0:
+            h = (h + 1) & mask
+        table[h] = r + 1
+    return table
+
+
+@njit(cache=True, nogil=True)
+def _walk(offsets, elems, lf_off, lf_frames, located, codes, ncodes, bits, keyof, leaf):
+    """Trie rows in creation order and every stack's leaf row; returns the number of rows.
+    Row ``r`` is the node ``keyof[r] = (parent row + 1) * (ncodes + 1) + frame code + 1``; the
+    table (``2 ** bits`` slots to start with, doubled past half load) holds row + 1, 0
+    marking an empty slot. Element ``e`` is frame ``elems[e]`` or, when ``located``,
+    location ``elems[e]`` (stacks listed leaf first), i.e. frames
+    ``lf_frames[lf_off[l]:lf_off[l + 1]]``."""
+    nc = np.uint64(ncodes + 1)
+    table = np.zeros(1 << bits, dtype=np.int32)
+    shift, mask = np.uint64(64 - bits), (1 << bits) - 1
+    rows = 0
+    for s in range(len(offsets) - 1):
+        parent = -1
+        lo, hi = offsets[s], offsets[s + 1]
+        for k in range(hi - lo):
+            if located:
+                li = elems[hi - 1 - k]
+                f0, f1 = lf_off[li], lf_off[li + 1]
+            else:
+                f0, f1 = lo + k, lo + k + 1
+            for f in range(f0, f1):
+                c = codes[lf_frames[f]] if located else codes[elems[f]]
+                key = np.uint64(parent + 1) * nc + np.uint64(c + 1)
+                h = _slot(key, shift)
+                while True:
+                    r = table[h]
+                    if r == 0:
+                        table[h] = rows + 1
+                        keyof[rows] = key
+                        parent = rows
+                        rows += 1
+                        if 2 * rows > (1 << bits):  # past half load: double and reinsert
+                            bits += 1
+                            table = _rehash(keyof, rows, bits)
+                            shift, mask = np.uint64(64 - bits), (1 << bits) - 1
+                        break
+                    if keyof[r - 1] == key:
+                        parent = r - 1
+                        break
+                    h = (h + 1) & mask
+        leaf[s] = parent
+    return rows
+
+
+@njit(cache=True, nogil=True)
+def _breadth_first(keyof, rows, ncodes, uf, nid, pid, fid, dep, prow, new_row) -> None:
+    """Rows reordered breadth first (children grouped under their parents, in creation
+    order) with their ids and depths; ``new_row`` maps creation rows to output rows."""
+    nc = np.uint64(ncodes + 1)
+    first = np.zeros(rows + 2, dtype=np.int64)  # children CSR by parent row + 1 (0: the root)
+    for r in range(rows):
+        first[np.int64(keyof[r] // nc) + 1] += 1
+    for i in range(1, rows + 2):
+        first[i] += first[i - 1]
+    kids = np.empty(rows, dtype=np.int64)
+    fill = first[: rows + 1].copy()
+    for r in range(rows):
+        p1 = np.int64(keyof[r] // nc)
+        kids[fill[p1]] = r
+        fill[p1] += 1
+    queue = np.empty(rows, dtype=np.int64)  # creation row of every output row
+    out = 0
+    for k in range(first[0], first[1]):
+        queue[out] = kids[k]
+        prow[out] = -1
+        out += 1
+    for at in range(rows):
+        old = queue[at]
+        new_row[old] = at
+        for k in range(first[old + 1], first[old + 2]):
+            queue[out] = kids[k]
+            prow[out] = at
+            out += 1
+    for o in range(rows):  # parents precede children
+        f = uf[np.int64(keyof[queue[o]] % nc) - 1]
+        if prow[o] < 0:
+            p, d = _ROOT, 1
+        else:
+            p, d = nid[prow[o]], dep[prow[o]] + 1
+        fid[o] = f
+        dep[o] = d
+        pid[o] = p
+        nid[o] = _mix(p, f)
+
+
+def trie_nodes(
+    offsets: np.ndarray,
+    elems: np.ndarray,
+    ftab: np.ndarray,
+    locations: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """Nodes of CSR stacks (module contract); None when there is no frame at all.
+
+    ``elems`` index ``ftab`` (stacks root first) or, with ``locations = (lf_off,
+    lf_frames)``, they are location indices with stacks listed **leaf first**, location
+    ``i`` standing for frames ``lf_frames[lf_off[i]:lf_off[i + 1]]`` (root first; pprof's
+    shape, walked without expanding it first)."""
+    offsets = np.asarray(offsets, dtype=np.int64)
+    elems = np.asarray(elems, dtype=np.int64)
+    n_stacks = len(offsets) - 1
+    if locations is None:
+        lf_off, lf_frames, n = np.zeros(1, np.int64), np.zeros(0, np.int64), len(elems)
+    else:
+        lf_off, lf_frames = (np.asarray(a, dtype=np.int64) for a in locations)
+        n = int(np.diff(lf_off)[elems].sum())
+    if n_stacks <= 0 or n == 0:
+        return None
+    uf, canon = np.unique(np.asarray(ftab, dtype=np.uint64), return_inverse=True)
+    codes = canon.astype(np.int64).reshape(-1)
+    keyof, leaf = np.empty(n, np.uint64), np.empty(n_stacks, np.int64)
+    bits = max(_MIN_BITS, (n // 2).bit_length())  # room for a node per 4 elements at half load
+    rows = _walk(offsets, elems, lf_off, lf_frames, locations is not None, codes, len(uf), bits, keyof, leaf)
+    nid, pid, fid = np.empty(rows, np.uint64), np.empty(rows, np.uint64), np.empty(rows, np.uint64)
+    dep, prow, new_row = np.empty(rows, np.uint32), np.empty(rows, np.int64), np.empty(rows, np.int64)
+    _breadth_first(keyof, rows, len(uf), uf, nid, pid, fid, dep, prow, new_row)
+    leaf_row = np.where(leaf >= 0, new_row[np.maximum(leaf, 0)], -1)
+    return nid, pid, fid, dep, leaf_row, prow
+
+
+@njit(cache=True, nogil=True)
+def _expand(offsets, elems, lf_off, lf_frames, out_off, out_frames) -> None:
+    at = 0
+    for s in range(len(offsets) - 1):
+        out_off[s] = at
+        for k in range(offsets[s + 1] - 1, offsets[s] - 1, -1):  # leaf first
+            li = elems[k]
+            for f in range(lf_off[li], lf_off[li + 1]):
+                out_frames[at] = lf_frames[f]
+                at += 1
+    out_off[len(offsets) - 1] = at
+
+
+def expand_locations(
+    offsets: np.ndarray, elems: np.ndarray, lf_off: np.ndarray, lf_frames: np.ndarray, total: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stacks of location indices (leaf first) as CSR stacks of frames, root first: every
+    location ``i`` replaced by its frames ``lf_frames[lf_off[i]:lf_off[i + 1]]`` (root
+    first). ``total``, when known, is the number of frames that makes."""
+    offsets, elems, lf_off = (np.asarray(a, dtype=np.int64) for a in (offsets, elems, lf_off))
+    if total is None:
+        total = int(np.diff(lf_off)[elems].sum())
+    out_off, out_frames = np.empty(len(offsets), dtype=np.int64), np.empty(total, dtype=np.int64)
+    _expand(offsets, elems, lf_off, np.ascontiguousarray(lf_frames, dtype=np.int64), out_off, out_frames)
+    return out_off, out_frames
