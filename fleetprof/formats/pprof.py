@@ -63,6 +63,7 @@ from fleetprof.formats.errors import (
 )
 from fleetprof.formats.pprof_scan import (
     dedupe_stacks,
+    label_sets,
     locate,
     resolve_frames,
     scan_locations,
@@ -72,8 +73,7 @@ from fleetprof.formats.pprof_scan import (
     table_spans,
 )
 from fleetprof.formats.proto import pprof_view_pb2, profile_pb2
-from fleetprof.model.hashing import mix
-from fleetprof.model.profile import Profile, Stacks, ValueType, build
+from fleetprof.model.profile import TRIE_MAX_ELEMENTS, Profile, Stacks, ValueType, build
 
 FMT = "pprof"
 
@@ -104,7 +104,8 @@ def decode_pprof_stacks(
     is cheaper when the stacks are built later in a large batch. ``expand=False`` may
     return the stacks in pprof's own shape (``Stacks.locations``: location indices, leaf
     first, one stack per sample) when nothing needs the frames themselves (no
-    ``drop_frames``, no stack over the depth limit); ``build`` walks that shape directly."""
+    ``drop_frames``, no stack over the depth limit) and they are few enough for
+    ``build``'s trie, which walks that shape directly."""
     raw = maybe_gunzip(bytes(data) if not isinstance(data, bytes) else data, FMT, limits)
     if not raw:
         raise ProfileFormatError(FMT, "empty input")
@@ -133,10 +134,10 @@ def decode_pprof_stacks(
     samples = _scanned_samples(buf, spans, view, len(sample_types)) or _samples(view, len(sample_types), limits)
     label_index, label_sets = _label_sets(samples, st, len(strings))
     located = None
-    if not expand and drop_rx is None:
+    if not expand and drop_rx is None and len(samples.loc_ids) <= TRIE_MAX_ELEMENTS:
         got = locate(samples.loc_offsets, samples.loc_ids, locs.ids, locs.frame_offsets)
-        if got is not None and got[2] <= limits.max_stack_depth:
-            located = got[0]
+        if got is not None and got[1] <= TRIE_MAX_ELEMENTS and got[2] <= limits.max_stack_depth:
+            located = got[0]  # small enough for the trie, which then needs no dedupe
     if located is not None:
         stacks = Stacks(
             names=locs.names,
@@ -939,51 +940,6 @@ def _truncate(offsets: np.ndarray, frames: np.ndarray, max_depth: int, marker: i
     return new_off, out, over
 
 
-_MULTIPLIERS = np.random.default_rng(0x5EED).integers(0, 2**63, size=1024, dtype=np.int64).astype(_U64) * _U64(2) + _U64(1)
-
-
-def _position_multipliers(n: int) -> np.ndarray:
-    """Odd 64-bit multipliers per stack position (fixed seed; only used within a decode)."""
-    global _MULTIPLIERS
-    if n > len(_MULTIPLIERS):
-        extra = np.random.default_rng(n).integers(0, 2**63, size=n - len(_MULTIPLIERS), dtype=np.int64)
-        _MULTIPLIERS = np.concatenate([_MULTIPLIERS, extra.astype(_U64) * _U64(2) + _U64(1)])
-    return _MULTIPLIERS
-
-
-def _group_segments(offsets: np.ndarray, elems: np.ndarray, extra: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray] | None:
-    """Group equal CSR segments (and equal ``extra`` keys): (index of each group's first
-    segment, group of every segment), groups numbered in hash order. Segments are hashed (sum over elements of (element + 1) × a per-position odd multiplier), then
-    every member is compared element by element with its group's first segment: on a
-    hash collision this returns None instead of ever merging different segments."""
-    n = len(offsets) - 1
-    lengths = np.diff(offsets)
-    pos = np.arange(len(elems), dtype=np.int64) - np.repeat(offsets[:-1], lengths)
-    mult = _position_multipliers(int(lengths.max()) if n else 0)
-    with np.errstate(over="ignore"):
-        h = elems.astype(_U64, copy=False) + _U64(1)
-        h *= mult[pos]
-        cum = np.zeros(len(elems) + 1, dtype=_U64)
-        np.cumsum(h, out=cum[1:])
-        key = mix(cum[offsets[1:]] - cum[offsets[:-1]], lengths.astype(_U64))
-        if extra is not None:
-            key = mix(key, extra.astype(_U64))
-    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    if len(first) == n:
-        return first, inverse
-    rep = first[inverse]
-    same = lengths == lengths[rep]
-    if extra is not None:
-        same &= extra == extra[rep]
-    if not same.all():
-        return None
-    src = np.repeat(offsets[rep], lengths) + pos
-    if not np.array_equal(elems, elems[src]):
-        return None
-    return first, inverse
-
-
 def _dedupe(
     offsets: np.ndarray, elems: np.ndarray, label_index: np.ndarray | None, values: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray, np.ndarray, np.ndarray]:
@@ -1010,54 +966,17 @@ def _label_sets(s: _Samples, st: _Strings, nstr: int) -> tuple[np.ndarray | None
         if len(bad):
             k = int(bad[0])
             raise ProfileFormatError(FMT, f"string index {int(arr[k])} out of range (table has {nstr})", f"sample[{int(s.label_owner[k])}].label.{name}")
-    is_str = s.label_str != 0
-    is_num = ~is_str & ((s.label_num != 0) | (s.label_unit != 0))
-    keep = is_str | is_num
-    owner = s.label_owner[keep]
-    if len(owner) == 0:
+    got = label_sets(s.label_owner, np.stack([s.label_key, s.label_str, s.label_num, s.label_unit], axis=1), len(s.loc_offsets) - 1, nstr)
+    if got is None:
         return None, None
-    key = s.label_key[keep]
-    # value ids: string labels use their string index; numeric labels get ids >= nstr
-    vid = s.label_str[keep].copy()
-    num_m = is_num[keep]
-    values: list[str] = []
-    if num_m.any():
-        # distinct (num, unit) pairs, numbered in (num, unit) order
-        nums, units = s.label_num[keep][num_m], s.label_unit[keep][num_m]
-        by_pair = np.lexsort((units, nums))
-        sn, su = nums[by_pair], units[by_pair]
-        brk = np.ones(len(sn), dtype=bool)
-        brk[1:] = (sn[1:] != sn[:-1]) | (su[1:] != su[:-1])
-        inv = np.empty(len(sn), dtype=np.int64)
-        inv[by_pair] = np.cumsum(brk) - 1
-        table = st.table
-        values = [f"{n} {table[u]}" if u else f"{n}" for n, u in zip(sn[brk].tolist(), su[brk].tolist(), strict=True)]
-        vid[num_m] = nstr + inv
-    nv = nstr + len(values)
-    code = key * nv + vid
-    order = np.lexsort((code, owner))
-    owner, code = owner[order], code[order]
-    # distinct label sets = distinct sorted code sequences of the labelled samples
-    n = len(s.loc_offsets) - 1
-    # owner is sorted: the labelled samples and where each one's labels start
-    starts = np.flatnonzero(np.concatenate(([True], owner[1:] != owner[:-1])))
-    who = owner[starts]
-    seg = np.append(starts, len(owner)).astype(np.int64)
-    grouped = _group_segments(seg, code)
-    if grouped is None:  # a hash collision: group exactly (and slowly) instead
-        seen: dict[tuple[int, ...], int] = {}
-        inverse = np.array([seen.setdefault(tuple(code[a:b].tolist()), len(seen)) for a, b in zip(seg[:-1], seg[1:], strict=True)], dtype=np.int64)
-        first = np.unique(inverse, return_index=True)[1]
-    else:
-        first, inverse = grouped
-    label_index = np.zeros(n, dtype=np.int64)
-    label_index[who] = inverse + 1
-    label_sets: list[tuple[tuple[str, str], ...]] = [()]
+    label_index, codes, seg, pairs, nv = got
     table = st.table
-    for g in first.tolist():
+    numeric = [f"{n} {table[u]}" if u else f"{n}" for n, u in pairs.tolist()]
+    label_sets_out: list[tuple[tuple[str, str], ...]] = [()]
+    for lo, hi in seg.tolist():
         pairs_out = []
-        for c in code[seg[g] : seg[g + 1]].tolist():
+        for c in codes[lo:hi].tolist():
             k, v = divmod(c, nv)
-            pairs_out.append((table[k], table[v] if v < nstr else values[v - nstr]))
-        label_sets.append(tuple(pairs_out))
-    return label_index, label_sets
+            pairs_out.append((table[k], table[v] if v < nstr else numeric[v - nstr]))
+        label_sets_out.append(tuple(pairs_out))
+    return label_index, label_sets_out

@@ -656,3 +656,122 @@ def stack_frames(
     if got is None:
         return None
     return expand_locations(loc_offsets, got[0], lf_off, lf_frames, got[1])
+
+
+@njit(cache=True, nogil=True)
+def _pair_ids(num, unit, is_num, base, vid, pairs) -> int:
+    """Value ids ``base + k`` for the distinct (num, unit) pairs of the numeric labels
+    (numbered in first appearance; ``pairs[k]`` = that pair); returns how many."""
+    bits = 4
+    while (1 << bits) < 2 * len(num) + 2:
+        bits += 1
+    shift, mask = np.uint64(64 - bits), (1 << bits) - 1
+    table = np.full(1 << bits, -1, dtype=np.int64)
+    k = 0
+    for i in range(len(num)):
+        if not is_num[i]:
+            continue
+        h = np.int64(((np.uint64(num[i]) * _GOLDEN) ^ np.uint64(unit[i])) * _GOLDEN >> shift)
+        while True:
+            j = table[h]
+            if j < 0:
+                table[h] = k
+                pairs[k, 0], pairs[k, 1] = num[i], unit[i]
+                vid[i] = base + k
+                k += 1
+                break
+            if pairs[j, 0] == num[i] and pairs[j, 1] == unit[i]:
+                vid[i] = base + j
+                break
+            h = (h + 1) & mask
+    return k
+
+
+@njit(cache=True, nogil=True)
+def _sets(owner, code, nsamples, label_index, seg):
+    """Group the samples by their sorted label codes (``code``: one per kept label, in
+    ``owner`` order, sorted here within each sample). ``label_index[s]`` = set + 1 (0: no
+    labels); ``seg[g]`` = the code span of set ``g``'s first sample. Returns the number of
+    sets."""
+    n = len(code)
+    starts = np.empty(nsamples + 1, dtype=np.int64)
+    m = 0
+    i = 0
+    while i < n:  # one span per labelled sample, sorted
+        j = i
+        while j < n and owner[j] == owner[i]:
+            j += 1
+        for a in range(i + 1, j):  # insertion sort: a sample has few labels
+            c = code[a]
+            b = a - 1
+            while b >= i and code[b] > c:
+                code[b + 1] = code[b]
+                b -= 1
+            code[b + 1] = c
+        starts[m] = i
+        m += 1
+        i = j
+    starts[m] = n
+    bits = 4
+    while (1 << bits) < 2 * m + 2:
+        bits += 1
+    shift, mask = np.uint64(64 - bits), (1 << bits) - 1
+    table = np.full(1 << bits, -1, dtype=np.int64)
+    groups = 0
+    for t in range(m):
+        lo, hi = starts[t], starts[t + 1]
+        h = np.uint64(hi - lo)
+        for a in range(lo, hi):
+            h = (h ^ np.uint64(code[a])) * _M1
+            h ^= h >> np.uint64(29)
+        slot = np.int64((h * _GOLDEN) >> shift)
+        while True:
+            g = table[slot]
+            if g < 0:
+                table[slot] = groups
+                seg[groups, 0], seg[groups, 1] = lo, hi
+                g = groups
+                groups += 1
+                break
+            glo, ghi = seg[g, 0], seg[g, 1]
+            if ghi - glo == hi - lo:
+                same = True
+                for a in range(hi - lo):
+                    if code[glo + a] != code[lo + a]:
+                        same = False
+                        break
+                if same:
+                    break
+            slot = (slot + 1) & mask
+        label_index[owner[lo]] = g + 1
+    return groups
+
+
+def label_sets(
+    owner: np.ndarray, lab: np.ndarray, nsamples: int, nstr: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int] | None:
+    """Samples grouped by label set. ``owner`` (non-decreasing) is the sample of every
+    label and ``lab`` its (key, str, num, num_unit) row, string indices already checked.
+    A label with a ``str`` is the pair (key, str); else one with a ``num`` or ``num_unit``
+    is (key, numeric value id ``nstr + k``, ``pairs[k]`` = (num, unit)); others are
+    ignored. Returns ``(label_index, codes, seg, pairs, nv)``: ``label_index[s]`` = set +
+    1 (0: none) and set ``g``'s labels are ``divmod(c, nv)`` = (key, value id) for ``c``
+    in ``codes[seg[g, 0]:seg[g, 1]]`` (sorted); None when no label is kept."""
+    if len(owner) > 1 and (owner[1:] < owner[:-1]).any():
+        order = np.argsort(owner, kind="stable")
+        owner, lab = owner[order], lab[order]
+    key, sv, num, unit = (np.ascontiguousarray(lab[:, i], dtype=np.int64) for i in range(4))
+    is_str = sv != 0
+    is_num = ~is_str & ((num != 0) | (unit != 0))
+    keep = is_str | is_num
+    if not keep.any():
+        return None
+    vid = sv.copy()
+    pairs = np.empty((int(is_num.sum()), 2), dtype=np.int64)
+    npairs = _pair_ids(num, unit, is_num, nstr, vid, pairs)
+    nv = nstr + npairs
+    code = (key * nv + vid)[keep]
+    label_index = np.zeros(nsamples, dtype=np.int64)
+    seg = np.empty((len(code), 2), dtype=np.int64)
+    groups = _sets(np.ascontiguousarray(owner[keep]), code, nsamples, label_index, seg)
+    return label_index, code, seg[:groups], pairs[:npairs], nv

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fleetprof.formats.pprof as P
-from fleetprof.formats.pprof_scan import dedupe_stacks, scan_samples, table_spans
+from fleetprof.formats.pprof_scan import dedupe_stacks, label_sets, scan_samples, table_spans
 from fleetprof.formats.proto import pprof_view_pb2
 from tests.formats.pprof_testutil import _varint, fixture_files, pprof_messages, serialize_unpacked
 
@@ -132,6 +132,49 @@ def test_dedupe_groups_exactly(rows) -> None:
         got[(tuple(new_elems[new_off[g] : new_off[g + 1]].tolist()), int(extra[f]))] = [int(summed[g, 0]), int(counts[g])]
         assert int(summed[g, 1]) == int(counts[g])
     assert got == dict(want)
+
+
+# one label: (key, str, num, num_unit) over a 6-entry string table
+LABEL = st.tuples(st.integers(1, 5), st.integers(0, 3), st.sampled_from([0, 0, 7, -7, 2**62]), st.integers(0, 2))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(LABEL, max_size=4), min_size=1, max_size=25), st.booleans())
+def test_label_sets_group_samples_by_their_label_multiset(samples, shuffled) -> None:
+    nstr = 6
+    owner = np.array([s for s, labs in enumerate(samples) for _ in labs], dtype=np.int64)
+    lab = np.array([lb for labs in samples for lb in labs], dtype=np.int64).reshape(-1, 4)
+    if shuffled:  # labels need not arrive grouped by sample
+        order = np.random.default_rng(len(owner)).permutation(len(owner))
+        owner, lab = owner[order], lab[order]
+
+    def text(k, sv, num, unit):  # the pair a label stands for, or None when it is ignored
+        if sv:
+            return (k, f"s{sv}")
+        if num or unit:
+            return (k, f"n{num}u{unit}")
+        return None
+
+    want = [sorted(p for p in (text(*lb) for lb in labs) if p is not None) for labs in samples]
+    got = label_sets(owner, lab, len(samples), nstr)
+    if not any(want):
+        assert got is None
+        return
+    assert got is not None
+    label_index, codes, seg, pairs, nv = got
+
+    def decoded(g):
+        out = []
+        for c in codes[seg[g, 0] : seg[g, 1]].tolist():
+            k, v = divmod(c, nv)
+            out.append((k, f"s{v}" if v < nstr else "n{}u{}".format(*pairs[v - nstr].tolist())))
+        return sorted(out)
+
+    assert len({tuple(decoded(g)) for g in range(len(seg))}) == len(seg)  # sets are distinct
+    for s, w in enumerate(want):
+        assert (label_index[s] == 0) == (not w)
+        if w:
+            assert decoded(label_index[s] - 1) == w
 
 
 @settings(max_examples=60, deadline=None)
