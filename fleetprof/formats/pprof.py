@@ -129,7 +129,7 @@ def decode_pprof_stacks(
     keep_rx = _anchored(st.get(view.keep_frames, "keep_frames"), "keep_frames")
 
     buf = np.frombuffer(raw, dtype=np.uint8)
-    spans = table_spans(buf)
+    spans = table_spans(buf, max(len(view.sample), len(view.location), len(view.function)))
     locs = _locations(view, raw, (buf, spans), st, keep_lines, drop_rx, keep_rx)
     samples = _scanned_samples(buf, spans, view, len(sample_types)) or _samples(view, len(sample_types), limits)
     label_index, label_sets = _label_sets(samples, st, len(strings))

@@ -149,70 +149,19 @@ Spans = tuple[np.ndarray, np.ndarray]
 """(starts, ends) of messages within the profile bytes."""
 
 
-def table_spans(buf: np.ndarray) -> tuple[Spans, Spans, Spans] | None:
+def table_spans(buf: np.ndarray, expect: int = 256) -> tuple[Spans, Spans, Spans] | None:
     """The spans of every top-level ``sample``, ``location`` and ``function`` message of
-    ``buf`` (uint8), in wire order; None when the top level is malformed."""
+    ``buf`` (uint8), in wire order; None when the top level is malformed. ``expect`` (the
+    largest table's size, when known) saves a second walk."""
     counts = np.zeros(3, dtype=np.int64)
-    starts = np.empty((3, 256), dtype=np.int64)
-    ends = np.empty((3, 256), dtype=np.int64)
+    starts = np.empty((3, expect), dtype=np.int64)
+    ends = np.empty((3, expect), dtype=np.int64)
     if not _spans(buf, starts, ends, counts):
         return None
     if counts.max() > starts.shape[1]:
         starts, ends = np.empty((3, counts.max()), dtype=np.int64), np.empty((3, counts.max()), dtype=np.int64)
         _spans(buf, starts, ends, counts)
     return tuple((starts[r, : counts[r]], ends[r, : counts[r]]) for r in range(3))  # type: ignore[return-value]
-
-
-@njit(cache=True, nogil=True)
-def _count(buf, starts, ends, ntypes):
-    """First pass: (location ids, labels, ok)."""
-    nloc = 0
-    nlab = 0
-    for s in range(len(starts)):
-        pos = starts[s]
-        end = ends[s]
-        nval = 0
-        while pos < end:
-            field, wire, pos = _tag(buf, pos, end)
-            if pos < 0:
-                return 0, 0, False
-            if field == 1 or field == 2:
-                k = 0
-                if wire == 0:
-                    pos = _varint(buf, pos, end)[1]
-                    if pos < 0:
-                        return 0, 0, False
-                    k = 1
-                elif wire == 2:
-                    ln, pos = _varint(buf, pos, end)
-                    if pos < 0 or ln > np.uint64(end - pos):
-                        return 0, 0, False
-                    stop = pos + np.int64(ln)
-                    if stop > pos and buf[stop - 1] >= 0x80:
-                        return 0, 0, False  # truncated last varint
-                    for i in range(pos, stop):
-                        k += buf[i] < 0x80
-                    pos = stop
-                else:
-                    return 0, 0, False
-                if field == 1:
-                    nloc += k
-                else:
-                    nval += k
-            elif field == 3:
-                if wire != 2:
-                    return 0, 0, False
-                pos = _skip(buf, pos, end, 2, field)
-                if pos < 0:
-                    return 0, 0, False
-                nlab += 1
-            else:
-                pos = _skip(buf, pos, end, wire, field)
-                if pos < 0:
-                    return 0, 0, False
-        if nval != ntypes:
-            return 0, 0, False
-    return nloc, nlab, True
 
 
 @njit(cache=True, nogil=True)
@@ -239,35 +188,39 @@ def _varint_fields(buf, pos, end, row) -> bool:
 
 
 @njit(cache=True, nogil=True)
-def _fill(buf, starts, ends, loc_offsets, loc_ids, values, owner, lab) -> bool:
-    """Second pass into arrays sized by :func:`_count` (allocated by numpy: huge pages)."""
-    n = len(starts)
+def _fill(buf, starts, ends, ntypes, loc_offsets, loc_ids, values, owner, lab):
+    """One pass over the sample messages into arrays of sufficient size (a varint takes a
+    byte at least, a label two); returns (location ids, labels), or (-1, -1) for anything
+    malformed, including a value count other than ``ntypes``."""
     loc_offsets[0] = 0
     li = 0
     vi = 0
     bi = 0
-    for s in range(n):
+    for s in range(len(starts)):
         pos = starts[s]
         end = ends[s]
         while pos < end:
             field, wire, pos = _tag(buf, pos, end)
             if pos < 0:
-                return False
+                return -1, -1
             if field == 1 or field == 2:
                 if wire == 2:  # packed: every varint of the payload (none when it is empty)
                     ln, pos = _varint(buf, pos, end)
-                    if pos < 0:
-                        return False
+                    if pos < 0 or ln > np.uint64(end - pos):
+                        return -1, -1
                     stop = pos + np.int64(ln)
-                else:  # one varint
+                    limit = stop
+                elif wire == 0:  # one varint
                     stop = pos + 1
+                    limit = end
+                else:
+                    return -1, -1
                 while pos < stop:
-                    # varints inline (:func:`_count` checked that each span ends a varint)
                     v = np.uint64(0)
                     shift = np.uint64(0)
                     while True:
-                        if pos >= end:
-                            return False
+                        if pos >= limit:
+                            return -1, -1
                         byte = buf[pos]
                         pos += 1
                         v |= np.uint64(byte & 0x7F) << shift
@@ -275,33 +228,35 @@ def _fill(buf, starts, ends, loc_offsets, loc_ids, values, owner, lab) -> bool:
                             break
                         shift += np.uint64(7)
                         if shift >= np.uint64(70):
-                            return False
+                            return -1, -1
                     if field == 1:
-                        if li >= len(loc_ids):
-                            return False
                         loc_ids[li] = v
                         li += 1
                     else:
-                        if vi >= len(values):
-                            return False
+                        if vi >= (s + 1) * ntypes:
+                            return -1, -1
                         values[vi] = np.int64(v)
                         vi += 1
             elif field == 3:
+                if wire != 2:
+                    return -1, -1
                 ln, pos = _varint(buf, pos, end)
-                if pos < 0 or bi >= len(owner):
-                    return False
+                if pos < 0 or ln > np.uint64(end - pos):
+                    return -1, -1
                 stop = pos + np.int64(ln)
                 owner[bi] = s
                 if not _varint_fields(buf, pos, stop, lab[bi]):  # key, str, num, num_unit
-                    return False
+                    return -1, -1
                 bi += 1
                 pos = stop
             else:
                 pos = _skip(buf, pos, end, wire, field)
                 if pos < 0:
-                    return False
+                    return -1, -1
+        if vi != (s + 1) * ntypes:
+            return -1, -1
         loc_offsets[s + 1] = li
-    return True
+    return li, bi
 
 
 def scan_samples(
@@ -309,15 +264,15 @@ def scan_samples(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
     """Decode the sample messages at ``buf[starts[i]:ends[i]]`` (module contract):
     ``(loc_offsets, loc_ids, values (S, ntypes), label_owner, labels (L, 4))`` or None."""
-    nloc, nlab, ok = _count(buf, starts, ends, ntypes)
-    if not ok:
-        return None
     n = len(starts)
-    loc_offsets, loc_ids = np.empty(n + 1, dtype=np.int64), np.empty(nloc, dtype=np.uint64)
-    values, owner, lab = np.empty(n * ntypes, dtype=np.int64), np.empty(nlab, dtype=np.int64), np.zeros((nlab, 4), dtype=np.int64)
-    if not _fill(buf, starts, ends, loc_offsets, loc_ids, values, owner, lab):
+    nbytes = int((ends - starts).sum())
+    loc_offsets, loc_ids = np.empty(n + 1, dtype=np.int64), np.empty(nbytes, dtype=np.uint64)
+    values, owner = np.empty(n * ntypes, dtype=np.int64), np.empty(nbytes // 2, dtype=np.int64)
+    lab = np.zeros((nbytes // 2, 4), dtype=np.int64)  # absent label fields are 0
+    nloc, nlab = _fill(buf, starts, ends, ntypes, loc_offsets, loc_ids, values, owner, lab)
+    if nloc < 0:
         return None
-    return loc_offsets, loc_ids, values.reshape(len(starts), ntypes), owner, lab
+    return loc_offsets, loc_ids[:nloc], values.reshape(n, ntypes), owner[:nlab], lab[:nlab]
 
 
 @njit(cache=True, nogil=True)

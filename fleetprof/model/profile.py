@@ -166,20 +166,18 @@ def build(
         trie = trie_nodes(offsets, fidx, ftab)
     else:
         trie = _prefix_tree(offsets, fidx, ftab)
-    lab, labels = _label_columns(stacks, len(offsets) - 1)
+    code, set_ids, labels = _label_columns(stacks, len(offsets) - 1)
     cols = value_columns(len(sample_types))
     if trie is not None:
         nid, pid, nfid, depth, leaf_row, parent_row = trie
-        nodes = pl.DataFrame(
-            {"node_id": nid, "parent_id": pid, "frame_id": nfid, "depth": depth}, schema=NODES_SCHEMA
-        )
-        samples, sample_rows = _aggregate_rows(leaf_row, nid, lab, values, cols)
+        nodes = _table({"node_id": nid, "parent_id": pid, "frame_id": nfid, "depth": depth}, NODES_SCHEMA)
+        samples, sample_rows = _aggregate_rows(leaf_row, nid, code, set_ids, values, cols)
         if len(nid) > SMALL:
             _remember_rows(nodes, parent_row)
             _remember_rows(samples, sample_rows)
     else:
         nodes, leaf = _hashed_nodes(offsets, fidx, ftab, np.diff(offsets))
-        samples = _aggregate_arrays(leaf, lab, values, cols)
+        samples = _aggregate_arrays(leaf, set_ids[code], values, cols)
     if len(stacks.names) == 0:
         return Profile(tuple(sample_types), empty_frames(), nodes, samples, labels, **meta)  # type: ignore[arg-type]
     if len(used_frames):
@@ -187,14 +185,17 @@ def build(
     else:
         used = np.zeros(0, dtype=np.int64)
     used = used[_first_distinct(ftab[used])]
-    frames = pl.DataFrame(
+    every = len(used) == len(ftab)  # then used is 0, 1, 2, ...
+    frames = _table(
         {
             "frame_id": ftab[used],
-            "name": [stacks.names[i] for i in used],
-            "file": [stacks.files[i] for i in used],
-            "line": [int(stacks.lines[i]) for i in used] if stacks.lines is not None else np.zeros(len(used), dtype=np.int64),
+            "name": stacks.names if every else [stacks.names[i] for i in used],
+            "file": stacks.files if every else [stacks.files[i] for i in used],
+            "line": np.zeros(len(used), dtype=np.int64)
+            if stacks.lines is None
+            else np.asarray(stacks.lines, dtype=np.int64)[used],
         },
-        schema=FRAMES_SCHEMA,
+        FRAMES_SCHEMA,
     )
     return Profile(tuple(sample_types), frames, nodes, samples, labels, **meta)  # type: ignore[arg-type]
 
@@ -252,19 +253,15 @@ def sample_rows_hint(samples: pl.DataFrame) -> np.ndarray | None:
 
 
 def _aggregate_rows(
-    leaf_row: np.ndarray, nid: np.ndarray, lab: np.ndarray, values: np.ndarray, cols: list[str]
+    leaf_row: np.ndarray, nid: np.ndarray, code: np.ndarray, ids: np.ndarray, values: np.ndarray, cols: list[str]
 ) -> tuple[pl.DataFrame, np.ndarray]:
-    """Samples summed per (leaf row, label set id) by the compiled group-by over exact
-    dense keys (no hashing of node ids), all-zero rows dropped; and the node row of each
-    sample row (-1 for the root's)."""
+    """Samples summed per (leaf row, label set code) by the compiled group-by over exact
+    dense keys (no hashing of node ids), all-zero rows dropped; ``ids[code]`` is a row's
+    label set id. Also returns the node row of each sample row (-1 for the root's)."""
     from fleetprof.model.groupsum import sum_by_key
 
-    if lab.any():
-        ulab, code = np.unique(lab, return_inverse=True)
-    else:
-        ulab, code = np.zeros(1, dtype=np.uint64), np.zeros(len(lab), dtype=np.int64)
-    nl = np.uint64(len(ulab))
-    keys = (leaf_row + 1).astype(np.uint64) * nl + code.reshape(-1).astype(np.uint64)
+    nl = np.uint64(len(ids))
+    keys = (leaf_row + 1).astype(np.uint64) * nl + code.astype(np.uint64)
     ukeys, sums = sum_by_key(keys, values)
     sums = sums.reshape(len(ukeys), len(cols))
     if cols:
@@ -272,8 +269,8 @@ def _aggregate_rows(
         ukeys, sums = ukeys[keep], sums[keep]
     rows = (ukeys // nl).astype(np.int64) - 1
     node = np.where(rows >= 0, nid[np.maximum(rows, 0)] if len(nid) else 0, np.uint64(ROOT_ID)).astype(np.uint64)
-    data = {"node_id": node, "labels": ulab[(ukeys % nl).astype(np.int64)]} | {c: sums[:, i] for i, c in enumerate(cols)}
-    return pl.DataFrame(data, schema={"node_id": U64, "labels": U64} | {c: pl.Int64 for c in cols}), rows
+    data = {"node_id": node, "labels": ids[(ukeys % nl).astype(np.int64)]} | {c: sums[:, i] for i, c in enumerate(cols)}
+    return _table(data, {"node_id": U64, "labels": U64} | {c: pl.Int64 for c in cols}), rows
 
 
 TRIE_MAX_ELEMENTS = 1 << 17
@@ -396,24 +393,37 @@ def _chain_node_ids(offsets: np.ndarray, fid: np.ndarray) -> np.ndarray:
     return node
 
 
-def _label_columns(stacks: Stacks, n: int) -> tuple[np.ndarray, pl.DataFrame]:
+def _label_columns(stacks: Stacks, n: int) -> tuple[np.ndarray, np.ndarray, pl.DataFrame]:
+    """``(code, ids, labels)``: every stack's label set as a dense ``code`` into the
+    distinct label set ids ``ids``, and the long-form labels table."""
     if stacks.label_ids is not None:
-        return np.asarray(stacks.label_ids, dtype=np.uint64), empty_labels()
+        ids, code = np.unique(np.asarray(stacks.label_ids, dtype=np.uint64), return_inverse=True)
+        return code.reshape(-1), ids, empty_labels()
     sets = stacks.label_sets
     if sets is None or stacks.label_index is None or len(sets) == 0:
-        return np.zeros(n, dtype=np.uint64), empty_labels()
+        return np.zeros(n, dtype=np.int64), np.zeros(1, dtype=np.uint64), empty_labels()
     ids = np.array([labels_id(ls) for ls in sets], dtype=np.uint64)
-    labels = pl.DataFrame(
+    labels = _table(
         {
             "labels": np.repeat(ids, [len(ls) for ls in sets]),
             "key": [k for ls in sets for k, _ in ls],
             "value": [v for ls in sets for _, v in ls],
         },
-        schema=LABELS_SCHEMA,
+        LABELS_SCHEMA,
     )
-    if len(np.unique(ids)) < len(ids) or any(len(set(ls)) < len(ls) for ls in sets):
+    index = np.asarray(stacks.label_index, dtype=np.int64)
+    if len(np.unique(ids)) < len(ids):  # two sets with equal text: one code
+        ids, code = np.unique(ids, return_inverse=True)
+        return code.reshape(-1)[index], ids, labels.unique()
+    if any(len(set(ls)) < len(ls) for ls in sets):
         labels = labels.unique()
-    return ids[np.asarray(stacks.label_index, dtype=np.int64)], labels
+    return index, ids, labels
+
+
+def _table(columns: dict[str, object], schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """A DataFrame of ``columns`` (numpy arrays or lists) typed by ``schema``, built
+    column by column (cheaper than ``pl.DataFrame(dict, schema=...)`` for small tables)."""
+    return pl.DataFrame([pl.Series(name, columns[name], dtype=dtype) for name, dtype in schema.items()])
 
 
 SMALL = 50_000
