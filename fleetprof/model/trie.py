@@ -44,28 +44,30 @@ def _slot(key: np.uint64, shift: np.uint64) -> np.int64:
 
 
 @njit(cache=True, nogil=True)
-def _rehash(keyof: np.ndarray, rows: int, bits: int) -> np.ndarray:
-    """A table of ``2 ** bits`` slots holding rows ``0 .. rows - 1`` (as row + 1)."""
-    table = np.zeros(1 << bits, dtype=np.int32)
+def _rehash(keyof: np.ndarray, rows: int, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Tables of ``2 ** bits`` slots (key, row) holding rows ``0 .. rows - 1``."""
+    keys = np.zeros(1 << bits, dtype=np.uint64)
+    rowt = np.empty(1 << bits, dtype=np.int32)
     shift, mask = np.uint64(64 - bits), (1 << bits) - 1
     for r in range(rows):
         h = _slot(keyof[r], shift)
-        while table[h] != 0:
+        while keys[h] != 0:
             h = (h + 1) & mask
-        table[h] = r + 1
-    return table
+        keys[h] = keyof[r]
+        rowt[h] = r
+    return keys, rowt
 
 
 @njit(cache=True, nogil=True)
 def _walk(offsets, elems, lf_off, lf_frames, located, codes, ncodes, bits, keyof, leaf):
     """Trie rows in creation order and every stack's leaf row; returns the number of rows.
-    Row ``r`` is the node ``keyof[r] = (parent row + 1) * (ncodes + 1) + frame code + 1``; the
-    table (``2 ** bits`` slots to start with, doubled past half load) holds row + 1, 0
-    marking an empty slot. Element ``e`` is frame ``elems[e]`` or, when ``located``,
-    location ``elems[e]`` (stacks listed leaf first), i.e. frames
+    Row ``r`` is the node ``keyof[r] = (parent row + 1) * (ncodes + 1) + frame code + 1``;
+    the hash table (``2 ** bits`` slots to start with, doubled past half load) holds keys
+    (0 marks an empty slot) and their rows. Element ``e`` is frame ``elems[e]`` or, when
+    ``located``, location ``elems[e]`` (stacks listed leaf first), i.e. frames
     ``lf_frames[lf_off[l]:lf_off[l + 1]]``."""
     nc = np.uint64(ncodes + 1)
-    table = np.zeros(1 << bits, dtype=np.int32)
+    keys, rowt = _rehash(keyof, 0, bits)
     shift, mask = np.uint64(64 - bits), (1 << bits) - 1
     rows = 0
     for s in range(len(offsets) - 1):
@@ -82,19 +84,20 @@ def _walk(offsets, elems, lf_off, lf_frames, located, codes, ncodes, bits, keyof
                 key = np.uint64(parent + 1) * nc + np.uint64(c + 1)
                 h = _slot(key, shift)
                 while True:
-                    r = table[h]
-                    if r == 0:
-                        table[h] = rows + 1
+                    slot = keys[h]
+                    if slot == key:
+                        parent = rowt[h]
+                        break
+                    if slot == 0:
+                        keys[h] = key
+                        rowt[h] = rows
                         keyof[rows] = key
                         parent = rows
                         rows += 1
                         if 2 * rows > (1 << bits):  # past half load: double and reinsert
                             bits += 1
-                            table = _rehash(keyof, rows, bits)
+                            keys, rowt = _rehash(keyof, rows, bits)
                             shift, mask = np.uint64(64 - bits), (1 << bits) - 1
-                        break
-                    if keyof[r - 1] == key:
-                        parent = r - 1
                         break
                     h = (h + 1) & mask
         leaf[s] = parent
@@ -167,7 +170,7 @@ def trie_nodes(
     uf, canon = np.unique(np.asarray(ftab, dtype=np.uint64), return_inverse=True)
     codes = canon.astype(np.int64).reshape(-1)
     keyof, leaf = np.empty(n, np.uint64), np.empty(n_stacks, np.int64)
-    bits = max(_MIN_BITS, (n // 2).bit_length())  # room for a node per 4 elements at half load
+    bits = max(_MIN_BITS, (n // 4).bit_length())  # room for a node per 4 to 8 elements at half load
     rows = _walk(offsets, elems, lf_off, lf_frames, locations is not None, codes, len(uf), bits, keyof, leaf)
     nid, pid, fid = np.empty(rows, np.uint64), np.empty(rows, np.uint64), np.empty(rows, np.uint64)
     dep, prow, new_row = np.empty(rows, np.uint32), np.empty(rows, np.int64), np.empty(rows, np.int64)

@@ -69,6 +69,6 @@ def test_trie_grows_past_its_first_table():
     offsets, fidx = _csr(stacks)
     tab = np.arange(1, 401, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
     got = trie_nodes(offsets, fidx, tab)
-    first_table = 1 << max(10, (len(fidx) // 2).bit_length())
+    first_table = 1 << max(10, (len(fidx) // 4).bit_length())
     assert got is not None and len(got[0]) > first_table // 2
     _check(got, offsets, fidx, tab)
