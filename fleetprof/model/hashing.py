@@ -19,6 +19,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from fleetprof.model.blake2b import digests64
+
 ROOT_ID: int = 0
 """Node id of the call-tree root (the parent of every top-level frame)."""
 
@@ -41,14 +43,31 @@ def frame_id(name: str, file: str = "", line: int = 0) -> int:
 
 
 def frame_ids(names: Sequence[str], files: Sequence[str], lines: Sequence[int] | None = None) -> np.ndarray:
-    """Vector of ``frame_id`` for parallel sequences (one hash per entry, uint64)."""
-    b2 = hashlib.blake2b
+    """Vector of ``frame_id`` for parallel sequences (uint64; hashed in one compiled call)."""
     if lines is None:
         texts = [f"{n}\0{f}" for n, f in zip(names, files, strict=True)]
     else:
         texts = [f"{n}\0{f}\0{int(ln)}" if ln else f"{n}\0{f}" for n, f, ln in zip(names, files, lines, strict=True)]
-    digests = b"".join([b2(t.encode("utf-8", "replace"), digest_size=8).digest() for t in texts])
-    return np.frombuffer(digests, dtype="<u8").astype(np.uint64)
+    return _hash_texts(texts)
+
+
+def _hash_texts(texts: list[str]) -> np.ndarray:
+    """BLAKE2b-64 of every text's UTF-8 (errors replaced), as :func:`_digest` computes it."""
+    joined = "".join(texts)
+    data = joined.encode("utf-8", "replace")
+    if len(data) == len(joined):  # one byte per character: character offsets are byte offsets
+        lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    else:
+        encoded = [t.encode("utf-8", "replace") for t in texts]
+        data = b"".join(encoded)
+        lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+    return _digests_of(data, lengths)
+
+
+def _digests_of(data: bytes, lengths: np.ndarray) -> np.ndarray:
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return digests64(np.frombuffer(data, dtype=np.uint8), offsets)
 
 
 def mix(parent: np.ndarray, frame: np.ndarray) -> np.ndarray:
@@ -70,11 +89,27 @@ def mix_scalar(parent: int, frame: int) -> int:
 
 def labels_id(pairs: Iterable[tuple[str, str]]) -> int:
     """Stable id of a label set (order-insensitive); the empty set is ``0``."""
+    data = _labels_message(pairs)
+    return 0 if data is None else _digest(data) or 1
+
+
+def _labels_message(pairs: Iterable[tuple[str, str]]) -> bytes | None:
     items = sorted(pairs)
     if not items:
-        return 0
-    data = b"\xff".join(k.encode("utf-8", "replace") + b"\0" + v.encode("utf-8", "replace") for k, v in items)
-    return _digest(b"L" + data) or 1
+        return None
+    return b"L" + b"\xff".join(k.encode("utf-8", "replace") + b"\0" + v.encode("utf-8", "replace") for k, v in items)
+
+
+def labels_ids(sets: Sequence[Iterable[tuple[str, str]]]) -> np.ndarray:
+    """Vector of :func:`labels_id` (uint64; hashed in one compiled call)."""
+    messages = [_labels_message(ls) for ls in sets]
+    data = [m for m in messages if m is not None]
+    ids = np.zeros(len(messages), dtype=np.uint64)
+    if data:
+        got = _digests_of(b"".join(data), np.fromiter(map(len, data), dtype=np.int64, count=len(data)))
+        got[got == 0] = 1
+        ids[[i for i, m in enumerate(messages) if m is not None]] = got
+    return ids
 
 
 def series_id(labels: dict[str, str]) -> int:

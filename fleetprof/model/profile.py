@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import polars as pl
 
-from fleetprof.model.hashing import ROOT_ID, frame_ids, labels_id, mix
+from fleetprof.model.hashing import ROOT_ID, frame_ids, labels_ids, mix
 from fleetprof.model.trie import expand_locations, trie_nodes
 
 U64 = pl.UInt64
@@ -402,7 +402,7 @@ def _label_columns(stacks: Stacks, n: int) -> tuple[np.ndarray, np.ndarray, pl.D
     sets = stacks.label_sets
     if sets is None or stacks.label_index is None or len(sets) == 0:
         return np.zeros(n, dtype=np.int64), np.zeros(1, dtype=np.uint64), empty_labels()
-    ids = np.array([labels_id(ls) for ls in sets], dtype=np.uint64)
+    ids = labels_ids(sets)
     labels = _table(
         {
             "labels": np.repeat(ids, [len(ls) for ls in sets]),

@@ -1,11 +1,15 @@
-"""The vectorised frame hashing agrees with the one-frame contract function."""
+"""The batched hashing agrees with the one-at-a-time contract functions and hashlib."""
 
 from __future__ import annotations
 
+import hashlib
+
+import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fleetprof.model.hashing import frame_id, frame_ids
+from fleetprof.model.blake2b import digests64
+from fleetprof.model.hashing import frame_id, frame_ids, labels_id, labels_ids
 
 TEXT = st.text(st.one_of(st.characters(), st.sampled_from(["\ud800", "\udfff", "é", "\0", "🔥"])), max_size=12)
 
@@ -16,3 +20,19 @@ def test_frame_ids_match_frame_id(frames):
     names, files, lines = [f[0] for f in frames], [f[1] for f in frames], [f[2] for f in frames]
     assert frame_ids(names, files, lines).tolist() == [frame_id(n, f, ln) for n, f, ln in frames]
     assert frame_ids(names, files).tolist() == [frame_id(n, f) for n, f, _ in frames]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.tuples(TEXT, TEXT), max_size=4), max_size=12))
+def test_labels_ids_match_labels_id(sets):
+    assert labels_ids(sets).tolist() == [labels_id(ls) for ls in sets]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(max_size=400), max_size=12), st.sampled_from([0, 111, 127, 128, 129, 255, 256, 257]))
+def test_digests64_equal_hashlib(messages, extra_len):
+    messages = [*messages, (bytes(range(256)) * 2)[:extra_len]]  # lengths around the 128-byte block
+    offsets = np.zeros(len(messages) + 1, dtype=np.int64)
+    np.cumsum([len(m) for m in messages], out=offsets[1:])
+    got = digests64(np.frombuffer(b"".join(messages), dtype=np.uint8), offsets)
+    assert got.tolist() == [int.from_bytes(hashlib.blake2b(m, digest_size=8).digest(), "little") for m in messages]
