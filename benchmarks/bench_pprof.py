@@ -6,8 +6,9 @@ largest shared pprof fixture and a seeded synthetic profile of ~100k samples, de
 (20k distinct stacks sharing prefixes, Zipf-distributed counts, two sample types, a
 thread label on some samples), built with the generated ``profile_pb2`` classes.
 
-Both sides are timed in CPU time (``time.process_time``, best of R runs) so that other
-load on a shared machine counts less; the load average is printed alongside.
+Both sides are timed in CPU time (``time.process_time``, best of R interleaved pairs of
+runs) so that other load on a shared machine counts less; the load average is printed
+alongside.
 
 Run: ``.venv/bin/python -m benchmarks.bench_pprof [--samples N] [--repeat R]``.
 """
@@ -81,23 +82,24 @@ def synthetic_profile(n_samples: int = 100_000, n_stacks: int = 20_000, depth: i
     return p.SerializeToString()
 
 
-def _best(fn, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.process_time()
-        fn()
-        best = min(best, time.process_time() - t)
-    return best
+def _cpu(fn) -> float:
+    t = time.process_time()
+    fn()
+    return time.process_time() - t
 
 
 def measure(name: str, raw: bytes, repeat: int) -> float:
-    parse = _best(lambda: profile_pb2.Profile().ParseFromString(raw), repeat)
+    """Best CPU time of each side over ``repeat`` interleaved pairs of runs (a burst of
+    load on the shared machine then hits both sides alike)."""
     prof = decode_pprof(raw)  # warm up
-    ours = _best(lambda: decode_pprof(raw), repeat)
+    parse = ours = float("inf")
+    for _ in range(repeat):
+        parse = min(parse, _cpu(lambda: profile_pb2.Profile().ParseFromString(raw)))
+        ours = min(ours, _cpu(lambda: decode_pprof(raw)))
     ratio = parse / ours
     print(
         f"{name}: {len(raw) / 1e6:.1f} MB, {prof.samples.height} sample rows, {prof.nodes.height} nodes | "
-        f"ParseFromString {parse * 1e3:.1f} ms, decode_pprof {ours * 1e3:.1f} ms | ratio {ratio:.2f} (target >= 0.3)"
+        f"ParseFromString {parse * 1e3:.2f} ms, decode_pprof {ours * 1e3:.2f} ms | ratio {ratio:.2f} (target >= 0.3)"
     )
     return ratio
 

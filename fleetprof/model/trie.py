@@ -58,50 +58,64 @@ def _rehash(keyof: np.ndarray, rows: int, bits: int) -> tuple[np.ndarray, np.nda
     return keys, rowt
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _probe(keys, rowt, keyof, shift, mask, key, rows):
+    """(row of ``key``, rows after it): found, or inserted as row ``rows``."""
+    h = _slot(key, shift)
+    while True:
+        slot = keys[h]
+        if slot == key:
+            return np.int64(rowt[h]), rows
+        if slot == 0:
+            keys[h] = key
+            rowt[h] = rows
+            keyof[rows] = key
+            return np.int64(rows), rows + 1
+        h = (h + 1) & mask
+
+
 @njit(cache=True, nogil=True)
-def _walk(offsets, elems, lf_off, lf_frames, located, codes, ncodes, bits, keyof, leaf):
-    """Trie rows in creation order and every stack's leaf row; returns the number of rows.
-    Row ``r`` is the node ``keyof[r] = (parent row + 1) * (ncodes + 1) + frame code + 1``;
-    the hash table (``2 ** bits`` slots to start with, doubled past half load) holds keys
-    (0 marks an empty slot) and their rows. Element ``e`` is frame ``elems[e]`` or, when
-    ``located``, location ``elems[e]`` (stacks listed leaf first), i.e. frames
-    ``lf_frames[lf_off[l]:lf_off[l + 1]]``."""
+def _walk(offsets, elems, leaf_first, one, lf_off, fcode, ncodes, keys, rowt, keyof, rows, start, leaf):
+    """Walk stacks ``start, start + 1, ...`` down the trie: returns ``(rows, stopped)``
+    where ``stopped`` is the stack where the table (``keys``/``rowt``, a power of two of
+    slots holding the first ``rows`` rows) reached half load, or the number of stacks once
+    all are walked (then ``leaf`` holds every stack's leaf row). A stopped walk resumes at
+    ``stopped`` once the table is grown (the rows it already made are found again).
+
+    Element ``e`` of a stack stands for one frame of code ``one[elems[e]]`` when that is
+    not negative, else for the frames of codes ``fcode[lf_off[l]:lf_off[l + 1]]``
+    (``l = elems[e]``); ``leaf_first`` stacks are walked from their end. Row ``r`` is the
+    node ``keyof[r] = (parent row + 1) * (ncodes + 1) + frame code + 1``; a key 0 in
+    ``keys`` marks an empty slot."""
     nc = np.uint64(ncodes + 1)
-    keys, rowt = _rehash(keyof, 0, bits)
-    shift, mask = np.uint64(64 - bits), (1 << bits) - 1
-    rows = 0
-    for s in range(len(offsets) - 1):
+    bits = _bits_of(len(keys))
+    shift, mask, half = np.uint64(64 - bits), len(keys) - 1, len(keys) >> 1
+    for s in range(start, len(offsets) - 1):
         parent = -1
         lo, hi = offsets[s], offsets[s + 1]
+        first, step = (hi - 1, -1) if leaf_first else (lo, 1)
         for k in range(hi - lo):
-            if located:
-                li = elems[hi - 1 - k]
-                f0, f1 = lf_off[li], lf_off[li + 1]
+            li = elems[first + step * k]
+            c = one[li]
+            if c >= 0:
+                parent, rows = _probe(keys, rowt, keyof, shift, mask, np.uint64(parent + 1) * nc + np.uint64(c + 1), rows)
             else:
-                f0, f1 = lo + k, lo + k + 1
-            for f in range(f0, f1):
-                c = codes[lf_frames[f]] if located else codes[elems[f]]
-                key = np.uint64(parent + 1) * nc + np.uint64(c + 1)
-                h = _slot(key, shift)
-                while True:
-                    slot = keys[h]
-                    if slot == key:
-                        parent = rowt[h]
-                        break
-                    if slot == 0:
-                        keys[h] = key
-                        rowt[h] = rows
-                        keyof[rows] = key
-                        parent = rows
-                        rows += 1
-                        if 2 * rows > (1 << bits):  # past half load: double and reinsert
-                            bits += 1
-                            keys, rowt = _rehash(keyof, rows, bits)
-                            shift, mask = np.uint64(64 - bits), (1 << bits) - 1
-                        break
-                    h = (h + 1) & mask
+                for f in range(lf_off[li], lf_off[li + 1]):
+                    parent, rows = _probe(keys, rowt, keyof, shift, mask, np.uint64(parent + 1) * nc + np.uint64(fcode[f] + 1), rows)
+                    if rows >= half:
+                        return rows, s
+            if rows >= half:
+                return rows, s
         leaf[s] = parent
-    return rows
+    return rows, len(offsets) - 1
+
+
+@njit(cache=True, nogil=True)
+def _bits_of(size: int) -> int:
+    b = 0
+    while (1 << b) < size:
+        b += 1
+    return b
 
 
 @njit(cache=True, nogil=True)
@@ -169,9 +183,22 @@ def trie_nodes(
         return None
     uf, canon = np.unique(np.asarray(ftab, dtype=np.uint64), return_inverse=True)
     codes = canon.astype(np.int64).reshape(-1)
+    if locations is None:
+        one, fcode = codes, codes
+    else:
+        fcode = codes[lf_frames]
+        one = np.full(len(lf_off) - 1, -1, dtype=np.int64)  # a location of one frame: its code
+        single = np.flatnonzero(np.diff(lf_off) == 1)
+        one[single] = fcode[lf_off[single]]
     keyof, leaf = np.empty(n, np.uint64), np.empty(n_stacks, np.int64)
     bits = max(_MIN_BITS, (n // 4).bit_length())  # room for a node per 4 to 8 elements at half load
-    rows = _walk(offsets, elems, lf_off, lf_frames, locations is not None, codes, len(uf), bits, keyof, leaf)
+    rows, done = 0, 0
+    while True:
+        keys, rowt = _rehash(keyof, rows, bits)
+        rows, done = _walk(offsets, elems, locations is not None, one, lf_off, fcode, len(uf), keys, rowt, keyof, rows, done, leaf)
+        if done == n_stacks:
+            break
+        bits += 1
     nid, pid, fid = np.empty(rows, np.uint64), np.empty(rows, np.uint64), np.empty(rows, np.uint64)
     dep, prow, new_row = np.empty(rows, np.uint32), np.empty(rows, np.int64), np.empty(rows, np.int64)
     _breadth_first(keyof, rows, len(uf), uf, nid, pid, fid, dep, prow, new_row)
