@@ -216,6 +216,16 @@ def _string_table(view: pprof_view_pb2.ProfileView, limits: Limits) -> list[str]
     if longest > limits.max_string_length:
         i = next(i for i, s in enumerate(table) if len(s) > limits.max_string_length)
         raise ProfileFormatError(FMT, f"string of {len(table[i])} bytes exceeds the {limits.max_string_length}-byte limit", f"string_table[{i}]")
+    return decode_strings(table)
+
+
+def decode_strings(table: list[bytes]) -> list[str]:
+    """Every entry decoded as UTF-8, invalid sequences replaced: one decode of the table
+    joined by NUL when no entry holds one (a NUL never continues a sequence, so the
+    replacements are the same as entry by entry)."""
+    joined = b"\0".join(table)
+    if joined.count(b"\0") == len(table) - 1:
+        return joined.decode("utf-8", "replace").split("\0")
     return [s.decode("utf-8", "replace") for s in table]
 
 

@@ -376,14 +376,13 @@ def scan_records(buf: np.ndarray, spans: Spans, width: int) -> np.ndarray | None
 
 
 @njit(cache=True, nogil=True)
-def _locations(buf, starts, ends, head, line_offsets, lines, count_only) -> int:
+def _locations(buf, starts, ends, head, line_offsets, lines) -> int:
     """``Location`` messages: ``head[i]`` = (id, mapping_id, address, is_folded) and their
-    ``Line`` messages (function_id, line, column) in wire order. Returns the number of
-    lines, or -1 when malformed."""
+    ``Line`` messages (function_id, line, column) in wire order into ``lines`` (room for
+    all, zeroed). Returns the number of lines, or -1 when malformed."""
     nl = 0
     for i in range(len(starts)):
-        if not count_only:
-            line_offsets[i] = nl
+        line_offsets[i] = nl
         pos = starts[i]
         end = ends[i]
         while pos < end:
@@ -397,9 +396,8 @@ def _locations(buf, starts, ends, head, line_offsets, lines, count_only) -> int:
                 if pos < 0 or ln > np.uint64(end - pos):
                     return -1
                 stop = pos + np.int64(ln)
-                if not count_only:
-                    if not _varint_fields(buf, pos, stop, lines[nl]):  # function_id, line, column
-                        return -1
+                if not _varint_fields(buf, pos, stop, lines[nl]):  # function_id, line, column
+                    return -1
                 nl += 1
                 pos = stop
             elif field in (1, 2, 3, 5):
@@ -408,14 +406,12 @@ def _locations(buf, starts, ends, head, line_offsets, lines, count_only) -> int:
                 v, pos = _varint(buf, pos, end)
                 if pos < 0:
                     return -1
-                if not count_only:
-                    head[i, field - 1 if field < 4 else 3] = v
+                head[i, field - 1 if field < 4 else 3] = v
             else:
                 pos = _skip(buf, pos, end, wire, field)
                 if pos < 0:
                     return -1
-    if not count_only:
-        line_offsets[len(starts)] = nl
+    line_offsets[len(starts)] = nl
     return nl
 
 
@@ -425,15 +421,11 @@ def scan_locations(buf: np.ndarray, spans: Spans) -> tuple[np.ndarray, np.ndarra
     wire order (innermost first); None when malformed."""
     starts, ends = spans
     n = len(starts)
-    empty = np.empty(0, dtype=np.int64)
     head = np.zeros((n, 4), dtype=np.uint64)
-    nl = _locations(buf, starts, ends, head, empty, np.zeros((0, 3), dtype=np.uint64), True)
-    if nl < 0:
-        return None
-    line_offsets, lines = np.empty(n + 1, dtype=np.int64), np.zeros((nl, 3), dtype=np.uint64)
-    if _locations(buf, starts, ends, head, line_offsets, lines, False) < 0:
-        return None
-    return head, line_offsets, lines
+    # a Line message takes two bytes at least: room for every one, zeroed (absent = 0)
+    line_offsets, lines = np.empty(n + 1, dtype=np.int64), np.zeros((int((ends - starts).sum()) // 2, 3), dtype=np.uint64)
+    nl = _locations(buf, starts, ends, head, line_offsets, lines)
+    return None if nl < 0 else (head, line_offsets, lines[:nl])
 
 
 @njit(cache=True, nogil=True)

@@ -149,22 +149,21 @@ def build(
     values = np.asarray(stacks.values, dtype=np.int64).reshape(len(offsets) - 1, len(sample_types))
     ftab = frame_id_table if frame_id_table is not None else frame_ids(stacks.names, stacks.files, stacks.lines)
     ftab = np.asarray(ftab, dtype=np.uint64)
-    located = stacks.locations is not None
-    if located:
-        lf_off, lf_frames = (np.asarray(a, dtype=np.int64) for a in stacks.locations)  # type: ignore[union-attr]
+    trie = None
+    if stacks.locations is not None:
+        lf_off, lf_frames = (np.asarray(a, dtype=np.int64) for a in stacks.locations)
         used_locs = np.zeros(len(lf_off) - 1, dtype=bool)
         used_locs[fidx] = True
         used_frames = lf_frames[np.repeat(used_locs, np.diff(lf_off))]
-        if not 0 < int(np.diff(lf_off)[fidx].sum()) <= TRIE_MAX_ELEMENTS:
+        if len(fidx) <= TRIE_MAX_ELEMENTS:
+            trie = trie_nodes(offsets, fidx, ftab, (lf_off, lf_frames))
+        if trie is None:
             offsets, fidx = expand_locations(offsets, fidx, lf_off, lf_frames)
-            located = False
     else:
         used_frames = fidx
-    if located:
-        trie = trie_nodes(offsets, fidx, ftab, (lf_off, lf_frames))
-    elif len(fidx) <= TRIE_MAX_ELEMENTS:
-        trie = trie_nodes(offsets, fidx, ftab)
-    else:
+        if len(fidx) <= TRIE_MAX_ELEMENTS:
+            trie = trie_nodes(offsets, fidx, ftab)
+    if trie is None and len(fidx) > TRIE_MAX_ELEMENTS:
         trie = _prefix_tree(offsets, fidx, ftab)
     code, set_ids, labels = _label_columns(stacks, len(offsets) - 1)
     cols = value_columns(len(sample_types))
@@ -274,9 +273,9 @@ def _aggregate_rows(
 
 
 TRIE_MAX_ELEMENTS = 1 << 17
-"""Stacks with at most this many elements (frames) in all are built by the compiled trie
-(:mod:`.trie`); larger ones by sorting (:func:`_prefix_tree`), whose cost grows more
-slowly than a trie's once the node table outgrows the cache."""
+"""Stacks with at most this many elements (frames; locations for pprof's shape) in all are
+built by the compiled trie (:mod:`.trie`); larger ones by sorting (:func:`_prefix_tree`),
+whose cost grows more slowly than a trie's once the node table outgrows the cache."""
 
 PREFIX_TREE_CELLS = 4
 """:func:`_prefix_tree` pads stacks to the deepest one; it runs while that padded matrix

@@ -165,7 +165,8 @@ def trie_nodes(
     ftab: np.ndarray,
     locations: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
-    """Nodes of CSR stacks (module contract); None when there is no frame at all.
+    """Nodes of CSR stacks (module contract); None when there is no frame at all (nor
+    then any node).
 
     ``elems`` index ``ftab`` (stacks root first) or, with ``locations = (lf_off,
     lf_frames)``, they are location indices with stacks listed **leaf first**, location
@@ -174,24 +175,21 @@ def trie_nodes(
     offsets = np.asarray(offsets, dtype=np.int64)
     elems = np.asarray(elems, dtype=np.int64)
     n_stacks = len(offsets) - 1
-    if locations is None:
-        lf_off, lf_frames, n = np.zeros(1, np.int64), np.zeros(0, np.int64), len(elems)
-    else:
-        lf_off, lf_frames = (np.asarray(a, dtype=np.int64) for a in locations)
-        n = int(np.diff(lf_off)[elems].sum())
-    if n_stacks <= 0 or n == 0:
-        return None
     uf, canon = np.unique(np.asarray(ftab, dtype=np.uint64), return_inverse=True)
     codes = canon.astype(np.int64).reshape(-1)
     if locations is None:
-        one, fcode = codes, codes
+        lf_off, one, fcode = np.zeros(1, np.int64), codes, codes
     else:
+        lf_off, lf_frames = (np.asarray(a, dtype=np.int64) for a in locations)
         fcode = codes[lf_frames]
         one = np.full(len(lf_off) - 1, -1, dtype=np.int64)  # a location of one frame: its code
         single = np.flatnonzero(np.diff(lf_off) == 1)
         one[single] = fcode[lf_off[single]]
-    keyof, leaf = np.empty(n, np.uint64), np.empty(n_stacks, np.int64)
-    bits = max(_MIN_BITS, (n // 4).bit_length())  # room for a node per 4 to 8 elements at half load
+    if n_stacks <= 0 or len(elems) == 0:
+        return None
+    leaf = np.empty(n_stacks, np.int64)
+    bits = max(_MIN_BITS, (len(elems) // 4).bit_length())  # room for a node per 4 to 8 elements at half load
+    keyof = np.empty(1 << (bits - 1), np.uint64)  # the walk stops when the table is half full
     rows, done = 0, 0
     while True:
         keys, rowt = _rehash(keyof, rows, bits)
@@ -199,6 +197,9 @@ def trie_nodes(
         if done == n_stacks:
             break
         bits += 1
+        keyof = np.concatenate([keyof[:rows], np.empty((1 << (bits - 1)) - rows, np.uint64)])
+    if rows == 0:
+        return None
     nid, pid, fid = np.empty(rows, np.uint64), np.empty(rows, np.uint64), np.empty(rows, np.uint64)
     dep, prow, new_row = np.empty(rows, np.uint32), np.empty(rows, np.int64), np.empty(rows, np.int64)
     _breadth_first(keyof, rows, len(uf), uf, nid, pid, fid, dep, prow, new_row)

@@ -527,3 +527,19 @@ def test_profiles_of_every_size_take_the_bulk_location_path(monkeypatch):
     small = min(FILES, key=lambda p: len(gzip.decompress(p.read_bytes()) if p.read_bytes()[:2] == b"\x1f\x8b" else p.read_bytes()))
     decode_pprof(small.read_bytes())
     assert calls == [True]
+
+
+# raw bytes, valid UTF-8 (surrogates too), and UTF-8 cut inside a character
+ENTRY = st.one_of(
+    st.binary(max_size=8),
+    st.text(max_size=4).map(lambda t: t.encode("utf-8", "surrogatepass")),
+    st.text(min_size=1, max_size=4).map(lambda t: t.encode()[:-1]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(ENTRY, min_size=1, max_size=12))
+def test_string_table_decodes_as_entry_by_entry(table):
+    from fleetprof.formats.pprof import decode_strings
+
+    assert decode_strings(table) == [s.decode("utf-8", "replace") for s in table]
