@@ -64,16 +64,15 @@ from fleetprof.formats.errors import (
 from fleetprof.formats.pprof_scan import (
     dedupe_stacks,
     label_sets,
-    locate,
     resolve_frames,
     scan_locations,
     scan_records,
     scan_samples,
-    stack_frames,
     table_spans,
 )
 from fleetprof.formats.proto import pprof_view_pb2, profile_pb2
 from fleetprof.model.profile import TRIE_MAX_ELEMENTS, Profile, Stacks, ValueType, build
+from fleetprof.model.trie import expand_locations
 
 FMT = "pprof"
 
@@ -131,19 +130,15 @@ def decode_pprof_stacks(
     buf = np.frombuffer(raw, dtype=np.uint8)
     spans = table_spans(buf, max(len(view.sample), len(view.location), len(view.function)))
     locs = _locations(view, raw, (buf, spans), st, keep_lines, drop_rx, keep_rx)
-    samples = _scanned_samples(buf, spans, view, len(sample_types)) or _samples(view, len(sample_types), limits)
+    samples = _scanned_samples(buf, spans, view, len(sample_types), locs) or _samples(view, len(sample_types), limits, locs)
     label_index, label_sets = _label_sets(samples, st, len(strings))
-    located = None
-    if not expand and drop_rx is None and len(samples.loc_ids) <= TRIE_MAX_ELEMENTS:
-        got = locate(samples.loc_offsets, samples.loc_ids, locs.ids, locs.frame_offsets)
-        if got is not None and got[1] <= TRIE_MAX_ELEMENTS and got[2] <= limits.max_stack_depth:
-            located = got[0]  # small enough for the trie, which then needs no dedupe
-    if located is not None:
+    if not expand and drop_rx is None and samples.frames <= TRIE_MAX_ELEMENTS and samples.deepest <= limits.max_stack_depth:
+        # small enough for the trie, which then needs neither dedupe nor expansion
         stacks = Stacks(
             names=locs.names,
             files=locs.files,
             offsets=samples.loc_offsets,
-            frames=located,
+            frames=samples.loc_index,
             values=samples.values,
             lines=locs.lines if keep_lines else None,
             label_index=label_index,
@@ -172,19 +167,15 @@ def _frame_stacks(
     number of samples whose stacks were truncated."""
     # identical (stack, label set) samples are summed first: everything below is per stack
     if group:
-        loc_offsets, loc_ids, label_index, values, weight, rep = _dedupe(samples.loc_offsets, samples.loc_ids, label_index, samples.values)
+        loc_offsets, loc_index, label_index, values, weight = _dedupe(samples.loc_offsets, samples.loc_index, label_index, samples.values)
     else:
-        loc_offsets, loc_ids, values = samples.loc_offsets, samples.loc_ids, samples.values
+        loc_offsets, loc_index, values = samples.loc_offsets, samples.loc_index, samples.values
         weight = np.ones(len(loc_offsets) - 1, dtype=np.int64)
-        rep = np.arange(len(loc_offsets) - 1, dtype=np.int64)
-    expanded = stack_frames(loc_offsets, loc_ids, locs.ids, locs.frame_offsets, locs.frames) if drop_rx is None else None
-    if expanded is not None:
-        offsets, frames = expanded
-    else:  # drop_frames, or an unknown location id (named here)
-        loc_index = _resolve_locations(locs.ids, loc_ids, loc_offsets, rep)
+    if drop_rx is None:
+        offsets, frames = expand_locations(loc_offsets, loc_index, locs.frame_offsets, locs.frames)
+    else:
         offsets, elems = _reverse_segments(loc_offsets, loc_index)  # root first
-        if drop_rx is not None:
-            offsets, elems = _prune(offsets, elems, locs.prune, locs.prune_beneath)
+        offsets, elems = _prune(offsets, elems, locs.prune, locs.prune_beneath)
         offsets, frames = _expand_locations(offsets, elems, locs.frame_offsets, locs.frames)
     names, files, lines = locs.names, locs.files, locs.lines
     offsets, frames, over = _truncate(offsets, frames, limits.max_stack_depth, len(names))
@@ -507,14 +498,13 @@ def _address_frame(mapping: tuple[str, str] | None, address: int) -> tuple[str, 
 
 @dataclass
 class _Samples:
-    loc_offsets: np.ndarray  # int64 (S+1): sample s's location ids (leaf first)
-    loc_ids: np.ndarray  # uint64
+    loc_offsets: np.ndarray  # int64 (S+1): sample s's locations (leaf first) are
+    loc_index: np.ndarray  # loc_index[o[s]:o[s+1]], int64 rows of the location table
     values: np.ndarray  # int64 (S, T)
     label_owner: np.ndarray  # int64 sample index of each label
-    label_key: np.ndarray  # int64 string indices
-    label_str: np.ndarray
-    label_num: np.ndarray
-    label_unit: np.ndarray
+    labels: np.ndarray  # int64 (L, 4): key, str, num, num_unit (string indices but num)
+    frames: int  # frames the samples' locations stand for, in all
+    deepest: int  # frames of the deepest sample
 
 
 @dataclass
@@ -698,19 +688,17 @@ class _LazyPositions:
         return where[self.tstart]
 
 
-def _scanned_samples(buf: np.ndarray, spans, view, ntypes: int) -> _Samples | None:
+def _scanned_samples(buf: np.ndarray, spans, view, ntypes: int, locs: _Locations) -> _Samples | None:
     """Samples decoded by the compiled scan (:mod:`.pprof_scan`) straight from the profile
-    bytes; None when it declines (the exact decoders below then run and name the error)."""
+    bytes, their location ids resolved against ``locs``; None when it declines (the exact
+    decoders below then run and name the error)."""
     if spans is None or len(spans[0][0]) != len(view.sample):
         return None
-    got = scan_samples(buf, spans[0][0], spans[0][1], ntypes)
-    if got is None:
-        return None
-    loc_offsets, loc_ids, values, owner, lab = got
-    return _Samples(loc_offsets, loc_ids, values, owner, lab[:, 0], lab[:, 1], lab[:, 2], lab[:, 3])
+    got = scan_samples(buf, spans[0][0], spans[0][1], ntypes, locs.ids, locs.frame_offsets)
+    return None if got is None else _Samples(*got)
 
 
-def _samples(view, ntypes: int, limits: Limits) -> _Samples:
+def _samples(view, ntypes: int, limits: Limits, locs: _Locations) -> _Samples:
     """The exact field walk: decodes every valid encoding like :func:`_scanned_samples`
     and names the first error of an invalid one (it runs when the compiled scan declines)."""
     raw = list(view.sample)
@@ -817,7 +805,12 @@ def _samples(view, ntypes: int, limits: Limits) -> _Samples:
         sv = np.concatenate([sv, extra[:, 2]])
         num = np.concatenate([num, extra[:, 3]])
         unit = np.concatenate([unit, extra[:, 4]])
-    return _Samples(loc_offsets, loc_ids, values, owner, key, sv, num, unit)
+    loc_index = _resolve_locations(locs.ids, loc_ids, loc_offsets, np.arange(n, dtype=np.int64))
+    per_ref = np.zeros(len(loc_index) + 1, dtype=np.int64)
+    np.cumsum(np.diff(locs.frame_offsets)[loc_index], out=per_ref[1:])
+    depth = per_ref[loc_offsets[1:]] - per_ref[loc_offsets[:-1]]
+    lab = np.stack([key, sv, num, unit], axis=1) if len(owner) else np.zeros((0, 4), dtype=np.int64)
+    return _Samples(loc_offsets, loc_index, values, owner, lab, int(per_ref[-1]), int(depth.max()) if n else 0)
 
 
 def _ordered(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
@@ -952,16 +945,16 @@ def _truncate(offsets: np.ndarray, frames: np.ndarray, max_depth: int, marker: i
 
 def _dedupe(
     offsets: np.ndarray, elems: np.ndarray, label_index: np.ndarray | None, values: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
     """Sum samples with the same location sequence and label set (exactly: see
     :func:`~.pprof_scan.dedupe_stacks`). Returns (offsets, elems, label_index, values,
-    weight = samples per stack, rep = index of a sample of each stack)."""
+    weight = samples per stack)."""
     n = len(offsets) - 1
     if n < 2:
-        return offsets, elems, label_index, values, np.ones(n, dtype=np.int64), np.arange(n, dtype=np.int64)
+        return offsets, elems, label_index, values, np.ones(n, dtype=np.int64)
     extra = label_index if label_index is not None else np.zeros(n, dtype=np.int64)
     new_off, new_elems, summed, counts, first = dedupe_stacks(offsets, elems, extra, values)
-    return new_off, new_elems, (label_index[first] if label_index is not None else None), summed, counts, first
+    return new_off, new_elems, (label_index[first] if label_index is not None else None), summed, counts
 
 
 # ---------------------------------------------------------------------------------------
@@ -971,12 +964,15 @@ def _dedupe(
 def _label_sets(s: _Samples, st: _Strings, nstr: int) -> tuple[np.ndarray | None, list[tuple[tuple[str, str], ...]] | None]:
     if len(s.label_owner) == 0:
         return None, None
-    for arr, name in ((s.label_key, "key"), (s.label_str, "str"), (s.label_unit, "num_unit")):
-        bad = np.flatnonzero((arr < 0) | (arr >= nstr))
-        if len(bad):
-            k = int(bad[0])
-            raise ProfileFormatError(FMT, f"string index {int(arr[k])} out of range (table has {nstr})", f"sample[{int(s.label_owner[k])}].label.{name}")
-    got = label_sets(s.label_owner, np.stack([s.label_key, s.label_str, s.label_num, s.label_unit], axis=1), len(s.loc_offsets) - 1, nstr)
+    strings = s.labels[:, [0, 1, 3]]
+    if strings.min() < 0 or strings.max() >= nstr:
+        for col, name in ((0, "key"), (1, "str"), (3, "num_unit")):
+            arr = s.labels[:, col]
+            bad = np.flatnonzero((arr < 0) | (arr >= nstr))
+            if len(bad):
+                k = int(bad[0])
+                raise ProfileFormatError(FMT, f"string index {int(arr[k])} out of range (table has {nstr})", f"sample[{int(s.label_owner[k])}].label.{name}")
+    got = label_sets(s.label_owner, s.labels, len(s.loc_offsets) - 1, nstr)
     if got is None:
         return None, None
     label_index, codes, seg, pairs, nv = got

@@ -26,8 +26,6 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from fleetprof.model.trie import expand_locations
-
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 
@@ -188,39 +186,44 @@ def _varint_fields(buf, pos, end, row) -> bool:
 
 
 @njit(cache=True, nogil=True)
-def _fill(buf, starts, ends, ntypes, loc_offsets, loc_ids, values, owner, lab):
+def _fill(buf, starts, ends, ntypes, ids, table, lf_off, loc_offsets, loc_index, values, owner, lab):
     """One pass over the sample messages into arrays of sufficient size (a varint takes a
-    byte at least, a label two); returns (location ids, labels), or (-1, -1) for anything
-    malformed, including a value count other than ``ntypes``."""
+    byte at least, a label two), every location id resolved to its index through
+    :func:`_id_table`. Returns (location references, labels, frames in all, frames of the
+    deepest sample), or -1s for anything malformed, a value count other than ``ntypes``
+    or an unknown location id."""
     loc_offsets[0] = 0
     li = 0
     vi = 0
     bi = 0
+    total = 0
+    deepest = 0
     for s in range(len(starts)):
         pos = starts[s]
         end = ends[s]
+        depth = 0
         while pos < end:
             field, wire, pos = _tag(buf, pos, end)
             if pos < 0:
-                return -1, -1
+                return -1, -1, -1, -1
             if field == 1 or field == 2:
                 if wire == 2:  # packed: every varint of the payload (none when it is empty)
                     ln, pos = _varint(buf, pos, end)
                     if pos < 0 or ln > np.uint64(end - pos):
-                        return -1, -1
+                        return -1, -1, -1, -1
                     stop = pos + np.int64(ln)
                     limit = stop
                 elif wire == 0:  # one varint
                     stop = pos + 1
                     limit = end
                 else:
-                    return -1, -1
+                    return -1, -1, -1, -1
                 while pos < stop:
                     v = np.uint64(0)
                     shift = np.uint64(0)
                     while True:
                         if pos >= limit:
-                            return -1, -1
+                            return -1, -1, -1, -1
                         byte = buf[pos]
                         pos += 1
                         v |= np.uint64(byte & 0x7F) << shift
@@ -228,51 +231,63 @@ def _fill(buf, starts, ends, ntypes, loc_offsets, loc_ids, values, owner, lab):
                             break
                         shift += np.uint64(7)
                         if shift >= np.uint64(70):
-                            return -1, -1
+                            return -1, -1, -1, -1
                     if field == 1:
-                        loc_ids[li] = v
+                        i = _find(ids, table, v)
+                        if i < 0:
+                            return -1, -1, -1, -1
+                        loc_index[li] = i
+                        depth += lf_off[i + 1] - lf_off[i]
                         li += 1
                     else:
                         if vi >= (s + 1) * ntypes:
-                            return -1, -1
+                            return -1, -1, -1, -1
                         values[vi] = np.int64(v)
                         vi += 1
             elif field == 3:
                 if wire != 2:
-                    return -1, -1
+                    return -1, -1, -1, -1
                 ln, pos = _varint(buf, pos, end)
                 if pos < 0 or ln > np.uint64(end - pos):
-                    return -1, -1
+                    return -1, -1, -1, -1
                 stop = pos + np.int64(ln)
                 owner[bi] = s
+                lab[bi, :] = 0  # absent fields are 0
                 if not _varint_fields(buf, pos, stop, lab[bi]):  # key, str, num, num_unit
-                    return -1, -1
+                    return -1, -1, -1, -1
                 bi += 1
                 pos = stop
             else:
                 pos = _skip(buf, pos, end, wire, field)
                 if pos < 0:
-                    return -1, -1
+                    return -1, -1, -1, -1
         if vi != (s + 1) * ntypes:
-            return -1, -1
+            return -1, -1, -1, -1
         loc_offsets[s + 1] = li
-    return li, bi
+        total += depth
+        deepest = max(deepest, depth)
+    return li, bi, total, deepest
 
 
 def scan_samples(
-    buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, ntypes: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
-    """Decode the sample messages at ``buf[starts[i]:ends[i]]`` (module contract):
-    ``(loc_offsets, loc_ids, values (S, ntypes), label_owner, labels (L, 4))`` or None."""
+    buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, ntypes: int, ids: np.ndarray, lf_off: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int] | None:
+    """Decode the sample messages at ``buf[starts[i]:ends[i]]`` (module contract), every
+    location id resolved against the location table's ``ids`` (location ``i`` has
+    ``lf_off[i + 1] - lf_off[i]`` frames): ``(loc_offsets, loc_index, values (S, ntypes),
+    label_owner, labels (L, 4), frames in all, frames of the deepest sample)``, or None
+    (also for an unknown location id)."""
     n = len(starts)
     nbytes = int((ends - starts).sum())
-    loc_offsets, loc_ids = np.empty(n + 1, dtype=np.int64), np.empty(nbytes, dtype=np.uint64)
+    ids = np.ascontiguousarray(ids, dtype=np.uint64)
+    loc_offsets, loc_index = np.empty(n + 1, dtype=np.int64), np.empty(nbytes, dtype=np.int64)
     values, owner = np.empty(n * ntypes, dtype=np.int64), np.empty(nbytes // 2, dtype=np.int64)
-    lab = np.zeros((nbytes // 2, 4), dtype=np.int64)  # absent label fields are 0
-    nloc, nlab = _fill(buf, starts, ends, ntypes, loc_offsets, loc_ids, values, owner, lab)
+    lab = np.empty((nbytes // 2, 4), dtype=np.int64)
+    got = _fill(buf, starts, ends, ntypes, ids, _id_table(ids), lf_off, loc_offsets, loc_index, values, owner, lab)
+    nloc, nlab, total, deepest = got
     if nloc < 0:
         return None
-    return loc_offsets, loc_ids[:nloc], values.reshape(n, ntypes), owner[:nlab], lab[:nlab]
+    return loc_offsets, loc_index[:nloc], values.reshape(n, ntypes), owner[:nlab], lab[:nlab], total, deepest
 
 
 @njit(cache=True, nogil=True)
@@ -533,76 +548,48 @@ def resolve_frames(
 
 
 @njit(cache=True, nogil=True)
-def _resolve_ids(ids, refs, offsets, lf_off, out):
-    """Location index of every referenced id into ``out``; returns (frames they expand to,
-    frames of the deepest stack ``refs[offsets[s]:offsets[s + 1]]``), or (-1, -1) at the
-    first unknown id. Ids ``1 .. L`` in order are indexed directly, others hashed."""
+def _id_table(ids: np.ndarray) -> np.ndarray:
+    """Open-addressing table of the indices of ``ids`` (distinct), or an empty one when
+    the ids are ``1 .. L`` in order (then an id's index is the id - 1)."""
     dense = True
     for i in range(len(ids)):
         if ids[i] != np.uint64(i + 1):
             dense = False
             break
-    bits = 4
-    while not dense and (1 << bits) < 2 * len(ids) + 2:
-        bits += 1
-    shift = np.uint64(64 - bits)
-    mask = (1 << bits) - 1
-    table = np.full(0 if dense else 1 << bits, -1, dtype=np.int64)
-    for i in range(0 if dense else len(ids)):
+    if dense:
+        return np.empty(0, dtype=np.int64)
+    bits = _bits_for(2 * len(ids) + 2)
+    table = np.full(1 << bits, -1, dtype=np.int64)
+    shift, mask = np.uint64(64 - bits), (1 << bits) - 1
+    for i in range(len(ids)):
         h = np.int64((ids[i] * _GOLDEN) >> shift)
         while table[h] >= 0:
             h = (h + 1) & mask
         table[h] = i
-    n = np.uint64(len(ids))
-    total = 0
-    deepest = 0
-    for s in range(len(offsets) - 1):
-        depth = 0
-        for k in range(offsets[s], offsets[s + 1]):
-            r = refs[k]
-            if dense:
-                if r == 0 or r > n:
-                    return -1, -1
-                i = np.int64(r) - 1
-            else:
-                h = np.int64((r * _GOLDEN) >> shift)
-                while True:
-                    i = table[h]
-                    if i < 0:
-                        return -1, -1
-                    if ids[i] == r:
-                        break
-                    h = (h + 1) & mask
-            out[k] = i
-            depth += lf_off[i + 1] - lf_off[i]
-        total += depth
-        deepest = max(deepest, depth)
-    return total, deepest
+    return table
 
 
-def locate(
-    loc_offsets: np.ndarray, loc_ids: np.ndarray, ids: np.ndarray, lf_off: np.ndarray
-) -> tuple[np.ndarray, int, int] | None:
-    """Every location id of the stacks ``loc_ids[loc_offsets[s]:loc_offsets[s + 1]]``
-    resolved against ``ids`` (distinct): ``(location indices, frames in all, frames of the
-    deepest stack)`` where location ``i`` has ``lf_off[i + 1] - lf_off[i]`` frames; None at
-    the first unknown id (the caller names it)."""
-    loc_index = np.empty(len(loc_ids), dtype=np.int64)
-    total, deepest = _resolve_ids(np.ascontiguousarray(ids, dtype=np.uint64), loc_ids, loc_offsets, lf_off, loc_index)
-    return None if total < 0 else (loc_index, total, deepest)
+@njit(cache=True, nogil=True)
+def _bits_for(size: int) -> int:
+    bits = 4
+    while (1 << bits) < size:
+        bits += 1
+    return bits
 
 
-def stack_frames(
-    loc_offsets: np.ndarray, loc_ids: np.ndarray, ids: np.ndarray, lf_off: np.ndarray, lf_frames: np.ndarray
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """Stacks of location ids (leaf first, CSR ``loc_offsets``/``loc_ids``) as stacks of
-    frames, root first: every location id is resolved against ``ids`` (distinct) and
-    replaced by its frames ``lf_frames[lf_off[i]:lf_off[i + 1]]`` (root first). None at
-    the first unknown location id (the caller names it)."""
-    got = locate(loc_offsets, loc_ids, ids, lf_off)
-    if got is None:
-        return None
-    return expand_locations(loc_offsets, got[0], lf_off, lf_frames, got[1])
+@njit(cache=True, nogil=True, inline="always")
+def _find(ids: np.ndarray, table: np.ndarray, r: np.uint64) -> np.int64:
+    """Index of id ``r`` through :func:`_id_table`'s ``table``; -1 when unknown."""
+    if len(table) == 0:
+        return np.int64(r) - 1 if np.uint64(0) < r <= np.uint64(len(ids)) else np.int64(-1)
+    bits = _bits_for(len(table))
+    h = np.int64((r * _GOLDEN) >> np.uint64(64 - bits))
+    mask = len(table) - 1
+    while True:
+        i = table[h]
+        if i < 0 or ids[i] == r:
+            return i
+        h = (h + 1) & mask
 
 
 @njit(cache=True, nogil=True)

@@ -100,15 +100,20 @@ def _labels_message(pairs: Iterable[tuple[str, str]]) -> bytes | None:
     return b"L" + b"\xff".join(k.encode("utf-8", "replace") + b"\0" + v.encode("utf-8", "replace") for k, v in items)
 
 
-def labels_ids(sets: Sequence[Iterable[tuple[str, str]]]) -> np.ndarray:
+def labels_ids(sets: Sequence[Sequence[tuple[str, str]]]) -> np.ndarray:
     """Vector of :func:`labels_id` (uint64; hashed in one compiled call)."""
-    messages = [_labels_message(ls) for ls in sets]
-    data = [m for m in messages if m is not None]
-    ids = np.zeros(len(messages), dtype=np.uint64)
-    if data:
-        got = _digests_of(b"".join(data), np.fromiter(map(len, data), dtype=np.int64, count=len(data)))
-        got[got == 0] = 1
-        ids[[i for i, m in enumerate(messages) if m is not None]] = got
+    texts = ["L" + "\xff".join([f"{k}\0{v}" for k, v in sorted(ls)]) if ls else "" for ls in sets]
+    joined = "".join(texts)
+    if joined.replace("\xff", "").isascii():  # then Latin-1 gives the UTF-8 bytes and the 0xff separators
+        data = joined.encode("latin-1")
+        lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    else:
+        messages = [_labels_message(ls) or b"" for ls in sets]
+        data = b"".join(messages)
+        lengths = np.fromiter(map(len, messages), dtype=np.int64, count=len(messages))
+    ids = _digests_of(data, lengths)
+    ids[ids == 0] = 1
+    ids[lengths == 0] = 0  # the empty set (every other message starts with "L")
     return ids
 
 

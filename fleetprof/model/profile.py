@@ -27,7 +27,7 @@ import numpy as np
 import polars as pl
 
 from fleetprof.model.hashing import ROOT_ID, frame_ids, labels_ids, mix
-from fleetprof.model.trie import expand_locations, trie_nodes
+from fleetprof.model.trie import expand_locations, sum_by_leaf, trie_nodes
 
 U64 = pl.UInt64
 FRAMES_SCHEMA = {"frame_id": pl.UInt64, "name": pl.Utf8, "file": pl.Utf8, "line": pl.Int64}
@@ -254,21 +254,15 @@ def sample_rows_hint(samples: pl.DataFrame) -> np.ndarray | None:
 def _aggregate_rows(
     leaf_row: np.ndarray, nid: np.ndarray, code: np.ndarray, ids: np.ndarray, values: np.ndarray, cols: list[str]
 ) -> tuple[pl.DataFrame, np.ndarray]:
-    """Samples summed per (leaf row, label set code) by the compiled group-by over exact
-    dense keys (no hashing of node ids), all-zero rows dropped; ``ids[code]`` is a row's
-    label set id. Also returns the node row of each sample row (-1 for the root's)."""
-    from fleetprof.model.groupsum import sum_by_key
-
-    nl = np.uint64(len(ids))
-    keys = (leaf_row + 1).astype(np.uint64) * nl + code.astype(np.uint64)
-    ukeys, sums = sum_by_key(keys, values)
-    sums = sums.reshape(len(ukeys), len(cols))
+    """Samples summed per (leaf row, label set code) (:func:`~.trie.sum_by_leaf`: dense
+    keys, no hashing of node ids), all-zero rows dropped; ``ids[code]`` is a row's label
+    set id. Also returns the node row of each sample row (-1 for the root's)."""
+    rows, codes, sums = sum_by_leaf(leaf_row, code, values, len(nid))
     if cols:
         keep = sums.any(axis=1)
-        ukeys, sums = ukeys[keep], sums[keep]
-    rows = (ukeys // nl).astype(np.int64) - 1
+        rows, codes, sums = rows[keep], codes[keep], sums[keep]
     node = np.where(rows >= 0, nid[np.maximum(rows, 0)] if len(nid) else 0, np.uint64(ROOT_ID)).astype(np.uint64)
-    data = {"node_id": node, "labels": ids[(ukeys % nl).astype(np.int64)]} | {c: sums[:, i] for i, c in enumerate(cols)}
+    data = {"node_id": node, "labels": ids[codes]} | {c: sums[:, i] for i, c in enumerate(cols)}
     return _table(data, {"node_id": U64, "labels": U64} | {c: pl.Int64 for c in cols}), rows
 
 

@@ -232,3 +232,46 @@ def expand_locations(
     out_off, out_frames = np.empty(len(offsets), dtype=np.int64), np.empty(total, dtype=np.int64)
     _expand(offsets, elems, lf_off, np.ascontiguousarray(lf_frames, dtype=np.int64), out_off, out_frames)
     return out_off, out_frames
+
+
+@njit(cache=True, nogil=True)
+def _sum_by_leaf(leaf_row, code, values, nrows, out_row, out_code, out_sums) -> int:
+    """Rows summed per (leaf row, code): a chain of (code, sums) slots per leaf row
+    (leaves rarely carry more than a few label sets). Returns the number of slots."""
+    head = np.full(nrows + 1, -1, dtype=np.int64)  # leaf row + 1 (0: the root)
+    nxt = np.empty(len(leaf_row), dtype=np.int64)
+    slots = 0
+    width = values.shape[1]
+    for i in range(len(leaf_row)):
+        r = leaf_row[i] + 1
+        c = code[i]
+        k = head[r]
+        while k >= 0 and out_code[k] != c:
+            k = nxt[k]
+        if k < 0:
+            k = slots
+            slots += 1
+            out_row[k] = r - 1
+            out_code[k] = c
+            nxt[k] = head[r]
+            head[r] = k
+            for j in range(width):
+                out_sums[k, j] = 0
+        for j in range(width):
+            out_sums[k, j] += values[i, j]
+    return slots
+
+
+def sum_by_leaf(
+    leaf_row: np.ndarray, code: np.ndarray, values: np.ndarray, nrows: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Values ``(S, T)`` (or ``(S,)``, as one column) summed per distinct (``leaf_row``, ``code``) pair, where
+    ``-1 <= leaf_row < nrows`` (-1: the root) and ``code`` are small ints: ``(row, code,
+    sums)`` for every pair, in order of first appearance; exact int64 sums."""
+    n = len(leaf_row)
+    values = np.ascontiguousarray(values, dtype=np.int64)
+    values = values.reshape(n, 1) if values.ndim == 1 else values
+    out_row, out_code = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
+    out_sums = np.empty((n, values.shape[1]), dtype=np.int64)
+    k = _sum_by_leaf(np.asarray(leaf_row, dtype=np.int64), np.asarray(code, dtype=np.int64), values, nrows, out_row, out_code, out_sums)
+    return out_row[:k], out_code[:k], out_sums[:k]

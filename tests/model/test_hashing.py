@@ -22,8 +22,11 @@ def test_frame_ids_match_frame_id(frames):
     assert frame_ids(names, files).tolist() == [frame_id(n, f) for n, f, _ in frames]
 
 
+ASCII = st.text(st.characters(max_codepoint=127), max_size=8)
+
+
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.lists(st.tuples(TEXT, TEXT), max_size=4), max_size=12))
+@given(st.lists(st.lists(st.one_of(st.tuples(TEXT, TEXT), st.tuples(ASCII, ASCII)), max_size=4), max_size=12))
 def test_labels_ids_match_labels_id(sets):
     assert labels_ids(sets).tolist() == [labels_id(ls) for ls in sets]
 
