@@ -104,7 +104,9 @@ def labels_ids(sets: Sequence[Sequence[tuple[str, str]]]) -> np.ndarray:
     """Vector of :func:`labels_id` (uint64; hashed in one compiled call)."""
     texts = ["L" + "\xff".join([f"{k}\0{v}" for k, v in sorted(ls)]) if ls else "" for ls in sets]
     joined = "".join(texts)
-    if joined.replace("\xff", "").isascii():  # then Latin-1 gives the UTF-8 bytes and the 0xff separators
+    separators = sum(max(len(ls) - 1, 0) for ls in sets)
+    if joined.count("\xff") == separators and joined.replace("\xff", "").isascii():
+        # every "\xff" is a separator and the rest ASCII: Latin-1 gives the UTF-8 bytes
         data = joined.encode("latin-1")
         lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
     else:

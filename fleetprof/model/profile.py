@@ -22,6 +22,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from operator import itemgetter
 
 import numpy as np
 import polars as pl
@@ -188,8 +189,8 @@ def build(
     frames = _table(
         {
             "frame_id": ftab[used],
-            "name": stacks.names if every else [stacks.names[i] for i in used],
-            "file": stacks.files if every else [stacks.files[i] for i in used],
+            "name": stacks.names if every else _pick(stacks.names, used),
+            "file": stacks.files if every else _pick(stacks.files, used),
             "line": np.zeros(len(used), dtype=np.int64)
             if stacks.lines is None
             else np.asarray(stacks.lines, dtype=np.int64)[used],
@@ -197,6 +198,14 @@ def build(
         FRAMES_SCHEMA,
     )
     return Profile(tuple(sample_types), frames, nodes, samples, labels, **meta)  # type: ignore[arg-type]
+
+
+def _pick(items: Sequence[str], rows: np.ndarray) -> list[str]:
+    """``[items[i] for i in rows]``, gathered in C."""
+    if len(rows) == 0:
+        return []
+    got = itemgetter(*rows.tolist())(items)
+    return [got] if len(rows) == 1 else list(got)
 
 
 def _hashed_nodes(

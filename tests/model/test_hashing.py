@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from fleetprof.model.blake2b import digests64
 from fleetprof.model.hashing import frame_id, frame_ids, labels_id, labels_ids
 
-TEXT = st.text(st.one_of(st.characters(), st.sampled_from(["\ud800", "\udfff", "é", "\0", "🔥"])), max_size=12)
+TEXT = st.text(st.one_of(st.characters(), st.sampled_from(["\ud800", "\udfff", "é", "\0", "🔥", "\xff"])), max_size=12)
 
 
 @settings(max_examples=300, deadline=None)
@@ -28,6 +28,12 @@ ASCII = st.text(st.characters(max_codepoint=127), max_size=8)
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.lists(st.one_of(st.tuples(TEXT, TEXT), st.tuples(ASCII, ASCII)), max_size=4), max_size=12))
 def test_labels_ids_match_labels_id(sets):
+    assert labels_ids(sets).tolist() == [labels_id(ls) for ls in sets]
+
+
+def test_labels_ids_with_texts_like_the_separator():
+    # a "\xff" inside a label is UTF-8 (two bytes), unlike the 0xff between pairs
+    sets = [[("a\xff", "b")], [("a", "b"), ("c", "\xff")], [("k", "v"), ("x", "y")], []]
     assert labels_ids(sets).tolist() == [labels_id(ls) for ls in sets]
 
 
