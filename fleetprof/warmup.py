@@ -1,7 +1,7 @@
 """Load (or compile) every numba kernel once, so that no request pays for it.
 
 Contract: :func:`warm_up` runs each compiled kernel of the data path (pprof scans, frame
-resolution, stack grouping, the merge group-by) on a tiny input and returns the seconds it
+resolution, stack grouping, call-tree trie, hashing, the merge group-by) on a tiny input and returns the seconds it
 took; later calls in the same process return at once. Kernels are cached on disk next to
 their modules (numba ``cache=True``) or under ``NUMBA_CACHE_DIR``: the first process after
 an install compiles (seconds), later ones only load (a fraction of a second). The service
@@ -41,10 +41,13 @@ def warm_up() -> float:
     if _DONE:
         return 0.0
     t0 = time.perf_counter()
-    from fleetprof.formats.pprof import decode_pprof
+    from fleetprof.formats.folded import decode_folded
+    from fleetprof.formats.pprof import decode_pprof, decode_pprof_stacks
     from fleetprof.model.groupsum import sum_by_key
 
-    decode_pprof(_tiny_pprof())
+    decode_pprof(_tiny_pprof())  # scans, trie over locations, label sets, hashing
+    decode_pprof_stacks(_tiny_pprof())  # grouping and expansion (the server's batch path)
+    decode_folded(b"main;work 3\nmain 1\n")  # the trie over frames
     keys = np.arange(1, 5000, dtype=np.uint64)
     sum_by_key(keys, np.ones(len(keys), dtype=np.int64), initial_bits=4, sort_chunk=1024)
     sum_by_key(keys, np.ones((len(keys), 2), dtype=np.int64))

@@ -6,12 +6,13 @@ Contracts:
   spans of every ``sample``, ``location`` and ``function`` message in wire order, or
   ``None`` when the top level is not well-formed protobuf (the caller then reports the
   error through upb).
-* :func:`scan_samples` decodes those sample messages in one pass: location ids and values
-  (packed or not, in wire order; a message may mix both), and labels (``key``, ``str``,
-  ``num``, ``num_unit``; within one label the last occurrence of a field wins). Unknown
-  fields are skipped. It returns ``None`` for anything it does not accept as valid (a
-  truncated varint or field, a wrong wire type for a known field, a value count other than
-  the number of sample types); the caller's exact, slower decoder then names the error.
+* :func:`scan_samples` decodes those sample messages in one pass: location ids (resolved
+  to rows of the location table as they are read) and values (packed or not, in wire
+  order; a message may mix both), and labels (``key``, ``str``, ``num``, ``num_unit``;
+  within one label the last occurrence of a field wins). Unknown fields are skipped. It
+  returns ``None`` for anything it does not accept as valid (a truncated varint or field,
+  a wrong wire type for a known field, a value count other than the number of sample
+  types, an unknown location id); the caller's exact, slower decoder then names the error.
 * :func:`scan_records` and :func:`scan_locations` decode the ``function`` and ``location``
   tables (varint fields, last occurrence wins, unknown fields skipped), or return None for
   anything malformed, so that the caller's exact decoder names the error;
@@ -19,6 +20,7 @@ Contracts:
 * :func:`dedupe_stacks` sums samples with equal location sequences and equal ``extra`` keys
   (the label set); groups are compared element by element, never merged on a hash alone.
   Groups are numbered in order of first appearance.
+* :func:`label_sets` groups samples by their label multiset, compared code by code.
 """
 
 from __future__ import annotations
