@@ -195,6 +195,7 @@ def _fill(buf, starts, ends, ntypes, ids, table, lf_off, loc_offsets, loc_index,
     deepest sample), or -1s for anything malformed, a value count other than ``ntypes``
     or an unknown location id."""
     loc_offsets[0] = 0
+    id_shift = np.uint64(64 - _bits_for(len(table))) if len(table) else np.uint64(0)
     li = 0
     vi = 0
     bi = 0
@@ -235,7 +236,7 @@ def _fill(buf, starts, ends, ntypes, ids, table, lf_off, loc_offsets, loc_index,
                         if shift >= np.uint64(70):
                             return -1, -1, -1, -1
                     if field == 1:
-                        i = _find(ids, table, v)
+                        i = _find(ids, table, id_shift, v)
                         if i < 0:
                             return -1, -1, -1, -1
                         loc_index[li] = i
@@ -580,12 +581,12 @@ def _bits_for(size: int) -> int:
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _find(ids: np.ndarray, table: np.ndarray, r: np.uint64) -> np.int64:
-    """Index of id ``r`` through :func:`_id_table`'s ``table``; -1 when unknown."""
+def _find(ids: np.ndarray, table: np.ndarray, shift: np.uint64, r: np.uint64) -> np.int64:
+    """Index of id ``r`` through :func:`_id_table`'s ``table`` (``shift``: 64 - its bits);
+    -1 when unknown."""
     if len(table) == 0:
         return np.int64(r) - 1 if np.uint64(0) < r <= np.uint64(len(ids)) else np.int64(-1)
-    bits = _bits_for(len(table))
-    h = np.int64((r * _GOLDEN) >> np.uint64(64 - bits))
+    h = np.int64((r * _GOLDEN) >> shift)
     mask = len(table) - 1
     while True:
         i = table[h]

@@ -13,6 +13,9 @@ empty stack) and ``parent_row`` each node's parent row (-1 at depth 1).
 Nodes are found by walking every stack down a hash table keyed by ``(parent row, frame)``
 (open addressing, linear probing) that holds one entry per *node*, not per element: for
 inputs whose node count fits in cache every element costs one probe of a warm table.
+
+Also: :func:`expand_locations` turns pprof's location stacks (leaf first) into CSR frame
+stacks (root first); :func:`sum_by_leaf` sums sample values per (leaf row, label code).
 """
 
 from __future__ import annotations
@@ -75,10 +78,10 @@ def _probe(keys, rowt, keyof, shift, mask, key, rows):
 
 
 @njit(cache=True, nogil=True)
-def _walk(offsets, elems, leaf_first, one, lf_off, fcode, ncodes, keys, rowt, keyof, rows, start, leaf):
+def _walk(offsets, elems, leaf_first, one, lf_off, fcode, ncodes, keys, rowt, bits, keyof, rows, start, leaf):
     """Walk stacks ``start, start + 1, ...`` down the trie: returns ``(rows, stopped)``
     where ``stopped`` is the stack where the table (``keys``/``rowt``, a power of two of
-    slots holding the first ``rows`` rows) reached half load, or the number of stacks once
+    slots, ``2 ** bits``, holding the first ``rows`` rows) reached half load, or the number of stacks once
     all are walked (then ``leaf`` holds every stack's leaf row). A stopped walk resumes at
     ``stopped`` once the table is grown (the rows it already made are found again).
 
@@ -88,7 +91,6 @@ def _walk(offsets, elems, leaf_first, one, lf_off, fcode, ncodes, keys, rowt, ke
     node ``keyof[r] = (parent row + 1) * (ncodes + 1) + frame code + 1``; a key 0 in
     ``keys`` marks an empty slot."""
     nc = np.uint64(ncodes + 1)
-    bits = _bits_of(len(keys))
     shift, mask, half = np.uint64(64 - bits), len(keys) - 1, len(keys) >> 1
     for s in range(start, len(offsets) - 1):
         parent = -1
@@ -108,14 +110,6 @@ def _walk(offsets, elems, leaf_first, one, lf_off, fcode, ncodes, keys, rowt, ke
                 return rows, s
         leaf[s] = parent
     return rows, len(offsets) - 1
-
-
-@njit(cache=True, nogil=True)
-def _bits_of(size: int) -> int:
-    b = 0
-    while (1 << b) < size:
-        b += 1
-    return b
 
 
 @njit(cache=True, nogil=True)
@@ -181,19 +175,25 @@ def trie_nodes(
         lf_off, one, fcode = np.zeros(1, np.int64), codes, codes
     else:
         lf_off, lf_frames = (np.asarray(a, dtype=np.int64) for a in locations)
+        if len(lf_off) == 0 or lf_off[0] != 0 or lf_off[-1] != len(lf_frames) or (np.diff(lf_off) < 0).any():
+            raise ValueError("location offsets are not a CSR partition of their frames")
         fcode = codes[lf_frames]
         one = np.full(len(lf_off) - 1, -1, dtype=np.int64)  # a location of one frame: its code
         single = np.flatnonzero(np.diff(lf_off) == 1)
         one[single] = fcode[lf_off[single]]
     if n_stacks <= 0 or len(elems) == 0:
         return None
+    if elems.min() < 0 or elems.max() >= len(one):
+        raise ValueError("stack elements out of range of their frame or location table")
+    if offsets[0] != 0 or offsets[-1] != len(elems) or (np.diff(offsets) < 0).any():
+        raise ValueError("stack offsets are not a CSR partition of the elements")
     leaf = np.empty(n_stacks, np.int64)
     bits = max(_MIN_BITS, (len(elems) // 4).bit_length())  # room for a node per 4 to 8 elements at half load
     keyof = np.empty(1 << (bits - 1), np.uint64)  # the walk stops when the table is half full
     rows, done = 0, 0
     while True:
         keys, rowt = _rehash(keyof, rows, bits)
-        rows, done = _walk(offsets, elems, locations is not None, one, lf_off, fcode, len(uf), keys, rowt, keyof, rows, done, leaf)
+        rows, done = _walk(offsets, elems, locations is not None, one, lf_off, fcode, len(uf), keys, rowt, bits, keyof, rows, done, leaf)
         if done == n_stacks:
             break
         bits += 1

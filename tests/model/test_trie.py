@@ -72,3 +72,16 @@ def test_trie_grows_past_its_first_table():
     first_table = 1 << max(10, (len(fidx) // 4).bit_length())
     assert got is not None and len(got[0]) > first_table // 2
     _check(got, offsets, fidx, tab)
+
+
+def test_out_of_range_elements_are_refused_not_read():
+    import pytest
+
+    with pytest.raises(ValueError):
+        trie_nodes(np.array([0, 2], np.int64), np.array([0, 3], np.int64), np.array([5, 6], np.uint64))
+    with pytest.raises(ValueError):
+        trie_nodes(np.array([0, 1], np.int64), np.array([-1], np.int64), np.array([5], np.uint64))
+    with pytest.raises(ValueError):
+        trie_nodes(np.array([0, 3, 1, 3], np.int64), np.array([0, 0, 0], np.int64), np.array([5], np.uint64))
+    with pytest.raises(ValueError):  # location 0 claims frames past the end of lf_frames
+        trie_nodes(np.array([0, 1], np.int64), np.array([0], np.int64), np.array([5], np.uint64), (np.array([0, 4]), np.array([0])))
