@@ -80,8 +80,8 @@ def _probe(keys, rowt, keyof, shift, mask, key, rows):
 @njit(cache=True, nogil=True)
 def _walk(offsets, elems, leaf_first, one, lf_off, fcode, ncodes, keys, rowt, bits, keyof, rows, start, leaf):
     """Walk stacks ``start, start + 1, ...`` down the trie: returns ``(rows, stopped)``
-    where ``stopped`` is the stack where the table (``keys``/``rowt``, a power of two of
-    slots, ``2 ** bits``, holding the first ``rows`` rows) reached half load, or the number of stacks once
+    where ``stopped`` is the stack at which the table (``keys``/``rowt``: ``2 ** bits``
+    slots holding the first ``rows`` rows) reached half load, or the number of stacks once
     all are walked (then ``leaf`` holds every stack's leaf row). A stopped walk resumes at
     ``stopped`` once the table is grown (the rows it already made are found again).
 

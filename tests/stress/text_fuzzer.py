@@ -9,6 +9,7 @@ tree for speedscope), gzip-wrapped variants, and plain random bytes.
 
 from __future__ import annotations
 
+import copy
 import gzip
 import json
 import random
@@ -110,11 +111,11 @@ def mutate_json(rng: random.Random, doc: Any) -> Any:
         parent, key = path[-1]
         op = rng.randrange(4)
         if op == 0:
-            parent[key] = rng.choice(ODD_VALUES)
+            parent[key] = copy.deepcopy(rng.choice(ODD_VALUES))  # never the shared constants
         elif op == 1:
             del parent[key]
         elif op == 2 and isinstance(parent, list):
-            parent.insert(rng.randrange(len(parent) + 1), parent[key])
+            parent.insert(rng.randrange(len(parent) + 1), copy.deepcopy(parent[key]))  # a copy, not a second reference
         elif isinstance(parent, list):
             rng.shuffle(parent)
         else:
