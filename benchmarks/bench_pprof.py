@@ -8,7 +8,9 @@ thread label on some samples), built with the generated ``profile_pb2`` classes.
 
 Both sides are timed in CPU time (``time.process_time``, best of R interleaved pairs of
 runs) so that other load on a shared machine counts less; the load average is printed
-alongside.
+alongside. The fixture is measured again in a fresh process with glibc's mmap and trim
+thresholds raised (``--warm-allocator``): there neither side pays page faults for fresh
+memory, which otherwise weigh on both depending on the heap's state.
 
 Run: ``.venv/bin/python -m benchmarks.bench_pprof [--samples N] [--repeat R]``.
 """
@@ -16,8 +18,11 @@ Run: ``.venv/bin/python -m benchmarks.bench_pprof [--samples N] [--repeat R]``.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import gzip
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -108,16 +113,38 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--samples", type=int, default=100_000)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--warm-allocator", action="store_true", help="raise glibc's mmap and trim thresholds first (no page faults)")
+    ap.add_argument("--fixture-only", action="store_true")
     args = ap.parse_args(argv)
+    if args.warm_allocator and not _warm_allocator():
+        print("(not glibc: --warm-allocator ignored)")
     print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; CPU time (process_time), best of runs")
     files = [p for p in FIXTURES.rglob("*") if p.is_file() and p.suffix != ".md"]
     largest = max(files, key=lambda p: len(_raw(p.read_bytes())))
-    r1 = measure(f"fixture {largest.name}", _raw(largest.read_bytes()), args.repeat * 4)
+    tag = " (allocator warm)" if args.warm_allocator else ""
+    r1 = measure(f"fixture {largest.name}{tag}", _raw(largest.read_bytes()), args.repeat * 4)
+    if args.fixture_only:
+        return
     t = time.perf_counter()
     raw = synthetic_profile(args.samples)
     print(f"(synthetic profile generated in {time.perf_counter() - t:.1f} s)")
     r2 = measure(f"synthetic {args.samples} samples", raw, args.repeat)
     print(f"pprof decode ratio (ParseFromString / decode_pprof): fixture {r1:.2f}, synthetic {r2:.2f}")
+    if not args.warm_allocator:  # the same fixture without page faults, in a fresh process
+        cmd = [sys.executable, "-m", "benchmarks.bench_pprof", "--warm-allocator", "--fixture-only", "--repeat", str(args.repeat)]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[1]).stdout
+        print(out.strip().splitlines()[-1])
+
+
+def _warm_allocator() -> bool:
+    """Raise glibc's mmap and trim thresholds to 1 GiB: freed arrays stay in the heap and
+    are reused, so neither side pays page faults for fresh memory."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(libc.mallopt(m_mmap_threshold, 1 << 30)) and bool(libc.mallopt(m_trim_threshold, 1 << 30))
 
 
 def _raw(data: bytes) -> bytes:

@@ -687,8 +687,8 @@ def _sets(owner, code, nsamples, label_index, seg):
 def label_sets(
     owner: np.ndarray, lab: np.ndarray, nsamples: int, nstr: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int] | None:
-    """Samples grouped by label set. ``owner`` (non-decreasing) is the sample of every
-    label and ``lab`` its (key, str, num, num_unit) row, string indices already checked.
+    """Samples grouped by label set. ``owner`` is the sample of every label (any order) and
+    ``lab`` its (key, str, num, num_unit) row, string indices already checked.
     A label with a ``str`` is the pair (key, str); else one with a ``num`` or ``num_unit``
     is (key, numeric value id ``nstr + k``, ``pairs[k]`` = (num, unit)); others are
     ignored. Returns ``(label_index, codes, seg, pairs, nv)``: ``label_index[s]`` = set +
