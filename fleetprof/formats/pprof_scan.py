@@ -188,14 +188,13 @@ def _varint_fields(buf, pos, end, row) -> bool:
 
 
 @njit(cache=True, nogil=True)
-def _fill(buf, starts, ends, ntypes, ids, table, lf_off, loc_offsets, loc_index, values, owner, lab):
+def _fill(buf, starts, ends, ntypes, ids, table, id_shift, lf_off, loc_offsets, loc_index, values, owner, lab):
     """One pass over the sample messages into arrays of sufficient size (a varint takes a
     byte at least, a label two), every location id resolved to its index through
     :func:`_id_table`. Returns (location references, labels, frames in all, frames of the
     deepest sample), or -1s for anything malformed, a value count other than ``ntypes``
     or an unknown location id."""
     loc_offsets[0] = 0
-    id_shift = np.uint64(64 - _bits_for(len(table))) if len(table) else np.uint64(0)
     li = 0
     vi = 0
     bi = 0
@@ -286,7 +285,8 @@ def scan_samples(
     loc_offsets, loc_index = np.empty(n + 1, dtype=np.int64), np.empty(nbytes, dtype=np.int64)
     values, owner = np.empty(n * ntypes, dtype=np.int64), np.empty(nbytes // 2, dtype=np.int64)
     lab = np.empty((nbytes // 2, 4), dtype=np.int64)
-    got = _fill(buf, starts, ends, ntypes, ids, _id_table(ids), lf_off, loc_offsets, loc_index, values, owner, lab)
+    table, id_shift = _id_table(ids)
+    got = _fill(buf, starts, ends, ntypes, ids, table, id_shift, lf_off, loc_offsets, loc_index, values, owner, lab)
     nloc, nlab, total, deepest = got
     if nloc < 0:
         return None
@@ -300,6 +300,16 @@ def _stack_hash(elems, lo, hi, extra) -> np.uint64:
         h = (h ^ np.uint64(elems[i])) * _M1
         h ^= h >> np.uint64(29)
     return h
+
+
+@njit(cache=True, nogil=True)
+def _empty_table(entries: int) -> tuple[np.ndarray, np.uint64, int]:
+    """An open-addressing table (slots -1) with room for ``entries`` at half load, with
+    its hash shift and index mask."""
+    bits = 4
+    while (1 << bits) < 2 * entries + 2:
+        bits += 1
+    return np.full(1 << bits, -1, dtype=np.int64), np.uint64(64 - bits), (1 << bits) - 1
 
 
 @njit(cache=True, nogil=True)
@@ -318,12 +328,7 @@ def _same(offsets, elems, extra, a, b) -> bool:
 @njit(cache=True, nogil=True)
 def _group(offsets, elems, extra):
     n = len(offsets) - 1
-    bits = 4
-    while (1 << bits) < 2 * n:
-        bits += 1
-    shift = np.uint64(64 - bits)
-    mask = (1 << bits) - 1
-    table = np.full(1 << bits, -1, dtype=np.int64)
+    table, shift, mask = _empty_table(n)
     first = np.empty(n, dtype=np.int64)
     inverse = np.empty(n, dtype=np.int64)
     groups = 0
@@ -466,12 +471,7 @@ def _resolve(functions, canon, empty, offsets, lines, keep_lines, frames, keys) 
         for k in range(1, 4):
             if functions[r, k] >= np.uint64(nstr):
                 return -1
-    bits = 4
-    while (1 << bits) < 2 * nf + 2:
-        bits += 1
-    fshift = np.uint64(64 - bits)
-    fmask = (1 << bits) - 1
-    frow = np.full(1 << bits, -1, dtype=np.int64)
+    frow, fshift, fmask = _empty_table(nf)
     for r in range(nf):
         fid = np.uint64(r + 1) if positional else functions[r, 0]
         if fid == 0:
@@ -483,13 +483,7 @@ def _resolve(functions, canon, empty, offsets, lines, keep_lines, frames, keys) 
             h = (h + 1) & fmask
         frow[h] = r
     # frames interned by (name, file, line) text, first appearance, locations root first
-    n = len(lines)
-    bits = 4
-    while (1 << bits) < 2 * n + 2:
-        bits += 1
-    kshift = np.uint64(64 - bits)
-    kmask = (1 << bits) - 1
-    slot_rank = np.full(1 << bits, -1, dtype=np.int64)
+    slot_rank, kshift, kmask = _empty_table(len(lines))
     nk = 0
     out = 0
     for i in range(len(offsets) - 1):
@@ -551,39 +545,29 @@ def resolve_frames(
 
 
 @njit(cache=True, nogil=True)
-def _id_table(ids: np.ndarray) -> np.ndarray:
-    """Open-addressing table of the indices of ``ids`` (distinct), or an empty one when
-    the ids are ``1 .. L`` in order (then an id's index is the id - 1)."""
+def _id_table(ids: np.ndarray) -> tuple[np.ndarray, np.uint64]:
+    """Open-addressing table of the indices of ``ids`` (distinct) and its hash shift, or
+    an empty table when the ids are ``1 .. L`` in order (then an id's index is the id - 1)."""
     dense = True
     for i in range(len(ids)):
         if ids[i] != np.uint64(i + 1):
             dense = False
             break
     if dense:
-        return np.empty(0, dtype=np.int64)
-    bits = _bits_for(2 * len(ids) + 2)
-    table = np.full(1 << bits, -1, dtype=np.int64)
-    shift, mask = np.uint64(64 - bits), (1 << bits) - 1
+        return np.empty(0, dtype=np.int64), np.uint64(0)
+    table, shift, mask = _empty_table(len(ids))
     for i in range(len(ids)):
         h = np.int64((ids[i] * _GOLDEN) >> shift)
         while table[h] >= 0:
             h = (h + 1) & mask
         table[h] = i
-    return table
-
-
-@njit(cache=True, nogil=True)
-def _bits_for(size: int) -> int:
-    bits = 4
-    while (1 << bits) < size:
-        bits += 1
-    return bits
+    return table, shift
 
 
 @njit(cache=True, nogil=True, inline="always")
 def _find(ids: np.ndarray, table: np.ndarray, shift: np.uint64, r: np.uint64) -> np.int64:
-    """Index of id ``r`` through :func:`_id_table`'s ``table`` (``shift``: 64 - its bits);
-    -1 when unknown."""
+    """Index of id ``r`` through :func:`_id_table`'s ``table`` and ``shift``; -1 when
+    unknown."""
     if len(table) == 0:
         return np.int64(r) - 1 if np.uint64(0) < r <= np.uint64(len(ids)) else np.int64(-1)
     h = np.int64((r * _GOLDEN) >> shift)
@@ -599,11 +583,7 @@ def _find(ids: np.ndarray, table: np.ndarray, shift: np.uint64, r: np.uint64) ->
 def _pair_ids(num, unit, is_num, base, vid, pairs) -> int:
     """Value ids ``base + k`` for the distinct (num, unit) pairs of the numeric labels
     (numbered in first appearance; ``pairs[k]`` = that pair); returns how many."""
-    bits = 4
-    while (1 << bits) < 2 * len(num) + 2:
-        bits += 1
-    shift, mask = np.uint64(64 - bits), (1 << bits) - 1
-    table = np.full(1 << bits, -1, dtype=np.int64)
+    table, shift, mask = _empty_table(len(num))
     k = 0
     for i in range(len(num)):
         if not is_num[i]:
@@ -625,16 +605,14 @@ def _pair_ids(num, unit, is_num, base, vid, pairs) -> int:
 
 
 @njit(cache=True, nogil=True)
-def _sets(owner, code, nsamples, label_index, seg):
-    """Group the samples by their sorted label codes (``code``: one per kept label, in
-    ``owner`` order, sorted here within each sample). ``label_index[s]`` = set + 1 (0: no
-    labels); ``seg[g]`` = the code span of set ``g``'s first sample. Returns the number of
-    sets."""
+def _sorted_spans(owner, code):
+    """Offsets of each labelled sample's span of ``code`` (labels in ``owner`` order),
+    every span sorted in place: then equal label sets are equal spans."""
     n = len(code)
-    starts = np.empty(nsamples + 1, dtype=np.int64)
+    starts = np.empty(n + 1, dtype=np.int64)
     m = 0
     i = 0
-    while i < n:  # one span per labelled sample, sorted
+    while i < n:
         j = i
         while j < n and owner[j] == owner[i]:
             j += 1
@@ -649,39 +627,7 @@ def _sets(owner, code, nsamples, label_index, seg):
         m += 1
         i = j
     starts[m] = n
-    bits = 4
-    while (1 << bits) < 2 * m + 2:
-        bits += 1
-    shift, mask = np.uint64(64 - bits), (1 << bits) - 1
-    table = np.full(1 << bits, -1, dtype=np.int64)
-    groups = 0
-    for t in range(m):
-        lo, hi = starts[t], starts[t + 1]
-        h = np.uint64(hi - lo)
-        for a in range(lo, hi):
-            h = (h ^ np.uint64(code[a])) * _M1
-            h ^= h >> np.uint64(29)
-        slot = np.int64((h * _GOLDEN) >> shift)
-        while True:
-            g = table[slot]
-            if g < 0:
-                table[slot] = groups
-                seg[groups, 0], seg[groups, 1] = lo, hi
-                g = groups
-                groups += 1
-                break
-            glo, ghi = seg[g, 0], seg[g, 1]
-            if ghi - glo == hi - lo:
-                same = True
-                for a in range(hi - lo):
-                    if code[glo + a] != code[lo + a]:
-                        same = False
-                        break
-                if same:
-                    break
-            slot = (slot + 1) & mask
-        label_index[owner[lo]] = g + 1
-    return groups
+    return starts[: m + 1]
 
 
 def label_sets(
@@ -708,7 +654,10 @@ def label_sets(
     npairs = _pair_ids(num, unit, is_num, nstr, vid, pairs)
     nv = nstr + npairs
     code = (key * nv + vid)[keep]
+    owner = np.ascontiguousarray(owner[keep])
+    spans = _sorted_spans(owner, code)
+    first, inverse = _group(spans, code, np.zeros(len(spans) - 1, dtype=np.int64))
     label_index = np.zeros(nsamples, dtype=np.int64)
-    seg = np.empty((len(code), 2), dtype=np.int64)
-    groups = _sets(np.ascontiguousarray(owner[keep]), code, nsamples, label_index, seg)
-    return label_index, code, seg[:groups], pairs[:npairs], nv
+    label_index[owner[spans[:-1]]] = inverse + 1
+    seg = np.stack([spans[first], spans[first + 1]], axis=1)
+    return label_index, code, seg, pairs[:npairs], nv
