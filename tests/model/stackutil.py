@@ -1,13 +1,16 @@
-"""Build small profiles from ``{"a;b;c": value}`` dicts for model tests."""
+"""Build small profiles from ``{"a;b;c": value}`` dicts for model tests; check node
+builders against hashing every stack element."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from hypothesis import strategies as st
 
 from fleetprof.model import Profile, Stacks, ValueType, build, expand
-from fleetprof.model.profile import frame_lookup
+from fleetprof.model.hashing import ROOT_ID
+from fleetprof.model.profile import _hashed_nodes, frame_lookup
 
 CPU = ValueType("cpu", "nanoseconds")
 ALLOC = ValueType("alloc_space", "bytes")
@@ -48,3 +51,36 @@ def folded(profile: Profile, col: int = 0) -> dict[str, int]:
         key = ";".join(names[ex.offsets[i] : ex.offsets[i + 1]])
         out[key] = out.get(key, 0) + int(v)
     return {k: v for k, v in out.items() if v}
+
+
+# stacks over a few frame codes; the frame id table may map two codes to one id
+STACKS = st.lists(st.lists(st.integers(0, 5), max_size=7), min_size=1, max_size=30)
+FTAB = st.lists(st.sampled_from([11, 12, 13, 2**63 + 5, 2**64 - 1]), min_size=6, max_size=6)
+
+
+def csr(lists: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """``(offsets, elements)`` of a list of int lists."""
+    offsets = np.zeros(len(lists) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum([len(x) for x in lists])
+    return offsets, np.array([v for x in lists for v in x], dtype=np.int64)
+
+
+def check_nodes(got, offsets: np.ndarray, fidx: np.ndarray, tab: np.ndarray) -> None:
+    """``got`` (a node builder's ``(node_id, parent_id, frame_id, depth, leaf_row,
+    parent_row)``) equals hashing every element, listed level by level with parent rows
+    that point at the parents and never decrease within a level."""
+    nodes, leaf = _hashed_nodes(offsets, fidx, tab, np.diff(offsets))
+    if len(fidx) == 0:
+        assert got is None
+        return
+    assert got is not None
+    nid, pid, fid, depth, lrow, prow = got
+    assert len(np.unique(nid)) == len(nid)
+    assert sorted(zip(nid.tolist(), pid.tolist(), fid.tolist(), depth.tolist(), strict=True)) == sorted(nodes.rows())
+    assert np.where(lrow >= 0, nid[np.maximum(lrow, 0)], np.uint64(ROOT_ID)).tolist() == leaf.tolist()
+    assert (np.diff(depth.astype(np.int64)) >= 0).all()
+    top = depth == 1
+    assert (prow[top] == -1).all() and (pid[top] == ROOT_ID).all()
+    assert (nid[prow[~top]] == pid[~top]).all()
+    for d in range(2, int(depth.max()) + 1):
+        assert (np.diff(prow[depth == d]) >= 0).all()

@@ -5,40 +5,18 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from stackutil import FTAB, STACKS, check_nodes, csr
 
 from fleetprof.model.hashing import ROOT_ID
-from fleetprof.model.profile import _hashed_nodes, _prefix_tree
-
-# stacks over a few frame codes; the frame id table may map two codes to one id
-STACKS = st.lists(st.lists(st.integers(0, 5), max_size=7), min_size=1, max_size=30)
-FTAB = st.lists(st.sampled_from([11, 12, 13, 2**63 + 5, 2**64 - 1]), min_size=6, max_size=6)
+from fleetprof.model.profile import _prefix_tree
 
 
 @settings(max_examples=300, deadline=None)
 @given(STACKS, FTAB)
 def test_prefix_tree_matches_hashed_nodes(stacks, ftab):
-    offsets = np.zeros(len(stacks) + 1, dtype=np.int64)
-    offsets[1:] = np.cumsum([len(s) for s in stacks])
-    fidx = np.array([f for s in stacks for f in s], dtype=np.int64)
+    offsets, fidx = csr(stacks)
     tab = np.array(ftab, dtype=np.uint64)
-    got = _prefix_tree(offsets, fidx, tab)
-    nodes, leaf = _hashed_nodes(offsets, fidx, tab, np.diff(offsets))
-    if len(fidx) == 0:
-        assert got is None
-        return
-    assert got is not None
-    nid, pid, fid, depth, lrow, prow = got
-    gleaf = np.where(lrow >= 0, nid[np.maximum(lrow, 0)], np.uint64(ROOT_ID))
-    assert len(np.unique(nid)) == len(nid)
-    assert sorted(zip(nid.tolist(), pid.tolist(), fid.tolist(), depth.tolist(), strict=True)) == sorted(nodes.rows())
-    assert gleaf.tolist() == leaf.tolist()
-    # level by level; parent rows point at the parents, in non-decreasing order per level
-    assert (np.diff(depth.astype(np.int64)) >= 0).all()
-    top = depth == 1
-    assert (prow[top] == -1).all() and (pid[top] == ROOT_ID).all()
-    assert (nid[prow[~top]] == pid[~top]).all()
-    for d in range(2, int(depth.max()) + 1):
-        assert (np.diff(prow[depth == d]) >= 0).all()
+    check_nodes(_prefix_tree(offsets, fidx, tab), offsets, fidx, tab)
 
 
 def test_build_remembers_parent_rows_of_large_tables():

@@ -6,72 +6,45 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from stackutil import FTAB, STACKS, check_nodes, csr
 
-from fleetprof.model.hashing import ROOT_ID
-from fleetprof.model.profile import _hashed_nodes
 from fleetprof.model.trie import expand_locations, trie_nodes
 
-STACKS = st.lists(st.lists(st.integers(0, 5), max_size=7), min_size=1, max_size=30)
-FTAB = st.lists(st.sampled_from([11, 12, 13, 2**63 + 5, 2**64 - 1]), min_size=6, max_size=6)
 # locations: each stands for 1..3 frames (root first)
 LOCS = st.lists(st.lists(st.integers(0, 5), min_size=1, max_size=3), min_size=1, max_size=6)
-
-
-def _csr(lists: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
-    offsets = np.zeros(len(lists) + 1, dtype=np.int64)
-    offsets[1:] = np.cumsum([len(x) for x in lists])
-    return offsets, np.array([v for x in lists for v in x], dtype=np.int64)
-
-
-def _check(got, offsets: np.ndarray, fidx: np.ndarray, tab: np.ndarray) -> None:
-    nodes, leaf = _hashed_nodes(offsets, fidx, tab, np.diff(offsets))
-    if len(fidx) == 0:
-        assert got is None
-        return
-    assert got is not None
-    nid, pid, fid, depth, lrow, prow = got
-    assert len(np.unique(nid)) == len(nid)
-    assert sorted(zip(nid.tolist(), pid.tolist(), fid.tolist(), depth.tolist(), strict=True)) == sorted(nodes.rows())
-    assert np.where(lrow >= 0, nid[np.maximum(lrow, 0)], np.uint64(ROOT_ID)).tolist() == leaf.tolist()
-    assert (np.diff(depth.astype(np.int64)) >= 0).all()
-    top = depth == 1
-    assert (prow[top] == -1).all() and (pid[top] == ROOT_ID).all()
-    assert (nid[prow[~top]] == pid[~top]).all()
-    for d in range(2, int(depth.max()) + 1):
-        assert (np.diff(prow[depth == d]) >= 0).all()
 
 
 @settings(max_examples=300, deadline=None)
 @given(STACKS, FTAB)
 def test_trie_matches_hashed_nodes(stacks, ftab):
-    offsets, fidx = _csr(stacks)
+    offsets, fidx = csr(stacks)
     tab = np.array(ftab, dtype=np.uint64)
-    _check(trie_nodes(offsets, fidx, tab), offsets, fidx, tab)
+    check_nodes(trie_nodes(offsets, fidx, tab), offsets, fidx, tab)
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.data(), LOCS, FTAB)
 def test_located_trie_matches_expanded_stacks(data, locs, ftab):
     stacks = data.draw(st.lists(st.lists(st.integers(0, len(locs) - 1), max_size=6), min_size=1, max_size=20))
-    lf_off, lf_frames = _csr(locs)
-    offsets, elems = _csr(stacks)  # location indices, leaf first
+    lf_off, lf_frames = csr(locs)
+    offsets, elems = csr(stacks)  # location indices, leaf first
     tab = np.array(ftab, dtype=np.uint64)
     plain_off, plain = expand_locations(offsets, elems, lf_off, lf_frames)
     expected = [[f for li in reversed(s) for f in locs[li]] for s in stacks]
     assert [plain[a:b].tolist() for a, b in zip(plain_off[:-1], plain_off[1:], strict=True)] == expected
-    _check(trie_nodes(offsets, elems, tab, (lf_off, lf_frames)), plain_off, plain, tab)
+    check_nodes(trie_nodes(offsets, elems, tab, (lf_off, lf_frames)), plain_off, plain, tab)
 
 
 def test_trie_grows_past_its_first_table():
     # every stack a new path: far more nodes than the first table holds at half load
     rng = np.random.default_rng(3)
     stacks = [rng.integers(0, 400, size=int(rng.integers(1, 12))).tolist() for _ in range(6000)]
-    offsets, fidx = _csr(stacks)
+    offsets, fidx = csr(stacks)
     tab = np.arange(1, 401, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
     got = trie_nodes(offsets, fidx, tab)
     first_table = 1 << max(10, (len(fidx) // 4).bit_length())
     assert got is not None and len(got[0]) > first_table // 2
-    _check(got, offsets, fidx, tab)
+    check_nodes(got, offsets, fidx, tab)
 
 
 def test_out_of_range_elements_are_refused_not_read():
