@@ -176,7 +176,7 @@ def _frame_stacks(
     else:
         offsets, elems = _reverse_segments(loc_offsets, loc_index)  # root first
         offsets, elems = _prune(offsets, elems, locs.prune, locs.prune_beneath)
-        offsets, frames = _expand_locations(offsets, elems, locs.frame_offsets, locs.frames)
+        offsets, frames = expand_locations(offsets, elems, locs.frame_offsets, locs.frames, leaf_first=False)
     names, files, lines = locs.names, locs.files, locs.lines
     offsets, frames, over = _truncate(offsets, frames, limits.max_stack_depth, len(names))
     truncated = int(weight[over].sum()) if over is not None else 0
@@ -902,26 +902,6 @@ def _prune(offsets: np.ndarray, elems: np.ndarray, prune: np.ndarray, beneath: n
     new_off = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(cut, out=new_off[1:])
     return new_off, elems[keep]
-
-
-def _expand_locations(offsets: np.ndarray, loc: np.ndarray, lf_off: np.ndarray, lf_frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Replace every location by its frames (root first)."""
-    lf_len = np.diff(lf_off)
-    if len(loc) == 0:
-        return offsets, np.zeros(0, dtype=np.int64)
-    if len(lf_len) and (lf_len == 1).all():
-        return offsets, lf_frames[loc]
-    cnt = lf_len[loc]
-    cum = np.cumsum(cnt)
-    total = int(cum[-1])
-    start_out = cum - cnt
-    src = np.arange(total, dtype=np.int64) + np.repeat(lf_off[loc] - start_out, cnt)
-    frames = lf_frames[src]
-    new_off = np.zeros(len(offsets), dtype=np.int64)
-    ends = offsets[1:]
-    nz = ends > 0
-    new_off[1:][nz] = cum[ends[nz] - 1]
-    return new_off, frames
 
 
 def _truncate(offsets: np.ndarray, frames: np.ndarray, max_depth: int, marker: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:

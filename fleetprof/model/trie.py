@@ -208,12 +208,14 @@ def trie_nodes(
 
 
 @njit(cache=True, nogil=True)
-def _expand(offsets, elems, lf_off, lf_frames, out_off, out_frames) -> None:
+def _expand(offsets, elems, leaf_first, lf_off, lf_frames, out_off, out_frames) -> None:
     at = 0
     for s in range(len(offsets) - 1):
         out_off[s] = at
-        for k in range(offsets[s + 1] - 1, offsets[s] - 1, -1):  # leaf first
-            li = elems[k]
+        lo, hi = offsets[s], offsets[s + 1]
+        first, step = (hi - 1, -1) if leaf_first else (lo, 1)
+        for k in range(hi - lo):
+            li = elems[first + step * k]
             for f in range(lf_off[li], lf_off[li + 1]):
                 out_frames[at] = lf_frames[f]
                 at += 1
@@ -221,16 +223,15 @@ def _expand(offsets, elems, lf_off, lf_frames, out_off, out_frames) -> None:
 
 
 def expand_locations(
-    offsets: np.ndarray, elems: np.ndarray, lf_off: np.ndarray, lf_frames: np.ndarray, total: int | None = None
+    offsets: np.ndarray, elems: np.ndarray, lf_off: np.ndarray, lf_frames: np.ndarray, *, leaf_first: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Stacks of location indices (leaf first) as CSR stacks of frames, root first: every
-    location ``i`` replaced by its frames ``lf_frames[lf_off[i]:lf_off[i + 1]]`` (root
-    first). ``total``, when known, is the number of frames that makes."""
+    """Stacks of location indices (leaf first, or root first with ``leaf_first=False``) as
+    CSR stacks of frames, root first: every location ``i`` replaced by its frames
+    ``lf_frames[lf_off[i]:lf_off[i + 1]]`` (root first)."""
     offsets, elems, lf_off = (np.asarray(a, dtype=np.int64) for a in (offsets, elems, lf_off))
-    if total is None:
-        total = int(np.diff(lf_off)[elems].sum())
+    total = int(np.diff(lf_off)[elems].sum())
     out_off, out_frames = np.empty(len(offsets), dtype=np.int64), np.empty(total, dtype=np.int64)
-    _expand(offsets, elems, lf_off, np.ascontiguousarray(lf_frames, dtype=np.int64), out_off, out_frames)
+    _expand(offsets, elems, leaf_first, lf_off, np.ascontiguousarray(lf_frames, dtype=np.int64), out_off, out_frames)
     return out_off, out_frames
 
 

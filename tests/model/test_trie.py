@@ -32,6 +32,8 @@ def test_located_trie_matches_expanded_stacks(data, locs, ftab):
     plain_off, plain = expand_locations(offsets, elems, lf_off, lf_frames)
     expected = [[f for li in reversed(s) for f in locs[li]] for s in stacks]
     assert [plain[a:b].tolist() for a, b in zip(plain_off[:-1], plain_off[1:], strict=True)] == expected
+    root_off, root_elems = csr([s[::-1] for s in stacks])  # the same stacks listed root first
+    assert expand_locations(root_off, root_elems, lf_off, lf_frames, leaf_first=False)[1].tolist() == plain.tolist()
     check_nodes(trie_nodes(offsets, elems, tab, (lf_off, lf_frames)), plain_off, plain, tab)
 
 
