@@ -52,6 +52,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import polars as pl
 from google.protobuf.message import DecodeError
 
 from fleetprof.formats.errors import (
@@ -64,14 +65,18 @@ from fleetprof.formats.errors import (
 from fleetprof.formats.pprof_scan import (
     dedupe_stacks,
     label_sets,
+    label_values,
     resolve_frames,
     scan_locations,
     scan_records,
     scan_samples,
     table_spans,
 )
+from fleetprof.formats.pprof_strings import StringTable, string_table
+from fleetprof.formats.pprof_strings import from_bytes as strings_from_bytes
 from fleetprof.formats.proto import pprof_view_pb2, profile_pb2
-from fleetprof.model.profile import TRIE_MAX_ELEMENTS, Profile, Stacks, ValueType, build
+from fleetprof.model.hashing import frame_ids_utf8, labels_ids_utf8
+from fleetprof.model.profile import TRIE_MAX_ELEMENTS, Profile, Stacks, ValueType, build, labels_table, pick
 from fleetprof.model.trie import expand_locations
 
 FMT = "pprof"
@@ -111,8 +116,9 @@ def decode_pprof_stacks(
     view = _parse_view(raw, pprof_view_pb2.ProfileRawView())
     if len(view.sample) > limits.max_samples:
         raise ProfileFormatError(FMT, f"{len(view.sample)} samples exceed the {limits.max_samples}-sample limit", "sample")
-    strings = _string_table(view, limits)
-    st = _Strings(strings)
+    buf = np.frombuffer(raw, dtype=np.uint8)
+    spans = table_spans(buf, max(len(view.sample), len(view.location), len(view.function), len(view.string_table)))
+    st = _Strings(_string_table(view, buf, spans, limits))
     sample_types = tuple(
         ValueType(st.get(v.type, f"sample_type[{i}].type"), st.get(v.unit, f"sample_type[{i}].unit"))
         for i, v in enumerate(view.sample_type)
@@ -127,11 +133,9 @@ def decode_pprof_stacks(
     drop_rx = _anchored(st.get(view.drop_frames, "drop_frames"), "drop_frames")
     keep_rx = _anchored(st.get(view.keep_frames, "keep_frames"), "keep_frames")
 
-    buf = np.frombuffer(raw, dtype=np.uint8)
-    spans = table_spans(buf, max(len(view.sample), len(view.location), len(view.function)))
     locs = _locations(view, raw, (buf, spans), st, keep_lines, drop_rx, keep_rx)
     samples = _scanned_samples(buf, spans, view, len(sample_types), locs) or _samples(view, len(sample_types), limits, locs)
-    label_index, label_sets = _label_sets(samples, st, len(strings))
+    label_index, label_set_ids, labels = _label_sets(samples, st)
     if not expand and drop_rx is None and samples.frames <= TRIE_MAX_ELEMENTS and samples.deepest <= limits.max_stack_depth:
         # small enough for the trie, which then needs neither dedupe nor expansion
         stacks = Stacks(
@@ -142,12 +146,14 @@ def decode_pprof_stacks(
             values=samples.values,
             lines=locs.lines if keep_lines else None,
             label_index=label_index,
-            label_sets=label_sets,
+            label_set_ids=label_set_ids,
+            labels=labels,
+            frame_ids=locs.frame_ids,
             locations=(locs.frame_offsets, locs.frames),
         )
         truncated = 0
     else:
-        stacks, truncated = _frame_stacks(samples, locs, label_index, label_sets, drop_rx, limits, keep_lines, group)
+        stacks, truncated = _frame_stacks(samples, locs, (label_index, label_set_ids, labels), drop_rx, limits, keep_lines, group)
     meta: dict[str, Any] = {
         "period_type": period_type,
         "period": int(view.period),
@@ -161,10 +167,11 @@ def decode_pprof_stacks(
 
 
 def _frame_stacks(
-    samples: _Samples, locs: _Locations, label_index, label_sets, drop_rx, limits: Limits, keep_lines: bool, group: bool
+    samples: _Samples, locs: _Locations, labelled, drop_rx, limits: Limits, keep_lines: bool, group: bool
 ) -> tuple[Stacks, int]:
     """Stacks of frames, root first (drop_frames and the depth limit applied) and the
-    number of samples whose stacks were truncated."""
+    number of samples whose stacks were truncated; ``labelled`` is :func:`_label_sets`'s."""
+    label_index, label_set_ids, labels = labelled
     # identical (stack, label set) samples are summed first: everything below is per stack
     if group:
         loc_offsets, loc_index, label_index, values, weight = _dedupe(samples.loc_offsets, samples.loc_index, label_index, samples.values)
@@ -177,11 +184,12 @@ def _frame_stacks(
         offsets, elems = _reverse_segments(loc_offsets, loc_index)  # root first
         offsets, elems = _prune(offsets, elems, locs.prune, locs.prune_beneath)
         offsets, frames = expand_locations(offsets, elems, locs.frame_offsets, locs.frames, leaf_first=False)
-    names, files, lines = locs.names, locs.files, locs.lines
+    names, files, lines, ids = locs.names, locs.files, locs.lines, locs.frame_ids
     offsets, frames, over = _truncate(offsets, frames, limits.max_stack_depth, len(names))
     truncated = int(weight[over].sum()) if over is not None else 0
     if truncated:
         names, files, lines = [*names, TRUNCATED_FRAME], [*files, ""], [*lines, 0]
+        ids = None
     stacks = Stacks(
         names=names,
         files=files,
@@ -190,7 +198,9 @@ def _frame_stacks(
         values=values,
         lines=lines if keep_lines else None,
         label_index=label_index,
-        label_sets=label_sets,
+        label_set_ids=label_set_ids,
+        labels=labels,
+        frame_ids=ids,
     )
     return stacks, truncated
 
@@ -199,43 +209,33 @@ def _frame_stacks(
 # strings
 
 
-def _string_table(view: pprof_view_pb2.ProfileView, limits: Limits) -> list[str]:
-    table = list(view.string_table)
-    if not table or table[0] != b"":
+def _string_table(view: pprof_view_pb2.ProfileRawView, buf: np.ndarray, spans, limits: Limits) -> StringTable:
+    """The string table, gathered from the wire spans (or, when the compiled walk declined
+    the top level, from upb's entries); its first entry must be empty and none too long."""
+    if spans is not None and len(spans[3][0]) == len(view.string_table):
+        starts, ends = spans[3]
+        _check_string_lengths(ends - starts, limits)
+        return string_table(buf, starts, ends)
+    entries = list(view.string_table)
+    _check_string_lengths(np.fromiter(map(len, entries), dtype=np.int64, count=len(entries)), limits)
+    return strings_from_bytes(entries)
+
+
+def _check_string_lengths(lengths: np.ndarray, limits: Limits) -> None:
+    if not len(lengths) or lengths[0] != 0:
         raise ProfileFormatError(FMT, 'the first string-table entry must be ""', "string_table[0]")
-    longest = max(map(len, table))
-    if longest > limits.max_string_length:
-        i = next(i for i, s in enumerate(table) if len(s) > limits.max_string_length)
-        raise ProfileFormatError(FMT, f"string of {len(table[i])} bytes exceeds the {limits.max_string_length}-byte limit", f"string_table[{i}]")
-    return decode_strings(table)
-
-
-def decode_strings(table: list[bytes]) -> list[str]:
-    """Every entry decoded as UTF-8, invalid sequences replaced: one decode of the table
-    joined by NUL when no entry holds one (a NUL never continues a sequence, so the
-    replacements are the same as entry by entry)."""
-    joined = b"\0".join(table)
-    if joined.count(b"\0") == len(table) - 1:
-        return joined.decode("utf-8", "replace").split("\0")
-    return [s.decode("utf-8", "replace") for s in table]
+    if lengths.max() > limits.max_string_length:
+        i = int(np.argmax(lengths > limits.max_string_length))
+        raise ProfileFormatError(FMT, f"string of {int(lengths[i])} bytes exceeds the {limits.max_string_length}-byte limit", f"string_table[{i}]")
 
 
 class _Strings:
-    __slots__ = ("table", "n")
+    __slots__ = ("table", "n", "utf8")
 
-    def __init__(self, table: list[str]) -> None:
-        self.table = table
-        self.n = len(table)
-
-    def canon(self) -> np.ndarray:
-        """One string index per distinct text (the first), for every index."""
-        if len(set(self.table)) == self.n:
-            return np.arange(self.n, dtype=np.int64)
-        first: dict[str, int] = {}
-        return np.fromiter((first.setdefault(t, i) for i, t in enumerate(self.table)), dtype=np.int64, count=self.n)
-
-    def empty(self) -> np.ndarray:
-        return np.fromiter(map(len, self.table), dtype=np.int64, count=self.n) == 0
+    def __init__(self, utf8: StringTable) -> None:
+        self.utf8 = utf8
+        self.table = utf8.texts
+        self.n = len(utf8.texts)
 
     def get(self, idx: int, where: str) -> str:
         if 0 <= idx < self.n:
@@ -288,6 +288,7 @@ class _Locations:
     lines: list[int]
     prune: np.ndarray  # bool per location (drop_frames: whole location matched)
     prune_beneath: np.ndarray  # bool per location (matched somewhere in it)
+    frame_ids: np.ndarray | None = None  # ids of names/files/lines, when hashed here
 
 
 def _parse_view(raw: bytes, view: Any) -> Any:
@@ -467,7 +468,7 @@ def _locations_bulk(buf: np.ndarray, spans, st: _Strings, keep_lines: bool, mapp
             return None
     if len(head) and (offsets[1:] == offsets[:-1]).any():
         return None  # a location without lines: named from its mapping and address
-    got = resolve_frames(functions, st.canon(), st.empty(), offsets, line_rows, keep_lines)
+    got = resolve_frames(functions, st.utf8.canon(), st.utf8.empty(), offsets, line_rows, keep_lines)
     if got is None:
         return None
     frames, keys = got
@@ -475,7 +476,8 @@ def _locations_bulk(buf: np.ndarray, spans, st: _Strings, keep_lines: bool, mapp
     names = [table[i] for i in keys[:, 0].tolist()]
     files = [table[i] for i in keys[:, 1].tolist()]
     none = np.zeros(len(head), dtype=bool)
-    return _Locations(ids, offsets, frames, names, files, keys[:, 2].tolist(), none, none.copy())
+    fids = frame_ids_utf8(st.utf8.spans, keys[:, 0], keys[:, 1], keys[:, 2])
+    return _Locations(ids, offsets, frames, names, files, keys[:, 2].tolist(), none, none.copy(), fids)
 
 
 def _all_zero_ids(entities) -> bool:
@@ -941,9 +943,13 @@ def _dedupe(
 # labels
 
 
-def _label_sets(s: _Samples, st: _Strings, nstr: int) -> tuple[np.ndarray | None, list[tuple[tuple[str, str], ...]] | None]:
+def _label_sets(s: _Samples, st: _Strings) -> tuple[np.ndarray | None, np.ndarray | None, pl.DataFrame | None]:
+    """``(label_index, set_ids, labels)``: the label set of every sample (``set_ids[label_index[i]]``,
+    0 for none) and the long-form labels table, hashed from the string table's bytes
+    (string indices of equal texts made equal first, so sets are grouped by text)."""
     if len(s.label_owner) == 0:
-        return None, None
+        return None, None, None
+    nstr = st.n
     strings = s.labels[:, [0, 1, 3]]
     if strings.min() < 0 or strings.max() >= nstr:
         for col, name in ((0, "key"), (1, "str"), (3, "num_unit")):
@@ -952,17 +958,17 @@ def _label_sets(s: _Samples, st: _Strings, nstr: int) -> tuple[np.ndarray | None
             if len(bad):
                 k = int(bad[0])
                 raise ProfileFormatError(FMT, f"string index {int(arr[k])} out of range (table has {nstr})", f"sample[{int(s.label_owner[k])}].label.{name}")
-    got = label_sets(s.label_owner, s.labels, len(s.loc_offsets) - 1, nstr)
+    got = label_values(s.label_owner, s.labels, nstr)
     if got is None:
-        return None, None
-    label_index, codes, seg, pairs, nv = got
-    table = st.table
-    numeric = [f"{n} {table[u]}" if u else f"{n}" for n, u in pairs.tolist()]
-    label_sets_out: list[tuple[tuple[str, str], ...]] = [()]
-    for lo, hi in seg.tolist():
-        pairs_out = []
-        for c in codes[lo:hi].tolist():
-            k, v = divmod(c, nv)
-            pairs_out.append((table[k], table[v] if v < nstr else numeric[v - nstr]))
-        label_sets_out.append(tuple(pairs_out))
-    return label_index, label_sets_out
+        return None, None, None
+    owner, key, vid, pairs = got
+    values = st.utf8.with_numeric(pairs[:, 0], pairs[:, 1])  # value ids index these strings
+    canon = values.canon()
+    label_index, codes, seg = label_sets(owner, canon[key] * len(canon) + canon[vid], len(s.loc_offsets) - 1)
+    sizes = seg[:, 1] - seg[:, 0]
+    set_off = np.zeros(len(seg) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=set_off[1:])
+    keys, vals = np.divmod(codes[np.repeat(seg[:, 0] - set_off[:-1], sizes) + np.arange(set_off[-1])], len(canon))
+    ids = labels_ids_utf8(values.spans, set_off, keys, vals)
+    labels = labels_table(ids, sizes, pick(values.texts, keys), pick(values.texts, vals))
+    return label_index, np.concatenate([np.zeros(1, dtype=np.uint64), ids]), labels

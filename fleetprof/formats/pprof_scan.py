@@ -3,7 +3,8 @@
 Contracts:
 
 * :func:`table_spans` walks the top level of a ``Profile`` message and returns the byte
-  spans of every ``sample``, ``location`` and ``function`` message in wire order, or
+  spans of every ``sample``, ``location`` and ``function`` message and string-table entry
+  in wire order, or
   ``None`` when the top level is not well-formed protobuf (the caller then reports the
   error through upb).
 * :func:`scan_samples` decodes those sample messages in one pass: location ids (resolved
@@ -20,7 +21,9 @@ Contracts:
 * :func:`dedupe_stacks` sums samples with equal location sequences and equal ``extra`` keys
   (the label set); groups are compared element by element, never merged on a hash alone.
   Groups are numbered in order of first appearance.
-* :func:`label_sets` groups samples by their label multiset, compared code by code.
+* :func:`label_values` reads the pairs that labels stand for; :func:`label_sets` groups
+  samples by their label set (a pair repeated within a sample counts once), compared code
+  by code.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _varint(buf: np.ndarray, pos: int, end: int) -> tuple[np.uint64, int]:
     """(value, position after it); position -1 for a truncated or over-long varint."""
     result = np.uint64(0)
@@ -49,7 +52,7 @@ def _varint(buf: np.ndarray, pos: int, end: int) -> tuple[np.uint64, int]:
     return np.uint64(0), -1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _tag(buf: np.ndarray, pos: int, end: int) -> tuple[np.int64, np.int64, int]:
     """(field number, wire type, position after the tag); position -1 for a truncated tag,
     field number 0 or a tag beyond 32 bits (protobuf rejects them)."""
@@ -59,7 +62,7 @@ def _tag(buf: np.ndarray, pos: int, end: int) -> tuple[np.int64, np.int64, int]:
     return np.int64(tag >> np.uint64(3)), np.int64(tag & np.uint64(7)), pos
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _skip_scalar(buf: np.ndarray, pos: int, end: int, wire: int) -> int:
     if wire == 0:
         return _varint(buf, pos, end)[1]
@@ -111,15 +114,15 @@ def _skip(buf: np.ndarray, pos: int, end: int, wire: int, field: int) -> int:
     return -1
 
 
-SAMPLE, LOCATION, FUNCTION = 2, 4, 5
+SAMPLE, LOCATION, FUNCTION, STRING_TABLE = 2, 4, 5, 6
 """Field numbers of the ``Profile`` tables that :func:`table_spans` locates."""
 
 
 @njit(cache=True, nogil=True)
 def _spans(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, counts: np.ndarray) -> bool:
-    """Top-level walk: the spans of the sample, location and function messages (row 0, 1,
-    2 of ``starts``/``ends``, written while they fit) and their ``counts``. False when
-    the top level is malformed."""
+    """Top-level walk: the spans of the sample, location and function messages and of the
+    string-table entries (row 0, 1, 2, 3 of ``starts``/``ends``, written while they fit)
+    and their ``counts``. False when the top level is malformed."""
     end = len(buf)
     counts[:] = 0
     pos = 0
@@ -127,7 +130,7 @@ def _spans(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, counts: np.nda
         field, wire, pos = _tag(buf, pos, end)
         if pos < 0:
             return False
-        row = 0 if field == SAMPLE else 1 if field == LOCATION else 2 if field == FUNCTION else -1
+        row = 0 if field == SAMPLE else 1 if field == LOCATION else 2 if field == FUNCTION else 3 if field == STRING_TABLE else -1
         if row >= 0 and wire == 2:
             ln, p = _varint(buf, pos, end)
             if p < 0 or ln > np.uint64(end - p):
@@ -149,22 +152,22 @@ Spans = tuple[np.ndarray, np.ndarray]
 """(starts, ends) of messages within the profile bytes."""
 
 
-def table_spans(buf: np.ndarray, expect: int = 256) -> tuple[Spans, Spans, Spans] | None:
-    """The spans of every top-level ``sample``, ``location`` and ``function`` message of
-    ``buf`` (uint8), in wire order; None when the top level is malformed. ``expect`` (the
-    largest table's size, when known) saves a second walk."""
-    counts = np.zeros(3, dtype=np.int64)
-    starts = np.empty((3, expect), dtype=np.int64)
-    ends = np.empty((3, expect), dtype=np.int64)
+def table_spans(buf: np.ndarray, expect: int = 256) -> tuple[Spans, Spans, Spans, Spans] | None:
+    """The spans of every top-level ``sample``, ``location`` and ``function`` message and
+    ``string_table`` entry of ``buf`` (uint8), in wire order; None when the top level is
+    malformed. ``expect`` (the largest table's size, when known) saves a second walk."""
+    counts = np.zeros(4, dtype=np.int64)
+    starts = np.empty((4, expect), dtype=np.int64)
+    ends = np.empty((4, expect), dtype=np.int64)
     if not _spans(buf, starts, ends, counts):
         return None
     if counts.max() > starts.shape[1]:
-        starts, ends = np.empty((3, counts.max()), dtype=np.int64), np.empty((3, counts.max()), dtype=np.int64)
+        starts, ends = np.empty((4, counts.max()), dtype=np.int64), np.empty((4, counts.max()), dtype=np.int64)
         _spans(buf, starts, ends, counts)
-    return tuple((starts[r, : counts[r]], ends[r, : counts[r]]) for r in range(3))  # type: ignore[return-value]
+    return tuple((starts[r, : counts[r]], ends[r, : counts[r]]) for r in range(4))  # type: ignore[return-value]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _varint_fields(buf, pos, end, row) -> bool:
     """One message whose fields ``1 .. len(row)`` are varints into ``row[f - 1]`` (the last
     occurrence wins); other fields are skipped. False when malformed or when one of those
@@ -293,7 +296,7 @@ def scan_samples(
     return loc_offsets, loc_index[:nloc], values.reshape(n, ntypes), owner[:nlab], lab[:nlab], total, deepest
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _stack_hash(elems, lo, hi, extra) -> np.uint64:
     h = np.uint64(extra) * _GOLDEN + np.uint64(hi - lo)
     for i in range(lo, hi):
@@ -313,27 +316,18 @@ def _empty_table(entries: int) -> tuple[np.ndarray, np.uint64, int]:
 
 
 @njit(cache=True, nogil=True)
-def _same(offsets, elems, extra, a, b) -> bool:
-    la = offsets[a + 1] - offsets[a]
-    if la != offsets[b + 1] - offsets[b] or extra[a] != extra[b]:
-        return False
-    oa = offsets[a]
-    ob = offsets[b]
-    for i in range(la):
-        if elems[oa + i] != elems[ob + i]:
-            return False
-    return True
-
-
-@njit(cache=True, nogil=True)
 def _group(offsets, elems, extra):
+    """Segments numbered by distinct (elements, ``extra``) in order of first appearance:
+    ``(first segment of each group, group of every segment)``. Equal hashes are confirmed
+    element by element."""
     n = len(offsets) - 1
     table, shift, mask = _empty_table(n)
     first = np.empty(n, dtype=np.int64)
     inverse = np.empty(n, dtype=np.int64)
     groups = 0
     for s in range(n):
-        slot = np.int64((_stack_hash(elems, offsets[s], offsets[s + 1], extra[s]) * _GOLDEN) >> shift)
+        lo, hi = offsets[s], offsets[s + 1]
+        slot = np.int64((_stack_hash(elems, lo, hi, extra[s]) * _GOLDEN) >> shift)
         while True:
             g = table[slot]
             if g < 0:
@@ -342,7 +336,15 @@ def _group(offsets, elems, extra):
                 inverse[s] = groups
                 groups += 1
                 break
-            if _same(offsets, elems, extra, first[g], s):
+            f = first[g]
+            fl = offsets[f]
+            same = offsets[f + 1] - fl == hi - lo and extra[f] == extra[s]
+            if same:
+                for i in range(hi - lo):
+                    if elems[fl + i] != elems[lo + i]:
+                        same = False
+                        break
+            if same:
                 inverse[s] = g
                 break
             slot = (slot + 1) & mask
@@ -451,7 +453,7 @@ def scan_locations(buf: np.ndarray, spans: Spans) -> tuple[np.ndarray, np.ndarra
     return None if nl < 0 else (head, line_offsets, lines[:nl])
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _key_hash(a: np.int64, b: np.int64, c: np.int64) -> np.uint64:
     h = (np.uint64(a) * _GOLDEN) ^ np.uint64(b)
     h = (h * _M1) ^ np.uint64(c)
@@ -605,12 +607,14 @@ def _pair_ids(num, unit, is_num, base, vid, pairs) -> int:
 
 
 @njit(cache=True, nogil=True)
-def _sorted_spans(owner, code):
-    """Offsets of each labelled sample's span of ``code`` (labels in ``owner`` order),
-    every span sorted in place: then equal label sets are equal spans."""
+def _sorted_spans(owner, code) -> np.ndarray:
+    """Each labelled sample's span of ``code`` (labels in ``owner`` order) sorted, its
+    repeated codes dropped and the spans packed to the front of ``code`` and ``owner``:
+    then equal label sets are equal spans. Returns the spans' offsets."""
     n = len(code)
     starts = np.empty(n + 1, dtype=np.int64)
     m = 0
+    w = 0
     i = 0
     while i < n:
         j = i
@@ -623,23 +627,25 @@ def _sorted_spans(owner, code):
                 code[b + 1] = code[b]
                 b -= 1
             code[b + 1] = c
-        starts[m] = i
+        starts[m] = w
         m += 1
+        for a in range(i, j):
+            if a == i or code[a] != code[a - 1]:
+                code[w] = code[a]
+                owner[w] = owner[i]
+                w += 1
         i = j
-    starts[m] = n
+    starts[m] = w
     return starts[: m + 1]
 
 
-def label_sets(
-    owner: np.ndarray, lab: np.ndarray, nsamples: int, nstr: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int] | None:
-    """Samples grouped by label set. ``owner`` is the sample of every label (any order) and
-    ``lab`` its (key, str, num, num_unit) row, string indices already checked.
-    A label with a ``str`` is the pair (key, str); else one with a ``num`` or ``num_unit``
-    is (key, numeric value id ``nstr + k``, ``pairs[k]`` = (num, unit)); others are
-    ignored. Returns ``(label_index, codes, seg, pairs, nv)``: ``label_index[s]`` = set +
-    1 (0: none) and set ``g``'s labels are ``divmod(c, nv)`` = (key, value id) for ``c``
-    in ``codes[seg[g, 0]:seg[g, 1]]`` (sorted); None when no label is kept."""
+def label_values(owner: np.ndarray, lab: np.ndarray, nstr: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """The pairs that labels stand for. ``owner`` is the sample of every label (any order)
+    and ``lab`` its (key, str, num, num_unit) row, string indices already checked. A label
+    with a ``str`` is the pair (key, str); else one with a ``num`` or ``num_unit`` is (key,
+    value id ``nstr + k``) with ``pairs[k]`` = (num, unit) (distinct); others are ignored.
+    Returns ``(owner, key, value id, pairs)`` of the kept labels, ordered by owner, or None
+    when no label is kept."""
     if len(owner) > 1 and (owner[1:] < owner[:-1]).any():
         order = np.argsort(owner, kind="stable")
         owner, lab = owner[order], lab[order]
@@ -652,12 +658,18 @@ def label_sets(
     vid = sv.copy()
     pairs = np.empty((int(is_num.sum()), 2), dtype=np.int64)
     npairs = _pair_ids(num, unit, is_num, nstr, vid, pairs)
-    nv = nstr + npairs
-    code = (key * nv + vid)[keep]
-    owner = np.ascontiguousarray(owner[keep])
+    return np.ascontiguousarray(owner[keep]), key[keep], vid[keep], pairs[:npairs]
+
+
+def label_sets(owner: np.ndarray, code: np.ndarray, nsamples: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Samples grouped by label set: ``owner`` (non-decreasing) is the sample of every
+    label and ``code`` the pair it stands for. Returns ``(label_index, codes, seg)``:
+    ``label_index[s]`` = set + 1 (0: none) and set ``g``'s pairs are ``codes[seg[g, 0]:seg[g,
+    1]]`` (sorted, distinct: a pair repeated within a sample counts once)."""
+    owner, code = owner.copy(), np.ascontiguousarray(code, dtype=np.int64).copy()
     spans = _sorted_spans(owner, code)
     first, inverse = _group(spans, code, np.zeros(len(spans) - 1, dtype=np.int64))
     label_index = np.zeros(nsamples, dtype=np.int64)
     label_index[owner[spans[:-1]]] = inverse + 1
     seg = np.stack([spans[first], spans[first + 1]], axis=1)
-    return label_index, code, seg, pairs[:npairs], nv
+    return label_index, code, seg

@@ -87,6 +87,36 @@ def _compress(h: np.ndarray, m: np.ndarray, t: int, last: bool) -> None:
         h[i] ^= v[i] ^ v[i + 8]
 
 
+@njit(cache=True, nogil=True, inline="always")
+def word8(data: np.ndarray, p: int) -> np.uint64:
+    """The little-endian uint64 of ``data[p:p + 8]`` (uint8; LLVM makes it one load)."""
+    return (
+        np.uint64(data[p])
+        | (np.uint64(data[p + 1]) << np.uint64(8))
+        | (np.uint64(data[p + 2]) << np.uint64(16))
+        | (np.uint64(data[p + 3]) << np.uint64(24))
+        | (np.uint64(data[p + 4]) << np.uint64(32))
+        | (np.uint64(data[p + 5]) << np.uint64(40))
+        | (np.uint64(data[p + 6]) << np.uint64(48))
+        | (np.uint64(data[p + 7]) << np.uint64(56))
+    )
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _block(data: np.ndarray, pos: int, n: int, m: np.ndarray) -> None:
+    """Message words of the ``n <= 128`` bytes at ``data[pos:]``, zero padded."""
+    full = n >> 3
+    for w in range(full):
+        m[w] = word8(data, pos + 8 * w)
+    for w in range(full, 16):
+        m[w] = 0
+    tail = np.uint64(0)
+    for k in range(n & 7):
+        tail |= np.uint64(data[pos + 8 * full + k]) << np.uint64(8 * k)
+    if n & 7:
+        m[full] = tail
+
+
 @njit(cache=True, nogil=True)
 def _digests(data: np.ndarray, offsets: np.ndarray, out: np.ndarray) -> None:
     h = np.empty(8, dtype=np.uint64)
@@ -98,11 +128,7 @@ def _digests(data: np.ndarray, offsets: np.ndarray, out: np.ndarray) -> None:
         pos = lo
         while True:
             n = min(128, hi - pos)
-            for w in range(16):  # little-endian words, zero padded
-                word = np.uint64(0)
-                for k in range(min(8, max(n - 8 * w, 0))):
-                    word |= np.uint64(data[pos + 8 * w + k]) << np.uint64(8 * k)
-                m[w] = word
+            _block(data, pos, n, m)
             pos += n
             last = pos >= hi
             _compress(h, m, pos - lo, last)

@@ -18,6 +18,7 @@ import hashlib
 from collections.abc import Iterable, Sequence
 
 import numpy as np
+from numba import njit
 
 from fleetprof.model.blake2b import digests64
 
@@ -116,6 +117,124 @@ def labels_ids(sets: Sequence[Sequence[tuple[str, str]]]) -> np.ndarray:
     ids = _digests_of(data, lengths)
     ids[ids == 0] = 1
     ids[lengths == 0] = 0  # the empty set (every other message starts with "L")
+    return ids
+
+
+StringSpans = tuple[np.ndarray, np.ndarray, np.ndarray]
+"""``(data, starts, ends)``: string ``i`` is the UTF-8 ``data[starts[i]:ends[i]]`` (uint8)."""
+
+
+@njit(cache=True, nogil=True, inline="always")
+def copy_span(data, lo, hi, out, at) -> int:
+    """``data[lo:hi]`` copied to ``out[at:]``; returns the position after it."""
+    out[at : at + hi - lo] = data[lo:hi]
+    return at + hi - lo
+
+
+@njit(cache=True, nogil=True)
+def decimal(value: np.int64, out: np.ndarray, at: int) -> int:
+    """``str(value)`` (ASCII) written at ``out[at:]``; returns the position after it."""
+    mag = np.uint64(value) if value >= 0 else np.uint64(0) - np.uint64(value)  # no overflow at -2**63
+    if value < 0:
+        out[at] = 45  # "-"
+        at += 1
+    n = 1
+    while mag >= np.uint64(10) ** np.uint64(n) and n < 20:
+        n += 1
+    for k in range(n - 1, -1, -1):
+        out[at + k] = 48 + np.uint8(mag % np.uint64(10))
+        mag //= np.uint64(10)
+    return at + n
+
+
+@njit(cache=True, nogil=True)
+def _frame_messages(data, starts, ends, name, file, line, out, off) -> None:
+    at = 0
+    for i in range(len(name)):
+        off[i] = at
+        at = copy_span(data, starts[name[i]], ends[name[i]], out, at)
+        out[at] = 0
+        at = copy_span(data, starts[file[i]], ends[file[i]], out, at + 1)
+        if line[i] != 0:
+            out[at] = 0
+            at = decimal(line[i], out, at + 1)
+    off[len(name)] = at
+
+
+def frame_ids_utf8(strings: StringSpans, name: np.ndarray, file: np.ndarray, line: np.ndarray | None = None) -> np.ndarray:
+    """``frame_ids`` of frames given as string indices (``name[i]``, ``file[i]``, and
+    ``line[i]`` or 0) into UTF-8 ``strings``: equal to ``frame_ids`` of the decoded texts,
+    with no Python string per frame."""
+    data, starts, ends = strings
+    name, file = (np.asarray(a, dtype=np.int64) for a in (name, file))
+    line = np.zeros(len(name), dtype=np.int64) if line is None else np.asarray(line, dtype=np.int64)
+    lengths = ends - starts
+    size = int(lengths[name].sum() + lengths[file].sum()) + 22 * len(name)
+    out, off = np.empty(size, dtype=np.uint8), np.empty(len(name) + 1, dtype=np.int64)
+    _frame_messages(data, starts, ends, name, file, line, out, off)
+    return digests64(out, off)
+
+
+@njit(cache=True, nogil=True)
+def _cmp(data, starts, ends, a, b) -> int:
+    """-1, 0 or 1 as string ``a`` sorts before, equal to or after string ``b`` (UTF-8 byte
+    order is code point order, Python's)."""
+    la, lb = ends[a] - starts[a], ends[b] - starts[b]
+    for k in range(min(la, lb)):
+        x, y = data[starts[a] + k], data[starts[b] + k]
+        if x != y:
+            return -1 if x < y else 1
+    return -1 if la < lb else 1 if la > lb else 0
+
+
+@njit(cache=True, nogil=True)
+def _pair_less(data, starts, ends, keys, vals, i, j) -> bool:
+    c = _cmp(data, starts, ends, keys[i], keys[j])
+    return c < 0 if c != 0 else _cmp(data, starts, ends, vals[i], vals[j]) < 0
+
+
+@njit(cache=True, nogil=True)
+def _label_messages(data, starts, ends, set_off, keys, vals, out, off) -> None:
+    order = np.empty(len(keys), dtype=np.int64)
+    at = 0
+    for g in range(len(set_off) - 1):
+        off[g] = at
+        lo, hi = set_off[g], set_off[g + 1]
+        if lo == hi:
+            continue
+        for a in range(lo, hi):  # insertion sort by (key, value) text: sets are small
+            order[a] = a
+            b = a - 1
+            while b >= lo and _pair_less(data, starts, ends, keys, vals, a, order[b]):
+                order[b + 1] = order[b]
+                b -= 1
+            order[b + 1] = a
+        out[at] = 76  # "L"
+        at += 1
+        for a in range(lo, hi):
+            if a > lo:
+                out[at] = 0xFF
+                at += 1
+            k, v = keys[order[a]], vals[order[a]]
+            at = copy_span(data, starts[k], ends[k], out, at)
+            out[at] = 0
+            at = copy_span(data, starts[v], ends[v], out, at + 1)
+    off[len(set_off) - 1] = at
+
+
+def labels_ids_utf8(strings: StringSpans, set_off: np.ndarray, keys: np.ndarray, vals: np.ndarray) -> np.ndarray:
+    """``labels_ids`` of sets given as string indices into UTF-8 ``strings``: set ``g`` is
+    the pairs (``keys[k]``, ``vals[k]``) for ``k`` in ``set_off[g]:set_off[g + 1]`` (in any
+    order; the texts are sorted here as :func:`labels_id` sorts them)."""
+    data, starts, ends = strings
+    set_off, keys, vals = (np.asarray(a, dtype=np.int64) for a in (set_off, keys, vals))
+    lengths = ends - starts
+    size = int(lengths[keys].sum() + lengths[vals].sum()) + 2 * len(keys) + len(set_off)
+    out, off = np.empty(size, dtype=np.uint8), np.empty(len(set_off), dtype=np.int64)
+    _label_messages(data, starts, ends, set_off, keys, vals, out, off)
+    ids = digests64(out, off)
+    ids[ids == 0] = 1
+    ids[np.diff(off) == 0] = 0  # the empty set
     return ids
 
 

@@ -124,6 +124,12 @@ class Stacks:
     label_ids: np.ndarray | None = None
     """Per-stack label set ids already hashed (``labels_id``); when given, ``label_index``/
     ``label_sets`` are ignored and the caller supplies the profile's ``labels`` table."""
+    label_set_ids: np.ndarray | None = None
+    """Ids (``labels_id``) of the label sets that ``label_index`` points to, already hashed,
+    with their long-form table in ``labels``; they replace ``label_sets`` when given."""
+    labels: pl.DataFrame | None = None
+    frame_ids: np.ndarray | None = None
+    """Ids of the local frame table (``frame_ids(names, files, lines)``) when known."""
     locations: tuple[np.ndarray, np.ndarray] | None = None
     """pprof's shape, built without expanding it: when given as ``(lf_off, lf_frames)``,
     ``frames`` holds *location* indices with every stack listed **leaf first**, and location
@@ -148,7 +154,9 @@ def build(
     offsets = np.asarray(stacks.offsets, dtype=np.int64)
     fidx = np.asarray(stacks.frames, dtype=np.int64)
     values = np.asarray(stacks.values, dtype=np.int64).reshape(len(offsets) - 1, len(sample_types))
-    ftab = frame_id_table if frame_id_table is not None else frame_ids(stacks.names, stacks.files, stacks.lines)
+    if frame_id_table is None:
+        frame_id_table = stacks.frame_ids if stacks.frame_ids is not None else frame_ids(stacks.names, stacks.files, stacks.lines)
+    ftab = frame_id_table
     ftab = np.asarray(ftab, dtype=np.uint64)
     trie = None
     if stacks.locations is not None:
@@ -189,8 +197,8 @@ def build(
     frames = _table(
         {
             "frame_id": ftab[used],
-            "name": stacks.names if every else _pick(stacks.names, used),
-            "file": stacks.files if every else _pick(stacks.files, used),
+            "name": stacks.names if every else pick(stacks.names, used),
+            "file": stacks.files if every else pick(stacks.files, used),
             "line": np.zeros(len(used), dtype=np.int64)
             if stacks.lines is None
             else np.asarray(stacks.lines, dtype=np.int64)[used],
@@ -200,7 +208,7 @@ def build(
     return Profile(tuple(sample_types), frames, nodes, samples, labels, **meta)  # type: ignore[arg-type]
 
 
-def _pick(items: Sequence[str], rows: np.ndarray) -> list[str]:
+def pick(items: Sequence[str], rows: np.ndarray) -> list[str]:
     """``[items[i] for i in rows]``, gathered in C."""
     if len(rows) == 0:
         return []
@@ -401,25 +409,28 @@ def _label_columns(stacks: Stacks, n: int) -> tuple[np.ndarray, np.ndarray, pl.D
     if stacks.label_ids is not None:
         ids, code = np.unique(np.asarray(stacks.label_ids, dtype=np.uint64), return_inverse=True)
         return code.reshape(-1), ids, empty_labels()
-    sets = stacks.label_sets
-    if sets is None or stacks.label_index is None or len(sets) == 0:
+    if stacks.label_index is None or (stacks.label_set_ids is None and not stacks.label_sets):
         return np.zeros(n, dtype=np.int64), np.zeros(1, dtype=np.uint64), empty_labels()
-    ids = labels_ids(sets)
-    labels = _table(
-        {
-            "labels": np.repeat(ids, [len(ls) for ls in sets]),
-            "key": [k for ls in sets for k, _ in ls],
-            "value": [v for ls in sets for _, v in ls],
-        },
-        LABELS_SCHEMA,
-    )
     index = np.asarray(stacks.label_index, dtype=np.int64)
+    if stacks.label_set_ids is not None:
+        ids = np.asarray(stacks.label_set_ids, dtype=np.uint64)
+        labels = stacks.labels if stacks.labels is not None else empty_labels()
+    else:
+        sets = stacks.label_sets
+        ids = labels_ids(sets)
+        labels = labels_table(ids, [len(ls) for ls in sets], [k for ls in sets for k, _ in ls], [v for ls in sets for _, v in ls])
+        if any(len(set(ls)) < len(ls) for ls in sets):
+            labels = labels.unique()
     if len(np.unique(ids)) < len(ids):  # two sets with equal text: one code
         ids, code = np.unique(ids, return_inverse=True)
         return code.reshape(-1)[index], ids, labels.unique()
-    if any(len(set(ls)) < len(ls) for ls in sets):
-        labels = labels.unique()
     return index, ids, labels
+
+
+def labels_table(ids: np.ndarray, sizes: Sequence[int] | np.ndarray, keys: list[str], values: list[str]) -> pl.DataFrame:
+    """The long-form labels table of sets with ids ``ids``: set ``g`` has ``sizes[g]``
+    pairs, listed in order in ``keys``/``values``."""
+    return _table({"labels": np.repeat(ids, sizes), "key": keys, "value": values}, LABELS_SCHEMA)
 
 
 def _table(columns: dict[str, object], schema: dict[str, pl.DataType]) -> pl.DataFrame:

@@ -25,6 +25,7 @@ from pprof_testutil import (
 from fleetprof.formats.errors import TRUNCATED_FRAME, Limits, ProfileFormatError
 from fleetprof.formats.pprof import decode_pprof, simplify_func
 from fleetprof.formats.proto import profile_pb2
+from fleetprof.model.hashing import labels_id
 
 FILES = fixture_files()
 
@@ -234,6 +235,34 @@ def test_labels_string_and_numeric():
         ((("f", "f.py", 0),), (("n", "7"),)): (4,),
         ((("f", "f.py", 0),), ()): (8,),
     }
+
+
+def test_label_sets_are_sets_of_texts_with_contract_ids():
+    """A pair repeated in a sample counts once; equal texts under different string indices
+    (a duplicated table entry, a string label spelling a numeric one) are one pair; every
+    set's id is ``labels_id`` of its pairs."""
+    b = B()
+    leaf = b.loc("f")
+    b.sample([leaf], 1, labels=[("thread", "t1"), ("thread", "t1")])
+    b.sample([leaf], 2, labels=[("thread", "t1")])
+    b.sample([leaf], 4, labels=[("size", (48, "bytes")), ("size", "48 bytes")])
+    b.sample([leaf], 8, labels=[("size", "48 bytes")])
+    b.sample([leaf], 16, labels=[("é", "ü"), ("a", "z"), ("n", (-(2**63), "")), ("b", "y")])
+    dup = len(b.strings)
+    b.strings.append("t1")  # the same text again
+    b.p.sample.add(location_id=[leaf], value=[32]).label.add(key=b.s("thread"), str=dup)
+    prof = decode_pprof(b.bytes())
+    got = profile_stacks(prof)
+    assert got == {
+        ((("f", "f.py", 0),), (("thread", "t1"),)): (35,),
+        ((("f", "f.py", 0),), (("size", "48 bytes"),)): (12,),
+        ((("f", "f.py", 0),), (("a", "z"), ("b", "y"), ("n", "-9223372036854775808"), ("é", "ü"))): (16,),
+    }
+    sets: dict[int, list[tuple[str, str]]] = {}
+    for lid, k, v in prof.labels.iter_rows():
+        sets.setdefault(lid, []).append((k, v))
+    assert {lid: labels_id(pairs) for lid, pairs in sets.items()} == {lid: lid for lid in sets}
+    assert all(len(set(pairs)) == len(pairs) for pairs in sets.values())
 
 
 def test_metadata():
@@ -527,19 +556,3 @@ def test_profiles_of_every_size_take_the_bulk_location_path(monkeypatch):
     small = min(FILES, key=lambda p: len(gzip.decompress(p.read_bytes()) if p.read_bytes()[:2] == b"\x1f\x8b" else p.read_bytes()))
     decode_pprof(small.read_bytes())
     assert calls == [True]
-
-
-# raw bytes, valid UTF-8 (surrogates too), and UTF-8 cut inside a character
-ENTRY = st.one_of(
-    st.binary(max_size=8),
-    st.text(max_size=4).map(lambda t: t.encode("utf-8", "surrogatepass")),
-    st.text(min_size=1, max_size=4).map(lambda t: t.encode()[:-1]),
-)
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.lists(ENTRY, min_size=1, max_size=12))
-def test_string_table_decodes_as_entry_by_entry(table):
-    from fleetprof.formats.pprof import decode_strings
-
-    assert decode_strings(table) == [s.decode("utf-8", "replace") for s in table]

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fleetprof.formats.pprof as P
-from fleetprof.formats.pprof_scan import dedupe_stacks, label_sets, scan_samples, table_spans
+from fleetprof.formats.pprof_scan import dedupe_stacks, label_sets, label_values, scan_samples, table_spans
 from fleetprof.formats.proto import pprof_view_pb2
 from tests.formats.pprof_testutil import _varint, fixture_files, pprof_messages, serialize_unpacked
 
@@ -160,7 +160,7 @@ LABEL = st.tuples(st.integers(1, 5), st.integers(0, 3), st.sampled_from([0, 0, 7
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.lists(LABEL, max_size=4), min_size=1, max_size=25), st.booleans())
-def test_label_sets_group_samples_by_their_label_multiset(samples, shuffled) -> None:
+def test_label_sets_group_samples_by_their_label_set(samples, shuffled) -> None:
     nstr = 6
     owner = np.array([s for s, labs in enumerate(samples) for _ in labs], dtype=np.int64)
     lab = np.array([lb for labs in samples for lb in labs], dtype=np.int64).reshape(-1, 4)
@@ -175,19 +175,23 @@ def test_label_sets_group_samples_by_their_label_multiset(samples, shuffled) -> 
             return (k, f"n{num}u{unit}")
         return None
 
-    want = [sorted(p for p in (text(*lb) for lb in labs) if p is not None) for labs in samples]
-    got = label_sets(owner, lab, len(samples), nstr)
+    want = [sorted({p for p in (text(*lb) for lb in labs) if p is not None}) for labs in samples]  # repeats count once
+    got = label_values(owner, lab, nstr)
     if not any(want):
         assert got is None
         return
     assert got is not None
-    label_index, codes, seg, pairs, nv = got
+    owner, key, vid, pairs = got
+    assert (np.diff(owner) >= 0).all()
+    nv = nstr + len(pairs)
+    label_index, codes, seg = label_sets(owner, key * nv + vid, len(samples))
 
     def decoded(g):
         out = []
         for c in codes[seg[g, 0] : seg[g, 1]].tolist():
             k, v = divmod(c, nv)
             out.append((k, f"s{v}" if v < nstr else "n{}u{}".format(*pairs[v - nstr].tolist())))
+        assert len(set(out)) == len(out)  # distinct
         return sorted(out)
 
     assert len({tuple(decoded(g)) for g in range(len(seg))}) == len(seg)  # sets are distinct
