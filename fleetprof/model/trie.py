@@ -20,6 +20,8 @@ stacks (root first); :func:`sum_by_leaf` sums sample values per (leaf row, label
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit
 
@@ -113,9 +115,11 @@ def _walk(offsets, elems, leaf_first, one, lf_off, fcode, ncodes, keys, rowt, bi
 
 
 @njit(cache=True, nogil=True)
-def _breadth_first(keyof, rows, ncodes, uf, nid, pid, fid, dep, prow, new_row) -> None:
+def _breadth_first(keyof, rows, ncodes, uf, first_frame, leaf, nid, pid, fid, dep, prow, leaf_row, used):
     """Rows reordered breadth first (children grouped under their parents, in creation
-    order) with their ids and depths; ``new_row`` maps creation rows to output rows."""
+    order) with their ids and depths; every stack's leaf mapped to its output row
+    (``leaf_row``); ``used[f]`` set for the first local frame ``f`` of every frame code
+    that some node has."""
     nc = np.uint64(ncodes + 1)
     first = np.zeros(rows + 2, dtype=np.int64)  # children CSR by parent row + 1 (0: the root)
     for r in range(rows):
@@ -129,6 +133,7 @@ def _breadth_first(keyof, rows, ncodes, uf, nid, pid, fid, dep, prow, new_row) -
         kids[fill[p1]] = r
         fill[p1] += 1
     queue = np.empty(rows, dtype=np.int64)  # creation row of every output row
+    new_row = np.empty(rows, dtype=np.int64)
     out = 0
     for k in range(first[0], first[1]):
         queue[out] = kids[k]
@@ -142,7 +147,9 @@ def _breadth_first(keyof, rows, ncodes, uf, nid, pid, fid, dep, prow, new_row) -
             prow[out] = at
             out += 1
     for o in range(rows):  # parents precede children
-        f = uf[np.int64(keyof[queue[o]] % nc) - 1]
+        code = np.int64(keyof[queue[o]] % nc) - 1
+        used[first_frame[code]] = True
+        f = uf[code]
         if prow[o] < 0:
             p, d = _ROOT, 1
         else:
@@ -151,6 +158,57 @@ def _breadth_first(keyof, rows, ncodes, uf, nid, pid, fid, dep, prow, new_row) -
         dep[o] = d
         pid[o] = p
         nid[o] = _mix(p, f)
+    for s in range(len(leaf)):
+        leaf_row[s] = new_row[leaf[s]] if leaf[s] >= 0 else -1
+
+
+@njit(cache=True, nogil=True)
+def _location_codes(lf_off, lf_frames, codes, one, fcode) -> bool:
+    """Frame codes of every location's frames (``fcode``) and, for a location of one
+    frame, its code (``one``; -1 otherwise). False unless ``lf_off`` partitions
+    ``lf_frames`` and every frame is in range of ``codes``."""
+    if len(lf_off) == 0 or lf_off[0] != 0 or lf_off[len(lf_off) - 1] != len(lf_frames):
+        return False
+    for i in range(len(lf_off) - 1):
+        if lf_off[i + 1] < lf_off[i]:
+            return False
+        one[i] = -1
+    for f in range(len(lf_frames)):
+        if lf_frames[f] < 0 or lf_frames[f] >= len(codes):
+            return False
+        fcode[f] = codes[lf_frames[f]]
+    for i in range(len(lf_off) - 1):
+        if lf_off[i + 1] - lf_off[i] == 1:
+            one[i] = fcode[lf_off[i]]
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _valid_stacks(offsets, elems, n) -> bool:
+    """``offsets`` partition ``elems`` and every element is in ``0 .. n - 1``."""
+    if len(offsets) == 0 or offsets[0] != 0 or offsets[len(offsets) - 1] != len(elems):
+        return False
+    for i in range(len(offsets) - 1):
+        if offsets[i + 1] < offsets[i]:
+            return False
+    for e in range(len(elems)):
+        if elems[e] < 0 or elems[e] >= n:
+            return False
+    return True
+
+
+class TrieNodes(NamedTuple):
+    """:func:`trie_nodes`'s result (module contract), with ``frames``: the local frame
+    table index of the first frame of every distinct frame id that some node has,
+    ascending (the rows of the profile's frame table)."""
+
+    node_id: np.ndarray
+    parent_id: np.ndarray
+    frame_id: np.ndarray
+    depth: np.ndarray
+    leaf_row: np.ndarray
+    parent_row: np.ndarray
+    frames: np.ndarray
 
 
 def trie_nodes(
@@ -158,9 +216,10 @@ def trie_nodes(
     elems: np.ndarray,
     ftab: np.ndarray,
     locations: tuple[np.ndarray, np.ndarray] | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+) -> TrieNodes | None:
     """Nodes of CSR stacks (module contract); None when there is no frame at all (nor
-    then any node).
+    then any node). Raises ValueError for offsets that do not partition their elements
+    or elements out of range (they are never read).
 
     ``elems`` index ``ftab`` (stacks root first) or, with ``locations = (lf_off,
     lf_frames)``, they are location indices with stacks listed **leaf first**, location
@@ -169,24 +228,19 @@ def trie_nodes(
     offsets = np.asarray(offsets, dtype=np.int64)
     elems = np.asarray(elems, dtype=np.int64)
     n_stacks = len(offsets) - 1
-    uf, canon = np.unique(np.asarray(ftab, dtype=np.uint64), return_inverse=True)
+    uf, first_frame, canon = np.unique(np.asarray(ftab, dtype=np.uint64), return_index=True, return_inverse=True)
     codes = canon.astype(np.int64).reshape(-1)
     if locations is None:
         lf_off, one, fcode = np.zeros(1, np.int64), codes, codes
     else:
         lf_off, lf_frames = (np.asarray(a, dtype=np.int64) for a in locations)
-        if len(lf_off) == 0 or lf_off[0] != 0 or lf_off[-1] != len(lf_frames) or (np.diff(lf_off) < 0).any():
-            raise ValueError("location offsets are not a CSR partition of their frames")
-        fcode = codes[lf_frames]
-        one = np.full(len(lf_off) - 1, -1, dtype=np.int64)  # a location of one frame: its code
-        single = np.flatnonzero(np.diff(lf_off) == 1)
-        one[single] = fcode[lf_off[single]]
+        one, fcode = np.empty(max(len(lf_off) - 1, 0), np.int64), np.empty(len(lf_frames), np.int64)
+        if not _location_codes(lf_off, lf_frames, codes, one, fcode):
+            raise ValueError("location offsets are not a CSR partition of their frames, or a frame is out of range")
     if n_stacks <= 0 or len(elems) == 0:
         return None
-    if elems.min() < 0 or elems.max() >= len(one):
-        raise ValueError("stack elements out of range of their frame or location table")
-    if offsets[0] != 0 or offsets[-1] != len(elems) or (np.diff(offsets) < 0).any():
-        raise ValueError("stack offsets are not a CSR partition of the elements")
+    if not _valid_stacks(offsets, elems, len(one)):
+        raise ValueError("stack offsets are not a CSR partition of the elements, or an element is out of range")
     leaf = np.empty(n_stacks, np.int64)
     bits = max(_MIN_BITS, (len(elems) // 4).bit_length())  # room for a node per 4 to 8 elements at half load
     keyof = np.empty(1 << (bits - 1), np.uint64)  # the walk stops when the table is half full
@@ -201,10 +255,10 @@ def trie_nodes(
     if rows == 0:
         return None
     nid, pid, fid = np.empty(rows, np.uint64), np.empty(rows, np.uint64), np.empty(rows, np.uint64)
-    dep, prow, new_row = np.empty(rows, np.uint32), np.empty(rows, np.int64), np.empty(rows, np.int64)
-    _breadth_first(keyof, rows, len(uf), uf, nid, pid, fid, dep, prow, new_row)
-    leaf_row = np.where(leaf >= 0, new_row[np.maximum(leaf, 0)], -1)
-    return nid, pid, fid, dep, leaf_row, prow
+    dep, prow, leaf_row = np.empty(rows, np.uint32), np.empty(rows, np.int64), np.empty(n_stacks, np.int64)
+    used = np.zeros(len(ftab), dtype=bool)
+    _breadth_first(keyof, rows, len(uf), uf, first_frame, leaf, nid, pid, fid, dep, prow, leaf_row, used)
+    return TrieNodes(nid, pid, fid, dep, leaf_row, prow, np.flatnonzero(used))
 
 
 @njit(cache=True, nogil=True)

@@ -74,7 +74,7 @@ def check_nodes(got, offsets: np.ndarray, fidx: np.ndarray, tab: np.ndarray) -> 
         assert got is None
         return
     assert got is not None
-    nid, pid, fid, depth, lrow, prow = got
+    nid, pid, fid, depth, lrow, prow = got[:6]
     assert len(np.unique(nid)) == len(nid)
     assert sorted(zip(nid.tolist(), pid.tolist(), fid.tolist(), depth.tolist(), strict=True)) == sorted(nodes.rows())
     assert np.where(lrow >= 0, nid[np.maximum(lrow, 0)], np.uint64(ROOT_ID)).tolist() == leaf.tolist()
@@ -84,3 +84,6 @@ def check_nodes(got, offsets: np.ndarray, fidx: np.ndarray, tab: np.ndarray) -> 
     assert (nid[prow[~top]] == pid[~top]).all()
     for d in range(2, int(depth.max()) + 1):
         assert (np.diff(prow[depth == d]) >= 0).all()
+    if len(got) == 7:  # the trie also names the frame table's rows
+        ids = tab.tolist()
+        assert got[6].tolist() == sorted(ids.index(f) for f in set(fid.tolist()))
