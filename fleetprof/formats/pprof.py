@@ -964,11 +964,8 @@ def _label_sets(s: _Samples, st: _Strings) -> tuple[np.ndarray | None, np.ndarra
     owner, key, vid, pairs = got
     values = st.utf8.with_numeric(pairs[:, 0], pairs[:, 1])  # value ids index these strings
     canon = values.canon()
-    label_index, codes, seg = label_sets(owner, canon[key] * len(canon) + canon[vid], len(s.loc_offsets) - 1)
-    sizes = seg[:, 1] - seg[:, 0]
-    set_off = np.zeros(len(seg) + 1, dtype=np.int64)
-    np.cumsum(sizes, out=set_off[1:])
-    keys, vals = np.divmod(codes[np.repeat(seg[:, 0] - set_off[:-1], sizes) + np.arange(set_off[-1])], len(canon))
+    label_index, set_off, set_codes = label_sets(owner, canon[key] * len(canon) + canon[vid], len(s.loc_offsets) - 1)
+    keys, vals = np.divmod(set_codes, len(canon))
     ids = labels_ids_utf8(values.spans, set_off, keys, vals)
-    labels = labels_table(ids, sizes, pick(values.texts, keys), pick(values.texts, vals))
+    labels = labels_table(ids, np.diff(set_off), pick(values.texts, keys), pick(values.texts, vals))
     return label_index, np.concatenate([np.zeros(1, dtype=np.uint64), ids]), labels

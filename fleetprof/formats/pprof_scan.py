@@ -582,28 +582,41 @@ def _find(ids: np.ndarray, table: np.ndarray, shift: np.uint64, r: np.uint64) ->
 
 
 @njit(cache=True, nogil=True)
-def _pair_ids(num, unit, is_num, base, vid, pairs) -> int:
-    """Value ids ``base + k`` for the distinct (num, unit) pairs of the numeric labels
-    (numbered in first appearance; ``pairs[k]`` = that pair); returns how many."""
-    table, shift, mask = _empty_table(len(num))
+def _label_pairs(owner, lab, nstr, out_owner, key, vid, pairs):
+    """The kept labels' owner, key and value id (module contract of :func:`label_values`),
+    the distinct (num, unit) pairs numbered in first appearance. Returns (kept labels,
+    pairs, whether ``owner`` is non-decreasing)."""
+    table, shift, mask = _empty_table(len(owner))
+    n = 0
     k = 0
-    for i in range(len(num)):
-        if not is_num[i]:
+    ordered = True
+    for i in range(len(owner)):
+        if i and owner[i] < owner[i - 1]:
+            ordered = False
+        sv, num, unit = lab[i, 1], lab[i, 2], lab[i, 3]
+        if sv != 0:
+            v = sv
+        elif num != 0 or unit != 0:
+            h = np.int64(((np.uint64(num) * _GOLDEN) ^ np.uint64(unit)) * _GOLDEN >> shift)
+            while True:
+                j = table[h]
+                if j < 0:
+                    table[h] = k
+                    pairs[k, 0], pairs[k, 1] = num, unit
+                    v = nstr + k
+                    k += 1
+                    break
+                if pairs[j, 0] == num and pairs[j, 1] == unit:
+                    v = nstr + j
+                    break
+                h = (h + 1) & mask
+        else:
             continue
-        h = np.int64(((np.uint64(num[i]) * _GOLDEN) ^ np.uint64(unit[i])) * _GOLDEN >> shift)
-        while True:
-            j = table[h]
-            if j < 0:
-                table[h] = k
-                pairs[k, 0], pairs[k, 1] = num[i], unit[i]
-                vid[i] = base + k
-                k += 1
-                break
-            if pairs[j, 0] == num[i] and pairs[j, 1] == unit[i]:
-                vid[i] = base + j
-                break
-            h = (h + 1) & mask
-    return k
+        out_owner[n] = owner[i]
+        key[n] = lab[i, 0]
+        vid[n] = v
+        n += 1
+    return n, k, ordered
 
 
 @njit(cache=True, nogil=True)
@@ -646,30 +659,41 @@ def label_values(owner: np.ndarray, lab: np.ndarray, nstr: int) -> tuple[np.ndar
     value id ``nstr + k``) with ``pairs[k]`` = (num, unit) (distinct); others are ignored.
     Returns ``(owner, key, value id, pairs)`` of the kept labels, ordered by owner, or None
     when no label is kept."""
-    if len(owner) > 1 and (owner[1:] < owner[:-1]).any():
-        order = np.argsort(owner, kind="stable")
-        owner, lab = owner[order], lab[order]
-    key, sv, num, unit = (np.ascontiguousarray(lab[:, i], dtype=np.int64) for i in range(4))
-    is_str = sv != 0
-    is_num = ~is_str & ((num != 0) | (unit != 0))
-    keep = is_str | is_num
-    if not keep.any():
+    n = len(owner)
+    out_owner, key, vid = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
+    pairs = np.empty((n, 2), dtype=np.int64)
+    kept, npairs, ordered = _label_pairs(np.ascontiguousarray(owner, dtype=np.int64), np.ascontiguousarray(lab, dtype=np.int64), nstr, out_owner, key, vid, pairs)
+    if kept == 0:
         return None
-    vid = sv.copy()
-    pairs = np.empty((int(is_num.sum()), 2), dtype=np.int64)
-    npairs = _pair_ids(num, unit, is_num, nstr, vid, pairs)
-    return np.ascontiguousarray(owner[keep]), key[keep], vid[keep], pairs[:npairs]
+    out_owner, key, vid = out_owner[:kept], key[:kept], vid[:kept]
+    if not ordered:
+        order = np.argsort(out_owner, kind="stable")
+        out_owner, key, vid = out_owner[order], key[order], vid[order]
+    return out_owner, key, vid, pairs[:npairs]
+
+
+@njit(cache=True, nogil=True)
+def _set_codes(spans, code, first, set_off, set_codes) -> None:
+    at = 0
+    for g in range(len(first)):
+        set_off[g] = at
+        for i in range(spans[first[g]], spans[first[g] + 1]):
+            set_codes[at] = code[i]
+            at += 1
+    set_off[len(first)] = at
 
 
 def label_sets(owner: np.ndarray, code: np.ndarray, nsamples: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Samples grouped by label set: ``owner`` (non-decreasing) is the sample of every
-    label and ``code`` the pair it stands for. Returns ``(label_index, codes, seg)``:
-    ``label_index[s]`` = set + 1 (0: none) and set ``g``'s pairs are ``codes[seg[g, 0]:seg[g,
-    1]]`` (sorted, distinct: a pair repeated within a sample counts once)."""
-    owner, code = owner.copy(), np.ascontiguousarray(code, dtype=np.int64).copy()
+    label and ``code`` the pair it stands for. Returns ``(label_index, set_off,
+    set_codes)``: ``label_index[s]`` = set + 1 (0: none) and set ``g``'s pairs are
+    ``set_codes[set_off[g]:set_off[g + 1]]`` (sorted, distinct: a pair repeated within a
+    sample counts once)."""
+    owner, code = owner.astype(np.int64), code.astype(np.int64)  # copies: packed in place below
     spans = _sorted_spans(owner, code)
     first, inverse = _group(spans, code, np.zeros(len(spans) - 1, dtype=np.int64))
     label_index = np.zeros(nsamples, dtype=np.int64)
     label_index[owner[spans[:-1]]] = inverse + 1
-    seg = np.stack([spans[first], spans[first + 1]], axis=1)
-    return label_index, code, seg
+    set_off, set_codes = np.empty(len(first) + 1, dtype=np.int64), np.empty(spans[-1], dtype=np.int64)
+    _set_codes(spans, code, first, set_off, set_codes)
+    return label_index, set_off, set_codes[: set_off[-1]]

@@ -70,9 +70,10 @@ def _same_span(data, a_lo, a_hi, b_lo, b_hi) -> bool:
 
 
 @njit(cache=True, nogil=True)
-def _canon(data, starts, ends, out) -> int:
+def _canon(data, starts, ends, hashes, known, out) -> int:
     """``out[i]``: the first entry with the bytes of entry ``i``; returns the number of
-    distinct entries."""
+    distinct entries. ``hashes[:known]`` are the entries' hashes already; the rest are
+    computed into ``hashes``."""
     bits = 4
     while (1 << bits) < 2 * len(starts) + 2:
         bits += 1
@@ -80,7 +81,9 @@ def _canon(data, starts, ends, out) -> int:
     shift, mask = np.uint64(64 - bits), (1 << bits) - 1
     distinct = 0
     for i in range(len(starts)):
-        h = np.int64((_span_hash(data, starts[i], ends[i]) * _M) >> shift)
+        if i >= known:
+            hashes[i] = _span_hash(data, starts[i], ends[i])
+        h = np.int64((hashes[i] * _M) >> shift)
         while True:
             j = table[h]
             if j < 0:
@@ -117,6 +120,8 @@ class StringTable:
     data: np.ndarray
     starts: np.ndarray
     ends: np.ndarray
+    hashes: np.ndarray | None = None
+    """Hashes of the first entries' bytes, once :meth:`canon` has computed them."""
 
     @property
     def spans(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -124,8 +129,13 @@ class StringTable:
 
     def canon(self) -> np.ndarray:
         """One entry index per distinct text (the first), for every entry."""
-        out = np.empty(len(self.starts), dtype=np.int64)
-        distinct = _canon(self.data, self.starts, self.ends, out)
+        n = len(self.starts)
+        out, hashes = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.uint64)
+        known = 0 if self.hashes is None else len(self.hashes)
+        if known:
+            hashes[:known] = self.hashes
+        distinct = _canon(self.data, self.starts, self.ends, hashes, known, out)
+        self.hashes = hashes
         return np.arange(len(out), dtype=np.int64) if distinct == len(out) else out
 
     def empty(self) -> np.ndarray:
@@ -145,7 +155,7 @@ class StringTable:
         texts = data[len(self.data) : stop - 1].tobytes().decode("utf-8").split("\0") if len(num) else []
         if len(texts) != len(num):  # a unit holds a NUL
             texts = [data[a:b].tobytes().decode("utf-8") for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
-        return StringTable(self.texts + texts, data, np.concatenate([self.starts, starts]), np.concatenate([self.ends, ends]))
+        return StringTable(self.texts + texts, data, np.concatenate([self.starts, starts]), np.concatenate([self.ends, ends]), self.hashes)
 
 
 def string_table(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> StringTable:

@@ -28,7 +28,7 @@ import numpy as np
 import polars as pl
 
 from fleetprof.model.hashing import ROOT_ID, frame_ids, labels_ids, mix
-from fleetprof.model.trie import TrieNodes, expand_locations, sum_by_leaf, trie_nodes
+from fleetprof.model.trie import TrieNodes, expand_locations, sample_columns, trie_nodes
 
 U64 = pl.UInt64
 FRAMES_SCHEMA = {"frame_id": pl.UInt64, "name": pl.Utf8, "file": pl.Utf8, "line": pl.Int64}
@@ -266,12 +266,8 @@ def _aggregate_rows(
     """Samples summed per (leaf row, label set code) (:func:`~.trie.sum_by_leaf`: dense
     keys, no hashing of node ids), all-zero rows dropped; ``ids[code]`` is a row's label
     set id. Also returns the node row of each sample row (-1 for the root's)."""
-    rows, codes, sums = sum_by_leaf(leaf_row, code, values, len(nid))
-    if cols:
-        keep = sums.any(axis=1)
-        rows, codes, sums = rows[keep], codes[keep], sums[keep]
-    node = np.where(rows >= 0, nid[np.maximum(rows, 0)] if len(nid) else 0, np.uint64(ROOT_ID)).astype(np.uint64)
-    data = {"node_id": node, "labels": ids[codes]} | {c: sums[:, i] for i, c in enumerate(cols)}
+    node, lab, columns, rows = sample_columns(leaf_row, code, values.reshape(len(leaf_row), len(cols)), nid, ids)
+    data = {"node_id": node, "labels": lab} | {c: columns[i] for i, c in enumerate(cols)}
     return _table(data, {"node_id": U64, "labels": U64} | {c: pl.Int64 for c in cols}), rows
 
 

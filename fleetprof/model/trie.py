@@ -32,6 +32,10 @@ _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _MIN_BITS = 10
 _ROOT = np.uint64(ROOT_ID)
+_HIGH = np.uint64(32)
+_LOW = np.uint64(0xFFFFFFFF)
+_MAX_BITS = 32
+"""Trie keys hold a parent row + 1 and a frame code + 1 in 32 bits each."""
 
 
 @njit(cache=True, nogil=True)
@@ -64,6 +68,13 @@ def _rehash(keyof: np.ndarray, rows: int, bits: int) -> tuple[np.ndarray, np.nda
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _key(parent: int, code: int) -> np.uint64:
+    """The trie key of the node below row ``parent`` (-1: the root) with frame ``code``;
+    never 0 (the empty slot)."""
+    return (np.uint64(parent + 1) << np.uint64(32)) | np.uint64(code + 1)
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _probe(keys, rowt, keyof, shift, mask, key, rows):
     """(row of ``key``, rows after it): found, or inserted as row ``rows``."""
     h = _slot(key, shift)
@@ -80,7 +91,7 @@ def _probe(keys, rowt, keyof, shift, mask, key, rows):
 
 
 @njit(cache=True, nogil=True)
-def _walk(offsets, elems, leaf_first, one, lf_off, fcode, ncodes, keys, rowt, bits, keyof, rows, start, leaf):
+def _walk(offsets, elems, leaf_first, one, lf_off, fcode, keys, rowt, bits, keyof, rows, start, leaf):
     """Walk stacks ``start, start + 1, ...`` down the trie: returns ``(rows, stopped)``
     where ``stopped`` is the stack at which the table (``keys``/``rowt``: ``2 ** bits``
     slots holding the first ``rows`` rows) reached half load, or the number of stacks once
@@ -90,9 +101,8 @@ def _walk(offsets, elems, leaf_first, one, lf_off, fcode, ncodes, keys, rowt, bi
     Element ``e`` of a stack stands for one frame of code ``one[elems[e]]`` when that is
     not negative, else for the frames of codes ``fcode[lf_off[l]:lf_off[l + 1]]``
     (``l = elems[e]``); ``leaf_first`` stacks are walked from their end. Row ``r`` is the
-    node ``keyof[r] = (parent row + 1) * (ncodes + 1) + frame code + 1``; a key 0 in
-    ``keys`` marks an empty slot."""
-    nc = np.uint64(ncodes + 1)
+    node ``keyof[r] = _key(parent row, frame code)``; a key 0 in ``keys`` marks an empty
+    slot."""
     shift, mask, half = np.uint64(64 - bits), len(keys) - 1, len(keys) >> 1
     for s in range(start, len(offsets) - 1):
         parent = -1
@@ -102,10 +112,10 @@ def _walk(offsets, elems, leaf_first, one, lf_off, fcode, ncodes, keys, rowt, bi
             li = elems[first + step * k]
             c = one[li]
             if c >= 0:
-                parent, rows = _probe(keys, rowt, keyof, shift, mask, np.uint64(parent + 1) * nc + np.uint64(c + 1), rows)
+                parent, rows = _probe(keys, rowt, keyof, shift, mask, _key(parent, c), rows)
             else:
                 for f in range(lf_off[li], lf_off[li + 1]):
-                    parent, rows = _probe(keys, rowt, keyof, shift, mask, np.uint64(parent + 1) * nc + np.uint64(fcode[f] + 1), rows)
+                    parent, rows = _probe(keys, rowt, keyof, shift, mask, _key(parent, fcode[f]), rows)
                     if rows >= half:
                         return rows, s
             if rows >= half:
@@ -115,21 +125,20 @@ def _walk(offsets, elems, leaf_first, one, lf_off, fcode, ncodes, keys, rowt, bi
 
 
 @njit(cache=True, nogil=True)
-def _breadth_first(keyof, rows, ncodes, uf, first_frame, leaf, nid, pid, fid, dep, prow, leaf_row, used):
+def _breadth_first(keyof, rows, uf, first_frame, leaf, nid, pid, fid, dep, prow, leaf_row, used):
     """Rows reordered breadth first (children grouped under their parents, in creation
     order) with their ids and depths; every stack's leaf mapped to its output row
     (``leaf_row``); ``used[f]`` set for the first local frame ``f`` of every frame code
     that some node has."""
-    nc = np.uint64(ncodes + 1)
     first = np.zeros(rows + 2, dtype=np.int64)  # children CSR by parent row + 1 (0: the root)
     for r in range(rows):
-        first[np.int64(keyof[r] // nc) + 1] += 1
+        first[np.int64(keyof[r] >> _HIGH) + 1] += 1
     for i in range(1, rows + 2):
         first[i] += first[i - 1]
     kids = np.empty(rows, dtype=np.int64)
     fill = first[: rows + 1].copy()
     for r in range(rows):
-        p1 = np.int64(keyof[r] // nc)
+        p1 = np.int64(keyof[r] >> _HIGH)
         kids[fill[p1]] = r
         fill[p1] += 1
     queue = np.empty(rows, dtype=np.int64)  # creation row of every output row
@@ -147,7 +156,7 @@ def _breadth_first(keyof, rows, ncodes, uf, first_frame, leaf, nid, pid, fid, de
             prow[out] = at
             out += 1
     for o in range(rows):  # parents precede children
-        code = np.int64(keyof[queue[o]] % nc) - 1
+        code = np.int64(keyof[queue[o]] & _LOW) - 1
         used[first_frame[code]] = True
         f = uf[code]
         if prow[o] < 0:
@@ -230,6 +239,8 @@ def trie_nodes(
     n_stacks = len(offsets) - 1
     uf, first_frame, canon = np.unique(np.asarray(ftab, dtype=np.uint64), return_index=True, return_inverse=True)
     codes = canon.astype(np.int64).reshape(-1)
+    if len(uf) >= int(_LOW):
+        raise ValueError("more than 2**32 - 1 distinct frames")
     if locations is None:
         lf_off, one, fcode = np.zeros(1, np.int64), codes, codes
     else:
@@ -247,17 +258,19 @@ def trie_nodes(
     rows, done = 0, 0
     while True:
         keys, rowt = _rehash(keyof, rows, bits)
-        rows, done = _walk(offsets, elems, locations is not None, one, lf_off, fcode, len(uf), keys, rowt, bits, keyof, rows, done, leaf)
+        rows, done = _walk(offsets, elems, locations is not None, one, lf_off, fcode, keys, rowt, bits, keyof, rows, done, leaf)
         if done == n_stacks:
             break
         bits += 1
+        if bits > _MAX_BITS:
+            raise ValueError("more than 2**31 call-tree nodes")
         keyof = np.concatenate([keyof[:rows], np.empty((1 << (bits - 1)) - rows, np.uint64)])
     if rows == 0:
         return None
     nid, pid, fid = np.empty(rows, np.uint64), np.empty(rows, np.uint64), np.empty(rows, np.uint64)
     dep, prow, leaf_row = np.empty(rows, np.uint32), np.empty(rows, np.int64), np.empty(n_stacks, np.int64)
     used = np.zeros(len(ftab), dtype=bool)
-    _breadth_first(keyof, rows, len(uf), uf, first_frame, leaf, nid, pid, fid, dep, prow, leaf_row, used)
+    _breadth_first(keyof, rows, uf, first_frame, leaf, nid, pid, fid, dep, prow, leaf_row, used)
     return TrieNodes(nid, pid, fid, dep, leaf_row, prow, np.flatnonzero(used))
 
 
@@ -330,3 +343,38 @@ def sum_by_leaf(
     out_sums = np.empty((n, values.shape[1]), dtype=np.int64)
     k = _sum_by_leaf(np.asarray(leaf_row, dtype=np.int64), np.asarray(code, dtype=np.int64), values, nrows, out_row, out_code, out_sums)
     return out_row[:k], out_code[:k], out_sums[:k]
+
+
+@njit(cache=True, nogil=True)
+def _sample_columns(rows, codes, sums, nid, ids, drop_zero, node, lab, columns, kept) -> int:
+    k = 0
+    for i in range(len(rows)):
+        if drop_zero:
+            nonzero = False
+            for j in range(sums.shape[1]):
+                nonzero |= sums[i, j] != 0
+            if not nonzero:
+                continue
+        node[k] = nid[rows[i]] if rows[i] >= 0 else _ROOT
+        lab[k] = ids[codes[i]]
+        for j in range(sums.shape[1]):
+            columns[j, k] = sums[i, j]
+        kept[k] = rows[i]
+        k += 1
+    return k
+
+
+def sample_columns(
+    leaf_row: np.ndarray, code: np.ndarray, values: np.ndarray, nid: np.ndarray, ids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The sample rows of a profile: :func:`sum_by_leaf` of ``values`` ``(S, T)`` per
+    (``leaf_row``, label set ``code``), rows whose sums are all zero dropped (when ``T >
+    0``). Returns ``(node_id, labels, columns, rows)``: the node id of each row (``nid`` of
+    its leaf row, ``ROOT_ID`` for -1), its label set id ``ids[code]``, the sums as ``(T,
+    rows)`` (each value column contiguous) and the leaf row."""
+    rows, codes, sums = sum_by_leaf(leaf_row, code, values, len(nid))
+    n, width = sums.shape
+    node, lab = np.empty(n, dtype=np.uint64), np.empty(n, dtype=np.uint64)
+    columns, kept = np.empty((width, n), dtype=np.int64), np.empty(n, dtype=np.int64)
+    k = _sample_columns(rows, codes, sums, np.asarray(nid, dtype=np.uint64), np.asarray(ids, dtype=np.uint64), width > 0, node, lab, columns, kept)
+    return node[:k], lab[:k], columns[:, :k], kept[:k]

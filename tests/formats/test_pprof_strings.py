@@ -48,12 +48,18 @@ def test_string_table_decodes_as_entry_by_entry(entries):
 
 @settings(max_examples=200, deadline=None)
 @given(
-    st.lists(st.text(max_size=5), min_size=1, max_size=6),
+    st.lists(st.sampled_from(["", "7", "bytes", "7 bytes", "é"]) | st.text(max_size=5), min_size=1, max_size=6),
     st.lists(st.tuples(st.sampled_from([0, 7, -7, 2**63 - 1, -(2**63)]), st.integers(0, 5)), max_size=6),
+    st.booleans(),
 )
-def test_numeric_values_are_appended_spans(texts, pairs):
+def test_numeric_values_are_appended_spans(texts, pairs, canon_first):
     texts = ["", *(t.encode("utf-8", "replace").decode("utf-8") for t in texts)]
     table = from_texts(texts)
+    if canon_first:  # the extension reuses the table's hashes
+        table.canon()
     pairs = [(n, u % len(texts)) for n, u in pairs]
     ext = table.with_numeric(np.array([n for n, _ in pairs], dtype=np.int64), np.array([u for _, u in pairs], dtype=np.int64))
-    _check(ext, texts + [f"{n} {texts[u]}" if u else f"{n}" for n, u in pairs])
+    want = texts + [f"{n} {texts[u]}" if u else f"{n}" for n, u in pairs]
+    _check(ext, want)
+    first: dict[str, int] = {}
+    assert ext.canon().tolist() == [first.setdefault(t, i) for i, t in enumerate(want)]
