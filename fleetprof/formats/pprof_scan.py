@@ -168,21 +168,24 @@ def table_spans(buf: np.ndarray, expect: int = 256) -> tuple[Spans, Spans, Spans
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _varint_fields(buf, pos, end, row) -> bool:
-    """One message whose fields ``1 .. len(row)`` are varints into ``row[f - 1]`` (the last
-    occurrence wins); other fields are skipped. False when malformed or when one of those
-    fields is not a varint."""
+def _varint_row(buf, pos, end, out, row) -> bool:
+    """One message whose fields ``1 .. out.shape[1]`` are varints into ``out[row, f - 1]``
+    (0 when absent; the last occurrence wins); other fields are skipped. False when
+    malformed or when one of those fields is not a varint."""
+    width = out.shape[1]
+    for j in range(width):
+        out[row, j] = 0
     while pos < end:
         field, wire, pos = _tag(buf, pos, end)
         if pos < 0:
             return False
-        if 1 <= field <= len(row):
+        if 1 <= field <= width:
             if wire != 0:
                 return False
             v, pos = _varint(buf, pos, end)
             if pos < 0:
                 return False
-            row[field - 1] = v
+            out[row, field - 1] = v
         else:
             pos = _skip(buf, pos, end, wire, field)
             if pos < 0:
@@ -257,8 +260,7 @@ def _fill(buf, starts, ends, ntypes, ids, table, id_shift, lf_off, loc_offsets, 
                     return -1, -1, -1, -1
                 stop = pos + np.int64(ln)
                 owner[bi] = s
-                lab[bi, :] = 0  # absent fields are 0
-                if not _varint_fields(buf, pos, stop, lab[bi]):  # key, str, num, num_unit
+                if not _varint_row(buf, pos, stop, lab, bi):  # key, str, num, num_unit
                     return -1, -1, -1, -1
                 bi += 1
                 pos = stop
@@ -384,10 +386,10 @@ def dedupe_stacks(
 
 @njit(cache=True, nogil=True)
 def _records(buf, starts, ends, out) -> bool:
-    """The messages at ``starts``/``ends`` through :func:`_varint_fields` into the rows of
+    """The messages at ``starts``/``ends`` through :func:`_varint_row` into the rows of
     ``out`` (0 where a field is absent)."""
     for i in range(len(starts)):
-        if not _varint_fields(buf, starts[i], ends[i], out[i]):
+        if not _varint_row(buf, starts[i], ends[i], out, i):
             return False
     return True
 
@@ -396,7 +398,7 @@ def scan_records(buf: np.ndarray, spans: Spans, width: int) -> np.ndarray | None
     """The messages at ``spans`` as uint64 rows of their varint fields ``1 .. width``
     (``Function``: id, name, system_name, filename, start_line); None when a message is
     malformed or one of those fields is not a varint."""
-    out = np.zeros((len(spans[0]), width), dtype=np.uint64)
+    out = np.empty((len(spans[0]), width), dtype=np.uint64)
     return out if _records(buf, spans[0], spans[1], out) else None
 
 
@@ -404,7 +406,7 @@ def scan_records(buf: np.ndarray, spans: Spans, width: int) -> np.ndarray | None
 def _locations(buf, starts, ends, head, line_offsets, lines) -> int:
     """``Location`` messages: ``head[i]`` = (id, mapping_id, address, is_folded) and their
     ``Line`` messages (function_id, line, column) in wire order into ``lines`` (room for
-    all, zeroed). Returns the number of lines, or -1 when malformed."""
+    all). Returns the number of lines, or -1 when malformed."""
     nl = 0
     for i in range(len(starts)):
         line_offsets[i] = nl
@@ -421,7 +423,7 @@ def _locations(buf, starts, ends, head, line_offsets, lines) -> int:
                 if pos < 0 or ln > np.uint64(end - pos):
                     return -1
                 stop = pos + np.int64(ln)
-                if not _varint_fields(buf, pos, stop, lines[nl]):  # function_id, line, column
+                if not _varint_row(buf, pos, stop, lines, nl):  # function_id, line, column
                     return -1
                 nl += 1
                 pos = stop
@@ -447,8 +449,8 @@ def scan_locations(buf: np.ndarray, spans: Spans) -> tuple[np.ndarray, np.ndarra
     starts, ends = spans
     n = len(starts)
     head = np.zeros((n, 4), dtype=np.uint64)
-    # a Line message takes two bytes at least: room for every one, zeroed (absent = 0)
-    line_offsets, lines = np.empty(n + 1, dtype=np.int64), np.zeros((int((ends - starts).sum()) // 2, 3), dtype=np.uint64)
+    # a Line message takes two bytes at least: room for every one
+    line_offsets, lines = np.empty(n + 1, dtype=np.int64), np.empty((int((ends - starts).sum()) // 2, 3), dtype=np.uint64)
     nl = _locations(buf, starts, ends, head, line_offsets, lines)
     return None if nl < 0 else (head, line_offsets, lines[:nl])
 
