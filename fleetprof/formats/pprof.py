@@ -63,6 +63,7 @@ from fleetprof.formats.errors import (
     maybe_gunzip,
 )
 from fleetprof.formats.pprof_scan import (
+    all_known,
     dedupe_stacks,
     label_sets,
     label_values,
@@ -439,6 +440,8 @@ def _bulk_ids(ids: np.ndarray) -> np.ndarray | None:
     """Entity ids (all zero: positional), or None if some are zero or repeated."""
     if len(ids) and not ids.any():
         return np.arange(1, len(ids) + 1, dtype=_U64)
+    if len(ids) and ids[0] == 1 and ids[-1] == len(ids) and (np.diff(ids) == 1).all():
+        return ids  # 1, 2, ... (Go's writer)
     s = np.sort(ids)
     if len(s) and (s[0] == 0 or (s[1:] == s[:-1]).any()):
         return None
@@ -461,11 +464,9 @@ def _locations_bulk(buf: np.ndarray, spans, st: _Strings, keep_lines: bool, mapp
     ids = _bulk_ids(np.ascontiguousarray(head[:, 0]))
     if ids is None:
         return None
-    mids = head[:, 1]
-    if mids.any():
-        known = np.fromiter(mappings.keys(), dtype=_U64, count=len(mappings))
-        if not np.isin(mids[mids != 0], known).all():
-            return None
+    known = np.fromiter(mappings.keys(), dtype=_U64, count=len(mappings))
+    if not all_known(np.ascontiguousarray(head[:, 1]), known):
+        return None
     if len(head) and (offsets[1:] == offsets[:-1]).any():
         return None  # a location without lines: named from its mapping and address
     got = resolve_frames(functions, st.utf8.canon(), st.utf8.empty(), offsets, line_rows, keep_lines)
@@ -473,8 +474,7 @@ def _locations_bulk(buf: np.ndarray, spans, st: _Strings, keep_lines: bool, mapp
         return None
     frames, keys = got
     table = st.table
-    names = [table[i] for i in keys[:, 0].tolist()]
-    files = [table[i] for i in keys[:, 1].tolist()]
+    names, files = pick(table, keys[:, 0]), pick(table, keys[:, 1])
     none = np.zeros(len(head), dtype=bool)
     fids = frame_ids_utf8(st.utf8.spans, keys[:, 0], keys[:, 1], keys[:, 2])
     return _Locations(ids, offsets, frames, names, files, keys[:, 2].tolist(), none, none.copy(), fids)

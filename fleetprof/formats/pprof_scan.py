@@ -610,6 +610,21 @@ def resolve_frames(
 
 
 @njit(cache=True, nogil=True)
+def _all_known(values, ids, table, shift) -> bool:
+    for i in range(len(values)):
+        if values[i] != 0 and _find(ids, table, shift, values[i]) < 0:
+            return False
+    return True
+
+
+def all_known(values: np.ndarray, ids: np.ndarray) -> bool:
+    """Every non-zero value (uint64) is one of ``ids`` (distinct, uint64)."""
+    ids = np.ascontiguousarray(ids, dtype=np.uint64)
+    table, shift = _id_table(ids)
+    return bool(_all_known(np.ascontiguousarray(values, dtype=np.uint64), ids, table, shift))
+
+
+@njit(cache=True, nogil=True)
 def _id_table(ids: np.ndarray) -> tuple[np.ndarray, np.uint64]:
     """Open-addressing table of the indices of ``ids`` (distinct) and its hash shift, or
     an empty table when the ids are ``1 .. L`` in order (then an id's index is the id - 1)."""
