@@ -100,16 +100,23 @@ def _walk(offsets, elems, leaf_first, one, lf_off, fcode, keys, rowt, bits, keyo
 
     Element ``e`` of a stack stands for one frame of code ``one[elems[e]]`` when that is
     not negative, else for the frames of codes ``fcode[lf_off[l]:lf_off[l + 1]]``
-    (``l = elems[e]``); ``leaf_first`` stacks are walked from their end. Row ``r`` is the
+    (``l = elems[e]``); ``leaf_first`` stacks are walked from their end. Returns ``(-1,
+    s)`` at stack ``s`` when its offsets decrease or pass the end of ``elems``, or an element is out of
+    range of ``one`` (the caller checks that the offsets start at 0). Row ``r`` is the
     node ``keyof[r] = _key(parent row, frame code)``; a key 0 in ``keys`` marks an empty
     slot."""
     shift, mask, half = np.uint64(64 - bits), len(keys) - 1, len(keys) >> 1
+    n = len(one)
     for s in range(start, len(offsets) - 1):
         parent = -1
         lo, hi = offsets[s], offsets[s + 1]
+        if hi < lo or hi > len(elems):
+            return -1, s
         first, step = (hi - 1, -1) if leaf_first else (lo, 1)
         for k in range(hi - lo):
             li = elems[first + step * k]
+            if li < 0 or li >= n:
+                return -1, s
             c = one[li]
             if c >= 0:
                 parent, rows = _probe(keys, rowt, keyof, shift, mask, _key(parent, c), rows)
@@ -193,17 +200,31 @@ def _location_codes(lf_off, lf_frames, codes, one, fcode) -> bool:
 
 
 @njit(cache=True, nogil=True)
-def _valid_stacks(offsets, elems, n) -> bool:
-    """``offsets`` partition ``elems`` and every element is in ``0 .. n - 1``."""
-    if len(offsets) == 0 or offsets[0] != 0 or offsets[len(offsets) - 1] != len(elems):
-        return False
-    for i in range(len(offsets) - 1):
-        if offsets[i + 1] < offsets[i]:
-            return False
-    for e in range(len(elems)):
-        if elems[e] < 0 or elems[e] >= n:
-            return False
-    return True
+def _frame_codes(ftab, codes, first_frame, uf) -> int:
+    """One code per distinct frame id, numbered in first appearance: ``codes[i]`` of frame
+    ``i``, and per code its first frame and id. Returns the number of codes."""
+    bits = 4
+    while (1 << bits) < 2 * len(ftab) + 2:
+        bits += 1
+    table = np.full(1 << bits, -1, dtype=np.int64)
+    shift, mask = np.uint64(64 - bits), (1 << bits) - 1
+    n = 0
+    for i in range(len(ftab)):
+        h = np.int64((ftab[i] * _GOLDEN) >> shift)
+        while True:
+            c = table[h]
+            if c < 0:
+                table[h] = n
+                first_frame[n] = i
+                uf[n] = ftab[i]
+                codes[i] = n
+                n += 1
+                break
+            if uf[c] == ftab[i]:
+                codes[i] = c
+                break
+            h = (h + 1) & mask
+    return n
 
 
 class TrieNodes(NamedTuple):
@@ -237,8 +258,10 @@ def trie_nodes(
     offsets = np.asarray(offsets, dtype=np.int64)
     elems = np.asarray(elems, dtype=np.int64)
     n_stacks = len(offsets) - 1
-    uf, first_frame, canon = np.unique(np.asarray(ftab, dtype=np.uint64), return_index=True, return_inverse=True)
-    codes = canon.astype(np.int64).reshape(-1)
+    ftab = np.ascontiguousarray(ftab, dtype=np.uint64)
+    codes, first_frame, uf = np.empty(len(ftab), np.int64), np.empty(len(ftab), np.int64), np.empty(len(ftab), np.uint64)
+    ncodes = _frame_codes(ftab, codes, first_frame, uf)
+    uf = uf[:ncodes]
     if len(uf) >= int(_LOW):
         raise ValueError("more than 2**32 - 1 distinct frames")
     if locations is None:
@@ -250,8 +273,8 @@ def trie_nodes(
             raise ValueError("location offsets are not a CSR partition of their frames, or a frame is out of range")
     if n_stacks <= 0 or len(elems) == 0:
         return None
-    if not _valid_stacks(offsets, elems, len(one)):
-        raise ValueError("stack offsets are not a CSR partition of the elements, or an element is out of range")
+    if offsets[0] != 0 or offsets[-1] != len(elems):
+        raise ValueError("stack offsets are not a CSR partition of the elements")
     leaf = np.empty(n_stacks, np.int64)
     bits = max(_MIN_BITS, (len(elems) // 4).bit_length())  # room for a node per 4 to 8 elements at half load
     keyof = np.empty(1 << (bits - 1), np.uint64)  # the walk stops when the table is half full
@@ -259,6 +282,8 @@ def trie_nodes(
     while True:
         keys, rowt = _rehash(keyof, rows, bits)
         rows, done = _walk(offsets, elems, locations is not None, one, lf_off, fcode, keys, rowt, bits, keyof, rows, done, leaf)
+        if rows < 0:
+            raise ValueError(f"stack {done}: offsets decrease or an element is out of range")
         if done == n_stacks:
             break
         bits += 1

@@ -58,5 +58,7 @@ def test_out_of_range_elements_are_refused_not_read():
         trie_nodes(np.array([0, 1], np.int64), np.array([-1], np.int64), np.array([5], np.uint64))
     with pytest.raises(ValueError):
         trie_nodes(np.array([0, 3, 1, 3], np.int64), np.array([0, 0, 0], np.int64), np.array([5], np.uint64))
+    with pytest.raises(ValueError):  # stack 0 would run past the elements before stack 1's decrease shows
+        trie_nodes(np.array([0, 5, 3], np.int64), np.array([0, 0, 0], np.int64), np.array([5], np.uint64))
     with pytest.raises(ValueError):  # location 0 claims frames past the end of lf_frames
         trie_nodes(np.array([0, 1], np.int64), np.array([0], np.int64), np.array([5], np.uint64), (np.array([0, 4]), np.array([0])))
