@@ -32,6 +32,7 @@ def _tiny_pprof() -> bytes:
     for _ in range(2):
         s = p.sample.add(location_id=[2, 1], value=[10])
         s.label.add(key=6, str=7)
+        s.label.add(key=6, num=-3, num_unit=2)  # a numeric label: its value is formatted
     return p.SerializeToString()
 
 

@@ -77,7 +77,15 @@ from fleetprof.formats.pprof_strings import StringTable, string_table
 from fleetprof.formats.pprof_strings import from_bytes as strings_from_bytes
 from fleetprof.formats.proto import pprof_view_pb2, profile_pb2
 from fleetprof.model.hashing import frame_ids_utf8, labels_ids_utf8
-from fleetprof.model.profile import TRIE_MAX_ELEMENTS, Profile, Stacks, ValueType, build, labels_table, pick
+from fleetprof.model.profile import (
+    TRIE_MAX_ELEMENTS,
+    Profile,
+    Stacks,
+    ValueType,
+    build,
+    labels_table,
+    pick,
+)
 from fleetprof.model.trie import expand_locations
 
 FMT = "pprof"

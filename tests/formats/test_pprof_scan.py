@@ -14,7 +14,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fleetprof.formats.pprof as P
-from fleetprof.formats.pprof_scan import dedupe_stacks, label_sets, label_values, scan_samples, table_spans
+from fleetprof.formats.pprof_scan import (
+    dedupe_stacks,
+    label_sets,
+    label_values,
+    scan_samples,
+    table_spans,
+)
 from fleetprof.formats.proto import pprof_view_pb2
 from tests.formats.pprof_testutil import _varint, fixture_files, pprof_messages, serialize_unpacked
 

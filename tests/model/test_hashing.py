@@ -9,7 +9,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fleetprof.model.blake2b import digests64
-from fleetprof.model.hashing import frame_id, frame_ids, frame_ids_utf8, labels_id, labels_ids, labels_ids_utf8
+from fleetprof.model.hashing import (
+    frame_id,
+    frame_ids,
+    frame_ids_utf8,
+    labels_id,
+    labels_ids,
+    labels_ids_utf8,
+)
 
 TEXT = st.text(st.one_of(st.characters(), st.sampled_from(["\ud800", "\udfff", "é", "\0", "🔥", "\xff"])), max_size=12)
 
