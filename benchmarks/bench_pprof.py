@@ -7,7 +7,8 @@ largest shared pprof fixture and a seeded synthetic profile of ~100k samples, de
 thread label on some samples), built with the generated ``profile_pb2`` classes.
 
 Both sides are timed in CPU time (``time.process_time``, best of R interleaved pairs of
-runs) so that other load on a shared machine counts less; the load average is printed
+runs; 40 R for the fixture, whose pairs take milliseconds) so that other load on a shared
+machine counts less; the load average is printed
 alongside. The fixture is measured again in a fresh process with glibc's mmap and trim
 thresholds raised (``--warm-allocator``): there neither side pays page faults for fresh
 memory, which otherwise weigh on both depending on the heap's state.
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
     files = [p for p in FIXTURES.rglob("*") if p.is_file() and p.suffix != ".md"]
     largest = max(files, key=lambda p: len(_raw(p.read_bytes())))
     tag = " (allocator warm)" if args.warm_allocator else ""
-    r1 = measure(f"fixture {largest.name}{tag}", _raw(largest.read_bytes()), args.repeat * 4)
+    r1 = measure(f"fixture {largest.name}{tag}", _raw(largest.read_bytes()), args.repeat * 40)  # ~6 ms a pair: many pairs
     if args.fixture_only:
         return
     t = time.perf_counter()
