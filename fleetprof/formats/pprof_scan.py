@@ -31,6 +31,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from fleetprof.model.hashing import open_table
+
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 
@@ -359,22 +361,12 @@ def _stack_hash(elems, lo, hi, extra) -> np.uint64:
 
 
 @njit(cache=True, nogil=True)
-def _empty_table(entries: int) -> tuple[np.ndarray, np.uint64, int]:
-    """An open-addressing table (slots -1) with room for ``entries`` at half load, with
-    its hash shift and index mask."""
-    bits = 4
-    while (1 << bits) < 2 * entries + 2:
-        bits += 1
-    return np.full(1 << bits, -1, dtype=np.int64), np.uint64(64 - bits), (1 << bits) - 1
-
-
-@njit(cache=True, nogil=True)
 def _group(offsets, elems, extra):
     """Segments numbered by distinct (elements, ``extra``) in order of first appearance:
     ``(first segment of each group, group of every segment)``. Equal hashes are confirmed
     element by element."""
     n = len(offsets) - 1
-    table, shift, mask = _empty_table(n)
+    table, shift, mask = open_table(n)
     first = np.empty(n, dtype=np.int64)
     inverse = np.empty(n, dtype=np.int64)
     groups = 0
@@ -535,7 +527,7 @@ def _resolve(functions, canon, empty, offsets, lines, keep_lines, frames, keys) 
         for k in range(1, 4):
             if functions[r, k] >= np.uint64(nstr):
                 return -1
-    frow, fshift, fmask = _empty_table(nf)
+    frow, fshift, fmask = open_table(nf)
     for r in range(nf):
         fid = np.uint64(r + 1) if positional else functions[r, 0]
         if fid == 0:
@@ -547,7 +539,7 @@ def _resolve(functions, canon, empty, offsets, lines, keep_lines, frames, keys) 
             h = (h + 1) & fmask
         frow[h] = r
     # frames interned by (name, file, line) text, first appearance, locations root first
-    slot_rank, kshift, kmask = _empty_table(len(lines))
+    slot_rank, kshift, kmask = open_table(len(lines))
     nk = 0
     out = 0
     for i in range(len(offsets) - 1):
@@ -634,7 +626,7 @@ def _id_table(ids: np.ndarray) -> tuple[np.ndarray, np.uint64]:
             break
     if dense:
         return np.empty(0, dtype=np.int64), np.uint64(0)
-    table, shift, mask = _empty_table(len(ids))
+    table, shift, mask = open_table(len(ids))
     for i in range(len(ids)):
         h = np.int64((ids[i] * _GOLDEN) >> shift)
         while table[h] >= 0:
@@ -663,7 +655,7 @@ def _label_pairs(owner, lab, nstr, out_owner, key, vid, pairs):
     """The kept labels' owner, key and value id (module contract of :func:`label_values`),
     the distinct (num, unit) pairs numbered in first appearance. Returns (kept labels,
     pairs, whether ``owner`` is non-decreasing)."""
-    table, shift, mask = _empty_table(len(owner))
+    table, shift, mask = open_table(len(owner))
     n = 0
     k = 0
     ordered = True

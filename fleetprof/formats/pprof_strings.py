@@ -19,7 +19,7 @@ import numpy as np
 from numba import njit
 
 from fleetprof.model.blake2b import word8
-from fleetprof.model.hashing import copy_span, decimal
+from fleetprof.model.hashing import copy_span, decimal, open_table
 
 _M = np.uint64(0x9E3779B97F4A7C15)
 
@@ -74,11 +74,7 @@ def _canon(data, starts, ends, hashes, known, out) -> int:
     """``out[i]``: the first entry with the bytes of entry ``i``; returns the number of
     distinct entries. ``hashes[:known]`` are the entries' hashes already; the rest are
     computed into ``hashes``."""
-    bits = 4
-    while (1 << bits) < 2 * len(starts) + 2:
-        bits += 1
-    table = np.full(1 << bits, -1, dtype=np.int64)
-    shift, mask = np.uint64(64 - bits), (1 << bits) - 1
+    table, shift, mask = open_table(len(starts))
     distinct = 0
     for i in range(len(starts)):
         if i >= known:

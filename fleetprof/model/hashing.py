@@ -120,6 +120,16 @@ def labels_ids(sets: Sequence[Sequence[tuple[str, str]]]) -> np.ndarray:
     return ids
 
 
+@njit(cache=True, nogil=True)
+def open_table(entries: int) -> tuple[np.ndarray, np.uint64, int]:
+    """An open-addressing table (int64 slots, -1 = empty) with room for ``entries`` at
+    half load, with its multiplicative-hash shift and index mask."""
+    bits = 4
+    while (1 << bits) < 2 * entries + 2:
+        bits += 1
+    return np.full(1 << bits, -1, dtype=np.int64), np.uint64(64 - bits), (1 << bits) - 1
+
+
 StringSpans = tuple[np.ndarray, np.ndarray, np.ndarray]
 """``(data, starts, ends)``: string ``i`` is the UTF-8 ``data[starts[i]:ends[i]]`` (uint8)."""
 

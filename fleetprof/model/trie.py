@@ -25,7 +25,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from fleetprof.model.hashing import ROOT_ID
+from fleetprof.model.hashing import ROOT_ID, open_table
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -203,11 +203,7 @@ def _location_codes(lf_off, lf_frames, codes, one, fcode) -> bool:
 def _frame_codes(ftab, codes, first_frame, uf) -> int:
     """One code per distinct frame id, numbered in first appearance: ``codes[i]`` of frame
     ``i``, and per code its first frame and id. Returns the number of codes."""
-    bits = 4
-    while (1 << bits) < 2 * len(ftab) + 2:
-        bits += 1
-    table = np.full(1 << bits, -1, dtype=np.int64)
-    shift, mask = np.uint64(64 - bits), (1 << bits) - 1
+    table, shift, mask = open_table(len(ftab))
     n = 0
     for i in range(len(ftab)):
         h = np.int64((ftab[i] * _GOLDEN) >> shift)
