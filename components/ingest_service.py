@@ -253,6 +253,19 @@ class IngestService(pulumi.ComponentResource):
             tags=tags(args.tags, f"{name}-sg"),
             opts=child,
         )
+        # pulumi-aws removes the default allow-all egress of a security group that it
+        # manages, so the ALB needs an explicit path to the tasks (health checks included).
+        self.alb_egress = aws.vpc.SecurityGroupEgressRule(
+            f"{name}-alb-to-tasks",
+            security_group_id=args.alb_security_group_id,
+            referenced_security_group_id=self.security_group.id,
+            ip_protocol="tcp",
+            from_port=APP_PORT,
+            to_port=APP_PORT,
+            description="ALB to fleetprof tasks (traffic and health checks)",
+            tags=tags(args.tags, f"{name}-alb-to-tasks"),
+            opts=child,
+        )
 
         self.deploy_alarm = metric_alarm(
             name,
@@ -290,7 +303,7 @@ class IngestService(pulumi.ComponentResource):
             deployment_maximum_percent=200,
             alarms={"alarm_names": [self.deploy_alarm.name], "enable": True, "rollback": True},
             tags=tags(args.tags, f"{name}-service"),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=args.listeners, ignore_changes=["desiredCount"]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.listeners, self.alb_egress], ignore_changes=["desiredCount"]),
         )
 
         self.scaling_target = aws.appautoscaling.Target(

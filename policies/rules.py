@@ -67,6 +67,8 @@ TAGGABLE_TYPES = frozenset(
         T_NAT,
         "aws:ec2/routeTable:RouteTable",
         T_SG,
+        "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
+        T_SG_INGRESS,
         T_SUBNET,
         "aws:ec2/vpc:Vpc",
         "aws:ec2/vpcEndpoint:VpcEndpoint",
