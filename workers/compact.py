@@ -295,7 +295,10 @@ def run_compaction(storage_url: str, index_url: str, *, levels: Sequence[int] = 
                    end_ms: int | None = None, tenants: Sequence[str] | None = None, mode: str = "ray",
                    max_in_flight: int | None = None, settle: bool = True, gc: bool = True,
                    grace_s: float = DEFAULT_GRACE_S, progress: bool = True, now_ms: int | None = None) -> dict[str, Any]:
-    """Plan and run compaction level by level (L1 before L2) with :mod:`workers.parallel`."""
+    """Plan and run compaction level by level (L1 before L2) with :mod:`workers.parallel`;
+    then, when metrics are configured (:func:`workers.job_metrics.environment`), publish the
+    L0 backlog of every tenant (:func:`workers.job_metrics.l0_backlog_data`)."""
+    from workers.job_metrics import environment, l0_backlog_data, publish
     from workers.parallel import run_tasks
     from workers.storage_io import backend_env, open_backends
 
@@ -319,6 +322,11 @@ def run_compaction(storage_url: str, index_url: str, *, levels: Sequence[int] = 
         }
     if gc:
         summary["gc_removed"] = sum(gc_compacted(store, index, t, grace_s=grace_s, now_ms=now) for t in (tenants or index.tenants()))
+    env_name = environment()
+    if env_name is not None:
+        backlog = l0_backlog_data(index, env_name, now)
+        publish(backlog)
+        summary["l0_backlog"] = {d.metric: d.value for d in backlog}
     return summary
 
 
