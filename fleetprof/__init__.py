@@ -5,4 +5,8 @@ columnar profile and its operations), ``render`` (flame graphs), ``compare`` (di
 regression gate), and the server/worker stages built on them.
 """
 
+from fleetprof.numba_cache import ensure_writable_cache
+
 __version__ = "0.1.0"
+
+ensure_writable_cache()

@@ -1,0 +1,175 @@
+"""The service container as ECS on Fargate runs it: the image's config merged with the task
+definition's container.
+
+Contract: :func:`image_config` reads the final stage of a Dockerfile (``ENV``, ``USER``,
+``WORKDIR``, ``ENTRYPOINT``, ``CMD``; JSON and shell forms, line continuations) without
+building it. :func:`effective_run` applies ECS's rules to one container definition:
+``command`` replaces ``CMD``, ``entryPoint`` replaces ``ENTRYPOINT``, task ``environment``
+entries override the image's ``ENV``, ``user`` overrides ``USER``; with
+``readonlyRootFilesystem`` only the container's mount points are writable. ``problems``
+lists what the merged configuration alone shows would stop the container (a read-only
+root without ``/tmp``, a health check of another port, no command); what only running it
+shows is left to the sandboxed run in ``tests/infra``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from components.aws_model.graph import Graph, doc
+
+TASK_TYPE = "aws:ecs/taskDefinition:TaskDefinition"
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    """What ``docker build`` would record in the image's config."""
+
+    env: dict[str, str] = field(default_factory=dict)
+    user: str = "0"
+    workdir: str = "/"
+    entrypoint: tuple[str, ...] = ()
+    cmd: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ContainerRun:
+    """One container as the runtime starts it."""
+
+    argv: tuple[str, ...]
+    env: dict[str, str]
+    uid: int
+    gid: int
+    workdir: str
+    readonly_root: bool
+    writable: tuple[str, ...]
+    healthcheck: tuple[str, ...]
+    port: int
+
+
+def _instructions(text: str) -> list[tuple[str, str]]:
+    """``(KEYWORD, arguments)`` of the last stage, continuation lines joined, comments dropped."""
+    joined = re.sub(r"\\\n", " ", "\n".join(ln for ln in text.splitlines() if not ln.lstrip().startswith("#")))
+    out: list[tuple[str, str]] = []
+    for line in joined.splitlines():
+        if not line.strip():
+            continue
+        keyword, _, rest = line.strip().partition(" ")
+        if keyword.upper() == "FROM":
+            out = []
+        out.append((keyword.upper(), rest.strip()))
+    return out
+
+
+def _exec_form(args: str) -> tuple[str, ...]:
+    """JSON form as is; shell form as ``/bin/sh -c``, as Docker records it."""
+    if args.startswith("["):
+        return tuple(json.loads(args))
+    return ("/bin/sh", "-c", args)
+
+
+def _env_pairs(args: str, env: dict[str, str]) -> dict[str, str]:
+    """``ENV k=v k2="v 2"`` (or the legacy ``ENV k v``) with ``$VAR`` expanded from ``env``."""
+    words = shlex.split(args)
+    if words and "=" not in words[0]:
+        return {words[0]: " ".join(words[1:])}
+    out: dict[str, str] = {}
+    for word in words:
+        key, _, value = word.partition("=")
+        out[key] = re.sub(r"\$\{?(\w+)\}?", lambda m: {**env, **out}.get(m.group(1), ""), value)
+    return out
+
+
+def image_config(dockerfile: Path) -> ImageConfig:
+    """The image config of ``dockerfile``'s final stage (module contract)."""
+    env: dict[str, str] = {}
+    user, workdir = "0", "/"
+    entrypoint: tuple[str, ...] = ()
+    cmd: tuple[str, ...] = ()
+    for keyword, args in _instructions(dockerfile.read_text()):
+        if keyword == "ENV":
+            env.update(_env_pairs(args, env))
+        elif keyword == "USER":
+            user = args
+        elif keyword == "WORKDIR":
+            workdir = args if args.startswith("/") else f"{workdir.rstrip('/')}/{args}"
+        elif keyword == "ENTRYPOINT":
+            entrypoint, cmd = _exec_form(args), ()
+        elif keyword == "CMD":
+            cmd = _exec_form(args)
+    return ImageConfig(env, user, workdir, entrypoint, cmd)
+
+
+def _ids(user: str) -> tuple[int, int]:
+    """``uid[:gid]`` (numeric, as the service image and task use) -> ``(uid, gid)``."""
+    uid, _, gid = user.partition(":")
+    return int(uid), int(gid or uid)
+
+
+def effective_run(image: ImageConfig, container: dict[str, Any], volumes: dict[str, bool]) -> ContainerRun:
+    """ECS's merge of ``image`` and one container definition (module contract).
+
+    ``volumes`` maps the task's volume names to whether they exist (a mount of an unknown
+    volume is not writable)."""
+    entrypoint = tuple(container.get("entryPoint") or image.entrypoint)
+    command = tuple(container.get("command") or image.cmd)
+    env = {**image.env, **{e["name"]: e["value"] for e in container.get("environment") or []}}
+    uid, gid = _ids(container.get("user") or image.user)
+    writable = tuple(
+        m["containerPath"]
+        for m in container.get("mountPoints") or []
+        if not m.get("readOnly") and volumes.get(m.get("sourceVolume", ""), False)
+    )
+    check = container.get("healthCheck") or {}
+    probe = tuple(check.get("command") or ())
+    ports = [p["containerPort"] for p in container.get("portMappings") or []]
+    return ContainerRun(
+        argv=entrypoint + command,
+        env=env,
+        uid=uid,
+        gid=gid,
+        workdir=container.get("workingDirectory") or image.workdir,
+        readonly_root=bool(container.get("readonlyRootFilesystem")),
+        writable=writable,
+        healthcheck=probe[1:] if probe[:1] == ("CMD",) else ("/bin/sh", "-c", *probe[1:]) if probe else (),
+        port=int(ports[0]) if ports else 0,
+    )
+
+
+def service_runs(graph: Graph, dockerfile: Path) -> dict[str, ContainerRun]:
+    """``{"<task>/<container>": ContainerRun}`` for every task definition of the stack."""
+    image = image_config(dockerfile)
+    runs: dict[str, ContainerRun] = {}
+    for task in graph.of_type(TASK_TYPE):
+        volumes = {v["name"]: True for v in task.inputs.get("volumes") or []}
+        for container in doc(task.inputs["containerDefinitions"]):
+            runs[f"{task.name}/{container['name']}"] = effective_run(image, container, volumes)
+    return runs
+
+
+def problems(run: ContainerRun) -> list[str]:
+    """What would stop ``run`` before it serves (empty when nothing does)."""
+    found = []
+    if run.readonly_root and "/tmp" not in run.writable:
+        found.append("read-only root file system without a writable /tmp")
+    if run.readonly_root and run.env.get("TMPDIR") and run.env["TMPDIR"] not in run.writable:
+        found.append(f"TMPDIR {run.env['TMPDIR']} is not writable")
+    if run.port and run.healthcheck and f":{run.port}" not in " ".join(run.healthcheck):
+        found.append(f"the health check does not probe the container port {run.port}")
+    if not run.argv:
+        found.append("no command: neither the task nor the image sets one")
+    return found
+
+
+def facts(graph: Graph, dockerfile: Path) -> list[str]:
+    """One line per container: what runs, as whom, with which writable paths."""
+    lines = []
+    for name, run in sorted(service_runs(graph, dockerfile).items()):
+        root = "read-only root, writable " + ",".join(run.writable) if run.readonly_root else "writable root"
+        lines.append(f"container {name}: {' '.join(run.argv)} as {run.uid}:{run.gid}, {root}, port {run.port}")
+    return lines
