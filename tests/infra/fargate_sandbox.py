@@ -48,11 +48,12 @@ def bwrap_argv(run: ContainerRun, spec_file: Path, log_dir: Path, cache: Path | 
     for path in run.writable:
         argv += ["--tmpfs", path]
     argv += ["--bind", str(log_dir), "/tmp/.sandbox-log", "--ro-bind", str(spec_file), "/tmp/.sandbox-spec.json"]
+    argv += ["--ro-bind", str(DRIVER), "/tmp/.sandbox-driver.py"]
     if cache is not None and run.env.get("NUMBA_CACHE_DIR"):
         argv += _ro_mount(cache, run.env["NUMBA_CACHE_DIR"])
     argv += ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-user", "--die-with-parent"]
     argv += ["--uid", str(run.uid), "--gid", str(run.gid), "--clearenv", "--setenv", "PATH", f"{Path(sys.executable).parent}:{IMAGE_PATH}"]
-    argv += ["--chdir", "/", "--", sys.executable, str(DRIVER), "/tmp/.sandbox-spec.json"]
+    argv += ["--chdir", "/", "--", sys.executable, "/tmp/.sandbox-driver.py", "/tmp/.sandbox-spec.json"]
     return argv
 
 
