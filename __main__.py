@@ -24,7 +24,6 @@ storage = Storage(
         tags=base,
         **settings.pick(
             "region",
-            "l0_expiry_days",
             "noncurrent_version_days",
             "analysis_expiry_days",
             "alb_log_expiry_days",
@@ -138,6 +137,9 @@ observability = Observability(
             "alarm_latency_p99_ms",
             "alarm_cpu_percent",
             "alarm_throttle_threshold",
+            "alarm_memory_percent",
+            "alarm_l0_backlog_minutes",
+            "compact_interval_minutes",
         ),
     ),
 )

@@ -8,6 +8,7 @@ source of defaults; the Pulumi CLI and :mod:`components.mockrun` both apply them
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, fields
 from typing import Any, get_origin, get_type_hints
 
@@ -35,7 +36,6 @@ class Settings:
     interface_endpoints: bool = False
     flow_log_retention_days: int = 30
     # storage
-    l0_expiry_days: int = 7
     noncurrent_version_days: int = 30
     analysis_expiry_days: int = 365
     alb_log_expiry_days: int = 90
@@ -76,6 +76,8 @@ class Settings:
     alarm_latency_p99_ms: int = 2000
     alarm_cpu_percent: int = 80
     alarm_throttle_threshold: int = 5
+    alarm_memory_percent: int = 80
+    alarm_l0_backlog_minutes: int = 180
     extra: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -113,7 +115,60 @@ class Settings:
         for days in (self.flow_log_retention_days, self.log_retention_days):
             if days <= 0:
                 raise SettingsError("log retention must be a positive number of days")
+        self._validate_observability()
         return self
+
+    @property
+    def compact_interval_minutes(self) -> int:
+        """Minutes between two scheduled compactions (:func:`calendar_interval_minutes` of
+        ``compact_schedule``); :class:`SettingsError` naming the key when it is not derivable."""
+        try:
+            return calendar_interval_minutes(self.compact_schedule)
+        except ValueError as e:
+            raise SettingsError(f"compactSchedule: {e}") from None
+
+    def _validate_observability(self) -> None:
+        """Alarm thresholds: percentages in 1..100; the L0 backlog threshold above the age
+        L0 reaches in normal operation (an hour's data waits for the hour to end and settle,
+        then for the next scheduled compaction)."""
+        for key, value in (("alarmCpuPercent", self.alarm_cpu_percent), ("alarmMemoryPercent", self.alarm_memory_percent)):
+            if not 1 <= value <= 100:
+                raise SettingsError(f"{key} must be 1..100, got {value}")
+        normal = L0_SETTLED_AGE_MINUTES + self.compact_interval_minutes
+        if self.alarm_l0_backlog_minutes <= normal:
+            raise SettingsError(
+                f"alarmL0BacklogMinutes must exceed {normal} ({L0_SETTLED_AGE_MINUTES} minutes until an hour's L0 "
+                f"is compactable plus the compactSchedule interval), got {self.alarm_l0_backlog_minutes}"
+            )
+
+
+L0_SETTLED_AGE_MINUTES = 65
+"""Age at which the oldest L0 of an hour becomes compactable: the hour plus the compactor's
+settle delay (``workers.compact.HOUR_MS + SETTLE_MS[1]``)."""
+_CALENDAR_SHORTHANDS = {"minutely": 1, "hourly": 60, "daily": 1440}
+_CALENDAR_MINUTES = re.compile(r"(?:\*-\*-\* )?\*:(\d{1,2})(?:/(\d{1,2}))?(?::00)?")
+_CALENDAR_DAILY = re.compile(r"(?:\*-\*-\* )?\d{1,2}:\d{2}(?::00)?")
+
+
+def calendar_interval_minutes(expr: str) -> int:
+    """Minutes between runs of a systemd ``OnCalendar`` expression of the forms the stacks use:
+    ``minutely``/``hourly``/``daily``, ``*:MM`` and ``*:MM/N`` (every N minutes, N dividing 60,
+    optionally prefixed ``*-*-* `` and suffixed ``:00``) and ``HH:MM`` (daily);
+    :class:`ValueError` for any other form.
+    """
+    text = expr.strip()
+    if text in _CALENDAR_SHORTHANDS:
+        return _CALENDAR_SHORTHANDS[text]
+    m = _CALENDAR_MINUTES.fullmatch(text)
+    if m and int(m.group(1)) < 60:
+        step = int(m.group(2)) if m.group(2) else 60
+        if step and 60 % step == 0 and int(m.group(1)) < step:
+            return step
+    if _CALENDAR_DAILY.fullmatch(text):
+        return 1440
+    raise ValueError(
+        f"cannot derive the interval of OnCalendar {expr!r}: use hourly, daily, *:MM, *:MM/N (N dividing 60) or HH:MM"
+    )
 
 
 OPTIONAL_KEYS: frozenset[str] = frozenset({"certificate_arn", "image_uri", "ray_admin_security_group_id", "alarm_email"})

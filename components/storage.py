@@ -22,7 +22,8 @@ TABLE_TTL_ATTRIBUTE = "expires_at"
 TABLE_GSI_NAME = "by_state"
 TABLE_GSI_HASH_KEY = "gsi1pk"
 TABLE_GSI_RANGE_KEY = "gsi1sk"
-L0_PREFIX = "segments/L0/"
+SEGMENTS_PREFIX = "segments/"
+"""Segment objects: deleted only by the workers' GC and retention, never by lifecycle."""
 
 
 @dataclass
@@ -31,7 +32,6 @@ class StorageArgs:
 
     tags: dict[str, str]
     region: str
-    l0_expiry_days: int
     noncurrent_version_days: int
     analysis_expiry_days: int
     alb_log_expiry_days: int
@@ -89,6 +89,11 @@ def expiry_rule(rule_id: str, prefix: str, days: int) -> dict:
     return {"id": rule_id, "status": "Enabled", "filter": {"prefix": prefix}, "expiration": {"days": days}}
 
 
+def expired_delete_marker_rule(rule_id: str) -> dict:
+    """Lifecycle rule removing delete markers whose noncurrent versions have all expired."""
+    return {"id": rule_id, "status": "Enabled", "filter": {"prefix": ""}, "expiration": {"expired_object_delete_marker": True}}
+
+
 def alb_log_delivery_statement(sid: str, principal: dict, bucket_arn: str) -> dict:
     """Allow ``principal`` to write ALB access logs under ``alb/AWSLogs/`` of the bucket."""
     return {"Sid": sid, "Effect": "Allow", "Principal": principal, "Action": "s3:PutObject", "Resource": f"{bucket_arn}/alb/AWSLogs/*"}
@@ -130,7 +135,9 @@ class Storage(pulumi.ComponentResource):
         self.profiles_bucket = self._bucket(
             "profiles",
             kms=True,
-            lifecycle=[expiry_rule("expire-l0-segments", L0_PREFIX, args.l0_expiry_days)],
+            # No expiry of current objects: only GC (compacted inputs) and retention (expired
+            # data) delete segments, index entry first; lifecycle only cleans what they leave.
+            lifecycle=[expired_delete_marker_rule("remove-expired-delete-markers")],
         )
         self.analysis_bucket = self._bucket(
             "analysis",
