@@ -16,12 +16,16 @@ _clients: dict[tuple[str, ...], Any] = {}
 
 
 def client(service: str) -> Any:
-    """A cached boto3 client for ``service`` honouring ``AWS_ENDPOINT_URL`` and friends."""
+    """A cached boto3 client for ``service`` honouring ``AWS_ENDPOINT_URL`` and friends.
+
+    The region is ``AWS_REGION`` (what ECS tasks and the Ray nodes' environment set, and
+    which boto3 alone does not read), else ``AWS_DEFAULT_REGION``, else boto3's own chain."""
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
     key = (
         service,
         os.environ.get("AWS_ENDPOINT_URL", ""),
         os.environ.get(f"AWS_ENDPOINT_URL_{service.upper()}", ""),
-        os.environ.get("AWS_REGION", os.environ.get("AWS_DEFAULT_REGION", "")),
+        region or "",
         os.environ.get("AWS_ACCESS_KEY_ID", ""),
         os.environ.get("AWS_PROFILE", ""),
     )
@@ -32,5 +36,5 @@ def client(service: str) -> Any:
             from botocore.config import Config
 
             cfg = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=32)
-            c = _clients[key] = boto3.session.Session().client(service, config=cfg)
+            c = _clients[key] = boto3.session.Session().client(service, region_name=region, config=cfg)
         return c
