@@ -65,7 +65,7 @@ def run_task(
     region: str,
     cache: Path | None,
     home: str | None = None,
-    deadline_s: float = 240.0,
+    deadline_s: float = 120.0,
 ) -> dict[str, Any]:
     """Start ``run`` in the sandbox and return the driver's report (plus the container log)."""
     log_dir = tmp / "log"
