@@ -24,7 +24,7 @@ from typing import Any
 
 SERVICE = "fargate.sandbox"
 FOLDED = b"main;handle;encode_json 30\nmain;handle;query_db 10\nmain;idle 5\n"
-QUERY = 'process_cpu:cpu:nanoseconds:cpu:nanoseconds{service_name="%s"}' % SERVICE
+QUERY = f'process_cpu:cpu:nanoseconds:cpu:nanoseconds{{service_name="{SERVICE}"}}'
 
 
 def start_moto() -> tuple[Any, str]:
