@@ -4,6 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 STACK ?= dev
+# one kernel cache for every process of the suite, compiled once by the warm-up; the
+# sandboxed container test mounts it read-only where the image keeps its own
+export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba-cache
 
 .PHONY: run test bench stress lint preview policy clean proto
 
@@ -46,4 +49,4 @@ proto: $(STAMP)
 	sed -i 's/^import \(\w*_pb2\) as/from . import \1 as/' fleetprof/formats/proto/*_pb2.py
 
 clean:
-	rm -rf $(VENV) .fleetprof build *.egg-info
+	rm -rf $(VENV) .fleetprof .numba-cache build *.egg-info
