@@ -40,8 +40,17 @@ class StorageArgs:
 
 
 def key_policy(account_id: str, region: str) -> str:
-    """KMS key policy: account root administers; CloudWatch Logs and alarms (SNS) may use it."""
+    """KMS key policy: account root administers; CloudWatch Logs, alarms (SNS) and the Auto
+    Scaling service-linked role (encrypted EBS of the instances it launches) may use it.
+
+    The service-linked role is matched by ``aws:PrincipalArn`` under ``Principal: *``
+    (limited to this account) instead of being named as the principal: AWS rejects a key
+    policy naming a role that does not exist (MalformedPolicyDocument), and the role only
+    appears in an account when its first Auto Scaling group is created, after this key.
+    """
     root = f"arn:aws:iam::{account_id}:root"
+    asg_role = f"arn:aws:iam::{account_id}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
+    asg_caller = {"StringEquals": {"kms:CallerAccount": account_id}, "ArnEquals": {"aws:PrincipalArn": asg_role}}
     return policy_document(
         [
             {
@@ -67,6 +76,22 @@ def key_policy(account_id: str, region: str) -> str:
                 "Principal": {"Service": "cloudwatch.amazonaws.com"},
                 "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
                 "Resource": "*",
+            },
+            {
+                "Sid": "AutoScalingServiceLinkedRoleUse",
+                "Effect": "Allow",
+                "Principal": {"AWS": "*"},
+                "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"],
+                "Resource": "*",
+                "Condition": asg_caller,
+            },
+            {
+                "Sid": "AutoScalingServiceLinkedRoleGrants",
+                "Effect": "Allow",
+                "Principal": {"AWS": "*"},
+                "Action": "kms:CreateGrant",
+                "Resource": "*",
+                "Condition": {**asg_caller, "Bool": {"kms:GrantIsForAWSResource": "true"}},
             },
         ]
     )
