@@ -51,7 +51,14 @@ edge = Edge(
         access_logs_bucket=storage.alb_logs_bucket.bucket,
         access_logs_ready=[storage.alb_logs_policy],
         **settings.pick(
-            "allowed_cidrs", "certificate_arn", "allow_plain_http", "deletion_protection", "waf_enabled", "waf_rate_limit"
+            "allowed_cidrs",
+            "certificate_arn",
+            "domain_name",
+            "hosted_zone_name",
+            "allow_plain_http",
+            "deletion_protection",
+            "waf_enabled",
+            "waf_rate_limit",
         ),
     ),
 )

@@ -1,24 +1,58 @@
-"""Edge layer: internet-facing ALB, its security group, listeners, target group, WAFv2.
+"""Edge layer: internet-facing ALB, its security group, listeners, target group, WAFv2 and
+the certificate the ALB serves.
 
-Contract: with a certificate ARN the ALB serves HTTPS on 443 and port 80 only redirects
-(301) to HTTPS; without one a forwarding HTTP listener exists only if ``allow_plain_http``.
-The target group forwards to port 4040 (``ip`` targets, Fargate) and health-checks
-``/readyz``. The security group admits ``allowed_cidrs`` on 443 (with HTTPS) and 80.
+Contract:
+
+- Certificate: with ``domain_name`` the stack requests an ACM certificate for that name,
+  validates it by DNS in the public Route 53 zone ``hosted_zone_name`` (looked up in the
+  deploying account, so a missing zone fails ``preview``), serves the *validated* certificate
+  and points an alias A record for the name at the ALB; the stack's URL is then
+  ``https://<domain_name>``. With ``certificate_arn`` (bring your own) the listener uses that
+  certificate, which must belong to the deploying account (:func:`check_certificate_arn`;
+  the region is checked by :class:`components.settings.Settings`).
+- With a certificate the ALB serves HTTPS on 443 and port 80 only redirects (301) to HTTPS;
+  without one a forwarding HTTP listener exists only if ``allow_plain_http``.
+- The target group forwards to port 4040 (``ip`` targets, Fargate) and health-checks
+  ``/readyz``. The security group admits ``allowed_cidrs`` on 443 (with HTTPS) and 80.
+- WAF: the AWS common rule set (CRS) and known-bad-inputs groups. The CRS rules listed in
+  :data:`INGEST_EXEMPT_CRS_RULES` (request-body rules: profiles are binary and larger than
+  the 8 KB the CRS allows; and the missing-User-Agent rule: older agents send none) only
+  count inside the group; a label rule right after it blocks on their labels on every path
+  but :data:`INGEST_PATHS`, the server's upload routes. A per-IP rate limit applies to the
+  ingest paths.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
+from components.settings import SettingsError
 from components.tags import tags
 
 APP_PORT = 4040
 HEALTH_CHECK_PATH = "/readyz"
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
-INGEST_PATH_PREFIXES: tuple[str, ...] = ("/ingest", "/push.v1.PusherService/", "/api/v1/ingest")
+INGEST_PATHS: tuple[str, ...] = ("/ingest", "/push.v1.PusherService/Push", "/api/v1/ingest")
+"""Exact URI paths of the server's upload routes (``fleetprof.server.routes_ingest``): legacy
+Pyroscope ``/ingest``, Connect ``Push`` and the native ``/api/v1/ingest`` of ``fleetprof push``."""
+COMMON_RULE_SET = "AWSManagedRulesCommonRuleSet"
+KNOWN_BAD_INPUTS = "AWSManagedRulesKnownBadInputsRuleSet"
+CRS_LABEL_PREFIX = "awswaf:managed:aws:core-rule-set:"
+INGEST_EXEMPT_CRS_RULES: dict[str, str] = {
+    "SizeRestrictions_BODY": "SizeRestrictions_Body",
+    "CrossSiteScripting_BODY": "CrossSiteScripting_Body",
+    "GenericLFI_BODY": "GenericLFI_Body",
+    "GenericRFI_BODY": "GenericRFI_Body",
+    "EC2MetaDataSSRF_BODY": "EC2MetaDataSSRF_Body",
+    "NoUserAgent_HEADER": "NoUserAgent_Header",
+}
+"""CRS rule name -> the label it adds (AWS Managed Rules docs, core rule set): these rules
+count inside the group and block, through their labels, everywhere but :data:`INGEST_PATHS`."""
+CERT_VALIDATION_TTL = 60
 
 
 @dataclass
@@ -30,6 +64,8 @@ class EdgeArgs:
     public_subnet_ids: list[pulumi.Input[str]]
     allowed_cidrs: tuple[str, ...]
     certificate_arn: str
+    domain_name: str
+    hosted_zone_name: str
     allow_plain_http: bool
     deletion_protection: bool
     waf_enabled: bool
@@ -38,29 +74,84 @@ class EdgeArgs:
     access_logs_ready: list[pulumi.Resource]
 
 
-def _managed_rule(name: str, priority: int) -> dict:
+def check_certificate_arn(arn: str, account_id: str) -> None:
+    """Raise :class:`SettingsError` unless ``arn`` belongs to ``account_id`` (an ALB listener
+    can only use a certificate of its own account)."""
+    owner = arn.split(":")[4] if arn.count(":") >= 5 else ""
+    if owner != account_id:
+        raise SettingsError(
+            f"fleetprof:certificateArn is in account {owner or '?'} but this stack deploys to "
+            f"{account_id}: set fleetprof:certificateArn to a certificate of this account and "
+            "region, or set fleetprof:domainName and fleetprof:hostedZoneName"
+        )
+
+
+def _visibility(metric: str) -> dict[str, Any]:
     return {
-        "name": name,
-        "priority": priority,
-        "override_action": {"none": {}},
-        "statement": {"managed_rule_group_statement": {"vendor_name": "AWS", "name": name}},
-        "visibility_config": {"cloudwatch_metrics_enabled": True, "metric_name": name, "sampled_requests_enabled": True},
+        "cloudwatch_metrics_enabled": True,
+        "metric_name": metric,
+        "sampled_requests_enabled": True,
     }
 
 
-def _ingest_rate_rule(limit: int, priority: int) -> dict:
-    """Rate-limit per source IP, scoped down to the ingest paths."""
+def _ingest_paths_statement() -> dict[str, Any]:
+    """Matches a request whose URI path is exactly one of :data:`INGEST_PATHS`."""
     matches = [
         {
             "byte_match_statement": {
-                "search_string": prefix,
-                "positional_constraint": "STARTS_WITH",
+                "search_string": path,
+                "positional_constraint": "EXACTLY",
                 "field_to_match": {"uri_path": {}},
                 "text_transformations": [{"priority": 0, "type": "NONE"}],
             }
         }
-        for prefix in INGEST_PATH_PREFIXES
+        for path in INGEST_PATHS
     ]
+    return {"or_statement": {"statements": matches}}
+
+
+def _managed_rule(name: str, priority: int, count_rules: tuple[str, ...] = ()) -> dict[str, Any]:
+    """An AWS managed rule group; ``count_rules`` only count (and label) instead of acting."""
+    statement: dict[str, Any] = {"vendor_name": "AWS", "name": name}
+    if count_rules:
+        statement["rule_action_overrides"] = [
+            {"name": rule, "action_to_use": {"count": {}}} for rule in count_rules
+        ]
+    return {
+        "name": name,
+        "priority": priority,
+        "override_action": {"none": {}},
+        "statement": {"managed_rule_group_statement": statement},
+        "visibility_config": _visibility(name),
+    }
+
+
+def _crs_outside_ingest_rule(priority: int) -> dict[str, Any]:
+    """Block on the labels of :data:`INGEST_EXEMPT_CRS_RULES` unless the path is an ingest
+    path (must run after the CRS group, whose labels it reads)."""
+    labels = [
+        {"label_match_statement": {"scope": "LABEL", "key": CRS_LABEL_PREFIX + label}}
+        for label in INGEST_EXEMPT_CRS_RULES.values()
+    ]
+    name = "crs-body-and-agent-rules-outside-ingest"
+    return {
+        "name": name,
+        "priority": priority,
+        "action": {"block": {}},
+        "statement": {
+            "and_statement": {
+                "statements": [
+                    {"or_statement": {"statements": labels}},
+                    {"not_statement": {"statement": _ingest_paths_statement()}},
+                ]
+            }
+        },
+        "visibility_config": _visibility(name),
+    }
+
+
+def _ingest_rate_rule(limit: int, priority: int) -> dict[str, Any]:
+    """Rate-limit per source IP, scoped down to the ingest paths."""
     return {
         "name": "ingest-rate-limit",
         "priority": priority,
@@ -69,25 +160,63 @@ def _ingest_rate_rule(limit: int, priority: int) -> dict:
             "rate_based_statement": {
                 "limit": limit,
                 "aggregate_key_type": "IP",
-                "scope_down_statement": {"or_statement": {"statements": matches}},
+                "scope_down_statement": _ingest_paths_statement(),
             }
         },
-        "visibility_config": {"cloudwatch_metrics_enabled": True, "metric_name": "ingest-rate-limit", "sampled_requests_enabled": True},
+        "visibility_config": _visibility("ingest-rate-limit"),
     }
+
+
+def web_acl_rules(rate_limit: int) -> list[dict[str, Any]]:
+    """The web ACL's rules, in priority order."""
+    return [
+        _managed_rule(COMMON_RULE_SET, 10, tuple(INGEST_EXEMPT_CRS_RULES)),
+        _crs_outside_ingest_rule(11),
+        _managed_rule(KNOWN_BAD_INPUTS, 20),
+        _ingest_rate_rule(rate_limit, 30),
+    ]
+
+
+def _hosted_zone(zone_name: str, parent: pulumi.Resource) -> aws.route53.AwaitableGetZoneResult:
+    """The public Route 53 zone ``zone_name`` of the deploying account (SettingsError if none)."""
+    try:
+        return aws.route53.get_zone(
+            name=zone_name, private_zone=False, opts=pulumi.InvokeOptions(parent=parent)
+        )
+    except Exception as e:  # the provider's lookup failure, whatever its class
+        raise SettingsError(
+            f"fleetprof:hostedZoneName {zone_name!r} is not a public Route 53 hosted zone of the "
+            f"deploying account ({e}): create and delegate the zone, or set "
+            "fleetprof:hostedZoneName to a zone of the account that contains fleetprof:domainName"
+        ) from e
 
 
 class Edge(pulumi.ComponentResource):
     """The public entry point of the ingest/query service."""
 
-    def __init__(self, name: str, args: EdgeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, args: EdgeArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         super().__init__("fleetprof:edge:Edge", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        https = bool(args.certificate_arn)
+        self.certificate: aws.acm.Certificate | None = None
+        self.alias_record: aws.route53.Record | None = None
+        zone = _hosted_zone(args.hosted_zone_name, self) if args.domain_name else None
+        certificate_arn = self._certificate(name, args, zone)
+        https = certificate_arn is not None
         cidrs = list(args.allowed_cidrs)
 
         ingress = []
         if https:
-            ingress.append({"protocol": "tcp", "from_port": 443, "to_port": 443, "cidr_blocks": cidrs, "description": "HTTPS"})
+            ingress.append(
+                {
+                    "protocol": "tcp",
+                    "from_port": 443,
+                    "to_port": 443,
+                    "cidr_blocks": cidrs,
+                    "description": "HTTPS",
+                }
+            )
         ingress.append(
             {
                 "protocol": "tcp",
@@ -142,7 +271,7 @@ class Edge(pulumi.ComponentResource):
             opts=child,
         )
 
-        def listener(protocol: str, port: int, action: dict, **tls: str) -> aws.lb.Listener:
+        def listener(protocol: str, port: int, action: dict, **tls: Any) -> aws.lb.Listener:
             """Listener ``<name>-<protocol, lower case>`` on ``port`` with one default action."""
             listener_name = f"{name}-{protocol.lower()}"
             return aws.lb.Listener(
@@ -159,7 +288,11 @@ class Edge(pulumi.ComponentResource):
         forward = {"type": "forward", "target_group_arn": self.target_group.arn}
         self.listeners: list[aws.lb.Listener] = []
         if https:
-            self.listeners.append(listener("HTTPS", 443, forward, ssl_policy=TLS_POLICY, certificate_arn=args.certificate_arn))
+            self.listeners.append(
+                listener(
+                    "HTTPS", 443, forward, ssl_policy=TLS_POLICY, certificate_arn=certificate_arn
+                )
+            )
             http_action = {
                 "type": "redirect",
                 "redirect": {"port": "443", "protocol": "HTTPS", "status_code": "HTTP_301"},
@@ -173,14 +306,10 @@ class Edge(pulumi.ComponentResource):
             self.web_acl = aws.wafv2.WebAcl(
                 f"{name}-waf",
                 scope="REGIONAL",
-                description="fleetprof ALB: AWS managed rules + ingest rate limit",
+                description="fleetprof ALB: AWS managed rules, ingest paths exempt from body rules",
                 default_action={"allow": {}},
-                rules=[
-                    _managed_rule("AWSManagedRulesCommonRuleSet", 10),
-                    _managed_rule("AWSManagedRulesKnownBadInputsRuleSet", 20),
-                    _ingest_rate_rule(args.waf_rate_limit, 30),
-                ],
-                visibility_config={"cloudwatch_metrics_enabled": True, "metric_name": f"{name}-waf", "sampled_requests_enabled": True},
+                rules=web_acl_rules(args.waf_rate_limit),
+                visibility_config=_visibility(f"{name}-waf"),
                 tags=tags(args.tags, f"{name}-waf"),
                 opts=child,
             )
@@ -191,6 +320,64 @@ class Edge(pulumi.ComponentResource):
                 opts=child,
             )
 
-        scheme = "https" if https else "http"
-        self.url = self.alb.dns_name.apply(lambda dns: f"{scheme}://{dns}")
-        self.register_outputs({"url": self.url, "albArn": self.alb.arn, "targetGroupArn": self.target_group.arn})
+        if zone is not None:
+            self.alias_record = aws.route53.Record(
+                f"{name}-alias",
+                zone_id=zone.zone_id,
+                name=args.domain_name,
+                type="A",
+                aliases=[
+                    {
+                        "name": self.alb.dns_name,
+                        "zone_id": self.alb.zone_id,
+                        "evaluate_target_health": True,
+                    }
+                ],
+                opts=child,
+            )
+            self.url = self.alias_record.fqdn.apply(lambda fqdn: f"https://{fqdn}")
+        else:
+            scheme = "https" if https else "http"
+            self.url = self.alb.dns_name.apply(lambda dns: f"{scheme}://{dns}")
+        self.register_outputs(
+            {"url": self.url, "albArn": self.alb.arn, "targetGroupArn": self.target_group.arn}
+        )
+
+    def _certificate(
+        self, name: str, args: EdgeArgs, zone: aws.route53.AwaitableGetZoneResult | None
+    ) -> pulumi.Input[str] | None:
+        """The certificate ARN the HTTPS listener serves: the validated managed certificate
+        (when ``zone``), the brought ``certificate_arn`` (checked against the caller's
+        account), or None (no HTTPS)."""
+        if zone is None:
+            if not args.certificate_arn:
+                return None
+            identity = aws.get_caller_identity(opts=pulumi.InvokeOptions(parent=self))
+            check_certificate_arn(args.certificate_arn, identity.account_id)
+            return args.certificate_arn
+        child = pulumi.ResourceOptions(parent=self)
+        self.certificate = aws.acm.Certificate(
+            f"{name}-cert",
+            domain_name=args.domain_name,
+            validation_method="DNS",
+            tags=tags(args.tags, f"{name}-cert"),
+            opts=child,
+        )
+        option = self.certificate.domain_validation_options[0]
+        record = aws.route53.Record(
+            f"{name}-cert-validation-record",
+            zone_id=zone.zone_id,
+            name=option.resource_record_name,
+            type=option.resource_record_type,
+            records=[option.resource_record_value],
+            ttl=CERT_VALIDATION_TTL,
+            allow_overwrite=True,
+            opts=child,
+        )
+        validation = aws.acm.CertificateValidation(
+            f"{name}-cert-validation",
+            certificate_arn=self.certificate.arn,
+            validation_record_fqdns=[record.fqdn],
+            opts=child,
+        )
+        return validation.certificate_arn

@@ -32,6 +32,8 @@ from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
 PROJECT = "fleetprof"
 ACCOUNT_ID = "123456789012"
+PUBLIC_HOSTED_ZONES: tuple[str, ...] = ("example.com",)
+"""Public Route 53 zones the mock account holds (``route53.getZone`` fails for any other)."""
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -128,6 +130,19 @@ class FleetMocks(pulumi_mocks.Mocks):
             outputs["privateIp"] = f"10.0.{int(h[:2], 16) % 250}.{int(h[2:4], 16) % 250 + 4}"
         elif typ == "aws:ec2/launchTemplate:LaunchTemplate":
             outputs["latestVersion"] = 1
+        elif typ == "aws:acm/certificate:Certificate":
+            domain = outputs["domainName"]
+            outputs["domainValidationOptions"] = [
+                {
+                    "domainName": domain,
+                    "resourceRecordName": f"_{h}.{domain}.",
+                    "resourceRecordType": "CNAME",
+                    "resourceRecordValue": f"_{_short_hash(h, domain)}.acm-validations.aws.",
+                }
+            ]
+            outputs["status"] = "PENDING_VALIDATION"
+        elif typ == "aws:route53/record:Record":
+            outputs["fqdn"] = str(outputs["name"]).rstrip(".")
         elif typ == "aws:ecs/cluster:Cluster":
             rid = outputs["name"]
         return rid, outputs
@@ -156,9 +171,31 @@ class FleetMocks(pulumi_mocks.Mocks):
                 "version": 1,
                 "id": args.args.get("name", ""),
             }
+        if token == "aws:route53/getZone:getZone":
+            return self._zone(str(args.args.get("name", "")), bool(args.args.get("privateZone")))
+        if token == "aws:ecr/getAuthorizationToken:getAuthorizationToken":
+            registry = f"{ACCOUNT_ID}.dkr.ecr.{self.region}.amazonaws.com"
+            return {
+                "authorizationToken": "QVdTOm1vY2s=",
+                "userName": "AWS",
+                "password": "mock",
+                "proxyEndpoint": f"https://{registry}",
+                "expiresAt": "2100-01-01T00:00:00Z",
+                "id": self.region,
+            }
         if token == "aws:elb/getServiceAccount:getServiceAccount":
             return {"arn": "arn:aws:iam::127311923021:root", "id": "127311923021"}
         return {}
+
+    @staticmethod
+    def _zone(name: str, private: bool) -> dict | tuple[dict, list[tuple[str, str]]]:
+        """``route53.getZone`` by name: a public zone of :data:`PUBLIC_HOSTED_ZONES`, or the
+        provider's failure for a zone the account does not hold."""
+        name = name.rstrip(".")
+        if private or name not in PUBLIC_HOSTED_ZONES:
+            return {}, [("name", "no matching Route 53 Hosted Zone found")]
+        zone_id = "Z" + _short_hash("zone", name).upper() + "EXAMPLE"
+        return {"id": zone_id, "zoneId": zone_id, "name": name, "privateZone": False, "nameServers": []}
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):

@@ -44,6 +44,8 @@ class Settings:
     # edge
     allowed_cidrs: tuple[str, ...] = ("0.0.0.0/0",)
     certificate_arn: str = ""
+    domain_name: str = ""
+    hosted_zone_name: str = ""
     allow_plain_http: bool = False
     waf_enabled: bool = True
     waf_rate_limit: int = 2000
@@ -82,8 +84,9 @@ class Settings:
 
     @property
     def https(self) -> bool:
-        """True when an ACM certificate is configured (HTTPS listener + 80→443 redirect)."""
-        return bool(self.certificate_arn)
+        """True when a certificate is configured, managed (``domain_name``) or brought
+        (``certificate_arn``): HTTPS listener + 80→443 redirect."""
+        return bool(self.certificate_arn or self.domain_name)
 
     @property
     def nat_gateway_count(self) -> int:
@@ -101,11 +104,10 @@ class Settings:
             raise SettingsError(f"azCount must be 2..4 (ALB needs 2 AZs), got {self.az_count}")
         if not self.https and not self.allow_plain_http:
             raise SettingsError(
-                "no certificateArn configured and allowPlainHttp is false: "
-                "set fleetprof:certificateArn or explicitly allow plain HTTP"
+                "no certificate configured and allowPlainHttp is false: set fleetprof:domainName and "
+                "fleetprof:hostedZoneName (or fleetprof:certificateArn), or explicitly allow plain HTTP"
             )
-        if self.certificate_arn and not self.certificate_arn.startswith("arn:"):
-            raise SettingsError(f"certificateArn is not an ARN: {self.certificate_arn!r}")
+        self._validate_certificate()
         if not self.min_count <= self.desired_count <= self.max_count:
             raise SettingsError("need minCount <= desiredCount <= maxCount")
         if not self.ray_worker_min <= self.ray_worker_desired <= self.ray_worker_max:
@@ -117,6 +119,32 @@ class Settings:
                 raise SettingsError("log retention must be a positive number of days")
         self._validate_observability()
         return self
+
+    def _validate_certificate(self) -> None:
+        """The edge's certificate keys: either a managed certificate for ``domainName`` in the
+        Route 53 zone ``hostedZoneName``, or a brought ``certificateArn`` of this region (the
+        account is checked against the caller's by :func:`components.edge.check_certificate_arn`)."""
+        domain, zone, arn = self.domain_name.rstrip("."), self.hosted_zone_name.rstrip("."), self.certificate_arn
+        if arn and domain:
+            raise SettingsError(
+                "fleetprof:certificateArn and fleetprof:domainName are both set: set fleetprof:domainName "
+                "(+ fleetprof:hostedZoneName) for a certificate the stack manages, or only fleetprof:certificateArn"
+            )
+        if bool(domain) != bool(zone):
+            raise SettingsError("fleetprof:domainName and fleetprof:hostedZoneName must be set together")
+        if domain and domain != zone and not domain.endswith("." + zone):
+            raise SettingsError(f"fleetprof:domainName {domain!r} is not inside fleetprof:hostedZoneName {zone!r}")
+        if not arn:
+            return
+        parts = arn.split(":", 5)
+        if len(parts) != 6 or parts[0] != "arn" or parts[2] not in ("acm", "iam"):
+            raise SettingsError(f"fleetprof:certificateArn is not an ARN of an ACM or IAM certificate: {arn!r}")
+        if parts[2] == "acm" and parts[3] != self.region:
+            raise SettingsError(
+                f"fleetprof:certificateArn is in region {parts[3]} but this stack deploys to {self.region} "
+                f"(aws:region): set fleetprof:certificateArn to a certificate of this account and region, "
+                "or set fleetprof:domainName and fleetprof:hostedZoneName"
+            )
 
     @property
     def compact_interval_minutes(self) -> int:
@@ -171,7 +199,9 @@ def calendar_interval_minutes(expr: str) -> int:
     )
 
 
-OPTIONAL_KEYS: frozenset[str] = frozenset({"certificate_arn", "image_uri", "ray_admin_security_group_id", "alarm_email"})
+OPTIONAL_KEYS: frozenset[str] = frozenset(
+    {"certificate_arn", "domain_name", "hosted_zone_name", "image_uri", "ray_admin_security_group_id", "alarm_email"}
+)
 """Fields whose config key may be absent (read as ``""``); every other key is required."""
 
 

@@ -54,6 +54,7 @@ IAM_POLICY_TYPES = frozenset(
 # this in sync with pulumi_aws for every type the program creates.
 TAGGABLE_TYPES = frozenset(
     {
+        "aws:acm/certificate:Certificate",
         "aws:appautoscaling/target:Target",
         T_ASG,
         "aws:cloudwatch/metricAlarm:MetricAlarm",
@@ -478,7 +479,7 @@ def stack_policy_config(settings: Any) -> dict[str, dict[str, Any]]:
     return {
         "dynamodb-pitr": {"required": bool(settings.point_in_time_recovery)},
         "deletion-protection": {"required": bool(settings.deletion_protection)},
-        "alb-https": {"allowPlainHttp": bool(settings.allow_plain_http and not settings.certificate_arn)},
+        "alb-https": {"allowPlainHttp": bool(settings.allow_plain_http and not settings.https)},
         "waf-attached": {"required": bool(settings.waf_enabled)},
         "nat-per-az": {"required": bool(settings.nat_per_az)},
     }

@@ -59,7 +59,8 @@ def test_prod_is_highly_available(prod):
     assert table["pointInTimeRecovery"]["enabled"] is True and table["deletionProtectionEnabled"] is True
     assert one(prod, T["lb"], "edge-alb").inputs["enableDeletionProtection"] is True
     https = one(prod, T["listener"], "edge-https").inputs
-    assert https["certificateArn"] == prod.config["fleetprof:certificateArn"]
+    validation = one(prod, "aws:acm/certificateValidation:CertificateValidation", "edge-cert-validation")
+    assert https["certificateArn"] == validation.inputs["certificateArn"]  # the validated certificate
     network = prod.program["network"]
 
     def check(args):
