@@ -6,6 +6,7 @@ layers together. Stacks differ by config only (``Pulumi.<stack>.yaml``).
 
 import pulumi
 
+from components.artifacts import constraints_file, fleetprof_wheel
 from components.edge import Edge, EdgeArgs
 from components.ingest_service import IngestService, IngestServiceArgs
 from components.network import Network, NetworkArgs
@@ -88,7 +89,6 @@ ingest = IngestService(
         **settings.pick("cpu", "memory", prefix="task_"),
         **settings.pick(
             "image_uri",
-            "image_tag",
             "desired_count",
             "min_count",
             "max_count",
@@ -107,7 +107,10 @@ ray = RayCluster(
         account_id=storage.account_id,
         analysis_bucket=storage.analysis_bucket.bucket,
         analysis_bucket_arn=storage.analysis_bucket.arn,
-        pip_spec=settings.fleetprof_pip_spec,
+        artifacts_bucket=storage.artifacts_bucket.bucket,
+        artifacts_bucket_arn=storage.artifacts_bucket.arn,
+        wheel=fleetprof_wheel(),
+        constraints=constraints_file(),
         **data_plane,
         **settings.pick(
             "head_instance_type",
@@ -116,11 +119,19 @@ ray = RayCluster(
             "worker_max",
             "worker_desired",
             "volume_gb",
-            "ami_parameter",
+            "ami_id",
             "admin_security_group_id",
+            "cpu_target_percent",
             prefix="ray_",
         ),
-        **settings.pick("compact_schedule", "analyze_schedule"),
+        **settings.pick(
+            "compact_schedule",
+            "analyze_schedule",
+            "analyze_window",
+            "retention_schedule",
+            "retention_days",
+            "log_retention_days",
+        ),
     ),
 )
 
@@ -160,6 +171,9 @@ pulumi.export("ecrRepositoryUrl", ingest.repository.repository_url)
 pulumi.export("image", ingest.image)
 pulumi.export("rayHeadInstanceId", ray.head.id)
 pulumi.export("rayAuthTokenParameter", ray.token_parameter)
+pulumi.export("rayLogGroup", ray.log_group.name)
+pulumi.export("artifactsBucket", storage.artifacts_bucket.bucket)
+pulumi.export("rayWheelKey", ray.wheel_object.key)
 pulumi.export(
     "rayPortForwardCommand",
     ray.head.id.apply(

@@ -4,7 +4,9 @@ Contract with the app (``shared/design.md`` "Deployment interface"): the contain
 ``fleetprof serve`` on port 4040 with ``FLEETPROF_STORAGE=s3://<profiles bucket>/``,
 ``FLEETPROF_INDEX=dynamodb://<table>`` and ``FLEETPROF_HOST=0.0.0.0``; the ALB target group
 health-checks ``/readyz``. The task role may use the profiles bucket, the index table and
-the KMS key — nothing else.
+the KMS key — nothing else. Unless ``image_uri`` names an image pinned by digest, the
+program builds the image from this repository and pushes it to the service's ECR
+repository before the task definition exists (:mod:`components.service_image`).
 """
 
 from __future__ import annotations
@@ -23,11 +25,13 @@ from components.common import (
     service_role,
 )
 from components.edge import APP_PORT, HEALTH_CHECK_PATH
+from components.service_image import build_and_push, pinned_reference
 from components.tags import tags
 
 CONTAINER_NAME = "fleetprof"
 CONTAINER_USER = "10001:10001"
 SERVE_COMMAND: tuple[str, ...] = ("fleetprof", "serve")
+CPU_ARCHITECTURE = "X86_64"
 
 S3_ACTIONS = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
 S3_BUCKET_ACTIONS = ["s3:ListBucket", "s3:GetBucketLocation"]
@@ -64,7 +68,6 @@ class IngestServiceArgs:
     table_arn: pulumi.Input[str]
     kms_key_arn: pulumi.Input[str]
     image_uri: str
-    image_tag: str
     cpu: int
     memory: int
     desired_count: int
@@ -178,11 +181,12 @@ class IngestService(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        self.image = (
-            pulumi.Output.from_input(args.image_uri)
-            if args.image_uri
-            else self.repository.repository_url.apply(lambda url: f"{url}:{args.image_tag}")
-        )
+        self.image_build = None
+        if args.image_uri:
+            self.image = pulumi.Output.from_input(args.image_uri)
+        else:
+            self.image_build = build_and_push(f"{name}-image", self.repository, CPU_ARCHITECTURE, child)
+            self.image = pinned_reference(self.repository.repository_url, self.image_build)
 
         self.log_group = encrypted_log_group(f"{name}-logs", args.log_retention_days, args.kms_key_arn, args.tags, child)
 
@@ -227,7 +231,7 @@ class IngestService(pulumi.ComponentResource):
             memory=str(args.memory),
             execution_role_arn=self.execution_role.arn,
             task_role_arn=self.task_role.arn,
-            runtime_platform={"operating_system_family": "LINUX", "cpu_architecture": "X86_64"},
+            runtime_platform={"operating_system_family": "LINUX", "cpu_architecture": CPU_ARCHITECTURE},
             volumes=[{"name": "tmp"}],
             container_definitions=pulumi.Output.all(self.image, args.profiles_bucket, args.table_name, self.log_group.name).apply(
                 lambda a: container_definitions(a[0], a[1], a[2], a[3], args.region, args.cpu, args.memory)

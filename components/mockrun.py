@@ -50,6 +50,7 @@ class MockResource:
     id: str
     property_dependencies: dict[str, list[str]] = field(default_factory=dict)
     custom: bool = True
+    ignore_changes: tuple[str, ...] = ()  # engine (camelCase) property names Pulumi leaves alone
 
     @property
     def parent_name(self) -> str:
@@ -145,6 +146,11 @@ class FleetMocks(pulumi_mocks.Mocks):
             outputs["fqdn"] = str(outputs["name"]).rstrip(".")
         elif typ == "aws:ecs/cluster:Cluster":
             rid = outputs["name"]
+        elif typ == "docker-build:index:Image":
+            # a pushed image's digest follows its tags (which carry the build context's digest)
+            digest = "sha256:" + hashlib.sha256(json.dumps(outputs.get("tags")).encode()).hexdigest()
+            outputs["digest"] = digest
+            outputs["ref"] = f"{outputs['tags'][0]}@{digest}" if outputs.get("tags") else ""
         return rid, outputs
 
     def call(self, args: pulumi_mocks.MockCallArgs) -> dict:
@@ -224,6 +230,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             id=response.id,
             property_dependencies=deps,
             custom=bool(request.custom),
+            ignore_changes=tuple(request.ignoreChanges),
         )
         with self._lock:
             self.records[response.urn] = record

@@ -17,6 +17,10 @@ import pulumi
 NAMESPACE = "fleetprof"
 
 
+IMAGE_DIGEST_RE = re.compile(r"^[^\s@]+@sha256:[0-9a-f]{64}$")
+"""A container image reference pinned by digest."""
+
+
 class SettingsError(ValueError):
     """A stack's configuration is inconsistent (raised before any resource is created)."""
 
@@ -51,7 +55,6 @@ class Settings:
     waf_rate_limit: int = 2000
     # ingest service
     image_uri: str = ""
-    image_tag: str = "0.1.0"
     task_cpu: int = 512
     task_memory: int = 1024
     desired_count: int = 2
@@ -67,11 +70,14 @@ class Settings:
     ray_worker_max: int = 4
     ray_worker_desired: int = 1
     ray_volume_gb: int = 100
-    ray_ami_parameter: str = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+    ray_ami_id: str = ""
     ray_admin_security_group_id: str = ""
-    fleetprof_pip_spec: str = "fleetprof[workers]==0.1.0"
+    ray_cpu_target_percent: int = 60
     compact_schedule: str = "*:0/15"
     analyze_schedule: str = "hourly"
+    analyze_window: str = "last-hour"
+    retention_schedule: str = "daily"
+    retention_days: int = 30
     # observability
     alarm_email: str = ""
     alarm_5xx_threshold: int = 10
@@ -100,6 +106,12 @@ class Settings:
 
     def validate(self) -> Settings:
         """Return self, or raise :class:`SettingsError` naming the first bad combination."""
+        if self.image_uri and not IMAGE_DIGEST_RE.search(self.image_uri):
+            raise SettingsError(
+                f"fleetprof:imageUri must be pinned by digest (<repository>@sha256:<64 hex>), got "
+                f"{self.image_uri!r}: a tag is not re-resolved, so a later push would never deploy; "
+                "leave it empty to build and push the image from this repository"
+            )
         if not 2 <= self.az_count <= 4:
             raise SettingsError(f"azCount must be 2..4 (ALB needs 2 AZs), got {self.az_count}")
         if not self.https and not self.allow_plain_http:
@@ -112,6 +124,7 @@ class Settings:
             raise SettingsError("need minCount <= desiredCount <= maxCount")
         if not self.ray_worker_min <= self.ray_worker_desired <= self.ray_worker_max:
             raise SettingsError("need rayWorkerMin <= rayWorkerDesired <= rayWorkerMax")
+        self._validate_ray()
         if not self.allowed_cidrs:
             raise SettingsError("allowedCidrs must not be empty")
         for days in (self.flow_log_retention_days, self.log_retention_days):
@@ -119,6 +132,29 @@ class Settings:
                 raise SettingsError("log retention must be a positive number of days")
         self._validate_observability()
         return self
+
+    @property
+    def compact_interval_minutes(self) -> int:
+        """Minutes between two scheduled compactions (:func:`calendar_interval_minutes` of
+        ``compact_schedule``); :class:`SettingsError` naming the key when it is not derivable."""
+        try:
+            return calendar_interval_minutes(self.compact_schedule)
+        except ValueError as e:
+            raise SettingsError(f"compactSchedule: {e}") from None
+
+    def _validate_observability(self) -> None:
+        """Alarm thresholds: percentages in 1..100; the L0 backlog threshold above the age
+        L0 reaches in normal operation (an hour's data waits for the hour to end and settle,
+        then for the next scheduled compaction)."""
+        for key, value in (("alarmCpuPercent", self.alarm_cpu_percent), ("alarmMemoryPercent", self.alarm_memory_percent)):
+            if not 1 <= value <= 100:
+                raise SettingsError(f"{key} must be 1..100, got {value}")
+        normal = L0_SETTLED_AGE_MINUTES + self.compact_interval_minutes
+        if self.alarm_l0_backlog_minutes <= normal:
+            raise SettingsError(
+                f"alarmL0BacklogMinutes must exceed {normal} ({L0_SETTLED_AGE_MINUTES} minutes until an hour's L0 "
+                f"is compactable plus the compactSchedule interval), got {self.alarm_l0_backlog_minutes}"
+            )
 
     def _validate_certificate(self) -> None:
         """The edge's certificate keys: either a managed certificate for ``domainName`` in the
@@ -146,30 +182,24 @@ class Settings:
                 "or set fleetprof:domainName and fleetprof:hostedZoneName"
             )
 
-    @property
-    def compact_interval_minutes(self) -> int:
-        """Minutes between two scheduled compactions (:func:`calendar_interval_minutes` of
-        ``compact_schedule``); :class:`SettingsError` naming the key when it is not derivable."""
-        try:
-            return calendar_interval_minutes(self.compact_schedule)
-        except ValueError as e:
-            raise SettingsError(f"compactSchedule: {e}") from None
-
-    def _validate_observability(self) -> None:
-        """Alarm thresholds: percentages in 1..100; the L0 backlog threshold above the age
-        L0 reaches in normal operation (an hour's data waits for the hour to end and settle,
-        then for the next scheduled compaction)."""
-        for key, value in (("alarmCpuPercent", self.alarm_cpu_percent), ("alarmMemoryPercent", self.alarm_memory_percent)):
-            if not 1 <= value <= 100:
-                raise SettingsError(f"{key} must be 1..100, got {value}")
-        normal = L0_SETTLED_AGE_MINUTES + self.compact_interval_minutes
-        if self.alarm_l0_backlog_minutes <= normal:
+    def _validate_ray(self) -> None:
+        """The Ray cluster's keys: a pinned AMI, a known analysis window, positive retention."""
+        if not AMI_ID.fullmatch(self.ray_ami_id):
             raise SettingsError(
-                f"alarmL0BacklogMinutes must exceed {normal} ({L0_SETTLED_AGE_MINUTES} minutes until an hour's L0 "
-                f"is compactable plus the compactSchedule interval), got {self.alarm_l0_backlog_minutes}"
+                f"rayAmiId must be a pinned AMI id (ami- and 8 or 17 hex digits), got {self.ray_ami_id!r}"
             )
+        if self.analyze_window not in ANALYZE_WINDOWS:
+            raise SettingsError(f"analyzeWindow must be one of {', '.join(ANALYZE_WINDOWS)}, got {self.analyze_window!r}")
+        if self.retention_days <= 0:
+            raise SettingsError(f"retentionDays must be a positive number of days, got {self.retention_days}")
+        if not 1 <= self.ray_cpu_target_percent <= 100:
+            raise SettingsError(f"rayCpuTargetPercent must be 1..100, got {self.ray_cpu_target_percent}")
 
 
+AMI_ID = re.compile(r"ami-(?:[0-9a-f]{8}|[0-9a-f]{17})")
+"""An EC2 image id (the older 8-digit and the current 17-digit form)."""
+ANALYZE_WINDOWS: tuple[str, ...] = ("last-hour", "last-day")
+"""Relative windows ``python -m workers.analyze --window`` accepts for the scheduled run."""
 L0_SETTLED_AGE_MINUTES = 65
 """Age at which the oldest L0 of an hour becomes compactable: the hour plus the compactor's
 settle delay (``workers.compact.HOUR_MS + SETTLE_MS[1]``)."""
