@@ -1,24 +1,46 @@
 """Ray cluster on EC2: a head instance and a worker Auto Scaling group.
 
-Contract: every node installs the fleetprof package (``fleetprof_pip_spec``) into
-``/opt/fleetprof``; the head runs ``ray start --head`` (GCS 6379, dashboard 8265) and
-workers ``ray start --address=<head>:6379``, all with ``RAY_AUTH_MODE=token``. The token
-is generated once by the head and shared through an SSM SecureString parameter
-(``/fleetprof/<env>/ray-auth-token``) encrypted with the stack key. Systemd timers on the
-head submit ``python -m workers.compact`` and ``python -m workers.analyze --window 1h`` as
-Ray jobs on the configured schedules. Nodes have no public IP, require IMDSv2 and use
-encrypted EBS; the one security group admits only itself (plus an optional admin group).
+Contract:
+
+* Every node installs the same artifacts from the stack's artifacts bucket: the fleetprof
+  wheel built from this repository and ``constraints.txt`` (keys under
+  :data:`ARTIFACT_PREFIX`, each containing the file's sha256). User data copies both with
+  ``aws s3 cp``, checks their sha256 and runs ``pip install -c constraints.txt
+  '<wheel>[workers]'`` into ``/opt/fleetprof``; nothing comes from a public index by name, and
+  a new wheel changes the user data (an explicit replacement of the head, a new launch
+  template version for the workers).
+* The head runs ``ray start --head`` (GCS 6379, dashboard 8265), workers ``ray start
+  --address=<head>:6379``, all with ``RAY_AUTH_MODE=token`` and the token file
+  ``RAY_AUTH_TOKEN_PATH``. The token is generated once by the head and shared through an
+  SSM SecureString parameter (``/fleetprof/<env>/ray-auth-token``) under the stack key.
+  Ray units restart on failure (``Restart=always``); the head instance recovers in place
+  (EC2 auto recovery plus a ``StatusCheckFailed_System`` alarm with the ``recover``
+  action), keeping its private IP, so workers keep the head address.
+* Systemd timers on the head submit the scheduled jobs (:func:`scheduled_jobs`) with
+  ``ray job submit`` and wait for them, so a failed job fails its unit. Each job unit
+  publishes ``JobSucceeded`` after success (``ExecStartPost``) and, through
+  ``OnFailure=fleetprof-job-failed@<job>.service``, ``JobFailed`` (``workers.job_metrics``).
+* The CloudWatch agent ships cloud-init and Ray logs to the stack's KMS-encrypted log group
+  ``/fleetprof/<env>/ray``.
+* The worker group scales on average CPU (target tracking) between ``worker_min`` and
+  ``worker_max``; Pulumi leaves its desired capacity to the scaling policy.
+* Nodes have no public IP, require IMDSv2, use encrypted EBS and a pinned AMI; the one
+  security group admits only itself (plus an optional admin group). Node roles may read
+  only the artifact prefix, publish metrics only to ``Fleetprof/Jobs`` and write only
+  their log group.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
+from components.artifacts import Artifact
 from components.common import service_role
 from components.ingest_service import data_access_policy
 from components.tags import asg_tags, tags
@@ -26,8 +48,21 @@ from components.tags import asg_tags, tags
 GCS_PORT = 6379
 DASHBOARD_PORT = 8265
 VENV = "/opt/fleetprof"
-COMPACT_COMMAND = "python -m workers.compact"
-ANALYZE_COMMAND = "python -m workers.analyze --window 1h"
+ENV_FILE = "/etc/fleetprof/env"
+TOKEN_FILE = "/etc/fleetprof/ray-token"
+ARTIFACT_DIR = "/var/lib/fleetprof/artifacts"
+ARTIFACT_PREFIX = "ray-nodes/"
+JOB_METRICS_NAMESPACE = "Fleetprof/Jobs"
+CWAGENT_CTL = "/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl"
+CWAGENT_CONFIG = "/etc/fleetprof/cloudwatch-agent.json"
+LOG_FILES = {
+    "cloud-init-output": "/var/log/cloud-init-output.log",
+    "cloud-init": "/var/log/cloud-init.log",
+    "ray": "/tmp/ray/session_latest/logs/*",
+}
+"""Log stream suffix -> file (glob) the CloudWatch agent ships; streams are ``<instance id>/<suffix>``."""
+SUBMIT = f"{VENV}/bin/ray job submit --address http://127.0.0.1:{DASHBOARD_PORT} --"
+FAILED_UNIT = "fleetprof-job-failed@"
 
 
 @dataclass
@@ -43,20 +78,46 @@ class RayClusterArgs:
     profiles_bucket_arn: pulumi.Input[str]
     analysis_bucket: pulumi.Input[str]
     analysis_bucket_arn: pulumi.Input[str]
+    artifacts_bucket: pulumi.Input[str]
+    artifacts_bucket_arn: pulumi.Input[str]
     table_name: pulumi.Input[str]
     table_arn: pulumi.Input[str]
     kms_key_arn: pulumi.Input[str]
+    wheel: Artifact
+    constraints: Artifact
     head_instance_type: str
     worker_instance_type: str
     worker_min: int
     worker_max: int
     worker_desired: int
     volume_gb: int
-    ami_parameter: str
+    ami_id: str
     admin_security_group_id: str
-    pip_spec: str
+    cpu_target_percent: int
     compact_schedule: str
     analyze_schedule: str
+    analyze_window: str
+    retention_schedule: str
+    retention_days: int
+    log_retention_days: int
+
+
+@dataclass(frozen=True)
+class ScheduledJob:
+    """One job the head runs on a systemd timer: ``python -m <command>`` as a Ray job."""
+
+    name: str
+    command: str
+    on_calendar: str
+
+
+def scheduled_jobs(args: RayClusterArgs) -> list[ScheduledJob]:
+    """The head's scheduled jobs (compaction, analysis of the configured window, retention)."""
+    return [
+        ScheduledJob("compact", "python -m workers.compact", args.compact_schedule),
+        ScheduledJob("analyze", f"python -m workers.analyze --window {args.analyze_window}", args.analyze_schedule),
+        ScheduledJob("retention", f"python -m workers.retention --days {args.retention_days}", args.retention_schedule),
+    ]
 
 
 @dataclass(frozen=True)
@@ -64,50 +125,97 @@ class NodeEnv:
     """Everything a node's boot script needs (resolved values)."""
 
     region: str
-    pip_spec: str
+    environment: str
     token_parameter: str
     kms_key_arn: str
     profiles_bucket: str
     analysis_bucket: str
     table_name: str
+    artifacts_bucket: str
+    wheel_key: str
+    wheel_sha256: str
+    constraints_key: str
+    constraints_sha256: str
+    log_group: str
+
+    @property
+    def wheel_path(self) -> str:
+        return f"{ARTIFACT_DIR}/{self.wheel_key.rsplit('/', 1)[-1]}"
+
+    @property
+    def constraints_path(self) -> str:
+        return f"{ARTIFACT_DIR}/constraints.txt"
+
+
+def cloudwatch_agent_config(env: NodeEnv) -> str:
+    """CloudWatch agent configuration: :data:`LOG_FILES` into the stack's Ray log group."""
+    collect = [
+        {"file_path": path, "log_group_name": env.log_group, "log_stream_name": f"{{instance_id}}/{stream}"}
+        for stream, path in LOG_FILES.items()
+    ]
+    config = {"agent": {"region": env.region}, "logs": {"logs_collected": {"files": {"collect_list": collect}}}}
+    return json.dumps(config, indent=1, sort_keys=True)
+
+
+def _install(env: NodeEnv) -> str:
+    """Fetch the artifacts, verify their digests, create the venv and install the wheel."""
+    s3 = f"aws s3 cp --region {env.region} --only-show-errors s3://{env.artifacts_bucket}"
+    return f"""install -d -m 0755 {ARTIFACT_DIR}
+{s3}/{env.wheel_key} {env.wheel_path}
+{s3}/{env.constraints_key} {env.constraints_path}
+sha256sum -c - <<'SUMS'
+{env.wheel_sha256}  {env.wheel_path}
+{env.constraints_sha256}  {env.constraints_path}
+SUMS
+python3.11 -m venv {VENV}
+{VENV}/bin/pip install --disable-pip-version-check --no-cache-dir -c {env.constraints_path} '{env.wheel_path}[workers]'
+"""
 
 
 def _common_boot(env: NodeEnv) -> str:
+    """Packages, user, log shipping (first, so a failed install is visible), install, env."""
     return f"""#!/bin/bash
 set -euo pipefail
-dnf install -y python3.11 python3.11-pip
+dnf install -y python3.11 amazon-cloudwatch-agent
 id fleetprof >/dev/null 2>&1 || useradd --system --create-home --home-dir /var/lib/fleetprof fleetprof
-python3.11 -m venv {VENV}
-{VENV}/bin/pip install --upgrade pip '{env.pip_spec}'
 install -d -m 0750 -o fleetprof -g fleetprof /etc/fleetprof
-cat > /etc/fleetprof/env <<'ENV'
+cat > {CWAGENT_CONFIG} <<'JSON'
+{cloudwatch_agent_config(env)}
+JSON
+{CWAGENT_CTL} -a fetch-config -m ec2 -s -c file:{CWAGENT_CONFIG}
+{_install(env)}cat > {ENV_FILE} <<'ENV'
 PATH={VENV}/bin:/usr/local/bin:/usr/bin
 AWS_REGION={env.region}
 RAY_AUTH_MODE=token
-RAY_AUTH_TOKEN_PATH=/etc/fleetprof/ray-token
+RAY_AUTH_TOKEN_PATH={TOKEN_FILE}
+FLEETPROF_ENVIRONMENT={env.environment}
 FLEETPROF_STORAGE=s3://{env.profiles_bucket}/
 FLEETPROF_INDEX=dynamodb://{env.table_name}
-FLEETPROF_ANALYSIS=s3://{env.analysis_bucket}/analysis/
+FLEETPROF_ANALYSIS=s3://{env.analysis_bucket}/
 ENV
 """
 
 
-def _unit(description: str, exec_start: str, *, oneshot: bool = False) -> str:
+def _store_token() -> str:
+    return f"""(umask 077; printf '%s' "$TOKEN" > {TOKEN_FILE})
+chown fleetprof {TOKEN_FILE}
+"""
+
+
+def _unit(description: str, exec_start: str, *, unit_extra: str = "", service_extra: str = "", install: bool = True,
+          oneshot: bool = False) -> str:
     kind = "Type=oneshot" if oneshot else "Restart=always\nRestartSec=5"
     return f"""[Unit]
 Description={description}
 After=network-online.target
 Wants=network-online.target
-
+{unit_extra}
 [Service]
 User=fleetprof
-EnvironmentFile=/etc/fleetprof/env
+EnvironmentFile={ENV_FILE}
 {kind}
 ExecStart={exec_start}
-
-[Install]
-WantedBy=multi-user.target
-"""
+{service_extra}""" + ("\n[Install]\nWantedBy=multi-user.target\n" if install else "")
 
 
 def _timer(description: str, on_calendar: str) -> str:
@@ -124,52 +232,107 @@ WantedBy=timers.target
 """
 
 
-def head_user_data(env: NodeEnv, compact_schedule: str, analyze_schedule: str) -> str:
-    """Boot script of the head: install, create/load the Ray token, start Ray, enable timers."""
-    submit = f"{VENV}/bin/ray job submit --address http://127.0.0.1:{DASHBOARD_PORT} --no-wait --"
+def job_metrics_command(job: str, status: str) -> str:
+    """The command publishing a job's outcome (``workers.job_metrics``)."""
+    return f"{VENV}/bin/python -m workers.job_metrics --job {job} --status {status}"
+
+
+def head_units(jobs: Sequence[ScheduledJob]) -> dict[str, str]:
+    """Unit file name -> contents for the head: Ray, one service + timer per job, and the
+    ``fleetprof-job-failed@`` template that reports a failed job."""
     files = {
         "ray-head.service": _unit(
             "Ray head",
-            f"{VENV}/bin/ray start --head --port={GCS_PORT} --dashboard-host=0.0.0.0 --dashboard-port={DASHBOARD_PORT} --block",
+            f"{VENV}/bin/ray start --head --port={GCS_PORT} --dashboard-host=0.0.0.0 "
+            f"--dashboard-port={DASHBOARD_PORT} --block",
         ),
-        "fleetprof-compact.service": _unit("fleetprof compaction job", f"{submit} {COMPACT_COMMAND}", oneshot=True),
-        "fleetprof-compact.timer": _timer("fleetprof compaction schedule", compact_schedule),
-        "fleetprof-analyze.service": _unit("fleetprof fleet analysis job", f"{submit} {ANALYZE_COMMAND}", oneshot=True),
-        "fleetprof-analyze.timer": _timer("fleetprof analysis schedule", analyze_schedule),
+        f"{FAILED_UNIT}.service": _unit(
+            "report a failed fleetprof job", job_metrics_command("%i", "failed"), oneshot=True, install=False
+        ),
     }
-    script = _common_boot(env)
-    script += f"""# Ray token auth: generated once, stored as an SSM SecureString for the workers.
-if ! TOKEN=$(aws ssm get-parameter --region {env.region} --name {env.token_parameter} --with-decryption --query Parameter.Value --output text 2>/dev/null); then
+    for job in jobs:
+        files[f"fleetprof-{job.name}.service"] = _unit(
+            f"fleetprof {job.name} job",
+            f"{SUBMIT} {job.command}",
+            unit_extra=f"After=ray-head.service\nOnFailure={FAILED_UNIT}{job.name}.service\n",
+            service_extra=f"ExecStartPost={job_metrics_command(job.name, 'succeeded')}\n",
+            oneshot=True,
+            install=False,
+        )
+        files[f"fleetprof-{job.name}.timer"] = _timer(f"fleetprof {job.name} schedule", job.on_calendar)
+    return files
+
+
+def _write_units(files: dict[str, str]) -> str:
+    return "".join(f"cat > /etc/systemd/system/{name} <<'UNIT'\n{body}UNIT\n" for name, body in files.items())
+
+
+def head_user_data(env: NodeEnv, jobs: Sequence[ScheduledJob]) -> str:
+    """Boot script of the head: install, create/load the Ray token, start Ray, enable timers."""
+    get = (f"aws ssm get-parameter --region {env.region} --name {env.token_parameter} --with-decryption "
+           "--query Parameter.Value --output text")
+    timers = " ".join(f"fleetprof-{job.name}.timer" for job in jobs)
+    return _common_boot(env) + f"""# Ray token auth: generated once, stored as an SSM SecureString for the workers.
+if ! TOKEN=$({get} 2>/dev/null); then
   TOKEN=$(python3.11 -c 'import secrets; print(secrets.token_hex(32))')
   aws ssm put-parameter --region {env.region} --name {env.token_parameter} --type SecureString --key-id {env.kms_key_arn} --value "$TOKEN"
 fi
-umask 077; printf '%s' "$TOKEN" > /etc/fleetprof/ray-token; chown fleetprof /etc/fleetprof/ray-token
+{_store_token()}{_write_units(head_units(jobs))}systemctl daemon-reload
+systemctl enable --now ray-head.service {timers}
 """
-    for fname, body in files.items():
-        script += f"cat > /etc/systemd/system/{fname} <<'UNIT'\n{body}UNIT\n"
-    script += "systemctl daemon-reload\nsystemctl enable --now ray-head.service fleetprof-compact.timer fleetprof-analyze.timer\n"
-    return script
 
 
 def worker_user_data(env: NodeEnv, head_ip: str) -> str:
     """Boot script of a worker: install, wait for the head's token, join the head."""
-    script = _common_boot(env)
-    script += f"""until TOKEN=$(aws ssm get-parameter --region {env.region} --name {env.token_parameter} --with-decryption --query Parameter.Value --output text 2>/dev/null); do sleep 10; done
-umask 077; printf '%s' "$TOKEN" > /etc/fleetprof/ray-token; chown fleetprof /etc/fleetprof/ray-token
-cat > /etc/systemd/system/ray-worker.service <<'UNIT'
-{_unit("Ray worker", f"{VENV}/bin/ray start --address={head_ip}:{GCS_PORT} --block")}UNIT
-systemctl daemon-reload
+    get = (f"aws ssm get-parameter --region {env.region} --name {env.token_parameter} --with-decryption "
+           "--query Parameter.Value --output text")
+    unit = _unit("Ray worker", f"{VENV}/bin/ray start --address={head_ip}:{GCS_PORT} --block")
+    return _common_boot(env) + f"""until TOKEN=$({get} 2>/dev/null); do sleep 5; done
+{_store_token()}{_write_units({"ray-worker.service": unit})}systemctl daemon-reload
 systemctl enable --now ray-worker.service
 """
-    return script
 
 
-def node_policy(bucket_arns: list[str], table_arn: str, key_arn: str, parameter_arn: str, *, head: bool) -> str:
-    """Data access (both buckets, table, key) plus the Ray token parameter."""
-    doc = json.loads(data_access_policy(bucket_arns, table_arn, key_arn))
-    actions = ["ssm:GetParameter", "ssm:PutParameter"] if head else ["ssm:GetParameter"]
-    doc["Statement"].append({"Sid": "RayToken", "Effect": "Allow", "Action": actions, "Resource": [parameter_arn]})
+def log_group_arn(region: str, account_id: str, name: str) -> str:
+    """ARN of a log group's streams and events (what logs:PutLogEvents is authorised on)."""
+    return f"arn:aws:logs:{region}:{account_id}:log-group:{name}:*"
+
+
+@dataclass(frozen=True)
+class NodeGrants:
+    """Resolved ARNs a node role is granted on."""
+
+    profiles_bucket_arn: str
+    analysis_bucket_arn: str
+    artifacts_bucket_arn: str
+    table_arn: str
+    key_arn: str
+    parameter_arn: str
+    log_group_arn: str
+
+
+def node_policy(g: NodeGrants, *, head: bool) -> str:
+    """Data access (profiles + analysis buckets, table, key), read of the artifact prefix,
+    the Ray token parameter (the head also writes it), job metrics and the node log group."""
+    doc = json.loads(data_access_policy([g.profiles_bucket_arn, g.analysis_bucket_arn], g.table_arn, g.key_arn))
+    doc["Statement"] += [
+        {"Sid": "NodeArtifacts", "Effect": "Allow", "Action": ["s3:GetObject"],
+         "Resource": [f"{g.artifacts_bucket_arn}/{ARTIFACT_PREFIX}*"]},
+        {"Sid": "RayToken", "Effect": "Allow",
+         "Action": ["ssm:GetParameter", "ssm:PutParameter"] if head else ["ssm:GetParameter"],
+         "Resource": [g.parameter_arn]},
+        {"Sid": "JobMetrics", "Effect": "Allow", "Action": ["cloudwatch:PutMetricData"], "Resource": ["*"],
+         "Condition": {"StringEquals": {"cloudwatch:namespace": JOB_METRICS_NAMESPACE}}},
+        {"Sid": "NodeLogs", "Effect": "Allow",
+         "Action": ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
+         "Resource": [g.log_group_arn]},
+    ]
     return json.dumps(doc, sort_keys=True)
+
+
+def recover_action(region: str) -> str:
+    """The CloudWatch alarm action that recovers an EC2 instance in place."""
+    return f"arn:aws:automate:{region}:ec2:recover"
 
 
 class RayCluster(pulumi.ComponentResource):
@@ -180,75 +343,37 @@ class RayCluster(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         env_name = args.tags["Environment"]
         self.token_parameter = f"/fleetprof/{env_name}/ray-auth-token"
-        parameter_arn = pulumi.Output.from_input(args.account_id).apply(
-            lambda acct: f"arn:aws:ssm:{args.region}:{acct}:parameter{self.token_parameter}"
-        )
-        ami = aws.ssm.get_parameter_output(name=args.ami_parameter, opts=pulumi.InvokeOutputOptions(parent=self))
-
-        ingress = [{"protocol": "-1", "from_port": 0, "to_port": 0, "self": True, "description": "Ray nodes to each other"}]
-        if args.admin_security_group_id:
-            ingress.append(
-                {
-                    "protocol": "tcp",
-                    "from_port": DASHBOARD_PORT,
-                    "to_port": DASHBOARD_PORT,
-                    "security_groups": [args.admin_security_group_id],
-                    "description": "Ray dashboard/jobs API from the admin group",
-                }
-            )
-        self.security_group = aws.ec2.SecurityGroup(
-            f"{name}-sg",
-            vpc_id=args.vpc_id,
-            description="fleetprof Ray cluster (self only)",
-            ingress=ingress,
-            egress=[{"protocol": "-1", "from_port": 0, "to_port": 0, "cidr_blocks": ["0.0.0.0/0"], "description": "pip, AWS APIs"}],
-            tags=tags(args.tags, f"{name}-sg"),
+        self.log_group_name = f"/fleetprof/{env_name}/ray"
+        self.security_group = self._security_group(name, args, child)
+        self.log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs",
+            name=self.log_group_name,
+            retention_in_days=args.log_retention_days,
+            kms_key_id=args.kms_key_arn,
+            tags=tags(args.tags, f"{name}-logs"),
             opts=child,
         )
+        self.wheel_object = self._artifact(f"{name}-wheel", args, args.wheel, child)
+        self.constraints_object = self._artifact(f"{name}-constraints", args, args.constraints, child)
+        profiles = {kind: self._node_profile(name, kind, args, child) for kind in ("head", "worker")}
 
-        profiles = {}
-        for role_kind in ("head", "worker"):
-            role = service_role(f"{name}-{role_kind}-role", "ec2.amazonaws.com", args.tags, child)
-            aws.iam.RolePolicy(
-                f"{name}-{role_kind}-data-policy",
-                role=role.id,
-                policy=pulumi.Output.all(
-                    args.profiles_bucket_arn, args.analysis_bucket_arn, args.table_arn, args.kms_key_arn, parameter_arn
-                ).apply(lambda a, head=role_kind == "head": node_policy([a[0], a[1]], a[2], a[3], a[4], head=head)),
-                opts=child,
-            )
-            aws.iam.RolePolicyAttachment(
-                f"{name}-{role_kind}-ssm-core",
-                role=role.name,
-                policy_arn="arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
-                opts=child,
-            )
-            profiles[role_kind] = aws.iam.InstanceProfile(
-                f"{name}-{role_kind}-profile", role=role.name, tags=tags(args.tags, f"{name}-{role_kind}-profile"), opts=child
-            )
-
-        node_env = pulumi.Output.all(args.profiles_bucket, args.analysis_bucket, args.table_name, args.kms_key_arn).apply(
-            lambda a: NodeEnv(
-                region=args.region,
-                pip_spec=args.pip_spec,
-                token_parameter=self.token_parameter,
-                kms_key_arn=a[3],
-                profiles_bucket=a[0],
-                analysis_bucket=a[1],
-                table_name=a[2],
-            )
-        )
+        node_env = pulumi.Output.all(
+            args.profiles_bucket, args.analysis_bucket, args.table_name, args.kms_key_arn, args.artifacts_bucket,
+            self.wheel_object.key, self.constraints_object.key,
+        ).apply(lambda a: self._node_env(args, env_name, *a))
         metadata = {"http_endpoint": "enabled", "http_tokens": "required", "http_put_response_hop_limit": 1}
+        jobs = scheduled_jobs(args)
 
         self.head = aws.ec2.Instance(
             f"{name}-head",
-            ami=ami.value,
+            ami=args.ami_id,
             instance_type=args.head_instance_type,
             subnet_id=args.private_subnet_ids[0],
             vpc_security_group_ids=[self.security_group.id],
             iam_instance_profile=profiles["head"].name,
             associate_public_ip_address=False,
             metadata_options=metadata,
+            maintenance_options={"auto_recovery": "default"},
             root_block_device={
                 "encrypted": True,
                 "kms_key_id": args.kms_key_arn,
@@ -257,9 +382,25 @@ class RayCluster(pulumi.ComponentResource):
                 "delete_on_termination": True,
                 "tags": tags(args.tags, f"{name}-head-root"),
             },
-            user_data=node_env.apply(lambda e: head_user_data(e, args.compact_schedule, args.analyze_schedule)),
+            user_data=node_env.apply(lambda e: head_user_data(e, jobs)),
             user_data_replace_on_change=True,
             tags=tags(args.tags, f"{name}-head", Role="ray-head"),
+            opts=child,
+        )
+        self.head_recovery = aws.cloudwatch.MetricAlarm(
+            f"{name}-head-recover",
+            alarm_description="Ray head failed its system status check: recover it in place (same id and IP)",
+            namespace="AWS/EC2",
+            metric_name="StatusCheckFailed_System",
+            dimensions={"InstanceId": self.head.id},
+            statistic="Maximum",
+            period=60,
+            evaluation_periods=2,
+            threshold=0,
+            comparison_operator="GreaterThanThreshold",
+            treat_missing_data="missing",
+            alarm_actions=[recover_action(args.region)],
+            tags=tags(args.tags, f"{name}-head-recover"),
             opts=child,
         )
 
@@ -268,7 +409,7 @@ class RayCluster(pulumi.ComponentResource):
         )
         self.launch_template = aws.ec2.LaunchTemplate(
             f"{name}-worker-lt",
-            image_id=ami.value,
+            image_id=args.ami_id,
             instance_type=args.worker_instance_type,
             iam_instance_profile={"arn": profiles["worker"].arn},
             metadata_options=metadata,
@@ -307,9 +448,112 @@ class RayCluster(pulumi.ComponentResource):
             metrics_granularity="1Minute",
             instance_refresh={"strategy": "Rolling", "preferences": {"min_healthy_percentage": 50}},
             tags=asg_tags(args.tags, f"{name}-worker"),
+            # the scaling policy owns the desired capacity once the group exists
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["desiredCapacity"]),
+        )
+        self.scaling_policy = aws.autoscaling.Policy(
+            f"{name}-workers-cpu",
+            autoscaling_group_name=self.workers.name,
+            policy_type="TargetTrackingScaling",
+            estimated_instance_warmup=300,
+            target_tracking_configuration={
+                "predefined_metric_specification": {"predefined_metric_type": "ASGAverageCPUUtilization"},
+                "target_value": args.cpu_target_percent,
+            },
             opts=child,
         )
 
         self.register_outputs(
-            {"headInstanceId": self.head.id, "headPrivateIp": self.head.private_ip, "workerGroupName": self.workers.name}
+            {
+                "headInstanceId": self.head.id,
+                "headPrivateIp": self.head.private_ip,
+                "workerGroupName": self.workers.name,
+                "logGroupName": self.log_group.name,
+            }
+        )
+
+    def _node_env(self, args: RayClusterArgs, env_name: str, profiles: str, analysis: str, table: str, key: str,
+                  artifacts: str, wheel_key: str, constraints_key: str) -> NodeEnv:
+        return NodeEnv(
+            region=args.region,
+            environment=env_name,
+            token_parameter=self.token_parameter,
+            kms_key_arn=key,
+            profiles_bucket=profiles,
+            analysis_bucket=analysis,
+            table_name=table,
+            artifacts_bucket=artifacts,
+            wheel_key=wheel_key,
+            wheel_sha256=args.wheel.sha256,
+            constraints_key=constraints_key,
+            constraints_sha256=args.constraints.sha256,
+            log_group=self.log_group_name,
+        )
+
+    def _security_group(self, name: str, args: RayClusterArgs, child: pulumi.ResourceOptions) -> aws.ec2.SecurityGroup:
+        ingress = [{"protocol": "-1", "from_port": 0, "to_port": 0, "self": True, "description": "Ray nodes to each other"}]
+        if args.admin_security_group_id:
+            ingress.append(
+                {
+                    "protocol": "tcp",
+                    "from_port": DASHBOARD_PORT,
+                    "to_port": DASHBOARD_PORT,
+                    "security_groups": [args.admin_security_group_id],
+                    "description": "Ray dashboard/jobs API from the admin group",
+                }
+            )
+        return aws.ec2.SecurityGroup(
+            f"{name}-sg",
+            vpc_id=args.vpc_id,
+            description="fleetprof Ray cluster (self only)",
+            ingress=ingress,
+            egress=[{"protocol": "-1", "from_port": 0, "to_port": 0, "cidr_blocks": ["0.0.0.0/0"], "description": "AWS APIs"}],
+            tags=tags(args.tags, f"{name}-sg"),
+            opts=child,
+        )
+
+    def _artifact(self, name: str, args: RayClusterArgs, artifact: Artifact,
+                  child: pulumi.ResourceOptions) -> aws.s3.BucketObjectv2:
+        """Upload one artifact under :data:`ARTIFACT_PREFIX` (key contains its sha256)."""
+        return aws.s3.BucketObjectv2(
+            name,
+            bucket=args.artifacts_bucket,
+            key=artifact.key(ARTIFACT_PREFIX),
+            source=pulumi.FileAsset(str(artifact.path)),
+            content_type="application/octet-stream",
+            tags=tags(args.tags, name, Sha256=artifact.sha256),
+            opts=child,
+        )
+
+    def _node_profile(self, name: str, kind: str, args: RayClusterArgs,
+                      child: pulumi.ResourceOptions) -> aws.iam.InstanceProfile:
+        role = service_role(f"{name}-{kind}-role", "ec2.amazonaws.com", args.tags, child)
+        grants = pulumi.Output.all(
+            args.profiles_bucket_arn, args.analysis_bucket_arn, args.artifacts_bucket_arn, args.table_arn,
+            args.kms_key_arn, args.account_id,
+        ).apply(
+            lambda a: NodeGrants(
+                profiles_bucket_arn=a[0],
+                analysis_bucket_arn=a[1],
+                artifacts_bucket_arn=a[2],
+                table_arn=a[3],
+                key_arn=a[4],
+                parameter_arn=f"arn:aws:ssm:{args.region}:{a[5]}:parameter{self.token_parameter}",
+                log_group_arn=log_group_arn(args.region, a[5], self.log_group_name),
+            )
+        )
+        aws.iam.RolePolicy(
+            f"{name}-{kind}-data-policy",
+            role=role.id,
+            policy=grants.apply(lambda g: node_policy(g, head=kind == "head")),
+            opts=child,
+        )
+        aws.iam.RolePolicyAttachment(
+            f"{name}-{kind}-ssm-core",
+            role=role.name,
+            policy_arn="arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
+            opts=child,
+        )
+        return aws.iam.InstanceProfile(
+            f"{name}-{kind}-profile", role=role.name, tags=tags(args.tags, f"{name}-{kind}-profile"), opts=child
         )

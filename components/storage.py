@@ -130,6 +130,7 @@ class Storage(pulumi.ComponentResource):
     key: aws.kms.Key
     profiles_bucket: aws.s3.Bucket
     analysis_bucket: aws.s3.Bucket
+    artifacts_bucket: aws.s3.Bucket
     alb_logs_bucket: aws.s3.Bucket
     table: aws.dynamodb.Table
 
@@ -169,6 +170,9 @@ class Storage(pulumi.ComponentResource):
             kms=True,
             lifecycle=[expiry_rule("expire-analysis", "", args.analysis_expiry_days)],
         )
+        # Build artifacts the stack's own nodes install (content-addressed keys, never expired:
+        # the running nodes' user data names them).
+        self.artifacts_bucket = self._bucket("artifacts", kms=True, lifecycle=[])
         elb_account = aws.elb.get_service_account_output(opts=pulumi.InvokeOutputOptions(parent=self))
         self.alb_logs_bucket = self._bucket(
             "alb-logs",

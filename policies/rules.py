@@ -85,6 +85,7 @@ TAGGABLE_TYPES = frozenset(
         T_LISTENER,
         "aws:lb/targetGroup:TargetGroup",
         T_BUCKET,
+        "aws:s3/bucketObjectv2:BucketObjectv2",
         "aws:sns/topic:Topic",
         T_WEB_ACL,
     }

@@ -5,8 +5,9 @@ For each tenant and window it reads the window's and the previous window's live 
 ``analysis/<tenant>/<window>/``: ``<table>.parquet`` for every table, ``report.html`` and
 finally ``summary.json`` (its presence marks a complete window; reruns overwrite).
 
-Windows: ``YYYY-MM-DD`` (a UTC day), ``YYYY-MM-DDTHH`` (a UTC hour); the previous window
-is the one of the same length just before.
+Windows: ``YYYY-MM-DD`` (a UTC day), ``YYYY-MM-DDTHH`` (a UTC hour), or ``last-hour`` /
+``last-day`` (the last complete UTC hour/day, for schedules); the previous window is the one
+of the same length just before.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import datetime as dt
 import io
 import json
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,15 +47,25 @@ def window_at(start_ms: int, length_ms: int) -> Window:
     return Window(name, start_ms, start_ms + length_ms)
 
 
-def parse_window(text: str) -> Window:
-    """``YYYY-MM-DD`` or ``YYYY-MM-DDTHH`` (UTC) -> :class:`Window`; :class:`ValueError` otherwise."""
+RELATIVE_WINDOWS = {"last-hour": HOUR_MS, "last-day": DAY_MS}
+"""Relative window names: the last *complete* UTC hour or day before now."""
+
+
+def parse_window(text: str, now_ms: int | None = None) -> Window:
+    """``YYYY-MM-DD`` or ``YYYY-MM-DDTHH`` (UTC), or ``last-hour``/``last-day`` (the last
+    complete UTC hour/day before ``now_ms``, default now) -> :class:`Window`;
+    :class:`ValueError` otherwise."""
+    if text in RELATIVE_WINDOWS:
+        length = RELATIVE_WINDOWS[text]
+        now = int(time.time() * 1000) if now_ms is None else now_ms
+        return window_at(now - now % length - length, length)
     for fmt, length in (("%Y-%m-%d", DAY_MS), ("%Y-%m-%dT%H", HOUR_MS)):
         try:
             t = dt.datetime.strptime(text, fmt).replace(tzinfo=dt.UTC)
         except ValueError:
             continue
         return window_at(int(t.timestamp() * 1000), length)
-    raise ValueError(f"bad window {text!r}: expected YYYY-MM-DD or YYYY-MM-DDTHH (UTC)")
+    raise ValueError(f"bad window {text!r}: expected YYYY-MM-DD, YYYY-MM-DDTHH (UTC), last-hour or last-day")
 
 
 def windows_between(start_ms: int, end_ms: int, length_ms: int = DAY_MS) -> list[Window]:
@@ -142,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from workers.storage_io import storage_urls
 
     p = argparse.ArgumentParser(prog="python -m workers.analyze", description="Fleet-wide analysis of one window per tenant.")
-    p.add_argument("--window", required=True, action="append", help="YYYY-MM-DD or YYYY-MM-DDTHH (UTC); repeatable")
+    p.add_argument("--window", required=True, action="append", help="YYYY-MM-DD, YYYY-MM-DDTHH (UTC), last-hour or last-day; repeatable")
     p.add_argument("--tenant", action="append", help="only this tenant (repeatable; default: all)")
     p.add_argument("--storage"), p.add_argument("--index")
     p.add_argument("--vcpu-hour-usd", type=float, default=None, help="price of one vCPU-hour (default 0.0425)")

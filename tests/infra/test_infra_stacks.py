@@ -173,7 +173,8 @@ def test_stacks_differ_by_config_only():
     ],
 )
 def test_settings_reject_inconsistent_config(changes, message):
-    base = dict(environment="t", region="us-east-1", certificate_arn="arn:aws:acm:us-east-1:1:certificate/x")
+    base = dict(environment="t", region="us-east-1", certificate_arn="arn:aws:acm:us-east-1:1:certificate/x",
+                ray_ami_id="ami-0123456789abcdef0")
     assert Settings(**base).validate().https
     with pytest.raises(SettingsError, match=message):
         Settings(**{**base, **changes}).validate()
@@ -205,7 +206,12 @@ def test_storage_matches_server_key_design(stack):
     lifecycle = normalize(one(stack, T["lifecycle"], "storage-profiles-lifecycle").inputs["rules"])
     assert not any((r.get("expiration") or {}).get("days") for r in lifecycle)  # see test_storage_lifecycle.py
     algos = {r.name: r.inputs["rules"][0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"] for r in stack.of_type(T["sse"])}
-    assert algos == {"storage-profiles-sse": "aws:kms", "storage-analysis-sse": "aws:kms", "storage-alb-logs-sse": "AES256"}
+    assert algos == {
+        "storage-profiles-sse": "aws:kms",
+        "storage-analysis-sse": "aws:kms",
+        "storage-artifacts-sse": "aws:kms",
+        "storage-alb-logs-sse": "AES256",
+    }
     storage = stack.program["storage"]
     return pulumi.Output.all(storage.key.enable_key_rotation, storage.table.point_in_time_recovery).apply(
         lambda a: _assert(a[0] is True and a[1]["enabled"] == stack.program["settings"].point_in_time_recovery)
@@ -273,9 +279,9 @@ def test_ray_cluster_boot_and_hardening(stack):
     for needle in (
         "ray start --head --port=6379",
         "RAY_AUTH_MODE=token",
-        f"'{s.fleetprof_pip_spec}'",
+        f"-c /var/lib/fleetprof/artifacts/constraints.txt '/var/lib/fleetprof/artifacts/{stack.exports['rayWheelKey'].rsplit('/', 1)[-1]}[workers]'",
         "python -m workers.compact",
-        "python -m workers.analyze --window 1h",
+        f"python -m workers.analyze --window {s.analyze_window}",
         f"OnCalendar={s.compact_schedule}",
         f"OnCalendar={s.analyze_schedule}",
         f"FLEETPROF_STORAGE=s3://{stack.exports['profilesBucket']}/",
