@@ -3,7 +3,8 @@
 For each tenant and window it reads the window's and the previous window's live segments
 (each Ray task reads its own), runs :func:`workers.analysis.analyze_dataset` and writes
 ``analysis/<tenant>/<window>/``: ``<table>.parquet`` for every table, ``report.html`` and
-finally ``summary.json`` (its presence marks a complete window; reruns overwrite).
+finally ``summary.json`` (its presence marks a complete window; reruns overwrite) in the
+analysis store (``--analysis``/``FLEETPROF_ANALYSIS``; unset: the profile store).
 
 Windows: ``YYYY-MM-DD`` (a UTC day), ``YYYY-MM-DDTHH`` (a UTC hour), or ``last-hour`` /
 ``last-day`` (the last complete UTC hour/day, for schedules); the previous window is the one
@@ -83,6 +84,8 @@ class AnalyzeJob:
     env: dict[str, str] = field(default_factory=dict)
     vcpu_hour_usd: float | None = None
     flame_graphs: bool = True
+    analysis_url: str | None = None
+    """Where the outputs go; ``None``: the profile store."""
 
 
 def parquet_bytes(df: pl.DataFrame) -> bytes:
@@ -92,8 +95,9 @@ def parquet_bytes(df: pl.DataFrame) -> bytes:
 
 
 def analyze_window(store: Any, index: Any, tenant: str, window: Window, *, vcpu_hour_usd: float | None = None,
-                   flame_graphs: bool = True) -> dict[str, Any]:
-    """Analyse one (tenant, window) and write its outputs; return the summary."""
+                   flame_graphs: bool = True, out: Any = None) -> dict[str, Any]:
+    """Analyse one (tenant, window) read from ``store`` and write its outputs to ``out``
+    (default: ``store``); return the summary."""
     from fleetprof.model.prune import prune
     from workers.analysis import AnalysisConfig, analyze_dataset
     from workers.analysis_store import write_analysis_file
@@ -101,6 +105,7 @@ def analyze_window(store: Any, index: Any, tenant: str, window: Window, *, vcpu_
     from workers.report_html import render_report
     from workers.storage_io import read_dataset
 
+    out = store if out is None else out
     prev_w = window.previous()
     ds = read_dataset(store, index, tenant, window.start_ms, window.end_ms)
     prev = read_dataset(store, index, tenant, prev_w.start_ms, prev_w.end_ms)
@@ -108,7 +113,7 @@ def analyze_window(store: Any, index: Any, tenant: str, window: Window, *, vcpu_
     res = analyze_dataset(ds, prev if prev.samples.height else None, tenant=tenant, window=window.name,
                           previous_window=prev_w.name, start_ms=window.start_ms, end_ms=window.end_ms, cfg=cfg)
     for name, df in res.tables.items():
-        write_analysis_file(store, tenant, window.name, f"{name}.parquet", parquet_bytes(df))
+        write_analysis_file(out, tenant, window.name, f"{name}.parquet", parquet_bytes(df))
     flames: dict[str, Any] = {}
     cpu = res.summary.get("cpu_profile_type")
     if flame_graphs and cpu:
@@ -117,34 +122,39 @@ def analyze_window(store: Any, index: Any, tenant: str, window: Window, *, vcpu_
             if prof.samples.height:
                 flames[str(service)] = prune(prof, 0, max_nodes=2000)
     report = render_report(res.summary, res.tables, flames)
-    write_analysis_file(store, tenant, window.name, "report.html", report.encode())
-    write_analysis_file(store, tenant, window.name, "summary.json", json.dumps(res.summary, indent=1, default=str).encode())
+    write_analysis_file(out, tenant, window.name, "report.html", report.encode())
+    write_analysis_file(out, tenant, window.name, "summary.json", json.dumps(res.summary, indent=1, default=str).encode())
     return res.summary
 
 
 def run_task(job: AnalyzeJob, key: tuple[str, str]) -> dict[str, Any]:
     """Ray/serial task body for ``(tenant, window name)``: returns a small summary."""
-    from workers.storage_io import open_backends
+    from workers.storage_io import open_analysis_store, open_backends
 
     store, index = open_backends(job.storage_url, job.index_url, job.env)
+    out = open_analysis_store(job.analysis_url, store)
     tenant, wname = key
-    s = analyze_window(store, index, tenant, parse_window(wname), vcpu_hour_usd=job.vcpu_hour_usd, flame_graphs=job.flame_graphs)
+    s = analyze_window(store, index, tenant, parse_window(wname), vcpu_hour_usd=job.vcpu_hour_usd,
+                       flame_graphs=job.flame_graphs, out=out)
     return {"tenant": tenant, "window": wname, "samples": s["samples"], "regressions": len(s["regressions"]),  # type: ignore[arg-type]
             "leak_suspects": len(s["leak_suspects"]), "recommendations": len(s["recommendations"])}  # type: ignore[arg-type]
 
 
 def run_analysis(storage_url: str, index_url: str, windows: Sequence[Window], *, tenants: Sequence[str] | None = None,
                  mode: str = "ray", max_in_flight: int | None = None, vcpu_hour_usd: float | None = None,
-                 progress: bool = True, on_result: Any = None, skip: Any = None) -> list[dict[str, Any]]:
-    """One task per (tenant, window); ``skip(key)`` filters keys already done (backfill)."""
+                 progress: bool = True, on_result: Any = None, skip: Any = None,
+                 analysis_url: str | None = None) -> list[dict[str, Any]]:
+    """One task per (tenant, window); ``skip(key)`` filters keys already done (backfill).
+    Outputs go to ``analysis_url``, else ``FLEETPROF_ANALYSIS``, else the profile store."""
     from workers.parallel import run_tasks
+    from workers.storage_io import analysis_url as resolve_analysis_url
     from workers.storage_io import backend_env, open_backends
 
     _store, index = open_backends(storage_url, index_url)
     keys = [(t, w.name) for t in (tenants or index.tenants()) for w in windows]
     if skip is not None:
         keys = [k for k in keys if not skip(k)]
-    job = AnalyzeJob(storage_url, index_url, backend_env(), vcpu_hour_usd)
+    job = AnalyzeJob(storage_url, index_url, backend_env(), vcpu_hour_usd, analysis_url=resolve_analysis_url(analysis_url))
     return run_tasks(run_task, job, keys, mode=mode, max_in_flight=max_in_flight, label="analyze",
                      progress=progress, on_result=on_result)
 
@@ -157,6 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--window", required=True, action="append", help="YYYY-MM-DD, YYYY-MM-DDTHH (UTC), last-hour or last-day; repeatable")
     p.add_argument("--tenant", action="append", help="only this tenant (repeatable; default: all)")
     p.add_argument("--storage"), p.add_argument("--index")
+    p.add_argument("--analysis", help="analysis store URL (env FLEETPROF_ANALYSIS; default: the profile store)")
     p.add_argument("--vcpu-hour-usd", type=float, default=None, help="price of one vCPU-hour (default 0.0425)")
     add_ray_args(p)
     a = p.parse_args(argv)
@@ -169,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not a.serial:
         init_ray(a.ray_address, a.num_cpus)
     out = run_analysis(storage, index, windows, tenants=a.tenant, mode="serial" if a.serial else "ray",
-                       max_in_flight=a.max_in_flight, vcpu_hour_usd=a.vcpu_hour_usd)
+                       max_in_flight=a.max_in_flight, vcpu_hour_usd=a.vcpu_hour_usd, analysis_url=a.analysis)
     print(json.dumps(out, indent=2))
     return 0
 

@@ -17,6 +17,7 @@ import typer
 
 RayAddress = Annotated[str | None, typer.Option("--ray-address", help="Ray address: http://head:8265 submits a job; ray://… or host:port connects")]
 Storage = Annotated[str | None, typer.Option("--storage", help="file:///abs/path or s3://bucket/prefix (env FLEETPROF_STORAGE)")]
+Analysis = Annotated[str | None, typer.Option("--analysis", help="analysis store URL, e.g. s3://bucket/ (env FLEETPROF_ANALYSIS; default: the profile store)")]
 IndexUrl = Annotated[str | None, typer.Option("--index", help="sqlite:///abs/path.db or dynamodb://table (env FLEETPROF_INDEX)")]
 Serial = Annotated[bool, typer.Option("--serial", help="run in this process without Ray")]
 
@@ -98,9 +99,11 @@ def register(app: typer.Typer) -> None:
         window: Annotated[list[str], typer.Option(help="YYYY-MM-DD or YYYY-MM-DDTHH (UTC), repeatable")],
         tenant: Annotated[list[str] | None, typer.Option(help="only this tenant (repeatable)")] = None,
         vcpu_hour_usd: Annotated[float | None, typer.Option(help="$ per vCPU-hour for cost estimates")] = None,
+        analysis: Analysis = None,
         storage: Storage = None, index: IndexUrl = None, ray_address: RayAddress = None, serial: Serial = False,
     ) -> None:
-        """Fleet-wide analysis (top functions, hotspots, regressions, leaks, cost) -> analysis/<tenant>/<window>/.
+        """Fleet-wide analysis (top functions, hotspots, regressions, leaks, cost) -> analysis/<tenant>/<window>/
+        in the analysis store.
 
         Example: fleetprof analyze --window 2026-11-21 --vcpu-hour-usd 0.034
         """
@@ -109,6 +112,8 @@ def register(app: typer.Typer) -> None:
             argv += ["--tenant", t]
         if vcpu_hour_usd is not None:
             argv += ["--vcpu-hour-usd", str(vcpu_hour_usd)]
+        if analysis:
+            argv += ["--analysis", analysis]
         _dispatch("workers.analyze", argv, ray_address)
 
     @app.command("backfill")

@@ -7,11 +7,12 @@ One pass per tenant (:func:`run_retention`), every step idempotent and crash-saf
    (:func:`fleetprof.metastore.cleanup.apply_retention`);
 2. ``compacted`` inputs past the grace period are tombstoned and deleted
    (:func:`workers.compact.gc_compacted`);
-3. analysis windows that ended before ``now - analysis_retention`` are deleted;
+3. analysis windows that ended before ``now - analysis_retention`` are deleted from the
+   analysis store (``--analysis``/``FLEETPROF_ANALYSIS``; unset: the profile store);
 4. segment objects no index entry references, older than the grace period, are deleted
    (a flush or compaction that crashed between ``put`` and the index write).
 
-``python -m workers.retention --days 30 [--analysis-days 400] [--grace-s 600] [--dry-run]``
+``python -m workers.retention --days 30 [--analysis-days 400] [--grace-s 600] [--analysis URL] [--dry-run]``
 """
 
 from __future__ import annotations
@@ -47,8 +48,9 @@ def expired_analyses(store: Any, tenant: str, older_than_ms: int) -> list[str]:
 
 def run_retention(store: Any, index: Any, *, retention_days: float, analysis_days: float | None = None,
                   grace_s: float = 600.0, now_ms: int | None = None, dry_run: bool = False,
-                  tenants: Sequence[str] | None = None) -> dict[str, Any]:
-    """Apply retention to every tenant (see module docstring); returns counts."""
+                  tenants: Sequence[str] | None = None, analysis_store: Any = None) -> dict[str, Any]:
+    """Apply retention to every tenant (see module docstring); analyses are expired in
+    ``analysis_store`` (default: ``store``). Returns counts."""
     from fleetprof.metastore.cleanup import apply_retention, collect_orphans
     from fleetprof.metastore.index import ALL_STATES
     from workers.compact import gc_compacted
@@ -56,17 +58,18 @@ def run_retention(store: Any, index: Any, *, retention_days: float, analysis_day
     now = int(time.time() * 1000) if now_ms is None else now_ms
     cutoff = now - int(retention_days * DAY_MS)
     a_cutoff = now - int((analysis_days if analysis_days is not None else retention_days) * DAY_MS)
+    astore = store if analysis_store is None else analysis_store
     report: dict[str, Any] = {"cutoff_ms": cutoff, "tenants": {}}
     for tenant in tenants or index.tenants():
         if dry_run:
             expired = [e for e in index.query(tenant, 0, cutoff - 1, states=ALL_STATES) if e.max_time_ms < cutoff]
-            report["tenants"][tenant] = {"segments": len(expired), "analysis_files": len(expired_analyses(store, tenant, a_cutoff))}
+            report["tenants"][tenant] = {"segments": len(expired), "analysis_files": len(expired_analyses(astore, tenant, a_cutoff))}
             continue
         n = apply_retention(store, index, tenant, cutoff)
         g = gc_compacted(store, index, tenant, grace_s=grace_s, now_ms=now)
-        keys = expired_analyses(store, tenant, a_cutoff)
+        keys = expired_analyses(astore, tenant, a_cutoff)
         for k in sorted(keys, key=lambda k: k.endswith("summary.json"), reverse=True):  # summary first: window disappears
-            store.delete(k)
+            astore.delete(k)
         report["tenants"][tenant] = {"segments": n, "compacted_removed": g, "analysis_files": len(keys)}
     if not dry_run:
         report["orphans"] = len(collect_orphans(store, index, older_than_s=grace_s, now_ms=now))
@@ -74,7 +77,7 @@ def run_retention(store: Any, index: Any, *, retention_days: float, analysis_day
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from workers.storage_io import open_backends, storage_urls
+    from workers.storage_io import analysis_url, open_analysis_store, open_backends, storage_urls
 
     p = argparse.ArgumentParser(prog="python -m workers.retention", description="Delete expired segments and analyses.")
     p.add_argument("--days", type=float, required=True, help="keep segments whose data is younger than this")
@@ -83,10 +86,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--tenant", action="append")
     p.add_argument("--dry-run", action="store_true")
     p.add_argument("--storage"), p.add_argument("--index")
+    p.add_argument("--analysis", help="analysis store URL (env FLEETPROF_ANALYSIS; default: the profile store)")
     a = p.parse_args(argv)
     store, index = open_backends(*storage_urls(a.storage, a.index))
+    astore = open_analysis_store(analysis_url(a.analysis), store)
     print(json.dumps(run_retention(store, index, retention_days=a.days, analysis_days=a.analysis_days,
-                                   grace_s=a.grace_s, dry_run=a.dry_run, tenants=a.tenant), indent=2))
+                                   grace_s=a.grace_s, dry_run=a.dry_run, tenants=a.tenant,
+                                   analysis_store=astore), indent=2))
     return 0
 
 

@@ -2,6 +2,8 @@
 
 * :func:`open_backends` opens the store and index from URLs (each Ray task opens its own:
   nothing large travels through the driver).
+* :func:`analysis_url` / :func:`open_analysis_store`: where analyses are written and read
+  (``FLEETPROF_ANALYSIS``, e.g. ``s3://analysis-bucket/``); unset, the profile store.
 * :func:`read_dataset` loads the live segments of a tenant overlapping ``[start, end)`` as a
   :class:`~workers.dataset.Dataset`, keeping only samples inside the range (Parquet row
   groups are pruned by time).
@@ -31,6 +33,19 @@ def storage_urls(storage: str | None = None, index: str | None = None) -> tuple[
     )
 
 
+def analysis_url(explicit: str | None = None) -> str | None:
+    """The analysis store URL: ``explicit``, else ``FLEETPROF_ANALYSIS``, else ``None`` (the
+    profile store holds the analyses)."""
+    return explicit or os.environ.get("FLEETPROF_ANALYSIS") or None
+
+
+def open_analysis_store(url: str | None, profile_store: Any) -> Any:
+    """The store at ``url``, or ``profile_store`` when ``url`` is ``None``."""
+    from fleetprof.storage.objectstore import open_store
+
+    return profile_store if url is None else open_store(url)
+
+
 def open_backends(storage_url: str, index_url: str, env: Mapping[str, str] | None = None) -> tuple[Any, Any]:
     """``(store, index)`` for URLs; ``env`` (e.g. ``AWS_ENDPOINT_URL``) is applied first so a
     Ray task on another process sees the same endpoints as the driver."""
@@ -46,7 +61,7 @@ def backend_env() -> dict[str, str]:
     """The environment variables a task needs to reach the same backends."""
     keys = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_REGION",
             "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-            "FLEETPROF_STORAGE", "FLEETPROF_INDEX")
+            "FLEETPROF_STORAGE", "FLEETPROF_INDEX", "FLEETPROF_ANALYSIS")
     return {k: os.environ[k] for k in keys if k in os.environ}
 
 

@@ -118,8 +118,19 @@ def build_state(settings: Settings) -> ServerState:
     )
 
 
-def create_app(settings: Settings | None = None, *, store: Any = None, index: Any = None) -> FastAPI:
-    """The fleetprof HTTP application (see the module docstring)."""
+def _analysis_store(settings: Settings, profile_store: Any, given: Any) -> Any:
+    """``given``, else the store at ``settings.analysis``, else ``profile_store``."""
+    from fleetprof.storage.objectstore import open_store
+
+    if given is not None:
+        return given
+    return open_store(settings.analysis) if settings.analysis else profile_store
+
+
+def create_app(settings: Settings | None = None, *, store: Any = None, index: Any = None,
+               analysis_store: Any = None) -> FastAPI:
+    """The fleetprof HTTP application (see the module docstring); the analysis routes read
+    ``analysis_store``, else the store of ``settings.analysis``, else the profile store."""
     settings = settings or Settings.load()
     st = build_state(settings)
 
@@ -135,6 +146,7 @@ def create_app(settings: Settings | None = None, *, store: Any = None, index: An
         await to_thread.run_sync(warm_up)  # compiled kernels loaded before the first request
         st.store = store if store is not None else await to_thread.run_sync(lambda: open_store(settings.storage))
         st.index = index if index is not None else await to_thread.run_sync(lambda: open_index(settings.index))
+        st.analysis_store = await to_thread.run_sync(lambda: _analysis_store(settings, st.store, analysis_store))
         st.writer = SegmentWriter(st.store, st.index, max_age_s=settings.flush_max_age_s, max_bytes=settings.flush_max_bytes, max_queue=settings.max_queue, on_flush=st.on_flush)
         await maybe_await(st.writer.start())
         st.extra["loop"] = asyncio.get_running_loop()

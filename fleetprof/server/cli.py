@@ -19,6 +19,7 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (env FLEETPROF_PORT; default 4040).")] = None,
     storage: Annotated[str | None, typer.Option(help="Object store URL: file:///abs/path or s3://bucket/prefix (env FLEETPROF_STORAGE).")] = None,
     index: Annotated[str | None, typer.Option(help="Index URL: sqlite:///abs/path.db or dynamodb://table (env FLEETPROF_INDEX).")] = None,
+    analysis: Annotated[str | None, typer.Option(help="Store of the workers' analyses, e.g. s3://bucket/ (env FLEETPROF_ANALYSIS; default: the profile store).")] = None,
     auth_file: Annotated[str | None, typer.Option(help="JSON token file: token -> tenant + scopes (env FLEETPROF_AUTH_FILE).")] = None,
     max_body_bytes: Annotated[int | None, typer.Option(help="Largest request body accepted (413 above).")] = None,
     max_decompressed_bytes: Annotated[int | None, typer.Option(help="Largest decompressed payload (413 above).")] = None,
@@ -52,7 +53,7 @@ def serve(
         from fleetprof.server.settings import Settings
 
         settings = Settings.load(
-            host=host, port=port, storage=storage, index=index, auth_file=auth_file,
+            host=host, port=port, storage=storage, index=index, analysis=analysis, auth_file=auth_file,
             max_body_bytes=max_body_bytes, max_decompressed_bytes=max_decompressed_bytes,
             max_series_per_request=max_series_per_request, max_labels_per_series=max_labels_per_series,
             ingest_rate=ingest_rate, ingest_burst=ingest_burst, flush_max_age_s=flush_max_age_s,

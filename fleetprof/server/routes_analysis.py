@@ -6,7 +6,8 @@
   ``report.html``, ``*.parquet``) with its content type; 404 when absent, 400 when the
   window or name is malformed.
 
-Reads go through the server's object store, so the same routes work on ``file://`` and
+Reads go through the server's analysis store (``FLEETPROF_ANALYSIS``, e.g. the stack's
+analysis bucket; unset: the profile store), so the same routes work on ``file://`` and
 ``s3://``; the tenant comes from the request like every other read route.
 """
 
@@ -28,7 +29,7 @@ router = APIRouter(prefix="/api/v1/analysis")
 async def analyses(request: Request) -> list[dict[str, Any]]:
     st = get_state(request)
     tenant = st.tenant(request, "read")
-    return await to_thread.run_sync(list_analyses, st.store, tenant)
+    return await to_thread.run_sync(list_analyses, st.analysis_store, tenant)
 
 
 @router.get("/{window}/{name}")
@@ -36,7 +37,7 @@ async def analysis_file(request: Request, window: str, name: str) -> Response:
     st = get_state(request)
     tenant = st.tenant(request, "read")
     try:
-        data = await to_thread.run_sync(read_analysis_file, st.store, tenant, window, name)
+        data = await to_thread.run_sync(read_analysis_file, st.analysis_store, tenant, window, name)
     except KeyError:
         raise ApiError(404, f"no analysis file {window}/{name}", code="not_found") from None
     except ValueError as e:

@@ -54,6 +54,8 @@ class Settings:
     port: int = 4040
     storage: str = field(default_factory=default_storage_url)
     index: str = field(default_factory=default_index_url)
+    analysis: str | None = None
+    """Store of the workers' analyses (``FLEETPROF_ANALYSIS``); ``None``: the profile store."""
     auth_file: str | None = None
     # limits
     max_body_bytes: int = 16 * 1024 * 1024

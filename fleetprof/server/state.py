@@ -26,6 +26,8 @@ class ServerState:
     metrics: Metrics
     ingest_cfg: IngestConfig
     store: Any = None
+    analysis_store: Any = None
+    """Where ``/api/v1/analysis`` reads (``settings.analysis``, else ``store``)."""
     index: Any = None
     writer: Any = None
     ready: bool = False
