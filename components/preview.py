@@ -2,8 +2,11 @@
 
 Runs ``__main__.py`` under Pulumi mocks with the stack's config (see
 :mod:`components.mockrun`) and prints the resource tree — components at the top, their
-children sorted by type and name — with the key settings of each resource. The output is
-deterministic; ``tests/infra/snapshots/<stack>.txt`` holds the golden copy.
+children sorted by type and name — with the key settings of each resource, then what AWS
+would do with it (:mod:`components.aws_model.summary`: image origin, the container as
+Fargate runs it, network paths, key users, WAF decisions) and exits 1 when any check finds
+a problem. The tree is deterministic; ``tests/infra/snapshots/<stack>.txt`` holds its
+golden copy.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import json
 import sys
 from typing import Any
 
+from components.aws_model.summary import problems, summary_lines
 from components.mockrun import MockResource, Rendering, parse_stack_command, render
 
 # Key settings shown per resource type: dotted paths into the inputs; ``*`` maps over a
@@ -195,7 +199,12 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.write("\n".join(tree_lines(rendering)) + "\n")
     if ns.exports:
         sys.stdout.write(json.dumps(rendering.exports, indent=2, sort_keys=True) + "\n")
-    return 0
+    sys.stdout.write("\n" + "\n".join(summary_lines(rendering)) + "\n")
+    found = problems(rendering)
+    for line in found:
+        sys.stdout.write(f"PROBLEM {line}\n")
+    sys.stdout.write(f"{len(found)} problem(s) AWS would hit\n" if found else "no problem AWS would hit\n")
+    return 1 if found else 0
 
 
 if __name__ == "__main__":
