@@ -85,6 +85,8 @@ ingest = IngestService(
         target_group_arn=edge.target_group.arn,
         target_group_arn_suffix=edge.target_group.arn_suffix,
         listeners=list(edge.listeners),
+        analysis_bucket=storage.analysis_bucket.bucket,
+        analysis_bucket_arn=storage.analysis_bucket.arn,
         **data_plane,
         **settings.pick("cpu", "memory", prefix="task_"),
         **settings.pick(

@@ -64,6 +64,8 @@ class IngestServiceArgs:
     listeners: list[pulumi.Resource]
     profiles_bucket: pulumi.Input[str]
     profiles_bucket_arn: pulumi.Input[str]
+    analysis_bucket: pulumi.Input[str]
+    analysis_bucket_arn: pulumi.Input[str]
     table_name: pulumi.Input[str]
     table_arn: pulumi.Input[str]
     kms_key_arn: pulumi.Input[str]
@@ -91,7 +93,19 @@ def data_access_policy(bucket_arns: list[str], table_arn: str, key_arn: str, *, 
     )
 
 
-def container_definitions(image: str, bucket: str, table: str, log_group: str, region: str, cpu: int, memory: int) -> str:
+def task_data_policy(profiles_arn: str, analysis_arn: str, table_arn: str, key_arn: str) -> str:
+    """The task's data access: :func:`data_access_policy` on the profile store, plus read-only
+    access to the analysis bucket (the ``/api/v1/analysis`` routes; the Ray jobs write it)."""
+    statements = json.loads(data_access_policy([profiles_arn], table_arn, key_arn))["Statement"]
+    statements += [
+        {"Sid": "AnalysisObjectsRead", "Effect": "Allow", "Action": ["s3:GetObject"], "Resource": [f"{analysis_arn}/*"]},
+        {"Sid": "AnalysisBucketList", "Effect": "Allow", "Action": S3_BUCKET_ACTIONS, "Resource": [analysis_arn]},
+    ]
+    return policy_document(statements)
+
+
+def container_definitions(image: str, bucket: str, table: str, log_group: str, region: str, cpu: int, memory: int, *,
+                          analysis_bucket: str) -> str:
     """The single-container definition JSON (non-root, read-only root fs, health check)."""
     return json.dumps(
         [
@@ -108,6 +122,7 @@ def container_definitions(image: str, bucket: str, table: str, log_group: str, r
                 "environment": [
                     {"name": "FLEETPROF_STORAGE", "value": f"s3://{bucket}/"},
                     {"name": "FLEETPROF_INDEX", "value": f"dynamodb://{table}"},
+                    {"name": "FLEETPROF_ANALYSIS", "value": f"s3://{analysis_bucket}/"},
                     {"name": "FLEETPROF_HOST", "value": "0.0.0.0"},
                     {"name": "FLEETPROF_PORT", "value": str(APP_PORT)},
                     {"name": "AWS_REGION", "value": region},
@@ -216,8 +231,8 @@ class IngestService(pulumi.ComponentResource):
         aws.iam.RolePolicy(
             f"{name}-task-data-policy",
             role=self.task_role.id,
-            policy=pulumi.Output.all(args.profiles_bucket_arn, args.table_arn, args.kms_key_arn).apply(
-                lambda a: data_access_policy([a[0]], a[1], a[2])
+            policy=pulumi.Output.all(args.profiles_bucket_arn, args.analysis_bucket_arn, args.table_arn, args.kms_key_arn).apply(
+                lambda a: task_data_policy(*a)
             ),
             opts=child,
         )
@@ -233,8 +248,10 @@ class IngestService(pulumi.ComponentResource):
             task_role_arn=self.task_role.arn,
             runtime_platform={"operating_system_family": "LINUX", "cpu_architecture": CPU_ARCHITECTURE},
             volumes=[{"name": "tmp"}],
-            container_definitions=pulumi.Output.all(self.image, args.profiles_bucket, args.table_name, self.log_group.name).apply(
-                lambda a: container_definitions(a[0], a[1], a[2], a[3], args.region, args.cpu, args.memory)
+            container_definitions=pulumi.Output.all(
+                self.image, args.profiles_bucket, args.table_name, self.log_group.name, args.analysis_bucket
+            ).apply(
+                lambda a: container_definitions(a[0], a[1], a[2], a[3], args.region, args.cpu, args.memory, analysis_bucket=a[4])
             ),
             tags=tags(args.tags, f"{name}-task"),
             opts=child,

@@ -94,6 +94,7 @@ def dashboard_body(region: str, env: str, alb: str, tg: str, cluster: str, servi
             "Ray node health",
             [
                 ["AWS/EC2", "StatusCheckFailed", "InstanceId", head],
+                ["AWS/EC2", "StatusCheckFailed_System", "InstanceId", head],
                 ["AWS/AutoScaling", "GroupInServiceInstances", "AutoScalingGroupName", asg],
             ],
             "Maximum",

@@ -66,22 +66,43 @@ def watched_metrics(alarm: Mapping[str, Any]) -> list[Metric]:
 # --- notification ------------------------------------------------------------------------
 
 
-def rollback_alarm_names(r: Rendering) -> set[str]:
-    """Physical names of the alarms ECS services roll deployments back on."""
-    return {n for s in r.of_type(SERVICE) for n in ((s.inputs.get("alarms") or {}).get("alarmNames") or [])}
+COVERING_METRICS = {"StatusCheckFailed_System": "StatusCheckFailed", "StatusCheckFailed_Instance": "StatusCheckFailed"}
+"""CloudWatch metrics that count a failure another metric counts too (EC2: either check)."""
+
+
+def action_only_alarm(r: Rendering, a: Any) -> bool:
+    """An alarm that drives an automated action instead of notifying: an ECS deployment
+    rollback alarm, or one whose actions are EC2 automate actions (recover, reboot)."""
+    rollback = {n for s in r.of_type(SERVICE) for n in ((s.inputs.get("alarms") or {}).get("alarmNames") or [])}
+    actions = a.inputs.get("alarmActions") or []
+    return a.outputs.get("name") in rollback or (bool(actions) and all(":automate:" in x for x in actions))
+
+
+def covering(m: Metric) -> Metric:
+    return m[0], COVERING_METRICS.get(m[1], m[1]), m[2]
 
 
 def silent_alarms(r: Rendering, topic_arn: str, *, overrides: Mapping[str, Mapping[str, Any]] | None = None) -> list[str]:
-    """Alarms that do not notify ``topic_arn`` on both ALARM and OK; ECS rollback alarms are
-    excepted (they act on a deployment). ``overrides`` replaces some alarms' inputs."""
-    rollback = rollback_alarm_names(r)
+    """Alarms whose condition reaches nobody: alarms that do not notify ``topic_arn`` on both
+    ALARM and OK, except action-only alarms (:func:`action_only_alarm`) whose metric, or a
+    metric counting the same failures, a notifying alarm watches on the same dimensions.
+    ``overrides`` replaces some alarms' inputs."""
+
+    def inputs(a: Any) -> Mapping[str, Any]:
+        return (overrides or {}).get(a.name, a.inputs)
+
+    def notifies(a: Any) -> bool:
+        i = inputs(a)
+        return topic_arn in (i.get("alarmActions") or []) and topic_arn in (i.get("okActions") or [])
+
+    notified = {covering(m) for a in r.of_type(ALARM) if notifies(a) for m in watched_metrics(inputs(a))}
     out = []
     for a in r.of_type(ALARM):
-        if a.outputs.get("name") in rollback:
+        if notifies(a):
             continue
-        inputs = (overrides or {}).get(a.name, a.inputs)
-        if topic_arn not in (inputs.get("alarmActions") or []) or topic_arn not in (inputs.get("okActions") or []):
-            out.append(a.name)
+        if action_only_alarm(r, a) and all(covering(m) in notified for m in watched_metrics(inputs(a))):
+            continue
+        out.append(a.name)
     return sorted(out)
 
 
@@ -93,6 +114,18 @@ def test_silent_alarm_is_reported() -> None:
     r = rendered("dev")
     broken = {"observability-l0-backlog": alarms(r)["observability-l0-backlog"] | {"okActions": None}}
     assert silent_alarms(r, r.exports["alarmTopicArn"], overrides=broken) == ["observability-l0-backlog"]
+
+
+def test_action_only_alarm_without_a_notifying_twin_is_reported() -> None:
+    r = rendered("dev")
+    a = alarms(r)
+    head_status = a["observability-ray-head-status"]
+    assert silent_alarms(r, r.exports["alarmTopicArn"]) == []
+    unwatched = {"observability-ray-head-status": head_status | {"alarmActions": [], "okActions": []}}
+    silent = silent_alarms(r, r.exports["alarmTopicArn"], overrides=unwatched)
+    assert "observability-ray-head-status" in silent
+    action_only = [n for n, i in a.items() if any(":automate:" in x for x in i.get("alarmActions") or [])]
+    assert set(action_only) <= set(silent)  # their notifying twin is gone
 
 
 # --- CloudWatch's limits -------------------------------------------------------------------
