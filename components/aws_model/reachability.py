@@ -7,10 +7,10 @@ both sides (the source's egress and the destination's ingress, :mod:`.secgroups`
 along the route (:mod:`.routing`): clients -> ALB (443 with HTTPS; 80 as the redirect, or
 plain HTTP where ``allowPlainHttp``); ALB -> tasks on the container port; tasks -> S3,
 DynamoDB, ECR (api, dkr), CloudWatch Logs, SSM, Secrets Manager; Ray nodes <-> Ray nodes
-on Ray's ports; Ray nodes -> S3, DynamoDB and the SSM agent's services. An AWS service is
-reached through its interface endpoint when one with private DNS exists, else through the
-gateway endpoint on the subnet's route table (S3, DynamoDB), else through the internet
-route. Every ingress rule of every group must be accounted for by a needed path;
+on Ray's ports; Ray nodes -> S3, DynamoDB, SSM and the SSM agent's services, CloudWatch
+Logs and metrics. An AWS service is reached through its interface endpoint when one with
+private DNS exists, else through the gateway endpoint on the subnet's route table (S3,
+DynamoDB), else through the internet route. Every ingress rule of every group must be accounted for by a needed path;
 internet -> tasks and internet -> Ray must be closed.
 """
 
@@ -40,7 +40,8 @@ RAY_GCS_PORT = 6379
 RAY_DASHBOARD_PORT = 8265
 RAY_DYNAMIC_PORTS = (1024, 65535)  # raylet, object manager, agents and worker processes
 TASK_SERVICES = ("s3", "dynamodb", "ecr.api", "ecr.dkr", "logs", "ssm", "secretsmanager")
-RAY_SERVICES = ("s3", "dynamodb", "ssm", "ssmmessages", "ec2messages")
+# data, the token parameter, the SSM agent (sessions), shipped logs and job metrics
+RAY_SERVICES = ("s3", "dynamodb", "ssm", "ssmmessages", "ec2messages", "logs", "monitoring")
 GATEWAY_SERVICES = ("s3", "dynamodb")
 INTERNET = "0.0.0.0/0"
 

@@ -108,11 +108,16 @@ class Router:
                 blocked=f"subnet {subnet} routes to the internet gateway; the ENI has no public IP"
             )
         nat = self.graph.ref(ident)
-        if nat.inputs.get("connectivityType", "public") != "public":
-            return Hop(blocked=f"NAT gateway {nat.name} is private")
-        upstream = self.internet(nat.inputs["subnetId"], public_ip=True)
-        if upstream.blocked:
-            return Hop(blocked=f"NAT gateway {nat.name}: {upstream.blocked}")
+        if nat.inputs.get("connectivityType", "public") != "public" or not nat.inputs.get(
+            "allocationId"
+        ):
+            return Hop(blocked=f"NAT gateway {nat.name} has no public (Elastic IP) address")
+        upstream = self.default_target(nat.inputs["subnetId"])
+        if upstream is None or upstream[0] != "igw" or not self._live(*upstream):
+            where = self.name(nat.inputs["subnetId"])
+            return Hop(
+                blocked=f"NAT gateway {nat.name}: its subnet {where} has no route to an internet gateway"
+            )
         return Hop(via=f"NAT gateway {nat.name}")
 
     def gateway_endpoint(self, subnet_id: str, service: str) -> MockResource | None:

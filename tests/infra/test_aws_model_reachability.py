@@ -158,8 +158,18 @@ def test_private_subnets_without_nat_cannot_reach_ecr(dev):
 
 def test_a_nat_gateway_in_a_subnet_without_internet_route_does_not_help(dev):
     report = analyze(variant(dev, edit={"network-public-rt": lambda i: {**i, "routes": []}}))
-    assert "NAT gateway network-nat-us-east-1a" in path(report, "tasks -> logs ").blocked
+    assert (
+        "network-nat-us-east-1a: its subnet network-public-us-east-1a has no route"
+        in path(report, "tasks -> logs ").blocked
+    )
     assert "no default route" in path(report, "clients 0.0.0.0/0 -> ALB tcp/80").blocked
+
+
+def test_a_nat_gateway_without_elastic_ip_does_not_help(staging):
+    report = analyze(
+        variant(staging, edit={"network-nat-us-east-1b": lambda i: {**i, "allocationId": None}})
+    )
+    assert "has no public (Elastic IP) address" in path(report, "tasks -> logs ").blocked
 
 
 def test_tasks_in_a_public_subnet_without_public_ip_have_no_internet(dev):
