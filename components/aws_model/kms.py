@@ -15,7 +15,8 @@ AWS sends:
   ``kms:CreateGrant`` with ``kms:GrantIsForAWSResource``; EBS of an instance: the
   deploying identity through EC2;
 - S3 objects of SSE-KMS buckets: the roles allowed to put/get them; SSM SecureString
-  parameters the nodes' user data writes: the roles allowed to put/get them;
+  parameters (resources, or written by the nodes' user data): the roles allowed to put/get
+  them; Secrets Manager secrets: the roles allowed to read them;
 - DynamoDB tables and ECR repositories: the deploying identity (the services then use
   their own grants).
 

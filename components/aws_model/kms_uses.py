@@ -273,6 +273,17 @@ def _parameters(k: KeyContext) -> Iterator[KeyUse]:
                 yield k.role_use(f"SSM {action} {name}", role, (kms_action,), "ssm", **context)
 
 
+def _secrets(k: KeyContext) -> Iterator[KeyUse]:
+    """Secrets Manager secrets under this key: the roles allowed to read them decrypt."""
+    for secret in k.graph.of_type("aws:secretsmanager/secret:Secret"):
+        if k.used_by(secret.inputs.get("kmsKeyId")):
+            arn = secret.outputs["arn"]
+            context = {"kms:EncryptionContext:SecretARN": arn}
+            for role in _roles_allowed(k.graph, "secretsmanager:GetSecretValue", arn):
+                label = f"secret {secret.name}"
+                yield k.role_use(label, role, ("kms:Decrypt",), "secretsmanager", **context)
+
+
 def _deployed(k: KeyContext) -> Iterator[KeyUse]:
     for table in k.graph.of_type("aws:dynamodb/table:Table"):
         if k.used_by((table.inputs.get("serverSideEncryption") or {}).get("kmsKeyArn")):
@@ -284,4 +295,4 @@ def _deployed(k: KeyContext) -> Iterator[KeyUse]:
             yield k.deployer(f"ECR repository {repo.name}", "ecr")
 
 
-FINDERS = (_log_groups, _topics, _volumes, _buckets, _parameters, _deployed)
+FINDERS = (_log_groups, _topics, _volumes, _buckets, _parameters, _secrets, _deployed)

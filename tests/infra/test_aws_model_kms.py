@@ -195,6 +195,35 @@ def test_roles_need_both_the_delegation_and_their_own_kms_permissions(dev):
     assert len(task_denials) == len(report.denied)
 
 
+def test_secret_readers_need_decrypt_on_the_secret_key(dev):
+    graph = Graph(dev)
+    key = graph.of_type("aws:kms/key:Key")[0]
+    template = graph.named("aws:iam/rolePolicy:RolePolicy", "network-flow-logs-policy")
+    secret_arn = f"arn:aws:secretsmanager:us-east-1:{ACCOUNT_ID}:secret:fleetprof-db"
+    secret = dataclasses.replace(
+        template,
+        type="aws:secretsmanager/secret:Secret",
+        name="db-secret",
+        inputs={"kmsKeyId": key.outputs["arn"]},
+        outputs={"arn": secret_arn},
+        id=secret_arn,
+    )
+    read = {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": secret_arn}
+
+    def reader(statements: list[dict]) -> dict:
+        return {**template.inputs, "policy": json.dumps({"Statement": statements})}
+
+    def with_reader(statements: list[dict]) -> Graph:
+        policy = dataclasses.replace(template, name="reader", inputs=reader(statements))
+        return Graph(dataclasses.replace(dev, resources=[*dev.resources, secret, policy]))
+
+    report = analyze(with_reader([read]))
+    assert refused(report) == {"secret db-secret": {"kms:Decrypt"}}
+    kms_decrypt = {"Effect": "Allow", "Action": "kms:Decrypt", "Resource": key.outputs["arn"]}
+    report = analyze(with_reader([read, kms_decrypt]))
+    assert report.problems() == [] and any(u.resource == "secret db-secret" for u in report.uses)
+
+
 def test_an_explicit_deny_in_the_key_policy_wins(dev):
     deny = {
         "Sid": "NoDecrypt",
