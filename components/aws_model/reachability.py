@@ -340,6 +340,11 @@ def analyze(graph: Graph) -> Report:
     a = _Analysis(graph)
     settings = graph.rendering.program["settings"]
     nodes = place(graph, a.router)
+    for role in ("alb", "tasks", "ray_head", "ray_workers"):
+        if not nodes[role]:
+            a.report.paths.append(
+                Path(role, "anything", "-1", *ALL_PORTS, blocked="no such ENIs in the stack")
+            )
     a.endpoints_grant(nodes["endpoints"])
     for alb in nodes["alb"]:
         a.clients(alb, settings)

@@ -232,6 +232,11 @@ def test_https_stack_whose_port_80_forwards_is_flagged(prod):
     )
 
 
+def test_a_missing_component_is_a_missing_path(dev):
+    report = analyze(variant(dev, drop=("ray-workers",)))
+    assert [p.label for p in report.missing] == ["ray_workers -> anything all traffic"]
+
+
 def test_facts_name_every_path(dev):
     lines = facts(Graph(dev))
     assert "path ALB -> tasks tcp/4040 (traffic and health checks): open" in lines
