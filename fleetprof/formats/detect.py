@@ -3,15 +3,31 @@
 :func:`detect_format` never trusts a file name. Rules, applied to the input (for gzip, to
 the first 64 KiB of the decompressed stream):
 
+* the JFR magic ``FLR\0`` → ``jfr`` (a Java Flight Recorder recording);
 * empty or whitespace-only → ``folded`` (an empty profile);
-* first non-blank character ``{`` → ``speedscope`` (JSON);
-* printable text (no control bytes but tab/CR/LF, ≤ 5 % invalid UTF-8) → ``folded`` when at least 90 % of the sampled stack lines end in
-  whitespace + an integer count, else ``lines`` (Pyroscope's one-sample-per-line format);
+* a JSON object (``{`` then ``"`` or ``}``) → ``speedscope``, unless its keys show another
+  JSON profile format (Pyroscope flamebearer, OTLP profiles, a JSON ``PushRequest``, a
+  Chrome ``.cpuprofile``), which is refused by name; a JSON array (``[{`` …, e.g. Chrome
+  trace events) is refused too;
+* text that starts like a legacy pprof text profile (``heap profile:``, ``--- contentionz``,
+  ``--- threadz``, ``--- mutex:``, ``--- contention:``, ``threadcreate profile: total 3``
+  and other ``<kind> profile: total N`` headers) or a Go goroutine dump is refused by name;
+* other printable text (no control bytes but tab/CR/LF, ≤ 5 % invalid UTF-8) → ``folded``
+  when at least 90 % of the sampled stack lines end in whitespace + an integer count, else
+  ``lines`` (Pyroscope's one-sample-per-line format);
 * binary whose first protobuf field is a valid ``profile.proto`` field → ``pprof``, unless
   field 1 holds a message whose own first field is length-delimited (a ``PushRequest``'s
   ``RawProfileSeries`` holds label pairs/samples, a pprof ``ValueType`` holds varints) →
-  ``pushrequest``;
+  ``pushrequest``; an OTLP ``ExportProfilesServiceRequest`` (resource attributes where a
+  ``PushRequest`` has label names) and a legacy gperftools binary CPU profile are refused
+  by name;
 * anything else raises :class:`ProfileFormatError` (format ``detect``).
+
+Refusals are :class:`ProfileFormatError` (format ``detect``) whose message says what the
+input looks like. :func:`decode` with an explicit ``folded`` or ``lines`` format refuses
+input that detection recognises as something else (a JFR recording, a legacy text profile,
+JSON, protobuf), ``speedscope`` refuses the other JSON formats above, and any format but
+``jfr`` refuses a JFR recording, so that nothing is silently read as the wrong format.
 
 :func:`decode` dispatches to the decoders (pprof and PushRequest decoders imported
 lazily); a PushRequest decodes to the merge of its series' profiles. :func:`encode`
@@ -23,12 +39,13 @@ from __future__ import annotations
 import json
 import re
 import zlib
+from typing import NoReturn
 
 from fleetprof.formats.errors import DEFAULT_LIMITS, GZIP_MAGIC, Limits, ProfileFormatError
 from fleetprof.model.merge import empty_profile, merge, select_type
 from fleetprof.model.profile import Profile, ValueType
 
-FORMATS = ("pprof", "folded", "speedscope", "lines", "pushrequest")
+FORMATS = ("pprof", "folded", "speedscope", "lines", "pushrequest", "jfr")
 """Formats :func:`decode` reads."""
 
 ENCODE_FORMATS = ("pprof", "folded", "speedscope", "flamebearer", "tree")
@@ -39,6 +56,26 @@ _FOLDED_LINE = re.compile(rb"\s[0-9]+\s*$")
 # pprof Profile fields → their wire type (2 = length-delimited, 0 = varint).
 _PPROF_FIELDS = {1: 2, 2: 2, 3: 2, 4: 2, 5: 2, 6: 2, 7: 0, 8: 0, 9: 0, 10: 0, 11: 2, 12: 0, 13: 0, 14: 0}
 _PPROF_PACKED = {13}  # comment (repeated int64) may be packed
+JFR_MAGIC = b"FLR\0"
+_CONVERT_HINT = "convert it to pprof protobuf first (e.g. go tool pprof -proto IN > OUT.pb.gz)"
+# legacy pprof text headers (google/pprof's legacy parsers, Go's debug=1 output) → description
+_GOROUTINE_HINT = "collect /debug/pprof/goroutine without debug= (protobuf) instead"
+_LEGACY_TEXT: list[tuple[re.Pattern[bytes], str, str]] = [
+    (re.compile(rb"heap profile:"), "a legacy pprof heap profile (text, 'heap profile: ...')", _CONVERT_HINT),
+    (re.compile(rb"---\s*(?:contentionz|contention:|mutex:)"), "a legacy pprof contention/mutex profile (text, '--- contention:'/'--- mutex:')", _CONVERT_HINT),
+    (re.compile(rb"---\s*threadz"), "a legacy pprof thread profile (text, '--- threadz')", _CONVERT_HINT),
+    (re.compile(rb"---\s*(?:heapz|growthz|cpu|heap)\b"), "a legacy pprof Java/heapz profile (text, '--- heapz')", _CONVERT_HINT),
+    (re.compile(rb"([a-z_]+) profile: total [0-9]+"), "a legacy pprof '{kind}' profile (text, debug=1 output)", _CONVERT_HINT),
+    (re.compile(rb"goroutine [0-9]+ \[[^\]]*\]:"), "a Go goroutine dump (debug=2 output), not a profile", _GOROUTINE_HINT),
+]
+# JSON top-level keys → description (the first key found wins; speedscope is the default)
+_JSON_KINDS: list[tuple[re.Pattern[bytes], str]] = [
+    (re.compile(rb'"\$schema"\s*:\s*"https://www\.speedscope\.app'), ""),
+    (re.compile(rb'"flamebearer"\s*:'), "Pyroscope flamebearer JSON (a rendered flame graph)"),
+    (re.compile(rb'"resourceProfiles"\s*:|"resource_profiles"\s*:'), "an OTLP profiles request in JSON (ExportProfilesServiceRequest)"),
+    (re.compile(rb'"series"\s*:\s*\[\s*\{\s*"(?:labels|samples)"'), "a Pyroscope PushRequest in JSON"),
+    (re.compile(rb'"nodes"\s*:\s*\[\s*\{\s*"(?:id|callFrame)"'), "a Chrome/V8 .cpuprofile"),
+]
 
 
 def detect_format(data: bytes) -> str:
@@ -46,14 +83,47 @@ def detect_format(data: bytes) -> str:
     head = _peek(data if isinstance(data, bytes) else bytes(data))
     if head is None:
         return "pprof"  # undecodable gzip: pprof is the gzipped format; its decoder reports why
+    if head.startswith(JFR_MAGIC):
+        return "jfr"
     stripped = head.lstrip(b" \t\r\n\xef\xbb\xbf")
     if not stripped:
         return "folded"
-    if stripped[:1] == b"{":
-        return "speedscope"
+    if _is_json(stripped):
+        return _json_kind(stripped)
     if _is_text(head):
+        _refuse_legacy_text(stripped)
         return _folded_or_lines(head)
     return _protobuf_kind(head)
+
+
+def _refuse(what: str, hint: str = "") -> NoReturn:
+    raise ProfileFormatError("detect", f"input looks like {what}" + (f"; {hint}" if hint else ""))
+
+
+def _is_json(stripped: bytes) -> bool:
+    """A JSON object or array of objects (not a folded frame such as ``{closure}``)."""
+    rest = stripped[1:].lstrip(b" \t\r\n")
+    return (stripped[:1] == b"{" and rest[:1] in (b'"', b"}")) or (stripped[:1] == b"[" and rest[:1] in (b"{", b"]"))
+
+
+def _json_kind(stripped: bytes) -> str:
+    if stripped[:1] == b"[":
+        _refuse("a JSON array (e.g. Chrome trace events), not a profile format fleetprof reads")
+    for rx, what in _JSON_KINDS:
+        if rx.search(stripped):
+            if not what:
+                return "speedscope"
+            _refuse(what, "fleetprof reads speedscope JSON, pprof, folded, lines and JFR")
+    return "speedscope"
+
+
+def _refuse_legacy_text(stripped: bytes) -> None:
+    first = stripped.split(b"\n", 1)[0].strip()
+    for rx, what, hint in _LEGACY_TEXT:
+        m = rx.match(first)
+        if m:
+            kind = m.group(1).decode("ascii", "replace") if m.groups() else ""
+            _refuse(what.replace("{kind}", kind), hint)
 
 
 def _peek(data: bytes) -> bytes | None:
@@ -103,6 +173,8 @@ def _varint(buf: bytes, pos: int) -> tuple[int, int] | None:
 
 
 def _protobuf_kind(head: bytes) -> str:
+    if len(head) >= 16 and head[:8] == bytes(8) and head[8:16] in (b"\x03" + bytes(7), bytes(7) + b"\x03"):
+        _refuse("a legacy gperftools binary CPU profile", _CONVERT_HINT)
     tag = _varint(head, 0)
     if tag is None:
         raise ProfileFormatError("detect", "unrecognised format (not text, JSON or protobuf)", "byte 0")
@@ -115,8 +187,21 @@ def _protobuf_kind(head: bytes) -> str:
         if length is not None and length[0] > 0:
             inner = _varint(head, length[1])
             if inner is not None and inner[0] & 7 == 2:
+                if _is_otlp(head, inner[1]):
+                    _refuse("an OTLP profiles request (protobuf ExportProfilesServiceRequest)", "send pprof or a Pyroscope PushRequest instead")
                 return "pushrequest"
     return "pprof"
+
+
+def _is_otlp(head: bytes, pos: int) -> bool:
+    """At ``pos``, the length of a ``PushRequest`` label pair, whose first field is the
+    label's name (text), or of an OTLP ``Resource``, whose first field is a ``KeyValue``
+    attribute (a message: its own tag ``0x0a`` follows the inner length)."""
+    length = _varint(head, pos)
+    if length is None or length[0] < 3 or head[length[1] : length[1] + 1] != b"\x0a":
+        return False
+    inner = _varint(head, length[1] + 1)
+    return inner is not None and head[inner[1] : inner[1] + 1] == b"\x0a"
 
 
 def decode(
@@ -131,7 +216,14 @@ def decode(
 
     ``sample_rate`` (Hz) turns folded/lines counts into CPU nanoseconds (Pyroscope's
     ``/ingest?sampleRate=``); other formats ignore it."""
-    fmt = detect_format(data) if fmt is None else fmt
+    if fmt is None:
+        fmt = detect_format(data)
+    else:
+        _check_explicit(data, fmt)
+    if fmt == "jfr":
+        from fleetprof.formats.jfr import decode_jfr
+
+        return decode_jfr(data, limits=limits, keep_lines=keep_lines, sample_rate=sample_rate)
     if fmt == "pprof":
         from fleetprof.formats.pprof import decode_pprof
 
@@ -151,6 +243,26 @@ def decode(
     if fmt == "pushrequest":
         return _decode_push(data, limits)
     raise ProfileFormatError("detect", f"unknown input format {fmt!r} (expected one of {', '.join(FORMATS)})", "format")
+
+
+def _check_explicit(data: bytes, fmt: str) -> None:
+    """Refuse ``data`` that detection recognises as another format than ``fmt`` (a JFR
+    recording, or anything but text for ``folded``/``lines``)."""
+    if fmt == "jfr" or fmt not in FORMATS:
+        return
+    head = _peek(data if isinstance(data, bytes) else bytes(data))
+    if head is None:
+        return
+    if head.startswith(JFR_MAGIC):
+        _refuse(f"a JFR recording, not {fmt}", "use the jfr format (format=jfr)")
+    stripped = head.lstrip(b" \t\r\n\xef\xbb\xbf")
+    if fmt == "speedscope" and _is_json(stripped):
+        _json_kind(stripped)  # refuses other JSON profile formats by name
+    if fmt not in ("folded", "lines"):
+        return
+    found = detect_format(head)  # refuses legacy text and other formats by name
+    if found not in ("folded", "lines"):
+        _refuse(f"{found} data, not {fmt} text", f"use format {found}")
 
 
 def _decode_push(data: bytes, limits: Limits) -> Profile:
