@@ -81,7 +81,8 @@ def table(df: pl.DataFrame, columns: Sequence[str] | None = None, *, limit: int 
 
 
 def flame_graph(profile: Profile, title: str) -> str:
-    """A flame graph as an isolated, self-contained ``<iframe srcdoc>``."""
+    """A flame graph as an isolated, self-contained ``<iframe srcdoc>`` (sandboxed: its
+    script runs in an opaque origin)."""
     try:
         from fleetprof.render.svg import render_svg
     except ImportError:  # renderer not installed: the hot paths table stands in
@@ -89,7 +90,7 @@ def flame_graph(profile: Profile, title: str) -> str:
     svg = render_svg(profile, 0, title=title, width=1200)
     start = svg.find("<svg")
     doc = "<!doctype html><html><body style='margin:0'>" + (svg[start:] if start >= 0 else svg) + "</body></html>"
-    return f'<iframe title="{esc(title)}" srcdoc="{esc(doc)}"></iframe>'
+    return f'<iframe sandbox="allow-scripts allow-modals" title="{esc(title)}" srcdoc="{esc(doc)}"></iframe>'
 
 
 def render_report(summary: Mapping[str, Any], tables: Mapping[str, pl.DataFrame], flames: Mapping[str, Profile]) -> str:

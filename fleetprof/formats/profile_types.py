@@ -6,16 +6,37 @@ from one pprof sample type and the profile's period type, e.g.
 ``process_cpu:cpu:nanoseconds:cpu:nanoseconds`` or ``memory:alloc_space:bytes:space:bytes``.
 A profile with several sample types has one id per type (same order as ``v0``, ``v1`` …).
 A missing period type gives empty parts (``name:samples:count::``), as Pyroscope does.
+
+Parsed ids (:meth:`ProfileTypeId.parse`, and query selectors through
+:func:`check_profile_type_parts`) allow only Pyroscope's name alphabet in every part:
+letters, digits, ``_``, ``.`` and ``-``.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fleetprof.model.profile import Profile, ValueType
 
 KNOWN_NAMES = ("process_cpu", "memory", "mutex", "block", "wall", "goroutines")
 """``__name__`` values sent by Pyroscope agents."""
+
+PART_NAMES = ("name", "sample type", "sample unit", "period type", "period unit")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]")
+
+
+def check_profile_type_parts(parts: Sequence[str]) -> None:
+    """Raise ``ValueError`` naming the first part (of the five) with a character outside
+    letters, digits, ``_``, ``.`` and ``-``."""
+    for label, part in zip(PART_NAMES, parts, strict=False):
+        bad = _UNSAFE.search(part)
+        if bad:
+            raise ValueError(
+                f"invalid character {bad.group(0)!r} in the {label} of the profile type"
+                " (allowed: letters, digits, '_', '.', '-')"
+            )
 
 
 @dataclass(frozen=True, order=True)
@@ -42,10 +63,12 @@ class ProfileTypeId:
     @classmethod
     def parse(cls, text: str) -> ProfileTypeId:
         """Parse ``name:sample_type:sample_unit:period_type:period_unit`` (exactly five
-        colon-separated parts; name, sample type and unit must be non-empty)."""
+        colon-separated parts; name, sample type and unit must be non-empty; every part in
+        the alphabet of :func:`check_profile_type_parts`)."""
         parts = text.split(":")
         if len(parts) != 5 or not all(parts[:3]):
             raise ValueError(f"invalid profile type id {text!r} (want name:sample_type:sample_unit:period_type:period_unit)")
+        check_profile_type_parts(parts)
         return cls(*parts)
 
 

@@ -2,10 +2,13 @@
 
 ``parse_query('process_cpu:cpu:nanoseconds:cpu:nanoseconds{service_name="x",env=~"p.*"}')``
 returns ``(profile_type, [Matcher, ...])``. The profile type must have five ``:``-separated
-parts (Pyroscope's id); the selector may be omitted or empty (``{}``). Label names follow
-Prometheus (``[a-zA-Z_][a-zA-Z0-9_.]*``); values are double-, single- or back-quoted
-strings with Go-style escapes. Regex matchers are fully anchored, as in Prometheus. Any
-syntax error raises :class:`SelectorError` naming the offending position.
+parts (Pyroscope's id), each of letters, digits, ``_``, ``.`` and ``-``; the selector may be
+omitted or empty (``{}``). Label names follow Prometheus (``[a-zA-Z_][a-zA-Z0-9_.]*``);
+values are double-, single- or back-quoted strings with Go-style escapes. Regex matchers are
+fully anchored, as in Prometheus, and use the regex engine queries run them with (polars,
+i.e. Rust's ``regex`` syntax: no look-around, no back-references); a pattern it rejects is a
+:class:`SelectorError` at parse time. Any syntax error raises :class:`SelectorError` naming
+the offending position.
 
 Matching semantics (Prometheus): an absent label has the value ``""``, so ``env!="x"``
 matches series without ``env`` and ``env=""`` matches only those.
@@ -15,6 +18,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+import polars as pl
+
+from fleetprof.formats.profile_types import check_profile_type_parts
 
 OPS = ("=", "!=", "=~", "!~")
 _NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_.]*")
@@ -39,10 +46,11 @@ class Matcher:
         if self.op not in OPS:
             raise SelectorError(f"unknown matcher operator {self.op!r}")
         if self.op in ("=~", "!~"):
-            try:
-                re.compile(self.value)
-            except re.error as e:
-                raise SelectorError(f"invalid regex for {self.name}: {e}") from None
+            for pattern in (self.value, self.anchored):
+                try:
+                    _regex_probe(pattern)
+                except pl.exceptions.PolarsError as e:
+                    raise SelectorError(f"invalid regex for {self.name}: {_regex_reason(e)}") from None
 
     @property
     def anchored(self) -> str:
@@ -55,12 +63,28 @@ class Matcher:
             return v == self.value
         if self.op == "!=":
             return v != self.value
-        hit = re.fullmatch(self.value, v) is not None
+        hit = bool(_regex_probe(self.anchored, v)[0])
         return hit if self.op == "=~" else not hit
 
     def __str__(self) -> str:
         esc = self.value.replace("\\", "\\\\").replace('"', '\\"')
         return f'{self.name}{self.op}"{esc}"'
+
+
+def _regex_probe(pattern: str, value: str = "") -> pl.Series:
+    """``value =~ pattern`` (unanchored) evaluated by polars; raises polars' error for a
+    pattern its engine rejects."""
+    return pl.Series("v", [value], dtype=pl.Utf8).str.contains(pattern)
+
+
+def _regex_reason(err: Exception) -> str:
+    """The one line of a polars regex error that says what is wrong."""
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    for ln in lines:
+        if ln.startswith("error: "):
+            return ln.removeprefix("error: ")
+    first = lines[0] if lines else ""
+    return first.removeprefix("regex error: ").removeprefix("regex parse error:").strip() or "rejected"
 
 
 def parse_query(query: str) -> tuple[str, list[Matcher]]:
@@ -79,8 +103,10 @@ def parse_query(query: str) -> tuple[str, list[Matcher]]:
             f"invalid profile type {ptype!r}: expected name:sample_type:sample_unit:period_type:period_unit"
             " (period type and unit both empty for a profile without a period type)"
         )
-    if any(c.isspace() or c in '{}"' for c in ptype):
-        raise SelectorError(f"invalid character in profile type {ptype!r}")
+    try:
+        check_profile_type_parts(parts)
+    except ValueError as e:
+        raise SelectorError(str(e)) from None
     matchers = parse_matchers(q[brace:]) if brace >= 0 else []
     return ptype, matchers
 

@@ -35,8 +35,10 @@ def _script() -> str:
 
 
 def _json_for_script(obj: object) -> str:
-    """JSON safe inside ``<script type="application/json">`` (no ``</`` or ``<!--``)."""
-    return json.dumps(obj, separators=(",", ":")).replace("<", "\\u003c").replace(">", "\\u003e")
+    """JSON safe inside ``<script type="application/json">``: no ``<``, ``>`` or ``&``
+    (so no ``</script>``, ``<!--`` or entity), non-ASCII as ``\\u`` escapes."""
+    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=True)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def render_html(

@@ -56,7 +56,17 @@ def _script() -> str:
 
 
 def _xml_text(s: str) -> str:
+    """``s`` as XML text or attribute value: characters XML forbids become ``?``, markup
+    characters become entities."""
     return html.escape(_BAD_XML.sub("?", s), quote=True)
+
+
+def _xml_expr(expr: pl.Expr) -> pl.Expr:
+    """Vectorised :func:`_xml_text` (the same output) over a string column."""
+    out = expr.str.replace_all(_BAD_XML.pattern, "?")
+    for ch, ent in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&quot;"), ("'", "&#x27;")):
+        out = out.str.replace_all(ch, ent, literal=True)
+    return out
 
 
 def package_of(name: str, file: str = "") -> str:
@@ -96,13 +106,12 @@ def _labels(names: pl.Series, width_px: pl.Series) -> pl.Series:
     df = pl.DataFrame({"n": names, "w": width_px})
     fit = ((pl.col("w") - 6) / FONT_W).floor().cast(pl.Int64)
     return df.select(
-        pl.when(fit < 3).then(pl.lit(""))
-        .when(pl.col("n").str.len_chars() > fit)
-        .then(pl.concat_str([pl.col("n").str.slice(0, (fit - 2).clip(lower_bound=0)), pl.lit("..")]))
-        .otherwise(pl.col("n"))
-        .str.replace_all("&", "&amp;", literal=True)
-        .str.replace_all("<", "&lt;", literal=True)
-        .str.replace_all(">", "&gt;", literal=True)
+        _xml_expr(
+            pl.when(fit < 3).then(pl.lit(""))
+            .when(pl.col("n").str.len_chars() > fit)
+            .then(pl.concat_str([pl.col("n").str.slice(0, (fit - 2).clip(lower_bound=0)), pl.lit("..")]))
+            .otherwise(pl.col("n"))
+        )
     ).to_series()
 
 
@@ -110,13 +119,14 @@ def _frames_svg(
     lay: Layout, xt: np.ndarray, wt: np.ndarray, total: float, fills: pl.Series, titles: pl.Series,
     *, width: int, height: int, icicle: bool,
 ) -> str:
-    """The ``<g>`` elements of every frame (x/w in ticks of ``total``)."""
+    """The ``<g>`` elements of every frame (x/w in ticks of ``total``). ``titles`` are plain
+    text; every text written here is XML-escaped."""
     scale = (width - 2 * XPAD) / total if total > 0 else 0.0
     xpx = XPAD + xt * scale
     wpx = wt * scale
     depth = lay.depth
     y = HEAD + depth * FRAME_H if icicle else height - FOOT - (depth + 1) * FRAME_H
-    raw = pl.Series("n", lay.node_names().astype(str)).str.replace_all(_BAD_XML.pattern, "?")
+    raw = _node_names(lay)
     df = pl.DataFrame(
         {
             "dx": pl.Series(np.round(xt, 3)) if xt.dtype.kind == "f" else pl.Series(xt),
@@ -131,7 +141,7 @@ def _frames_svg(
         pl.concat_str(
             [
                 pl.lit('<g data-x="'), pl.col("dx").cast(pl.Utf8), pl.lit('" data-w="'), pl.col("dw").cast(pl.Utf8),
-                pl.lit('" data-d="'), pl.col("d").cast(pl.Utf8), pl.lit('"><title>'), pl.col("title"),
+                pl.lit('" data-d="'), pl.col("d").cast(pl.Utf8), pl.lit('"><title>'), _xml_expr(pl.col("title")),
                 pl.lit('</title><rect x="'), pl.col("x").cast(pl.Utf8), pl.lit('" y="'), pl.col("y").cast(pl.Utf8),
                 pl.lit('" width="'), pl.col("w").cast(pl.Utf8), pl.lit(f'" height="{FRAME_H - 1}" fill="'),
                 pl.col("fill"), pl.lit('"/><text x="'), pl.col("tx").cast(pl.Utf8), pl.lit('" y="'),
@@ -142,11 +152,9 @@ def _frames_svg(
     return "".join(text.to_list())
 
 
-def _escaped_names(lay: Layout) -> pl.Series:
-    esc = np.empty(len(lay.names), dtype=object)
-    for i in np.unique(lay.name):  # only the names drawn
-        esc[i] = _xml_text(str(lay.names[i]))
-    return pl.Series("n", esc[lay.name].astype(str))
+def _node_names(lay: Layout) -> pl.Series:
+    """The (unescaped) name of every layout row."""
+    return pl.Series("n", lay.names.tolist(), dtype=pl.Utf8).gather(lay.name)
 
 
 def _document(
@@ -209,7 +217,7 @@ def render_svg(
     tot = lay.total[:, 0]
     pct = fixed(100.0 * tot / max(total, 1), 2)
     vals = format_values(tot, st.unit)
-    titles = pl.DataFrame({"n": _escaped_names(lay), "v": vals, "p": pct}).select(
+    titles = pl.DataFrame({"n": _node_names(lay), "v": vals, "p": pct}).select(
         pl.concat_str([pl.col("n"), pl.lit("\n"), pl.col("v"), pl.lit(" ("), pl.col("p"), pl.lit("%)")])
     ).to_series()
     fills = pl.Series(_name_colours(lay)[lay.name].astype(str))
@@ -274,7 +282,7 @@ def render_diff_svg(
     dsign = pl.Series(np.where(delta_pp >= 0, "+", ""))
     titles = pl.DataFrame(
         {
-            "n": _escaped_names(lay),
+            "n": _node_names(lay),
             "bv": format_values(lay.total[:, 0], st.unit), "bp": fixed(100 * bs, 2),
             "cv": format_values(lay.total[:, 1], st.unit), "cp": fixed(100 * cs, 2),
             "ds": dsign, "dp": fixed(delta_pp, 2), "rel": rel_txt,

@@ -23,7 +23,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from fleetprof.distributor.common import IngestConfig
 from fleetprof.server import index_page, routes_analysis, routes_ingest, routes_native, routes_query
 from fleetprof.server.auth import Authenticator, load_tokens
+from fleetprof.server.docs import install as install_docs
 from fleetprof.server.errors import STATUS_CONNECT, ApiError
+from fleetprof.server.headers import secure_send
 from fleetprof.server.limits import RateLimiter
 from fleetprof.server.logging import log
 from fleetprof.server.metrics import create_metrics
@@ -99,6 +101,8 @@ class FleetprofApp(FastAPI):
     fast_posts: dict[str, Any]
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            send = secure_send(send)
         if scope["type"] == "http" and scope["method"] == "POST":
             handler = self.fast_posts.get(scope["path"])
             if handler is not None:
@@ -162,7 +166,7 @@ def create_app(settings: Settings | None = None, *, store: Any = None, index: An
             await maybe_await(st.writer.stop())
             log.info("segment writer flushed; server stopped")
 
-    app = FleetprofApp(title="fleetprof", version="0.1.0", lifespan=lifespan)
+    app = FleetprofApp(title="fleetprof", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.fleetprof = st
     app.fast_posts = {routes_ingest.PUSH_PATH: routes_ingest.raw_push_handler(st)}
     _install_handlers(app)
@@ -192,4 +196,5 @@ def create_app(settings: Settings | None = None, *, store: Any = None, index: An
     app.include_router(routes_native.router)
     app.include_router(routes_analysis.router)
     app.include_router(index_page.router)
+    install_docs(app)
     return app

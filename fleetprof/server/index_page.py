@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import html
+import json
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
@@ -17,7 +18,7 @@ router = APIRouter()
 
 
 def _link(ptype: str, service: str, fmt: str) -> str:
-    sel = f'{ptype}{{service_name="{service}"}}'
+    sel = f"{ptype}{{service_name={json.dumps(service, ensure_ascii=False)}}}"
     return f"/api/v1/export?format={fmt}&from=now-1h&until=now&query={quote(sel, safe='')}"
 
 

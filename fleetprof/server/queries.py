@@ -18,6 +18,8 @@ from fleetprof.server.state import ServerState, get_state
 
 MAX_QUERY_LEN = 8192
 MAX_TIMELINE_POINTS = 2000
+MAX_QUERY_TIME_MS = (2**63 - 1) // 1_000_000
+"""Latest time a read route accepts: its nanoseconds still fit in int64 (year 2262)."""
 
 
 @dataclass(frozen=True)
@@ -49,13 +51,25 @@ def read_scope(request: Request) -> ReadScope:
     return ReadScope(st, st.tenant(request, "read"), request.query_params, t0)
 
 
-def time_range(q: Mapping[str, str], st: ServerState, from_key: str = "from", until_key: str = "until") -> tuple[int, int]:
-    now = now_ms()
+def _time_param(q: Mapping[str, str], key: str, default_ms: int, now: int) -> int:
+    """One time parameter in ms; 400 unless it lies in ``[0, MAX_QUERY_TIME_MS]``."""
     try:
-        start = parse_time_ms(q.get(from_key), default_ms=now - int(st.settings.default_query_range_s * 1000), now=now)
-        end = parse_time_ms(q.get(until_key), default_ms=now, now=now)
+        t = parse_time_ms(q.get(key), default_ms=default_ms, now=now)
     except TimeParseError as e:
         raise ApiError(400, str(e)) from None
+    except OverflowError:  # now-<n><unit> with an n too large for a float
+        t = -1
+    if not 0 <= t <= MAX_QUERY_TIME_MS:
+        raise ApiError(400, f"'{key}' out of range: times must lie between the epoch and {MAX_QUERY_TIME_MS} ms")
+    return t
+
+
+def time_range(q: Mapping[str, str], st: ServerState, from_key: str = "from", until_key: str = "until") -> tuple[int, int]:
+    """``(start, end)`` in ms of a read request; 400 unless ``0 <= start <= end <=``
+    :data:`MAX_QUERY_TIME_MS`."""
+    now = now_ms()
+    start = _time_param(q, from_key, now - int(st.settings.default_query_range_s * 1000), now)
+    end = _time_param(q, until_key, now, now)
     if end < start:
         raise ApiError(400, f"'{until_key}' is before '{from_key}'")
     return start, end
