@@ -2,9 +2,15 @@
 
 Query: ``name=app.cpu{k=v,...}`` (required), ``from``/``until`` (seconds/ms/µs/ns by digit
 count, or ``now-1h``), ``format`` (``folded`` default, ``lines``, ``pprof``,
-``speedscope``), ``sampleRate`` (default 100), ``spyName``, ``units``, ``aggregationType``.
+``speedscope``, ``jfr``), ``sampleRate`` (default 100), ``spyName``, ``units``, ``aggregationType``.
 Body: the profile, or ``multipart/form-data`` with a ``profile`` part (pprof) and an
-optional ``sample_type_config`` JSON part, as pyroscope-go sends them.
+optional ``sample_type_config`` JSON part, as pyroscope-go sends them; for ``jfr`` a JFR
+recording (gzipped or not), or a multipart body with a ``jfr`` part and an optional
+``labels`` part (the Java agent's ``LabelsSnapshot``), as the Pyroscope Java agent sends them.
+
+JFR: one series per profile kind of the recording (:mod:`fleetprof.formats.jfr`: CPU,
+wall, allocations, locks …) under the app's labels plus ``jfr_event`` (async-profiler's
+``event`` setting); the name's suffix is ignored, counts are scaled by ``sampleRate``.
 
 Profile types: folded/lines/speedscope take the type from the name's suffix (``.cpu`` →
 ``process_cpu:cpu:nanoseconds:cpu:nanoseconds`` with counts × 1e9/sampleRate, as
@@ -37,7 +43,7 @@ from fleetprof.model.profile import Profile, ValueType
 from fleetprof.query.select import AGGREGATION_LABEL
 from fleetprof.server.errors import ApiError
 
-FORMATS = {"folded": "folded", "collapsed": "folded", "lines": "lines", "pprof": "pprof", "speedscope": "speedscope"}
+FORMATS = {"folded": "folded", "collapsed": "folded", "lines": "lines", "pprof": "pprof", "speedscope": "speedscope", "jfr": "jfr"}
 NS_TYPES = {"cpu", "itimer", "wall"}
 
 
@@ -135,6 +141,8 @@ def parse_legacy(
     check_labels(labels, cfg)
     if p["aggregation"] == "average":
         labels[AGGREGATION_LABEL] = "average"  # queries average these series' profiles
+    if p["format"] == "jfr":
+        return _jfr_items(body, parts, p, labels, cfg)
     config = None
     if parts is not None:
         data = parts.get("profile")
@@ -160,3 +168,29 @@ def parse_legacy(
         profile = select_type(profile, 0)
     relabeled, ptype = _text_profile(profile, p)
     return split_items(labels, relabeled, names=[(0, ptype)], time_ms=p["from_ms"])
+
+
+def _jfr_items(body: bytes, parts: Mapping[str, bytes] | None, p: Mapping[str, Any], labels: dict[str, str], cfg: IngestConfig) -> list[Any]:
+    """One ``IngestItem`` per sample type of every profile kind in a JFR upload."""
+    from fleetprof.formats.jfr import decode_jfr_profiles
+
+    data, snapshot = body, None
+    if parts is not None:
+        data = parts.get("jfr") or b""
+        snapshot = parts.get("labels") or None
+    if not data:
+        raise ApiError(400, "empty JFR recording" if parts is None else "multipart body has no 'jfr' part")
+    t0 = p["from_ms"] * 1_000_000
+    rec = decoding(
+        decode_jfr_profiles, data, limits=cfg.decoder_limits(), sample_rate=p["sample_rate"], labels=snapshot,
+        time_nanos=t0, duration_nanos=max(p["until_ms"] * 1_000_000 - t0, 0),
+    )
+    if rec.event:
+        labels = {**labels, "jfr_event": rec.event}
+        check_labels(labels, cfg)
+    items: list[Any] = []
+    for jp in rec.profiles:
+        check_profile(jp.profile, cfg)
+        names = [(i, profile_type_id(jp.name, st, jp.profile.period_type)) for i, st in enumerate(jp.profile.sample_types)]
+        items += split_items(labels, jp.profile, names=names, time_ms=p["from_ms"])
+    return items

@@ -32,6 +32,11 @@ Contract (:func:`decode_pprof`):
   such samples is ``profile.truncated_stacks``.
 * Invalid UTF-8 is replaced (U+FFFD); strings longer than ``limits.max_string_length``
   and more samples than ``limits.max_samples`` are errors.
+* Go generic type parameters are dropped from function names as Pyroscope drops them at
+  ingest (Go's profiles name any instance's shapes, golang/go#64528):
+  ``[go.shape.`` up to the name's last ``]`` becomes ``[...]``, so
+  ``pkg.Map[go.shape.string,go.shape.int].Get`` is ``pkg.Map[...].Get``; frames that
+  become equal are merged.
 
 Speed: upb parses the profile's small fields with the tables kept as raw bytes
 (``ProfileRawView`` in ``pprof_view.proto``). Compiled numba scans (:mod:`.pprof_scan`)
@@ -48,7 +53,7 @@ per mapping and distinct label set.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -143,6 +148,8 @@ def decode_pprof_stacks(
     keep_rx = _anchored(st.get(view.keep_frames, "keep_frames"), "keep_frames")
 
     locs = _locations(view, raw, (buf, spans), st, keep_lines, drop_rx, keep_rx)
+    if _GO_SHAPE_MARK in raw:
+        locs = _without_go_shapes(locs)
     samples = _scanned_samples(buf, spans, view, len(sample_types), locs) or _samples(view, len(sample_types), limits, locs)
     label_index, label_set_ids, labels = _label_sets(samples, st)
     if not expand and drop_rx is None and samples.frames <= TRIE_MAX_ELEMENTS and samples.deepest <= limits.max_stack_depth:
@@ -442,6 +449,35 @@ def _locations(view, raw: bytes, scanned, st: _Strings, keep_lines: bool, drop_r
     offsets = np.zeros(nloc + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
     return _Locations(ids, offsets, np.array(flat, dtype=np.int64), names, files, lines_out, prune, beneath)
+
+
+_GO_SHAPE_MARK = b"[go.shape."
+_GO_SHAPE = re.compile(r"\[go\.shape\..*\]")
+
+
+def drop_go_type_parameters(name: str) -> str:
+    """``name`` with ``[go.shape.`` … (up to its last ``]``) replaced by ``[...]``."""
+    return _GO_SHAPE.sub("[...]", name) if "[go.shape." in name else name
+
+
+def _without_go_shapes(locs: _Locations) -> _Locations:
+    """``locs`` with Go type parameters dropped from frame names and equal frames merged."""
+    index: dict[tuple[str, str, int], int] = {}
+    remap = np.empty(len(locs.names), dtype=np.int64)
+    names: list[str] = []
+    files: list[str] = []
+    lines: list[int] = []
+    for i, key in enumerate(zip(map(drop_go_type_parameters, locs.names), locs.files, locs.lines, strict=True)):
+        j = index.get(key)
+        if j is None:
+            j = index[key] = len(names)
+            names.append(key[0])
+            files.append(key[1])
+            lines.append(key[2])
+        remap[i] = j
+    if names == locs.names:
+        return locs
+    return replace(locs, frames=remap[locs.frames], names=names, files=files, lines=lines, frame_ids=None)
 
 
 def _bulk_ids(ids: np.ndarray) -> np.ndarray | None:
