@@ -27,6 +27,22 @@ def test_parse_rejects(bad):
         ProfileTypeId.parse(bad)
 
 
+@pytest.mark.parametrize(
+    ("text", "part"),
+    [
+        ("process_cpu:cpu:<script>alert(1)</script>:cpu:nanoseconds", "sample unit"),
+        ("process cpu:cpu:nanoseconds:cpu:nanoseconds", "name"),
+        ('memory:"alloc":bytes:space:bytes', "sample type"),
+        ("memory:alloc_space:bytes:sp/ace:bytes", "period type"),
+        ("memory:alloc_space:bytes:space:by&tes", "period unit"),
+    ],
+)
+def test_parse_refuses_characters_outside_the_name_alphabet(text, part):
+    with pytest.raises(ValueError, match=f"in the {part} of the profile type"):
+        ProfileTypeId.parse(text)
+    assert ProfileTypeId.parse("wall:wall.v2:nano-seconds:Wall_9:ns").sample_unit == "nano-seconds"
+
+
 def test_ids_per_sample_type():
     heap = decode_pprof(FILES["heap.pb.gz"].read_bytes())
     assert profile_type_ids(heap, "memory") == [

@@ -52,3 +52,40 @@ def test_matcher_semantics() -> None:
     assert not Matcher("env", "=~", "p").matches("prod")  # anchored
     assert Matcher("env", "=~", "p.*").matches("prod")
     assert Matcher("env", "!~", "p.*").matches("dev")
+
+
+@pytest.mark.parametrize(
+    ("matcher", "why"),
+    [
+        ('env=~"(?=p)"', "look-around"),
+        ('env!~"a(?<!b)"', "look-around"),
+        ("env=~`(a)\\1`", "backreferences"),
+        ('env=~"a{1000}{1000}"', "size limit"),
+        ('env=~"a)|(b"', "unopened group"),  # would break the anchoring
+    ],
+)
+def test_regexes_are_checked_by_the_engine_that_runs_them(matcher: str, why: str) -> None:
+    with pytest.raises(SelectorError, match=f"invalid regex for env: .*{why}"):
+        parse_query(CPU + "{" + matcher + "}")
+
+
+def test_regexes_python_rejects_but_polars_runs_are_accepted() -> None:
+    (m,) = parse_matchers(r'{env=~"\\p{Greek}+"}')
+    assert m.matches("αβγ") and not m.matches("abc")
+    (m,) = parse_matchers('{env=~"[[:digit:]]+"}')
+    assert m.matches("42") and not m.matches("4a")
+
+
+@pytest.mark.parametrize(
+    ("q", "part"),
+    [
+        ("process_cpu:cpu:<script>x</script>:cpu:nanoseconds", "sample unit"),
+        ("process_cpu:c&u:nanoseconds:cpu:nanoseconds", "sample type"),
+        ("proc'ess:cpu:nanoseconds:cpu:nanoseconds", "name"),
+        ("process_cpu:cpu:nanoseconds:c\\pu:nanoseconds", "period type"),
+        ("process_cpu:cpu:nanoseconds:cpu:nano>seconds", "period unit"),
+    ],
+)
+def test_profile_type_parts_are_restricted_to_the_name_alphabet(q: str, part: str) -> None:
+    with pytest.raises(SelectorError, match=f"in the {part} of the profile type"):
+        parse_query(q + '{service_name="x"}')
