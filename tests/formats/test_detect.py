@@ -21,7 +21,7 @@ SPEEDSCOPE = encode_speedscope(decode_folded(FOLDED))
 
 
 def test_formats_constant():
-    assert FORMATS == ("pprof", "folded", "speedscope", "lines", "pushrequest")
+    assert FORMATS == ("pprof", "folded", "speedscope", "lines", "pushrequest", "jfr")
     assert set(ENCODE_FORMATS) == {"pprof", "folded", "speedscope", "flamebearer", "tree"}
 
 
