@@ -357,7 +357,9 @@ def _tag_map(t: str, p: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def required_tags(t: str, p: Mapping[str, Any], c: Mapping[str, Any]) -> list[str]:
-    if t not in TAGGABLE_TYPES and "tags" not in p:
+    """AWS resources carry the required tags (other providers' ``tags``, such as an image
+    build's image tags, are not AWS tags)."""
+    if not t.startswith("aws:") or (t not in TAGGABLE_TYPES and "tags" not in p):
         return []
     present = _tag_map(t, p)
     missing = [k for k in REQUIRED_TAGS if not present.get(k)]
