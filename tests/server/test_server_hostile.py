@@ -284,6 +284,18 @@ class _Refs(HTMLParser):
         self.refs += [v or "" for k, v in attrs if k in ("src", "href")]
 
 
+def test_index_links_select_hostile_services(client: httpx.Client) -> None:
+    """Every export link of the index page answers that service's flame graph."""
+    p = _Refs()
+    p.feed(client.get("/", params={"from": "now-1h"}).text)
+    links = [ref for ref in p.refs if ref.startswith("/api/v1/export")]
+    assert len(links) == 4  # two services, SVG and HTML each
+    for ref in links:
+        r = client.get(ref)
+        assert r.status_code == 200, r.text
+        assert "main" in r.text
+
+
 def test_docs_reference_only_this_server(client: httpx.Client) -> None:
     r = client.get("/docs")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
