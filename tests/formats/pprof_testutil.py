@@ -4,6 +4,7 @@ built on plain protobuf, and a hypothesis strategy of random valid pprof message
 from __future__ import annotations
 
 import gzip
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -62,6 +63,9 @@ def reference_totals(msg) -> list[int]:
     return totals
 
 
+GO_SHAPE = re.compile(r"\[go\.shape\..*\]")
+
+
 def _text(msg, idx: int) -> str:
     return msg.string_table[idx].decode("utf-8", "replace")
 
@@ -98,6 +102,7 @@ def reference_stacks(msg, *, keep_lines: bool = False) -> Counter:
                     continue
                 f = fn[ln.function_id]
                 name = _text(msg, f.name) or _text(msg, f.system_name) or addr_frame(location)[0]
+                name = GO_SHAPE.sub("[...]", name)  # Go type parameters dropped (Pyroscope's rule)
                 frames.append((name, _text(msg, f.filename), ln.line if keep_lines else 0))
         labels = []
         for lab in s.label:
