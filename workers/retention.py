@@ -3,7 +3,8 @@
 One pass per tenant (:func:`run_retention`), every step idempotent and crash-safe:
 
 1. segments whose data ends before ``now - retention`` are tombstoned (queries stop seeing
-   them), their objects deleted, then their entries
+   them), their objects deleted, then their entries; so are segments whose data lies beyond
+   the horizon (more than a day after now) and that were written before ``now - retention``
    (:func:`fleetprof.metastore.cleanup.apply_retention`);
 2. ``compacted`` inputs past the grace period are tombstoned and deleted
    (:func:`workers.compact.gc_compacted`);
@@ -51,8 +52,7 @@ def run_retention(store: Any, index: Any, *, retention_days: float, analysis_day
                   tenants: Sequence[str] | None = None, analysis_store: Any = None) -> dict[str, Any]:
     """Apply retention to every tenant (see module docstring); analyses are expired in
     ``analysis_store`` (default: ``store``). Returns counts."""
-    from fleetprof.metastore.cleanup import apply_retention, collect_orphans
-    from fleetprof.metastore.index import ALL_STATES
+    from fleetprof.metastore.cleanup import apply_retention, collect_orphans, expired
     from workers.compact import gc_compacted
 
     now = int(time.time() * 1000) if now_ms is None else now_ms
@@ -62,10 +62,10 @@ def run_retention(store: Any, index: Any, *, retention_days: float, analysis_day
     report: dict[str, Any] = {"cutoff_ms": cutoff, "tenants": {}}
     for tenant in tenants or index.tenants():
         if dry_run:
-            expired = [e for e in index.query(tenant, 0, cutoff - 1, states=ALL_STATES) if e.max_time_ms < cutoff]
-            report["tenants"][tenant] = {"segments": len(expired), "analysis_files": len(expired_analyses(astore, tenant, a_cutoff))}
+            doomed = expired(index, tenant, cutoff, now_ms=now)
+            report["tenants"][tenant] = {"segments": len(doomed), "analysis_files": len(expired_analyses(astore, tenant, a_cutoff))}
             continue
-        n = apply_retention(store, index, tenant, cutoff)
+        n = apply_retention(store, index, tenant, cutoff, now_ms=now)
         g = gc_compacted(store, index, tenant, grace_s=grace_s, now_ms=now)
         keys = expired_analyses(astore, tenant, a_cutoff)
         for k in sorted(keys, key=lambda k: k.endswith("summary.json"), reverse=True):  # summary first: window disappears

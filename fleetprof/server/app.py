@@ -29,6 +29,7 @@ from fleetprof.server.headers import secure_send
 from fleetprof.server.limits import RateLimiter
 from fleetprof.server.logging import log
 from fleetprof.server.metrics import create_metrics
+from fleetprof.server.openapi import install as install_openapi
 from fleetprof.server.settings import Settings
 from fleetprof.server.state import ServerState, get_state, maybe_await
 
@@ -76,20 +77,17 @@ async def _retention_loop(st: ServerState) -> None:
 
 
 def sweep_retention(st: ServerState, now_ms: int | None = None) -> int:
-    """One retention pass over every tenant: index entry first (invisible), then object."""
+    """One retention pass over every tenant with a retention
+    (:func:`fleetprof.metastore.cleanup.apply_retention`: data far in the future is aged by
+    when it was written)."""
+    from fleetprof.metastore.cleanup import apply_retention
+
     now = now_ms if now_ms is not None else time.time_ns() // 1_000_000
     removed = 0
     for tenant in list(st.index.tenants()):
         keep_s = st.settings.retention_for(tenant)
-        if keep_s <= 0:
-            continue
-        cutoff = now - int(keep_s * 1000)
-        old = st.index.query(tenant, 0, cutoff, states=("live", "compacted", "tombstoned"))
-        for e in old:
-            if e.max_time_ms < cutoff:
-                st.index.delete(tenant, e.segment_id)
-                st.store.delete(e.key)
-                removed += 1
+        if keep_s > 0:
+            removed += apply_retention(st.store, st.index, tenant, now - int(keep_s * 1000), now_ms=now)
     return removed
 
 
@@ -197,4 +195,5 @@ def create_app(settings: Settings | None = None, *, store: Any = None, index: An
     app.include_router(routes_analysis.router)
     app.include_router(index_page.router)
     install_docs(app)
+    install_openapi(app)
     return app
