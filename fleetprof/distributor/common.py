@@ -9,11 +9,12 @@ from typing import Any, TypeVar
 
 import polars as pl
 
+from fleetprof.distributor.timeparse import TimeParseError, parse_time_ms
 from fleetprof.formats.errors import Limits, ProfileFormatError
 from fleetprof.model.merge import select_type
 from fleetprof.model.profile import Profile, ValueType
 from fleetprof.server.errors import ApiError
-from fleetprof.server.limits import validate_labels
+from fleetprof.server.limits import InflateBudget, validate_labels
 
 DEFAULT_SERVICE = "unspecified"
 """``service_name`` of a series sent without one (Pyroscope's choice)."""
@@ -23,28 +24,75 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class IngestConfig:
-    """The limits a parser enforces (from :class:`fleetprof.server.settings.Settings`)."""
+    """The limits a parser enforces (from :class:`fleetprof.server.settings.Settings`).
 
-    max_decompressed_bytes: int = 128 * 1024 * 1024
+    ``max_decompressed_bytes`` bounds everything one request decompresses (all gzip layers
+    together), ``max_compression_ratio`` each gzip stream past 1 MiB, ``max_samples_per_request``
+    the stacks (folded/lines: lines) of all its profiles; timestamps must lie in
+    ``[0, now + max_future_ms]``."""
+
+    max_decompressed_bytes: int = 16 * 1024 * 1024
+    max_compression_ratio: float = 100.0
     max_series_per_request: int = 1000
+    max_samples_per_request: int = 1_000_000
     max_labels_per_series: int = 64
     max_label_name_length: int = 1024
     max_label_value_length: int = 2048
     max_stack_depth: int = 1024
+    max_future_ms: int = 86_400_000
 
     @classmethod
     def from_settings(cls, s: Any) -> IngestConfig:
         return cls(
             max_decompressed_bytes=s.max_decompressed_bytes,
+            max_compression_ratio=s.max_compression_ratio,
             max_series_per_request=s.max_series_per_request,
+            max_samples_per_request=s.max_samples_per_request,
             max_labels_per_series=s.max_labels_per_series,
             max_label_name_length=s.max_label_name_length,
             max_label_value_length=s.max_label_value_length,
             max_stack_depth=s.max_stack_depth,
+            max_future_ms=int(s.ingest_max_future_s * 1000),
         )
 
     def decoder_limits(self) -> Limits:
-        return Limits(max_decompressed_bytes=self.max_decompressed_bytes, max_stack_depth=self.max_stack_depth)
+        return Limits(
+            max_decompressed_bytes=self.max_decompressed_bytes,
+            max_stack_depth=self.max_stack_depth,
+            max_samples=self.max_samples_per_request,
+        )
+
+    def budget(self, ungated: int | None = None) -> InflateBudget:
+        """A fresh decompression budget for one request (see :class:`InflateBudget`)."""
+        return InflateBudget(self.max_decompressed_bytes, self.max_compression_ratio, ungated=ungated)
+
+
+def check_time_ms(t: int, now_ms: int, cfg: IngestConfig, what: str) -> int:
+    """``t`` if ``0 <= t <= now_ms + cfg.max_future_ms``, else 400 naming ``what``."""
+    if t < 0 or t > now_ms + cfg.max_future_ms:
+        shown = str(t) if t.bit_length() <= 64 else "beyond int64"
+        raise ApiError(400, f"{what} {shown} ms is out of range: use a time between 1970 and "
+                            f"{cfg.max_future_ms // 3_600_000} h from now")
+    return t
+
+
+def ingest_time_ms(text: str | None, default_ms: int, now_ms: int, cfg: IngestConfig, what: str) -> int:
+    """A time parameter (:func:`~fleetprof.distributor.timeparse.parse_time_ms` syntax) in
+    ms, checked by :func:`check_time_ms`; 400 for bad syntax or range."""
+    try:
+        t = parse_time_ms(text, default_ms=default_ms, now=now_ms)
+    except (TimeParseError, ValueError, OverflowError) as e:
+        raise ApiError(400, f"bad {what!r} time: {e}") from None
+    return check_time_ms(t, now_ms, cfg, f"{what!r} time")
+
+
+def check_sample_count(n: int, cfg: IngestConfig) -> None:
+    """400 when a request holds more stacks than ``cfg.max_samples_per_request``."""
+    if n > cfg.max_samples_per_request:
+        raise ApiError(400, f"request has {n} samples, more than the limit of {cfg.max_samples_per_request}")
+
+
+DEFAULT_CONFIG = IngestConfig()
 
 
 def format_error(e: ProfileFormatError) -> ApiError:
@@ -88,7 +136,9 @@ def profile_type_id(name: str, st: ValueType, period: ValueType | None) -> str:
 
 
 def time_ms_of(profile: Profile, fallback_ms: int | None = None) -> int:
-    if profile.time_nanos > 0:
+    """The profile's own time in ms (``time_nanos``; negative stays negative for the range
+    check), else ``fallback_ms`` (default: now)."""
+    if profile.time_nanos != 0:
         return profile.time_nanos // 1_000_000
     return fallback_ms if fallback_ms is not None else time.time_ns() // 1_000_000
 

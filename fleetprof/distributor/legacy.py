@@ -29,35 +29,40 @@ from collections.abc import Mapping
 from typing import Any
 
 from fleetprof.distributor.common import (
+    DEFAULT_CONFIG,
     IngestConfig,
     check_labels,
     check_profile,
+    check_time_ms,
     decoding,
+    ingest_time_ms,
     profile_type_id,
     scale_values,
     split_items,
+    time_ms_of,
 )
 from fleetprof.distributor.legacy_name import LEGACY_TYPES, NameError_, parse_legacy_name, split_app
-from fleetprof.distributor.timeparse import TimeParseError, parse_time_ms
 from fleetprof.model.profile import Profile, ValueType
 from fleetprof.query.select import AGGREGATION_LABEL
 from fleetprof.server.errors import ApiError
+from fleetprof.server.limits import InflateBudget
 
 FORMATS = {"folded": "folded", "collapsed": "folded", "lines": "lines", "pprof": "pprof", "speedscope": "speedscope", "jfr": "jfr"}
 NS_TYPES = {"cpu", "itimer", "wall"}
 
 
-def parse_ingest_params(q: Mapping[str, str], now_ms: int) -> dict[str, Any]:
-    """Validated query parameters (400 with a message otherwise)."""
+def parse_ingest_params(q: Mapping[str, str], now_ms: int, cfg: IngestConfig = DEFAULT_CONFIG) -> dict[str, Any]:
+    """Validated query parameters (400 with a message otherwise); ``from``/``until`` must
+    lie in ``[0, now + cfg.max_future_ms]``."""
     raw_name = q.get("name")
     if not raw_name:
         raise ApiError(400, "missing required query parameter 'name' (e.g. name=app.cpu{env=prod})")
     try:
         name, labels = parse_legacy_name(raw_name)
-        start = parse_time_ms(q.get("from"), default_ms=now_ms - 10_000, now=now_ms)
-        until = parse_time_ms(q.get("until"), default_ms=now_ms, now=now_ms)
-    except (NameError_, TimeParseError) as e:
+    except NameError_ as e:
         raise ApiError(400, str(e)) from None
+    start = ingest_time_ms(q.get("from"), now_ms - 10_000, now_ms, cfg, "from")
+    until = ingest_time_ms(q.get("until"), now_ms, now_ms, cfg, "until")
     fmt = (q.get("format") or "folded").lower()
     if fmt not in FORMATS:
         raise ApiError(400, f"unsupported format {fmt!r}: use one of {sorted(set(FORMATS))}")
@@ -130,19 +135,21 @@ def _pprof_names(profile: Profile, p: Mapping[str, Any], config: dict[str, dict[
 
 def parse_legacy(
     body: bytes, content_type: str | None, query: Mapping[str, str], cfg: IngestConfig, now_ms: int,
-    parts: Mapping[str, bytes] | None = None,
+    parts: Mapping[str, bytes] | None = None, budget: InflateBudget | None = None,
 ) -> list[Any]:
     """``IngestItem`` list of one legacy ``/ingest`` request. ``parts`` holds the
-    multipart fields when the body was ``multipart/form-data``."""
+    multipart fields when the body was ``multipart/form-data``; ``budget`` bounds what the
+    request decompresses (default: ``cfg.budget()``)."""
     from fleetprof.formats.detect import decode
 
-    p = parse_ingest_params(query, now_ms)
+    p = parse_ingest_params(query, now_ms, cfg)
     labels = {**p["labels"], "service_name": p["app"]}
     check_labels(labels, cfg)
+    budget = budget or cfg.budget()
     if p["aggregation"] == "average":
         labels[AGGREGATION_LABEL] = "average"  # queries average these series' profiles
     if p["format"] == "jfr":
-        return _jfr_items(body, parts, p, labels, cfg)
+        return _jfr_items(body, parts, p, labels, cfg, budget)
     config = None
     if parts is not None:
         data = parts.get("profile")
@@ -155,11 +162,12 @@ def parse_legacy(
     if not data:
         raise ApiError(400, "empty profile body")
     rate = p["sample_rate"] if fmt in ("folded", "lines") and _counts_are_cpu_samples(p) else None
+    data = budget.inflate(data, "profile")
     profile = decoding(decode, data, fmt, limits=cfg.decoder_limits(), sample_rate=rate)
     check_profile(profile, cfg)
     if fmt == "pprof":
         names = _pprof_names(profile, p, config)
-        t = profile.time_nanos // 1_000_000 if profile.time_nanos else p["from_ms"]
+        t = check_time_ms(time_ms_of(profile, p["from_ms"]), now_ms, cfg, "profile time_nanos")
         return split_items(labels, profile, names=names, time_ms=t)
     if len(profile.sample_types) != 1:
         profile = profile.with_meta()  # speedscope may carry one type per file; keep the first
@@ -170,7 +178,10 @@ def parse_legacy(
     return split_items(labels, relabeled, names=[(0, ptype)], time_ms=p["from_ms"])
 
 
-def _jfr_items(body: bytes, parts: Mapping[str, bytes] | None, p: Mapping[str, Any], labels: dict[str, str], cfg: IngestConfig) -> list[Any]:
+def _jfr_items(
+    body: bytes, parts: Mapping[str, bytes] | None, p: Mapping[str, Any], labels: dict[str, str], cfg: IngestConfig,
+    budget: InflateBudget,
+) -> list[Any]:
     """One ``IngestItem`` per sample type of every profile kind in a JFR upload."""
     from fleetprof.formats.jfr import decode_jfr_profiles
 
@@ -180,6 +191,7 @@ def _jfr_items(body: bytes, parts: Mapping[str, bytes] | None, p: Mapping[str, A
         snapshot = parts.get("labels") or None
     if not data:
         raise ApiError(400, "empty JFR recording" if parts is None else "multipart body has no 'jfr' part")
+    data = budget.inflate(data, "JFR recording")
     t0 = p["from_ms"] * 1_000_000
     rec = decoding(
         decode_jfr_profiles, data, limits=cfg.decoder_limits(), sample_rate=p["sample_rate"], labels=snapshot,

@@ -14,14 +14,17 @@ from typing import Any
 
 from fleetprof.distributor import common
 from fleetprof.distributor.common import IngestConfig
-from fleetprof.distributor.timeparse import TimeParseError, parse_time_ms
 from fleetprof.formats.profile_types import infer_name
 from fleetprof.server.errors import ApiError
+from fleetprof.server.limits import InflateBudget
 
 RESERVED = {"format", "name", "time", "sampleRate", "service"}
 
 
-def parse_native(body: bytes, query: Mapping[str, str], cfg: IngestConfig, now_ms: int) -> list[Any]:
+def parse_native(body: bytes, query: Mapping[str, str], cfg: IngestConfig, now_ms: int, budget: InflateBudget | None = None) -> list[Any]:
+    """``IngestItem`` list of one native ingest request; its time (``time``, else the
+    profile's own) must lie in ``[0, now + cfg.max_future_ms]``. ``budget`` bounds what the
+    request decompresses (default: ``cfg.budget()``)."""
     from fleetprof.formats.detect import decode
 
     labels = {k: v for k, v in query.items() if k not in RESERVED}
@@ -37,12 +40,12 @@ def parse_native(body: bytes, query: Mapping[str, str], cfg: IngestConfig, now_m
         rate = int(query.get("sampleRate") or 100)
     except ValueError:
         raise ApiError(400, "bad sampleRate") from None
-    profile = common.decoding(decode, body, fmt, limits=cfg.decoder_limits(), sample_rate=rate)
+    if query.get("time"):
+        common.ingest_time_ms(query.get("time"), now_ms, now_ms, cfg, "time")  # bad: 400 before decoding
+    data = (budget or cfg.budget()).inflate(body, "profile")
+    profile = common.decoding(decode, data, fmt, limits=cfg.decoder_limits(), sample_rate=rate)
     common.check_profile(profile, cfg)
-    try:
-        t = parse_time_ms(query.get("time"), default_ms=common.time_ms_of(profile, now_ms), now=now_ms)
-    except TimeParseError as e:
-        raise ApiError(400, str(e)) from None
+    t = common.ingest_time_ms(query.get("time"), common.time_ms_of(profile, now_ms), now_ms, cfg, "time")
     metric = query.get("name") or infer_name(profile)
     names = [(i, common.profile_type_id(metric, st, profile.period_type)) for i, st in enumerate(profile.sample_types)]
     return common.split_items(labels, profile, names=names, time_ms=t)

@@ -6,6 +6,9 @@ Contract:
   **and** its index entry are durable; it raises the write's error otherwise (the caller
   answers 5xx) and :class:`Backpressure` at once when ``max_queue`` items are pending
   (the caller answers 429 with ``Retry-After: retry_after_s``).
+* Every item is validated before any of a call's items joins a batch (:func:`validate_item`):
+  a bad one raises :class:`InvalidItem` (the caller answers 400) and nothing of that call
+  is queued, so one bad request never fails the other requests of its tenant's batch.
 * A tenant's batch is flushed when its oldest item is ``max_age_s`` old or it holds
   ``max_bytes`` (estimated). A flush writes **one** object (``store.put``), then
   ``index.add``, and only then resolves every waiting future. The index is written last,
@@ -31,7 +34,7 @@ import numpy as np
 import polars as pl
 
 from fleetprof.metastore.cleanup import collect_orphans
-from fleetprof.metastore.index import Index, SegmentEntry
+from fleetprof.metastore.index import MAX_TIME_MS, Index, SegmentEntry
 from fleetprof.model.hashing import frame_ids, labels_id, series_id
 from fleetprof.model.profile import FRAMES_SCHEMA, NODES_SCHEMA, Profile, Stacks, ValueType, build
 from fleetprof.segment.cache import remember_encoded
@@ -45,7 +48,10 @@ from fleetprof.segment.format import (
 from fleetprof.segment.keys import new_segment_id, segment_key, validate_tenant
 from fleetprof.storage.objectstore import ObjectStore
 
-__all__ = ["Backpressure", "FlushStats", "IngestItem", "SegmentWriter", "StackItem", "collect_orphans", "encode_items"]
+__all__ = [
+    "Backpressure", "FlushStats", "IngestItem", "InvalidItem", "SegmentWriter", "StackItem", "collect_orphans",
+    "encode_items", "validate_item",
+]
 
 log = logging.getLogger("fleetprof.segment.writer")
 
@@ -97,6 +103,28 @@ class StackItem:
 def item_rows(item: IngestItem | StackItem) -> int:
     """Sample rows of an item (for metrics)."""
     return item.rows if isinstance(item, StackItem) else item.profile.samples.height
+
+
+class InvalidItem(ValueError):
+    """An item that cannot be written (bad time, labels or profile type)."""
+
+
+def validate_item(item: IngestItem | StackItem) -> None:
+    """:class:`InvalidItem` unless ``item`` can join a batch: a str→str label map with a
+    ``service_name``, a non-empty profile type, an integer time in ``[0, MAX_TIME_MS]``."""
+    if not isinstance(item, IngestItem | StackItem):
+        raise InvalidItem(f"not an ingest item: {type(item).__name__}")
+    t = item.time_ms
+    if not isinstance(t, int | np.integer) or isinstance(t, bool) or not 0 <= int(t) <= MAX_TIME_MS:
+        shown = repr(t)[:32]
+        raise InvalidItem(f"profile time {shown} ms is outside 0..{MAX_TIME_MS}")
+    labels = item.labels
+    if not isinstance(labels, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
+        raise InvalidItem("series labels must map strings to strings")
+    if not labels.get("service_name"):
+        raise InvalidItem("series labels must contain service_name")
+    if not isinstance(item.profile_type, str) or not item.profile_type:
+        raise InvalidItem("profile type must be a non-empty string")
 
 
 class Backpressure(Exception):
@@ -373,8 +401,7 @@ class SegmentWriter:
         if self._pending + len(items) > self.max_queue and self._pending > 0:
             raise Backpressure(self.retry_after_s)
         for it in items:
-            if "service_name" not in it.labels:
-                raise ValueError("series labels must contain service_name")
+            validate_item(it)
         self.start()
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         batch = self._batches.get(tenant)

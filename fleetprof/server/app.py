@@ -25,6 +25,7 @@ from fleetprof.server import index_page, routes_analysis, routes_ingest, routes_
 from fleetprof.server.auth import Authenticator, load_tokens
 from fleetprof.server.docs import install as install_docs
 from fleetprof.server.errors import STATUS_CONNECT, ApiError
+from fleetprof.server.gate import DecodeGate
 from fleetprof.server.headers import secure_send
 from fleetprof.server.limits import RateLimiter
 from fleetprof.server.logging import log
@@ -117,6 +118,7 @@ def build_state(settings: Settings) -> ServerState:
         limiter=RateLimiter(settings.ingest_rate, settings.ingest_burst),
         metrics=create_metrics(),
         ingest_cfg=IngestConfig.from_settings(settings),
+        gate=DecodeGate(settings.large_decode_slots, settings.large_decode_bytes),
     )
 
 

@@ -1,5 +1,5 @@
-"""Request limits: body size and decompressed size (413), series/labels per request and
-label syntax (400), per-tenant ingest rate (429, token bucket)."""
+"""Request limits: body size, decompressed size and compression ratio (413), series/labels
+per request and label syntax (400), per-tenant ingest rate (429, token bucket)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ import threading
 import time
 import zlib
 from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
 
 from fleetprof.server.errors import ApiError
 
+GZIP_MAGIC = b"\x1f\x8b"
 LABEL_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 """Prometheus label names, plus ``.`` (the pyroscope-io agent sends ``otel.scope.name``)."""
 
@@ -54,6 +56,71 @@ def gunzip_capped(data: bytes, max_bytes: int, what: str = "request body") -> by
     return bytes(out)
 
 
+class NeedsGate(Exception):
+    """The request decompressed past its ungated allowance: decode it again holding a
+    slot of :class:`fleetprof.server.gate.DecodeGate`."""
+
+
+@dataclass
+class InflateBudget:
+    """The decompressed bytes one request may produce, over all its gzip layers together.
+
+    ``limit``: 413 above it. ``max_ratio``: 413 when a gzip stream inflates to more than
+    ``max_ratio`` × its compressed size and more than ``ratio_floor`` bytes. ``ungated``:
+    :class:`NeedsGate` once the request holds more than this (``None``: it holds a slot).
+    A stream is decompressed incrementally and stops at the first bound it would cross."""
+
+    limit: int
+    max_ratio: float = 0.0
+    ratio_floor: int = 1024 * 1024
+    ungated: int | None = None
+    used: int = 0
+
+    def add(self, n: int) -> None:
+        """Count ``n`` plain bytes (a body that was not compressed)."""
+        self.used += n
+        if self.ungated is not None and self.used > self.ungated:
+            raise NeedsGate()
+        if self.used > self.limit:
+            raise ApiError(413, f"request body of {n} bytes exceeds the {self.limit}-byte decompressed limit")
+
+    def inflate(self, data: bytes, what: str = "request body") -> bytes:
+        """``data`` gunzipped (possibly several members) and counted; other data as is,
+        uncounted (it is part of a body counted already). 400 on corrupt gzip."""
+        if not data.startswith(GZIP_MAGIC):
+            return data
+        by_ratio = max(self.ratio_floor, int(self.max_ratio * len(data))) if self.max_ratio > 0 else self.limit
+        room = min(self.limit - self.used, by_ratio)
+        if self.ungated is not None:
+            room = min(room, self.ungated - self.used)
+        try:
+            out = gunzip_capped(data, max(room, 0), what)
+        except ApiError as e:
+            if e.status != 413:
+                raise
+            if self.ungated is not None and self.used + max(room, 0) >= self.ungated:
+                raise NeedsGate() from None
+            if by_ratio < self.limit - self.used:
+                raise ApiError(413, f"gzip {what} inflates more than {self.max_ratio:g} times its "
+                               f"{len(data)}-byte size (limit {by_ratio} bytes)") from None
+            raise ApiError(413, f"decompressed request exceeds the {self.limit}-byte limit") from None
+        self.used += len(out)
+        return out
+
+
+def decode_body(body: bytes, encoding: str | None, budget: InflateBudget) -> bytes:
+    """Undo ``Content-Encoding`` (identity or gzip) within ``budget``; 415 for others."""
+    enc = (encoding or "identity").strip().lower()
+    if enc in ("", "identity"):
+        budget.add(len(body))
+        return body
+    if enc in ("gzip", "x-gzip"):
+        if body and not body.startswith(GZIP_MAGIC):
+            raise ApiError(400, "invalid gzip request body: no gzip header")
+        return budget.inflate(body)
+    raise ApiError(415, f"unsupported Content-Encoding {encoding!r} (use gzip or identity)", code="invalid_argument")
+
+
 def decode_content_encoding(body: bytes, encoding: str | None, max_bytes: int) -> bytes:
     """Undo ``Content-Encoding`` (identity or gzip; 415-ish 400 for others)."""
     enc = (encoding or "identity").strip().lower()
@@ -92,14 +159,33 @@ class TokenBucket:
     def take(self, n: float) -> float:
         """Take ``n`` tokens: 0.0 on success, else the seconds to wait before retrying."""
         with self.lock:
-            now = self.clock()
-            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-            self.stamp = now
+            self._refill()
             if n <= self.tokens:
                 self.tokens -= n
                 return 0.0
             need = min(n, self.burst) - self.tokens
             return max(need / self.rate, 0.001) if self.rate > 0 else 1.0
+
+    def wait_for(self, n: float) -> float:
+        """Seconds until ``n`` tokens (at most ``burst``) are available; 0.0 if they are now."""
+        with self.lock:
+            self._refill()
+            need = min(n, self.burst) - self.tokens
+            if need <= 0:
+                return 0.0
+            return max(need / self.rate, 0.001) if self.rate > 0 else 1.0
+
+    def spend(self, n: float) -> None:
+        """Take ``n`` tokens unconditionally: the bucket may go into debt, which later
+        requests wait off (work already done is never thrown away)."""
+        with self.lock:
+            self._refill()
+            self.tokens -= n
+
+    def _refill(self) -> None:
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
 
 
 class RateLimiter:
@@ -115,14 +201,35 @@ class RateLimiter:
         """Take ``n`` profiles' worth of tokens or raise 429 with ``Retry-After``."""
         if self.rate <= 0:
             return
+        wait = self._bucket(tenant).take(n)
+        if wait > 0:
+            raise self._refusal(tenant, wait)
+
+    def admit(self, tenant: str) -> None:
+        """429 with ``Retry-After`` unless the tenant's bucket holds a whole token; takes
+        nothing. Called before a request's body is read or decoded."""
+        if self.rate <= 0:
+            return
+        wait = self._bucket(tenant).wait_for(1)
+        if wait > 0:
+            raise self._refusal(tenant, wait)
+
+    def charge(self, tenant: str, n: int) -> None:
+        """Take ``n`` profiles' worth of tokens after an admitted request was decoded (the
+        bucket may go into debt: the tenant's next requests are refused until it refills)."""
+        if self.rate > 0:
+            self._bucket(tenant).spend(n)
+
+    def _bucket(self, tenant: str) -> TokenBucket:
         with self.lock:
             bucket = self.buckets.get(tenant)
             if bucket is None:
                 bucket = self.buckets[tenant] = TokenBucket(self.rate, self.burst)
-        wait = bucket.take(n)
-        if wait > 0:
-            raise ApiError(
-                429,
-                f"tenant {tenant!r} exceeds its ingest rate of {self.rate:g} profiles/s",
-                headers={"Retry-After": str(max(1, int(wait + 0.999)))},
-            )
+            return bucket
+
+    def _refusal(self, tenant: str, wait: float) -> ApiError:
+        return ApiError(
+            429,
+            f"tenant {tenant!r} exceeds its ingest rate of {self.rate:g} profiles/s",
+            headers={"Retry-After": str(max(1, int(wait + 0.999)))},
+        )

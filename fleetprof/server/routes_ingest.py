@@ -1,11 +1,16 @@
 """Ingest routes: Connect ``Push``, legacy ``/ingest``, native ``/api/v1/ingest``.
 
-Every route answers only after the segment writer acknowledged the data as durable."""
+Every route answers only after the segment writer acknowledged the data as durable.
+Checks run cheapest first: authentication, the tenant's rate limit (429 before the body is
+read), the body size (413 while reading), then decompression within the request's budget
+(413; a request outgrowing ``ungated_bytes`` needs a :class:`~fleetprof.server.gate.DecodeGate`
+slot, 429 when none is free), the parser's structural limits before any profile is decoded,
+and last the decode itself."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from anyio import to_thread
@@ -18,31 +23,57 @@ from fleetprof.distributor.native import parse_native
 from fleetprof.distributor.push import JSON_TYPES, media_type, parse_push_deferred
 from fleetprof.distributor.timeparse import now_ms
 from fleetprof.server.errors import ApiError
-from fleetprof.server.limits import decode_content_encoding, read_body
+from fleetprof.server.limits import InflateBudget, NeedsGate, decode_body, read_body
 from fleetprof.server.logging import log
 from fleetprof.server.state import ServerState, get_state
 
 router = APIRouter()
 MAX_MULTIPART_PARTS = 16
 PUSH_PATH = "/push.v1.PusherService/Push"
-INLINE_PARSE_BYTES = 256 * 1024
-"""Decompressed bodies up to this size are parsed on the event loop (an agent's push is a
-few KB: a worker-thread hand-off would cost more than the parse); larger ones in a thread."""
+Parse = Callable[[bytes, "dict[str, bytes] | None", InflateBudget], list[Any]]
+Form = Callable[[bytes], Awaitable[dict[str, bytes]]]
 
 
-async def _body(request: Request, st: ServerState) -> bytes:
-    raw = await read_body(request.stream(), request.headers.get("content-length"), st.settings.max_body_bytes)
-    return decode_content_encoding(raw, request.headers.get("content-encoding"), st.settings.max_decompressed_bytes)
+async def _read(receive: AsyncIterator[bytes], content_length: str | None, st: ServerState, tenant: str) -> bytes:
+    """The raw body, once the tenant's rate limit admits the request (429 before reading)."""
+    st.limiter.admit(tenant)
+    return await read_body(receive, content_length, st.settings.max_body_bytes)
 
 
-async def _ingest(request: Request, route: str, parse: Callable[..., list[Any]], *args: Any) -> None:
+async def _decode(st: ServerState, raw: bytes, encoding: str | None, parse: Parse, *, inline: bool, form: Form | None = None) -> list[Any]:
+    """Undo ``Content-Encoding`` and parse ``raw`` within the request's decompression budget.
+
+    A request that stays within ``st.gate.ungated_bytes`` (body and everything it
+    decompresses) is parsed without a gate slot (on the event loop when ``inline``: an agent's
+    push costs less than a thread hand-off); one that outgrows it is dropped at that point
+    and parsed again from the start in a worker thread holding a slot (429 when none is
+    free), up to ``max_decompressed_bytes``."""
+    gate = st.gate
+    if len(raw) <= gate.ungated_bytes:
+        budget = st.ingest_cfg.budget(ungated=gate.ungated_bytes)
+        try:
+            body = decode_body(raw, encoding, budget)
+            parts = await form(body) if form is not None else None
+            if inline:
+                return parse(body, parts, budget)
+            return await to_thread.run_sync(parse, body, parts, budget)
+        except NeedsGate:
+            pass
+    with gate.slot():
+        budget = st.ingest_cfg.budget()
+        body = await to_thread.run_sync(decode_body, raw, encoding, budget)
+        parts = await form(body) if form is not None else None
+        return await to_thread.run_sync(parse, body, parts, budget)
+
+
+async def _ingest(request: Request, route: str, parse: Parse, *, inline: bool, form: Form | None = None) -> None:
     st = get_state(request)
     status = "error"
     try:
         tenant = st.tenant(request, "write")
-        body = await _body(request, st)
-        st.metrics.ingest_bytes.labels(route).inc(len(body))
-        items = parse(body, *args) if len(body) <= INLINE_PARSE_BYTES else await to_thread.run_sync(lambda: parse(body, *args))
+        raw = await _read(request.stream(), request.headers.get("content-length"), st, tenant)
+        st.metrics.ingest_bytes.labels(route).inc(len(raw))
+        items = await _decode(st, raw, request.headers.get("content-encoding"), parse, inline=inline, form=form)
         await st.accept(tenant, items, route)
         status = "ok"
     finally:
@@ -54,7 +85,7 @@ async def connect_push(request: Request) -> Response:
     """Connect unary ``PusherService.Push``: empty ``PushResponse`` on success."""
     st = get_state(request)
     ctype = request.headers.get("content-type")
-    await _ingest(request, "push", lambda body: parse_push_deferred(body, ctype, st.ingest_cfg, now_ms()))
+    await _ingest(request, "push", lambda body, _, budget: parse_push_deferred(body, ctype, st.ingest_cfg, now_ms(), budget), inline=True)
     if media_type(ctype) in JSON_TYPES:
         return Response(b"{}", media_type="application/json")
     return Response(b"", media_type="application/proto")
@@ -92,17 +123,15 @@ async def legacy_ingest(request: Request) -> Response:
     st = get_state(request)
     query = dict(request.query_params)
     ctype = request.headers.get("content-type") or ""
-    status = "error"
-    try:
-        tenant = st.tenant(request, "write")
-        body = await _body(request, st)
-        st.metrics.ingest_bytes.labels("ingest").inc(len(body))
-        parts = await _multipart(request, body) if media_type(ctype) == "multipart/form-data" else None
-        items = await to_thread.run_sync(lambda: parse_legacy(body, ctype, query, st.ingest_cfg, now_ms(), parts))
-        await st.accept(tenant, items, "ingest")
-        status = "ok"
-    finally:
-        st.metrics.ingest_requests.labels("ingest", status).inc()
+
+    def parse(body: bytes, parts: dict[str, bytes] | None, budget: InflateBudget) -> list[Any]:
+        return parse_legacy(body, ctype, query, st.ingest_cfg, now_ms(), parts, budget)
+
+    async def form(body: bytes) -> dict[str, bytes]:
+        return await _multipart(request, body)
+
+    multipart = media_type(ctype) == "multipart/form-data"
+    await _ingest(request, "ingest", parse, inline=False, form=form if multipart else None)
     return Response(b"", status_code=200)
 
 
@@ -111,7 +140,7 @@ async def native_ingest(request: Request) -> dict[str, Any]:
     """Any decodable profile; labels from query parameters."""
     st = get_state(request)
     query = dict(request.query_params)
-    await _ingest(request, "api_v1_ingest", lambda body: parse_native(body, query, st.ingest_cfg, now_ms()))
+    await _ingest(request, "api_v1_ingest", lambda body, _, budget: parse_native(body, query, st.ingest_cfg, now_ms(), budget), inline=False)
     return {"status": "ok"}
 
 
@@ -151,6 +180,10 @@ def raw_push_handler(st: ServerState) -> Callable[..., Any]:
         for k, v in scope["headers"]:
             hdr.setdefault(k, v)  # the first of repeated headers, as Starlette's Headers.get
         ctype = hdr[b"content-type"].decode("latin-1") if b"content-type" in hdr else None
+
+        def parse(body: bytes, _: object, budget: InflateBudget) -> list[Any]:
+            return parse_push_deferred(body, ctype, st.ingest_cfg, now_ms(), budget)
+
         status = "error"
         try:
             try:
@@ -158,14 +191,10 @@ def raw_push_handler(st: ServerState) -> Callable[..., Any]:
                 org = hdr.get(b"x-scope-orgid")
                 tenant = st.tenant_of(auth.decode("latin-1") if auth is not None else None, org.decode("latin-1") if org is not None else None, "write")
                 clen = hdr.get(b"content-length")
-                raw = await read_body(_receive_chunks(receive), clen.decode("latin-1") if clen is not None else None, st.settings.max_body_bytes)
+                raw = await _read(_receive_chunks(receive), clen.decode("latin-1") if clen is not None else None, st, tenant)
+                bytes_in.inc(len(raw))
                 enc = hdr.get(b"content-encoding")
-                body = decode_content_encoding(raw, enc.decode("latin-1") if enc is not None else None, st.settings.max_decompressed_bytes)
-                bytes_in.inc(len(body))
-                if len(body) <= INLINE_PARSE_BYTES:
-                    items = parse_push_deferred(body, ctype, st.ingest_cfg, now_ms())
-                else:
-                    items = await to_thread.run_sync(lambda: parse_push_deferred(body, ctype, st.ingest_cfg, now_ms()))
+                items = await _decode(st, raw, enc.decode("latin-1") if enc is not None else None, parse, inline=True)
                 await st.accept(tenant, items, route)
                 status = "ok"
             finally:

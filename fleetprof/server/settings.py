@@ -59,8 +59,19 @@ class Settings:
     auth_file: str | None = None
     # limits
     max_body_bytes: int = 16 * 1024 * 1024
-    max_decompressed_bytes: int = 128 * 1024 * 1024
+    max_decompressed_bytes: int = 16 * 1024 * 1024
+    """Everything one ingest request decompresses, all gzip layers together (413 above)."""
+    max_compression_ratio: float = 100.0
+    """A gzip stream may inflate to this many times its size (past 1 MiB; 413 above)."""
     max_series_per_request: int = 1000
+    max_samples_per_request: int = 1_000_000
+    """Stacks (folded/lines: lines) of all profiles of one ingest request (400 above)."""
+    large_decode_slots: int = 2
+    """Ingest requests past ``large_decode_bytes`` decoded at once (429 for more)."""
+    large_decode_bytes: int = 256 * 1024
+    """Body or decompressed size from which an ingest request needs a decode slot."""
+    ingest_max_future_s: float = 86_400.0
+    """Ingested timestamps may lie this far in the future (400 beyond; before 1970 too)."""
     max_labels_per_series: int = 64
     max_label_name_length: int = 1024
     max_label_value_length: int = 2048
@@ -82,6 +93,15 @@ class Settings:
     retention_interval_s: float = 300.0
     log_level: str = "info"
     default_query_range_s: float = 3600.0
+    # exposure
+    insecure: bool = False
+    """Allow a non-loopback bind without a token file (``--insecure``)."""
+    max_tracked_tenants: int = 10_000
+    """Tenants whose in-memory state (rate-limit buckets) is kept; least recently seen
+    evicted beyond (their next request starts a fresh bucket)."""
+    metrics_tenants: int = 0
+    """Tenants named as label values in ``/metrics`` (the first seen); others count as
+    ``tenant="other"``. 0: no tenant name is exposed."""
 
     @classmethod
     def load(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -110,9 +130,11 @@ _INT_FIELDS = {
     "port", "max_body_bytes", "max_decompressed_bytes", "max_series_per_request",
     "max_labels_per_series", "max_label_name_length", "max_label_value_length",
     "max_stack_depth", "flush_max_bytes", "max_queue",
+    "max_samples_per_request", "large_decode_slots", "large_decode_bytes",
+    "max_tracked_tenants", "metrics_tenants",
 }
-_FLOAT_FIELDS = {"ingest_rate", "ingest_burst", "flush_max_age_s"}
-_DURATION_FIELDS = {"retention_s", "retention_interval_s", "default_query_range_s"}
+_FLOAT_FIELDS = {"ingest_rate", "ingest_burst", "flush_max_age_s", "max_compression_ratio"}
+_DURATION_FIELDS = {"retention_s", "retention_interval_s", "default_query_range_s", "ingest_max_future_s"}
 
 
 def _coerce(name: str, raw: Any) -> Any:
@@ -126,6 +148,6 @@ def _coerce(name: str, raw: Any) -> Any:
         return parse_duration_s(raw)
     if name == "retention_tenants":
         return parse_tenant_durations(raw)
-    if name == "retention_in_process":
+    if name in ("retention_in_process", "insecure"):
         return raw.strip().lower() in ("1", "true", "yes", "on")
     return raw

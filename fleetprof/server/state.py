@@ -12,6 +12,7 @@ from starlette.requests import Request
 from fleetprof.distributor.common import IngestConfig
 from fleetprof.server.auth import Authenticator
 from fleetprof.server.errors import ApiError
+from fleetprof.server.gate import DecodeGate
 from fleetprof.server.limits import RateLimiter
 from fleetprof.server.logging import log
 from fleetprof.server.metrics import Metrics
@@ -25,6 +26,8 @@ class ServerState:
     limiter: RateLimiter
     metrics: Metrics
     ingest_cfg: IngestConfig
+    gate: DecodeGate = field(default_factory=lambda: DecodeGate(2, 256 * 1024))
+    """Bounds the large ingest decodes running at once (see :mod:`fleetprof.server.gate`)."""
     store: Any = None
     analysis_store: Any = None
     """Where ``/api/v1/analysis`` reads (``settings.analysis``, else ``store``)."""
@@ -44,13 +47,15 @@ class ServerState:
         return self.auth.tenant(authorization, org_id, scope)
 
     async def accept(self, tenant: str, items: list[Any], route: str) -> None:
-        """Rate-limit, hand ``items`` to the segment writer and wait for the durable ack.
+        """Charge the tenant's rate limit (admitted before the body was read), hand
+        ``items`` to the segment writer and wait for the durable ack.
 
-        429 (rate or full queue, with ``Retry-After``), 503 when the write failed."""
+        429 on a full queue (with ``Retry-After``), 400 for an item the writer refuses
+        (nothing of it joined a batch), 503 when the write failed."""
         if not items:
             return
-        self.limiter.check(tenant, len(items))
-        from fleetprof.segment.writer import Backpressure, item_rows
+        self.limiter.charge(tenant, len(items))
+        from fleetprof.segment.writer import Backpressure, InvalidItem, item_rows
 
         t0 = time.perf_counter()
         try:
@@ -58,6 +63,8 @@ class ServerState:
         except Backpressure as e:
             retry = str(max(1, round(e.retry_after_s)))
             raise ApiError(429, "ingest queue is full; retry later", headers={"Retry-After": retry}) from None
+        except InvalidItem as e:
+            raise ApiError(400, str(e)) from None
         except ApiError:
             raise
         except Exception as e:  # the write failed: nothing acknowledged

@@ -6,6 +6,7 @@ eager path must still reject bad input."""
 from __future__ import annotations
 
 import gzip
+import time
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,8 @@ from fleetprof.server.errors import ApiError
 
 DATA = Path(__file__).resolve().parents[1] / "formats" / "data"
 NOW = 1_700_000_000_000
+WALL = time.time_ns() // 1_000_000
+"""The parsers' "now" (the captured agent push is dated by the real clock)."""
 CFG = IngestConfig()
 KEYS = {"samples": ["series_id", "profile_type", "time_ms", "node_id"], "nodes": ["node_id"], "frames": ["frame_id"], "labels": ["series_id", "key"]}
 
@@ -70,8 +73,8 @@ def test_deferred_batch_equals_eager_batch() -> None:
     bodies = [_push(i, two_types=(i % 3 == 0), service=None if i % 5 == 0 else f"svc-{i % 2}") for i in range(12)]
     bodies.append((DATA / "pyroscope_io_1.4_push.body.gz").read_bytes())
     bodies = [gzip.decompress(b) if b[:2] == b"\x1f\x8b" else b for b in bodies]
-    eager = [it for b in bodies for it in parse_push(b, "application/proto", CFG, NOW)]
-    lazy = [it for b in bodies for it in parse_push_deferred(b, "application/proto", CFG, NOW)]
+    eager = [it for b in bodies for it in parse_push(b, "application/proto", CFG, WALL)]
+    lazy = [it for b in bodies for it in parse_push_deferred(b, "application/proto", CFG, WALL)]
     assert all(isinstance(it, StackItem) for it in lazy)
     assert [(it.labels, it.profile_type, it.time_ms) for it in eager] == [(it.labels, it.profile_type, it.time_ms) for it in lazy]
     _same_tables(eager, lazy)
@@ -82,8 +85,8 @@ def test_deferred_batch_equals_eager_batch() -> None:
 
 def test_deferred_skips_empty_profiles_like_eager() -> None:
     body = _push(7, zero=True)
-    assert parse_push(body, "application/proto", CFG, NOW) == []
-    assert parse_push_deferred(body, "application/proto", CFG, NOW) == []
+    assert parse_push(body, "application/proto", CFG, WALL) == []
+    assert parse_push_deferred(body, "application/proto", CFG, WALL) == []
 
 
 @pytest.mark.parametrize(
@@ -98,5 +101,5 @@ def test_deferred_rejects_like_eager(body: bytes, ctype: str, status: int) -> No
     cfg = IngestConfig(max_stack_depth=16)
     for parse in (parse_push, parse_push_deferred):
         with pytest.raises(ApiError) as e:
-            parse(body, ctype, cfg, NOW)
+            parse(body, ctype, cfg, WALL)
         assert e.value.status == status

@@ -3,6 +3,7 @@ captured pyroscope-io 1.4 request, legacy/native profile typing."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -71,7 +72,7 @@ def test_captured_pyroscope_io_push() -> None:
     body = (DATA / "pyroscope_io_1.4_push.body.gz").read_bytes()
     from fleetprof.server.limits import gunzip_capped
 
-    items = parse_push(gunzip_capped(body, 1 << 20), "application/proto", CFG, NOW)
+    items = parse_push(gunzip_capped(body, 1 << 20), "application/proto", CFG, time.time_ns() // 1_000_000)
     assert items
     for it in items:
         assert it.profile_type == "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
