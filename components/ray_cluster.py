@@ -176,7 +176,7 @@ def _common_boot(env: NodeEnv) -> str:
     """Packages, user, log shipping (first, so a failed install is visible), install, env."""
     return f"""#!/bin/bash
 set -euo pipefail
-dnf install -y python3.11 amazon-cloudwatch-agent
+dnf install -y python3.11 python3.11-pip amazon-cloudwatch-agent
 id fleetprof >/dev/null 2>&1 || useradd --system --create-home --home-dir /var/lib/fleetprof fleetprof
 install -d -m 0750 -o fleetprof -g fleetprof /etc/fleetprof
 cat > {CWAGENT_CONFIG} <<'JSON'
