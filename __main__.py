@@ -91,6 +91,7 @@ ingest = IngestService(
         **settings.pick("cpu", "memory", prefix="task_"),
         **settings.pick(
             "image_uri",
+            "deletion_protection",
             "desired_count",
             "min_count",
             "max_count",

@@ -70,6 +70,7 @@ class IngestServiceArgs:
     table_arn: pulumi.Input[str]
     kms_key_arn: pulumi.Input[str]
     image_uri: str
+    deletion_protection: bool
     cpu: int
     memory: int
     desired_count: int
@@ -168,7 +169,7 @@ class IngestService(pulumi.ComponentResource):
             image_tag_mutability="IMMUTABLE",
             image_scanning_configuration={"scan_on_push": True},
             encryption_configurations=[{"encryption_type": "KMS", "kms_key": args.kms_key_arn}],
-            force_delete=False,
+            force_delete=not args.deletion_protection,  # destroy removes the images with it
             tags=tags(args.tags, f"{name}-repo"),
             opts=child,
         )

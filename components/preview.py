@@ -76,7 +76,7 @@ KEY_SETTINGS: dict[str, tuple[str, ...]] = {
     "aws:lb/listener:Listener": ("port", "protocol", "sslPolicy", "defaultActions.*.type"),
     "aws:wafv2/webAcl:WebAcl": ("scope", "rules.*.name"),
     "aws:ecs/cluster:Cluster": ("settings.*.value",),
-    "aws:ecr/repository:Repository": ("imageTagMutability", "imageScanningConfiguration.scanOnPush"),
+    "aws:ecr/repository:Repository": ("imageTagMutability", "imageScanningConfiguration.scanOnPush", "forceDelete"),
     "aws:ecs/taskDefinition:TaskDefinition": (
         "cpu",
         "memory",

@@ -96,3 +96,10 @@ def test_new_sources_make_a_new_tag(tmp_path):
     second = service_image.image_tag(tree)
     (tree / "Dockerfile").write_text((tree / "Dockerfile").read_text() + "\n# changed\n")
     assert len({first, second, service_image.image_tag(tree)}) == 3
+
+
+@pytest.mark.parametrize("name", STACKS)
+def test_repository_outlives_the_stack_only_where_protected(name):
+    r = rendered(name)
+    repo = one(r, "aws:ecr/repository:Repository", "ingest-repo")
+    assert repo.inputs["forceDelete"] is (not r.program["settings"].deletion_protection)
