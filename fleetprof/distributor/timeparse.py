@@ -32,7 +32,7 @@ def parse_time_ms(text: str | None, *, default_ms: int, now: int | None = None) 
         if m.group(1) is None:
             return base
         return base - int(float(m.group(1)) * _UNIT_MS[m.group(2)])
-    if not t.isdigit():
+    if not (t.isascii() and t.isdigit()):
         raise TimeParseError(f"bad time {text!r}: use epoch seconds/ms/µs/ns or now-<n><s|m|h|d>")
     n = len(t.lstrip("0")) or 1
     v = int(t)

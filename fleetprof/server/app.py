@@ -21,7 +21,14 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fleetprof.distributor.common import IngestConfig
-from fleetprof.server import index_page, routes_analysis, routes_ingest, routes_native, routes_query
+from fleetprof.server import (
+    auth_surfaces,
+    index_page,
+    routes_analysis,
+    routes_ingest,
+    routes_native,
+    routes_query,
+)
 from fleetprof.server.auth import Authenticator, load_tokens
 from fleetprof.server.docs import install as install_docs
 from fleetprof.server.errors import STATUS_CONNECT, ApiError
@@ -102,6 +109,8 @@ class FleetprofApp(FastAPI):
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
             send = secure_send(send)
+            if not await auth_surfaces.admit(self.state.fleetprof.auth, scope, send):
+                return
         if scope["type"] == "http" and scope["method"] == "POST":
             handler = self.fast_posts.get(scope["path"])
             if handler is not None:
@@ -115,7 +124,7 @@ def build_state(settings: Settings) -> ServerState:
     return ServerState(
         settings=settings,
         auth=Authenticator(tokens),
-        limiter=RateLimiter(settings.ingest_rate, settings.ingest_burst),
+        limiter=RateLimiter(settings.ingest_rate, settings.ingest_burst, max_tenants=settings.max_tracked_tenants),
         metrics=create_metrics(),
         ingest_cfg=IngestConfig.from_settings(settings),
         gate=DecodeGate(settings.large_decode_slots, settings.large_decode_bytes),
@@ -184,6 +193,9 @@ def create_app(settings: Settings | None = None, *, store: Any = None, index: An
             await to_thread.run_sync(st.index.ping)
         except Exception as e:
             return JSONResponse({"code": "unavailable", "message": f"storage not reachable: {type(e).__name__}: {e}"}, status_code=503)
+        problem = await to_thread.run_sync(st.writer_problem)
+        if problem is not None:
+            return JSONResponse({"code": "unavailable", "message": problem}, status_code=503)
         return JSONResponse({"status": "ready"})
 
     @app.get("/metrics")

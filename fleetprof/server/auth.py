@@ -8,6 +8,10 @@ Without a token file every request is allowed and the tenant comes from ``X-Scop
 (or the inner mapping alone) a request must carry ``Authorization: Bearer <token>`` or
 ``Basic base64(user:<token>)`` (the user name is ignored): missing/unknown → 401; token
 lacking the needed scope, or an ``X-Scope-OrgID`` naming another tenant → 403.
+
+Scopes: ``read`` (query routes), ``write`` (ingest routes), ``metrics`` (``/metrics``); a
+grant without ``scopes`` has ``read`` and ``write``. The operator surfaces (``/metrics``,
+``/docs``, ``/openapi.json``) are guarded by :mod:`fleetprof.server.auth_surfaces`.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from fleetprof.server.errors import ApiError
 TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 """1–64 of ``[A-Za-z0-9_.-]``, starting with a letter or digit (safe in object keys)."""
 DEFAULT_TENANT = "anonymous"
-SCOPES = ("read", "write")
+SCOPES = ("read", "write", "metrics")
+DEFAULT_SCOPES = ("read", "write")
 
 
 @dataclass(frozen=True)
@@ -46,7 +51,7 @@ def load_tokens(path: str | Path) -> dict[str, Grant]:
     for token, g in table.items():
         if not isinstance(g, dict) or not TENANT_RE.match(str(g.get("tenant", ""))):
             raise ValueError(f"token file {path}: bad grant for a token (need a valid 'tenant')")
-        scopes = frozenset(g.get("scopes", SCOPES))
+        scopes = frozenset(g.get("scopes", DEFAULT_SCOPES))
         if not scopes <= set(SCOPES):
             raise ValueError(f"token file {path}: scopes must be among {SCOPES}")
         out[str(token)] = Grant(str(g["tenant"]), scopes)
@@ -83,18 +88,28 @@ class Authenticator:
     def __init__(self, tokens: dict[str, Grant] | None) -> None:
         self.tokens = tokens
 
+    @property
+    def enabled(self) -> bool:
+        return self.tokens is not None
+
+    def grant(self, authorization: str | None, scope: str | None) -> Grant:
+        """The grant of the request's token (401 without a known token; 403 when ``scope``
+        is given and the token lacks it). Only with a token file."""
+        token = _token(authorization)
+        if token is None:
+            raise ApiError(401, "authentication required (Authorization: Bearer <token>)", headers={"WWW-Authenticate": 'Bearer realm="fleetprof"'})
+        grant = (self.tokens or {}).get(token)
+        if grant is None:
+            raise ApiError(401, "invalid token", headers={"WWW-Authenticate": 'Bearer realm="fleetprof"'})
+        if scope is not None and scope not in grant.scopes:
+            raise ApiError(403, f"token lacks the {scope!r} scope")
+        return grant
+
     def tenant(self, authorization: str | None, org_id: str | None, scope: str) -> str:
         header_tenant = tenant_from_header(org_id) if org_id else None
         if self.tokens is None:
             return header_tenant or DEFAULT_TENANT
-        token = _token(authorization)
-        if token is None:
-            raise ApiError(401, "authentication required (Authorization: Bearer <token>)", headers={"WWW-Authenticate": 'Bearer realm="fleetprof"'})
-        grant = self.tokens.get(token)
-        if grant is None:
-            raise ApiError(401, "invalid token", headers={"WWW-Authenticate": 'Bearer realm="fleetprof"'})
-        if scope not in grant.scopes:
-            raise ApiError(403, f"token lacks the {scope!r} scope")
+        grant = self.grant(authorization, scope)
         if header_tenant is not None and header_tenant != grant.tenant:
             raise ApiError(403, f"token is not valid for tenant {header_tenant!r}")
         return grant.tenant

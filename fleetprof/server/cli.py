@@ -32,6 +32,7 @@ def serve(
     retention: Annotated[str | None, typer.Option(help="Default retention, e.g. 30d (0 = forever).")] = None,
     retention_tenants: Annotated[str | None, typer.Option(help="Per-tenant retention, e.g. acme=7d,beta=24h.")] = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error.")] = None,
+    insecure: Annotated[bool, typer.Option("--insecure", help="Serve on a non-loopback address without a token file (env FLEETPROF_INSECURE=1).")] = False,
 ) -> None:
     """Run the ingest + query server (Pyroscope-compatible; agents push to it unchanged).
 
@@ -39,11 +40,13 @@ def serve(
 
       fleetprof serve                                   # 127.0.0.1:4040, ./.fleetprof storage
 
-      fleetprof serve --host 0.0.0.0 --storage s3://bucket/prefix --index dynamodb://table
+      fleetprof serve --host 0.0.0.0 --auth-file tokens.json --storage s3://bucket/prefix --index dynamodb://table
+
+    A non-loopback --host needs --auth-file, or --insecure to serve without auth.
 
     SIGINT/SIGTERM stop gracefully: in-flight requests finish and pending data is flushed.
     """
-    from fleetprof.cli import cli_errors, err_console
+    from fleetprof.cli import cli_errors, err_console, fail
 
     with cli_errors():
         import uvicorn
@@ -58,7 +61,11 @@ def serve(
             max_series_per_request=max_series_per_request, max_labels_per_series=max_labels_per_series,
             ingest_rate=ingest_rate, ingest_burst=ingest_burst, flush_max_age_s=flush_max_age_s,
             max_queue=max_queue, retention_s=retention, retention_tenants=retention_tenants, log_level=log_level,
+            insecure=insecure or None,
         )
+        refusal = bind_refusal(settings.host, settings.auth_file, settings.insecure)
+        if refusal:
+            fail(refusal)
         _prepare_local_dirs(settings)
         configure_logging(settings.log_level)
         app = create_app(settings)
@@ -68,6 +75,28 @@ def serve(
             timeout_graceful_shutdown=30, lifespan="on", server_header=False, **_fast_io(),
         )
         _DrainingServer(config, app.state.fleetprof).run()
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or ``localhost``) only accepts local connections."""
+    import ipaddress
+
+    if host.strip().lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: may resolve to anything
+
+
+def bind_refusal(host: str, auth_file: str | None, insecure: bool) -> str | None:
+    """Why serving on ``host`` is refused: a non-loopback bind without a token file, unless
+    ``insecure``; ``None`` when allowed."""
+    if auth_file or insecure or is_loopback(host):
+        return None
+    return (f"refusing to serve on {host} without auth: anyone who can reach it could read and write "
+            "every tenant's profiles; give --auth-file (FLEETPROF_AUTH_FILE), bind 127.0.0.1, "
+            "or pass --insecure (FLEETPROF_INSECURE=1)")
 
 
 def _fast_io() -> dict[str, str]:

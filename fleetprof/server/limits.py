@@ -7,6 +7,7 @@ import re
 import threading
 import time
 import zlib
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 
@@ -189,12 +190,15 @@ class TokenBucket:
 
 
 class RateLimiter:
-    """One :class:`TokenBucket` per tenant; ``rate <= 0`` disables limiting."""
+    """One :class:`TokenBucket` per tenant, for at most ``max_tenants`` tenants (the least
+    recently seen is dropped beyond: made-up tenants cannot grow memory without bound);
+    ``rate <= 0`` disables limiting."""
 
-    def __init__(self, rate: float, burst: float = 0.0) -> None:
+    def __init__(self, rate: float, burst: float = 0.0, *, max_tenants: int = 10_000) -> None:
         self.rate = rate
         self.burst = burst if burst > 0 else max(rate, 1.0) * 2
-        self.buckets: dict[str, TokenBucket] = {}
+        self.max_tenants = max(1, max_tenants)
+        self.buckets: OrderedDict[str, TokenBucket] = OrderedDict()
         self.lock = threading.Lock()
 
     def check(self, tenant: str, n: int) -> None:
@@ -226,6 +230,10 @@ class RateLimiter:
             if bucket is None:
                 bucket = self.buckets[tenant] = TokenBucket(self.rate, self.burst)
             return bucket
+                while len(self.buckets) > self.max_tenants:
+                    self.buckets.popitem(last=False)
+            else:
+                self.buckets.move_to_end(tenant)
 
     def _refusal(self, tenant: str, wait: float) -> ApiError:
         return ApiError(

@@ -106,7 +106,10 @@ async def top_functions(request: Request) -> dict[str, Any]:
             return top(profile, 0, n=limit, by=by)
         return top(profile, 0, by=by).sort(["total", "self"], descending=True).head(limit)
 
-    table = await to_thread.run_sync(compute)
+    try:
+        table = await to_thread.run_sync(compute)
+    except ValueError as e:  # by=line over profiles stored without line numbers
+        raise ApiError(400, f"cannot rank by {by}: {e}") from None
     rows = [{k: _jsonable(v) for k, v in r.items()} for r in table.to_dicts()]
     r.observe("top")
     st_type = profile.sample_types[0]

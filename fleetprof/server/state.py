@@ -18,6 +18,9 @@ from fleetprof.server.logging import log
 from fleetprof.server.metrics import Metrics
 from fleetprof.server.settings import Settings
 
+PROBE_KEY = "health/write-probe"
+"""Object that readiness writes to test the store after a failed flush."""
+
 
 @dataclass
 class ServerState:
@@ -35,7 +38,11 @@ class ServerState:
     writer: Any = None
     ready: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    flush_error: str | None = None
+    """Why the latest segment flush failed; ``None`` once one succeeds (see
+    :meth:`writer_problem`)."""
     _tenant_counters: dict[str, tuple[Any, Any]] = field(default_factory=dict, repr=False)
+    _named_tenants: set[str] = field(default_factory=set, repr=False)
 
     def tenant(self, request: Request, scope: str) -> str:
         """Authenticated tenant of ``request`` for ``scope`` (``read``/``write``)."""
@@ -71,9 +78,10 @@ class ServerState:
             log.error("segment write failed", extra={"tenant": tenant, "route": route, "error": repr(e)})
             raise ApiError(503, f"could not persist the profiles: {type(e).__name__}", code="unavailable") from None
         self.metrics.ack_latency.observe(time.perf_counter() - t0)
-        per_tenant = self._tenant_counters.get(tenant)
-        if per_tenant is None:  # labelled children looked up once per tenant
-            per_tenant = self._tenant_counters[tenant] = (self.metrics.ingest_profiles.labels(tenant), self.metrics.ingest_samples.labels(tenant))
+        label = self.metrics_tenant(tenant)
+        per_tenant = self._tenant_counters.get(label)
+        if per_tenant is None:  # labelled children looked up once per label value
+            per_tenant = self._tenant_counters[label] = (self.metrics.ingest_profiles.labels(label), self.metrics.ingest_samples.labels(label))
         per_tenant[0].inc(len(items))
         per_tenant[1].inc(sum(item_rows(it) for it in items))
 
@@ -92,14 +100,42 @@ class ServerState:
 
         loop.call_soon_threadsafe(start_flush)
 
+    def metrics_tenant(self, tenant: str) -> str:
+        """``tenant``'s label value in ``/metrics``: its name for the first
+        ``settings.metrics_tenants`` tenants seen, else ``"other"`` (bounded cardinality)."""
+        if tenant in self._named_tenants:
+            return tenant
+        if len(self._named_tenants) < self.settings.metrics_tenants:
+            self._named_tenants.add(tenant)
+            return tenant
+        return "other"
+
     def on_flush(self, stats: Any) -> None:
-        """``SegmentWriter`` flush callback: flush latency, segment size, outcome."""
+        """``SegmentWriter`` flush callback: flush latency, segment size, outcome (and
+        :attr:`flush_error`)."""
         self.metrics.flushes.labels("ok" if stats.ok else "error").inc()
         if stats.ok:
+            self.flush_error = None
             self.metrics.flush_latency.observe(stats.seconds)
             self.metrics.segment_bytes.observe(stats.bytes)
         else:
+            self.flush_error = str(stats.error)[:300] or "unknown error"
             log.error("segment flush failed", extra={"tenant": stats.tenant, "error": stats.error})
+
+    def writer_problem(self) -> str | None:
+        """Why the server cannot persist data, or ``None`` (blocking; run in a thread).
+
+        After a failed flush with none succeeding since, a probe object is written to the
+        store: if that succeeds the store takes writes again (the failure is cleared), else
+        the answer names both failures."""
+        if self.flush_error is None:
+            return None
+        try:
+            self.store.put(PROBE_KEY, b"ok")
+        except Exception as e:  # noqa: BLE001 - any failure means not ready
+            return f"the last segment flush failed ({self.flush_error}) and a probe write failed: {type(e).__name__}: {e}"
+        self.flush_error = None
+        return None
 
 
 def get_state(request: Request) -> ServerState:
