@@ -28,13 +28,15 @@ class IngestConfig:
 
     ``max_decompressed_bytes`` bounds everything one request decompresses (all gzip layers
     together), ``max_compression_ratio`` each gzip stream past 1 MiB, ``max_samples_per_request``
-    the stacks (folded/lines: lines) of all its profiles; timestamps must lie in
-    ``[0, now + max_future_ms]``."""
+    the stacks (folded/lines: lines) of all its profiles, ``max_frames_per_request`` their
+    stack frames (call-tree nodes once built; what a request's memory grows with);
+    timestamps must lie in ``[0, now + max_future_ms]``."""
 
     max_decompressed_bytes: int = 16 * 1024 * 1024
     max_compression_ratio: float = 100.0
     max_series_per_request: int = 1000
-    max_samples_per_request: int = 1_000_000
+    max_samples_per_request: int = 250_000
+    max_frames_per_request: int = 2_000_000
     max_labels_per_series: int = 64
     max_label_name_length: int = 1024
     max_label_value_length: int = 2048
@@ -48,6 +50,7 @@ class IngestConfig:
             max_compression_ratio=s.max_compression_ratio,
             max_series_per_request=s.max_series_per_request,
             max_samples_per_request=s.max_samples_per_request,
+            max_frames_per_request=s.max_frames_per_request,
             max_labels_per_series=s.max_labels_per_series,
             max_label_name_length=s.max_label_name_length,
             max_label_value_length=s.max_label_value_length,
@@ -123,9 +126,17 @@ def check_labels(labels: Mapping[str, str], cfg: IngestConfig) -> None:
 
 
 def check_profile(profile: Profile, cfg: IngestConfig) -> None:
-    """400 for stacks deeper than the limit (the decoder marked them truncated)."""
+    """400 for stacks deeper than the limit (the decoder marked them truncated) or a call
+    tree of more nodes than ``cfg.max_frames_per_request``."""
     if profile.truncated_stacks:
         raise ApiError(400, f"profile has {profile.truncated_stacks} stacks deeper than the limit of {cfg.max_stack_depth} frames")
+    check_frame_count(profile.nodes.height, cfg)
+
+
+def check_frame_count(n: int, cfg: IngestConfig) -> None:
+    """400 when a request holds more stack frames than ``cfg.max_frames_per_request``."""
+    if n > cfg.max_frames_per_request:
+        raise ApiError(400, f"request has {n} stack frames, more than the limit of {cfg.max_frames_per_request}")
 
 
 def profile_type_id(name: str, st: ValueType, period: ValueType | None) -> str:

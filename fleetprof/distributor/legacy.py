@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from fleetprof.distributor.common import (
@@ -193,8 +194,9 @@ def _jfr_items(
         raise ApiError(400, "empty JFR recording" if parts is None else "multipart body has no 'jfr' part")
     data = budget.inflate(data, "JFR recording")
     t0 = p["from_ms"] * 1_000_000
+    limits = replace(cfg.decoder_limits(), max_samples=cfg.max_frames_per_request)  # JFR: events and frames in all
     rec = decoding(
-        decode_jfr_profiles, data, limits=cfg.decoder_limits(), sample_rate=p["sample_rate"], labels=snapshot,
+        decode_jfr_profiles, data, limits=limits, sample_rate=p["sample_rate"], labels=snapshot,
         time_nanos=t0, duration_nanos=max(p["until_ms"] * 1_000_000 - t0, 0),
     )
     if rec.event:

@@ -19,6 +19,7 @@ from fleetprof.distributor.common import (
     DEFAULT_SERVICE,
     NAME_LABEL,
     IngestConfig,
+    check_frame_count,
     check_labels,
     check_profile,
     check_sample_count,
@@ -101,11 +102,13 @@ def parse_push(body: bytes, content_type: str | None, cfg: IngestConfig, now_ms:
 
     budget = budget or cfg.budget()
     items: list[Any] = []
-    samples = 0
+    samples = frames = 0
     for rs in _raw_series(body, content_type, cfg, budget):
         profile = _decode_raw(decode_pprof, rs, cfg, budget)
         samples += profile.samples.height
+        frames += profile.nodes.height
         check_sample_count(samples, cfg)
+        check_frame_count(frames, cfg)
         check_profile(profile, cfg)
         labels = dict(rs.labels)
         name = labels.pop(NAME_LABEL, None) or "unknown"
@@ -124,11 +127,13 @@ def parse_push_deferred(body: bytes, content_type: str | None, cfg: IngestConfig
 
     budget = budget or cfg.budget()
     items: list[Any] = []
-    samples = 0
+    samples = frames = 0
     for rs in _raw_series(body, content_type, cfg, budget):
         stacks, types, meta = _decode_raw(partial(decode_pprof_stacks, group=False), rs, cfg, budget)
         samples += len(stacks.offsets) - 1
+        frames += int(stacks.offsets[-1])
         check_sample_count(samples, cfg)
+        check_frame_count(frames, cfg)
         truncated = int(meta.get("truncated_stacks", 0))
         if truncated:
             raise ApiError(400, f"profile has {truncated} stacks deeper than the limit of {cfg.max_stack_depth} frames")

@@ -113,7 +113,8 @@ def decode_body(body: bytes, encoding: str | None, budget: InflateBudget) -> byt
     """Undo ``Content-Encoding`` (identity or gzip) within ``budget``; 415 for others."""
     enc = (encoding or "identity").strip().lower()
     if enc in ("", "identity"):
-        budget.add(len(body))
+        if not body.startswith(GZIP_MAGIC):
+            budget.add(len(body))  # a gzip body is counted when its parser inflates it
         return body
     if enc in ("gzip", "x-gzip"):
         if body and not body.startswith(GZIP_MAGIC):
@@ -229,11 +230,11 @@ class RateLimiter:
             bucket = self.buckets.get(tenant)
             if bucket is None:
                 bucket = self.buckets[tenant] = TokenBucket(self.rate, self.burst)
-            return bucket
                 while len(self.buckets) > self.max_tenants:
                     self.buckets.popitem(last=False)
             else:
                 self.buckets.move_to_end(tenant)
+            return bucket
 
     def _refusal(self, tenant: str, wait: float) -> ApiError:
         return ApiError(

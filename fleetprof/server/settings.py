@@ -64,8 +64,10 @@ class Settings:
     max_compression_ratio: float = 100.0
     """A gzip stream may inflate to this many times its size (past 1 MiB; 413 above)."""
     max_series_per_request: int = 1000
-    max_samples_per_request: int = 1_000_000
+    max_samples_per_request: int = 250_000
     """Stacks (folded/lines: lines) of all profiles of one ingest request (400 above)."""
+    max_frames_per_request: int = 2_000_000
+    """Stack frames (call-tree nodes) of all profiles of one ingest request (400 above)."""
     large_decode_slots: int = 2
     """Ingest requests past ``large_decode_bytes`` decoded at once (429 for more)."""
     large_decode_bytes: int = 256 * 1024
@@ -130,7 +132,7 @@ _INT_FIELDS = {
     "port", "max_body_bytes", "max_decompressed_bytes", "max_series_per_request",
     "max_labels_per_series", "max_label_name_length", "max_label_value_length",
     "max_stack_depth", "flush_max_bytes", "max_queue",
-    "max_samples_per_request", "large_decode_slots", "large_decode_bytes",
+    "max_samples_per_request", "max_frames_per_request", "large_decode_slots", "large_decode_bytes",
     "max_tracked_tenants", "metrics_tenants",
 }
 _FLOAT_FIELDS = {"ingest_rate", "ingest_burst", "flush_max_age_s", "max_compression_ratio"}

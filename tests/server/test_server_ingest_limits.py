@@ -185,6 +185,21 @@ def test_samples_per_request_limit_is_400(tmp_path: Path) -> None:
         assert r.status_code == 400 and "120 samples" in r.json()["message"], r.text
 
 
+def test_frames_per_request_limit_is_400(tmp_path: Path) -> None:
+    for c in _client(tmp_path, max_frames_per_request=100):
+        req = push_pb2.PushRequest()
+        for i in range(3):
+            s = req.series.add()
+            s.labels.add(name="service_name", value=f"s{i}")
+            s.samples.add(raw_profile=pprof_bytes([["main", f"f{k}"] for k in range(20)], [1] * 20))
+        r = c.post(PUSH, content=req.SerializeToString(), headers={"content-type": "application/proto"})
+        assert r.status_code == 400 and "120 stack frames" in r.json()["message"], r.text
+        r = c.post("/ingest", params={"name": "app.cpu"}, content=_folded(60))
+        assert r.status_code == 400 and "stack frames" in r.json()["message"], r.text
+        assert _objects(tmp_path) == []
+        assert c.post("/ingest", params={"name": "app.cpu"}, content=_folded(20)).status_code == 200
+
+
 # ---- the decode gate -------------------------------------------------------------------
 
 
