@@ -7,8 +7,8 @@ RSS sampler stands in where that is not allowed), the request is sent and the pe
 (``VmHWM``) read after the answer. Printed per case: the answer, the idle and peak RSS,
 the peak's growth over idle and the ratio peak/idle (both measured in the same run).
 
-Cases, each built to the default limits (16 MiB decompressed, 1,000,000 samples, ratio
-100, 1024 frames): Connect push and ``/ingest`` pprof (many short distinct stacks; deep
+Cases, each built to the default limits (16 MiB decompressed, 250,000 samples and
+2,000,000 frames per request, ratio 100, stacks of 1,024 frames): Connect push and ``/ingest`` pprof (many short distinct stacks; deep
 stacks; a large string table), folded (long distinct stacks; short lines of distinct
 frames), lines, speedscope, the largest real JFR recording in ``../shared/fixtures/jfr``
 when present, and three of the worst requests sent at once (the decode gate admits two;
@@ -43,6 +43,7 @@ JFR_DIR = REPO.parent / "shared" / "fixtures" / "jfr"
 MIB = 1024 * 1024
 CAP = 16 * MIB - 64 * 1024  # just under the default decompressed cap (room for the envelope)
 MAX_SAMPLES = 250_000
+MAX_FRAMES = 2_000_000
 PUSH = "/push.v1.PusherService/Push"
 
 
@@ -97,9 +98,9 @@ def pprof_many_stacks() -> bytes:
 
 
 def pprof_deep() -> bytes:
-    """1,024-frame distinct stacks over 8,000 functions, up to the size cap."""
+    """1,024-frame distinct stacks over 8,000 functions, up to the frames cap."""
     rng = random.Random(2)
-    n = (CAP - 600_000) // (2 * 1024 + 8)
+    n = min((CAP - 600_000) // (2 * 1024 + 8), MAX_FRAMES // 1024)
     return pprof(8000, [[rng.randrange(1, 8001) for _ in range(1024)] for _ in range(n)])
 
 
