@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fleetprof.distributor.common import IngestConfig
+from fleetprof.querier.routes import router as querier_router
 from fleetprof.server import (
     auth_surfaces,
     index_page,
@@ -207,6 +208,7 @@ def create_app(settings: Settings | None = None, *, store: Any = None, index: An
     app.include_router(routes_query.router)
     app.include_router(routes_native.router)
     app.include_router(routes_analysis.router)
+    app.include_router(querier_router)
     app.include_router(index_page.router)
     install_docs(app)
     install_openapi(app)

@@ -24,13 +24,43 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0btypes.proto\x12\x08types.v1\"(\n\tLabelPair\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0btypes.proto\x12\x08types.v1\"(\n\tLabelPair\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"{\n\x0bProfileType\x12\n\n\x02ID\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0bsample_type\x18\x04 \x01(\t\x12\x13\n\x0bsample_unit\x18\x05 \x01(\t\x12\x13\n\x0bperiod_type\x18\x06 \x01(\t\x12\x13\n\x0bperiod_unit\x18\x07 \x01(\t\"-\n\x06Labels\x12#\n\x06labels\x18\x01 \x03(\x0b\x32\x13.types.v1.LabelPair\"N\n\x06Series\x12#\n\x06labels\x18\x01 \x03(\x0b\x32\x13.types.v1.LabelPair\x12\x1f\n\x06points\x18\x02 \x03(\x0b\x32\x0f.types.v1.Point\")\n\x05Point\x12\r\n\x05value\x18\x01 \x01(\x01\x12\x11\n\ttimestamp\x18\x02 \x01(\x03\"P\n\x12LabelValuesRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08matchers\x18\x02 \x03(\t\x12\r\n\x05start\x18\x03 \x01(\x03\x12\x0b\n\x03\x65nd\x18\x04 \x01(\x03\"$\n\x13LabelValuesResponse\x12\r\n\x05names\x18\x01 \x03(\t\"A\n\x11LabelNamesRequest\x12\x10\n\x08matchers\x18\x01 \x03(\t\x12\r\n\x05start\x18\x02 \x01(\x03\x12\x0b\n\x03\x65nd\x18\x03 \x01(\x03\"#\n\x12LabelNamesResponse\x12\r\n\x05names\x18\x01 \x03(\t\"\\\n\x12StackTraceSelector\x12%\n\tcall_site\x18\x01 \x03(\x0b\x32\x12.types.v1.Location\x12\x1f\n\x06go_pgo\x18\x02 \x01(\x0b\x32\x0f.types.v1.GoPGO\"\x18\n\x08Location\x12\x0c\n\x04name\x18\x01 \x01(\t\":\n\x05GoPGO\x12\x16\n\x0ekeep_locations\x18\x01 \x01(\r\x12\x19\n\x11\x61ggregate_callees\x18\x02 \x01(\x08\"\x18\n\x16GetProfileStatsRequest\"j\n\x17GetProfileStatsResponse\x12\x15\n\rdata_ingested\x18\x01 \x01(\x08\x12\x1b\n\x13oldest_profile_time\x18\x02 \x01(\x03\x12\x1b\n\x13newest_profile_time\x18\x03 \x01(\x03*k\n\x19TimeSeriesAggregationType\x12$\n TIME_SERIES_AGGREGATION_TYPE_SUM\x10\x00\x12(\n$TIME_SERIES_AGGREGATION_TYPE_AVERAGE\x10\x01*{\n\x0c\x45xemplarType\x12\x1d\n\x19\x45XEMPLAR_TYPE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x45XEMPLAR_TYPE_NONE\x10\x01\x12\x1c\n\x18\x45XEMPLAR_TYPE_INDIVIDUAL\x10\x02\x12\x16\n\x12\x45XEMPLAR_TYPE_SPAN\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'types_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_TIMESERIESAGGREGATIONTYPE']._serialized_start=900
+  _globals['_TIMESERIESAGGREGATIONTYPE']._serialized_end=1007
+  _globals['_EXEMPLARTYPE']._serialized_start=1009
+  _globals['_EXEMPLARTYPE']._serialized_end=1132
   _globals['_LABELPAIR']._serialized_start=25
   _globals['_LABELPAIR']._serialized_end=65
+  _globals['_PROFILETYPE']._serialized_start=67
+  _globals['_PROFILETYPE']._serialized_end=190
+  _globals['_LABELS']._serialized_start=192
+  _globals['_LABELS']._serialized_end=237
+  _globals['_SERIES']._serialized_start=239
+  _globals['_SERIES']._serialized_end=317
+  _globals['_POINT']._serialized_start=319
+  _globals['_POINT']._serialized_end=360
+  _globals['_LABELVALUESREQUEST']._serialized_start=362
+  _globals['_LABELVALUESREQUEST']._serialized_end=442
+  _globals['_LABELVALUESRESPONSE']._serialized_start=444
+  _globals['_LABELVALUESRESPONSE']._serialized_end=480
+  _globals['_LABELNAMESREQUEST']._serialized_start=482
+  _globals['_LABELNAMESREQUEST']._serialized_end=547
+  _globals['_LABELNAMESRESPONSE']._serialized_start=549
+  _globals['_LABELNAMESRESPONSE']._serialized_end=584
+  _globals['_STACKTRACESELECTOR']._serialized_start=586
+  _globals['_STACKTRACESELECTOR']._serialized_end=678
+  _globals['_LOCATION']._serialized_start=680
+  _globals['_LOCATION']._serialized_end=704
+  _globals['_GOPGO']._serialized_start=706
+  _globals['_GOPGO']._serialized_end=764
+  _globals['_GETPROFILESTATSREQUEST']._serialized_start=766
+  _globals['_GETPROFILESTATSREQUEST']._serialized_end=790
+  _globals['_GETPROFILESTATSRESPONSE']._serialized_start=792
+  _globals['_GETPROFILESTATSRESPONSE']._serialized_end=898
 # @@protoc_insertion_point(module_scope)
