@@ -26,6 +26,7 @@ from fleetprof.server import (
     auth_surfaces,
     index_page,
     routes_analysis,
+    routes_explorer,
     routes_ingest,
     routes_native,
     routes_query,
@@ -209,7 +210,8 @@ def create_app(settings: Settings | None = None, *, store: Any = None, index: An
     app.include_router(routes_native.router)
     app.include_router(routes_analysis.router)
     app.include_router(querier_router)
-    app.include_router(index_page.router)
+    app.include_router(routes_explorer.router)
+    index_page.install(app)
     install_docs(app)
     install_openapi(app)
     return app

@@ -1,0 +1,111 @@
+/** The explorer's whole view state, kept in the page URL's query string so a view can be
+ * shared and restored. */
+
+export type View = "single" | "compare" | "tags" | "fleet";
+export type Layout = "flame" | "table" | "both" | "sandwich";
+export type Op = "=" | "!=" | "=~" | "!~";
+
+export interface Matcher {
+  name: string;
+  op: Op;
+  value: string;
+}
+
+export interface State {
+  view: View;
+  service: string;
+  type: string;
+  matchers: Matcher[];
+  from: string;
+  until: string;
+  groupBy: string;
+  layout: Layout;
+  color: "package" | "value";
+  search: string;
+  focus: string;
+  fn: string;
+  // comparison: the right side's own selection and range (the left uses the fields above)
+  rmatchers: Matcher[];
+  rfrom: string;
+  runtil: string;
+  palette: "rg" | "cb";
+  sort: string;
+  tenant: string;
+}
+
+export const DEFAULTS: State = {
+  view: "single",
+  service: "",
+  type: "",
+  matchers: [],
+  from: "now-1h",
+  until: "now",
+  groupBy: "",
+  layout: "both",
+  color: "package",
+  search: "",
+  focus: "",
+  fn: "",
+  rmatchers: [],
+  rfrom: "",
+  runtil: "",
+  palette: "rg",
+  sort: "self",
+  tenant: "",
+};
+
+const OPS: Op[] = ["=~", "!~", "!=", "="];
+
+/** `name<op>value` (value as a JSON string) of one matcher. */
+export function matcherText(m: Matcher): string {
+  return `${m.name}${m.op}${JSON.stringify(m.value)}`;
+}
+
+function parseMatcher(s: string): Matcher | null {
+  const m = /^([A-Za-z_][A-Za-z0-9_.]*)(=~|!~|!=|=)(.*)$/.exec(s);
+  if (!m) return null;
+  let value = m[3];
+  try {
+    value = JSON.parse(value) as string;
+  } catch {
+    /* a bare value */
+  }
+  return OPS.includes(m[2] as Op) ? { name: m[1], op: m[2] as Op, value: String(value) } : null;
+}
+
+/** `type{service_name="svc",name op "value",...}` — the query the server routes take. */
+export function queryText(type: string, service: string, matchers: Matcher[]): string {
+  const all = service ? [{ name: "service_name", op: "=" as Op, value: service }, ...matchers] : matchers;
+  return `${type}{${all.map(matcherText).join(",")}}`;
+}
+
+export function parseState(search: string): State {
+  const q = new URLSearchParams(search);
+  const s: State = { ...DEFAULTS, matchers: [], rmatchers: [] };
+  const str = (k: keyof State) => {
+    const v = q.get(k);
+    if (v !== null) (s as unknown as Record<string, unknown>)[k] = v;
+  };
+  (["service", "type", "from", "until", "groupBy", "search", "focus", "fn", "rfrom", "runtil", "tenant", "sort"] as const).forEach(str);
+  const view = q.get("view");
+  if (view === "single" || view === "compare" || view === "tags" || view === "fleet") s.view = view;
+  const layout = q.get("layout");
+  if (layout === "flame" || layout === "table" || layout === "both" || layout === "sandwich") s.layout = layout;
+  if (q.get("color") === "value") s.color = "value";
+  if (q.get("palette") === "cb") s.palette = "cb";
+  s.matchers = q.getAll("m").map(parseMatcher).filter((m): m is Matcher => m !== null);
+  s.rmatchers = q.getAll("rm").map(parseMatcher).filter((m): m is Matcher => m !== null);
+  return s;
+}
+
+export function stateSearch(s: State): string {
+  const q = new URLSearchParams();
+  for (const k of Object.keys(DEFAULTS) as Array<keyof State>) {
+    if (k === "matchers" || k === "rmatchers") continue;
+    const v = s[k] as string;
+    if (v !== DEFAULTS[k]) q.set(k, v);
+  }
+  for (const m of s.matchers) q.append("m", matcherText(m));
+  for (const m of s.rmatchers) q.append("rm", matcherText(m));
+  return q.toString();
+}
