@@ -7,6 +7,8 @@ layers together. Stacks differ by config only (``Pulumi.<stack>.yaml``).
 import pulumi
 
 from components.artifacts import constraints_file, fleetprof_wheel
+from components.audit import Audit, AuditArgs
+from components.backup import BackupArgs, Recovery, ReplicatedBucket
 from components.edge import Edge, EdgeArgs
 from components.ingest_service import IngestService, IngestServiceArgs
 from components.network import Network, NetworkArgs
@@ -96,7 +98,8 @@ ingest = IngestService(
             "min_count",
             "max_count",
             "cpu_target_percent",
-            "requests_per_target",
+            "ingest_pushes_per_cpu_second",
+            "predictive_scaling",
             "log_retention_days",
             "alarm_5xx_threshold",
         ),
@@ -125,6 +128,8 @@ ray = RayCluster(
             "ami_id",
             "admin_security_group_id",
             "cpu_target_percent",
+            "nightly_workers",
+            "nightly_window_minutes",
             prefix="ray_",
         ),
         **settings.pick(
@@ -134,6 +139,7 @@ ray = RayCluster(
             "retention_schedule",
             "retention_days",
             "log_retention_days",
+            "predictive_scaling",
         ),
     ),
 )
@@ -165,6 +171,55 @@ observability = Observability(
     ),
 )
 
+audit = Audit(
+    "audit",
+    AuditArgs(
+        tags=base,
+        account_id=storage.account_id,
+        data_bucket_arns=[storage.profiles_bucket.arn, storage.analysis_bucket.arn],
+        data_bucket_names=[storage.profiles_bucket.bucket, storage.analysis_bucket.bucket],
+        **settings.pick(
+            "region",
+            "cloudtrail_enabled",
+            "audit_log_retention_days",
+            "config_recorder",
+            "guard_duty",
+            "security_hub",
+            "deletion_protection",
+            "noncurrent_version_days",
+            "log_retention_days",
+            "backup_plan",
+            "dr_region",
+        ),
+    ),
+)
+
+recovery = Recovery(
+    "recovery",
+    BackupArgs(
+        tags=base,
+        account_id=storage.account_id,
+        kms_key_arn=storage.key.arn,
+        table_arn=storage.table.arn,
+        data_buckets=[
+            ReplicatedBucket("profiles", storage.profiles_bucket.bucket, storage.profiles_bucket.arn, None),
+            ReplicatedBucket(
+                "analysis", storage.analysis_bucket.bucket, storage.analysis_bucket.arn, settings.analysis_expiry_days
+            ),
+        ],
+        ready=[storage],
+        **settings.pick(
+            "region",
+            "backup_plan",
+            "backup_schedule",
+            "backup_retention_days",
+            "dr_region",
+            "deletion_protection",
+            "noncurrent_version_days",
+        ),
+    ),
+)
+
 pulumi.export("url", edge.url)
 pulumi.export("profilesBucket", storage.profiles_bucket.bucket)
 pulumi.export("analysisBucket", storage.analysis_bucket.bucket)
@@ -189,3 +244,8 @@ pulumi.export(
 )
 pulumi.export("dashboardUrl", observability.dashboard_url)
 pulumi.export("alarmTopicArn", observability.topic.arn)
+pulumi.export("auditBucket", audit.bucket.bucket if audit.trail or audit.recorder else None)
+pulumi.export("backupPlanId", recovery.plan.id if settings.backup_plan else None)
+pulumi.export(
+    "drReplicaBuckets", {label: r.bucket.bucket for label, r in recovery.replicas.items()} if settings.dr_region else None
+)

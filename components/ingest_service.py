@@ -49,6 +49,44 @@ DYNAMODB_ACTIONS = [
 KMS_ACTIONS = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
 
 
+FARGATE_CPU_UNITS_PER_VCPU = 1024
+PREDICTIVE_BUFFER_SECONDS = 300
+"""Predictive scaling starts tasks this long before the forecast need (image pull and /readyz)."""
+
+
+def requests_per_target_per_minute(pushes_per_cpu_second: int, task_cpu_units: int, target_percent: int) -> int:
+    """The ALB ``RequestCountPerTarget`` (requests per target per minute) at which a task runs at
+    ``target_percent`` CPU: the measured ``pushes_per_cpu_second`` of the ingest benchmark times
+    the task's vCPUs (``task_cpu_units`` / 1024) times the target utilisation, times 60.
+
+    The same utilisation as the CPU target-tracking policy, so neither policy scales out long
+    before the other. :class:`ValueError` for non-positive inputs or a target outside 1..100.
+    """
+    if pushes_per_cpu_second <= 0 or task_cpu_units <= 0 or not 1 <= target_percent <= 100:
+        raise ValueError(
+            f"need positive capacity and CPU and a target of 1..100, got {pushes_per_cpu_second}, "
+            f"{task_cpu_units}, {target_percent}"
+        )
+    per_second = pushes_per_cpu_second * task_cpu_units / FARGATE_CPU_UNITS_PER_VCPU * target_percent / 100
+    return max(1, int(per_second * 60))
+
+
+def predictive_cpu_configuration(mode: str, target_percent: int) -> dict:
+    """Application Auto Scaling predictive configuration of an ECS service on its CPU metric
+    pair (total CPU as the load, average CPU as the scaling metric) at ``target_percent``."""
+    return {
+        "mode": mode,
+        "scheduling_buffer_time": PREDICTIVE_BUFFER_SECONDS,
+        "max_capacity_breach_behavior": "HonorMaxCapacity",
+        "metric_specifications": [
+            {
+                "target_value": str(target_percent),
+                "predefined_metric_pair_specification": {"predefined_metric_type": "ECSServiceCPUUtilization"},
+            }
+        ],
+    }
+
+
 @dataclass
 class IngestServiceArgs:
     """Inputs of :class:`IngestService`."""
@@ -77,7 +115,8 @@ class IngestServiceArgs:
     min_count: int
     max_count: int
     cpu_target_percent: int
-    requests_per_target: int
+    ingest_pushes_per_cpu_second: int
+    predictive_scaling: str
     log_retention_days: int
     alarm_5xx_threshold: int
 
@@ -105,6 +144,36 @@ def task_data_policy(profiles_arn: str, analysis_arn: str, table_arn: str, key_a
     return policy_document(statements)
 
 
+IDLE_RSS_MIB = 300
+"""Resident memory of an idle ``fleetprof serve`` (``make bench``, bench_ingest_memory: 258 MiB)."""
+SMALL_PUSH_HEADROOM_MIB = 128
+"""Kept for the agent pushes that never wait for a decode slot."""
+BYTES_PER_FRAME = 330
+"""Peak memory per stack frame of the worst accepted request (bench_ingest_memory: +624 MiB
+for 2M frames of deep pprof stacks)."""
+MAX_FRAMES_PER_REQUEST = 2_000_000
+"""The server's own default; a task never raises it."""
+MIN_FRAMES_PER_REQUEST = 1_000_000
+"""What a task must accept: a 10 s JFR recording of a busy JVM is about 1.2M frames."""
+
+
+def ingest_limits(memory_mib: int) -> dict[str, int]:
+    """Decode slots and frames per request so that the worst accepted requests fit in the
+    task's memory: idle + headroom + slots x frames x bytes per frame <= memory.
+
+    Two slots when each can still take the server's default cap, else one slot with the cap
+    the memory allows. Raises ValueError when that cap is below what agents send."""
+    spare = (memory_mib - IDLE_RSS_MIB - SMALL_PUSH_HEADROOM_MIB) * 1024 * 1024
+    for slots in (2, 1):
+        frames = min(MAX_FRAMES_PER_REQUEST, spare // (slots * BYTES_PER_FRAME))
+        if frames >= MAX_FRAMES_PER_REQUEST or (slots == 1 and frames >= MIN_FRAMES_PER_REQUEST):
+            return {"large_decode_slots": slots, "max_frames_per_request": int(frames)}
+    raise ValueError(
+        f"{memory_mib} MiB leaves room for {max(spare, 0) // BYTES_PER_FRAME:,} frames per ingest request, "
+        f"below the {MIN_FRAMES_PER_REQUEST:,} agents send: raise taskMemory"
+    )
+
+
 def container_definitions(image: str, bucket: str, table: str, log_group: str, region: str, cpu: int, memory: int, *,
                           analysis_bucket: str) -> str:
     """The single-container definition JSON (non-root, read-only root fs, health check)."""
@@ -128,6 +197,10 @@ def container_definitions(image: str, bucket: str, table: str, log_group: str, r
                     # no token table is wired to the task yet: serving without auth on the
                     # VPC address is this deployment's explicit (and visible) choice
                     {"name": "FLEETPROF_INSECURE", "value": "1"},
+                    *(
+                        {"name": f"FLEETPROF_{k.upper()}", "value": str(v)}
+                        for k, v in ingest_limits(memory).items()
+                    ),
                     {"name": "FLEETPROF_PORT", "value": str(APP_PORT)},
                     {"name": "AWS_REGION", "value": region},
                 ],
@@ -342,9 +415,10 @@ class IngestService(pulumi.ComponentResource):
             opts=child,
         )
         resource_label = pulumi.Output.all(args.alb_arn_suffix, args.target_group_arn_suffix).apply(lambda a: f"{a[0]}/{a[1]}")
+        requests_target = requests_per_target_per_minute(args.ingest_pushes_per_cpu_second, args.cpu, args.cpu_target_percent)
         for suffix, target_value, metric in (
             ("cpu", args.cpu_target_percent, {"predefined_metric_type": "ECSServiceAverageCPUUtilization"}),
-            ("requests", args.requests_per_target, {"predefined_metric_type": "ALBRequestCountPerTarget", "resource_label": resource_label}),
+            ("requests", requests_target, {"predefined_metric_type": "ALBRequestCountPerTarget", "resource_label": resource_label}),
         ):
             aws.appautoscaling.Policy(
                 f"{name}-scale-{suffix}",
@@ -358,6 +432,18 @@ class IngestService(pulumi.ComponentResource):
                     "scale_in_cooldown": 120,
                     "scale_out_cooldown": 60,
                 },
+                opts=child,
+            )
+        if args.predictive_scaling != "off":
+            aws.appautoscaling.Policy(
+                f"{name}-scale-predictive",
+                policy_type="PredictiveScaling",
+                service_namespace=self.scaling_target.service_namespace,
+                scalable_dimension=self.scaling_target.scalable_dimension,
+                resource_id=self.scaling_target.resource_id,
+                predictive_scaling_policy_configuration=predictive_cpu_configuration(
+                    args.predictive_scaling, args.cpu_target_percent
+                ),
                 opts=child,
             )
 

@@ -109,7 +109,8 @@ class FleetMocks(pulumi_mocks.Mocks):
         service = typ.split(":")[1].split("/")[0]
         kind = typ.rsplit(":", 1)[-1].lower()
         outputs: dict[str, Any] = dict(args.inputs)
-        outputs.setdefault("arn", f"arn:aws:{service}:{self.region}:{ACCOUNT_ID}:{kind}/{rid}")
+        region = str(outputs.get("region") or self.region)  # a resource may name its own region
+        outputs.setdefault("arn", f"arn:aws:{service}:{region}:{ACCOUNT_ID}:{kind}/{rid}")
         outputs.setdefault("name", f"{name}-{h}")
         if typ == "aws:s3/bucket:Bucket":
             outputs.setdefault("bucket", f"{name}-{h}")
@@ -125,6 +126,8 @@ class FleetMocks(pulumi_mocks.Mocks):
             outputs["arnSuffix"] = f"targetgroup/{name}/{h}"
         elif typ == "aws:ecr/repository:Repository":
             outputs["repositoryUrl"] = f"{ACCOUNT_ID}.dkr.ecr.{self.region}.amazonaws.com/{outputs['name']}"
+        elif typ == "aws:cloudtrail/trail:Trail":
+            outputs["arn"] = f"arn:aws:cloudtrail:{region}:{ACCOUNT_ID}:trail/{outputs['name']}"
         elif typ == "aws:kms/key:Key":
             outputs["keyId"] = rid
         elif typ == "aws:ec2/instance:Instance":

@@ -23,7 +23,10 @@ Contract:
 * The CloudWatch agent ships cloud-init and Ray logs to the stack's KMS-encrypted log group
   ``/fleetprof/<env>/ray``.
 * The worker group scales on average CPU (target tracking) between ``worker_min`` and
-  ``worker_max``; Pulumi leaves its desired capacity to the scaling policy.
+  ``worker_max``; Pulumi leaves its desired capacity to the scaling policies. With
+  ``predictive_scaling`` a predictive policy on the CPU metric pair runs next to it, and with
+  ``nightly_workers`` above ``worker_min`` scheduled actions raise the minimum around each
+  daily job (:func:`nightly_windows`).
 * Nodes have no public IP, require IMDSv2, use encrypted EBS and a pinned AMI; the one
   security group admits only itself (plus an optional admin group). Node roles may read
   only the artifact prefix, publish metrics only to ``Fleetprof/Jobs`` and write only
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -63,6 +67,7 @@ LOG_FILES = {
 """Log stream suffix -> file (glob) the CloudWatch agent ships; streams are ``<instance id>/<suffix>``."""
 SUBMIT = f"{VENV}/bin/ray job submit --address http://127.0.0.1:{DASHBOARD_PORT} --"
 FAILED_UNIT = "fleetprof-job-failed@"
+DAILY_CALENDAR = re.compile(r"(?:\*-\*-\* )?\d{1,2}:\d{2}(?::00)?")
 
 
 @dataclass
@@ -100,6 +105,9 @@ class RayClusterArgs:
     retention_schedule: str
     retention_days: int
     log_retention_days: int
+    predictive_scaling: str = "off"
+    nightly_workers: int = 0
+    nightly_window_minutes: int = 120
 
 
 @dataclass(frozen=True)
@@ -118,6 +126,66 @@ def scheduled_jobs(args: RayClusterArgs) -> list[ScheduledJob]:
         ScheduledJob("analyze", f"python -m workers.analyze --window {args.analyze_window}", args.analyze_schedule),
         ScheduledJob("retention", f"python -m workers.retention --days {args.retention_days}", args.retention_schedule),
     ]
+
+
+NIGHTLY_LEAD_MINUTES = 15
+"""Scheduled scale-out starts this long before a daily job (workers boot and join Ray)."""
+WORKER_WARMUP_SECONDS = 300
+
+
+def daily_minute(on_calendar: str) -> int | None:
+    """Minute of the UTC day at which a daily OnCalendar expression fires (``daily``: 0,
+    ``HH:MM``/``*-*-* HH:MM:00``), or None for any expression that is not once a day."""
+    text = on_calendar.strip()
+    if text == "daily":
+        return 0
+    if not DAILY_CALENDAR.fullmatch(text):
+        return None
+    hour, minute = text.split(" ")[-1].split(":")[:2]
+    return int(hour) * 60 + int(minute) if int(hour) < 24 and int(minute) < 60 else None
+
+
+@dataclass(frozen=True)
+class NightlyWindow:
+    """Minutes of the UTC day during which the worker group keeps a raised minimum."""
+
+    start: int
+    end: int
+
+    @staticmethod
+    def cron(minute: int) -> str:
+        """Auto Scaling recurrence (UTC cron) firing daily at ``minute`` of the day."""
+        minute %= 1440
+        return f"{minute % 60} {minute // 60} * * *"
+
+
+def nightly_windows(jobs: Sequence[ScheduledJob], window_minutes: int) -> list[NightlyWindow]:
+    """One window per group of overlapping daily jobs: from :data:`NIGHTLY_LEAD_MINUTES` before
+    the job until ``window_minutes`` after it (sub-daily jobs get none: target tracking and
+    predictive scaling follow them)."""
+    starts = sorted({m for job in jobs if (m := daily_minute(job.on_calendar)) is not None})
+    windows: list[NightlyWindow] = []
+    for minute in starts:
+        start, end = minute - NIGHTLY_LEAD_MINUTES, minute + window_minutes
+        if windows and start <= windows[-1].end:
+            windows[-1] = NightlyWindow(windows[-1].start, max(windows[-1].end, end))
+        else:
+            windows.append(NightlyWindow(start, end))
+    return windows
+
+
+def predictive_cpu_configuration(mode: str, target_percent: int) -> dict:
+    """EC2 Auto Scaling predictive configuration on the group's CPU metric pair, launching
+    :data:`WORKER_WARMUP_SECONDS` ahead of the forecast."""
+    return {
+        "mode": mode,
+        "scheduling_buffer_time": str(WORKER_WARMUP_SECONDS),
+        "max_capacity_breach_behavior": "HonorMaxCapacity",
+        "metric_specification": {
+            "target_value": target_percent,
+            "predefined_metric_pair_specification": {"predefined_metric_type": "ASGCPUUtilization"},
+        },
+    }
 
 
 @dataclass(frozen=True)
@@ -462,6 +530,7 @@ class RayCluster(pulumi.ComponentResource):
             },
             opts=child,
         )
+        self._extra_scaling(name, args, jobs, child)
 
         self.register_outputs(
             {
@@ -471,6 +540,34 @@ class RayCluster(pulumi.ComponentResource):
                 "logGroupName": self.log_group.name,
             }
         )
+
+    def _extra_scaling(self, name: str, args: RayClusterArgs, jobs: Sequence[ScheduledJob],
+                       child: pulumi.ResourceOptions) -> None:
+        """Predictive scaling (when configured) and the nightly minimum around daily jobs."""
+        if args.predictive_scaling != "off":
+            aws.autoscaling.Policy(
+                f"{name}-workers-predictive",
+                autoscaling_group_name=self.workers.name,
+                policy_type="PredictiveScaling",
+                predictive_scaling_configuration=predictive_cpu_configuration(
+                    args.predictive_scaling, args.cpu_target_percent
+                ),
+                opts=child,
+            )
+        if args.nightly_workers <= args.worker_min:
+            return
+        for i, window in enumerate(nightly_windows(jobs, args.nightly_window_minutes)):
+            for phase, minute, floor in (("up", window.start, args.nightly_workers), ("down", window.end, args.worker_min)):
+                aws.autoscaling.Schedule(
+                    f"{name}-nightly-{i}-{phase}",
+                    autoscaling_group_name=self.workers.name,
+                    scheduled_action_name=f"fleetprof-nightly-{i}-{phase}",
+                    recurrence=NightlyWindow.cron(minute),
+                    time_zone="Etc/UTC",
+                    min_size=floor,
+                    max_size=args.worker_max,
+                    opts=child,
+                )
 
     def _node_env(self, args: RayClusterArgs, env_name: str, profiles: str, analysis: str, table: str, key: str,
                   artifacts: str, wheel_key: str, constraints_key: str) -> NodeEnv:

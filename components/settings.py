@@ -61,7 +61,6 @@ class Settings:
     min_count: int = 2
     max_count: int = 6
     cpu_target_percent: int = 60
-    requests_per_target: int = 1000
     log_retention_days: int = 30
     # ray
     ray_head_instance_type: str = "m7i.large"
@@ -86,6 +85,22 @@ class Settings:
     alarm_throttle_threshold: int = 5
     alarm_memory_percent: int = 80
     alarm_l0_backlog_minutes: int = 180
+    # scaling
+    ingest_pushes_per_cpu_second: int = 1169
+    predictive_scaling: str = "off"
+    ray_nightly_workers: int = 0
+    ray_nightly_window_minutes: int = 120
+    # audit and compliance
+    cloudtrail_enabled: bool = True
+    audit_log_retention_days: int = 365
+    config_recorder: bool = False
+    guard_duty: bool = False
+    security_hub: bool = False
+    # recovery
+    backup_plan: bool = True
+    backup_schedule: str = "cron(0 3 * * ? *)"
+    backup_retention_days: int = 35
+    dr_region: str = ""
     extra: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -106,6 +121,12 @@ class Settings:
 
     def validate(self) -> Settings:
         """Return self, or raise :class:`SettingsError` naming the first bad combination."""
+        from components.ingest_service import ingest_limits
+
+        try:
+            ingest_limits(self.task_memory)
+        except ValueError as e:
+            raise SettingsError(f"fleetprof:taskMemory: {e}") from None
         if self.image_uri and not IMAGE_DIGEST_RE.search(self.image_uri):
             raise SettingsError(
                 f"fleetprof:imageUri must be pinned by digest (<repository>@sha256:<64 hex>), got "
@@ -131,7 +152,39 @@ class Settings:
             if days <= 0:
                 raise SettingsError("log retention must be a positive number of days")
         self._validate_observability()
+        self._validate_scaling()
+        self._validate_audit_and_recovery()
         return self
+
+    def _validate_scaling(self) -> None:
+        """Predictive scaling mode, the measured ingest capacity and the nightly worker floor."""
+        if self.predictive_scaling not in PREDICTIVE_MODES:
+            raise SettingsError(
+                f"predictiveScaling must be one of {', '.join(PREDICTIVE_MODES)}, got {self.predictive_scaling!r}"
+            )
+        if self.ingest_pushes_per_cpu_second <= 0:
+            raise SettingsError("ingestPushesPerCpuSecond must be a positive measured figure")
+        if not 0 <= self.ray_nightly_workers <= self.ray_worker_max:
+            raise SettingsError(
+                f"rayNightlyWorkers must be 0..rayWorkerMax ({self.ray_worker_max}), got {self.ray_nightly_workers}"
+            )
+        if not 1 <= self.ray_nightly_window_minutes < 1440:
+            raise SettingsError("rayNightlyWindowMinutes must be 1..1439")
+
+    def _validate_audit_and_recovery(self) -> None:
+        """Security Hub needs the Config recorder; DR needs backups (the index is restored from a
+        copied backup) and a second region; retention and the backup schedule must be usable."""
+        if self.security_hub and not self.config_recorder:
+            raise SettingsError("securityHub needs configRecorder: Security Hub controls evaluate AWS Config data")
+        if self.audit_log_retention_days < 1 or self.backup_retention_days < 1:
+            raise SettingsError("auditLogRetentionDays and backupRetentionDays must be positive")
+        if not BACKUP_SCHEDULE.fullmatch(self.backup_schedule):
+            raise SettingsError(f"backupSchedule must be cron(...) or rate(...), got {self.backup_schedule!r}")
+        if self.dr_region:
+            if not REGION_NAME.fullmatch(self.dr_region) or self.dr_region == self.region:
+                raise SettingsError(f"drRegion must be an AWS region other than {self.region}, got {self.dr_region!r}")
+            if not self.backup_plan:
+                raise SettingsError("drRegion needs backupPlan: the index is restored there from a copied backup")
 
     @property
     def compact_interval_minutes(self) -> int:
@@ -229,8 +282,21 @@ def calendar_interval_minutes(expr: str) -> int:
     )
 
 
+PREDICTIVE_MODES: tuple[str, ...] = ("off", "ForecastOnly", "ForecastAndScale")
+"""``predictiveScaling``: no predictive policy, forecasts only, or forecasts that scale."""
+BACKUP_SCHEDULE = re.compile(r"(cron|rate)\(.+\)")
+REGION_NAME = re.compile(r"[a-z]{2}(-gov)?-[a-z]+-\d")
+
 OPTIONAL_KEYS: frozenset[str] = frozenset(
-    {"certificate_arn", "domain_name", "hosted_zone_name", "image_uri", "ray_admin_security_group_id", "alarm_email"}
+    {
+        "certificate_arn",
+        "domain_name",
+        "hosted_zone_name",
+        "image_uri",
+        "ray_admin_security_group_id",
+        "alarm_email",
+        "dr_region",
+    }
 )
 """Fields whose config key may be absent (read as ``""``); every other key is required."""
 

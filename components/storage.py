@@ -22,6 +22,8 @@ TABLE_TTL_ATTRIBUTE = "expires_at"
 TABLE_GSI_NAME = "by_state"
 TABLE_GSI_HASH_KEY = "gsi1pk"
 TABLE_GSI_RANGE_KEY = "gsi1sk"
+DATA_CLASS = "customer-data"
+"""``DataClass`` tag of the buckets holding tenants' data (backed up and replicated)."""
 SEGMENTS_PREFIX = "segments/"
 """Segment objects: deleted only by the workers' GC and retention, never by lifecycle."""
 
@@ -161,6 +163,7 @@ class Storage(pulumi.ComponentResource):
         self.profiles_bucket = self._bucket(
             "profiles",
             kms=True,
+            data=True,
             # No expiry of current objects: only GC (compacted inputs) and retention (expired
             # data) delete segments, index entry first; lifecycle only cleans what they leave.
             lifecycle=[expired_delete_marker_rule("remove-expired-delete-markers")],
@@ -168,6 +171,7 @@ class Storage(pulumi.ComponentResource):
         self.analysis_bucket = self._bucket(
             "analysis",
             kms=True,
+            data=True,
             lifecycle=[expiry_rule("expire-analysis", "", args.analysis_expiry_days)],
         )
         # Build artifacts the stack's own nodes install (content-addressed keys, never expired:
@@ -225,17 +229,20 @@ class Storage(pulumi.ComponentResource):
             }
         )
 
-    def _bucket(self, suffix: str, *, kms: bool, lifecycle: list[dict], extra_statements=None) -> aws.s3.Bucket:
+    def _bucket(
+        self, suffix: str, *, kms: bool, lifecycle: list[dict], extra_statements=None, data: bool = False
+    ) -> aws.s3.Bucket:
         """One bucket with encryption, versioning, lifecycle, public access block,
-        BucketOwnerEnforced ownership and a TLS-only policy (plus ``extra_statements``)."""
+        BucketOwnerEnforced ownership and a TLS-only policy (plus ``extra_statements``);
+        ``protect``ed where deletion protection is on; ``data`` tags it ``DataClass``."""
         args = self._args
         base = f"{self._prefix}-{suffix}"
         child = pulumi.ResourceOptions(parent=self)
         bucket = aws.s3.Bucket(
             base,
             force_destroy=not args.deletion_protection,
-            tags=tags(args.tags, base),
-            opts=child,
+            tags=tags(args.tags, base, **({"DataClass": DATA_CLASS} if data else {})),
+            opts=pulumi.ResourceOptions(parent=self, protect=args.deletion_protection),
         )
         by_default = (
             {"sse_algorithm": "aws:kms", "kms_master_key_id": self.key.arn}
