@@ -103,6 +103,13 @@ PREVIEW_ONLY_RULES: dict[str, str] = {
 }
 """Policy-pack rules without a managed AWS Config rule, and why."""
 
+def unmapped_policy_rules(rule_names: Sequence[str]) -> list[str]:
+    """Policy-pack rules with neither a managed AWS Config rule nor a reason why not, and
+    mapped names that are no policy-pack rule (empty: the conformance set matches the pack)."""
+    mapped = set(CONFORMANCE_RULES) | set(PREVIEW_ONLY_RULES)
+    return sorted(set(rule_names) ^ mapped)
+
+
 PER_DATA_BUCKET = frozenset({"S3_RESOURCES_PROTECTED_BY_BACKUP_PLAN", "S3_BUCKET_CROSS_REGION_REPLICATION_ENABLED"})
 """Managed rules scoped to each data bucket (other buckets are neither backed up nor replicated
 by design: ALB logs, audit logs, build artefacts)."""

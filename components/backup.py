@@ -107,13 +107,19 @@ def replication_policy(
              "Resource": [f"{r}/*" for r in replicas]},
             {"Sid": "DecryptSource", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": source_key,
              "Condition": {"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"},
-                           "ArnLike": {"kms:EncryptionContext:aws:s3:arn": [f"{s}/*" for s in sources]}}},
+                           "ArnLike": {"kms:EncryptionContext:aws:s3:arn": _arns_and_objects(sources)}}},
             {"Sid": "EncryptReplica", "Effect": "Allow", "Action": ["kms:Encrypt", "kms:GenerateDataKey"],
              "Resource": replica_key,
              "Condition": {"StringEquals": {"kms:ViaService": f"s3.{dr_region}.amazonaws.com"},
-                           "ArnLike": {"kms:EncryptionContext:aws:s3:arn": [f"{r}/*" for r in replicas]}}},
+                           "ArnLike": {"kms:EncryptionContext:aws:s3:arn": _arns_and_objects(replicas)}}},
         ]
     )
+
+
+def _arns_and_objects(bucket_arns: list[str]) -> list[str]:
+    """Encryption contexts S3 sends for these buckets: the bucket ARN (with an S3 bucket key)
+    or the object ARN (without)."""
+    return [x for arn in bucket_arns for x in (arn, f"{arn}/*")]
 
 
 def replication_rule(replica_arn: pulumi.Input[str], replica_key: pulumi.Input[str]) -> dict:

@@ -437,6 +437,142 @@ def nat_per_az(resources: Sequence[Res], c: Mapping[str, Any]) -> list[tuple[str
     return [(None, f"no NAT gateway in {', '.join(missing)} (one per AZ required)")] if missing else []
 
 
+T_TRAIL = "aws:cloudtrail/trail:Trail"
+T_BACKUP_PLAN = "aws:backup/plan:Plan"
+T_BACKUP_SELECTION = "aws:backup/selection:Selection"
+T_REPLICATION = "aws:s3/bucketReplicationConfig:BucketReplicationConfig"
+DATA_CLASS_TAG = ("DataClass", "customer-data")
+"""Tag of the buckets holding tenants' data (backed up and replicated where required)."""
+
+
+def _data_stores(resources: Sequence[Res]) -> list[Res]:
+    """The index tables and the buckets tagged :data:`DATA_CLASS_TAG`."""
+    key, value = DATA_CLASS_TAG
+    return [
+        r
+        for r in resources
+        if r.type == T_TABLE or (r.type == T_BUCKET and (r.props.get("tags") or {}).get(key) == value)
+    ]
+
+
+def _trail_problems(trail: Res, data_buckets: Sequence[Res], denies_delete: set[str]) -> list[str]:
+    """What one trail lacks: validation, KMS, multi-region, management and data events, a
+    bucket whose policy denies log deletion."""
+    p = trail.props
+    out = []
+    if not _truthy(p.get("enableLogFileValidation")):
+        out.append("log file validation")
+    if not p.get("kmsKeyId"):
+        out.append("KMS encryption")
+    if not _truthy(p.get("isMultiRegionTrail")):
+        out.append("multi-region")
+    selectors = _as_list(p.get("advancedEventSelectors"))
+    categories = [
+        c for s in selectors for f in _as_list(s.get("fieldSelectors")) if f.get("field") == "eventCategory"
+        for c in _as_list(f.get("equals"))
+    ]
+    if selectors and "Management" not in categories:
+        out.append("management events")
+    covered = set(trail.deps.get("advancedEventSelectors", ()))
+    missing = [b.name for b in data_buckets if "Data" not in categories or b.urn not in covered]
+    if missing:
+        out.append(f"S3 data events of {', '.join(missing)}")
+    if not denies_delete & set(trail.deps.get("s3BucketName", ())):
+        out.append("a log bucket whose policy denies object deletion")
+    return out
+
+
+def _denies_deletion(policy: Res) -> bool:
+    doc = _doc(policy.props.get("policy")) or {}
+    return any(
+        s.get("Effect") == "Deny" and "s3:DeleteObject" in _as_list(s.get("Action"))
+        for s in _as_list(doc.get("Statement"))
+    )
+
+
+def cloudtrail_audit(resources: Sequence[Res], c: Mapping[str, Any]) -> list[tuple[str | None, str]]:
+    """Where required a trail exists; every trail validates log files, is KMS-encrypted and
+    multi-region, records management events and the S3 data events of every data bucket, and
+    delivers into a bucket whose policy denies deleting log files."""
+    trails = [r for r in resources if r.type == T_TRAIL]
+    if c.get("required", True) and not trails:
+        return [(None, "no CloudTrail trail (audit trail required)")]
+    data_buckets = [r for r in _data_stores(resources) if r.type == T_BUCKET]
+    denies = {
+        urn
+        for r in resources
+        if r.type == T_BUCKET_POLICY and _denies_deletion(r)
+        for urn in r.deps.get("bucket", ())
+    }
+    out: list[tuple[str | None, str]] = []
+    for t in trails:
+        problems = _trail_problems(t, data_buckets, denies)
+        if problems:
+            out.append((t.urn, f"trail {t.name} lacks: {'; '.join(problems)}"))
+    return out
+
+
+def _backup_plans(resources: Sequence[Res]) -> dict[str, list[Res]]:
+    """URN of a selected resource -> the backup plans that select it."""
+    plans = {r.urn: r for r in resources if r.type == T_BACKUP_PLAN}
+    out: dict[str, list[Res]] = {}
+    for sel in resources:
+        if sel.type != T_BACKUP_SELECTION:
+            continue
+        for plan_urn in sel.deps.get("planId", ()):
+            if plan_urn in plans:
+                for urn in sel.deps.get("resources", ()):
+                    out.setdefault(urn, []).append(plans[plan_urn])
+    return out
+
+
+def _retains(plan: Res) -> bool:
+    return any((r.get("lifecycle") or {}).get("deleteAfter") for r in _as_list(plan.props.get("rules")))
+
+
+def backup_configured(resources: Sequence[Res], c: Mapping[str, Any]) -> list[tuple[str | None, str]]:
+    """Where required every index table and data bucket is selected by an AWS Backup plan
+    whose rules expire recovery points."""
+    if not c.get("required", True):
+        return []
+    plans = _backup_plans(resources)
+    return [
+        (r.urn, f"{r.name} is in no AWS Backup plan with a retention")
+        for r in _data_stores(resources)
+        if not any(_retains(p) for p in plans.get(r.urn, ()))
+    ]
+
+
+def _replicates(rule: Mapping[str, Any]) -> bool:
+    """An enabled rule that replicates SSE-KMS objects and delete markers under a replica key."""
+    sse = ((rule.get("sourceSelectionCriteria") or {}).get("sseKmsEncryptedObjects") or {}).get("status")
+    markers = (rule.get("deleteMarkerReplication") or {}).get("status")
+    key = ((rule.get("destination") or {}).get("encryptionConfiguration") or {}).get("replicaKmsKeyId")
+    return rule.get("status") == "Enabled" and sse == "Enabled" and markers == "Enabled" and bool(key)
+
+
+def dr_replication(resources: Sequence[Res], c: Mapping[str, Any]) -> list[tuple[str | None, str]]:
+    """Where DR is required every data bucket replicates (every object, SSE-KMS included, and
+    delete markers, under a replica key) and every table's backups are copied elsewhere."""
+    if not c.get("required", True):
+        return []
+    replicated = {
+        urn
+        for r in resources
+        if r.type == T_REPLICATION and any(_replicates(x) for x in _as_list(r.props.get("rules")))
+        for urn in r.deps.get("bucket", ())
+    }
+    plans = _backup_plans(resources)
+    out: list[tuple[str | None, str]] = []
+    for r in _data_stores(resources):
+        if r.type == T_BUCKET and r.urn not in replicated:
+            out.append((r.urn, f"bucket {r.name} is not replicated to the DR region"))
+        copied = any(x.get("copyActions") for p in plans.get(r.urn, ()) for x in _as_list(p.props.get("rules")))
+        if r.type == T_TABLE and not copied:
+            out.append((r.urn, f"table {r.name} has no backup copied to the DR region"))
+    return out
+
+
 BOOL_REQUIRED = {"required": {"type": "boolean", "default": True, "description": "whether this stack requires it"}}
 
 RULES: tuple[Rule, ...] = (
@@ -467,6 +603,24 @@ RULES: tuple[Rule, ...] = (
     Rule("required-tags", "Taggable resources carry Project/Environment/Owner/CostCenter", required_tags),
     Rule("waf-attached", "A WAF web ACL is attached to the ALB where the stack requires it", stack_check=waf_attached, config_schema=BOOL_REQUIRED),
     Rule("nat-per-az", "A NAT gateway per AZ where HA is configured", stack_check=nat_per_az, config_schema=BOOL_REQUIRED),
+    Rule(
+        "cloudtrail-audit",
+        "A validated, KMS-encrypted, multi-region trail with management and data-bucket events into a delete-protected bucket",
+        stack_check=cloudtrail_audit,
+        config_schema=BOOL_REQUIRED,
+    ),
+    Rule(
+        "backup-configured",
+        "Index tables and data buckets are in an AWS Backup plan with retention where required",
+        stack_check=backup_configured,
+        config_schema=BOOL_REQUIRED,
+    ),
+    Rule(
+        "dr-replication",
+        "Data buckets replicate to the DR region and index backups are copied there where required",
+        stack_check=dr_replication,
+        config_schema=BOOL_REQUIRED,
+    ),
 )
 
 
@@ -489,4 +643,7 @@ def stack_policy_config(settings: Any) -> dict[str, dict[str, Any]]:
         "alb-https": {"allowPlainHttp": bool(settings.allow_plain_http and not settings.https)},
         "waf-attached": {"required": bool(settings.waf_enabled)},
         "nat-per-az": {"required": bool(settings.nat_per_az)},
+        "cloudtrail-audit": {"required": bool(settings.cloudtrail_enabled)},
+        "backup-configured": {"required": bool(settings.backup_plan)},
+        "dr-replication": {"required": bool(settings.dr_region)},
     }

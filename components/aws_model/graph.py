@@ -72,3 +72,13 @@ class Graph:
     def children_of(self, component: str) -> list[MockResource]:
         """Custom resources whose parent component is named ``component``."""
         return [r for r in self.resources if r.parent_name == component]
+
+    def ref_of_type(self, value: Any, type_: str) -> MockResource | None:
+        """The resource of ``type_`` whose id, ARN, name or bucket name is ``value`` (None if
+        none); unlike :meth:`ref`, never a resource of another type echoing the same value."""
+        if not isinstance(value, str):
+            return None
+        for r in self.of_type(type_):
+            if value in (r.id, r.outputs.get("arn"), r.outputs.get("name"), r.outputs.get("bucket")):
+                return r
+        return None

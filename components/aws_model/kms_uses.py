@@ -222,7 +222,7 @@ def _buckets(k: KeyContext) -> Iterator[KeyUse]:
             (r.get("applyServerSideEncryptionByDefault") or {})
             for r in as_list(sse.inputs.get("rules"))
         ]
-        bucket = g.ref(sse.inputs.get("bucket"))
+        bucket = g.ref_of_type(sse.inputs.get("bucket"), "aws:s3/bucket:Bucket")
         if bucket is None or not any(k.used_by(r.get("kmsMasterKeyId")) for r in rules):
             continue
         arn, obj = bucket.outputs["arn"], f"{bucket.outputs['arn']}/any-object"
@@ -295,4 +295,83 @@ def _deployed(k: KeyContext) -> Iterator[KeyUse]:
             yield k.deployer(f"ECR repository {repo.name}", "ecr")
 
 
-FINDERS = (_log_groups, _topics, _volumes, _buckets, _parameters, _secrets, _deployed)
+def _trails(k: KeyContext) -> Iterator[KeyUse]:
+    """CloudTrail encrypting log files for one trail: data keys in the trail's encryption
+    context, and DescribeKey, both with the trail as ``aws:SourceArn``."""
+    who = Principal("Service", "cloudtrail.amazonaws.com")
+    for trail in k.graph.of_type("aws:cloudtrail/trail:Trail"):
+        if k.used_by(trail.inputs.get("kmsKeyId")):
+            arn = trail.outputs["arn"]
+            source = {"aws:SourceArn": arn, "aws:SourceAccount": k.account}
+            yield k.use(
+                f"CloudTrail trail {trail.name}",
+                who,
+                ("kms:GenerateDataKey",),
+                **{"kms:EncryptionContext:aws:cloudtrail:arn": arn},
+                **source,
+            )
+            yield k.use(f"CloudTrail trail {trail.name}", who, ("kms:DescribeKey",), **source)
+
+
+def _config_deliveries(k: KeyContext) -> Iterator[KeyUse]:
+    """AWS Config writing snapshots and history under the delivery channel's key."""
+    for channel in k.graph.of_type("aws:cfg/deliveryChannel:DeliveryChannel"):
+        if k.used_by(channel.inputs.get("s3KmsKeyArn")):
+            who = Principal("Service", "config.amazonaws.com")
+            yield k.use(
+                f"AWS Config delivery {channel.name}",
+                who,
+                ("kms:GenerateDataKey", "kms:Decrypt"),
+                **{"aws:SourceAccount": k.account},
+            )
+
+
+def _replication(k: KeyContext) -> Iterator[KeyUse]:
+    """S3 replication: the role decrypts source objects (S3 of the source bucket's region,
+    which is this stack's) and encrypts replicas under the replica key (S3 of its region).
+    The buckets use S3 bucket keys, so the encryption context is the bucket's ARN."""
+    g = k.graph
+    for rc in g.of_type("aws:s3/bucketReplicationConfig:BucketReplicationConfig"):
+        role = g.ref(rc.inputs.get("role"))
+        source = g.ref_of_type(rc.inputs.get("bucket"), "aws:s3/bucket:Bucket")
+        if role is None or source is None:
+            continue
+        if _encrypts(g, source, k):
+            yield k.role_use(
+                f"S3 replication from {source.name}", role, ("kms:Decrypt",), "s3",
+                **{"kms:EncryptionContext:aws:s3:arn": source.outputs["arn"]},
+            )
+        for rule in as_list(rc.inputs.get("rules")):
+            dest = rule.get("destination") or {}
+            replica_key = (dest.get("encryptionConfiguration") or {}).get("replicaKmsKeyId")
+            if k.used_by(replica_key):
+                yield k.role_use(
+                    f"S3 replication into {dest.get('bucket')}", role, ("kms:Encrypt", "kms:GenerateDataKey"), "s3",
+                    **{"kms:EncryptionContext:aws:s3:arn": dest.get("bucket")},
+                )
+
+
+def _encrypts(g: Graph, bucket: MockResource, k: KeyContext) -> bool:
+    """Whether ``bucket``'s default encryption uses ``k``'s key."""
+    for sse in g.of_type(
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+    ):
+        if g.ref_of_type(sse.inputs.get("bucket"), "aws:s3/bucket:Bucket") is bucket:
+            for r in as_list(sse.inputs.get("rules")):
+                if k.used_by((r.get("applyServerSideEncryptionByDefault") or {}).get("kmsMasterKeyId")):
+                    return True
+    return False
+
+
+FINDERS = (
+    _log_groups,
+    _topics,
+    _volumes,
+    _buckets,
+    _parameters,
+    _secrets,
+    _deployed,
+    _trails,
+    _config_deliveries,
+    _replication,
+)

@@ -130,8 +130,50 @@ def _nat_world(nat_azs: list[str]) -> list[Res]:
     return out
 
 
+DATA_TAGS = {**TAGS, "DataClass": "customer-data"}
+DENY_DELETE = json.dumps({"Statement": [{"Effect": "Deny", "Principal": "*", "Action": ["s3:DeleteObject"], "Resource": "*"}]})
+SELECTORS = [
+    {"fieldSelectors": [{"field": "eventCategory", "equals": ["Management"]}]},
+    {"fieldSelectors": [{"field": "eventCategory", "equals": ["Data"]}, {"field": "resources.type", "equals": ["AWS::S3::Object"]}]},
+]
+REPLICATION_RULE = {
+    "status": "Enabled",
+    "deleteMarkerReplication": {"status": "Enabled"},
+    "sourceSelectionCriteria": {"sseKmsEncryptedObjects": {"status": "Enabled"}},
+    "destination": {"bucket": "arn:aws:s3:::replica", "encryptionConfiguration": {"replicaKmsKeyId": "arn:k2"}},
+}
+
+
+def _trail_world(*, validation: bool = True) -> list[Res]:
+    trail = {"enableLogFileValidation": validation, "kmsKeyId": "arn:k", "isMultiRegionTrail": True, "advancedEventSelectors": SELECTORS}
+    return [
+        Res("aws:s3/bucket:Bucket", "data", "urn:data", {"tags": DATA_TAGS}),
+        Res("aws:s3/bucket:Bucket", "logs", "urn:logs", {"tags": TAGS}),
+        Res("aws:s3/bucketPolicy:BucketPolicy", "logs-policy", "urn:lp", {"policy": DENY_DELETE}, {"bucket": ["urn:logs"]}),
+        Res("aws:cloudtrail/trail:Trail", "trail", "urn:trail", trail, {"advancedEventSelectors": ["urn:data"], "s3BucketName": ["urn:logs"]}),
+    ]
+
+
+def _backup_world(*, selected: tuple[str, ...] = ("urn:table", "urn:data"), copy: bool = True, rule: dict = REPLICATION_RULE) -> list[Res]:
+    plan = {"rules": [{"lifecycle": {"deleteAfter": 35}, "copyActions": [{"destinationVaultArn": "arn:v"}] if copy else []}]}
+    return [
+        Res("aws:dynamodb/table:Table", "table", "urn:table", TABLE_OK),
+        Res("aws:s3/bucket:Bucket", "data", "urn:data", {"tags": DATA_TAGS}),
+        Res("aws:backup/plan:Plan", "plan", "urn:plan", plan),
+        Res("aws:backup/selection:Selection", "sel", "urn:sel", {}, {"planId": ["urn:plan"], "resources": list(selected)}),
+        Res("aws:s3/bucketReplicationConfig:BucketReplicationConfig", "repl", "urn:repl", {"rules": [rule]}, {"bucket": ["urn:data"]}),
+    ]
+
+
 # rule -> (passing world, failing world, config)
 STACK_CASES = {
+    "cloudtrail-audit": (_trail_world(), _trail_world(validation=False), {"required": True}),
+    "backup-configured": (_backup_world(), _backup_world(selected=("urn:table",)), {"required": True}),
+    "dr-replication": (
+        _backup_world(),
+        _backup_world(rule={**REPLICATION_RULE, "sourceSelectionCriteria": {}}),
+        {"required": True},
+    ),
     "s3-bucket-hardened": (_bucket_world(), _bucket_world(with_pab=False), {}),
     "waf-attached": (_alb_world(associated=True), _alb_world(associated=False), {"required": True}),
     "nat-per-az": (_nat_world(["a", "b", "c"]), _nat_world(["a"]), {"required": True}),
