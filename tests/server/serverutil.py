@@ -83,10 +83,19 @@ def server_list() -> Iterator[list[ServerProc]]:
 
 
 def start_server(servers: list[ServerProc], storage: str, index: str, *args: str, tmp: Path | None = None, **kw: object) -> ServerProc:
-    log = (tmp / f"server-{len(servers)}.log") if tmp else None
-    s = ServerProc(storage, index, *args, log=log, **kw)  # type: ignore[arg-type]
-    servers.append(s)
-    return s.wait_ready()
+    """A started server, ready. A free port is taken by the time the server binds it when
+    another process got it in between: with a log (``tmp``) that start is retried on a new
+    port (unless ``port`` was given)."""
+    for attempt in range(3):
+        log = (tmp / f"server-{len(servers)}.log") if tmp else None
+        s = ServerProc(storage, index, *args, log=log, **kw)  # type: ignore[arg-type]
+        servers.append(s)
+        try:
+            return s.wait_ready()
+        except RuntimeError as e:
+            if "port" in kw or "address already in use" not in str(e).lower() or attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 def cpu_profile(stacks: Sequence[Sequence[str]], values: Sequence[int], time_ns: int | None = None) -> Profile:

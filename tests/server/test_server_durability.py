@@ -112,6 +112,18 @@ def test_two_replicas_on_s3_dynamodb_answer_identically(s3_store_url: str, dynam
         assert hb.get("/pyroscope/label-values", params={"label": "pod", "from": "now-1h", "until": until}).json() == ["p0", "p1", "p2", "p9"]
 
 
+def _received_push_bytes(url: str, timeout_s: float) -> bool:
+    """Whether the server read a push body (its ``fleetprof_ingest_bytes`` counter for the
+    push route is above 0) within ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for line in httpx.get(url + "/metrics", timeout=10).text.splitlines():
+            if line.startswith('fleetprof_ingest_bytes_total{route="push"}') and float(line.split()[-1]) > 0:
+                return True
+        time.sleep(0.05)
+    return False
+
+
 def test_sigterm_flushes_pending_and_acks_in_flight(tmp_path: Path, servers: list[ServerProc]) -> None:
     store, index = (tmp_path / "data").as_uri(), f"sqlite://{tmp_path / 'index.db'}"
     srv = start_server(servers, store, index, "--flush-max-age-s", "60", tmp=tmp_path)
@@ -123,8 +135,8 @@ def test_sigterm_flushes_pending_and_acks_in_flight(tmp_path: Path, servers: lis
 
     t = threading.Thread(target=push)
     t.start()
-    time.sleep(1.0)  # the push now waits for a flush that is 60 s away
-    assert "status" not in result
+    assert _received_push_bytes(srv.url, 60), "the server never received the push"
+    assert "status" not in result  # the push now waits for a flush that is 60 s away
     assert srv.terminate(30) in (0, -15)  # uvicorn re-raises SIGTERM after a clean shutdown
     t.join(30)
     assert result.get("status") == 200

@@ -1,9 +1,9 @@
 """Worker test fixtures: one real local Ray head for the whole session, seeded stores.
 
-``ray_head`` starts ``ray start --head`` on 127.0.0.1 (2 CPUs, dashboard on a free port, a
-private ``--temp-dir``), connects this process to it with ``ray.init(address=…)`` (so
-in-process tests and submitted jobs share one Ray instance: Ray is slow to start on two
-cores), and on teardown disconnects and ends exactly the processes of that Ray instance
+``ray_head`` starts ``ray start --head`` on 127.0.0.1 (2 CPUs; dashboard, dashboard agent,
+client server and metrics on free ports; a private ``--temp-dir``), connects this process
+to it with ``ray.init(address=…)`` (so in-process tests and submitted jobs share one Ray
+instance: Ray is slow to start on two cores), and on teardown disconnects and ends exactly the processes of that Ray instance
 (found by their private temp dir, killed by pid), so no other Ray on the machine is touched.
 """
 
@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,7 +71,7 @@ def _kill_tree_of(temp_dir: str) -> None:
 def ray_head() -> Iterator[RayHead]:
     import ray
 
-    port, dash = free_port(), free_port()
+    port, dash, agent, client, metrics = (free_port() for _ in range(5))
     temp = tempfile.mkdtemp(prefix="fpray", dir="/tmp")
     ray_bin = str(Path(sys.executable).parent / "ray")
     # `ray start` turns token authentication on by default; this loopback test cluster
@@ -78,7 +79,12 @@ def ray_head() -> Iterator[RayHead]:
     env = os.environ | {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
     cmd = [ray_bin, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
            "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
-           f"--temp-dir={temp}", "--disable-usage-stats"]
+           f"--temp-dir={temp}", "--disable-usage-stats",
+           # Ray's fixed defaults (agent HTTP 52365, client server 10001) clash with any other
+           # Ray on the machine: the agent then serves no HTTP and every job submission answers
+           # "No available agent" for good
+           f"--dashboard-agent-listen-port={agent}", f"--ray-client-server-port={client}",
+           f"--metrics-export-port={metrics}"]
     subprocess.run(cmd, check=True, env=env, capture_output=True, timeout=180)
     try:
         ray.init(address=f"127.0.0.1:{port}", log_to_driver=False)
@@ -113,6 +119,26 @@ def seed_fleet(store, index, tenant: str = "t1", *, hours: int = 2, per_segment:
             n += write_l0(store, index, tenant, [it for it in items if it.labels["service_name"] == svc], per_segment=per_segment)
         return n
     return write_l0(store, index, tenant, items, per_segment=per_segment)
+
+
+def submit_job(client, *, timeout_s: float = 180.0, **kw) -> str:  # noqa: ANN001 - JobSubmissionClient
+    """``client.submit_job(**kw)`` once the head's job agent takes jobs; the submission id.
+
+    ``ray start`` returns before the dashboard agent has registered with the head (longer on a
+    loaded machine), and until then the job API answers "No available agent to submit job":
+    retry that answer until ``timeout_s``, always with the same submission id (so an attempt
+    that got through before failing is found, never submitted twice)."""
+    sid = kw.pop("submission_id", None) or f"fleetprof-test-{uuid.uuid4().hex[:12]}"
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return client.submit_job(submission_id=sid, **kw)
+        except RuntimeError as e:
+            if "already exists" in str(e):
+                return sid
+            if "No available agent" not in str(e) or time.monotonic() > deadline:
+                raise
+        time.sleep(0.5)
 
 
 def wait_for(pred, timeout: float = 120.0, step: float = 0.5) -> bool:

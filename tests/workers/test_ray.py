@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from conftest import REPO, T0, per_stack, seed_fleet, wait_for  # type: ignore[import-not-found]
+from conftest import REPO, T0, per_stack, seed_fleet, submit_job, wait_for  # type: ignore[import-not-found]
 
 from fleetprof.metastore.index import MAX_TIME_MS
 from workers import compact, parallel
@@ -71,7 +71,7 @@ def test_backfill_submitted_as_ray_job(ray_head, tmp_path) -> None:
     client = JobSubmissionClient(ray_head.dashboard_url)
     entry = (f"{sys.executable} -m workers.backfill --from 2026-11-20 --until 2026-11-21 "
              f"--storage {surl} --index {iurl} --max-in-flight 2")
-    job = client.submit_job(entrypoint=entry, runtime_env={"working_dir": str(REPO), "excludes": [".git", "*.egg-info"]})
+    job = submit_job(client, entrypoint=entry, runtime_env={"working_dir": str(REPO), "excludes": [".git", "*.egg-info"]})
     assert wait_for(lambda: client.get_job_status(job) in {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}, 240)
     logs = client.get_job_logs(job)
     assert client.get_job_status(job) == JobStatus.SUCCEEDED, logs[-3000:]
@@ -80,3 +80,33 @@ def test_backfill_submitted_as_ray_job(ray_head, tmp_path) -> None:
     assert per_stack(store, index, "acme").equals(before)
     assert any(k.endswith("2026-11-20/summary.json") for k in store.list("analysis/acme/"))
     assert any(k.startswith("checkpoints/backfill/") for k in store.list("checkpoints/"))
+
+
+class _AgentLate:
+    """Answers like Ray's job API while the head's agent is not registered yet (``late``
+    times), and like a submission whose first attempt got through (``landed``)."""
+
+    def __init__(self, late: int, landed: bool = False) -> None:
+        self.late, self.landed, self.ids = late, landed, []
+
+    def submit_job(self, *, submission_id: str, **kw: object) -> str:
+        self.ids.append(submission_id)
+        if self.late:
+            self.late -= 1
+            raise RuntimeError("Request failed with status code 500: No available agent to submit job, please try again later..")
+        if self.landed:
+            raise RuntimeError(f"Request failed with status code 400: Job with submission_id {submission_id} already exists.")
+        return submission_id
+
+
+def test_submit_job_waits_for_the_agent_with_one_submission_id() -> None:
+    client = _AgentLate(late=3)
+    sid = submit_job(client, entrypoint="true", timeout_s=30)
+    assert client.ids == [sid] * 4
+    assert submit_job(_AgentLate(late=1, landed=True), entrypoint="true", timeout_s=30)
+    try:
+        submit_job(_AgentLate(late=10**6), entrypoint="true", timeout_s=0.6)
+    except RuntimeError as e:
+        assert "No available agent" in str(e)
+    else:
+        raise AssertionError("submit_job retried past its deadline")
