@@ -51,6 +51,7 @@ class MockResource:
     property_dependencies: dict[str, list[str]] = field(default_factory=dict)
     custom: bool = True
     ignore_changes: tuple[str, ...] = ()  # engine (camelCase) property names Pulumi leaves alone
+    protect: bool = False  # Pulumi refuses to delete it while set
 
     @property
     def parent_name(self) -> str:
@@ -234,6 +235,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             property_dependencies=deps,
             custom=bool(request.custom),
             ignore_changes=tuple(request.ignoreChanges),
+            protect=bool(request.protect),
         )
         with self._lock:
             self.records[response.urn] = record
