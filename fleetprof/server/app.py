@@ -88,8 +88,8 @@ async def _retention_loop(st: ServerState) -> None:
 
 def sweep_retention(st: ServerState, now_ms: int | None = None) -> int:
     """One retention pass over every tenant with a retention
-    (:func:`fleetprof.metastore.cleanup.apply_retention`: data far in the future is aged by
-    when it was written)."""
+    (:func:`fleetprof.metastore.cleanup.apply_retention`; the horizon past which data is aged
+    by when it was written is the ingest's future allowance, ``ingest_max_future_s``)."""
     from fleetprof.metastore.cleanup import apply_retention
 
     now = now_ms if now_ms is not None else time.time_ns() // 1_000_000
@@ -97,7 +97,8 @@ def sweep_retention(st: ServerState, now_ms: int | None = None) -> int:
     for tenant in list(st.index.tenants()):
         keep_s = st.settings.retention_for(tenant)
         if keep_s > 0:
-            removed += apply_retention(st.store, st.index, tenant, now - int(keep_s * 1000), now_ms=now)
+            removed += apply_retention(st.store, st.index, tenant, now - int(keep_s * 1000), now_ms=now,
+                                       horizon_ms=int(st.settings.ingest_max_future_s * 1000))
     return removed
 
 

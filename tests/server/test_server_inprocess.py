@@ -323,3 +323,26 @@ def test_profile_type_without_period_type_is_selectable(client: TestClient) -> N
     assert got.strip() == "main;grow 4096"
     r = client.get("/pyroscope/render", params={"query": ptype + '{service_name="noperiod"}', "format": "json", "from": "now-1h"})
     assert r.status_code == 200 and r.json()["flamebearer"]["numTicks"] == 4096
+
+
+def test_retention_sweep_ages_far_future_data_by_its_write_time(tmp_path: Path) -> None:
+    from fleetprof.metastore.index import SegmentEntry
+    from fleetprof.segment.keys import new_segment_id, segment_key
+    from fleetprof.server.app import sweep_retention
+
+    day = 86_400_000
+    now = time.time_ns() // 1_000_000
+    for c in _client(tmp_path, retention_s=30 * 86_400.0):
+        st = c.app.state.fleetprof  # type: ignore[attr-defined]
+        ids = []
+        for written in (now - 40 * day, now - day):  # far-future data written long ago, recently
+            sid = new_segment_id(written)
+            far = now + 365 * day
+            e = SegmentEntry(tenant="anonymous", segment_id=sid, level=0, services=("x",), profile_types=("cpu",),
+                             min_time_ms=far, max_time_ms=far + 1, key=segment_key("anonymous", 0, sid, far),
+                             bytes=1, samples=1, created_ms=written)
+            st.store.put(e.key, b"segment")
+            st.index.add(e)
+            ids.append(sid)
+        assert sweep_retention(st, now) == 1
+        assert [e.segment_id for e in st.index.query("anonymous", 0, 2**62)] == ids[1:]
