@@ -1,4 +1,14 @@
 # fleetprof service image: `fleetprof serve` on :4040 (ECS task; see docs/deploy.md).
+# The explorer's assets (ui/, TypeScript) are built in a Node stage; the image serves them
+# itself (nothing from a CDN).
+FROM node:20-slim AS ui
+WORKDIR /build/ui
+COPY ui/package.json ui/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY ui/build.mjs ui/tsconfig.json ./
+COPY ui/src ./src
+RUN EXPLORER_OUT=/build/explorer npm run build
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -13,6 +23,7 @@ RUN groupadd --system --gid 10001 fleetprof \
 WORKDIR /src
 COPY pyproject.toml README.md constraints.txt ./
 COPY fleetprof ./fleetprof
+COPY --from=ui /build/explorer ./fleetprof/explorer
 COPY workers ./workers
 # numba kernels are compiled here, once, into a cache the unprivileged user can read
 ENV NUMBA_CACHE_DIR=/opt/fleetprof/numba-cache

@@ -8,7 +8,10 @@ STACK ?= dev
 # sandboxed container test mounts it read-only where the image keeps its own
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba-cache
 
-.PHONY: run test bench stress lint preview policy clean proto
+.PHONY: run test bench stress lint preview policy clean proto ui
+# the explorer's assets: `npm ci` when the lock file changed, a build when a source changed
+UI_DEPS := ui/node_modules/.installed
+UI_BUILT := fleetprof/explorer/BUILT
 
 $(STAMP): pyproject.toml constraints.txt
 	command -v chromium >/dev/null 2>&1 && command -v bwrap >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium bubblewrap iproute2 >/dev/null)
@@ -17,17 +20,26 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)
+$(UI_DEPS): ui/package.json ui/package-lock.json
+	cd ui && npm ci --no-audit --no-fund
+	touch $@
+
+$(UI_BUILT): $(UI_DEPS) ui/build.mjs ui/tsconfig.json $(wildcard ui/src/*)
+	cd ui && npm run build
+
+ui: $(UI_BUILT)
+
+run: $(STAMP) $(UI_BUILT)
 	$(PY) -m fleetprof.warmup
 	$(PY) -m fleetprof.demo
 
 # the warm-up compiles the numba kernels once (about 15 s after a fresh checkout), so that
 # no test or server subprocess pays for it under a timeout
-test: $(STAMP)
+test: $(STAMP) $(UI_BUILT)
 	$(PY) -m fleetprof.warmup
 	$(PY) -m pytest -q -p no:cacheprovider -m "not stress"
 
-bench: $(STAMP)
+bench: $(STAMP) $(UI_BUILT)
 	$(PY) -m fleetprof.warmup
 	$(PY) -m benchmarks.run_all
 
@@ -49,4 +61,4 @@ proto: $(STAMP)
 	sed -i 's/^import \(\w*_pb2\) as/from . import \1 as/' fleetprof/formats/proto/*_pb2.py
 
 clean:
-	rm -rf $(VENV) .fleetprof .numba-cache build *.egg-info
+	rm -rf $(VENV) .fleetprof .numba-cache build *.egg-info ui/node_modules fleetprof/explorer

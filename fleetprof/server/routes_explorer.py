@@ -4,6 +4,9 @@
   one timeline per value of ``groupBy`` among the selected series (largest totals first,
   at most ``limit``; series without the label form the group ``""``):
   ``{"label", "step_ms", "truncated", "groups": [{"value", "times_ms", "values", "total"}]}``.
+* ``GET /api/v1/explorer/flamebearer?query=&from=&until=&maxNodes=`` — the flamebearer
+  document of ``/pyroscope/render`` without its timeline, so that the page can fetch the
+  timeline (``/api/v1/timeline``) in parallel and draw the flame graph as soon as it arrives.
 * ``GET /api/v1/explorer/fleet?window=`` — the newest complete fleet-analysis window (or
   the one named) as JSON: ``{"window", "windows", "summary", "tables": {name: rows}}`` with
   at most :data:`FLEET_ROWS` rows per table; ``window`` is null when there is none.
@@ -20,7 +23,15 @@ from anyio import to_thread
 from fastapi import APIRouter, Request
 
 from fleetprof.server.errors import ApiError
-from fleetprof.server.queries import call, int_param, parse_selection, read_scope, step_for, timeline
+from fleetprof.server.queries import (
+    call,
+    int_param,
+    merged,
+    parse_selection,
+    read_scope,
+    step_for,
+    timeline,
+)
 from fleetprof.server.state import get_state
 
 router = APIRouter(prefix="/api/v1/explorer")
@@ -54,6 +65,19 @@ async def grouped_timelines(request: Request) -> dict[str, Any]:
     groups = sorted((g for g in groups if g["total"] > 0), key=lambda g: (-g["total"], g["value"]))
     r.observe("explorer_timelines")
     return {"label": label, "step_ms": step, "truncated": len(groups) > limit, "groups": groups[:limit]}
+
+
+@router.get("/flamebearer")
+async def flamebearer(request: Request) -> dict[str, Any]:
+    from fleetprof.render.flamebearer import to_flamebearer
+
+    r = read_scope(request)
+    sel = parse_selection(r.q, r.st)
+    max_nodes = int_param(r.q, "maxNodes", 8192, hi=1_000_000)
+    profile = await merged(r.st, r.tenant, sel)
+    doc = await to_thread.run_sync(lambda: to_flamebearer(profile, 0, max_nodes=max_nodes, name=sel.profile_type))
+    r.observe("explorer_flamebearer")
+    return doc
 
 
 def _cell(v: Any) -> Any:

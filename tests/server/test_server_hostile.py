@@ -28,6 +28,7 @@ from serverutil import CPU, CPU_TYPE, PUSH, PUSH_HEADERS, ServerProc, push_body,
 
 from fleetprof.formats.pprof_encode import encode_pprof
 from fleetprof.model.profile import Stacks, build
+from fleetprof.server import index_page
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -144,6 +145,8 @@ def test_no_payload_runs_in_chromium(server: ServerProc, browser, tmp_path: Path
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     resp = page.goto(server.url + PAGES[name], wait_until="load")
     assert resp is not None
+    if name == "index":  # the explorer fills its service picker from the API
+        page.wait_for_function("s => document.documentElement.textContent.includes(s)", arg=SHOWN[name], timeout=15_000)
     status = resp.status
     headers = resp.all_headers()
     page.screenshot(path=str(tmp_path / f"{name}.png"))
@@ -155,7 +158,7 @@ def test_no_payload_runs_in_chromium(server: ServerProc, browser, tmp_path: Path
     assert headers.get("x-content-type-options") == "nosniff"
     if name in SHOWN:
         assert status == 200
-        assert headers.get("content-security-policy") == SANDBOX
+        assert headers.get("content-security-policy") == (index_page.PAGE_CSP if name == "index" else SANDBOX)
         assert SHOWN[name] in text
     else:
         assert status == 400 and headers["content-type"].startswith("application/json")
@@ -248,7 +251,7 @@ def test_regex_polars_rejects_is_400(client: httpx.Client, path: str, key: str, 
 
 
 TIME_ROUTES = [(p, k, e) for p, k, e in SELECTOR_ROUTES if "diff" not in p] + [
-    ("/api/v1/services", "", {}), ("/api/v1/profile-types", "", {}), ("/", "", {}),
+    ("/api/v1/services", "", {}), ("/api/v1/profile-types", "", {}),
 ]
 HUGE = "9" * 25
 BAD_TIMES = {
@@ -282,18 +285,6 @@ class _Refs(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.refs += [v or "" for k, v in attrs if k in ("src", "href")]
-
-
-def test_index_links_select_hostile_services(client: httpx.Client) -> None:
-    """Every export link of the index page answers that service's flame graph."""
-    p = _Refs()
-    p.feed(client.get("/", params={"from": "now-1h"}).text)
-    links = [ref for ref in p.refs if ref.startswith("/api/v1/export")]
-    assert len(links) == 4  # two services, SVG and HTML each
-    for ref in links:
-        r = client.get(ref)
-        assert r.status_code == 200, r.text
-        assert "main" in r.text
 
 
 def test_docs_reference_only_this_server(client: httpx.Client) -> None:

@@ -100,7 +100,7 @@ export class CompareView {
       const [doc] = await Promise.all([
         getJSON<Flamebearer>("/pyroscope/render-diff", {
           leftQuery: mainQuery(s), leftFrom: s.from, leftUntil: s.until,
-          rightQuery: rightQuery(s), rightFrom: rf, rightUntil: ru, maxNodes: MAX_NODES,
+          rightQuery: rightQuery(s), rightFrom: rf, rightUntil: ru, maxNodes: s.maxNodes || MAX_NODES,
         }),
         tl(mainQuery(s), s.from, s.until, this.leftTl, la, lb),
         tl(rightQuery(s), rf, ru, this.rightTl, ra, rb),

@@ -176,6 +176,7 @@ class App implements Ctx {
 
   private applyTheme(t: string): void {
     document.documentElement.dataset.theme = t === "dark" ? "dark" : "light";
+    document.dispatchEvent(new Event("fleetprof:theme"));
   }
 
   private toggleTheme(): void {

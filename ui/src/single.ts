@@ -93,7 +93,7 @@ export class SingleView {
     this.searchIn.value !== s.search && (this.searchIn.value = s.search);
     this.colorSel.value = s.color;
     for (const b of this.layoutBar.querySelectorAll<HTMLElement>("button")) b.setAttribute("aria-pressed", String(b.dataset.layout === s.layout));
-    const key = JSON.stringify([mainQuery(s), s.from, s.until]);
+    const key = JSON.stringify([mainQuery(s), s.from, s.until, s.maxNodes]);
     if (!s.type) { this.message.replaceChildren(notice("empty", "No profile types yet.")); return; }
     if (force || key !== this.loadedKey) { this.loadedKey = key; void this.load(s); }
     const tlKey = JSON.stringify([key, s.groupBy]);
@@ -107,18 +107,12 @@ export class SingleView {
     this.abort = abort;
     performance.mark("fleetprof:query-start");
     void this.loadLabelNames(s);
+    if (!s.groupBy) void this.loadTimeline(s, abort.signal);
     try {
-      const doc = await getJSON<Flamebearer>("/pyroscope/render", { query: mainQuery(s), from: s.from, until: s.until, maxNodes: MAX_NODES }, abort.signal);
+      const doc = await getJSON<Flamebearer>("/api/v1/explorer/flamebearer", { query: mainQuery(s), from: s.from, until: s.until, maxNodes: s.maxNodes || MAX_NODES }, abort.signal);
       if (abort.signal.aborted) return;
       this.data = fromFlamebearer(doc);
       this.message.replaceChildren();
-      this.timeline.format = (v) => formatValue(v, doc.metadata.units === "samples" ? "nanoseconds" : doc.metadata.units, doc.metadata.sampleRate);
-      if (!s.groupBy && doc.timeline) {
-        const t = doc.timeline;
-        const times = t.samples.map((_, i) => (t.startTime + i * t.durationDelta) * 1000);
-        const [a, b] = range(s.from, s.until);
-        this.timeline.set([{ label: s.service || "all", times, values: t.samples }], a, b);
-      }
       if (this.data.total[0] === 0) {
         this.message.replaceChildren(notice("empty", `No data for this service in ${rangeLabel(s.from, s.until)}.`, "empty"));
       }
@@ -132,6 +126,17 @@ export class SingleView {
     performance.mark("fleetprof:flame-painted");
     performance.measure("fleetprof:query-to-paint", "fleetprof:query-start", "fleetprof:flame-painted");
     if (this.firstPaint) { this.firstPaint = false; performance.mark("fleetprof:first-useful-paint"); }
+  }
+
+  private async loadTimeline(s: State, signal: AbortSignal): Promise<void> {
+    this.timeline.format = (v) => formatValue(v, s.type.split(":")[2] ?? "", 100);
+    try {
+      const t = await getJSON<{ times_ms: number[]; values: number[] }>("/api/v1/timeline", { query: mainQuery(s), from: s.from, until: s.until }, signal);
+      const [a, b] = range(s.from, s.until);
+      this.timeline.set([{ label: s.service || "all", times: t.times_ms, values: t.values }], a, b);
+    } catch {
+      /* the flame graph's request reports the error */
+    }
   }
 
   private async loadLabelNames(s: State): Promise<void> {

@@ -30,6 +30,7 @@ export interface State {
   runtil: string;
   palette: "rg" | "cb";
   sort: string;
+  maxNodes: string;
   tenant: string;
 }
 
@@ -51,6 +52,7 @@ export const DEFAULTS: State = {
   runtil: "",
   palette: "rg",
   sort: "self",
+  maxNodes: "16384",
   tenant: "",
 };
 
@@ -86,7 +88,7 @@ export function parseState(search: string): State {
     const v = q.get(k);
     if (v !== null) (s as unknown as Record<string, unknown>)[k] = v;
   };
-  (["service", "type", "from", "until", "groupBy", "search", "focus", "fn", "rfrom", "runtil", "tenant", "sort"] as const).forEach(str);
+  (["service", "type", "from", "until", "groupBy", "search", "focus", "fn", "rfrom", "runtil", "tenant", "sort", "maxNodes"] as const).forEach(str);
   const view = q.get("view");
   if (view === "single" || view === "compare" || view === "tags" || view === "fleet") s.view = view;
   const layout = q.get("layout");

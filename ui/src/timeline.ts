@@ -27,6 +27,7 @@ export class Timeline {
       if (this.plot && this.el.clientWidth) this.plot.setSize({ width: this.el.clientWidth, height: this.height });
     });
     this.ro.observe(this.el);
+    document.addEventListener("fleetprof:theme", () => this.plot?.redraw(false, true));
   }
 
   /** Replace the plot with ``series`` (sharing one time axis: the union of their times). */
@@ -48,8 +49,8 @@ export class Timeline {
       legend: { show: series.length > 1 },
       cursor: { drag: { x: true, y: false, setScale: false } },
       scales: { x: { time: true, min: fromMs / 1000, max: untilMs / 1000 } },
-      axes: [{ stroke: "currentColor", grid: { stroke: "rgba(128,128,128,0.2)" } },
-        { stroke: "currentColor", grid: { stroke: "rgba(128,128,128,0.2)" }, size: 60, values: (_u, vals) => vals.map((v) => this.format(v)) }],
+      axes: [{ stroke: () => getComputedStyle(this.el).color, grid: { stroke: "rgba(128,128,128,0.2)" } },
+        { stroke: () => getComputedStyle(this.el).color, grid: { stroke: "rgba(128,128,128,0.2)" }, size: 60, values: (_u, vals) => vals.map((v) => this.format(v)) }],
       series: [{}, ...series.map((s, i) => ({ label: s.label, stroke: seriesColour(i), fill: series.length === 1 ? "rgba(228,87,46,0.15)" : undefined, width: 1.5, spanGaps: false }))],
       hooks: {
         setSelect: [(u) => {
