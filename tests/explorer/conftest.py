@@ -55,6 +55,8 @@ CHECKOUT = {
 SEARCH = [(["main", "app/server.py:handle", "app/index.py:lookup"], 500), (["main", "app/server.py:handle", "json/encoder.py:encode"], 100)]
 BILLING = [(["main", "com.acme.billing.Invoice.total", "java.util.HashMap.get"], 300)]
 POINTS = 6  # profiles per range and label set, every 10 minutes
+PAYLOAD = '<img src=x onerror="window.__xss=1">'
+"""A label value and a frame name of the ``evil`` service: the page must show it as text."""
 
 
 @dataclass
@@ -80,10 +82,11 @@ def seed(url: str, now_s: float) -> None:
                 _push(c, "checkout", CHECKOUT["1.4"], older, {"version": "1.4", "region": region}, scale)
             _push(c, "search", SEARCH, recent, {"version": "2.0"})
             _push(c, "billing", BILLING, older, {"version": "7"})
+        _push(c, "evil", [(["main", PAYLOAD], 100)], int((now_s - 600) * 1e9), {"region": PAYLOAD})
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:  # acked pushes are durable; wait for the index to list them all
             got = c.get("/api/v1/services", params={"from": "now-3h"}).json()
-            if got == ["billing", "checkout", "search"]:
+            if got == ["billing", "checkout", "evil", "search"]:
                 return
             time.sleep(0.05)
         raise AssertionError("seeded services not listed in time")

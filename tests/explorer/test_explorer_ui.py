@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlparse
 
 import polars as pl
 import pytest
-from conftest import CPU, MARSHAL, QUERY_FN, SERVE, TOTAL, Seeded, screenshot
+from conftest import CPU, MARSHAL, PAYLOAD, QUERY_FN, SERVE, TOTAL, Seeded, screenshot
 
 from fleetprof.formats.detect import decode
 from fleetprof.storage.objectstore import open_store
@@ -372,3 +372,13 @@ def test_keyboard_theme_and_width(page: object, seeded: Seeded, tmp_path: Path) 
     page.wait_for_function("() => location.search.includes('view=tags')")  # type: ignore[attr-defined]
     page.keyboard.press("t")  # type: ignore[attr-defined]
     assert page.get_attribute("html", "data-theme") == "light"  # type: ignore[attr-defined]
+
+
+def test_server_strings_are_text(page: object, seeded: Seeded) -> None:
+    goto(page, seeded, "view=tags&service=evil&groupBy=region", "[data-testid=tag-table] tbody tr")
+    assert page.inner_text("[data-testid=tag-table] tbody tr td.fn") == PAYLOAD  # type: ignore[attr-defined]
+    goto(page, seeded, "service=evil&search=img")
+    assert table_names(page) == [PAYLOAD]
+    page.hover(FLAME, position=node_centre(page, PAYLOAD))  # type: ignore[attr-defined]
+    assert PAYLOAD in page.inner_text("[data-testid=flame-tooltip]")  # type: ignore[attr-defined]
+    assert page.evaluate("() => window.__xss") is None and not page.query_selector("img")  # type: ignore[attr-defined]
