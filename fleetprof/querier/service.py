@@ -13,6 +13,10 @@ Semantics (Pyroscope's, where fleetprof stores the same thing):
   ``[offset delta, total, self, name index]``, ``total``, ``max_self``), ``max_nodes``
   default :data:`DEFAULT_MAX_NODES`; format ``DOT`` fills ``dot`` and ``PPROF`` fills
   ``pprof``; ``TREE`` (Pyroscope's private tree bytes) is ``unimplemented``.
+  ``stack_trace_selector.call_site`` keeps the stacks through that root-first path (also
+  in ``SelectMergeProfile`` and ``Diff``); ``go_pgo``, and any selector in
+  ``SelectSeries``, are ``unimplemented``. ``profile_id_selector`` is ignored (fleetprof
+  returns no exemplars that would name profiles).
 * ``SelectSeries``: see :func:`fleetprof.query.series.select_series`; ``step`` in
   seconds (bounded to at most 2000 points, at least 1 s).
 * ``Diff``: left is the base, right the candidate (7-int groups, ``leftTicks`` and
@@ -207,6 +211,28 @@ def _gunzip(data: bytes) -> bytes:
     return gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
 
 
+def call_site(msg: Any) -> list[str] | None:
+    """The ``stack_trace_selector.call_site`` path (root first) of a request, or None.
+    ``go_pgo`` is ``unimplemented``."""
+    if not msg.HasField("stack_trace_selector"):
+        return None
+    sel = msg.stack_trace_selector
+    if sel.HasField("go_pgo"):
+        raise ApiError(501, "stack_trace_selector.go_pgo is not supported", code="unimplemented")
+    return [loc.name for loc in sel.call_site] or None
+
+
+async def merged_at(st: ServerState, tenant: str, sel: queries.Selection, path: list[str] | None) -> Profile:
+    """The merged profile of ``sel``, restricted to the stacks through call site ``path``
+    (full stacks kept, as Pyroscope's ``call_site`` selector does)."""
+    profile = await queries.merged(st, tenant, sel)
+    if not path:
+        return profile
+    from fleetprof.model.filter import keep_subtree
+
+    return await to_thread.run_sync(lambda: keep_subtree(profile, path))
+
+
 async def select_merge_stacktraces(st: ServerState, tenant: str, req: querier_pb2.SelectMergeStacktracesRequest) -> Message:
     from fleetprof.render.dot import render_dot
     from fleetprof.render.flamebearer import to_flamebearer
@@ -216,7 +242,7 @@ async def select_merge_stacktraces(st: ServerState, tenant: str, req: querier_pb
     fmt = req.format
     if fmt == querier_pb2.PROFILE_FORMAT_TREE:
         raise ApiError(501, "format PROFILE_FORMAT_TREE is not supported: use FLAMEGRAPH, DOT or PPROF", code="unimplemented")
-    profile = await queries.merged(st, tenant, sel)
+    profile = await merged_at(st, tenant, sel, call_site(req))
     if fmt == querier_pb2.PROFILE_FORMAT_DOT:
         dot_nodes = max_nodes if req.HasField("max_nodes") and req.max_nodes else 100
         text = await to_thread.run_sync(lambda: render_dot(profile, 0, max_nodes=dot_nodes, title=sel.profile_type))
@@ -231,7 +257,7 @@ async def select_merge_stacktraces(st: ServerState, tenant: str, req: querier_pb
 async def select_merge_profile(st: ServerState, tenant: str, req: querier_pb2.SelectMergeProfileRequest) -> Message:
     sel = selection(st, req.profile_typeID, req.label_selector, req.start, req.end)
     max_nodes = max_nodes_of(req) if req.HasField("max_nodes") and req.max_nodes else None
-    profile = await queries.merged(st, tenant, sel)
+    profile = await merged_at(st, tenant, sel, call_site(req))
     return await to_thread.run_sync(lambda: _pprof_message(profile, max_nodes))
 
 
@@ -241,6 +267,8 @@ async def select_series(st: ServerState, tenant: str, req: querier_pb2.SelectSer
     from fleetprof.query.series import select_series as run
 
     sel = selection(st, req.profile_typeID, req.label_selector, req.start, req.end)
+    if call_site(req):
+        raise ApiError(501, "SelectSeries with a stack_trace_selector is not supported", code="unimplemented")
     if not math.isfinite(req.step) or req.step < 0:
         raise ApiError(400, "step must be a non-negative number of seconds")
     step = queries.step_for(sel.start_ms, sel.end_ms, req.step or None)
@@ -268,8 +296,8 @@ async def diff(st: ServerState, tenant: str, req: querier_pb2.DiffRequest) -> Me
     if left.profile_type != right.profile_type:
         raise ApiError(400, "left and right must use the same profile_typeID")
     max_nodes = max_nodes_of(req.left)
-    base = await queries.merged(st, tenant, left)
-    cand = await queries.merged(st, tenant, right)
+    base = await merged_at(st, tenant, left, call_site(req.left))
+    cand = await merged_at(st, tenant, right, call_site(req.right))
     doc = await to_thread.run_sync(lambda: diff_flamebearer(base, cand, 0, max_nodes=max_nodes, name=left.profile_type))
     fg = _flamegraph_message(doc, querier_pb2.FlameGraphDiff)
     fg.leftTicks, fg.rightTicks = doc["leftTicks"], doc["rightTicks"]

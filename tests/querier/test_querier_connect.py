@@ -306,3 +306,18 @@ def test_auth_and_tenancy_with_tokens(servers: list[Any], tmp_path: Any, pb: Pro
         assert ro.call(f"{Q}/LabelValues", req, resp).names
         put = ro.raw("settings.v1.SettingsService/Set", pb("settings.v1.SetSettingsRequest", setting=pb("settings.v1.Setting", name="x", value="1")))
         assert (put.status_code, put.json()["code"]) == (403, "permission_denied")
+
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_call_site_selector_keeps_stacks_through_the_path(seeded: dict[str, Any], pb: Protos, codec: str) -> None:
+    c = client(seeded, codec)
+    path = pb("types.v1.StackTraceSelector", call_site=[pb("types.v1.Location", name=n) for n in ("main", "handle")])
+    req = pb("querier.v1.SelectMergeStacktracesRequest", profile_typeID=CPU, label_selector='{service_name="worker"}',
+             stack_trace_selector=path, **rng(seeded))
+    fg = c.call(f"{Q}/SelectMergeStacktraces", req, pb.cls("querier.v1.SelectMergeStacktracesResponse")).flamegraph
+    top = native(seeded["url"], "/api/v1/top", TENANT_A, query=CPU + '{service_name="worker"}', limit="10", **native_range(seeded))
+    handle = next(r for r in top["functions"] if r["name"] == "handle")
+    assert fg.total == handle["total"] and "gc" not in fg.names
+    pgo = pb("types.v1.StackTraceSelector", go_pgo=pb("types.v1.GoPGO", keep_locations=1))
+    r = c.raw(f"{Q}/SelectMergeStacktraces", pb("querier.v1.SelectMergeStacktracesRequest", profile_typeID=CPU, stack_trace_selector=pgo, **rng(seeded)))
+    assert (r.status_code, r.json()["code"]) == (501, "unimplemented")
