@@ -83,9 +83,9 @@ class Env:
             if (step, wave) == ("previewed", "staging"):
                 good = self.state.stack_state("staging").last_good
                 if good:
-                    push_version(self.url, good["version"], at=clock.now() - 1)
+                    push_version(self.url, good["version"], at=clock.now() - 1, app=self.app)
             if (step, wave) == ("approved", "staging"):
-                push_version(self.url, version, hot=hot, at=clock.now() + 1)
+                push_version(self.url, version, hot=hot, at=clock.now() + 1, app=self.app)
             if extra is not None:
                 extra(step, wave)
 
@@ -99,8 +99,13 @@ class Env:
 
     tag: str = ""
 
+    @property
+    def app(self) -> str:
+        """This test's service name (the server is shared by the module's tests)."""
+        return f"{APP}-{self.tag}"
 
-def push_version(url: str, version: str, hot: str | None = None, at: float | None = None) -> None:
+
+def push_version(url: str, version: str, hot: str | None = None, at: float | None = None, app: str = APP) -> None:
     """CPU profiles of APP labelled ``version``; ``hot`` adds a function taking 40 %."""
     stacks = [["main", "serve", "handle"], ["main", "serve", "encode"], ["main", "flush"]]
     values = [500, 300, 200]
@@ -110,7 +115,7 @@ def push_version(url: str, version: str, hot: str | None = None, at: float | Non
     with httpx.Client(base_url=url, timeout=10) as c:
         for _ in range(3):
             prof = pprof_bytes(stacks, [v * 10_000_000 for v in values], int(at * 1e9) if at is not None else None)
-            body = push_body(APP, prof, {"version": version})
+            body = push_body(app, prof, {"version": version})
             r = c.post(PUSH, content=body, headers=PUSH_HEADERS)
             assert r.status_code == 200, r.text
 
@@ -140,6 +145,7 @@ def env(moto_server: str, fleet_server: str, tmp_path: Path) -> Env:
             cw.set_alarm_state(AlarmName=name, StateValue="OK", StateReason="test: healthy")
     doc = pipeline_doc(bucket, table, fleet_server)
     doc["defaults"]["alarms"] = [f"{suffix}-{tag}" for suffix in ALARM_SUFFIXES]  # this test's alarms only
+    doc["stages"][1]["profile_bake"]["service"] = f"{APP}-{tag}"
     clock = FakeClock()
     deployer = LocalDeployer({s: {"config": {"aws:region": "us-east-1", "fleetprof:desiredCount": "2"},
                                   "outputs": {"url": fleet_server}} for s in STACKS}, path=tmp_path / "deployer.json")

@@ -119,6 +119,7 @@ def pipeline_doc_of(env: Env) -> dict:
 
     doc = pipeline_doc(env.pipeline.state.bucket, env.pipeline.state.table, env.url)
     doc["defaults"]["alarms"] = list(env.pipeline.waves[0].alarms)
+    doc["stages"][1]["profile_bake"]["service"] = env.app
     return doc
 
 
