@@ -8,7 +8,7 @@ import pulumi
 
 from components.artifacts import constraints_file, fleetprof_wheel
 from components.audit import Audit, AuditArgs
-from components.backup import BackupArgs, Recovery, ReplicatedBucket
+from components.backup import Recovery, RecoveryArgs, ReplicatedBucket
 from components.edge import Edge, EdgeArgs
 from components.ingest_service import IngestService, IngestServiceArgs
 from components.network import Network, NetworkArgs
@@ -196,7 +196,7 @@ audit = Audit(
 
 recovery = Recovery(
     "recovery",
-    BackupArgs(
+    RecoveryArgs(
         tags=base,
         account_id=storage.account_id,
         kms_key_arn=storage.key.arn,

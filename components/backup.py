@@ -47,7 +47,7 @@ class ReplicatedBucket:
 
 
 @dataclass
-class BackupArgs:
+class RecoveryArgs:
     """Inputs of :class:`Recovery`."""
 
     tags: dict[str, str]
@@ -138,7 +138,7 @@ def replication_rule(replica_arn: pulumi.Input[str], replica_key: pulumi.Input[s
 class Recovery(pulumi.ComponentResource):
     """AWS Backup plan/vault/selection, and DR replicas in ``dr_region`` (both by config)."""
 
-    def __init__(self, name: str, args: BackupArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, args: RecoveryArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("fleetprof:recovery:Recovery", name, None, opts)
         self._name, self._args = name, args
         self.replica_key = None
