@@ -9,7 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from fleetprof.release.pipeline import PipelineError, load_pipeline, parse_pipeline, release_from_dict
+from fleetprof.release.pipeline import (
+    PipelineError,
+    load_pipeline,
+    parse_pipeline,
+    release_from_dict,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 STATE = {"bucket": "b", "table": "t"}
