@@ -4,17 +4,21 @@ tenant's data with it (Bearer)."""
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
-from conftest import CPU, build_ui
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
-from serverutil import PUSH, PUSH_HEADERS, ServerProc, pprof_bytes, push_body, server_list, start_server  # noqa: E402
+from explorerutil import CPU, build_ui
+from serverutil import (  # on sys.path through explorerutil
+    PUSH,
+    PUSH_HEADERS,
+    ServerProc,
+    pprof_bytes,
+    push_body,
+    server_list,
+    start_server,
+)
 
 TOKEN = "s3cr3t-read-write"
 

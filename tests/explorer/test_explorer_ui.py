@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlparse
 
 import polars as pl
 import pytest
-from conftest import CPU, MARSHAL, PAYLOAD, QUERY_FN, SERVE, TOTAL, Seeded, screenshot
+from explorerutil import CPU, MARSHAL, PAYLOAD, QUERY_FN, SERVE, TOTAL, Seeded, screenshot
 
 from fleetprof.formats.detect import decode
 from fleetprof.storage.objectstore import open_store

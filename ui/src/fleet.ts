@@ -68,19 +68,13 @@ export class FleetView {
         this.body.replaceChildren(notice("empty", "No fleet analysis yet. The Ray workers write one per window (fleetprof analyze); it appears here when its summary is complete.", "fleet-empty"));
         return;
       }
-      const report = h("a", { href: "#", "data-testid": "fleet-report" }, "full report (HTML)");
-      report.addEventListener("click", (e) => { e.preventDefault(); void this.openReport(doc.window!); });
+      // served by the analysis route under the sandbox CSP (its scripts cannot reach this origin)
+      const report = h("a", { href: `/api/v1/analysis/${encodeURIComponent(doc.window)}/report.html`, target: "_blank", rel: "noopener", "data-testid": "fleet-report" }, "full report (HTML)");
       this.body.replaceChildren(h("p", { "data-testid": "fleet-window" }, `Analysis window ${doc.window} · `, report),
         ...SECTIONS.map((sec) => this.section(sec, doc.tables[sec.table] ?? [])));
     } catch (e) {
       this.body.replaceChildren(notice("error", errorText(e)));
     }
-  }
-
-  private async openReport(window: string): Promise<void> {
-    const { getBlob } = await import("./api");
-    const blob = await getBlob(`/api/v1/analysis/${encodeURIComponent(window)}/report.html`, {});
-    open(URL.createObjectURL(blob), "_blank", "noopener");
   }
 
   private section(sec: Section, rows: Row[]): HTMLElement {

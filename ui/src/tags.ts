@@ -59,11 +59,12 @@ export class TagsView {
   private render(g: Grouped): void {
     const s = this.ctx.state;
     const [a, b] = range(s.from, s.until);
-    this.timeline.set(g.groups.map((x) => ({ label: x.value, times: x.times_ms, values: x.values })), a, b);
     const all = g.groups.reduce((acc, x) => acc + x.total, 0) || 1;
     const steps = Math.max(1, Math.round((b - a) / g.step_ms));
     const unit = s.type.split(":")[2] ?? "";
     const fmt = (v: number) => formatValue(v, unit, 100);
+    this.timeline.format = fmt;
+    this.timeline.set(g.groups.map((x) => ({ label: x.value, times: x.times_ms, values: x.values })), a, b);
     if (!g.groups.length) this.message.replaceChildren(notice("empty", `No values of ${g.label} in ${rangeLabel(s.from, s.until)}.`, "tags-empty"));
     this.shares.replaceChildren(...g.groups.map((x, i) => {
       const bar = h("span", { class: "bar" });
