@@ -173,3 +173,10 @@ def test_policy_catches_a_replication_rule_that_skips_encrypted_objects(prod):
 def test_bad_recovery_settings_are_refused(overrides, message):
     with pytest.raises(SettingsError, match=message):
         render("prod", overrides=overrides)
+
+
+def test_data_bucket_key_users_are_found_next_to_their_replication_config(prod):
+    """A replication config echoes its source bucket's name; the key-grant check must still
+    resolve the name to the bucket and check the roles that read and write its objects."""
+    uses = {u.resource for u in analyze(Graph(prod)).uses}
+    assert {"S3 s3:PutObject in storage-profiles", "S3 s3:GetObject in storage-analysis"} <= uses
