@@ -90,6 +90,7 @@ CONFORMANCE_RULES: dict[str, tuple[ManagedRule, ...]] = {
         ManagedRule("S3_RESOURCES_PROTECTED_BY_BACKUP_PLAN"),
     ),
     "dr-replication": (ManagedRule("S3_BUCKET_CROSS_REGION_REPLICATION_ENABLED"),),
+    "account-monitoring": (ManagedRule("GUARDDUTY_ENABLED_CENTRALIZED"), ManagedRule("SECURITYHUB_ENABLED")),
 }
 """Policy-pack rule name -> the AWS Config managed rules that check the same thing on the
 deployed resources (account-wide in the stack's region)."""

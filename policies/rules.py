@@ -573,6 +573,28 @@ def dr_replication(resources: Sequence[Res], c: Mapping[str, Any]) -> list[tuple
     return out
 
 
+ACCOUNT_MONITORS = {
+    "config": ("AWS Config recorder with a conformance pack", ("aws:cfg/recorder:Recorder", "aws:cfg/conformancePack:ConformancePack")),
+    "guardDuty": ("GuardDuty detector", ("aws:guardduty/detector:Detector",)),
+    "securityHub": (
+        "Security Hub with a standard",
+        ("aws:securityhub/account:Account", "aws:securityhub/standardsSubscription:StandardsSubscription"),
+    ),
+}
+"""Config key of ``account-monitoring`` -> (what it requires, the resource types that make it)."""
+
+
+def account_monitoring(resources: Sequence[Res], c: Mapping[str, Any]) -> list[tuple[str | None, str]]:
+    """The account-level monitors each stack is configured to own: AWS Config recording with the
+    conformance pack, a GuardDuty detector, Security Hub subscribed to a standard."""
+    present = {r.type for r in resources}
+    return [
+        (None, f"no {label} (required for this stack)")
+        for key, (label, types) in ACCOUNT_MONITORS.items()
+        if c.get(key, True) and not set(types) <= present
+    ]
+
+
 BOOL_REQUIRED = {"required": {"type": "boolean", "default": True, "description": "whether this stack requires it"}}
 
 RULES: tuple[Rule, ...] = (
@@ -616,6 +638,15 @@ RULES: tuple[Rule, ...] = (
         config_schema=BOOL_REQUIRED,
     ),
     Rule(
+        "account-monitoring",
+        "AWS Config with the conformance pack, GuardDuty and Security Hub where the stack owns them",
+        stack_check=account_monitoring,
+        config_schema={
+            key: {"type": "boolean", "default": True, "description": f"whether this stack owns the {label}"}
+            for key, (label, _) in ACCOUNT_MONITORS.items()
+        },
+    ),
+    Rule(
         "dr-replication",
         "Data buckets replicate to the DR region and index backups are copied there where required",
         stack_check=dr_replication,
@@ -646,4 +677,9 @@ def stack_policy_config(settings: Any) -> dict[str, dict[str, Any]]:
         "cloudtrail-audit": {"required": bool(settings.cloudtrail_enabled)},
         "backup-configured": {"required": bool(settings.backup_plan)},
         "dr-replication": {"required": bool(settings.dr_region)},
+        "account-monitoring": {
+            "config": bool(settings.config_recorder),
+            "guardDuty": bool(settings.guard_duty),
+            "securityHub": bool(settings.security_hub),
+        },
     }

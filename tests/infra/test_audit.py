@@ -230,3 +230,12 @@ def test_policy_catches_an_audit_bucket_that_allows_deletes(dev):
     broken = edited(dev, T_POLICY, "audit-logs-policy", edit_policy("policy", without("DenyAuditLogDeletion")))
     (found,) = _cloudtrail_findings(broken)
     assert "denies object deletion" in found[1]
+
+
+def test_policy_requires_the_account_monitors_a_stack_owns(prod):
+    check = rule_by_name("account-monitoring").stack_check
+    owns_all = {"config": True, "guardDuty": True, "securityHub": True}
+    assert check(to_res(prod.resources), owns_all) == []
+    without_hub = render("prod", overrides={"fleetprof:securityHub": False})
+    assert check(to_res(without_hub.resources), owns_all) == [(None, "no Security Hub with a standard (required for this stack)")]
+    assert check(to_res(rendered("dev").resources), {k: False for k in owns_all}) == []

@@ -18,7 +18,7 @@ from pulumi_policy import (
 
 from policies.offline import evaluate, to_res
 from policies.pack import build_policies
-from policies.rules import RULES, TAGGABLE_TYPES, Res, rule_by_name
+from policies.rules import ACCOUNT_MONITORS, RULES, TAGGABLE_TYPES, Res, rule_by_name
 
 TAGS = {"Project": "fleetprof", "Environment": "t", "Owner": "o", "CostCenter": "c"}
 LOCKED_PAB = {"blockPublicAcls": True, "blockPublicPolicy": True, "ignorePublicAcls": True, "restrictPublicBuckets": True}
@@ -168,6 +168,11 @@ def _backup_world(*, selected: tuple[str, ...] = ("urn:table", "urn:data"), copy
 # rule -> (passing world, failing world, config)
 STACK_CASES = {
     "cloudtrail-audit": (_trail_world(), _trail_world(validation=False), {"required": True}),
+    "account-monitoring": (
+        [Res(t, t, f"urn:{t}", {}) for _, types in ACCOUNT_MONITORS.values() for t in types],
+        [Res("aws:guardduty/detector:Detector", "gd", "urn:gd", {})],
+        {"config": True, "guardDuty": True, "securityHub": True},
+    ),
     "backup-configured": (_backup_world(), _backup_world(selected=("urn:table",)), {"required": True}),
     "dr-replication": (
         _backup_world(),
