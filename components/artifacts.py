@@ -26,6 +26,8 @@ PACKAGE_DIRS = ("fleetprof", "workers")
 CACHE_DIR = REPO_ROOT / "build" / "artifacts"
 SOURCE_DATE_EPOCH = "315532800"  # 1980-01-01, the earliest date a zip entry can carry
 _SKIP_DIRS = {"__pycache__"}
+BUILD_OUTPUTS = frozenset({"fleetprof/explorer"})
+"""Directories ``make ui`` writes into the package: not sources (the image builds them from ``ui/``)."""
 _SKIP_SUFFIXES = (".pyc", ".pyo")
 
 
@@ -59,12 +61,17 @@ def sha256_file(path: Path) -> str:
 
 
 def package_sources(root: Path = REPO_ROOT) -> list[Path]:
-    """Files that make up the package (relative to ``root``), sorted; bytecode excluded."""
+    """Files that make up the package (relative to ``root``), sorted; bytecode and build
+    outputs (:data:`BUILD_OUTPUTS`, present only where they were built) excluded."""
     out = [Path(name) for name in PACKAGE_FILES]
     for top in PACKAGE_DIRS:
         for dirpath, dirnames, filenames in os.walk(root / top):
-            dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS and not d.endswith(".egg-info"))
             rel = Path(dirpath).relative_to(root)
+            dirnames[:] = sorted(
+                d
+                for d in dirnames
+                if d not in _SKIP_DIRS and not d.endswith(".egg-info") and str(rel / d) not in BUILD_OUTPUTS
+            )
             out.extend(rel / f for f in filenames if not f.endswith(_SKIP_SUFFIXES))
     return sorted(out)
 

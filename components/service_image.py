@@ -1,9 +1,9 @@
 """The service image: built from this repository's ``Dockerfile`` and pushed to the stack's
 ECR repository by the program itself, so the first ``pulumi up`` converges.
 
-Contract: :func:`context_digest` is a sha256 over everything the Dockerfile copies into the
-image (the package sources of :mod:`components.artifacts`, ``constraints.txt``) and the
-Dockerfile itself. :func:`build_and_push` registers a ``docker-build`` image tagged
+Contract: :func:`context_digest` is a sha256 over everything the Dockerfile builds the image
+from (the package sources of :mod:`components.artifacts`, the explorer's sources in ``ui/``,
+``constraints.txt``) and the Dockerfile itself, never over build outputs. :func:`build_and_push` registers a ``docker-build`` image tagged
 ``<repository>:<package version>-<digest prefix>`` (ECR tags are immutable: new sources, new tag)
 for the task's platform, pushed with the repository's registry credentials; the task
 definition then names the pushed image by digest (``<repository>@sha256:…``), so a new
@@ -25,13 +25,24 @@ from components.artifacts import REPO_ROOT, sources_digest
 
 DOCKERFILE = "Dockerfile"
 IMAGE_INPUTS = ("Dockerfile", "constraints.txt")
+UI_DIR = "ui"
 PLATFORMS = {"X86_64": "linux/amd64", "ARM64": "linux/arm64"}
 
 
+def _ui_sources(root: Path) -> list[str]:
+    """The explorer's sources the image's Node stage builds from (dependencies excluded)."""
+    ui = root / UI_DIR
+    if not ui.is_dir():
+        return []
+    files = [p for p in ui.rglob("*") if p.is_file() and "node_modules" not in p.relative_to(ui).parts]
+    return sorted(str(p.relative_to(root)) for p in files)
+
+
 def context_digest(root: Path = REPO_ROOT) -> str:
-    """sha256 of the image's inputs: the package sources, the Dockerfile, the constraints."""
+    """sha256 of the image's inputs: the package sources, the explorer's sources, the
+    Dockerfile, the constraints."""
     h = hashlib.sha256(sources_digest(root).encode())
-    for name in IMAGE_INPUTS:
+    for name in (*IMAGE_INPUTS, *_ui_sources(root)):
         h.update(name.encode() + b"\0" + hashlib.sha256((root / name).read_bytes()).digest())
     return h.hexdigest()
 

@@ -103,3 +103,23 @@ def test_repository_outlives_the_stack_only_where_protected(name):
     r = rendered(name)
     repo = one(r, "aws:ecr/repository:Repository", "ingest-repo")
     assert repo.inputs["forceDelete"] is (not r.program["settings"].deletion_protection)
+
+
+def test_the_tag_follows_ui_sources_not_build_outputs(tmp_path):
+    tree = tmp_path / "repo"
+    for name in ("pyproject.toml", "README.md", "Dockerfile", "constraints.txt"):
+        (tree / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / name, tree / name)
+    for pkg in ("fleetprof", "workers"):
+        (tree / pkg).mkdir()
+        (tree / pkg / "__init__.py").write_text("x = 1\n")
+    (tree / "ui" / "src").mkdir(parents=True)
+    (tree / "ui" / "src" / "main.ts").write_text("export const a = 1;\n")
+    first = service_image.image_tag(tree)
+    (tree / "fleetprof" / "explorer").mkdir()
+    (tree / "fleetprof" / "explorer" / "app.js").write_text("built();\n")  # make ui's output
+    (tree / "ui" / "node_modules").mkdir()
+    (tree / "ui" / "node_modules" / "dep.js").write_text("dep();\n")
+    assert service_image.image_tag(tree) == first
+    (tree / "ui" / "src" / "main.ts").write_text("export const a = 2;\n")
+    assert service_image.image_tag(tree) != first
