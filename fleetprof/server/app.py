@@ -31,7 +31,7 @@ from fleetprof.server import (
     routes_native,
     routes_query,
 )
-from fleetprof.server.auth import Authenticator, load_tokens
+from fleetprof.server.auth import Authenticator, configured_tokens
 from fleetprof.server.docs import install as install_docs
 from fleetprof.server.errors import STATUS_CONNECT, ApiError
 from fleetprof.server.gate import DecodeGate
@@ -123,7 +123,7 @@ class FleetprofApp(FastAPI):
 
 
 def build_state(settings: Settings) -> ServerState:
-    tokens = load_tokens(settings.auth_file) if settings.auth_file else None
+    tokens = configured_tokens(settings.auth_file, settings.auth_tokens)
     return ServerState(
         settings=settings,
         auth=Authenticator(tokens),

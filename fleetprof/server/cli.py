@@ -1,4 +1,4 @@
-"""``fleetprof serve`` and ``fleetprof push`` (registered by :func:`register`)."""
+"""``fleetprof serve``, ``fleetprof push`` and ``fleetprof token new`` (registered by :func:`register`)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,30 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``serve`` and ``push`` to the ``fleetprof`` CLI."""
+    """Add ``serve``, ``push`` and ``token new`` to the ``fleetprof`` CLI."""
     app.command("serve")(serve)
     app.command("push")(push)
+    token_app = typer.Typer(help="Token table entries for the server's auth (FLEETPROF_AUTH_FILE / FLEETPROF_AUTH_TOKENS).")
+    token_app.command("new")(token_new)
+    app.add_typer(token_app, name="token")
+
+
+def token_new(
+    tenant: Annotated[str, typer.Option(help="Tenant the token acts for.")],
+    scopes: Annotated[str, typer.Option(help="Comma-separated scopes among read, write, metrics.")] = "read,write",
+) -> None:
+    """Print a new random token and its grant as one JSON entry of a token table."""
+    import json
+
+    from fleetprof.cli import cli_errors, fail
+    from fleetprof.server.auth import new_token_entry
+
+    with cli_errors():
+        try:
+            entry = new_token_entry(tenant, [s.strip() for s in scopes.split(",") if s.strip()])
+        except ValueError as e:
+            fail(str(e))
+        print(json.dumps(entry, sort_keys=True))
 
 
 def serve(
@@ -63,7 +84,7 @@ def serve(
             max_queue=max_queue, retention_s=retention, retention_tenants=retention_tenants, log_level=log_level,
             insecure=insecure or None,
         )
-        refusal = bind_refusal(settings.host, settings.auth_file, settings.insecure)
+        refusal = bind_refusal(settings.host, settings.auth_file or settings.auth_tokens, settings.insecure)
         if refusal:
             fail(refusal)
         _prepare_local_dirs(settings)
@@ -90,12 +111,13 @@ def is_loopback(host: str) -> bool:
 
 
 def bind_refusal(host: str, auth_file: str | None, insecure: bool) -> str | None:
-    """Why serving on ``host`` is refused: a non-loopback bind without a token file, unless
+    """Why serving on ``host`` is refused: a non-loopback bind without a token table
+    (``auth_file``: the file or the ``FLEETPROF_AUTH_TOKENS`` text), unless
     ``insecure``; ``None`` when allowed."""
     if auth_file or insecure or is_loopback(host):
         return None
     return (f"refusing to serve on {host} without auth: anyone who can reach it could read and write "
-            "every tenant's profiles; give --auth-file (FLEETPROF_AUTH_FILE), bind 127.0.0.1, "
+            "every tenant's profiles; give --auth-file (FLEETPROF_AUTH_FILE) or FLEETPROF_AUTH_TOKENS, bind 127.0.0.1, "
             "or pass --insecure (FLEETPROF_INSECURE=1)")
 
 

@@ -57,6 +57,9 @@ class Settings:
     analysis: str | None = None
     """Store of the workers' analyses (``FLEETPROF_ANALYSIS``); ``None``: the profile store."""
     auth_file: str | None = None
+    auth_tokens: str | None = None
+    """The token table as JSON text (``FLEETPROF_AUTH_TOKENS``, e.g. injected by ECS from
+    Secrets Manager); exclusive with ``auth_file``."""
     # limits
     max_body_bytes: int = 16 * 1024 * 1024
     max_decompressed_bytes: int = 16 * 1024 * 1024
@@ -97,7 +100,7 @@ class Settings:
     default_query_range_s: float = 3600.0
     # exposure
     insecure: bool = False
-    """Allow a non-loopback bind without a token file (``--insecure``)."""
+    """Allow a non-loopback bind without a token table (``--insecure``)."""
     max_tracked_tenants: int = 10_000
     """Tenants whose in-memory state (rate-limit buckets) is kept; least recently seen
     evicted beyond (their next request starts a fresh bucket)."""
@@ -118,6 +121,11 @@ class Settings:
             if v is not None:
                 values[k] = _coerce(k, v) if isinstance(v, str) else v
         return replace(cls(), **values)
+
+    @property
+    def auth_configured(self) -> bool:
+        """Whether a token table is given (file or ``FLEETPROF_AUTH_TOKENS``)."""
+        return bool(self.auth_file or self.auth_tokens)
 
     def retention_for(self, tenant: str) -> float:
         return self.retention_tenants.get(tenant, self.retention_s)
