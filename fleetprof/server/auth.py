@@ -32,8 +32,9 @@ from typing import Any
 
 from fleetprof.server.errors import ApiError
 
-TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
-"""1–64 of ``[A-Za-z0-9_.-]``, starting with a letter or digit (safe in object keys)."""
+TENANT_RE = re.compile(r"^(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+"""1–64 of ``[A-Za-z0-9_.-]``, starting with a letter or digit, without ``..`` (safe in
+every object key: segments and analyses)."""
 DEFAULT_TENANT = "anonymous"
 SCOPES = ("read", "write", "metrics")
 DEFAULT_SCOPES = ("read", "write")
@@ -90,7 +91,7 @@ def new_token_entry(tenant: str, scopes: Iterable[str] = DEFAULT_SCOPES) -> dict
     one entry to merge into a token table. ``ValueError`` for a bad tenant or scope."""
     wanted = sorted(set(scopes))
     if not TENANT_RE.match(tenant):
-        raise ValueError(f"bad tenant {tenant!r}: use 1-64 characters of [A-Za-z0-9_.-], starting with a letter or digit")
+        raise ValueError(f"bad tenant {tenant!r}: use 1-64 characters of [A-Za-z0-9_.-], starting with a letter or digit, without '..'")
     if not wanted or not set(wanted) <= set(SCOPES):
         raise ValueError(f"scopes must be a non-empty subset of {SCOPES}, got {wanted}")
     return {f"fp_{secrets.token_urlsafe(32)}": {"tenant": tenant, "scopes": wanted}}
@@ -101,7 +102,7 @@ def tenant_from_header(value: str | None) -> str:
     if value is None or value == "":
         return DEFAULT_TENANT
     if not TENANT_RE.match(value):
-        raise ApiError(400, "invalid X-Scope-OrgID: use 1-64 characters of [A-Za-z0-9_.-], starting with a letter or digit")
+        raise ApiError(400, "invalid X-Scope-OrgID: use 1-64 characters of [A-Za-z0-9_.-], starting with a letter or digit, without '..'")
     return value
 
 

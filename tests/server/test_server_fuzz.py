@@ -78,3 +78,12 @@ def test_fuzzer_finding_top_by_line_without_line_numbers_is_400(server: ServerPr
     r = httpx.get(server.url + "/api/v1/top", params={"by": "line", "query": q})
     assert r.status_code == 400, r.text
     assert "line numbers" in r.json()["message"]
+
+
+@pytest.mark.parametrize("tenant", ["0..", "a..b", "x.."])
+def test_fuzzer_finding_tenants_with_dot_dot_are_400(server: ServerProc, tenant: str) -> None:
+    """Such tenants were accepted, then refused by the analysis store's key check (500)."""
+    for path in ("/api/v1/analysis", "/api/v1/services"):
+        r = httpx.get(server.url + path, headers={"X-Scope-OrgID": tenant})
+        assert r.status_code == 400, r.text
+        assert "X-Scope-OrgID" in r.json()["message"]
