@@ -81,7 +81,7 @@ class AutomationDeployer:
             cmd = auto.PulumiCommand(root=self.pulumi_root, skip_version_check=True) if self.pulumi_root else None
             opts = auto.LocalWorkspaceOptions(pulumi_command=cmd) if cmd else None
             return auto.select_stack(stack_name=name, work_dir=self.work_dir, opts=opts)
-        except (auto.CommandError, OSError) as e:
+        except (auto.CommandError, RuntimeError, OSError) as e:
             raise DeployError(f"pulumi: cannot select stack {name}: {_line(e)}") from None
 
     def stack_config(self, stack: str) -> dict[str, str]:
@@ -89,7 +89,7 @@ class AutomationDeployer:
 
         try:
             return {k: v.value for k, v in self._stack(stack).get_all_config().items() if not v.secret}
-        except auto.CommandError as e:
+        except (auto.CommandError, RuntimeError) as e:
             raise DeployError(f"pulumi config of {stack}: {_line(e)}") from None
 
     def _configure(self, st: Any, applied: Applied) -> None:
@@ -108,7 +108,7 @@ class AutomationDeployer:
         try:
             self._configure(st, applied)
             res = st.preview(diff=True, color="never", on_output=self.log)
-        except auto.CommandError as e:
+        except (auto.CommandError, RuntimeError) as e:
             raise DeployError(f"pulumi preview of {stack}: {_line(e)}") from None
         return PreviewResult(dict(res.change_summary or {}), res.stdout or "")
 
@@ -119,7 +119,7 @@ class AutomationDeployer:
         try:
             self._configure(st, applied)
             res = st.up(color="never", on_output=self.log, message=f"fleetprof release {applied.version}")
-        except auto.CommandError as e:
+        except (auto.CommandError, RuntimeError) as e:
             raise DeployError(f"pulumi up of {stack}: {_line(e)}") from None
         return {k: v.value for k, v in res.outputs.items()}
 

@@ -221,3 +221,15 @@ def test_summary_table_escapes_markup() -> None:
     c.print(summary_table("v1", [{"stage": "beta", "wave": "dev", "stacks": "dev", "outcome": "rolled_back",
                                   "detail": "[bold]x[/bold] failed"}]))
     assert "[bold]x[/bold] failed" in c.export_text()
+
+
+def test_load_below_threshold_rolls_back(env: Env) -> None:
+    promote(env, "v1")
+    doc = pipeline_doc_of(env)
+    doc["stages"][1]["approvals"]["load"]["min_rate"] = 10**9  # a threshold no server meets
+    env.pipeline = parse_pipeline(doc)
+    code, log = env.run("v2")
+    assert code == 1
+    ev = next(e for e in log.events if e["kind"] == "approval.failed")
+    assert ev["detail"]["workflow"] == "load" and "< min_rate" in ev["message"] and ev["detail"]["acked"] > 0
+    assert env.deployer.versions("staging") == ["v1", "v2", "v1"]
