@@ -233,3 +233,17 @@ def test_load_below_threshold_rolls_back(env: Env) -> None:
     ev = next(e for e in log.events if e["kind"] == "approval.failed")
     assert ev["detail"]["workflow"] == "load" and "< min_rate" in ev["message"] and ev["detail"]["acked"] > 0
     assert env.deployer.versions("staging") == ["v1", "v2", "v1"]
+
+
+def test_manual_promotion_waits_for_approval(env: Env) -> None:
+    doc = pipeline_doc_of(env)
+    doc["stages"][2]["promotion"] = "manual"
+    env.pipeline = parse_pipeline(doc)
+    code, log = env.run("v1")
+    assert code == 0 and log.events[-1]["detail"]["outcomes"]["prod-1"] == "waiting"
+    assert "promotion.awaiting_approval" in log.kinds() and env.deployer.versions("prod-use1") == []
+    env.state.approve("prod-1", "v1", "oncall")
+    code, log = env.run("v1")
+    assert code == 0 and log.events[-1]["detail"]["outcomes"] == {
+        "dev": "skipped", "staging": "skipped", "prod-1": "promoted", "prod-2": "waiting"}
+    assert env.deployer.versions("prod-use1") == ["v1"]
