@@ -30,8 +30,12 @@ refresh) reads nothing again. Its size comes from ``FLEETPROF_SEGMENT_CACHE_MB``
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
@@ -76,30 +80,40 @@ def _is_local(store: ObjectStore) -> bool:
     return str(getattr(store, "url", "")).startswith("file:")
 
 
-def fetch_objects(store: ObjectStore, keys: Sequence[str]) -> Iterator[bytes]:
-    """The bytes of ``keys``, in order. A local store is read inline; a remote one is
-    fetched ahead on :data:`FETCH_THREADS` threads (request latency), so the caller decodes
-    object ``i`` while later ones are in flight."""
+@contextlib.contextmanager
+def _objects(store: ObjectStore, keys: Sequence[str]) -> Iterator[Callable[[int], bytes]]:
+    """``get(j)``: the bytes of ``keys[j]``. A local store is read on demand; a remote one
+    is fetched ahead on :data:`FETCH_THREADS` threads (request latency), so the caller
+    decodes object ``j`` while later ones are in flight."""
     if _is_local(store) or len(keys) <= 1:
-        yield from (store.get(k) for k in keys)
+        yield lambda j: store.get(keys[j])
         return
     ex = ThreadPoolExecutor(min(FETCH_THREADS, len(keys)))
     try:
         futures = [ex.submit(store.get, k) for k in keys]
-        for f in futures:
-            yield f.result()
+        yield lambda j: futures[j].result()
     finally:
         ex.shutdown(wait=False, cancel_futures=True)
+
+
+def fetch_objects(store: ObjectStore, keys: Sequence[str]) -> Iterator[bytes]:
+    """The bytes of ``keys``, in order (fetched as :func:`_objects` does)."""
+    with _objects(store, keys) as get:
+        for j in range(len(keys)):
+            yield get(j)
 
 
 def _map_segments(
     store: ObjectStore, entries: Sequence[SegmentEntry], fn: Callable[[Segment], _T]
 ) -> list[tuple[Segment, _T]]:
     """``(segment, fn(segment))`` for every entry, in order: cached segments from the cache,
-    the others fetched (see :func:`fetch_objects`) and decoded in this thread — decoding an
-    L0 segment's query columns is mostly Python work, which threads would only contend for
-    (measured: 16 decoding threads on 2 cores took 1.4x the wall time of one). Decoded
-    segments are inserted in the cache after ``fn`` so it accounts for the columns ``fn`` read."""
+    the others fetched (see :func:`_objects`) and decoded in this thread — decoding an L0
+    segment's query columns is mostly Python work, which threads would only contend for
+    (measured: 16 decoding threads on 2 cores took 1.4x the wall time of one). A segment
+    that a concurrent query is decoding (the page's flame graph and timeline requests read
+    the same segments at once) is left to it and picked up from the cache afterwards, so
+    each is decoded once. Decoded segments are inserted in the cache after ``fn`` so it
+    accounts for the columns ``fn`` read."""
     out: list[tuple[Segment, _T] | None] = [None] * len(entries)
     missing: list[int] = []
     for i, e in enumerate(entries):
@@ -108,11 +122,48 @@ def _map_segments(
             missing.append(i)
         else:
             out[i] = (seg, fn(seg))
-    for i, data in zip(missing, fetch_objects(store, [entries[i].key for i in missing]), strict=True):
-        seg = decode_segment(data)
-        out[i] = (seg, fn(seg))
-        _remember(store, entries[i], seg)
+    if missing:
+        _load_missing(store, entries, missing, fn, out)
     return out  # type: ignore[return-value]
+
+
+def _load_missing(
+    store: ObjectStore, entries: Sequence[SegmentEntry], missing: Sequence[int], fn: Callable[[Segment], _T],
+    out: list[tuple[Segment, _T] | None],
+) -> None:
+    """Set ``out[i]`` for every ``i`` in ``missing`` (segments not in the cache when
+    :func:`_map_segments` looked): each is decoded here, unless a concurrent query has
+    claimed it; those are taken from the cache once that query is done with them."""
+    waits: list[tuple[int, int, threading.Event]] = []
+    with _objects(store, [entries[i].key for i in missing]) as get:
+        for j, i in enumerate(missing):
+            ck = cache_key(store, entries[i].key)
+            seg, event = SEGMENT_CACHE.claim(ck)
+            if event is not None:
+                waits.append((j, i, event))
+                continue
+            if seg is None:
+                try:
+                    out[i] = _load(store, entries[i], get(j), fn)
+                finally:
+                    SEGMENT_CACHE.release(ck)
+            else:
+                out[i] = (seg, fn(seg))
+        for j, i, event in waits:
+            event.wait()
+            seg = SEGMENT_CACHE.get(cache_key(store, entries[i].key))
+            if seg is None:  # the other load failed, or the cache did not keep it
+                out[i] = _load(store, entries[i], get(j), fn)
+            else:
+                out[i] = (seg, fn(seg))
+
+
+def _load(store: ObjectStore, entry: SegmentEntry, data: bytes, fn: Callable[[Segment], _T]) -> tuple[Segment, _T]:
+    """``(segment, fn(segment))`` of the object bytes ``data``; the segment is then cached."""
+    seg = decode_segment(data)
+    got = fn(seg)
+    _remember(store, entry, seg)
+    return seg, got
 
 
 def profile_type_value_types(profile_type: str) -> tuple[ValueType, ValueType | None]:
@@ -158,13 +209,34 @@ def match_series(labels: pl.DataFrame, matchers: Sequence[Matcher]) -> pl.Series
     return ids["series_id"]
 
 
+@functools.lru_cache(maxsize=512)
+def _packed_summary(blob: bytes) -> tuple[np.ndarray, tuple[dict[str, str], ...]]:
+    """Series ids and label sets of a stored series summary, memoised by its bytes: the
+    segments written one after another mostly hold the same series, so the same bytes."""
+    items = tuple(PackedSeries(blob))
+    return np.fromiter((series_id(x) for x in items), dtype=np.uint64, count=len(items)), items
+
+
+def _summary(e: SegmentEntry) -> tuple[np.ndarray, Sequence[dict[str, str]]]:
+    """Series ids and label sets of ``e``'s series summary."""
+    s = e.series
+    if isinstance(s, PackedSeries) and s.blob is not None:
+        return _packed_summary(s.blob)
+    return np.fromiter((series_id(x) for x in s), dtype=np.uint64, count=len(s)), s
+
+
 def _summary_labels(entries: Iterable[SegmentEntry]) -> pl.DataFrame:
     seen: dict[int, dict[str, str]] = {}
+    blobs: set[bytes] = set()
     for e in entries:
-        for s in e.series:
-            sid = series_id(s)
-            if sid not in seen:
-                seen[sid] = s
+        blob = e.series.blob if isinstance(e.series, PackedSeries) else None
+        if blob is not None:
+            if blob in blobs:  # a summary met before (same bytes)
+                continue
+            blobs.add(blob)
+        ids, items = _summary(e)
+        for sid, labels in zip(ids.tolist(), items, strict=True):
+            seen.setdefault(sid, labels)
     rows = [(sid, k, v) for sid, s in seen.items() for k, v in s.items()]
     return pl.DataFrame(rows, schema={"series_id": pl.UInt64, "key": pl.Utf8, "value": pl.Utf8}, orient="row")
 
@@ -224,14 +296,68 @@ def _entries_with_series(entries: Sequence[SegmentEntry], wanted: np.ndarray | N
         if not e.series_complete:
             out.append(e)
             continue
-        ids = np.fromiter((series_id(s) for s in e.series), dtype=np.uint64, count=len(e.series))
-        if np.isin(ids, wanted).any():
+        if np.isin(_summary(e)[0], wanted).any():
             out.append(e)
     return out
 
 
 def _filters(profile_type: str, start_ms: int, end_ms: int) -> list[tuple[str, str, Any]]:
     return [("profile_type", "=", profile_type), ("time_ms", ">=", int(start_ms)), ("time_ms", "<=", int(end_ms))]
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """The segments a query reads and, in each, the series it reads: those with ids in
+    ``wanted`` (sorted) when given, else those of ``service`` when given, else all.
+    ``average``: sorted ids of the series to average (see :data:`AGGREGATION_LABEL`)."""
+
+    entries: list[SegmentEntry]
+    wanted: np.ndarray | None = None
+    service: str | None = None
+    average: np.ndarray | None = None
+
+    def mask(self, seg: Segment) -> np.ndarray | None:
+        """Boolean mask over ``seg``'s series rows of the series read (``None``: all)."""
+        if self.wanted is not None:
+            m = np.isin(seg.series_ids(), self.wanted)
+        elif self.service is not None:
+            m = seg.service_rows(self.service)
+        else:
+            return None
+        return None if m.all() else m
+
+
+def _service_only(matchers: Sequence[Matcher]) -> str | None:
+    """``X`` when every matcher is ``service_name="X"`` (one non-empty ``X``), else None."""
+    values = {m.value for m in matchers if m.name == "service_name" and m.op == "="}
+    if len(values) == 1 and all(m.name == "service_name" and m.op == "=" for m in matchers):
+        return values.pop() or None
+    return None
+
+
+def _scope(
+    store: ObjectStore, index: Index, tenant: str, start_ms: int, end_ms: int, matchers: Sequence[Matcher],
+    profile_type: str,
+) -> _Scope:
+    """The segments and series of a query: a selector of one service only is answered from
+    the segments' own series tables (no index summary is parsed); other label matchers are
+    resolved on the summaries first (segments without a wanted series are not read)."""
+    entries = _lookup(index, tenant, start_ms, end_ms, matchers, profile_type)
+    service = _service_only(matchers)
+    if service is not None and not _may_average(entries):
+        return _Scope(entries, service=service)
+    wanted, average = _series_sets(store, entries, matchers)
+    return _Scope(_entries_with_series(entries, wanted), wanted, None, average)
+
+
+def _segment_sums(
+    seg: Segment, scope: _Scope, by: str, profile_type: str, start_ms: int, end_ms: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """:meth:`Segment.sums` of the series ``scope`` reads in ``seg``."""
+    mask = scope.mask(seg)
+    if mask is not None and not mask.any():
+        return np.zeros(0, np.uint64 if by == "leaf" else np.int64), np.zeros(0, np.int64)
+    return seg.sums(by, profile_type, start_ms, end_ms, mask)
 
 
 def select_merge(
@@ -249,15 +375,25 @@ def select_merge(
         "period_type": period_type, "default_sample_type": sample_type.type,
         "time_nanos": int(start_ms) * 1_000_000, "duration_nanos": max(0, int(end_ms) - int(start_ms)) * 1_000_000,
     }
-    entries = _lookup(index, tenant, start_ms, end_ms, matchers, profile_type)
-    wanted, average = _series_sets(store, entries, matchers)
-    entries = _entries_with_series(entries, wanted)
+    scope = _scope(store, index, tenant, start_ms, end_ms, matchers, profile_type)
+    if scope.average is not None:
+        return _merge_averaged(store, scope, profile_type, start_ms, end_ms, (sample_type,), meta)
+    parts = _map_segments(
+        store, scope.entries, lambda seg: _segment_sums(seg, scope, "leaf", profile_type, start_ms, end_ms)
+    )
+    keys, sums = sum_by_key(_cat([k for _, (k, _) in parts], np.uint64), _cat([v for _, (_, v) in parts], np.int64))
+    return _profile_of(keys, sums, [seg for seg, (k, _) in parts if len(k)], (sample_type,), meta)
+
+
+def _merge_averaged(
+    store: ObjectStore, scope: _Scope, profile_type: str, start_ms: int, end_ms: int,
+    sample_types: tuple[ValueType, ...], meta: dict[str, Any],
+) -> Profile:
+    """:func:`select_merge` when some series are averaged: from the samples' series and times."""
+    cols = ["node_id", "value", "series_id", "time_ms"]
     filt = _filters(profile_type, start_ms, end_ms)
-    cols = ["node_id", "value"]
-    cols += ["series_id"] if wanted is not None or average is not None else []
-    cols += ["time_ms"] if average is not None else []
-    parts = _map_segments(store, entries, lambda seg: seg.sample_arrays(cols, filt))
-    return merge_segments(parts, wanted, (sample_type,), meta, average=average)
+    parts = _map_segments(store, scope.entries, lambda seg: seg.sample_arrays(cols, filt))
+    return merge_segments(parts, scope.wanted, sample_types, meta, average=scope.average)
 
 
 def _cat(arrs: list[np.ndarray], dtype: type) -> np.ndarray:
@@ -288,9 +424,18 @@ def merge_segments(
         keys, sums = sum_by_key(np.concatenate([k_avg, k_sum]), np.concatenate([s_avg, s_sum]))
     else:
         keys, sums = sum_by_key(leaf, val)
+    return _profile_of(keys, sums, [seg for seg, a in parts if len(a["value"])], sample_types, meta)
+
+
+def _profile_of(
+    keys: np.ndarray, sums: np.ndarray, segs: Sequence[Segment], sample_types: tuple[ValueType, ...],
+    meta: dict[str, Any],
+) -> Profile:
+    """The profile of leaf ids ``keys`` with values ``sums`` (zeros dropped), its call tree
+    taken from ``segs`` (see :func:`_tree_of`)."""
     nz = sums != 0
     keys, sums = keys[nz], sums[nz]
-    nodes, frames = _tree_of(keys, [seg for seg, a in parts if len(a["value"])])
+    nodes, frames = _tree_of(keys, segs)
     samples = pl.DataFrame(
         {"node_id": keys, "labels": np.zeros(len(keys), np.uint64), "v0": sums},
         schema={"node_id": pl.UInt64, "labels": pl.UInt64, "v0": pl.Int64},
@@ -400,32 +545,46 @@ def select_timeline(
     n = max(1, (int(end_ms) - int(start_ms)) // step_ms + 1)
     times = int(start_ms) + np.arange(n, dtype=np.int64) * step_ms
     values = np.zeros(n, dtype=np.int64)
-    entries = _lookup(index, tenant, start_ms, end_ms, matchers, profile_type)
-    wanted, average = _series_sets(store, entries, matchers)
-    entries = _entries_with_series(entries, wanted)
-    if not entries:
-        return times, values
+    scope = _scope(store, index, tenant, start_ms, end_ms, matchers, profile_type)
+    if scope.average is not None:
+        return times, _averaged_timeline(store, scope, profile_type, start_ms, end_ms, step_ms, n)
+    parts = _map_segments(
+        store, scope.entries, lambda seg: _segment_sums(seg, scope, "time_ms", profile_type, start_ms, end_ms)
+    )
+    t = _cat([k for _, (k, _) in parts], np.int64)
+    v = _cat([x for _, (_, x) in parts], np.int64)
+    bucket = (t - int(start_ms)) // step_ms
+    ok = (bucket >= 0) & (bucket < n)
+    np.add.at(values, bucket[ok], v[ok])
+    return times, values
+
+
+def _averaged_timeline(
+    store: ObjectStore, scope: _Scope, profile_type: str, start_ms: int, end_ms: int, step_ms: int, n: int
+) -> np.ndarray:
+    """:func:`select_timeline`'s values when some series are averaged: from the samples'
+    series and times (per bucket, an averaged series adds its sum over its profiles)."""
+    values = np.zeros(n, dtype=np.int64)
     filt = _filters(profile_type, start_ms, end_ms)
-    cols = ["time_ms", "value"] if wanted is None and average is None else ["time_ms", "value", "series_id"]
-    parts = [a for _, a in _map_segments(store, entries, lambda seg: seg.sample_arrays(cols, filt))]
+    cols = ["time_ms", "value", "series_id"]
+    parts = [a for _, a in _map_segments(store, scope.entries, lambda seg: seg.sample_arrays(cols, filt))]
     t = _cat([a["time_ms"] for a in parts], np.int64)
     v = _cat([a["value"] for a in parts], np.int64)
-    sid = _cat([a["series_id"] for a in parts], np.uint64) if len(cols) == 3 else None
-    if wanted is not None:
-        keep = np.isin(sid, wanted)
+    sid = _cat([a["series_id"] for a in parts], np.uint64)
+    if scope.wanted is not None:
+        keep = np.isin(sid, scope.wanted)
         t, v, sid = t[keep], v[keep], sid[keep]
     bucket = (t - int(start_ms)) // step_ms
     ok = (bucket >= 0) & (bucket < n)
-    avg = np.isin(sid, average) if average is not None else np.zeros(len(t), dtype=bool)
+    avg = np.isin(sid, scope.average)
     np.add.at(values, bucket[ok & ~avg], v[ok & ~avg])
-    if avg.any():  # averaged series: per bucket, their sum over the number of their profiles
-        a = ok & avg
-        sums = np.zeros(n, dtype=np.int64)
-        np.add.at(sums, bucket[a], v[a])
-        first = np.unique(np.stack([bucket[a].astype(np.uint64), sid[a], t[a].astype(np.uint64)], axis=1), axis=0)
-        counts = np.bincount(first[:, 0].astype(np.int64), minlength=n)
-        values += np.where(counts > 0, sums // np.maximum(counts, 1), 0)
-    return times, values
+    a = ok & avg
+    sums = np.zeros(n, dtype=np.int64)
+    np.add.at(sums, bucket[a], v[a])
+    first = np.unique(np.stack([bucket[a].astype(np.uint64), sid[a], t[a].astype(np.uint64)], axis=1), axis=0)
+    counts = np.bincount(first[:, 0].astype(np.int64), minlength=n)
+    values += np.where(counts > 0, sums // np.maximum(counts, 1), 0)
+    return values
 
 
 def label_names(

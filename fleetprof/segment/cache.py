@@ -28,6 +28,7 @@ class SegmentCache:
         self._items: OrderedDict[tuple[str, str], tuple[Segment, int]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
+        self._loading: dict[tuple[str, str], threading.Event] = {}
         self.hits = 0
         self.misses = 0
 
@@ -47,6 +48,31 @@ class SegmentCache:
             self._items.move_to_end(key)
             self.hits += 1
             return item[0]
+
+    def claim(self, key: tuple[str, str]) -> tuple[Segment | None, threading.Event | None]:
+        """``(segment, None)`` when ``key`` is cached; ``(None, event)`` while another
+        thread loads it (wait for ``event``, then :meth:`get`: it may still be missing);
+        else ``(None, None)``: the caller loads it and must :meth:`release` it afterwards
+        (after its :meth:`put`), so that concurrent queries decode each segment once."""
+        with self._lock:
+            item = self._items.get(key)
+            if item is not None:
+                self._items.move_to_end(key)
+                self.hits += 1
+                return item[0], None
+            event = self._loading.get(key)
+            if event is not None:
+                return None, event
+            self._loading[key] = threading.Event()
+            self.misses += 1
+            return None, None
+
+    def release(self, key: tuple[str, str]) -> None:
+        """End the load of ``key`` claimed with :meth:`claim` (also when it failed)."""
+        with self._lock:
+            event = self._loading.pop(key, None)
+        if event is not None:
+            event.set()
 
     def put(self, key: tuple[str, str], seg: Segment) -> None:
         size = seg.nbytes() + self.ENTRY_OVERHEAD
@@ -77,17 +103,12 @@ def cache_key(store: ObjectStore, key: str) -> tuple[str, str]:
     return (str(getattr(store, "url", None) or id(store)), key)
 
 
-WARM_SAMPLE_COLUMNS = (("node_id", "value"), ("node_id", "value", "series_id"))
-"""Sample column sets the query path reads (without and with series matchers)."""
-
-
 def remember_encoded(store: ObjectStore, key: str, data: bytes) -> None:
     """Cache the segment whose encoded bytes ``data`` were just stored under ``key``, with
-    the columns a flame-graph query reads already decoded (segments decode lazily)."""
+    the columns every query reads already decoded (segments decode lazily; see
+    :meth:`~fleetprof.segment.format.Segment.preload`)."""
     if SEGMENT_CACHE.max_bytes <= 0:
         return
     seg = decode_segment(data)
-    for cols in WARM_SAMPLE_COLUMNS:
-        seg.sample_arrays(list(cols))
-    seg.leaf_ids()
+    seg.preload()
     SEGMENT_CACHE.put(cache_key(store, key), seg)

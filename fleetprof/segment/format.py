@@ -153,6 +153,11 @@ BLOCK_DTYPES: dict[str, tuple[str, ...]] = {
 _LOGICAL_DTYPES = {"leaves.node_id": np.uint64, "samples.leaf": np.int32, "samples.value": np.int64}
 BLOCK_MAX_ROWS = 1 << 16
 """Segments whose Parquet file would have more rows keep every column in Parquet."""
+QUERY_COLUMNS = ("leaves.node_id", "samples.leaf", "samples.value", "samples.time_ms", "samples.series",
+                 "series.series_id", "series.service_name")
+"""Columns a flame-graph or timeline query reads from every segment it covers."""
+SUMS_MEMO = 4
+"""Series masks per segment whose :meth:`Segment.sums` results are memoised (besides "all")."""
 U16_LEAVES = 1 << 16
 """Up to this many leaves, the block stores sample leaf rows as ``<u2`` (else ``<i4``)."""
 _ZSTD = pa.Codec("zstd")  # stateless per call: safe to share between threads
@@ -599,13 +604,7 @@ class Segment:
 
     def nbytes(self) -> int:
         """Approximate memory held: the object bytes plus the memoised columns."""
-        total = len(self.body)
-        for v in list(self._cache.values()):
-            if isinstance(v, dict):
-                total += sum(int(getattr(x, "nbytes", 0) or 0) for x in v.values())
-            else:
-                total += int(getattr(v, "nbytes", 0) or 0)
-        return total
+        return len(self.body) + sum(_held(v) for v in list(self._cache.values()))
 
     # -- raw columns ---------------------------------------------------------------------
 
@@ -726,6 +725,21 @@ class Segment:
     def series_ids(self) -> np.ndarray:
         return self._np("series", "series_id")
 
+    def preload(self) -> None:
+        """Decode and memoise the columns queries read from every segment (:data:`QUERY_COLUMNS`:
+        the array block, sample times and series, the series table): one Parquet read."""
+        block = self._block_columns()
+        self.read_columns([c for c in QUERY_COLUMNS if c not in block])
+        for c in QUERY_COLUMNS:
+            table, name = c.split(".", 1)
+            if c != "series.service_name":
+                self._np(table, name)
+
+    def service_rows(self, service: str) -> np.ndarray:
+        """Boolean mask over the ``series`` rows: the series of ``service``."""
+        col = self.columns("series", ["service_name"])[0]
+        return np.asarray(pc.equal(col, service).to_numpy(zero_copy_only=False), dtype=bool)
+
     def series(self) -> pl.DataFrame:
         sid, svc = self.columns("series", ["series_id", "service_name"])
         return pl.DataFrame({"series_id": sid, "service_name": svc}, schema={"series_id": pl.UInt64, "service_name": pl.Utf8})
@@ -837,6 +851,48 @@ class Segment:
             self._cache[key] = out
         return out
 
+    def sums(
+        self, by: str, profile_type: str, start_ms: int, end_ms: int, series: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact int64 sums of the values of the samples of ``profile_type`` with
+        ``start_ms <= time_ms <= end_ms`` — of the series whose ``series`` rows are True in
+        the boolean mask ``series``, or of all — grouped ``by``:
+
+        * ``"leaf"``: ``(model node ids, sums)`` of the leaves whose sum is not zero;
+        * ``"time_ms"``: ``(distinct timestamps, sums)``, timestamps ascending.
+
+        When the metadata proves the type and time conditions, the result is memoised (for
+        at most :data:`SUMS_MEMO` series masks besides "all"): callers must not modify it."""
+        if by not in ("leaf", "time_ms"):
+            raise ValueError(f"cannot sum by {by!r}")
+        filt = [("profile_type", "=", profile_type), ("time_ms", ">=", int(start_ms)), ("time_ms", "<=", int(end_ms))]
+        memo: dict[Any, Any] | None = None
+        key = (by, profile_type, None if series is None else series.tobytes())
+        if all(self._proven(c) for c in filt):
+            memo = self._cache.setdefault("#sums", {})
+            hit = memo.get(key)
+            if hit is not None:
+                return hit  # type: ignore[no-any-return]
+        raw = self._stored_samples([by, "value", *(["series"] if series is not None else [])], filt)
+        keys, vals = raw[by], raw["value"]
+        try:
+            if series is not None:
+                keep = series[_as_index(raw["series"])]
+                keys, vals = keys[keep], vals[keep]
+            out = self._leaf_sums(keys, vals) if by == "leaf" else _sums_by_value(keys, vals)
+        except IndexError as e:
+            raise SegmentCorrupt(f"samples reference rows outside the series or leaf table: {e}") from e
+        if memo is not None and (series is None or sum(k[2] is not None for k in memo) < SUMS_MEMO):
+            memo[key] = out
+        return out
+
+    def _leaf_sums(self, leaf: np.ndarray, vals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(leaf ids, sums)`` of stored leaf rows ``leaf`` (only non-zero sums)."""
+        sums = np.zeros(self.rows("leaves"), dtype=np.int64)
+        np.add.at(sums, _as_index(leaf), vals)
+        nz = np.flatnonzero(sums)
+        return self.leaf_ids()[nz], sums[nz]
+
     def _block_samples(self, columns: Sequence[str]) -> dict[str, np.ndarray] | None:
         """The flame-graph columns (``node_id``, ``value``) of every sample straight from the
         array block (``None`` if some column is not there): the cold-query fast path."""
@@ -911,6 +967,23 @@ class Segment:
     def batch(self) -> SegmentBatch:
         """The segment's canonical tables (input for :func:`concat_batches` / re-encoding)."""
         return SegmentBatch(self.labels(), self.samples(), self.nodes(), self.frames())
+
+
+def _held(v: Any) -> int:
+    """Bytes of the arrays in a memoised value (arrays, or dicts and tuples of them)."""
+    if isinstance(v, dict):
+        return sum(_held(x) for x in list(v.values()))
+    if isinstance(v, tuple):
+        return sum(_held(x) for x in v)
+    return int(getattr(v, "nbytes", 0) or 0)
+
+
+def _sums_by_value(keys: np.ndarray, vals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct ``keys`` (ascending) and the int64 sums of ``vals`` per key."""
+    uniq, inv = np.unique(keys, return_inverse=True)
+    sums = np.zeros(len(uniq), dtype=np.int64)
+    np.add.at(sums, inv, vals)
+    return uniq, sums
 
 
 def _as_index(rows: np.ndarray) -> np.ndarray:

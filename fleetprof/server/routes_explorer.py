@@ -22,6 +22,7 @@ from typing import Any
 from anyio import to_thread
 from fastapi import APIRouter, Request
 
+from fleetprof.render.flamebearer import to_flamebearer
 from fleetprof.server.errors import ApiError
 from fleetprof.server.queries import (
     call,
@@ -69,8 +70,6 @@ async def grouped_timelines(request: Request) -> dict[str, Any]:
 
 @router.get("/flamebearer")
 async def flamebearer(request: Request) -> dict[str, Any]:
-    from fleetprof.render.flamebearer import to_flamebearer
-
     r = read_scope(request)
     sel = parse_selection(r.q, r.st)
     max_nodes = int_param(r.q, "maxNodes", 8192, hi=1_000_000)
