@@ -82,6 +82,8 @@ ingest = IngestService(
     "ingest",
     IngestServiceArgs(
         tags=base,
+        account_id=storage.account_id,
+        secrets_key_arn=storage.secrets_key.arn,
         alb_security_group_id=edge.security_group.id,
         alb_arn_suffix=edge.alb.arn_suffix,
         target_group_arn=edge.target_group.arn,
@@ -102,6 +104,8 @@ ingest = IngestService(
             "predictive_scaling",
             "log_retention_days",
             "alarm_5xx_threshold",
+            "auth_enabled",
+            "auth_tokens",
         ),
     ),
 )
@@ -110,6 +114,7 @@ ray = RayCluster(
     "ray",
     RayClusterArgs(
         tags=base,
+        secrets_key_arn=storage.secrets_key.arn,
         account_id=storage.account_id,
         analysis_bucket=storage.analysis_bucket.bucket,
         analysis_bucket_arn=storage.analysis_bucket.arn,
@@ -130,6 +135,7 @@ ray = RayCluster(
             "cpu_target_percent",
             "nightly_workers",
             "nightly_window_minutes",
+            "token_rotation",
             prefix="ray_",
         ),
         **settings.pick(

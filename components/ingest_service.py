@@ -4,7 +4,12 @@ Contract with the app (``shared/design.md`` "Deployment interface"): the contain
 ``fleetprof serve`` on port 4040 with ``FLEETPROF_STORAGE=s3://<profiles bucket>/``,
 ``FLEETPROF_INDEX=dynamodb://<table>`` and ``FLEETPROF_HOST=0.0.0.0``; the ALB target group
 health-checks ``/readyz``. The task role may use the profiles bucket, the index table and
-the KMS key — nothing else. Unless ``image_uri`` names an image pinned by digest, the
+the KMS key — nothing else. With ``auth_enabled`` the token table is a Secrets Manager secret
+under the secrets key, injected by ECS as ``FLEETPROF_AUTH_TOKENS`` from the secret version
+the program wrote (so a changed table is a new task definition and a rolling deployment);
+only the execution role may read it. Without it the task serves with
+``FLEETPROF_INSECURE=1``, visible to the policy pack. Both roles trust ``ecs-tasks`` only for
+this account's ECS resources (``aws:SourceAccount``/``aws:SourceArn``). Unless ``image_uri`` names an image pinned by digest, the
 program builds the image from this repository and pushes it to the service's ECR
 repository before the task definition exists (:mod:`components.service_image`).
 """
@@ -22,7 +27,6 @@ from components.common import (
     encrypted_log_group,
     metric_alarm,
     policy_document,
-    service_role,
 )
 from components.edge import APP_PORT, HEALTH_CHECK_PATH
 from components.service_image import build_and_push, pinned_reference
@@ -47,6 +51,59 @@ DYNAMODB_ACTIONS = [
     "dynamodb:DescribeTable",
 ]
 KMS_ACTIONS = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
+AUTH_TOKENS_ENV = "FLEETPROF_AUTH_TOKENS"
+EMPTY_TOKEN_TABLE = '{"tokens": {}}'
+"""The table of a stack that has issued no token yet: auth on, every request refused."""
+
+
+def ecs_tasks_trust_policy(account_id: str, region: str) -> str:
+    """Trust policy of a task or execution role: ``ecs-tasks.amazonaws.com``, only on behalf of
+    this account's ECS resources in this region (confused-deputy conditions ECS supports)."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                    "Condition": {
+                        "StringEquals": {"aws:SourceAccount": account_id},
+                        "ArnLike": {"aws:SourceArn": f"arn:aws:ecs:{region}:{account_id}:*"},
+                    },
+                }
+            ],
+        },
+        sort_keys=True,
+    )
+
+
+def secret_reference(secret_arn: str, version_id: str) -> str:
+    """ECS ``valueFrom`` of one version of a whole secret (``<arn>:<json-key>:<stage>:<version>``)."""
+    return f"{secret_arn}:::{version_id}"
+
+
+def execution_policy(repository_arn: str, log_group_arn: str, key_arn: str, secret_arn: str | None,
+                     secrets_key_arn: str) -> str:
+    """The execution role's policy: pull the image, write the log group, decrypt image layers
+    and (with auth) read the token table secret and decrypt it with the secrets key."""
+    statements: list[dict] = [
+        {"Sid": "EcrAuth", "Effect": "Allow", "Action": ["ecr:GetAuthorizationToken"], "Resource": "*"},
+        {
+            "Sid": "EcrPull",
+            "Effect": "Allow",
+            "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+            "Resource": [repository_arn],
+        },
+        {"Sid": "Logs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Resource": [f"{log_group_arn}:*"]},
+        {"Sid": "DecryptImageLayers", "Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": [key_arn]},
+    ]
+    if secret_arn:
+        statements += [
+            {"Sid": "TokenTable", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"], "Resource": [secret_arn]},
+            {"Sid": "DecryptTokenTable", "Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": [secrets_key_arn]},
+        ]
+    return policy_document(statements)
 
 
 FARGATE_CPU_UNITS_PER_VCPU = 1024
@@ -93,6 +150,7 @@ class IngestServiceArgs:
 
     tags: dict[str, str]
     region: str
+    account_id: pulumi.Input[str]
     vpc_id: pulumi.Input[str]
     private_subnet_ids: list[pulumi.Input[str]]
     alb_security_group_id: pulumi.Input[str]
@@ -107,6 +165,7 @@ class IngestServiceArgs:
     table_name: pulumi.Input[str]
     table_arn: pulumi.Input[str]
     kms_key_arn: pulumi.Input[str]
+    secrets_key_arn: pulumi.Input[str]
     image_uri: str
     deletion_protection: bool
     cpu: int
@@ -119,6 +178,8 @@ class IngestServiceArgs:
     predictive_scaling: str
     log_retention_days: int
     alarm_5xx_threshold: int
+    auth_enabled: bool = True
+    auth_tokens: str = ""
 
 
 def data_access_policy(bucket_arns: list[str], table_arn: str, key_arn: str, *, read_only_buckets: bool = False) -> str:
@@ -175,8 +236,12 @@ def ingest_limits(memory_mib: int) -> dict[str, int]:
 
 
 def container_definitions(image: str, bucket: str, table: str, log_group: str, region: str, cpu: int, memory: int, *,
-                          analysis_bucket: str) -> str:
-    """The single-container definition JSON (non-root, read-only root fs, health check)."""
+                          analysis_bucket: str, auth_secret: str | None) -> str:
+    """The single-container definition JSON (non-root, read-only root fs, health check): with
+    ``auth_secret`` (an ECS ``valueFrom``) the token table comes from it as
+    ``FLEETPROF_AUTH_TOKENS``; without it the server runs with ``FLEETPROF_INSECURE=1``."""
+    auth_env = [] if auth_secret else [{"name": "FLEETPROF_INSECURE", "value": "1"}]
+    secrets = [{"name": AUTH_TOKENS_ENV, "valueFrom": auth_secret}] if auth_secret else []
     return json.dumps(
         [
             {
@@ -194,9 +259,7 @@ def container_definitions(image: str, bucket: str, table: str, log_group: str, r
                     {"name": "FLEETPROF_INDEX", "value": f"dynamodb://{table}"},
                     {"name": "FLEETPROF_ANALYSIS", "value": f"s3://{analysis_bucket}/"},
                     {"name": "FLEETPROF_HOST", "value": "0.0.0.0"},
-                    # no token table is wired to the task yet: serving without auth on the
-                    # VPC address is this deployment's explicit (and visible) choice
-                    {"name": "FLEETPROF_INSECURE", "value": "1"},
+                    *auth_env,
                     *(
                         {"name": f"FLEETPROF_{k.upper()}", "value": str(v)}
                         for k, v in ingest_limits(memory).items()
@@ -204,6 +267,7 @@ def container_definitions(image: str, bucket: str, table: str, log_group: str, r
                     {"name": "FLEETPROF_PORT", "value": str(APP_PORT)},
                     {"name": "AWS_REGION", "value": region},
                 ],
+                "secrets": secrets,
                 "mountPoints": [{"sourceVolume": "tmp", "containerPath": "/tmp", "readOnly": False}],
                 "healthCheck": {
                     "command": [
@@ -282,29 +346,20 @@ class IngestService(pulumi.ComponentResource):
 
         self.log_group = encrypted_log_group(f"{name}-logs", args.log_retention_days, args.kms_key_arn, args.tags, child)
 
-        self.execution_role = service_role(f"{name}-execution-role", "ecs-tasks.amazonaws.com", args.tags, child)
+        trust = pulumi.Output.from_input(args.account_id).apply(lambda acct: ecs_tasks_trust_policy(acct, args.region))
+        self.execution_role = self._role(f"{name}-execution-role", trust, args.tags, child)
+        self.token_secret, auth_secret = self._token_table(name, args, child)
         aws.iam.RolePolicy(
             f"{name}-execution-policy",
             role=self.execution_role.id,
-            policy=pulumi.Output.all(self.repository.arn, self.log_group.arn, args.kms_key_arn).apply(
-                lambda a: policy_document(
-                    [
-                        {"Sid": "EcrAuth", "Effect": "Allow", "Action": ["ecr:GetAuthorizationToken"], "Resource": "*"},
-                        {
-                            "Sid": "EcrPull",
-                            "Effect": "Allow",
-                            "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
-                            "Resource": [a[0]],
-                        },
-                        {"Sid": "Logs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Resource": [f"{a[1]}:*"]},
-                        {"Sid": "DecryptImageLayers", "Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": [a[2]]},
-                    ]
-                )
-            ),
+            policy=pulumi.Output.all(
+                self.repository.arn, self.log_group.arn, args.kms_key_arn,
+                self.token_secret.arn if self.token_secret else None, args.secrets_key_arn,
+            ).apply(lambda a: execution_policy(*a)),
             opts=child,
         )
 
-        self.task_role = service_role(f"{name}-task-role", "ecs-tasks.amazonaws.com", args.tags, child)
+        self.task_role = self._role(f"{name}-task-role", trust, args.tags, child)
         aws.iam.RolePolicy(
             f"{name}-task-data-policy",
             role=self.task_role.id,
@@ -326,9 +381,11 @@ class IngestService(pulumi.ComponentResource):
             runtime_platform={"operating_system_family": "LINUX", "cpu_architecture": CPU_ARCHITECTURE},
             volumes=[{"name": "tmp"}],
             container_definitions=pulumi.Output.all(
-                self.image, args.profiles_bucket, args.table_name, self.log_group.name, args.analysis_bucket
+                self.image, args.profiles_bucket, args.table_name, self.log_group.name, args.analysis_bucket, auth_secret
             ).apply(
-                lambda a: container_definitions(a[0], a[1], a[2], a[3], args.region, args.cpu, args.memory, analysis_bucket=a[4])
+                lambda a: container_definitions(
+                    a[0], a[1], a[2], a[3], args.region, args.cpu, args.memory, analysis_bucket=a[4], auth_secret=a[5]
+                )
             ),
             tags=tags(args.tags, f"{name}-task"),
             opts=child,
@@ -449,9 +506,38 @@ class IngestService(pulumi.ComponentResource):
 
         self.register_outputs(
             {
+                "tokenSecretArn": self.token_secret.arn if self.token_secret else None,
                 "clusterName": self.cluster.name,
                 "serviceName": self.service.name,
                 "repositoryUrl": self.repository.repository_url,
                 "image": self.image,
             }
         )
+
+    @staticmethod
+    def _role(name: str, trust: pulumi.Output[str], base_tags: dict[str, str], opts: pulumi.ResourceOptions) -> aws.iam.Role:
+        return aws.iam.Role(name, assume_role_policy=trust, tags=tags(base_tags, name), opts=opts)
+
+    def _token_table(self, name: str, args: IngestServiceArgs, opts: pulumi.ResourceOptions
+                     ) -> tuple[aws.secretsmanager.Secret | None, pulumi.Output[str | None]]:
+        """With auth: the token table secret (secrets key) and its current version, and the
+        ECS ``valueFrom`` naming that version; without: ``(None, None)``."""
+        if not args.auth_enabled:
+            return None, pulumi.Output.from_input(None)
+        secret = aws.secretsmanager.Secret(
+            f"{name}-auth-tokens",
+            name_prefix=f"fleetprof/{args.tags['Environment']}/auth-tokens-",
+            description="fleetprof service token table (FLEETPROF_AUTH_TOKENS)",
+            kms_key_id=args.secrets_key_arn,
+            recovery_window_in_days=7,
+            tags=tags(args.tags, f"{name}-auth-tokens"),
+            opts=opts,
+        )
+        version = aws.secretsmanager.SecretVersion(
+            f"{name}-auth-tokens-version",
+            secret_id=secret.id,
+            secret_string=pulumi.Output.secret(args.auth_tokens or EMPTY_TOKEN_TABLE),
+            opts=opts,
+        )
+        reference = pulumi.Output.all(secret.arn, version.version_id).apply(lambda a: secret_reference(a[0], a[1]))
+        return secret, reference

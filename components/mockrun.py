@@ -19,6 +19,7 @@ import json
 import runpy
 import sys
 import threading
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,6 +130,15 @@ class FleetMocks(pulumi_mocks.Mocks):
             outputs["repositoryUrl"] = f"{ACCOUNT_ID}.dkr.ecr.{self.region}.amazonaws.com/{outputs['name']}"
         elif typ == "aws:cloudtrail/trail:Trail":
             outputs["arn"] = f"arn:aws:cloudtrail:{region}:{ACCOUNT_ID}:trail/{outputs['name']}"
+        elif typ == "aws:secretsmanager/secret:Secret":
+            secret_name = f"{outputs.get('namePrefix') or name}{h[:6]}"
+            outputs["arn"] = f"arn:aws:secretsmanager:{region}:{ACCOUNT_ID}:secret:{secret_name}-{h[:6]}"
+            outputs["name"] = secret_name
+            rid = outputs["arn"]
+        elif typ == "aws:secretsmanager/secretVersion:SecretVersion":
+            # a new version per content, as AWS mints one for every changed value
+            content = json.dumps([outputs.get("secretId"), outputs.get("secretString")])
+            outputs["versionId"] = str(uuid.UUID(bytes=hashlib.blake2b(content.encode(), digest_size=16).digest()))
         elif typ == "aws:kms/key:Key":
             outputs["keyId"] = rid
         elif typ == "aws:ec2/instance:Instance":

@@ -11,8 +11,11 @@ Contract:
   template version for the workers).
 * The head runs ``ray start --head`` (GCS 6379, dashboard 8265), workers ``ray start
   --address=<head>:6379``, all with ``RAY_AUTH_MODE=token`` and the token file
-  ``RAY_AUTH_TOKEN_PATH``. The token is generated once by the head and shared through an
-  SSM SecureString parameter (``/fleetprof/<env>/ray-auth-token``) under the stack key.
+  ``RAY_AUTH_TOKEN_PATH``. The token is a SecureString parameter
+  (``/fleetprof/<env>/ray-auth-token``, under the secrets key) that the program creates with a
+  random value (deleted on destroy); nodes only read it. Raising ``token_rotation`` replaces the
+  parameter (a new random value) and changes every node's user data, so the head is replaced
+  and the workers roll onto the new token.
   Ray units restart on failure (``Restart=always``); the head instance recovers in place
   (EC2 auto recovery plus a ``StatusCheckFailed_System`` alarm with the ``recover``
   action), keeping its private IP, so workers keep the head address.
@@ -29,8 +32,10 @@ Contract:
   daily job (:func:`nightly_windows`).
 * Nodes have no public IP, require IMDSv2, use encrypted EBS and a pinned AMI; the one
   security group admits only itself (plus an optional admin group). Node roles may read
-  only the artifact prefix, publish metrics only to ``Fleetprof/Jobs`` and write only
-  their log group.
+  only the artifact prefix and the token parameter, publish metrics only to
+  ``Fleetprof/Jobs``, write only their log group, and hold the SSM agent's own actions
+  (:data:`SSM_AGENT_ACTIONS`) instead of ``AmazonSSMManagedInstanceCore`` (which reads every
+  parameter).
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -68,6 +74,25 @@ LOG_FILES = {
 SUBMIT = f"{VENV}/bin/ray job submit --address http://127.0.0.1:{DASHBOARD_PORT} --"
 FAILED_UNIT = "fleetprof-job-failed@"
 DAILY_CALENDAR = re.compile(r"(?:\*-\*-\* )?\d{1,2}:\d{2}(?::00)?")
+SSM_AGENT_ACTIONS: dict[str, tuple[str, ...]] = {
+    "ssm": ("ssm:UpdateInstanceInformation",),
+    "ssmmessages": (
+        "ssmmessages:CreateControlChannel",
+        "ssmmessages:CreateDataChannel",
+        "ssmmessages:OpenControlChannel",
+        "ssmmessages:OpenDataChannel",
+    ),
+    "ec2messages": (
+        "ec2messages:AcknowledgeMessage",
+        "ec2messages:DeleteMessage",
+        "ec2messages:FailMessage",
+        "ec2messages:GetEndpoint",
+        "ec2messages:GetMessages",
+        "ec2messages:SendReply",
+    ),
+}
+"""What the SSM agent needs for Session Manager (port forwarding) and Run Command: register
+the instance, and the message channels (which have no resource-level permissions)."""
 
 
 @dataclass
@@ -88,6 +113,7 @@ class RayClusterArgs:
     table_name: pulumi.Input[str]
     table_arn: pulumi.Input[str]
     kms_key_arn: pulumi.Input[str]
+    secrets_key_arn: pulumi.Input[str]
     wheel: Artifact
     constraints: Artifact
     head_instance_type: str
@@ -106,6 +132,7 @@ class RayClusterArgs:
     retention_days: int
     log_retention_days: int
     predictive_scaling: str = "off"
+    token_rotation: int = 1
     nightly_workers: int = 0
     nightly_window_minutes: int = 120
 
@@ -195,7 +222,7 @@ class NodeEnv:
     region: str
     environment: str
     token_parameter: str
-    kms_key_arn: str
+    token_generation: int
     profiles_bucket: str
     analysis_bucket: str
     table_name: str
@@ -335,28 +362,28 @@ def _write_units(files: dict[str, str]) -> str:
     return "".join(f"cat > /etc/systemd/system/{name} <<'UNIT'\n{body}UNIT\n" for name, body in files.items())
 
 
-def head_user_data(env: NodeEnv, jobs: Sequence[ScheduledJob]) -> str:
-    """Boot script of the head: install, create/load the Ray token, start Ray, enable timers."""
+def _read_token(env: NodeEnv) -> str:
+    """Read the Ray token parameter (retrying while SSM is not reachable yet) into ``$TOKEN``;
+    the generation comment makes a rotation change the user data of every node."""
     get = (f"aws ssm get-parameter --region {env.region} --name {env.token_parameter} --with-decryption "
            "--query Parameter.Value --output text")
+    return f"""# Ray token auth (token generation {env.token_generation}), created by the program.
+until TOKEN=$({get} 2>/dev/null); do sleep 5; done
+{_store_token()}"""
+
+
+def head_user_data(env: NodeEnv, jobs: Sequence[ScheduledJob]) -> str:
+    """Boot script of the head: install, read the Ray token, start Ray, enable timers."""
     timers = " ".join(f"fleetprof-{job.name}.timer" for job in jobs)
-    return _common_boot(env) + f"""# Ray token auth: generated once, stored as an SSM SecureString for the workers.
-if ! TOKEN=$({get} 2>/dev/null); then
-  TOKEN=$(python3.11 -c 'import secrets; print(secrets.token_hex(32))')
-  aws ssm put-parameter --region {env.region} --name {env.token_parameter} --type SecureString --key-id {env.kms_key_arn} --value "$TOKEN"
-fi
-{_store_token()}{_write_units(head_units(jobs))}systemctl daemon-reload
+    return _common_boot(env) + f"""{_read_token(env)}{_write_units(head_units(jobs))}systemctl daemon-reload
 systemctl enable --now ray-head.service {timers}
 """
 
 
 def worker_user_data(env: NodeEnv, head_ip: str) -> str:
-    """Boot script of a worker: install, wait for the head's token, join the head."""
-    get = (f"aws ssm get-parameter --region {env.region} --name {env.token_parameter} --with-decryption "
-           "--query Parameter.Value --output text")
+    """Boot script of a worker: install, read the Ray token, join the head."""
     unit = _unit("Ray worker", f"{VENV}/bin/ray start --address={head_ip}:{GCS_PORT} --block")
-    return _common_boot(env) + f"""until TOKEN=$({get} 2>/dev/null); do sleep 5; done
-{_store_token()}{_write_units({"ray-worker.service": unit})}systemctl daemon-reload
+    return _common_boot(env) + f"""{_read_token(env)}{_write_units({"ray-worker.service": unit})}systemctl daemon-reload
 systemctl enable --now ray-worker.service
 """
 
@@ -375,20 +402,26 @@ class NodeGrants:
     artifacts_bucket_arn: str
     table_arn: str
     key_arn: str
+    secrets_key_arn: str
     parameter_arn: str
     log_group_arn: str
+    instances_arn: str
 
 
-def node_policy(g: NodeGrants, *, head: bool) -> str:
+def node_policy(g: NodeGrants) -> str:
     """Data access (profiles + analysis buckets, table, key), read of the artifact prefix,
-    the Ray token parameter (the head also writes it), job metrics and the node log group."""
+    read of the Ray token parameter (and its key), job metrics, the node log group and the SSM
+    agent's own actions."""
     doc = json.loads(data_access_policy([g.profiles_bucket_arn, g.analysis_bucket_arn], g.table_arn, g.key_arn))
     doc["Statement"] += [
         {"Sid": "NodeArtifacts", "Effect": "Allow", "Action": ["s3:GetObject"],
          "Resource": [f"{g.artifacts_bucket_arn}/{ARTIFACT_PREFIX}*"]},
-        {"Sid": "RayToken", "Effect": "Allow",
-         "Action": ["ssm:GetParameter", "ssm:PutParameter"] if head else ["ssm:GetParameter"],
-         "Resource": [g.parameter_arn]},
+        {"Sid": "RayToken", "Effect": "Allow", "Action": ["ssm:GetParameter"], "Resource": [g.parameter_arn]},
+        {"Sid": "RayTokenKey", "Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": [g.secrets_key_arn]},
+        {"Sid": "SsmAgentRegistration", "Effect": "Allow", "Action": list(SSM_AGENT_ACTIONS["ssm"]),
+         "Resource": [g.instances_arn]},
+        {"Sid": "SsmAgentChannels", "Effect": "Allow",
+         "Action": [*SSM_AGENT_ACTIONS["ssmmessages"], *SSM_AGENT_ACTIONS["ec2messages"]], "Resource": ["*"]},
         {"Sid": "JobMetrics", "Effect": "Allow", "Action": ["cloudwatch:PutMetricData"], "Resource": ["*"],
          "Condition": {"StringEquals": {"cloudwatch:namespace": JOB_METRICS_NAMESPACE}}},
         {"Sid": "NodeLogs", "Effect": "Allow",
@@ -423,10 +456,11 @@ class RayCluster(pulumi.ComponentResource):
         )
         self.wheel_object = self._artifact(f"{name}-wheel", args, args.wheel, child)
         self.constraints_object = self._artifact(f"{name}-constraints", args, args.constraints, child)
+        self.token = self._token_parameter(name, args, child)
         profiles = {kind: self._node_profile(name, kind, args, child) for kind in ("head", "worker")}
 
         node_env = pulumi.Output.all(
-            args.profiles_bucket, args.analysis_bucket, args.table_name, args.kms_key_arn, args.artifacts_bucket,
+            args.profiles_bucket, args.analysis_bucket, args.table_name, args.artifacts_bucket,
             self.wheel_object.key, self.constraints_object.key,
         ).apply(lambda a: self._node_env(args, env_name, *a))
         metadata = {"http_endpoint": "enabled", "http_tokens": "required", "http_put_response_hop_limit": 1}
@@ -453,7 +487,7 @@ class RayCluster(pulumi.ComponentResource):
             user_data=node_env.apply(lambda e: head_user_data(e, jobs)),
             user_data_replace_on_change=True,
             tags=tags(args.tags, f"{name}-head", Role="ray-head"),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.token]),
         )
         self.head_recovery = aws.cloudwatch.MetricAlarm(
             f"{name}-head-recover",
@@ -502,7 +536,7 @@ class RayCluster(pulumi.ComponentResource):
                 {"resource_type": "volume", "tags": tags(args.tags, f"{name}-worker-root")},
             ],
             tags=tags(args.tags, f"{name}-worker-lt"),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.token]),
         )
         self.workers = aws.autoscaling.Group(
             f"{name}-workers",
@@ -569,13 +603,13 @@ class RayCluster(pulumi.ComponentResource):
                     opts=child,
                 )
 
-    def _node_env(self, args: RayClusterArgs, env_name: str, profiles: str, analysis: str, table: str, key: str,
+    def _node_env(self, args: RayClusterArgs, env_name: str, profiles: str, analysis: str, table: str,
                   artifacts: str, wheel_key: str, constraints_key: str) -> NodeEnv:
         return NodeEnv(
             region=args.region,
             environment=env_name,
             token_parameter=self.token_parameter,
-            kms_key_arn=key,
+            token_generation=args.token_rotation,
             profiles_bucket=profiles,
             analysis_bucket=analysis,
             table_name=table,
@@ -627,7 +661,7 @@ class RayCluster(pulumi.ComponentResource):
         role = service_role(f"{name}-{kind}-role", "ec2.amazonaws.com", args.tags, child)
         grants = pulumi.Output.all(
             args.profiles_bucket_arn, args.analysis_bucket_arn, args.artifacts_bucket_arn, args.table_arn,
-            args.kms_key_arn, args.account_id,
+            args.kms_key_arn, args.account_id, args.secrets_key_arn,
         ).apply(
             lambda a: NodeGrants(
                 profiles_bucket_arn=a[0],
@@ -635,22 +669,35 @@ class RayCluster(pulumi.ComponentResource):
                 artifacts_bucket_arn=a[2],
                 table_arn=a[3],
                 key_arn=a[4],
+                secrets_key_arn=a[6],
                 parameter_arn=f"arn:aws:ssm:{args.region}:{a[5]}:parameter{self.token_parameter}",
                 log_group_arn=log_group_arn(args.region, a[5], self.log_group_name),
+                instances_arn=f"arn:aws:ec2:{args.region}:{a[5]}:instance/*",
             )
         )
         aws.iam.RolePolicy(
             f"{name}-{kind}-data-policy",
             role=role.id,
-            policy=grants.apply(lambda g: node_policy(g, head=kind == "head")),
-            opts=child,
-        )
-        aws.iam.RolePolicyAttachment(
-            f"{name}-{kind}-ssm-core",
-            role=role.name,
-            policy_arn="arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
+            policy=grants.apply(node_policy),
             opts=child,
         )
         return aws.iam.InstanceProfile(
             f"{name}-{kind}-profile", role=role.name, tags=tags(args.tags, f"{name}-{kind}-profile"), opts=child
+        )
+
+    def _token_parameter(self, name: str, args: RayClusterArgs, child: pulumi.ResourceOptions) -> aws.ssm.Parameter:
+        """The Ray token: a random SecureString under the secrets key, written once per
+        ``token_rotation`` generation (later runs leave the stored value alone; a new generation
+        replaces the parameter, deleting the old one first since the name is fixed)."""
+        return aws.ssm.Parameter(
+            f"{name}-auth-token",
+            name=self.token_parameter,
+            type="SecureString",
+            key_id=args.secrets_key_arn,
+            value=pulumi.Output.secret(secrets.token_hex(32)),
+            description=f"Ray cluster auth token, generation {args.token_rotation}",
+            tags=tags(args.tags, f"{name}-auth-token"),
+            opts=pulumi.ResourceOptions(
+                parent=self, ignore_changes=["value"], replace_on_changes=["description"], delete_before_replace=True
+            ),
         )

@@ -101,6 +101,12 @@ class Settings:
     backup_schedule: str = "cron(0 3 * * ? *)"
     backup_retention_days: int = 35
     dr_region: str = ""
+    # access
+    auth_enabled: bool = True
+    auth_tokens: str = ""
+    ray_token_rotation: int = 1
+    waf_query_rate_limit: int = 2000
+    waf_log_retention_days: int = 90
     extra: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -154,7 +160,24 @@ class Settings:
         self._validate_observability()
         self._validate_scaling()
         self._validate_audit_and_recovery()
+        self._validate_access()
         return self
+
+    def _validate_access(self) -> None:
+        """The token table parses as the server would parse it, and only where auth is on;
+        the Ray token generation and the WAF figures are positive."""
+        from fleetprof.server.auth import parse_tokens
+
+        if self.auth_tokens and not self.auth_enabled:
+            raise SettingsError("fleetprof:authTokens is set but fleetprof:authEnabled is false: the table would be unused")
+        try:
+            parse_tokens(self.auth_tokens or "{}", "fleetprof:authTokens")
+        except ValueError as e:
+            raise SettingsError(f"{e} (set it with pulumi config set --secret fleetprof:authTokens)") from None
+        for key, value in (("rayTokenRotation", self.ray_token_rotation), ("wafQueryRateLimit", self.waf_query_rate_limit),
+                           ("wafLogRetentionDays", self.waf_log_retention_days)):
+            if value < 1:
+                raise SettingsError(f"fleetprof:{key} must be positive, got {value}")
 
     def _validate_scaling(self) -> None:
         """Predictive scaling mode, the measured ingest capacity and the nightly worker floor."""
@@ -296,6 +319,7 @@ OPTIONAL_KEYS: frozenset[str] = frozenset(
         "ray_admin_security_group_id",
         "alarm_email",
         "dr_region",
+        "auth_tokens",
     }
 )
 """Fields whose config key may be absent (read as ``""``); every other key is required."""

@@ -1,4 +1,4 @@
-"""Storage layer: KMS key, S3 buckets (profiles, analysis, ALB logs), DynamoDB index table.
+"""Storage layer: KMS keys (data; secrets), S3 buckets (profiles, analysis, ALB logs), DynamoDB index table.
 
 Contract with the server (``shared/design.md`` "Storage"): the profiles bucket is the
 ``s3://`` segment store, the table is the ``dynamodb://`` index with partition key ``pk``
@@ -99,6 +99,38 @@ def key_policy(account_id: str, region: str) -> str:
     )
 
 
+SECRET_KEY_SERVICES: tuple[str, ...] = ("secretsmanager", "ssm")
+"""Services through which the secrets key may be used (Secrets Manager secrets, SSM SecureStrings)."""
+SECRET_KEY_USE_ACTIONS: tuple[str, ...] = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*")
+
+
+def secrets_key_policy(account_id: str, region: str) -> str:
+    """Key policy of the secrets key (the service's token table, the Ray token): the account
+    administers and its IAM policies grant use, but only through Secrets Manager or SSM — a
+    role holding ``kms:Decrypt`` on this key cannot decrypt anything else with it, and no
+    service principal is admitted."""
+    via = [f"{service}.{region}.amazonaws.com" for service in SECRET_KEY_SERVICES]
+    return policy_document(
+        [
+            {
+                "Sid": "AccountAdministers",
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
+                "Action": "kms:*",
+                "Resource": "*",
+            },
+            {
+                "Sid": "UseOnlyThroughSecretsManagerAndSsm",
+                "Effect": "Deny",
+                "Principal": {"AWS": "*"},
+                "Action": list(SECRET_KEY_USE_ACTIONS),
+                "Resource": "*",
+                "Condition": {"StringNotEquals": {"kms:ViaService": via}},
+            },
+        ]
+    )
+
+
 def tls_only_statement(bucket_arn: str) -> dict:
     """Deny every request that does not use TLS."""
     return {
@@ -157,6 +189,23 @@ class Storage(pulumi.ComponentResource):
             f"{name}-key-alias",
             name=f"alias/fleetprof-{args.tags['Environment']}",
             target_key_id=self.key.key_id,
+            opts=child,
+        )
+        # Secrets get a key of their own: the data roles' kms:Decrypt on the data key does not
+        # reach them, and the secrets key serves only Secrets Manager and SSM.
+        self.secrets_key = aws.kms.Key(
+            f"{name}-secrets-key",
+            description="fleetprof secrets key (service token table, Ray token)",
+            enable_key_rotation=True,
+            deletion_window_in_days=30,
+            policy=identity.account_id.apply(lambda acct: secrets_key_policy(acct, args.region)),
+            tags=tags(args.tags, f"{name}-secrets-key"),
+            opts=child,
+        )
+        aws.kms.Alias(
+            f"{name}-secrets-key-alias",
+            name=f"alias/fleetprof-{args.tags['Environment']}-secrets",
+            target_key_id=self.secrets_key.key_id,
             opts=child,
         )
 
@@ -222,6 +271,7 @@ class Storage(pulumi.ComponentResource):
         self.register_outputs(
             {
                 "keyArn": self.key.arn,
+                "secretsKeyArn": self.secrets_key.arn,
                 "profilesBucket": self.profiles_bucket.bucket,
                 "analysisBucket": self.analysis_bucket.bucket,
                 "albLogsBucket": self.alb_logs_bucket.bucket,

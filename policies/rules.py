@@ -92,6 +92,8 @@ TAGGABLE_TYPES = frozenset(
         "aws:s3/bucketObjectv2:BucketObjectv2",
         "aws:sns/topic:Topic",
         T_WEB_ACL,
+        "aws:secretsmanager/secret:Secret",
+        "aws:ssm/parameter:Parameter",
     }
 )
 

@@ -6,10 +6,16 @@ Contract: :func:`image_config` reads the final stage of a Dockerfile (``ENV``, `
 building it. :func:`effective_run` applies ECS's rules to one container definition:
 ``command`` replaces ``CMD``, ``entryPoint`` replaces ``ENTRYPOINT``, task ``environment``
 entries override the image's ``ENV``, ``user`` overrides ``USER``; with
-``readonlyRootFilesystem`` only the container's mount points are writable. ``problems``
-lists what the merged configuration alone shows would stop the container (a read-only
-root without ``/tmp``, a health check of another port, no command); what only running it
-shows is left to the sandboxed run in ``tests/infra``.
+``readonlyRootFilesystem`` only the container's mount points are writable; ``secrets``
+(name -> ``valueFrom``) are what the agent fetches into the environment at start.
+``problems`` lists what the merged configuration alone shows would stop the container (a
+read-only root without ``/tmp``, a health check of another port, no command, a name in both
+``environment`` and ``secrets``); what only running it shows is left to the sandboxed run in
+``tests/infra``. :func:`secret_problems` and :func:`resolve_secrets` model the agent's fetch of
+Secrets Manager values: ``<secret arn>[:<json key>:<stage>:<version id>]`` names a secret the
+stack creates and one of its versions (none: ``AWSCURRENT``), read with the task's execution
+role, which must be allowed ``secretsmanager:GetSecretValue`` on it; otherwise the task
+never starts.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +56,8 @@ class ContainerRun:
     writable: tuple[str, ...]
     healthcheck: tuple[str, ...]
     port: int
+    secrets: dict[str, str] = field(default_factory=dict)
+    execution_role: str = ""
 
 
 def _instructions(text: str) -> list[tuple[str, str]]:
@@ -128,7 +136,9 @@ def effective_run(image: ImageConfig, container: dict[str, Any], volumes: dict[s
     check = container.get("healthCheck") or {}
     probe = tuple(check.get("command") or ())
     ports = [p["containerPort"] for p in container.get("portMappings") or []]
+    secrets = {x["name"]: x["valueFrom"] for x in container.get("secrets") or []}
     return ContainerRun(
+        secrets=secrets,
         argv=entrypoint + command,
         env=env,
         uid=uid,
@@ -148,7 +158,8 @@ def service_runs(graph: Graph, dockerfile: Path) -> dict[str, ContainerRun]:
     for task in graph.of_type(TASK_TYPE):
         volumes = {v["name"]: True for v in task.inputs.get("volumes") or []}
         for container in doc(task.inputs["containerDefinitions"]):
-            runs[f"{task.name}/{container['name']}"] = effective_run(image, container, volumes)
+            run = effective_run(image, container, volumes)
+            runs[f"{task.name}/{container['name']}"] = replace(run, execution_role=task.inputs.get("executionRoleArn") or "")
     return runs
 
 
@@ -163,13 +174,81 @@ def problems(run: ContainerRun) -> list[str]:
         found.append(f"the health check does not probe the container port {run.port}")
     if not run.argv:
         found.append("no command: neither the task nor the image sets one")
+    for name in sorted(set(run.secrets) & set(run.env)):
+        found.append(f"{name} is both an environment variable and a secret")
     return found
 
 
+SECRET = "aws:secretsmanager/secret:Secret"
+SECRET_VERSION = "aws:secretsmanager/secretVersion:SecretVersion"
+_SECRET_ARN = re.compile(r"^(arn:aws[\w-]*:secretsmanager:[^:]+:\d{12}:secret:[^:]+)(?::([^:]*):([^:]*):([^:]*))?$")
+
+
+def _plain(value: Any) -> Any:
+    """A secret-wrapped input (``{<sig>: ..., "value": v}``) as its value."""
+    if isinstance(value, dict) and "value" in value and len(value) == 2:
+        return value["value"]
+    return value
+
+
+def _fetch(graph: Graph, value_from: str) -> tuple[str | None, str]:
+    """``(value, "")`` of one ``valueFrom``, or ``(None, why)`` when the agent could not fetch it."""
+    m = _SECRET_ARN.match(value_from)
+    if not m:
+        return None, f"{value_from} is not a Secrets Manager ARN (Parameter Store is not modelled)"
+    secret = graph.ref_of_type(m.group(1), SECRET)
+    if secret is None:
+        return None, f"secret {m.group(1)} is not created by this stack"
+    json_key, stage, version_id = m.group(2) or "", m.group(3) or "", m.group(4) or ""
+    if json_key or stage not in ("", "AWSCURRENT"):
+        return None, f"{value_from}: only whole secrets at a version or AWSCURRENT are modelled"
+    versions = [v for v in graph.of_type(SECRET_VERSION) if graph.ref_of_type(v.inputs.get("secretId"), SECRET) is secret]
+    if version_id:
+        versions = [v for v in versions if v.outputs.get("versionId") == version_id]
+    if len(versions) != 1:
+        return None, f"secret {secret.name} has no version {version_id or 'AWSCURRENT'} in this stack"
+    return str(_plain(versions[0].inputs.get("secretString"))), ""
+
+
+def _may_read(graph: Graph, role_arn: str, secret_arn: str) -> bool:
+    from components.aws_model.kms_uses import _identity_statements
+    from components.aws_model.policy_eval import Principal, Request, decide
+
+    role = graph.ref_of_type(role_arn, "aws:iam/role:Role")
+    if role is None:
+        return False
+    request = Request(Principal("AWS", role.outputs["arn"]), "secretsmanager:GetSecretValue", secret_arn)
+    return decide(_identity_statements(graph, role), request, resource_policy=False) == "allow"
+
+
+def secret_problems(graph: Graph, run: ContainerRun) -> list[str]:
+    """Why the agent could not fetch each of ``run``'s secrets (empty when it can fetch all)."""
+    out = []
+    for name, value_from in sorted(run.secrets.items()):
+        value, why = _fetch(graph, value_from)
+        if value is None:
+            out.append(f"secret {name}: {why}")
+        elif not _may_read(graph, run.execution_role, value_from.split(":::")[0]):
+            out.append(f"secret {name}: the execution role may not secretsmanager:GetSecretValue {value_from}")
+    return out
+
+
+def resolve_secrets(graph: Graph, run: ContainerRun) -> ContainerRun:
+    """``run`` with its secrets' values in the environment, as the agent starts it
+    (:class:`ValueError` naming the problems when it could not)."""
+    problems_found = secret_problems(graph, run)
+    if problems_found:
+        raise ValueError("; ".join(problems_found))
+    values = {name: _fetch(graph, value_from)[0] or "" for name, value_from in run.secrets.items()}
+    return replace(run, env={**run.env, **values}, secrets={})
+
+
 def facts(graph: Graph, dockerfile: Path) -> list[str]:
-    """One line per container: what runs, as whom, with which writable paths."""
+    """One line per container: what runs, as whom, with which writable paths and secrets."""
     lines = []
     for name, run in sorted(service_runs(graph, dockerfile).items()):
         root = "read-only root, writable " + ",".join(run.writable) if run.readonly_root else "writable root"
-        lines.append(f"container {name}: {' '.join(run.argv)} as {run.uid}:{run.gid}, {root}, port {run.port}")
+        secrets = f", secrets {','.join(sorted(run.secrets))}" if run.secrets else ""
+        lines.append(f"container {name}: {' '.join(run.argv)} as {run.uid}:{run.gid}, {root}, port {run.port}{secrets}")
+        lines += [f"container {name}: {p}" for p in secret_problems(graph, run)]
     return lines

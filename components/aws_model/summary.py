@@ -43,7 +43,11 @@ def problems(rendering: Rendering, dockerfile: Path = REPO_ROOT / "Dockerfile") 
     graph = Graph(rendering)
     runs = container.service_runs(graph, dockerfile)
     found = [f"images: {p}" for p in images.image_problems(graph)]
-    found += [f"container {name}: {p}" for name, run in sorted(runs.items()) for p in container.problems(run)]
+    found += [
+        f"container {name}: {p}"
+        for name, run in sorted(runs.items())
+        for p in container.problems(run) + container.secret_problems(graph, run)
+    ]
     found += [f"reachability: {p}" for p in reachability.analyze(graph).problems()]
     found += [f"key grants: {p}" for p in kms.analyze(graph).problems()]
     found += [f"WAF: {p}" for p in waf.findings(graph)]

@@ -65,9 +65,11 @@ def run_task(
     region: str,
     cache: Path | None,
     home: str | None = None,
+    token: str | None = None,
     deadline_s: float = 120.0,
 ) -> dict[str, Any]:
-    """Start ``run`` in the sandbox and return the driver's report (plus the container log)."""
+    """Start ``run`` (its secrets already resolved into its environment) in the sandbox, the
+    client using ``token``; return the driver's report (plus the container log)."""
     log_dir = tmp / "log"
     log_dir.mkdir(parents=True, exist_ok=True)
     env = image_env(run, home)
@@ -83,6 +85,7 @@ def run_task(
         "tables": tables,
         "region": region,
         "deadline_s": deadline_s,
+        "token": token,
         "log_dir": "/tmp/.sandbox-log",
     }
     spec_file = tmp / "spec.json"

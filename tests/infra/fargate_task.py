@@ -1,13 +1,13 @@
 """Driver of one sandboxed Fargate task (run by ``fargate_sandbox`` inside bubblewrap).
 
 Runs inside the task's own network namespace as the container's user, with the read-only
-root. Reads a JSON spec (argv, env, healthcheck, port, buckets, tables, deadline) from the
-file named by ``argv[1]``, then: starts a moto server on 127.0.0.1 standing in for S3 and
+root. Reads a JSON spec (argv, env, healthcheck, port, buckets, tables, deadline, and the
+client's token if the server has auth) from the file named by ``argv[1]``, then: starts a moto server on 127.0.0.1 standing in for S3 and
 DynamoDB, creates the buckets and tables the container's environment names, starts the
 container's command with exactly the container's environment (plus the endpoint and
 credentials ECS would hand the task role), waits for ``/readyz`` under a deadline, runs the
-container's health check, pushes a folded profile to ``/ingest`` and reads it back through
-``/api/v1/export``. Prints one JSON object with what it saw; never raises past ``main``.
+container's health check, tries ``/ingest`` and ``/api/v1/export`` without a token, then pushes
+a folded profile to ``/ingest`` and reads it back through ``/api/v1/export`` with the token. Prints one JSON object with what it saw; never raises past ``main``.
 """
 
 from __future__ import annotations
@@ -49,8 +49,10 @@ def create_backends(endpoint: str, spec: dict[str, Any]) -> None:
         dynamo.get_waiter("table_exists").wait(TableName=table["TableName"], WaiterConfig={"Delay": 0.1, "MaxAttempts": 100})
 
 
-def http(method: str, url: str, body: bytes | None = None, timeout: float = 10.0) -> tuple[int, bytes]:
-    req = urllib.request.Request(url, data=body, method=method)
+def http(method: str, url: str, body: bytes | None = None, timeout: float = 10.0,
+         token: str | None = None) -> tuple[int, bytes]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    req = urllib.request.Request(url, data=body, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
             return r.status, r.read()
@@ -75,13 +77,18 @@ def wait_ready(proc: subprocess.Popen, base: str, deadline: float) -> tuple[bool
     return False, f"not ready before the deadline: {last}"
 
 
-def round_trip(base: str) -> dict[str, Any]:
+def round_trip(base: str, token: str | None) -> dict[str, Any]:
+    """Ingest then query with ``token``; first the same ingest and query without a token."""
     now = int(time.time())
     params = urllib.parse.urlencode({"name": SERVICE, "format": "folded", "from": now - 10, "until": now, "sampleRate": 100})
-    status, body = http("POST", f"{base}/ingest?{params}", FOLDED)
-    out: dict[str, Any] = {"ingest_status": status, "ingest_body": body[:300].decode(errors="replace")}
     query = urllib.parse.urlencode({"format": "folded", "query": QUERY, "from": "now-1h", "until": str((now + 120) * 1000)})
-    status, body = http("GET", f"{base}/api/v1/export?{query}")
+    out: dict[str, Any] = {
+        "anonymous_ingest_status": http("POST", f"{base}/ingest?{params}", FOLDED)[0],
+        "anonymous_query_status": http("GET", f"{base}/api/v1/export?{query}")[0],
+    }
+    status, body = http("POST", f"{base}/ingest?{params}", FOLDED, token=token)
+    out.update(ingest_status=status, ingest_body=body[:300].decode(errors="replace"))
+    status, body = http("GET", f"{base}/api/v1/export?{query}", token=token)
     out["query_status"] = status
     out["folded"] = body.decode(errors="replace")
     return out
@@ -109,7 +116,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
             if result["ready"]:
                 check = subprocess.run(spec["healthcheck"], env=env, cwd=spec["workdir"], capture_output=True, timeout=30)
                 result["healthcheck_rc"] = check.returncode
-                result.update(round_trip(base))
+                result.update(round_trip(base, spec.get("token")))
                 result["objects"] = objects(endpoint, spec)
         finally:
             proc.terminate()

@@ -73,10 +73,10 @@ def allowed(policy: dict, action: str, resource: str, **context: str) -> bool:
     return decide(statements(policy), request, resource_policy=False) == "allow"
 
 
-def node_env(**changes: str) -> NodeEnv:
+def node_env(**changes: str | int) -> NodeEnv:
     base = NodeEnv(
         region="us-east-1", environment="t", token_parameter="/fleetprof/t/ray-auth-token",
-        kms_key_arn="arn:aws:kms:us-east-1:1:key/k", profiles_bucket="p", analysis_bucket="a", table_name="i",
+        token_generation=1, profiles_bucket="p", analysis_bucket="a", table_name="i",
         artifacts_bucket="art", wheel_key=f"{ARTIFACT_PREFIX}{'a' * 64}/fleetprof-0.1.0-py3-none-any.whl",
         wheel_sha256="a" * 64, constraints_key=f"{ARTIFACT_PREFIX}{'b' * 64}/constraints.txt",
         constraints_sha256="b" * 64, log_group="/fleetprof/t/ray",
@@ -202,7 +202,7 @@ def test_node_roles_are_scoped(name):
         assert not allowed(policy, "logs:PutLogEvents", stream.replace(log_group, "/other"))
         param = f"arn:aws:ssm:us-east-1:123456789012:parameter{r.exports['rayAuthTokenParameter']}"
         assert allowed(policy, "ssm:GetParameter", param)
-        assert allowed(policy, "ssm:PutParameter", param) == (kind == "head")
+        assert not allowed(policy, "ssm:PutParameter", param)  # the program writes it, nodes only read
 
 
 # --- recovery and scaling ------------------------------------------------------------------------
