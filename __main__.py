@@ -53,6 +53,8 @@ edge = Edge(
         public_subnet_ids=[s.id for s in network.public_subnets],
         access_logs_bucket=storage.alb_logs_bucket.bucket,
         access_logs_ready=[storage.alb_logs_policy],
+        account_id=storage.account_id,
+        kms_key_arn=storage.key.arn,
         **settings.pick(
             "allowed_cidrs",
             "certificate_arn",
@@ -62,6 +64,9 @@ edge = Edge(
             "deletion_protection",
             "waf_enabled",
             "waf_rate_limit",
+            "waf_query_rate_limit",
+            "waf_log_retention_days",
+            "region",
         ),
     ),
 )

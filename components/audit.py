@@ -34,6 +34,7 @@ from components.buckets import BucketSpec, hardened_bucket
 from components.common import policy_document
 from components.storage import expiry_rule
 from components.tags import tags
+from policies.rules import AUTH_TOKENS_ENV, BROAD_MANAGED_POLICIES
 
 CONFIG_PREFIX = "config"
 FSBP_STANDARD = "standards/aws-foundational-security-best-practices/v/1.0.0"
@@ -72,6 +73,13 @@ CONFORMANCE_RULES: dict[str, tuple[ManagedRule, ...]] = {
     ),
     "log-group-retention-kms": (ManagedRule("CLOUDWATCH_LOG_GROUP_ENCRYPTED"), ManagedRule("CW_LOGGROUP_RETENTION_PERIOD_CHECK")),
     "iam-no-star": (ManagedRule("IAM_POLICY_NO_STATEMENTS_WITH_ADMIN_ACCESS"),),
+    "iam-no-broad-managed-policy": (
+        ManagedRule(
+            "IAM_POLICY_BLACKLISTED_CHECK",
+            {"policyArns": ",".join(f"arn:aws:iam::aws:policy/{name}" for name in BROAD_MANAGED_POLICIES)},
+        ),
+    ),
+    "service-auth": (ManagedRule("ECS_NO_ENVIRONMENT_SECRETS", {"secretKeys": AUTH_TOKENS_ENV}),),
     "required-tags": (
         ManagedRule(
             "REQUIRED_TAGS",
@@ -79,6 +87,7 @@ CONFORMANCE_RULES: dict[str, tuple[ManagedRule, ...]] = {
         ),
     ),
     "waf-attached": (ManagedRule("ALB_WAF_ENABLED"),),
+    "waf-logging": (ManagedRule("WAFV2_LOGGING_ENABLED"),),
     "cloudtrail-audit": (
         ManagedRule("MULTI_REGION_CLOUD_TRAIL_ENABLED"),
         ManagedRule("CLOUD_TRAIL_LOG_FILE_VALIDATION_ENABLED"),

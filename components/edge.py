@@ -18,12 +18,18 @@ Contract:
   :data:`INGEST_EXEMPT_CRS_RULES` (request-body rules: profiles are binary and larger than
   the 8 KB the CRS allows; and the missing-User-Agent rule: older agents send none) only
   count inside the group; a label rule right after it blocks on their labels on every path
-  but :data:`INGEST_PATHS`, the server's upload routes. A per-IP rate limit applies to the
-  ingest paths.
+  but :data:`INGEST_PATHS`, the server's upload routes. The Amazon IP reputation list runs
+  first. Per-IP rate limits apply to the ingest paths and, separately, to every other path
+  (queries, UI). The web ACL logs to the KMS-encrypted log group
+  ``aws-waf-logs-fleetprof-<env>`` (retention by config) with the ``Authorization`` header
+  redacted, through a log resource policy that admits the log delivery service only for
+  this account.
+- Target group: HTTP to the tasks inside the VPC (see the README's transport decision).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +47,10 @@ INGEST_PATHS: tuple[str, ...] = ("/ingest", "/push.v1.PusherService/Push", "/api
 Pyroscope ``/ingest``, Connect ``Push`` and the native ``/api/v1/ingest`` of ``fleetprof push``."""
 COMMON_RULE_SET = "AWSManagedRulesCommonRuleSet"
 KNOWN_BAD_INPUTS = "AWSManagedRulesKnownBadInputsRuleSet"
+IP_REPUTATION = "AWSManagedRulesAmazonIpReputationList"
+WAF_LOG_PREFIX = "aws-waf-logs-"
+REDACTED_HEADERS: tuple[str, ...] = ("authorization",)
+"""Headers kept out of WAF logs: clients' bearer tokens."""
 CRS_LABEL_PREFIX = "awswaf:managed:aws:core-rule-set:"
 INGEST_EXEMPT_CRS_RULES: dict[str, str] = {
     "SizeRestrictions_BODY": "SizeRestrictions_Body",
@@ -72,6 +82,11 @@ class EdgeArgs:
     waf_rate_limit: int
     access_logs_bucket: pulumi.Input[str]
     access_logs_ready: list[pulumi.Resource]
+    region: str = "us-east-1"
+    account_id: pulumi.Input[str] = ""
+    kms_key_arn: pulumi.Input[str] = ""
+    waf_query_rate_limit: int = 2000
+    waf_log_retention_days: int = 90
 
 
 def check_certificate_arn(arn: str, account_id: str) -> None:
@@ -150,31 +165,53 @@ def _crs_outside_ingest_rule(priority: int) -> dict[str, Any]:
     }
 
 
-def _ingest_rate_rule(limit: int, priority: int) -> dict[str, Any]:
-    """Rate-limit per source IP, scoped down to the ingest paths."""
+def _rate_rule(name: str, limit: int, priority: int, scope: dict[str, Any]) -> dict[str, Any]:
+    """Rate-limit per source IP, scoped down to the requests ``scope`` matches."""
     return {
-        "name": "ingest-rate-limit",
+        "name": name,
         "priority": priority,
         "action": {"block": {}},
         "statement": {
-            "rate_based_statement": {
-                "limit": limit,
-                "aggregate_key_type": "IP",
-                "scope_down_statement": _ingest_paths_statement(),
-            }
+            "rate_based_statement": {"limit": limit, "aggregate_key_type": "IP", "scope_down_statement": scope},
         },
-        "visibility_config": _visibility("ingest-rate-limit"),
+        "visibility_config": _visibility(name),
     }
 
 
-def web_acl_rules(rate_limit: int) -> list[dict[str, Any]]:
+def web_acl_rules(rate_limit: int, query_rate_limit: int) -> list[dict[str, Any]]:
     """The web ACL's rules, in priority order."""
     return [
+        _managed_rule(IP_REPUTATION, 5),
         _managed_rule(COMMON_RULE_SET, 10, tuple(INGEST_EXEMPT_CRS_RULES)),
         _crs_outside_ingest_rule(11),
         _managed_rule(KNOWN_BAD_INPUTS, 20),
-        _ingest_rate_rule(rate_limit, 30),
+        _rate_rule("ingest-rate-limit", rate_limit, 30, _ingest_paths_statement()),
+        _rate_rule("query-rate-limit", query_rate_limit, 31, {"not_statement": {"statement": _ingest_paths_statement()}}),
     ]
+
+
+def waf_log_delivery_policy(log_group_arn: str, account_id: str, region: str) -> str:
+    """CloudWatch Logs resource policy letting the log delivery service write WAF logs into
+    one log group, only on behalf of this account (``aws:SourceAccount``/``aws:SourceArn``)."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "WafLogDelivery",
+                    "Effect": "Allow",
+                    "Principal": {"Service": "delivery.logs.amazonaws.com"},
+                    "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                    "Resource": [f"{log_group_arn}:*"],
+                    "Condition": {
+                        "StringEquals": {"aws:SourceAccount": account_id},
+                        "ArnLike": {"aws:SourceArn": f"arn:aws:logs:{region}:{account_id}:*"},
+                    },
+                }
+            ],
+        },
+        sort_keys=True,
+    )
 
 
 def _hosted_zone(zone_name: str, parent: pulumi.Resource) -> aws.route53.AwaitableGetZoneResult:
@@ -308,7 +345,7 @@ class Edge(pulumi.ComponentResource):
                 scope="REGIONAL",
                 description="fleetprof ALB: AWS managed rules, ingest paths exempt from body rules",
                 default_action={"allow": {}},
-                rules=web_acl_rules(args.waf_rate_limit),
+                rules=web_acl_rules(args.waf_rate_limit, args.waf_query_rate_limit),
                 visibility_config=_visibility(f"{name}-waf"),
                 tags=tags(args.tags, f"{name}-waf"),
                 opts=child,
@@ -319,6 +356,7 @@ class Edge(pulumi.ComponentResource):
                 web_acl_arn=self.web_acl.arn,
                 opts=child,
             )
+            self._waf_logging(name, args, self.web_acl)
 
         if zone is not None:
             self.alias_record = aws.route53.Record(
@@ -341,6 +379,34 @@ class Edge(pulumi.ComponentResource):
             self.url = self.alb.dns_name.apply(lambda dns: f"{scheme}://{dns}")
         self.register_outputs(
             {"url": self.url, "albArn": self.alb.arn, "targetGroupArn": self.target_group.arn}
+        )
+
+    def _waf_logging(self, name: str, args: EdgeArgs, web_acl: aws.wafv2.WebAcl) -> None:
+        """WAF logs into ``aws-waf-logs-fleetprof-<env>`` (stack key, retention), written by the
+        log delivery service under this group's own resource policy, tokens redacted."""
+        child = pulumi.ResourceOptions(parent=self)
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-waf-logs",
+            name=f"{WAF_LOG_PREFIX}fleetprof-{args.tags['Environment']}",
+            retention_in_days=args.waf_log_retention_days,
+            kms_key_id=args.kms_key_arn,
+            tags=tags(args.tags, f"{name}-waf-logs"),
+            opts=child,
+        )
+        policy = aws.cloudwatch.LogResourcePolicy(
+            f"{name}-waf-log-delivery",
+            policy_name=f"fleetprof-{args.tags['Environment']}-waf-log-delivery",
+            policy_document=pulumi.Output.all(log_group.arn, args.account_id).apply(
+                lambda a: waf_log_delivery_policy(a[0], a[1], args.region)
+            ),
+            opts=child,
+        )
+        aws.wafv2.WebAclLoggingConfiguration(
+            f"{name}-waf-logging",
+            resource_arn=web_acl.arn,
+            log_destination_configs=[log_group.arn],
+            redacted_fields=[{"single_header": {"name": header}} for header in REDACTED_HEADERS],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
         )
 
     def _certificate(

@@ -1,8 +1,8 @@
 """Entry point of the policy pack: ``pulumi preview --policy-pack policies``.
 
-Serves every rule of :mod:`policies.rules` as a mandatory CrossGuard policy. Pass the
-stack's requirements with ``--policy-pack-config`` (``python -m policies.offline --stack
-<stack> --emit-config``); without config the strict, prod-like defaults apply.
+Serves every rule of :mod:`policies.rules` as a mandatory CrossGuard policy. The stack's
+requirements come from its environment class in ``policies/environment_classes.yaml`` (the
+stack name is read from the resources' URNs); ``--policy-pack-config`` cannot relax them.
 """
 
 import sys

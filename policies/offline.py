@@ -1,8 +1,9 @@
 """Offline policy evaluation: ``python -m policies.offline --stack dev|staging|prod``.
 
 Renders the stack under Pulumi mocks (:mod:`components.mockrun`), runs every rule of
-:mod:`policies.rules` over the recorded resources with the stack's requirements
-(:func:`policies.rules.stack_policy_config`), prints a table (rule, resource, message) and
+:mod:`policies.rules` over the recorded resources with the requirements of the stack's
+environment class (:func:`policies.rules.stack_policy_config`), prints a table (rule,
+resource, message) and
 exits 1 if any mandatory rule is violated (all rules are mandatory), 0 otherwise.
 """
 
@@ -62,8 +63,8 @@ def evaluate(
 
 
 def evaluate_rendering(rendering: Rendering) -> list[Finding]:
-    """Evaluate every rule over a rendered stack with that stack's requirements."""
-    return evaluate(to_res(rendering.resources), stack_policy_config(rendering.program["settings"]))
+    """Evaluate every rule over a rendered stack with its environment class's requirements."""
+    return evaluate(to_res(rendering.resources), stack_policy_config(rendering.stack))
 
 
 def print_report(stack: str, findings: Sequence[Finding], n_resources: int, console: Console) -> None:
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     rendering = render(ns.stack)
     if ns.emit_config:
-        print(json.dumps(stack_policy_config(rendering.program["settings"]), indent=2, sort_keys=True))
+        print(json.dumps(stack_policy_config(ns.stack), indent=2, sort_keys=True))
         return 0
     findings = evaluate_rendering(rendering)
     print_report(ns.stack, findings, len(to_res(rendering.resources)), Console(width=160))

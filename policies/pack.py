@@ -15,13 +15,17 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
+from policies.classes import class_config, stack_of_urn
 from policies.rules import RULES, Res, Rule
 
 PACK_NAME = "fleetprof-aws"
 
 
-def _config(rule: Rule, given: Mapping[str, Any]) -> dict[str, Any]:
-    return {**rule.defaults(), **{k: v for k, v in given.items() if k != "enforcementLevel"}}
+def _config(rule: Rule, given: Mapping[str, Any], urn: str) -> dict[str, Any]:
+    """Strict defaults, then the given policy config, then the requirements of the class of
+    the stack named in ``urn`` (which the given config cannot relax)."""
+    given = {k: v for k, v in given.items() if k != "enforcementLevel"}
+    return {**rule.defaults(), **given, **class_config(stack_of_urn(urn)).get(rule.name, {})}
 
 
 def _policy_fields(rule: Rule) -> dict[str, Any]:
@@ -39,7 +43,7 @@ def _resource_policy(rule: Rule) -> ResourceValidationPolicy:
     assert check is not None
 
     def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-        for message in check(args.resource_type, args.props, _config(rule, args.get_config())):
+        for message in check(args.resource_type, args.props, _config(rule, args.get_config(), args.urn)):
             report_violation(message)
 
     return ResourceValidationPolicy(validate=validate, **_policy_fields(rule))
@@ -60,7 +64,8 @@ def _stack_policy(rule: Rule) -> StackValidationPolicy:
             )
             for r in args.resources
         ]
-        for urn, message in check(resources, _config(rule, args.get_config())):
+        stack_urn = resources[0].urn if resources else ""
+        for urn, message in check(resources, _config(rule, args.get_config(), stack_urn)):
             report_violation(message, urn)
 
     return StackValidationPolicy(validate=validate, **_policy_fields(rule))

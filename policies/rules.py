@@ -5,7 +5,8 @@ validations and what :mod:`components.mockrun` records. A resource rule is
 ``check(resource_type, props, config) -> list[str]`` (violation messages); a stack rule is
 ``check(resources, config) -> list[tuple[urn | None, str]]`` over :class:`Res` views whose
 ``deps`` map a property name to the URNs it was computed from. Every rule is mandatory;
-``config`` carries the per-stack requirements (defaults are the strict, prod-like ones).
+``config`` carries the per-stack requirements (defaults are the strict, prod-like ones), which
+come from the stack's environment class (:mod:`policies.classes`), never from its own config.
 """
 
 from __future__ import annotations
@@ -41,6 +42,18 @@ T_WEB_ACL_ASSOC = "aws:wafv2/webAclAssociation:WebAclAssociation"
 T_NAT = "aws:ec2/natGateway:NatGateway"
 T_SUBNET = "aws:ec2/subnet:Subnet"
 T_ASG = "aws:autoscaling/group:Group"
+T_ROLE_POLICY_ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
+T_WAF_LOGGING = "aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration"
+AUTH_TOKENS_ENV = "FLEETPROF_AUTH_TOKENS"
+BROAD_MANAGED_POLICIES: dict[str, str] = {
+    "AdministratorAccess": "allows everything",
+    "PowerUserAccess": "allows everything but IAM",
+    "AmazonSSMManagedInstanceCore": "allows ssm:GetParameter(s) on every parameter of the account",
+    "AmazonS3FullAccess": "allows every S3 action on every bucket",
+    "AmazonDynamoDBFullAccess": "allows every DynamoDB action on every table",
+    "AmazonEC2RoleforSSM": "allows ssm:GetParameter(s) and s3:* on every resource",
+}
+"""AWS managed policies whose grants defeat the stack's scoped statements, and why."""
 IAM_POLICY_TYPES = frozenset(
     {
         "aws:iam/policy:Policy",
@@ -356,6 +369,38 @@ def iam_no_star(t: str, p: Mapping[str, Any], c: Mapping[str, Any]) -> list[str]
     return []
 
 
+def iam_no_broad_managed_policy(t: str, p: Mapping[str, Any], c: Mapping[str, Any]) -> list[str]:
+    """No role gets an AWS managed policy from :data:`BROAD_MANAGED_POLICIES`."""
+    if t != T_ROLE_POLICY_ATTACHMENT:
+        return []
+    arn = str(p.get("policyArn") or "")
+    name = arn.rsplit("/", 1)[-1]
+    if arn.startswith("arn:aws:iam::aws:policy/") and name in BROAD_MANAGED_POLICIES:
+        return [f"AWS managed policy {name} {BROAD_MANAGED_POLICIES[name]}: grant the actions the role needs on its own resources"]
+    return []
+
+
+def service_auth(t: str, p: Mapping[str, Any], c: Mapping[str, Any]) -> list[str]:
+    """A token table never travels in plain task environment; where auth is required every
+    container takes it from Secrets Manager (``secrets``) and none sets ``FLEETPROF_INSECURE``."""
+    if t != T_TASK:
+        return []
+    out = []
+    for cd in _as_list(_doc(p.get("containerDefinitions"))):
+        env = {e.get("name"): e.get("value") for e in _as_list(cd.get("environment"))}
+        secrets = {x.get("name"): str(x.get("valueFrom") or "") for x in _as_list(cd.get("secrets"))}
+        name = cd.get("name")
+        if AUTH_TOKENS_ENV in env:
+            out.append(f"container {name} carries the token table in plain environment; inject it through secrets")
+        if not c.get("required", True):
+            continue
+        if _truthy(env.get("FLEETPROF_INSECURE")) or env.get("FLEETPROF_INSECURE") == "1":
+            out.append(f"container {name} serves without auth (FLEETPROF_INSECURE), which this stack's class forbids")
+        if not secrets.get(AUTH_TOKENS_ENV, "").startswith("arn:aws:secretsmanager:"):
+            out.append(f"container {name} has no token table from Secrets Manager (secrets {AUTH_TOKENS_ENV})")
+    return out
+
+
 def _tag_map(t: str, p: Mapping[str, Any]) -> Mapping[str, Any]:
     if t == T_ASG:
         return {x.get("key"): x.get("value") for x in _as_list(p.get("tags"))}
@@ -420,6 +465,49 @@ def waf_attached(resources: Sequence[Res], c: Mapping[str, Any]) -> list[tuple[s
     for acl in resources:
         if acl.type == T_WEB_ACL and acl.urn not in used_acls:
             out.append((acl.urn, f"web ACL {acl.name} is not attached to anything"))
+    return out
+
+
+WAF_LOG_PREFIX = "aws-waf-logs-"
+REDACTED_HEADERS = ("authorization",)
+"""Request headers a WAF log must not carry (the service's bearer tokens)."""
+
+
+def _waf_log_problems(config: Res, by_urn: Mapping[str, Res]) -> list[str]:
+    """What one logging configuration lacks: a KMS-encrypted, retained ``aws-waf-logs-`` log
+    group as its destination, and redaction of the token-bearing headers."""
+    out = []
+    groups = [by_urn[u] for u in config.deps.get("logDestinationConfigs", ()) if u in by_urn and by_urn[u].type == T_LOG_GROUP]
+    if not groups:
+        out.append("a CloudWatch log group destination")
+    for g in groups:
+        if not str(g.props.get("name") or "").startswith(WAF_LOG_PREFIX):
+            out.append(f"a log group named {WAF_LOG_PREFIX}… (WAF refuses {g.props.get('name')})")
+        if not g.props.get("kmsKeyId") or not g.props.get("retentionInDays"):
+            out.append(f"KMS encryption and retention on {g.name}")
+    redacted = {str((f.get("singleHeader") or {}).get("name", "")).lower() for f in _as_list(config.props.get("redactedFields"))}
+    missing = [h for h in REDACTED_HEADERS if h not in redacted]
+    if missing:
+        out.append(f"redaction of the {', '.join(missing)} header")
+    return out
+
+
+def waf_logging(resources: Sequence[Res], c: Mapping[str, Any]) -> list[tuple[str | None, str]]:
+    """Every web ACL logs to a KMS-encrypted, retained ``aws-waf-logs-`` log group, with the
+    ``Authorization`` header redacted."""
+    by_urn = {r.urn: r for r in resources}
+    configs = _referrers(resources, T_WAF_LOGGING, "resourceArn")
+    out: list[tuple[str | None, str]] = []
+    for acl in resources:
+        if acl.type != T_WEB_ACL:
+            continue
+        found = configs.get(acl.urn, [])
+        if not found:
+            out.append((acl.urn, f"web ACL {acl.name} has no logging configuration"))
+        for config in found:
+            problems = _waf_log_problems(config, by_urn)
+            if problems:
+                out.append((config.urn, f"WAF logging of {acl.name} lacks: {'; '.join(problems)}"))
     return out
 
 
@@ -624,8 +712,24 @@ RULES: tuple[Rule, ...] = (
     Rule("ecs-task-hardening", "ECS containers run non-root with a read-only root filesystem", ecs_task_hardening),
     Rule("log-group-retention-kms", "CloudWatch log groups have retention and KMS encryption", log_group_retention_kms),
     Rule("iam-no-star", "No IAM statement allows '*' actions on '*' resources", iam_no_star),
+    Rule(
+        "iam-no-broad-managed-policy",
+        "No role gets an AWS managed policy that defeats the scoped statements (e.g. AmazonSSMManagedInstanceCore)",
+        iam_no_broad_managed_policy,
+    ),
+    Rule(
+        "service-auth",
+        "Service tasks take their token table from Secrets Manager and never serve without auth where the class requires it",
+        service_auth,
+        config_schema=BOOL_REQUIRED,
+    ),
     Rule("required-tags", "Taggable resources carry Project/Environment/Owner/CostCenter", required_tags),
     Rule("waf-attached", "A WAF web ACL is attached to the ALB where the stack requires it", stack_check=waf_attached, config_schema=BOOL_REQUIRED),
+    Rule(
+        "waf-logging",
+        "Every web ACL logs to a KMS-encrypted, retained aws-waf-logs- log group with Authorization redacted",
+        stack_check=waf_logging,
+    ),
     Rule("nat-per-az", "A NAT gateway per AZ where HA is configured", stack_check=nat_per_az, config_schema=BOOL_REQUIRED),
     Rule(
         "cloudtrail-audit",
@@ -664,24 +768,12 @@ def rule_by_name(name: str) -> Rule:
     raise KeyError(name)
 
 
-def stack_policy_config(settings: Any) -> dict[str, dict[str, Any]]:
-    """Per-policy config derived from a stack's :class:`components.settings.Settings`.
-
-    This is what ``pulumi preview --policy-pack policies --policy-pack-config <file>``
-    should be given for that stack (``python -m policies.offline --emit-config``).
+def stack_policy_config(stack: str) -> dict[str, dict[str, Any]]:
+    """Per-policy config of ``stack``: its environment class's requirements
+    (:func:`policies.classes.class_config`), which the pack and the offline evaluator apply
+    over any config they are given. ``python -m policies.offline --emit-config`` prints it for
+    ``pulumi preview --policy-pack-config``.
     """
-    return {
-        "dynamodb-pitr": {"required": bool(settings.point_in_time_recovery)},
-        "deletion-protection": {"required": bool(settings.deletion_protection)},
-        "alb-https": {"allowPlainHttp": bool(settings.allow_plain_http and not settings.https)},
-        "waf-attached": {"required": bool(settings.waf_enabled)},
-        "nat-per-az": {"required": bool(settings.nat_per_az)},
-        "cloudtrail-audit": {"required": bool(settings.cloudtrail_enabled)},
-        "backup-configured": {"required": bool(settings.backup_plan)},
-        "dr-replication": {"required": bool(settings.dr_region)},
-        "account-monitoring": {
-            "config": bool(settings.config_recorder),
-            "guardDuty": bool(settings.guard_duty),
-            "securityHub": bool(settings.security_hub),
-        },
-    }
+    from policies.classes import class_config
+
+    return class_config(stack)

@@ -24,6 +24,16 @@ camelCase inputs) on one :class:`Request` the way AWS WAF evaluates a web ACL:
 :data:`EXPECTATIONS` are the representative requests the platform must let through or
 stop; :func:`findings` lists the ones the attached web ACL decides otherwise (empty on a
 healthy stack or one without a web ACL) and :func:`facts` prints one line per request.
+
+The Amazon IP reputation group decides on the client address alone: a request carries the
+Amazon threat lists its source IP is on (:attr:`Request.source_lists`).
+
+Logging (:func:`logging_findings`): an attached web ACL must have a logging configuration
+whose destination is a CloudWatch log group named ``aws-waf-logs-…`` (WAF refuses any other
+name) that the log delivery service may write: ``logs:CreateLogStream`` and
+``logs:PutLogEvents`` by ``delivery.logs.amazonaws.com`` on the group's streams, with the
+``aws:SourceAccount`` and ``aws:SourceArn`` (``arn:aws:logs:<region>:<account>:*``) it sends,
+allowed by a log resource policy of the stack.
 """
 
 from __future__ import annotations
@@ -65,6 +75,7 @@ class Request:
     body_size: int = 0
     body: bytes = b""
     rate_per_5min: int = 1
+    source_lists: frozenset[str] = frozenset()
 
     def header(self, name: str) -> str | None:
         """The value of header ``name`` (case-insensitive), None if absent."""
@@ -287,9 +298,24 @@ def _known_bad_inputs() -> tuple[SubRule, ...]:
     return tuple(rules)
 
 
+_IPR = "awswaf:managed:aws:amazon-ip-list:"
+IP_LISTS = ("AWSManagedIPReputationList", "AWSManagedReconnaissanceList", "AWSManagedIPDDoSList")
+"""Amazon threat-intelligence lists a source IP can be on (AWS Managed Rules docs)."""
+
+
+def _ip_reputation() -> tuple[SubRule, ...]:
+    """AWSManagedRulesAmazonIpReputationList: block IPs on the reputation and reconnaissance
+    lists; the DDoS list only counts by default."""
+    return tuple(
+        SubRule(name, _IPR + name, lambda r, name=name: name in r.source_lists, "COUNT" if name.endswith("DDoSList") else "BLOCK")
+        for name in IP_LISTS
+    )
+
+
 MANAGED_GROUPS: dict[tuple[str, str], tuple[SubRule, ...]] = {
     ("AWS", "AWSManagedRulesCommonRuleSet"): _core_rule_set(),
     ("AWS", "AWSManagedRulesKnownBadInputsRuleSet"): _known_bad_inputs(),
+    ("AWS", "AWSManagedRulesAmazonIpReputationList"): _ip_reputation(),
 }
 
 
@@ -639,6 +665,28 @@ EXPECTATIONS: tuple[Expectation, ...] = (
     ),
     Expectation(
         Request(
+            "GET /pyroscope/render from an IP on Amazon's IP reputation list",
+            "GET",
+            "/pyroscope/render",
+            "query=process_cpu%3Acpu%7B%7D",
+            headers={"user-agent": _BROWSER, **_AUTH},
+            source_lists=frozenset({"AWSManagedIPReputationList"}),
+        ),
+        "BLOCK",
+    ),
+    Expectation(
+        Request(
+            "GET /pyroscope/render at 100000 requests / 5 min from one IP (query flood)",
+            "GET",
+            "/pyroscope/render",
+            "query=process_cpu%3Acpu%7B%7D",
+            headers={"user-agent": _BROWSER, **_AUTH},
+            rate_per_5min=100_000,
+        ),
+        "BLOCK",
+    ),
+    Expectation(
+        Request(
             "POST /push.v1.PusherService/Push at 100000 requests / 5 min from one IP",
             "POST",
             "/push.v1.PusherService/Push",
@@ -677,14 +725,59 @@ def attached_web_acls(graph: Graph) -> list[Any]:
     return out
 
 
+LOGGING = "aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration"
+LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
+LOG_POLICY = "aws:cloudwatch/logResourcePolicy:LogResourcePolicy"
+LOG_PREFIX = "aws-waf-logs-"
+DELIVERY_ACTIONS = ("logs:CreateLogStream", "logs:PutLogEvents")
+
+
+def _delivery_refusals(graph: Graph, group: Any) -> list[str]:
+    """The log delivery service's calls on ``group`` that no log resource policy allows."""
+    from components.aws_model.policy_eval import Principal, decide, statements
+    from components.aws_model.policy_eval import Request as Call
+
+    arn = group.outputs["arn"]
+    region, account = arn.split(":")[3], arn.split(":")[4]
+    context = {"aws:SourceAccount": account, "aws:SourceArn": f"arn:aws:logs:{region}:{account}:delivery-source:waf"}
+    policies = [s for p in graph.of_type(LOG_POLICY) for s in statements(p.inputs.get("policyDocument"))]
+    who = Principal("Service", "delivery.logs.amazonaws.com")
+    return [
+        action
+        for action in DELIVERY_ACTIONS
+        if decide(policies, Call(who, action, f"{arn}:log-stream:waf", context), resource_policy=True) != "allow"
+    ]
+
+
+def logging_findings(graph: Graph) -> list[str]:
+    """Attached web ACLs whose requests would not be logged (see the module contract)."""
+    out = []
+    configs = graph.of_type(LOGGING)
+    for acl in attached_web_acls(graph):
+        mine = [c for c in configs if graph.ref(c.inputs.get("resourceArn")) is acl]
+        if not mine:
+            out.append(f"web ACL {acl.name}: no logging configuration")
+        for config in mine:
+            for dest in as_list(config.inputs.get("logDestinationConfigs")):
+                group = graph.ref_of_type(dest, LOG_GROUP)
+                if group is None:
+                    out.append(f"web ACL {acl.name}: log destination {dest} is not a log group of this stack")
+                elif not str(group.inputs.get("name", "")).startswith(LOG_PREFIX):
+                    out.append(f"web ACL {acl.name}: WAF refuses log group {group.inputs.get('name')} (needs {LOG_PREFIX}…)")
+                elif refused := _delivery_refusals(graph, group):
+                    out.append(f"web ACL {acl.name}: log delivery may not {', '.join(refused)} in {group.name}")
+    return out
+
+
 def findings(graph: Graph) -> list[str]:
-    """Representative requests an attached web ACL decides otherwise than the platform needs."""
+    """Representative requests an attached web ACL decides otherwise than the platform
+    needs, and attached web ACLs that would log nothing."""
     return [
         f"web ACL {acl.name}: {e.request.title} -> {decision}, needs {e.action}"
         for acl in attached_web_acls(graph)
         for e in EXPECTATIONS
         if (decision := evaluate(acl.inputs, e.request)).action != e.action
-    ]
+    ] + logging_findings(graph)
 
 
 def facts(graph: Graph) -> list[str]:
@@ -696,4 +789,4 @@ def facts(graph: Graph) -> list[str]:
         f"WAF: {e.request.title} -> {evaluate(acl.inputs, e.request)}"
         for acl in acls
         for e in EXPECTATIONS
-    ]
+    ] + [f"WAF logging: {p}" for p in logging_findings(graph) or ["every attached web ACL logs to its aws-waf-logs- group"]]

@@ -17,10 +17,9 @@ import pytest
 from fargate_sandbox import run_task
 from infra_support import ROOT, rendered
 
-from components.mockrun import Rendering, render
-
 from components.aws_model import container
 from components.aws_model.graph import Graph
+from components.mockrun import Rendering, render
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is installed by `make test`")
 

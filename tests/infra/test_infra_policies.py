@@ -100,6 +100,19 @@ RESOURCE_CASES = {
         {},
     ),
     "required-tags": ("aws:ec2/vpc:Vpc", {"tags": TAGS}, {"tags": {k: v for k, v in TAGS.items() if k != "Owner"}}, {}),
+    "iam-no-broad-managed-policy": (
+        "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+        {"policyArn": "arn:aws:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForBackup"},
+        {"policyArn": "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"},
+        {},
+    ),
+    "service-auth": (
+        "aws:ecs/taskDefinition:TaskDefinition",
+        {"containerDefinitions": json.dumps([{"name": "c", "secrets": [
+            {"name": "FLEETPROF_AUTH_TOKENS", "valueFrom": "arn:aws:secretsmanager:us-east-1:1:secret:t-AbCdEf:::v1"}]}])},
+        {"containerDefinitions": json.dumps([{"name": "c", "environment": [{"name": "FLEETPROF_INSECURE", "value": "1"}]}])},
+        {"required": True},
+    ),
 }
 
 
@@ -165,8 +178,20 @@ def _backup_world(*, selected: tuple[str, ...] = ("urn:table", "urn:data"), copy
     ]
 
 
+def _waf_log_world(*, redact: bool = True) -> list[Res]:
+    group = {"name": "aws-waf-logs-fleetprof-t", "kmsKeyId": "arn:k", "retentionInDays": 90, "tags": TAGS}
+    logging = {"redactedFields": [{"singleHeader": {"name": "authorization"}}] if redact else []}
+    return [
+        Res("aws:wafv2/webAcl:WebAcl", "acl", "urn:acl", {}),
+        Res("aws:cloudwatch/logGroup:LogGroup", "waf-logs", "urn:lg", group),
+        Res("aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration", "log", "urn:log", logging,
+            {"resourceArn": ["urn:acl"], "logDestinationConfigs": ["urn:lg"]}),
+    ]
+
+
 # rule -> (passing world, failing world, config)
 STACK_CASES = {
+    "waf-logging": (_waf_log_world(), _waf_log_world(redact=False), {}),
     "cloudtrail-audit": (_trail_world(), _trail_world(validation=False), {"required": True}),
     "account-monitoring": (
         [Res(t, t, f"urn:{t}", {}) for _, types in ACCOUNT_MONITORS.values() for t in types],

@@ -337,12 +337,12 @@ def test_single_nat_variant_of_prod():
     variant = render("prod", overrides={"fleetprof:natPerAz": False, "fleetprof:wafEnabled": False})
     assert len(variant.of_type(T["nat"])) == 1
     assert variant.of_type(T["waf"]) == []
+    # prod's class requires HA NAT and WAF whatever its stack file says
     findings = {f.rule for f in evaluate_rendering(variant)}
-    assert findings == set(), findings  # requirements follow the same config
-    # ...but held to prod's requirements the same resources violate the HA/WAF rules
-    prod_requirements = stack_policy_config(rendered("prod").program["settings"])
-    strict = {f.rule for f in evaluate(to_res(variant.resources), prod_requirements)}
-    assert strict == {"nat-per-az", "waf-attached"}
+    assert findings == {"nat-per-az", "waf-attached"}, findings
+    # the same resources under the dev class's requirements pass
+    relaxed = {f.rule for f in evaluate(to_res(variant.resources), stack_policy_config("dev"))}
+    assert relaxed == set(), relaxed
     return variant.program["network"].nat_gateways[0].subnet_id.apply(lambda s: _assert(s.startswith("subnet-")))
 
 

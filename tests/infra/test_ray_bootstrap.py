@@ -139,6 +139,9 @@ def _seed(r, now_ms: int) -> dict:
     boto3.client("dynamodb").create_table(**dynamo_table_spec(r.exports["indexTable"]))
     logs = one(r, "aws:cloudwatch/logGroup:LogGroup", "ray-logs").inputs
     boto3.client("logs").create_log_group(logGroupName=logs["name"])
+    token = one(r, "aws:ssm/parameter:Parameter", "ray-auth-token").inputs
+    value = token["value"]["value"] if isinstance(token["value"], dict) else token["value"]  # a Pulumi secret
+    boto3.client("ssm").put_parameter(Name=token["name"], Type=token["type"], Value=value)
     store, index = open_backends(f"s3://{r.exports['profilesBucket']}/", f"dynamodb://{r.exports['indexTable']}")
     window_start = now_ms - now_ms % DAY_MS - DAY_MS  # dev analyses last-day
     write_l0(store, index, TENANT, synth.scenario_items(window_start + HOUR_MS), per_segment=60)
