@@ -1,18 +1,23 @@
-"""Query execution over segments: index lookup, selective decode, vectorised merge.
+"""Query execution over segments: index lookup, per-segment sums, one merge.
 
 * :func:`select_merge` — the merged profile of one profile type for the series matching
   the matchers in ``[start_ms, end_ms]`` (inclusive). Segments come from the index
-  (tenant, time, profile type, ``service_name=`` matchers). From every segment only the
-  sample columns are read (leaf row, value; series only when matchers filter series; type
-  and time filters only where the segment's metadata does not already prove them) and
-  mapped to the stored leaf node ids. All segments' ``(leaf id, value)`` arrays are
-  concatenated and summed in **one** exact hash group-by (``sum_by_key``). The call tree
-  is then built only from the node tables of as many segments as needed to cover the
+  (tenant, time, profile type, ``service_name=`` matchers). Every segment contributes its
+  values summed per leaf (:meth:`~fleetprof.segment.format.Segment.sums`: one array
+  operation over its sample rows, memoised on the immutable segment when its metadata
+  proves the type and time filters, so a repeated or shifted query over a warm range sums
+  a few hundred values per segment instead of every sample). The per-segment ``(leaf id,
+  sum)`` arrays are then summed in **one** exact hash group-by (``sum_by_key``). The call
+  tree is built only from the node tables of as many segments as needed to cover the
   distinct leaves (a node id is the hash of its whole path, so any segment holding a leaf
   holds the same ancestors): usually a handful, not one per segment. Nothing loops per
   sample or per node row in Python; the loop per segment is a few array operations.
 * :func:`select_timeline` — values summed per ``step_ms`` bucket (``times_ms[k] =
-  start_ms + k * step_ms``).
+  start_ms + k * step_ms``), from each segment's sums per timestamp (memoised the same way).
+* Series: a selector made only of ``service_name="X"`` is answered from each segment's own
+  series table (nothing to filter in segments of that service alone); other label matchers
+  are resolved on the index entries' series summaries (parsed and hashed once per distinct
+  summary) and applied per segment as a mask over its series rows.
 * Series labelled ``__aggregation__="average"`` (Pyroscope's legacy ``aggregationType``)
   are averaged instead: their merged values are divided by the number of their profiles
   merged (per bucket in the timeline), as Pyroscope does for gauges such as in-use memory.
@@ -21,8 +26,9 @@
   whose summary is incomplete.
 
 Segment objects are fetched ahead on a thread pool from S3 (request latency) and decoded
-in the calling thread (see :func:`_map_segments`). Decoded segments are kept in
-:data:`SEGMENT_CACHE`, an LRU bounded by bytes and keyed by ``(store url, object key)``:
+in the calling thread (see :func:`_map_segments`); concurrent queries over the same
+segments (a page's flame graph and timeline) share the decoding. Decoded segments are kept
+in :data:`SEGMENT_CACHE`, an LRU bounded by bytes and keyed by ``(store url, object key)``:
 segment objects are immutable, so a repeated query over the same range (a dashboard
 refresh) reads nothing again. Its size comes from ``FLEETPROF_SEGMENT_CACHE_MB`` (default
 512; ``0`` disables it).
@@ -321,6 +327,8 @@ class _Scope:
         if self.wanted is not None:
             m = np.isin(seg.series_ids(), self.wanted)
         elif self.service is not None:
+            if seg.meta.get("services") == [self.service]:
+                return None  # every series has a non-empty service_name (the writer checks)
             m = seg.service_rows(self.service)
         else:
             return None

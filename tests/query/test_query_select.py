@@ -285,3 +285,100 @@ def test_fetch_objects_keeps_order_and_raises_for_remote_stores() -> None:
     assert list(fetch_objects(Remote(), keys)) == [k.encode() for k in keys]
     with pytest.raises(KeyError):
         list(fetch_objects(Remote(), [*keys[:5], "gone", *keys[5:]]))
+
+
+# A segment holding several services (as a flush of a busy server does), then segments of
+# one service.
+SHARED = [
+    IngestItem({"service_name": "api", "pod": "a"}, CPU_TYPE, 10_000, PA),
+    IngestItem({"service_name": "api", "pod": "b"}, CPU_TYPE, 12_000, PB),
+    IngestItem({"service_name": "worker", "pod": "a"}, CPU_TYPE, 11_000, PC),
+    IngestItem({"service_name": "worker", "pod": "b"}, CPU_TYPE, 11_000, PB),
+    IngestItem({"service_name": "api", "pod": "a"}, ALLOC_TYPE, 10_000, PM),
+]
+
+
+@pytest.fixture
+def shared(backend):
+    store, index = open_store(backend[0]), open_index(backend[1])
+
+    async def go() -> None:
+        w = SegmentWriter(store, index, max_age_s=0.01)
+        await w.submit("t1", SHARED[:3])
+        await w.flush()
+        await w.submit("t1", SHARED[3:])
+        await w.submit("t1", [IngestItem({"service_name": "api", "pod": "a"}, CPU_TYPE, 40_000, PC)])
+        await w.stop()
+
+    asyncio.run(go())
+    return store, index
+
+
+def test_one_service_selectors_read_no_index_summary(shared, monkeypatch) -> None:
+    """A flame graph or timeline of one service (the explorer's first view) filters series
+    on each segment's series table: no index summary is parsed, also in segments shared
+    with other services, cold or warm."""
+    import fleetprof.metastore.index as index_mod
+    from fleetprof.segment.cache import SEGMENT_CACHE
+
+    store, index = shared
+
+    def no_parse(blob):
+        raise AssertionError("an index summary was parsed")
+
+    monkeypatch.setattr(index_mod, "_unpack_series", no_parse)
+    api = CPU_TYPE + '{service_name="api"}'
+    for _ in ("writer-warmed", "cold"):
+        assert q((store, index), api) == folded(merge([PA, PB, PC]))
+        assert q((store, index), api, 0, 30_000) == folded(merge([PA, PB]))
+        assert q((store, index), api, 11_000, 12_000) == folded(PB)  # the segment's range cut
+        assert q((store, index), CPU_TYPE + '{service_name="worker"}') == folded(merge([PC, PB]))
+        assert q((store, index), ALLOC_TYPE + '{service_name="api"}') == folded(PM)
+        ptype, ms = parse_query(api)
+        _, values = select_timeline(store, index, "t1", ptype, ms, 0, 49_999, 10_000)
+        tot = lambda p: p.totals()[0]  # noqa: E731
+        assert values.tolist() == [0, tot(PA) + tot(PB), 0, 0, tot(PC)]
+        SEGMENT_CACHE.clear()
+    monkeypatch.undo()
+    assert q((store, index), CPU_TYPE + '{pod="b", service_name="worker"}') == folded(PB)  # not one service
+    assert q((store, index), CPU_TYPE + '{service_name="api", service_name="worker"}') == {}
+    assert q((store, index), CPU_TYPE) == folded(merge([PA, PB, PC, PB, PC]))
+
+
+def test_concurrent_queries_decode_each_segment_once(data, monkeypatch) -> None:
+    """A segment another query is decoding is waited for and taken from the cache, not
+    decoded again; if that load fails, the waiting query decodes it itself."""
+    import threading
+    import time
+
+    import fleetprof.query.select as select_mod
+    from fleetprof.segment.cache import SEGMENT_CACHE, cache_key
+
+    store, index = data
+    decoded: list[int] = []
+    real = select_mod.decode_segment
+    monkeypatch.setattr(select_mod, "decode_segment", lambda b: decoded.append(threading.get_ident()) or real(b))
+    entries = index.query("t1", 0, 100_000, profile_types=[CPU_TYPE])
+    want = folded(merge([PA, PB, PC, PB]))
+    for other_load_fails in (False, True):
+        SEGMENT_CACHE.clear()
+        decoded.clear()
+        key = cache_key(store, entries[0].key)
+        assert SEGMENT_CACHE.claim(key) == (None, None)  # "another query" is loading this one
+        _, event = SEGMENT_CACHE.claim(key)
+        assert event is not None and not event.is_set()
+        got: list[dict[str, int]] = []
+        t = threading.Thread(target=lambda out=got: out.append(q(data, CPU_TYPE)))
+        t.start()
+        deadline = time.monotonic() + 30
+        while len(decoded) < len(entries) - 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.05)
+        assert t.is_alive() and len(decoded) == len(entries) - 1  # the others are done; it waits
+        if not other_load_fails:
+            SEGMENT_CACHE.put(key, real(store.get(entries[0].key)))
+        SEGMENT_CACHE.release(key)
+        t.join(30)
+        assert got == [want]
+        assert len(decoded) == len(entries) - (0 if other_load_fails else 1)
+        assert event.is_set() and SEGMENT_CACHE.get(key) is not None

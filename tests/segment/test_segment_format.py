@@ -352,6 +352,11 @@ def test_block_rows_outside_the_leaf_table_detected() -> None:
     for cols in (["node_id", "value"], ["node_id", "value", "series_id"], ["node"]):
         with pytest.raises(SegmentCorrupt):
             decode_segment(forged).sample_arrays(cols)
+    first = min(CPU_TYPE, ALLOC_TYPE)  # samples are sorted by type: the forged row is of this one
+    for by, ptype, series in (("leaf", first, None), ("leaf", first, np.ones(2, bool)),
+                              ("time_ms", CPU_TYPE, np.ones(1, bool))):  # series rows past the mask
+        with pytest.raises(SegmentCorrupt):
+            decode_segment(forged).sums(by, ptype, 0, 10_000, series)
 
 
 def test_write_version_from_the_environment(monkeypatch) -> None:
@@ -367,3 +372,49 @@ def test_write_version_from_the_environment(monkeypatch) -> None:
         monkeypatch.setenv("FLEETPROF_SEGMENT_FORMAT", bad)
         with pytest.raises(ValueError, match="FLEETPROF_SEGMENT_FORMAT"):
             encode_segment(batch, tenant="t1")
+
+
+def _expected_sums(seg, by: str, ptype: str, lo: int, hi: int, series: np.ndarray | None) -> dict[int, int]:
+    a = seg.sample_arrays(["profile_type", "series", "time_ms", "node_id", "value"])
+    keep = (a["profile_type"] == ptype) & (a["time_ms"] >= lo) & (a["time_ms"] <= hi)
+    if series is not None:
+        keep &= series[a["series"]]
+    out: dict[int, int] = {}
+    for k, v in zip(a["node_id" if by == "leaf" else "time_ms"][keep].tolist(), a["value"][keep].tolist(), strict=True):
+        out[k] = out.get(k, 0) + v
+    return {k: v for k, v in out.items() if v or by == "time_ms"}
+
+
+@pytest.mark.parametrize("version", [2, FORMAT_VERSION])
+def test_sums_by_leaf_and_by_time_per_type_range_and_series(version: int) -> None:
+    seg = decode_segment(encoded(version))
+    api = seg.service_rows("api")
+    assert api.tolist() == [s == "api" for s in seg.series()["service_name"].to_list()] and 0 < api.sum() < len(api)
+    cases = [(CPU_TYPE, 0, 10_000, None), (CPU_TYPE, 0, 10_000, api), (CPU_TYPE, 1_500, 3_000, None),
+             (CPU_TYPE, 2_500, 10_000, api), (ALLOC_TYPE, 0, 10_000, None), (CPU_TYPE, 5_000, 9_000, None)]
+    for by in ("leaf", "time_ms"):
+        for ptype, lo, hi, series in cases:
+            keys, sums = seg.sums(by, ptype, lo, hi, series)
+            assert sums.dtype == np.int64 and len(keys) == len(sums)
+            assert dict(zip(keys.tolist(), sums.tolist(), strict=True)) == _expected_sums(seg, by, ptype, lo, hi, series)
+            if by == "time_ms":
+                assert keys.tolist() == sorted(keys.tolist())
+    with pytest.raises(ValueError):
+        seg.sums("series", CPU_TYPE, 0, 10_000)
+
+
+def test_sums_are_memoised_only_where_the_metadata_proves_the_filters() -> None:
+    import fleetprof.segment.format as format_mod
+
+    items = [*ITEMS[:3], *(({"service_name": "api", "pod": f"p{k}"}, CPU_TYPE, 2_000, P2) for k in range(6))]
+    seg = decode_segment(encode_segment(batch_from_profiles(items), tenant="t1", level=0, created_ms=1))
+    api = seg.service_rows("api")
+    whole = seg.sums("leaf", CPU_TYPE, 0, 10_000)
+    assert seg.sums("leaf", CPU_TYPE, 1_000, 3_000) is whole  # the range covers the segment
+    assert seg.sums("leaf", CPU_TYPE, 0, 10_000, api) is seg.sums("leaf", CPU_TYPE, 0, 10_000, api.copy())
+    assert seg.sums("leaf", CPU_TYPE, 0, 2_999) is not seg.sums("leaf", CPU_TYPE, 0, 2_999)  # cut by the range
+    for k in range(10):  # a bounded number of series masks is kept
+        seg.sums("time_ms", CPU_TYPE, 0, 10_000, np.arange(len(api)) % (k + 2) == 0)
+    assert sum(key[2] is not None for key in seg._cache["#sums"]) == format_mod.SUMS_MEMO
+    assert seg.nbytes() > len(seg.body)
+

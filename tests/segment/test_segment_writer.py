@@ -252,3 +252,47 @@ def test_flushed_segments_are_cached_for_queries(tmp_path) -> None:
     store.get = lambda key: reads.append(key) or real_get(key)  # type: ignore[method-assign]
     assert select_merge(store, index, "t", pt, [], 0, 10_000).totals() == [7]
     assert reads == []
+
+
+def test_cached_segments_answer_flame_graphs_and_timelines_without_sample_reads(tmp_path, monkeypatch) -> None:
+    """The writer caches each segment with the columns every query reads decoded, so the
+    flame graph and timeline of what this server ingested read no sample or series column
+    (only the call tree of the few segments that cover the leaves is read)."""
+    import numpy as np
+
+    from fleetprof.metastore.index import open_index
+    from fleetprof.model import Stacks, ValueType, build
+    from fleetprof.query.select import select_merge, select_timeline
+    from fleetprof.query.selector import parse_query
+    from fleetprof.segment import format as format_mod
+    from fleetprof.segment.cache import SEGMENT_CACHE
+    from fleetprof.segment.writer import IngestItem, SegmentWriter
+    from fleetprof.storage.objectstore import open_store
+
+    (tmp_path / "d").mkdir()
+    store = open_store((tmp_path / "d").as_uri())
+    index = open_index(f"sqlite:///{tmp_path / 'i.db'}")
+    prof = build(Stacks(["main", "work"], ["", ""], np.array([0, 2]), np.array([0, 1]), np.array([[7]])), [ValueType("cpu", "nanoseconds")])
+    pt = "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
+    SEGMENT_CACHE.clear()
+
+    async def ingest() -> None:
+        w = SegmentWriter(store, index, max_age_s=0.01)
+        w.start()
+        await w.submit("t", [IngestItem({"service_name": "svc", "pod": "a"}, pt, 1_000, prof),
+                             IngestItem({"service_name": "other"}, pt, 2_000, prof)])
+        await w.stop()
+
+    asyncio.run(ingest())
+
+    real = format_mod._Body.read
+
+    def no_read(self, columns, row_groups=None):
+        assert not [c for c in columns if c.startswith(("samples.", "series."))], columns
+        return real(self, columns, row_groups)
+
+    monkeypatch.setattr(format_mod._Body, "read", no_read)
+    _, svc = parse_query(pt + '{service_name="svc"}')
+    assert select_merge(store, index, "t", pt, svc, 0, 10_000).totals() == [7]
+    assert select_timeline(store, index, "t", pt, svc, 0, 9_999, 1_000)[1].tolist() == [0, 7, 0, 0, 0, 0, 0, 0, 0, 0]
+    assert select_timeline(store, index, "t", pt, [], 0, 9_999, 5_000)[1].tolist() == [14, 0]
