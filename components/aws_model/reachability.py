@@ -5,7 +5,9 @@ Contract: :func:`analyze` places every ENI group (ALB, ECS tasks, Ray head, Ray 
 interface endpoints) in its subnets and security groups, then checks each needed path on
 both sides (the source's egress and the destination's ingress, :mod:`.secgroups`) and
 along the route (:mod:`.routing`): clients -> ALB (443 with HTTPS; 80 as the redirect, or
-plain HTTP where ``allowPlainHttp``); ALB -> tasks on the container port; tasks -> S3,
+plain HTTP where ``allowPlainHttp``); ALB -> tasks on the container port, in the target
+group's protocol, which must be the one the container serves (:data:`SERVED_PROTOCOL`; a
+mismatch fails every health check) and is reported per hop; tasks -> S3,
 DynamoDB, ECR (api, dkr), CloudWatch Logs, SSM, Secrets Manager; Ray nodes <-> Ray nodes
 on Ray's ports; Ray nodes -> S3, DynamoDB, SSM and the SSM agent's services, CloudWatch
 Logs and metrics. An AWS service is reached through its interface endpoint when one with
@@ -36,6 +38,9 @@ from components.aws_model.secgroups import (
 )
 
 HTTPS = 443
+SERVED_PROTOCOL = "HTTP"
+"""What ``fleetprof serve`` speaks on its port: HTTP (TLS ends at the ALB; see the README)."""
+TARGET_GROUP = "aws:lb/targetGroup:TargetGroup"
 RAY_GCS_PORT = 6379
 RAY_DASHBOARD_PORT = 8265
 RAY_DYNAMIC_PORTS = (1024, 65535)  # raylet, object manager, agents and worker processes
@@ -244,7 +249,17 @@ class _Analysis:
         for svc in self.graph.of_type("aws:ecs/service:Service"):
             for lb in as_list(svc.inputs.get("loadBalancers")):
                 port = int(lb.get("containerPort"))
-                self.need(alb, tasks, "tcp", port, port, "traffic and health checks")
+                group = self.graph.ref_of_type(lb.get("targetGroupArn"), TARGET_GROUP)
+                protocol = str((group.inputs if group else {}).get("protocol") or "HTTP")
+                check = str(((group.inputs if group else {}).get("healthCheck") or {}).get("protocol") or protocol)
+                clear = " in plaintext inside the VPC" if protocol == "HTTP" else ""
+                self.need(alb, tasks, "tcp", port, port, f"traffic and health checks, {protocol}{clear}")
+                for what, used in (("target group", protocol), ("health check", check)):
+                    if used != SERVED_PROTOCOL:
+                        self.report.unexpected.append(
+                            f"ALB {what} speaks {used} to tasks that serve {SERVED_PROTOCOL} on {port}: "
+                            "every request and health check fails"
+                        )
 
     def ray(self, head: Node, workers: Node, settings: Any) -> None:
         self.need(workers, head, "tcp", RAY_GCS_PORT, RAY_GCS_PORT, "GCS")

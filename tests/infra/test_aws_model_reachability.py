@@ -239,5 +239,5 @@ def test_a_missing_component_is_a_missing_path(dev):
 
 def test_facts_name_every_path(dev):
     lines = facts(Graph(dev))
-    assert "path ALB -> tasks tcp/4040 (traffic and health checks): open" in lines
+    assert "path ALB -> tasks tcp/4040 (traffic and health checks, HTTP in plaintext inside the VPC): open" in lines
     assert "forbidden internet -> tasks all traffic: closed" in lines
