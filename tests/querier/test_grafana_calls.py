@@ -8,8 +8,8 @@ import base64
 from typing import Any
 
 import httpx
-from conftest import CPU, TENANT_A, Protos, native
 from google.protobuf import json_format
+from querier_support import CPU, TENANT_A, Protos, native
 from test_querier_connect import levels_to_tree
 
 Q = "querier.v1.QuerierService"

@@ -3,7 +3,7 @@ copy of the published definitions does (names, numbers, types, JSON names)."""
 
 from __future__ import annotations
 
-from conftest import Protos
+from querier_support import Protos
 
 from fleetprof.formats.proto import querier_pb2, settings_pb2, types_pb2
 

@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 import httpx
-from conftest import CPU, TENANT_A, native
+from querier_support import CPU, TENANT_A, native
 
 _QUOTED = r'"(?:[^"\\]|\\.)*"'
 _ATTRS = rf"\[(?:\s*\w+=(?:{_QUOTED}|[\w.#]+))*\s*\]"

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import CPU, TENANT_A, TENANT_B, Connect, Protos, native, seed, start_server
+from querier_support import CPU, TENANT_A, TENANT_B, Connect, Protos, native, seed, start_server
 
 Q = "querier.v1.QuerierService"
 CODECS = ["proto", "json"]

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import yaml
-from conftest import STACKS, Env, pipeline_doc, release
+from release_support import STACKS, Env, pipeline_doc, release
 
 REPO = Path(__file__).resolve().parents[2]
 

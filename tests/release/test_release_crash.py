@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import yaml
-from conftest import STACKS, Env, excerpt, release
+from release_support import STACKS, Env, excerpt, release
 
 from fleetprof.release.clock import FakeClock
 from fleetprof.release.deployer import LocalDeployer

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import Env, excerpt, release
+from release_support import Env, excerpt, release
 
 from fleetprof.release.deployer import IMAGE_KEY, Applied, AutomationDeployer, DeployError
 from fleetprof.release.events import EventLog

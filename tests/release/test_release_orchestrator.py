@@ -7,7 +7,7 @@ import dataclasses
 import threading
 
 import pytest
-from conftest import Env, excerpt, release
+from release_support import Env, excerpt, release
 
 from fleetprof.release.clock import FakeClock
 from fleetprof.release.events import summary_table
@@ -115,7 +115,7 @@ def test_blocked_by_time_window_blackout_and_alarm(env: Env) -> None:
 
 
 def pipeline_doc_of(env: Env) -> dict:
-    from conftest import pipeline_doc
+    from release_support import pipeline_doc
 
     doc = pipeline_doc(env.pipeline.state.bucket, env.pipeline.state.table, env.url)
     doc["defaults"]["alarms"] = list(env.pipeline.waves[0].alarms)
