@@ -7,7 +7,7 @@ import json
 
 import polars as pl
 import pytest
-from conftest import T0  # type: ignore[import-not-found]
+from workers_support import T0  # type: ignore[import-not-found]
 
 from workers import analysis, synth
 from workers.analysis_store import list_analyses, read_analysis_file

@@ -8,7 +8,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import T0  # type: ignore[import-not-found]
+from workers_support import T0  # type: ignore[import-not-found]
 
 from fleetprof.storage.objectstore import open_store
 from workers import analyze, retention, synth

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
-from conftest import T0, per_stack, seed_fleet  # type: ignore[import-not-found]
+from workers_support import T0, per_stack, seed_fleet  # type: ignore[import-not-found]
 
 from fleetprof.metastore.cleanup import collect_orphans
 from fleetprof.metastore.index import ALL_STATES, MAX_TIME_MS

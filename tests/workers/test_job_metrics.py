@@ -12,7 +12,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import REPO, seed_fleet  # type: ignore[import-not-found]
+from workers_support import REPO, seed_fleet  # type: ignore[import-not-found]
 
 from workers import job_metrics
 from workers.compact import run_compaction

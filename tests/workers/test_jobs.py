@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import T0, per_stack, seed_fleet  # type: ignore[import-not-found]
+from workers_support import T0, per_stack, seed_fleet  # type: ignore[import-not-found]
 
 from fleetprof.metastore.index import ALL_STATES, MAX_TIME_MS
 from workers import backfill, retention, synth

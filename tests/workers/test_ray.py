@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from conftest import REPO, T0, per_stack, seed_fleet, submit_job, wait_for  # type: ignore[import-not-found]
+from workers_support import REPO, T0, per_stack, seed_fleet, submit_job, wait_for  # type: ignore[import-not-found]
 
 from fleetprof.metastore.index import MAX_TIME_MS
 from workers import compact, parallel
