@@ -1,10 +1,12 @@
-"""A hardened S3 bucket for the audit and recovery layers (audit logs, DR replicas).
+"""A hardened S3 bucket, as every layer creates them (data, artefacts, ALB logs, audit logs,
+DR replicas).
 
-Contract: :func:`hardened_bucket` creates the bucket plus SSE-KMS default encryption under the
-given key (bucket key on), versioning, the given lifecycle rules plus noncurrent-version and
+Contract: :func:`hardened_bucket` creates the bucket plus default encryption (SSE-KMS under the
+given key with the bucket key on, or SSE-S3 when the key is None: ALB access logs support
+only that), versioning, the given lifecycle rules plus noncurrent-version and
 incomplete-upload expiry, a public access block with all four flags, ``BucketOwnerEnforced``
 ownership and a bucket policy that denies non-TLS requests plus ``extra_statements(arn)``.
-The same shape as the storage layer's buckets, so the policy pack's bucket rules hold.
+The policy pack's bucket rules hold for every bucket made here.
 """
 
 from __future__ import annotations
@@ -17,8 +19,19 @@ import pulumi
 import pulumi_aws as aws
 
 from components.common import policy_document
-from components.storage import tls_only_statement
 from components.tags import tags
+
+
+def tls_only_statement(bucket_arn: str) -> dict:
+    """Deny every request that does not use TLS."""
+    return {
+        "Sid": "DenyInsecureTransport",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [bucket_arn, f"{bucket_arn}/*"],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
 
 
 @dataclass
@@ -26,13 +39,14 @@ class BucketSpec:
     """What differs between hardened buckets."""
 
     name: str
-    kms_key_arn: pulumi.Input[str]
+    kms_key_arn: pulumi.Input[str] | None
     noncurrent_version_days: int
     force_destroy: bool
     protect: bool
     region: str | None = None
     lifecycle: list[dict] = field(default_factory=list)
     extra_statements: Callable[[str], pulumi.Input[list[dict]]] | None = None
+    extra_tags: Mapping[str, str] = field(default_factory=dict)
 
 
 class HardenedBucket(NamedTuple):
@@ -51,7 +65,7 @@ def hardened_bucket(spec: BucketSpec, base_tags: Mapping[str, str], parent: pulu
     bucket = aws.s3.Bucket(
         spec.name,
         force_destroy=spec.force_destroy,
-        tags=tags(base_tags, spec.name),
+        tags=tags(base_tags, spec.name, **spec.extra_tags),
         opts=pulumi.ResourceOptions(parent=parent, protect=spec.protect),
         **where,
     )
@@ -60,8 +74,12 @@ def hardened_bucket(spec: BucketSpec, base_tags: Mapping[str, str], parent: pulu
         bucket=bucket.id,
         rules=[
             {
-                "apply_server_side_encryption_by_default": {"sse_algorithm": "aws:kms", "kms_master_key_id": spec.kms_key_arn},
-                "bucket_key_enabled": True,
+                "apply_server_side_encryption_by_default": (
+                    {"sse_algorithm": "aws:kms", "kms_master_key_id": spec.kms_key_arn}
+                    if spec.kms_key_arn is not None
+                    else {"sse_algorithm": "AES256"}
+                ),
+                "bucket_key_enabled": spec.kms_key_arn is not None,
             }
         ],
         opts=child,

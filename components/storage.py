@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.buckets import BucketSpec, hardened_bucket
 from components.common import policy_document
 from components.tags import tags
 
@@ -129,18 +130,6 @@ def secrets_key_policy(account_id: str, region: str) -> str:
             },
         ]
     )
-
-
-def tls_only_statement(bucket_arn: str) -> dict:
-    """Deny every request that does not use TLS."""
-    return {
-        "Sid": "DenyInsecureTransport",
-        "Effect": "Deny",
-        "Principal": "*",
-        "Action": "s3:*",
-        "Resource": [bucket_arn, f"{bucket_arn}/*"],
-        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-    }
 
 
 def expiry_rule(rule_id: str, prefix: str, days: int) -> dict:
@@ -282,76 +271,25 @@ class Storage(pulumi.ComponentResource):
     def _bucket(
         self, suffix: str, *, kms: bool, lifecycle: list[dict], extra_statements=None, data: bool = False
     ) -> aws.s3.Bucket:
-        """One bucket with encryption, versioning, lifecycle, public access block,
-        BucketOwnerEnforced ownership and a TLS-only policy (plus ``extra_statements``);
-        ``protect``ed where deletion protection is on; ``data`` tags it ``DataClass``."""
+        """One hardened bucket (:func:`components.buckets.hardened_bucket`): SSE-KMS under the
+        stack key (SSE-S3 without ``kms``), ``protect``ed and kept non-empty where deletion
+        protection is on; ``data`` tags it ``DataClass``."""
         args = self._args
-        base = f"{self._prefix}-{suffix}"
-        child = pulumi.ResourceOptions(parent=self)
-        bucket = aws.s3.Bucket(
-            base,
-            force_destroy=not args.deletion_protection,
-            tags=tags(args.tags, base, **({"DataClass": DATA_CLASS} if data else {})),
-            opts=pulumi.ResourceOptions(parent=self, protect=args.deletion_protection),
-        )
-        by_default = (
-            {"sse_algorithm": "aws:kms", "kms_master_key_id": self.key.arn}
-            if kms
-            else {"sse_algorithm": "AES256"}
-        )
-        aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{base}-sse",
-            bucket=bucket.id,
-            rules=[{"apply_server_side_encryption_by_default": by_default, "bucket_key_enabled": kms}],
-            opts=child,
-        )
-        aws.s3.BucketVersioning(
-            f"{base}-versioning",
-            bucket=bucket.id,
-            versioning_configuration={"status": "Enabled"},
-            opts=child,
-        )
-        rules = [
-            *lifecycle,
-            {
-                "id": "expire-noncurrent-versions",
-                "status": "Enabled",
-                "filter": {"prefix": ""},
-                "noncurrent_version_expiration": {"noncurrent_days": args.noncurrent_version_days},
-                "abort_incomplete_multipart_upload": {"days_after_initiation": 1},
-            },
-        ]
-        aws.s3.BucketLifecycleConfiguration(f"{base}-lifecycle", bucket=bucket.id, rules=rules, opts=child)
-        pab = aws.s3.BucketPublicAccessBlock(
-            f"{base}-public-access-block",
-            bucket=bucket.id,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
-            opts=child,
-        )
-        aws.s3.BucketOwnershipControls(
-            f"{base}-ownership",
-            bucket=bucket.id,
-            rule={"object_ownership": "BucketOwnerEnforced"},
-            opts=child,
-        )
-
-        def policy_json(arn: str, extra: list[dict]) -> str:
-            return policy_document([tls_only_statement(arn), *extra])
-
-        if extra_statements is None:
-            document = bucket.arn.apply(lambda arn: policy_json(arn, []))
-        else:
-            document = bucket.arn.apply(lambda arn: extra_statements(arn).apply(lambda ex: policy_json(arn, ex)))
-        policy = aws.s3.BucketPolicy(
-            f"{base}-policy",
-            bucket=bucket.id,
-            policy=document,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[pab]),
+        made = hardened_bucket(
+            BucketSpec(
+                name=f"{self._prefix}-{suffix}",
+                kms_key_arn=self.key.arn if kms else None,
+                noncurrent_version_days=args.noncurrent_version_days,
+                force_destroy=not args.deletion_protection,
+                protect=args.deletion_protection,
+                lifecycle=lifecycle,
+                extra_statements=extra_statements,
+                extra_tags={"DataClass": DATA_CLASS} if data else {},
+            ),
+            args.tags,
+            self,
         )
         if suffix == "alb-logs":
-            self.alb_logs_policy = policy
-        return bucket
+            self.alb_logs_policy = made.policy
+        return made.bucket
 
