@@ -82,7 +82,8 @@ def test_an_image_tag_is_refused_with_the_key_to_fix():
         render("dev", overrides={"fleetprof:imageUri": "111122223333.dkr.ecr.us-east-1.amazonaws.com/fleetprof:0.1.0"})
 
 
-def test_new_sources_make_a_new_tag(tmp_path):
+def _source_tree(tmp_path):
+    """A minimal copy of the image's build context (the real top-level files, tiny packages)."""
     tree = tmp_path / "repo"
     for name in ("pyproject.toml", "README.md", "Dockerfile", "constraints.txt"):
         (tree / name).parent.mkdir(parents=True, exist_ok=True)
@@ -90,6 +91,11 @@ def test_new_sources_make_a_new_tag(tmp_path):
     for pkg in ("fleetprof", "workers"):
         (tree / pkg).mkdir()
         (tree / pkg / "__init__.py").write_text("x = 1\n")
+    return tree
+
+
+def test_new_sources_make_a_new_tag(tmp_path):
+    tree = _source_tree(tmp_path)
     first = service_image.image_tag(tree)
     assert first.startswith(service_image.package_version(tree) + "-") and first == service_image.image_tag(tree)
     (tree / "workers" / "__init__.py").write_text("x = 2\n")
@@ -106,13 +112,7 @@ def test_repository_outlives_the_stack_only_where_protected(name):
 
 
 def test_the_tag_follows_ui_sources_not_build_outputs(tmp_path):
-    tree = tmp_path / "repo"
-    for name in ("pyproject.toml", "README.md", "Dockerfile", "constraints.txt"):
-        (tree / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(ROOT / name, tree / name)
-    for pkg in ("fleetprof", "workers"):
-        (tree / pkg).mkdir()
-        (tree / pkg / "__init__.py").write_text("x = 1\n")
+    tree = _source_tree(tmp_path)
     (tree / "ui" / "src").mkdir(parents=True)
     (tree / "ui" / "src" / "main.ts").write_text("export const a = 1;\n")
     first = service_image.image_tag(tree)
