@@ -108,6 +108,7 @@ def first_paint(browser: object, url: str, runs: int = 4) -> tuple[list[float], 
         page.goto(f"{url}/?service=shop&from=now-1h")
         page.wait_for_function(MARK, timeout=60_000)
         out.append(page.evaluate(MARK))
+        page.wait_for_function(f"(paths) => ({SERVER})(paths).every(t => t !== undefined)", arg=list(REQUESTS), timeout=60_000)
         server.append(page.evaluate(SERVER, list(REQUESTS)))
         page.close()
     return out, server

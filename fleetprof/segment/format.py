@@ -727,13 +727,17 @@ class Segment:
 
     def preload(self) -> None:
         """Decode and memoise the columns queries read from every segment (:data:`QUERY_COLUMNS`:
-        the array block, sample times and series, the series table): one Parquet read."""
+        the array block, sample times and series, the series table; one Parquet read) and the
+        :meth:`sums` of all its series per profile type."""
         block = self._block_columns()
         self.read_columns([c for c in QUERY_COLUMNS if c not in block])
         for c in QUERY_COLUMNS:
             table, name = c.split(".", 1)
             if c != "series.service_name":
                 self._np(table, name)
+        for profile_type in self.meta["profile_types"]:
+            for by in ("leaf", "time_ms"):
+                self.sums(by, profile_type, self.min_time_ms, self.max_time_ms)
 
     def service_rows(self, service: str) -> np.ndarray:
         """Boolean mask over the ``series`` rows: the series of ``service``."""
@@ -861,19 +865,20 @@ class Segment:
         * ``"leaf"``: ``(model node ids, sums)`` of the leaves whose sum is not zero;
         * ``"time_ms"``: ``(distinct timestamps, sums)``, timestamps ascending.
 
-        When the metadata proves the type and time conditions, the result is memoised (for
-        at most :data:`SUMS_MEMO` series masks besides "all"): callers must not modify it."""
+        When the metadata proves the time conditions, the result is memoised (per profile
+        type, for at most :data:`SUMS_MEMO` series masks besides "all"): callers must not
+        modify it."""
         if by not in ("leaf", "time_ms"):
             raise ValueError(f"cannot sum by {by!r}")
         filt = [("profile_type", "=", profile_type), ("time_ms", ">=", int(start_ms)), ("time_ms", "<=", int(end_ms))]
         memo: dict[Any, Any] | None = None
         key = (by, profile_type, None if series is None else series.tobytes())
-        if all(self._proven(c) for c in filt):
+        if self._proven(filt[1]) and self._proven(filt[2]):
             memo = self._cache.setdefault("#sums", {})
             hit = memo.get(key)
             if hit is not None:
                 return hit  # type: ignore[no-any-return]
-        raw = self._stored_samples([by, "value", *(["series"] if series is not None else [])], filt)
+        raw = self._sum_inputs(by, filt, series is not None)
         keys, vals = raw[by], raw["value"]
         try:
             if series is not None:
@@ -882,9 +887,17 @@ class Segment:
             out = self._leaf_sums(keys, vals) if by == "leaf" else _sums_by_value(keys, vals)
         except IndexError as e:
             raise SegmentCorrupt(f"samples reference rows outside the series or leaf table: {e}") from e
-        if memo is not None and (series is None or sum(k[2] is not None for k in memo) < SUMS_MEMO):
+        if memo is not None and (series is None or _masks(memo, profile_type) < SUMS_MEMO):
             memo[key] = out
         return out
+
+    def _sum_inputs(self, by: str, filt: Sequence[tuple[str, str, Any]], series: bool) -> dict[str, np.ndarray]:
+        """Stored sample columns ``by``, ``value`` (and ``series``) of the rows matching
+        ``filt``; the leaf rows and values of a whole segment straight from the array block."""
+        if by == "leaf" and not series and "samples.leaf" in self._block_columns() and all(map(self._proven, filt)):
+            blk = self._block()
+            return {"leaf": blk["samples.leaf"], "value": blk["samples.value"]}
+        return self._stored_samples([by, "value", *(["series"] if series else [])], filt)
 
     def _leaf_sums(self, leaf: np.ndarray, vals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(leaf ids, sums)`` of stored leaf rows ``leaf`` (only non-zero sums)."""
@@ -976,6 +989,11 @@ def _held(v: Any) -> int:
     if isinstance(v, tuple):
         return sum(_held(x) for x in v)
     return int(getattr(v, "nbytes", 0) or 0)
+
+
+def _masks(memo: dict[Any, Any], profile_type: str) -> int:
+    """Number of series masks memoised by :meth:`Segment.sums` for ``profile_type``."""
+    return sum(k[2] is not None and k[1] == profile_type for k in memo)
 
 
 def _sums_by_value(keys: np.ndarray, vals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

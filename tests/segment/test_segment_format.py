@@ -416,5 +416,9 @@ def test_sums_are_memoised_only_where_the_metadata_proves_the_filters() -> None:
     for k in range(10):  # a bounded number of series masks is kept
         seg.sums("time_ms", CPU_TYPE, 0, 10_000, np.arange(len(api)) % (k + 2) == 0)
     assert sum(key[2] is not None for key in seg._cache["#sums"]) == format_mod.SUMS_MEMO
+    two = decode_segment(encoded())  # of two profile types: memoised per type
+    assert two.sums("leaf", CPU_TYPE, 0, 10_000) is two.sums("leaf", CPU_TYPE, 0, 10_000)
+    assert two.sums("leaf", ALLOC_TYPE, 0, 10_000) is two.sums("leaf", ALLOC_TYPE, 0, 10_000)
+    assert {k[:2] for k in two._cache["#sums"]} == {("leaf", CPU_TYPE), ("leaf", ALLOC_TYPE)}
     assert seg.nbytes() > len(seg.body)
 
