@@ -149,16 +149,37 @@ def _seed(r, now_ms: int) -> dict:
     return {"window_start": window_start, "expired_before": window_start - 8 * DAY_MS}
 
 
-def _metrics(name: str) -> set[str]:
+def _sums(name: str) -> dict[str, float]:
+    """Sum of every ``name`` datapoint of the dev stack per job (a day either side of now)."""
+    import datetime as dt
+
     import boto3
 
-    found = boto3.client("cloudwatch").list_metrics(Namespace="Fleetprof/Jobs", MetricName=name)["Metrics"]
-    return {d["Value"] for m in found for d in m["Dimensions"] if d["Name"] == "Job"
-            if {"Name": "Environment", "Value": "dev"} in m["Dimensions"]}
+    cw = boto3.client("cloudwatch")
+    now = dt.datetime.now(dt.UTC)
+    out = {}
+    for job in ("compact", "analyze", "retention"):
+        dims = [{"Name": "Environment", "Value": "dev"}, {"Name": "Job", "Value": job}]
+        points = cw.get_metric_statistics(Namespace="Fleetprof/Jobs", MetricName=name, Dimensions=dims,
+                                          StartTime=now - dt.timedelta(days=1), EndTime=now + dt.timedelta(days=1),
+                                          Period=86400, Statistics=["Sum"])["Datapoints"]
+        out[job] = sum(p["Sum"] for p in points)
+    return out
+
+
+def _metrics(name: str, before: dict[str, dict[str, float]]) -> set[str]:
+    """Jobs whose ``name`` datapoints grew since ``before`` (taken at the test's start).
+
+    Counted as growth, not listed: every moto server of one process shares its backends, so
+    metrics other tests published earlier in the session are visible here too."""
+    now = _sums(name)
+    return {job for job, total in now.items() if total > before[name][job]}
 
 
 def test_ray_nodes_boot_and_run_every_scheduled_job(subnet, aws, tmp_path):
     import boto3
+
+    started = {name: _sums(name) for name in ("JobSucceeded", "JobFailed")}
 
     from fleetprof.metastore.index import ALL_STATES, MAX_TIME_MS
     from workers.analyze import parse_window
@@ -208,8 +229,8 @@ def test_ray_nodes_boot_and_run_every_scheduled_job(subnet, aws, tmp_path):
         assert f"analysis/{TENANT}/{window}/summary.json" in {o["Key"] for o in analysis.get("Contents", [])}
         every = index.query(TENANT, 0, MAX_TIME_MS, states=ALL_STATES)
         assert not [e for e in every if e.max_time_ms < seeded["expired_before"]], "retention kept expired segments"
-        assert _metrics("JobSucceeded") == {"compact", "analyze", "retention"}
-        assert _metrics("JobFailed") == set()
+        assert _metrics("JobSucceeded", started) == {"compact", "analyze", "retention"}
+        assert _metrics("JobFailed", started) == set()
 
         # the command the head used to schedule fails its unit in the same runner
         unit = (head.dirs["/etc"] / "systemd/system/fleetprof-analyze.service").read_text()
@@ -218,7 +239,7 @@ def test_ray_nodes_boot_and_run_every_scheduled_job(subnet, aws, tmp_path):
         rc, out = head.run("systemctl start fleetprof-analyze-1h.service", timeout=240)
         assert rc != 0, "the old analyze command succeeded"
         assert "bad window '1h'" in head.unit_log("fleetprof-analyze-1h.service")
-        assert _metrics("JobFailed") == {"analyze"}
+        assert _metrics("JobFailed", started) == {"analyze"}
     except (AssertionError, TimeoutError) as e:
         raise AssertionError(f"{e}\n{_diagnose(nodes)}") from e
     finally:
