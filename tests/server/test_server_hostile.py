@@ -102,7 +102,7 @@ def client(server: ServerProc) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="module")
 def browser():
     if not HAS_CHROMIUM:
-        pytest.skip("no chromium")
+        pytest.fail("no chromium (make installs it)")
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
