@@ -1,5 +1,7 @@
 """Garbage collection of segment objects: orphans (object without index entry) and retention.
 
+Both cover every kind of segment (profiles and spans).
+
 * :func:`collect_orphans` deletes ``segments/…`` objects that no index entry references and
   whose segment id is older than ``older_than_s`` (younger ones may belong to a flush whose
   ``index.add`` is still in flight). Safe to run at any time, from any process.
@@ -51,7 +53,7 @@ def collect_orphans(store: ObjectStore, index: Index, older_than_s: float = 600.
         by_tenant.setdefault(tenant, []).append((key, sid))
     removed: list[str] = []
     for tenant, objs in by_tenant.items():
-        known = {e.key for e in index.query(tenant, *ALL_TIME, states=ALL_STATES)}
+        known = {e.key for e in index.query(tenant, *ALL_TIME, states=ALL_STATES, kind=None)}
         for key, _sid in objs:
             if key not in known:
                 store.delete(key)
@@ -75,9 +77,9 @@ def expired(index: Index, tenant: str, older_than_ms: int, *, now_ms: int | None
     """``tenant``'s entries (any state) that retention deletes at ``older_than_ms`` (see the
     module docstring): data ending before it, and data beyond the horizon written before it."""
     now = int(time.time() * 1000) if now_ms is None else now_ms
-    old = [e for e in index.query(tenant, ALL_TIME[0], older_than_ms - 1, states=ALL_STATES)
+    old = [e for e in index.query(tenant, ALL_TIME[0], older_than_ms - 1, states=ALL_STATES, kind=None)
            if e.max_time_ms < older_than_ms]
-    beyond = index.query(tenant, now + horizon_ms + 1, ALL_TIME[1], states=ALL_STATES)
+    beyond = index.query(tenant, now + horizon_ms + 1, ALL_TIME[1], states=ALL_STATES, kind=None)
     late = [e for e in beyond if e.max_time_ms > now + horizon_ms and written_ms(e) < older_than_ms]
     return list({e.segment_id: e for e in old + late}.values())
 

@@ -29,7 +29,7 @@ Contract of every :class:`Index` implementation (both pass the same test module)
 DynamoDB key design (the Pulumi stack creates exactly this table)::
 
     pk      = "tenant#<tenant>"                        (partition key)
-    sk      = "seg#<level>#<min_time_ms:013d>#<segment_id>"  (sort key)
+    sk      = "seg#<level>#<min_time_ms:013d>#<segment_id>"  (sort key; "span#…" for span segments)
     gsi1pk  = "<tenant>#<state>"   gsi1sk = sk          (GSI "by_state", for workers)
     expires_at                                          (TTL, epoch seconds; set on tombstones)
 
@@ -56,6 +56,9 @@ from typing import Any, Protocol, runtime_checkable
 from urllib.parse import unquote, urlparse
 
 STATES = ("live", "compacted", "tombstoned")
+KINDS = ("profiles", "spans")
+"""What a segment holds: profile samples (:mod:`fleetprof.segment.format`) or trace spans
+(:mod:`fleetprof.traces.format`). Queries select one kind (``kind=None``: every kind)."""
 ALL_STATES = STATES
 MAX_TIME_MS = 10**13 - 1
 
@@ -94,6 +97,8 @@ class SegmentEntry:
     """Label sets of the series inside (each includes ``service_name``); may be empty
     when ``series_complete`` is false (too many to summarise)."""
     series_complete: bool = True
+    kind: str = "profiles"
+    """One of :data:`KINDS`."""
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -110,7 +115,7 @@ class SegmentEntry:
             min_time_ms=int(d["min_time_ms"]), max_time_ms=int(d["max_time_ms"]), key=d["key"],
             bytes=int(d["bytes"]), samples=int(d["samples"]), state=d.get("state", "live"),
             created_ms=int(d.get("created_ms", 0)), series=tuple(dict(s) for s in d.get("series", ())),
-            series_complete=bool(d.get("series_complete", True)),
+            series_complete=bool(d.get("series_complete", True)), kind=d.get("kind", "profiles"),
         )
 
 
@@ -199,6 +204,12 @@ def _json_strings(text: str) -> tuple[str, ...]:
     return tuple(json.loads(text))
 
 
+def _check_kind(k: str) -> str:
+    if k not in KINDS:
+        raise ValueError(f"unknown segment kind {k!r} (one of {KINDS})")
+    return k
+
+
 def _check_state(s: str) -> str:
     if s not in STATES:
         raise ValueError(f"unknown segment state {s!r} (one of {STATES})")
@@ -225,6 +236,7 @@ class Index(Protocol):
         profile_types: Iterable[str] | None = None,
         states: Sequence[str] = ("live",),
         level: int | None = None,
+        kind: str | None = "profiles",
     ) -> list[SegmentEntry]: ...
 
     def set_state(self, tenant: str, segment_id: str, expected: str, new: str) -> bool: ...
@@ -271,6 +283,7 @@ CREATE TABLE IF NOT EXISTS segments (
     profile_types TEXT NOT NULL,
     series BLOB,
     series_complete INTEGER NOT NULL DEFAULT 1,
+    kind TEXT NOT NULL DEFAULT 'profiles',
     PRIMARY KEY (tenant, segment_id)
 );
 CREATE INDEX IF NOT EXISTS segments_time ON segments (tenant, state, min_time_ms);
@@ -279,7 +292,7 @@ CREATE INDEX IF NOT EXISTS segments_key ON segments (key);
 
 _COLS = (
     "tenant, segment_id, level, min_time_ms, max_time_ms, state, key, bytes, samples, created_ms, "
-    "services, profile_types, series, series_complete"
+    "services, profile_types, series, series_complete, kind"
 )
 
 
@@ -297,6 +310,9 @@ class SqliteIndex:
         self._conn.execute("PRAGMA busy_timeout=30000")
         with self._lock:
             self._conn.executescript(_SCHEMA)
+            cols = {r[1] for r in self._conn.execute("PRAGMA table_info(segments)").fetchall()}
+            if "kind" not in cols:  # an index file written before span segments existed
+                self._conn.execute("ALTER TABLE segments ADD COLUMN kind TEXT NOT NULL DEFAULT 'profiles'")
 
     def close(self) -> None:
         with self._lock:
@@ -308,7 +324,7 @@ class SqliteIndex:
         return (
             e.tenant, e.segment_id, e.level, e.min_time_ms, e.max_time_ms, _check_state(e.state), e.key, e.bytes,
             e.samples, e.created_ms, json.dumps(list(e.services)), json.dumps(list(e.profile_types)), blob,
-            int(complete and e.series_complete),
+            int(complete and e.series_complete), _check_kind(e.kind),
         )
 
     @staticmethod
@@ -317,7 +333,7 @@ class SqliteIndex:
             tenant=r[0], segment_id=r[1], level=r[2], min_time_ms=r[3], max_time_ms=r[4], state=r[5], key=r[6],
             bytes=r[7], samples=r[8], created_ms=r[9], services=_json_strings(r[10]),
             profile_types=_json_strings(r[11]), series=PackedSeries(r[12]),  # type: ignore[arg-type]
-            series_complete=bool(r[13]),
+            series_complete=bool(r[13]), kind=r[14],
         )
 
     def _exec(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
@@ -330,7 +346,7 @@ class SqliteIndex:
     def add(self, entry: SegmentEntry) -> None:
         try:
             with self._lock:
-                self._conn.execute(f"INSERT INTO segments ({_COLS}) VALUES ({','.join('?' * 14)})", self._row(entry))
+                self._conn.execute(f"INSERT INTO segments ({_COLS}) VALUES ({','.join('?' * 15)})", self._row(entry))
         except sqlite3.IntegrityError:
             raise IndexConflict(f"segment {entry.tenant}/{entry.segment_id} already exists") from None
         except sqlite3.Error as e:
@@ -350,6 +366,7 @@ class SqliteIndex:
         profile_types: Iterable[str] | None = None,
         states: Sequence[str] = ("live",),
         level: int | None = None,
+        kind: str | None = "profiles",
     ) -> list[SegmentEntry]:
         states = [_check_state(s) for s in states]
         sql = (
@@ -360,6 +377,9 @@ class SqliteIndex:
         if level is not None:
             sql += " AND level=?"
             args.append(level)
+        if kind is not None:
+            sql += " AND kind=?"
+            args.append(_check_kind(kind))
         rows = self._exec(sql, args)
         return _post_filter((self._entry(r) for r in rows), services, profile_types)
 
@@ -399,7 +419,7 @@ class SqliteIndex:
                         if live != len(ids):
                             raise SwapConflict(f"swap {tenant}/{new.segment_id}: {len(ids) - live} input(s) no longer live")
                     self._conn.execute(
-                        f"INSERT OR IGNORE INTO segments ({_COLS}) VALUES ({','.join('?' * 14)})", self._row(new)
+                        f"INSERT OR IGNORE INTO segments ({_COLS}) VALUES ({','.join('?' * 15)})", self._row(new)
                     )
                     for chunk in range(0, len(ids), 500):
                         part = ids[chunk:chunk + 500]
@@ -433,9 +453,13 @@ class SqliteIndex:
 # --------------------------------------------------------------------------------------
 
 
-def dynamo_sk(level: int, min_time_ms: int, segment_id: str) -> str:
-    """Sort key of a segment entry (see the key design in the module docstring)."""
-    return f"seg#{int(level)}#{int(min_time_ms):013d}#{segment_id}"
+_SK_PREFIX = {"profiles": "seg#", "spans": "span#"}
+
+
+def dynamo_sk(level: int, min_time_ms: int, segment_id: str, kind: str = "profiles") -> str:
+    """Sort key of a segment entry (see the key design in the module docstring; span
+    segments use the prefix ``span#`` instead of ``seg#``)."""
+    return f"{_SK_PREFIX[_check_kind(kind)]}{int(level)}#{int(min_time_ms):013d}#{segment_id}"
 
 
 def dynamo_table_spec(table: str) -> dict[str, Any]:
@@ -483,7 +507,7 @@ class DynamoIndex:
     # -- item codec ------------------------------------------------------------------
     @staticmethod
     def _item(e: SegmentEntry) -> dict[str, Any]:
-        sk = dynamo_sk(e.level, e.min_time_ms, e.segment_id)
+        sk = dynamo_sk(e.level, e.min_time_ms, e.segment_id, e.kind)
         blob, complete = _pack_series(e.series)
         item: dict[str, Any] = {
             "pk": {"S": f"tenant#{e.tenant}"}, "sk": {"S": sk},
@@ -495,6 +519,7 @@ class DynamoIndex:
             "key": {"S": e.key}, "bytes": {"N": str(e.bytes)}, "samples": {"N": str(e.samples)},
             "state": {"S": e.state}, "created_ms": {"N": str(e.created_ms)},
             "series_z": {"B": blob}, "series_complete": {"BOOL": bool(complete and e.series_complete)},
+            "kind": {"S": e.kind},
         }
         return item
 
@@ -508,6 +533,7 @@ class DynamoIndex:
             bytes=int(it["bytes"]["N"]), samples=int(it["samples"]["N"]), state=it["state"]["S"],
             created_ms=int(it["created_ms"]["N"]), series=PackedSeries(it.get("series_z", {}).get("B")),  # type: ignore[arg-type]
             series_complete=bool(it.get("series_complete", {}).get("BOOL", True)),
+            kind=it.get("kind", {}).get("S", "profiles"),
         )
 
     def _pointer(self, tenant: str, segment_id: str) -> dict[str, Any]:
@@ -567,6 +593,7 @@ class DynamoIndex:
         profile_types: Iterable[str] | None = None,
         states: Sequence[str] = ("live",),
         level: int | None = None,
+        kind: str | None = "profiles",
     ) -> list[SegmentEntry]:
         states = [_check_state(s) for s in states]
         names = {"#st": "state", "#mx": "max_time_ms", "#mn": "min_time_ms"}
@@ -574,25 +601,27 @@ class DynamoIndex:
             ":pk": {"S": f"tenant#{tenant}"}, ":start": {"N": str(int(start_ms))}, ":end": {"N": str(int(end_ms))},
         }
         values |= {f":s{i}": {"S": s} for i, s in enumerate(states)}
-        if level is None:
-            kc = "pk = :pk AND begins_with(sk, :pre)"
-            values[":pre"] = {"S": "seg#"}
-        else:
-            kc = "pk = :pk AND sk BETWEEN :lo AND :hi"
-            values[":lo"] = {"S": f"seg#{int(level)}#"}
-            values[":hi"] = {"S": f"seg#{int(level)}#{max(0, min(int(end_ms), MAX_TIME_MS)):013d}#\uffff"}
         filt = f"#mx >= :start AND #mn <= :end AND #st IN ({', '.join(f':s{i}' for i in range(len(states)))})"
         out: list[SegmentEntry] = []
-        kw: dict[str, Any] = {
-            "TableName": self.table, "KeyConditionExpression": kc, "FilterExpression": filt,
-            "ExpressionAttributeNames": names, "ExpressionAttributeValues": values, "ConsistentRead": True,
-        }
-        while True:
-            r = self._call("query", **kw)
-            out.extend(self._entry(it) for it in r.get("Items", []))
-            if "LastEvaluatedKey" not in r:
-                break
-            kw["ExclusiveStartKey"] = r["LastEvaluatedKey"]
+        for k in KINDS if kind is None else (_check_kind(kind),):
+            pre = _SK_PREFIX[k]
+            if level is None:
+                kc = "pk = :pk AND begins_with(sk, :pre)"
+                vals = values | {":pre": {"S": pre}}
+            else:
+                kc = "pk = :pk AND sk BETWEEN :lo AND :hi"
+                hi = f"{pre}{int(level)}#{max(0, min(int(end_ms), MAX_TIME_MS)):013d}#\uffff"
+                vals = values | {":lo": {"S": f"{pre}{int(level)}#"}, ":hi": {"S": hi}}
+            kw: dict[str, Any] = {
+                "TableName": self.table, "KeyConditionExpression": kc, "FilterExpression": filt,
+                "ExpressionAttributeNames": names, "ExpressionAttributeValues": vals, "ConsistentRead": True,
+            }
+            while True:
+                r = self._call("query", **kw)
+                out.extend(self._entry(it) for it in r.get("Items", []))
+                if "LastEvaluatedKey" not in r:
+                    break
+                kw["ExclusiveStartKey"] = r["LastEvaluatedKey"]
         return _post_filter(out, services, profile_types)
 
     def _state_update(self, tenant: str, sk: str, expected: str, new: str) -> dict[str, Any]:
@@ -641,7 +670,7 @@ class DynamoIndex:
             for oid in olds:
                 e = self.get(tenant, oid)
                 if e is not None and e.state == "live":
-                    sk = dynamo_sk(e.level, e.min_time_ms, e.segment_id)
+                    sk = dynamo_sk(e.level, e.min_time_ms, e.segment_id, e.kind)
                     actions.append({"Update": self._state_update(tenant, sk, "live", "compacted")})
                 elif existing is None:
                     raise SwapConflict(f"swap {tenant}/{new.segment_id}: input {oid} is no longer live")
