@@ -29,6 +29,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -378,6 +379,28 @@ class SegmentWriter:
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
 
+    # What a batch holds and how it is written: profiles here; a subclass (the span writer
+    # of :mod:`fleetprof.traces.writer`) overrides these five with the same contracts.
+    def _validate(self, item: Any) -> None:
+        """:class:`InvalidItem` unless ``item`` can join a batch."""
+        validate_item(item)
+
+    def _estimate(self, item: Any) -> int:
+        """Estimated in-memory bytes of ``item`` (drives ``max_bytes`` flushes)."""
+        return estimate_bytes(item)
+
+    def _weight(self, items: Sequence[Any]) -> int:
+        """What ``items`` count towards ``max_queue``."""
+        return len(items)
+
+    def _encode(self, tenant: str, items: Sequence[Any]) -> tuple[bytes, SegmentEntry]:
+        """One segment object of ``items`` and the index entry describing it."""
+        return encode_items(tenant, items)
+
+    def _remember(self, key: str, data: bytes) -> None:
+        """Keep the acknowledged segment ``data`` decoded for queries."""
+        remember_encoded(self.store, key, data)
+
     @property
     def pending(self) -> int:
         """Items accepted but not yet acknowledged (queued or being written)."""
@@ -398,10 +421,11 @@ class SegmentWriter:
             return
         if self._stopping:
             raise RuntimeError("segment writer is stopping")
-        if self._pending + len(items) > self.max_queue and self._pending > 0:
+        weight = self._weight(items)
+        if self._pending + weight > self.max_queue and self._pending > 0:
             raise Backpressure(self.retry_after_s)
         for it in items:
-            validate_item(it)
+            self._validate(it)
         self.start()
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         batch = self._batches.get(tenant)
@@ -409,8 +433,8 @@ class SegmentWriter:
             batch = self._batches[tenant] = _Batch(created=time.monotonic())
         batch.items.extend(items)
         batch.futures.append(fut)
-        batch.est_bytes += sum(estimate_bytes(it) for it in items)
-        self._pending += len(items)
+        batch.est_bytes += sum(self._estimate(it) for it in items)
+        self._pending += weight
         if batch.est_bytes >= self.max_bytes:
             self._dispatch(tenant)
         await asyncio.shield(fut)
@@ -442,7 +466,7 @@ class SegmentWriter:
         stored = acked = False
         try:
             async with self._sem:
-                data, entry = await asyncio.to_thread(encode_items, tenant, batch.items)
+                data, entry = await asyncio.to_thread(self._encode, tenant, batch.items)
                 await asyncio.to_thread(self.store.put, entry.key, data)
                 stored = True
                 await asyncio.to_thread(self.index.add, entry)
@@ -463,14 +487,14 @@ class SegmentWriter:
             self._report(tenant, entry, batch, t0, ok=True)
             acked = True
         finally:
-            self._pending -= len(batch.items)
+            self._pending -= self._weight(batch.items)
         if acked and entry is not None:
             await self._warm_cache(entry.key, data)
 
     async def _warm_cache(self, key: str, data: bytes) -> None:
         """After the ack: keep the new segment decoded for queries (best effort)."""
         try:
-            await asyncio.to_thread(remember_encoded, self.store, key, data)
+            await asyncio.to_thread(self._remember, key, data)
         except Exception as e:  # noqa: BLE001 - a cache miss later only costs a re-read
             log.warning("could not cache segment %s: %s", key, e)
 
