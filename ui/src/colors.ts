@@ -85,3 +85,14 @@ export const LEGEND: Record<"rg" | "cb", [string, string]> = {
   rg: [diffColor(-100, "rg"), diffColor(100, "rg")],
   cb: [diffColor(-100, "cb"), diffColor(100, "cb")],
 };
+
+// Saturated enough to read as a bar against the panel, in both themes.
+const SERVICE_PALETTE = [
+  "#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#d4a6c8", "#9c755f",
+  "#af7aa1", "#86bcb6", "#bab0ac", "#8cd17d",
+];
+
+/** A stable colour per service name (the waterfall's bars and the trace's legend). */
+export function serviceColor(service: string): string {
+  return SERVICE_PALETTE[hash(service) % SERVICE_PALETTE.length];
+}

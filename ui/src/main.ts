@@ -9,6 +9,7 @@ import { LabelBuilder } from "./labels";
 import { SingleView } from "./single";
 import { State, View, parseState, stateSearch } from "./state";
 import { TagsView } from "./tags";
+import { TraceSearchView, TraceView } from "./traces";
 import { PRESETS, fromLocalInput, resolveTime, timeZone, toLocalInput } from "./time";
 
 interface ViewImpl {
@@ -40,6 +41,8 @@ class App implements Ctx {
       compare: new CompareView(this),
       tags: new TagsView(this),
       fleet: new FleetView(this),
+      traces: new TraceSearchView(this),
+      trace: new TraceView(this),
     };
     setTenant(this.state.tenant);
   }
@@ -55,7 +58,7 @@ class App implements Ctx {
     refresh.addEventListener("click", () => this.render(true));
     const share = h("button", { type: "button", "data-testid": "share", title: "Copy a link to this view" }, "Share");
     share.addEventListener("click", () => this.share(share));
-    for (const [v, label] of [["single", "Single view"], ["compare", "Comparison / diff"], ["tags", "Tag explorer"], ["fleet", "Fleet"]] as const) {
+    for (const [v, label] of [["single", "Single view"], ["compare", "Comparison / diff"], ["tags", "Tag explorer"], ["fleet", "Fleet"], ["traces", "Traces"]] as const) {
       const a = h("a", { href: "#", "data-view": v, "data-testid": `tab-${v}` }, label);
       a.addEventListener("click", (e) => { e.preventDefault(); this.update({ view: v }); });
       this.nav.append(a);
@@ -75,13 +78,13 @@ class App implements Ctx {
     this.services.addEventListener("change", () => this.update({ service: this.services.value, focus: "", fn: "" }));
     this.types.addEventListener("change", () => this.update({ type: this.types.value, focus: "", fn: "" }));
     const bar = h("div", { class: "querybar", role: "search" },
-      h("label", {}, "Service ", this.services), h("label", {}, "Type ", this.types), this.labels.el,
+      h("label", { class: "profile-only" }, "Service ", this.services), h("label", { class: "profile-only" }, "Type ", this.types), this.labels.el,
       h("span", { class: "range" }, this.preset, this.custom), refresh, share);
     const header = h("header", {}, h("h1", {}, "fleetprof"), this.nav, loading, h("span", { class: "spacer" }), help, theme);
     root.replaceChildren(header, bar, this.status, this.main,
       h("div", { class: "help", id: "help", hidden: true, "data-testid": "shortcuts", role: "dialog", "aria-label": "keyboard shortcuts" },
         h("h2", {}, "Keyboard shortcuts"),
-        h("ul", {}, ...["/ search", "r refresh", "Esc reset focus", "1 flame graph · 2 table · 3 both · 4 sandwich", "s single · c compare · g tag explorer · f fleet", "t theme", "? this help"].map((t) => h("li", {}, t)))));
+        h("ul", {}, ...["/ search", "r refresh", "Esc reset focus", "1 flame graph · 2 table · 3 both · 4 sandwich", "s single · c compare · g tag explorer · f fleet · x traces", "t theme", "? this help"].map((t) => h("li", {}, t)))));
     window.addEventListener("popstate", () => { this.state = parseState(location.search); this.render(false); });
     document.addEventListener("keydown", (e) => this.onKey(e));
     this.applyTheme(localStorage.getItem(THEME_KEY) ?? (matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light"));
@@ -155,10 +158,14 @@ class App implements Ctx {
     this.custom.hidden = isPreset;
     this.fromIn.value = toLocalInput(resolveTime(s.from));
     this.untilIn.value = toLocalInput(resolveTime(s.until));
-    for (const a of this.nav.querySelectorAll<HTMLElement>("a")) a.setAttribute("aria-current", String(a.dataset.view === s.view));
+    const tab = s.view === "trace" ? "traces" : s.view;
+    for (const a of this.nav.querySelectorAll<HTMLElement>("a")) a.setAttribute("aria-current", String(a.dataset.view === tab));
+    const traces = s.view === "traces" || s.view === "trace";
+    for (const el of document.querySelectorAll<HTMLElement>(".profile-only")) el.hidden = traces;
+    this.labels.el.hidden = traces;
     const view = this.views[s.view];
     if (this.main.firstChild !== view.el) this.main.replaceChildren(view.el);
-    document.title = `fleetprof · ${s.service || "explorer"}`;
+    document.title = traces ? `fleetprof · ${s.view === "trace" && s.trace ? `trace ${s.trace}` : "traces"}` : `fleetprof · ${s.service || "explorer"}`;
     view.update(this, force);
   }
 
@@ -206,6 +213,7 @@ class App implements Ctx {
       c: () => this.update({ view: "compare" }),
       g: () => this.update({ view: "tags" }),
       f: () => this.update({ view: "fleet" }),
+      x: () => this.update({ view: "traces" }),
     };
     const fn = go[e.key];
     if (fn) { e.preventDefault(); fn(); }

@@ -1,7 +1,8 @@
 /** The explorer's whole view state, kept in the page URL's query string so a view can be
  * shared and restored. */
 
-export type View = "single" | "compare" | "tags" | "fleet";
+export type View = "single" | "compare" | "tags" | "fleet" | "traces" | "trace";
+export const VIEWS: View[] = ["single", "compare", "tags", "fleet", "traces", "trace"];
 export type Layout = "flame" | "table" | "both" | "sandwich";
 export type Op = "=" | "!=" | "=~" | "!~";
 
@@ -32,6 +33,23 @@ export interface State {
   sort: string;
   maxNodes: string;
   tenant: string;
+  // single view: the flame-graph node (path) whose traces are listed
+  exemplars: string;
+  // trace search: service, span name, durations (Tempo syntax: 100ms, 1.5s), status, tags
+  tservice: string;
+  tname: string;
+  tmin: string;
+  tmax: string;
+  tstatus: string;
+  ttags: Matcher[];
+  tlimit: string;
+  // trace view: the trace, the selected span, collapsed spans (comma-separated ids), the
+  // span whose profile is shown and the focused node (path) of that flame graph
+  trace: string;
+  span: string;
+  collapsed: string;
+  profile: string;
+  pfocus: string;
 }
 
 export const DEFAULTS: State = {
@@ -54,7 +72,23 @@ export const DEFAULTS: State = {
   sort: "self",
   maxNodes: "16384",
   tenant: "",
+  exemplars: "",
+  tservice: "",
+  tname: "",
+  tmin: "",
+  tmax: "",
+  tstatus: "",
+  ttags: [],
+  tlimit: "20",
+  trace: "",
+  span: "",
+  collapsed: "",
+  profile: "",
+  pfocus: "",
 };
+
+const LISTS = ["matchers", "rmatchers", "ttags"] as const;
+const LIST_PARAM: Record<(typeof LISTS)[number], string> = { matchers: "m", rmatchers: "rm", ttags: "tt" };
 
 const OPS: Op[] = ["=~", "!~", "!=", "="];
 
@@ -83,31 +117,32 @@ export function queryText(type: string, service: string, matchers: Matcher[]): s
 
 export function parseState(search: string): State {
   const q = new URLSearchParams(search);
-  const s: State = { ...DEFAULTS, matchers: [], rmatchers: [] };
+  const s: State = { ...DEFAULTS, matchers: [], rmatchers: [], ttags: [] };
   const str = (k: keyof State) => {
     const v = q.get(k);
     if (v !== null) (s as unknown as Record<string, unknown>)[k] = v;
   };
-  (["service", "type", "from", "until", "groupBy", "search", "focus", "fn", "rfrom", "runtil", "tenant", "sort", "maxNodes"] as const).forEach(str);
+  (["service", "type", "from", "until", "groupBy", "search", "focus", "fn", "rfrom", "runtil", "tenant", "sort", "maxNodes",
+    "exemplars", "tservice", "tname", "tmin", "tmax", "tstatus", "tlimit", "trace", "span", "collapsed", "profile", "pfocus"] as const).forEach(str);
   const view = q.get("view");
-  if (view === "single" || view === "compare" || view === "tags" || view === "fleet") s.view = view;
+  if (VIEWS.includes(view as View)) s.view = view as View;
   const layout = q.get("layout");
   if (layout === "flame" || layout === "table" || layout === "both" || layout === "sandwich") s.layout = layout;
   if (q.get("color") === "value") s.color = "value";
   if (q.get("palette") === "cb") s.palette = "cb";
   s.matchers = q.getAll("m").map(parseMatcher).filter((m): m is Matcher => m !== null);
   s.rmatchers = q.getAll("rm").map(parseMatcher).filter((m): m is Matcher => m !== null);
+  s.ttags = q.getAll("tt").map(parseMatcher).filter((m): m is Matcher => m !== null);
   return s;
 }
 
 export function stateSearch(s: State): string {
   const q = new URLSearchParams();
   for (const k of Object.keys(DEFAULTS) as Array<keyof State>) {
-    if (k === "matchers" || k === "rmatchers") continue;
+    if ((LISTS as readonly string[]).includes(k)) continue;
     const v = s[k] as string;
     if (v !== DEFAULTS[k]) q.set(k, v);
   }
-  for (const m of s.matchers) q.append("m", matcherText(m));
-  for (const m of s.rmatchers) q.append("rm", matcherText(m));
+  for (const k of LISTS) for (const m of s[k]) q.append(LIST_PARAM[k], matcherText(m));
   return q.toString();
 }
