@@ -307,6 +307,10 @@ def apply_filters(profile: Profile, focus: str | None, ignore: str | None) -> Pr
 
 
 TOP_KEYS = ("function", "frame", "line", "file")
+NO_LINES_ADVICE = (
+    "this profile has no line numbers (folded stacks and profiles recorded without lines carry none): "
+    "use --by frame (function and file) or --by function, or record a pprof or py-spy profile with line numbers"
+)
 
 
 @app.command(
@@ -334,6 +338,8 @@ def top(
         from fleetprof.model.top import top as top_table
 
         profile, ti = load_profiles(inputs, fmt, sample_type, keep_lines=by == "line")
+        if by == "line" and profile.frames.height and not (profile.frames["line"] != 0).any():
+            fail(NO_LINES_ADVICE)
         profile = apply_filters(profile, focus, ignore)
         table = top_table(profile, ti, n=n, by=by)
         if as_json:

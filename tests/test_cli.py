@@ -133,3 +133,10 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path: Path, folded):
     one_error_line(run("flamegraph", str(folded[0]), "-o", "-", "--focus", "("))
     one_error_line(run("regress", str(folded[0]), str(garbage)))
     one_error_line(run("top", "-", "-", stdin=b"a 1\n"))
+
+
+def test_top_by_line_without_lines_gives_cli_advice(folded):
+    proc = run("top", "--by", "line", str(folded[0]))
+    assert proc.returncode == 2
+    line = one_error_line(proc)
+    assert "--by frame" in line and "--by function" in line and "keep_lines" not in line

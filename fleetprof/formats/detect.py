@@ -214,8 +214,8 @@ def decode(
 ) -> Profile:
     """Decode ``data`` in format ``fmt`` (detected when ``None``) into a :class:`Profile`.
 
-    ``sample_rate`` (Hz) turns folded/lines counts into CPU nanoseconds (Pyroscope's
-    ``/ingest?sampleRate=``); other formats ignore it."""
+    ``sample_rate`` (Hz) turns folded/lines/speedscope counts into CPU nanoseconds
+    (Pyroscope's ``/ingest?sampleRate=``); other formats ignore it."""
     if fmt is None:
         fmt = detect_format(data)
     else:
@@ -239,7 +239,7 @@ def decode(
     if fmt == "speedscope":
         from fleetprof.formats.speedscope import decode_speedscope
 
-        return decode_speedscope(data, limits=limits, keep_lines=keep_lines)
+        return decode_speedscope(data, limits=limits, keep_lines=keep_lines, sample_rate=sample_rate)
     if fmt == "pushrequest":
         return _decode_push(data, limits)
     raise ProfileFormatError("detect", f"unknown input format {fmt!r} (expected one of {', '.join(FORMATS)})", "format")

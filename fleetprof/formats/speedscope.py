@@ -11,7 +11,13 @@ Decoding contract (:func:`decode_speedscope`):
   frame is closed by the end; otherwise :class:`ProfileFormatError`.
 * Units map to sample types: ``none`` → ``samples:count``; ``nanoseconds``,
   ``microseconds``, ``milliseconds``, ``seconds`` → ``cpu:nanoseconds`` (converted and
-  rounded to integer nanoseconds); ``bytes`` → ``alloc_space:bytes``.
+  rounded to integer nanoseconds); ``bytes`` → ``alloc_space:bytes``. With
+  ``sample_rate`` (Hz), ``none`` counts become CPU nanoseconds (``count × 10**9 //
+  sample_rate``), as folded counts do.
+* A profile with CPU time gets the period type ``cpu:nanoseconds`` (so it is stored as
+  Pyroscope's ``process_cpu:cpu:nanoseconds:cpu:nanoseconds``) and, as its period, the
+  sampling interval: ``10**9 // sample_rate`` for converted counts, else the most common
+  weight of its sampled time profiles (py-spy writes ``seconds`` weights of ``1/rate``).
 * All profiles are merged (values add up per stack); profiles of different unit kinds
   become separate sample types of one profile, in order of first appearance.
   ``profile_index`` selects a single profile instead.
@@ -75,6 +81,8 @@ class _Part:
     frames: np.ndarray
     values: np.ndarray
     vtype: ValueType
+    period: int = 0
+    """Sampling interval in ns of a sampled CPU-time profile (0: unknown)."""
 
 
 def decode_speedscope(
@@ -83,11 +91,14 @@ def decode_speedscope(
     limits: Limits = DEFAULT_LIMITS,
     keep_lines: bool = False,
     profile_index: int | None = None,
+    sample_rate: int | None = None,
 ) -> Profile:
     """Decode a speedscope file into a :class:`Profile` (see the module contract)."""
+    if sample_rate is not None and (isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or not 0 < sample_rate <= 10**9):
+        raise ProfileFormatError(FMT, f"bad sampleRate {sample_rate!r}", "sampleRate")
     doc = _load(data, limits)
     try:
-        return _decode_doc(doc, limits, keep_lines, profile_index)
+        return _decode_doc(doc, limits, keep_lines, profile_index, sample_rate)
     except ProfileFormatError:
         raise
     except (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError) as e:
@@ -106,7 +117,7 @@ def _load(data: bytes, limits: Limits) -> Any:
         raise ProfileFormatError(FMT, f"invalid JSON ({getattr(e, 'msg', e)})", f"char {pos}" if pos is not None else None) from None
 
 
-def _decode_doc(doc: Any, limits: Limits, keep_lines: bool, profile_index: int | None) -> Profile:
+def _decode_doc(doc: Any, limits: Limits, keep_lines: bool, profile_index: int | None, sample_rate: int | None = None) -> Profile:
     if not isinstance(doc, dict):
         raise ProfileFormatError(FMT, "top level is not an object")
     shared = doc.get("shared")
@@ -121,7 +132,7 @@ def _decode_doc(doc: Any, limits: Limits, keep_lines: bool, profile_index: int |
         if not 0 <= profile_index < len(profiles):
             raise ProfileFormatError(FMT, f"no profile {profile_index} (file has {len(profiles)})", "profiles")
         indices = range(profile_index, profile_index + 1)
-    parts = [_profile(profiles[i], i, len(names), limits) for i in indices]
+    parts = [_profile(profiles[i], i, len(names), limits, sample_rate) for i in indices]
     return _assemble(parts, names, files, lines, limits, keep_lines)
 
 
@@ -151,7 +162,7 @@ def _frames(frames: list[Any], limits: Limits, keep_lines: bool) -> tuple[list[s
     return names, files, lines
 
 
-def _profile(p: Any, i: int, n_frames: int, limits: Limits) -> _Part:
+def _profile(p: Any, i: int, n_frames: int, limits: Limits, sample_rate: int | None = None) -> _Part:
     where = f"profiles[{i}]"
     if not isinstance(p, dict):
         raise ProfileFormatError(FMT, "profile is not an object", where)
@@ -159,6 +170,8 @@ def _profile(p: Any, i: int, n_frames: int, limits: Limits) -> _Part:
     if unit not in UNITS:
         raise ProfileFormatError(FMT, f"unknown unit {str(unit)[:40]!r}", where + ".unit")
     vtype, factor = UNITS[unit]
+    if unit == "none" and sample_rate:
+        vtype, factor = CPU_NS, 10**9 // sample_rate
     kind = p.get("type")
     if kind == "sampled":
         offsets, frames, weights = _sampled(p, where, n_frames, limits)
@@ -166,7 +179,20 @@ def _profile(p: Any, i: int, n_frames: int, limits: Limits) -> _Part:
         offsets, frames, weights = _evented(p, where, n_frames, limits)
     else:
         raise ProfileFormatError(FMT, f"unknown profile type {str(kind)[:40]!r}", where + ".type")
-    return _Part(offsets, frames, _scale(weights, factor, where), vtype)
+    values = _scale(weights, factor, where)
+    period = 0
+    if vtype == CPU_NS and kind == "sampled":
+        period = factor if unit == "none" else _common_weight(values)
+    return _Part(offsets, frames, values, vtype, period)
+
+
+def _common_weight(values: np.ndarray) -> int:
+    """The most common positive value (the sampling interval of a sampled profile), 0 if none."""
+    pos = values[values > 0]
+    if not len(pos):
+        return 0
+    uniq, counts = np.unique(pos, return_counts=True)
+    return int(uniq[int(np.argmax(counts))])
 
 
 def _int_array(values: Sequence[Any], where: str) -> np.ndarray:
@@ -363,7 +389,15 @@ def _assemble(
     if truncated:
         names, files, lines = [*names, TRUNCATED_FRAME], [*files, ""], [*lines, 0]
     stacks = Stacks(names=names, files=files, lines=lines if keep_lines else None, offsets=offsets, frames=frames, values=values)
-    return build(stacks, vtypes, truncated_stacks=truncated, default_sample_type=vtypes[0].type)
+    return build(stacks, vtypes, truncated_stacks=truncated, default_sample_type=vtypes[0].type, **_period(parts, vtypes))
+
+
+def _period(parts: list[_Part], vtypes: list[ValueType]) -> dict[str, Any]:
+    """``period_type``/``period`` of a profile with CPU time (module contract), else nothing."""
+    if CPU_NS not in vtypes:
+        return {}
+    periods = [part.period for part in parts if part.vtype == CPU_NS and part.period > 0]
+    return {"period_type": CPU_NS, "period": periods[0] if periods else 0}
 
 
 def _scale(weights: np.ndarray, factor: int, where: str) -> np.ndarray:

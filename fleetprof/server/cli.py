@@ -169,12 +169,14 @@ def push(
     labels: Annotated[str, typer.Option(help="Extra labels: k=v,k2=v2.")] = "",
     name: Annotated[str | None, typer.Option(help="Profile name (e.g. process_cpu, memory).")] = None,
     fmt: Annotated[str | None, typer.Option("--format", help="Input format (default: detected).")] = None,
+    sample_rate: Annotated[int | None, typer.Option("--sample-rate", min=1, max=1_000_000_000, help="Sampling rate in Hz of a folded, lines or count-based speedscope profile: counts become CPU time (count × 1e9 / rate ns; the server's default is 100).")] = None,
     tenant: Annotated[str | None, typer.Option(help="X-Scope-OrgID tenant.")] = None,
     token: Annotated[str | None, typer.Option(help="Bearer token (or env FLEETPROF_TOKEN).", envvar="FLEETPROF_TOKEN")] = None,
 ) -> None:
     """Push one profile file to a fleetprof server (``POST /api/v1/ingest``).
 
-    Example: fleetprof push cpu.pb.gz --service api --labels env=prod,region=eu
+    Examples: fleetprof push cpu.pb.gz --service api --labels env=prod,region=eu;
+    fleetprof push pyspy.txt --service worker --sample-rate 250 (py-spy raw at --rate 250)
     """
     from fleetprof.cli import cli_errors, fail, out_console, read_input
 
@@ -191,6 +193,8 @@ def push(
             params["name"] = name
         if fmt:
             params["format"] = fmt
+        if sample_rate is not None:
+            params["sampleRate"] = str(sample_rate)
         headers = {"Content-Type": "application/octet-stream"}
         if tenant:
             headers["X-Scope-OrgID"] = tenant

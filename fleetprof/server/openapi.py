@@ -65,7 +65,7 @@ QUERY_PARAMS: dict[str, list[dict[str, Any]]] = {
     "/api/v1/services": _RANGE,
     "/api/v1/labels": _MATCHERS,
     "/api/v1/labels/{name}/values": _MATCHERS,
-    "/api/v1/timeline": [*_SELECTOR, _p("step", _INT, "Step in seconds", 60)],
+    "/api/v1/timeline": [*_SELECTOR, _p("step", _STR, "Step: seconds or a duration (30s, 15m, 1h)", "30s")],
     "/api/v1/flamegraph": [*_SELECTOR, _MAX_NODES],
     "/api/v1/top": [
         *_SELECTOR, _p("limit", _INT, "Most rows", 20),

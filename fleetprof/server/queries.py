@@ -129,6 +129,27 @@ def int_param(q: Mapping[str, str], key: str, default: int | None, lo: int = 1, 
     return v
 
 
+MAX_STEP_S = 86_400 * 365
+
+
+def step_param(q: Mapping[str, str], key: str = "step") -> float | None:
+    """A timeline step in seconds: plain seconds (``60``) or a duration (``30s``, ``15m``,
+    ``1h``, ``1d``) as the server's settings accept; ``None`` when absent; 400 unless it
+    lies in ``[1 s, 365 d]``."""
+    from fleetprof.server.settings import parse_duration_s
+
+    raw = q.get(key)
+    if raw is None or raw == "":
+        return None
+    try:
+        step = parse_duration_s(raw)
+    except ValueError:
+        raise ApiError(400, f"'{key}' must be seconds or a duration such as 30s, 15m, 1h or 1d (got {raw[:40]!r})") from None
+    if not 1 <= step <= MAX_STEP_S:
+        raise ApiError(400, f"'{key}' must be between 1s and 365d")
+    return step
+
+
 def sample_type_of(profile_type: str) -> ValueType:
     parts = profile_type.split(":")
     if len(parts) >= 3:

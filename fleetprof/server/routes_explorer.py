@@ -31,6 +31,7 @@ from fleetprof.server.queries import (
     parse_selection,
     read_scope,
     step_for,
+    step_param,
     timeline,
 )
 from fleetprof.server.state import get_state
@@ -53,8 +54,7 @@ async def grouped_timelines(request: Request) -> dict[str, Any]:
     if not label or len(label) > 128 or not set(label) <= _LABEL_CHARS:
         raise ApiError(400, "'groupBy' must name a label (letters, digits, '_' and '.')")
     limit = int_param(r.q, "limit", 10, hi=MAX_GROUPS) or 10
-    step_s = int_param(r.q, "step", None, hi=86_400 * 365)
-    step = step_for(sel.start_ms, sel.end_ms, float(step_s) if step_s else None)
+    step = step_for(sel.start_ms, sel.end_ms, step_param(r.q))
     values = await call("label_values", r.st, r.tenant, label, sel.start_ms, sel.end_ms, sel.matchers)
 
     async def one(value: str) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from fleetprof.server.queries import (
     read_scope,
     sorted_list,
     step_for,
+    step_param,
     timeline,
 )
 
@@ -65,8 +66,7 @@ async def timeline_route(request: Request) -> dict[str, Any]:
     r = read_scope(request)
     st, tenant, q = r.st, r.tenant, r.q
     sel = parse_selection(q, st)
-    step_s = int_param(q, "step", None, hi=86_400 * 365)
-    step = step_for(sel.start_ms, sel.end_ms, float(step_s) if step_s else None)
+    step = step_for(sel.start_ms, sel.end_ms, step_param(q))
     times, values = await timeline(st, tenant, sel, step)
     r.observe("timeline")
     return {"profile_type": sel.profile_type, "step_ms": step, "times_ms": times, "values": values}
@@ -100,6 +100,8 @@ async def top_functions(request: Request) -> dict[str, Any]:
     if order not in ("self", "total"):
         raise ApiError(400, "'sort' must be self or total")
     profile = await merged(st, tenant, sel)
+    if by == "line" and _lacks_lines(profile):
+        raise ApiError(400, NO_LINES_ADVICE)
 
     def compute() -> Any:
         if order == "self":
@@ -114,6 +116,19 @@ async def top_functions(request: Request) -> dict[str, Any]:
     r.observe("top")
     st_type = profile.sample_types[0]
     return {"profile_type": sel.profile_type, "unit": st_type.unit, "total": profile.totals()[0], "functions": rows}
+
+
+NO_LINES_ADVICE = (
+    "cannot rank by line: the stored profiles carry no line numbers (the server keeps function and file). "
+    "Use by=frame (function and file) or by=function; for per-line figures run "
+    "'fleetprof top --by line <file>' on a pprof or py-spy profile recorded with line numbers."
+)
+
+
+def _lacks_lines(profile: Any) -> bool:
+    """Whether ``profile`` has frames but none with a line number."""
+    fr = profile.frames
+    return bool(fr.height) and not bool((fr["line"] != 0).any())
 
 
 def _jsonable(v: Any) -> Any:
