@@ -12,7 +12,7 @@ export interface FlameOptions {
   inverted?: boolean;
   label: string;
   onFocus?: (node: number) => void;
-  onContext?: (node: number) => void;
+  onContext?: (node: number, e: MouseEvent) => void;
 }
 
 export class FlameGraph {
@@ -39,7 +39,7 @@ export class FlameGraph {
     });
     this.canvas.addEventListener("contextmenu", (e) => {
       const i = this.hit(e.offsetX, e.offsetY);
-      if (i > 0 && this.opts.onContext) { e.preventDefault(); this.opts.onContext(i); }
+      if (i > 0 && this.opts.onContext) { e.preventDefault(); this.opts.onContext(i, e); }
     });
   }
 

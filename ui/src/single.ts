@@ -3,9 +3,11 @@
 import { getJSON } from "./api";
 import { Ctx, errorText, mainQuery, range } from "./context";
 import { h, notice, option } from "./dom";
+import { ExemplarsPanel } from "./exemplars";
 import { exportBar } from "./exports";
 import { FlameGraph } from "./flame";
 import { formatValue, pct } from "./format";
+import { showMenu } from "./menu";
 import { TopTable, singleColumns } from "./table";
 import { Series, Timeline } from "./timeline";
 import { FlameData, Flamebearer, fromFlamebearer, matchedShare, nodeAt, pathOf, sandwich, topTable } from "./tree";
@@ -35,6 +37,7 @@ export class SingleView {
   private callers: FlameGraph;
   private callees: FlameGraph;
   private table: TopTable;
+  private exemplars: ExemplarsPanel;
   private data: FlameData | null = null;
   private loadedKey = "";
   private tlKey = "";
@@ -47,7 +50,8 @@ export class SingleView {
     this.timeline = new Timeline("timeline of the selection", (a, b) => this.ctx.update({ from: String(a), until: String(b), focus: "" }));
     const focus = (i: number) => this.data && this.ctx.update({ focus: pathOf(this.data, i) }, true);
     const sandwichOf = (i: number) => this.data && this.ctx.update({ fn: this.data.names[this.data.name[i]], layout: "sandwich" });
-    this.flame = new FlameGraph({ label: "flame graph", onFocus: focus, onContext: sandwichOf });
+    this.flame = new FlameGraph({ label: "flame graph", onFocus: focus, onContext: (i, e) => this.nodeMenu(i, e, focus, sandwichOf) });
+    this.exemplars = new ExemplarsPanel(ctx);
     this.callers = new FlameGraph({ label: "callers", inverted: true, onContext: (i) => this.pickFn(this.callers, i) });
     this.callees = new FlameGraph({ label: "callees", onContext: (i) => this.pickFn(this.callees, i) });
     this.table = new TopTable("top-table", (sort) => this.ctx.update({ sort }, true), (row) => {
@@ -72,8 +76,19 @@ export class SingleView {
       this.timeline.el,
       h("div", { class: "toolbar" }, this.layoutBar, this.colorSel, this.searchIn, this.matched, reset, this.crumbs),
       h("div", { class: "toolbar" }, exp),
-      this.message, this.body);
+      this.message, this.exemplars.el, this.body);
     window.addEventListener("resize", () => this.draw());
+  }
+
+  /** The flame graph's node menu: focus, sandwich, the traces that spent time in the node. */
+  private nodeMenu(i: number, e: MouseEvent, focus: (i: number) => void, sandwichOf: (i: number) => void): void {
+    const d = this.data;
+    if (!d) return;
+    showMenu(e.clientX, e.clientY, d.names[d.name[i]], [
+      { label: "Focus on this node", testid: "menu-focus", run: () => focus(i) },
+      { label: "Sandwich view of this function", testid: "menu-sandwich", run: () => sandwichOf(i) },
+      { label: "Traces that spent time here", testid: "menu-traces", run: () => this.ctx.update({ exemplars: pathOf(d, i) }) },
+    ]);
   }
 
   private pickFn(g: FlameGraph, i: number): void {
@@ -96,6 +111,8 @@ export class SingleView {
     const key = JSON.stringify([mainQuery(s), s.from, s.until, s.maxNodes]);
     if (!s.type) { this.message.replaceChildren(notice("empty", "No profile types yet.")); return; }
     if (force || key !== this.loadedKey) { this.loadedKey = key; void this.load(s); }
+    const units = s.type.split(":")[2] ?? "";
+    this.exemplars.show(mainQuery(s), s.from, s.until, s.exemplars, units, 100);
     const tlKey = JSON.stringify([key, s.groupBy]);
     if (force || tlKey !== this.tlKey) { this.tlKey = tlKey; if (s.groupBy) void this.loadGroups(s); }
     this.draw();

@@ -341,7 +341,7 @@ export class TraceView {
         ...l.attributes.map(([k, v]) => h("span", { class: "muted" }, ` ${k}=${v}`)))))
       : h("p", { class: "muted", "data-testid": "span-links" }, "none");
     const el = h("div", { class: "span-details", "data-testid": "span-details", "data-span-id": sp.spanId, role: "region", "aria-label": `span ${sp.name}` },
-      h("h3", {}, sp.name, " ", h("span", { class: `status status-${sp.statusCode.toLowerCase()}`, "data-testid": "span-status" }, sp.statusCode)),
+      h("h3", {}, sp.name, " ", h("span", { class: `span-status span-status-${sp.statusCode.toLowerCase()}`, "data-testid": "span-status" }, sp.statusCode)),
       actions,
       h("div", { class: "kv-grid" },
         h("div", {}, h("h4", {}, "Span"), attrTable(ids, "span-ids")),
