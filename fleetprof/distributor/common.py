@@ -163,8 +163,16 @@ def split_items(
     time_ms: int,
 ) -> list[Any]:
     """One ``IngestItem`` per sample type (``names``: ``(type index, profile type id)``
-    pairs, or all types under the profile ``name``); empty ones are skipped."""
+    pairs, or all types under the profile ``name``); empty ones are skipped. Span labels
+    (``span_id``, ``span_name``, ``trace_id``: :mod:`fleetprof.model.spans`) never become
+    series labels: a valid span moves onto the profile's unlabelled samples."""
+    from fleetprof.model.spans import span_row, split_span_labels, with_span
     from fleetprof.segment.writer import IngestItem
+
+    labels, span_labels = split_span_labels(labels)
+    span = span_row(span_labels)
+    if span is not None:
+        profile = with_span(profile, span)
 
     if names is None:
         names = [(i, profile_type_id(name or "unknown", st, profile.period_type)) for i, st in enumerate(profile.sample_types)]

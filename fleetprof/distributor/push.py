@@ -3,7 +3,9 @@
 
 Labels ``__name__`` (the profile name, e.g. ``process_cpu``) and ``service_name`` come from
 the series; the profile type id of each pprof sample type is
-``<__name__>:<type>:<unit>:<period type>:<period unit>``.
+``<__name__>:<type>:<unit>:<period type>:<period unit>``. Span labels (``span_id``,
+``span_name``, ``trace_id`` — pprof sample labels from ``pyroscope-otel``, or series
+labels) stay per sample and never become series labels (:mod:`fleetprof.model.spans`).
 """
 
 from __future__ import annotations
@@ -123,6 +125,7 @@ def parse_push_deferred(body: bytes, content_type: str | None, cfg: IngestConfig
     call trees of a whole flush at once, so a push costs its decode and validation only.
     ``budget`` bounds what the request decompresses (default: ``cfg.budget()``)."""
     from fleetprof.formats.pprof import decode_pprof_stacks
+    from fleetprof.model.spans import span_row, split_span_labels
     from fleetprof.segment.writer import StackItem
 
     budget = budget or cfg.budget()
@@ -137,7 +140,7 @@ def parse_push_deferred(body: bytes, content_type: str | None, cfg: IngestConfig
         truncated = int(meta.get("truncated_stacks", 0))
         if truncated:
             raise ApiError(400, f"profile has {truncated} stacks deeper than the limit of {cfg.max_stack_depth} frames")
-        labels = dict(rs.labels)
+        labels, span = split_span_labels(rs.labels)
         name = labels.pop(NAME_LABEL, None) or "unknown"
         labels.setdefault("service_name", DEFAULT_SERVICE)
         time_ms = _time_ms(int(meta.get("time_nanos", 0)), now_ms, cfg, rs.index)
@@ -148,5 +151,6 @@ def parse_push_deferred(body: bytes, content_type: str | None, cfg: IngestConfig
         for i, st in enumerate(types):
             if not nonzero[i]:
                 continue
-            items.append(StackItem(labels=labels, profile_type=profile_type_id(name, st, period), time_ms=time_ms, stacks=stacks, column=i, sample_type=st, nonzero=int(nonzero[i])))
+            items.append(StackItem(labels=labels, profile_type=profile_type_id(name, st, period), time_ms=time_ms, stacks=stacks,
+                                   column=i, sample_type=st, nonzero=int(nonzero[i]), span=span_row(span)))
     return items

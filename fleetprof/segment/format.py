@@ -65,6 +65,14 @@ Why Parquet and not Arrow IPC for these small objects (measured on the 1 s L0 se
   sorted by (profile_type, series, time_ms, leaf); ``series`` / ``leaf`` are rows of
   ``series`` / ``leaves``.
 
+**Span ids (version 4).** Span profiles keep the ``span_id`` of every sample (see
+:mod:`fleetprof.model.spans`; never a series label): ``samples.span_id: u64`` (``0`` = no
+span) and the side table ``spans`` — ``span_id: u64, name: str, trace_id: str``, one row
+per distinct span id of the segment. Version 4 is version 3 plus these columns, so the
+encoder writes version 4 only for segments that hold span ids and version 3 for the
+others (readers that know only version 3 keep reading them); asked for version 2 or 3
+(:data:`WRITE_VERSION_ENV`), it writes that layout and leaves span ids out.
+
 Decoding checks the magic, the version, the digest and the array block's description
 against the row counts, and raises :class:`SegmentCorrupt` on any mismatch; objects of
 versions other than :data:`READ_VERSIONS` are rejected with a clear error.
@@ -104,8 +112,10 @@ from fleetprof.model.hashing import ROOT_ID, frame_id, mix, series_id
 from fleetprof.model.profile import FRAMES_SCHEMA, NODES_SCHEMA, Profile, positions
 
 MAGIC = b"FPSG"
-FORMAT_VERSION = 3
-READ_VERSIONS = (2, 3)
+FORMAT_VERSION = 4
+READ_VERSIONS = (2, 3, 4)
+SPANS_VERSION = 4
+"""The first version that stores span ids; span-less segments are written as version 3."""
 WRITE_VERSION_ENV = "FLEETPROF_SEGMENT_FORMAT"
 """Environment variable naming the version new segments are written in (default
 :data:`FORMAT_VERSION`): ``2`` during a rolling upgrade, while replicas that read only
@@ -129,7 +139,7 @@ SAMPLES_SCHEMA = {
     "series_id": pl.UInt64, "profile_type": pl.Utf8, "time_ms": pl.Int64, "node_id": pl.UInt64, "value": pl.Int64,
 }
 LABELS_SCHEMA = {"series_id": pl.UInt64, "key": pl.Utf8, "value": pl.Utf8}
-TABLES = ("frames", "nodes", "leaves", "series", "labels", "samples")
+TABLES = ("frames", "nodes", "leaves", "series", "labels", "samples", "spans")
 COLUMNS: dict[str, tuple[tuple[str, pa.DataType], ...]] = {
     "frames": (("name", pa.string()), ("file", pa.string()), ("line", pa.int64()), ("frame_id", pa.uint64())),
     "nodes": (("parent", pa.int32()), ("frame", pa.int32()), ("depth", pa.uint16())),
@@ -137,13 +147,14 @@ COLUMNS: dict[str, tuple[tuple[str, pa.DataType], ...]] = {
     "series": (("series_id", pa.uint64()), ("service_name", pa.string())),
     "labels": (("series", pa.int32()), ("key", pa.string()), ("value", pa.string())),
     "samples": (("profile_type", pa.string()), ("series", pa.int32()), ("time_ms", pa.int64()), ("leaf", pa.int32()),
-                ("value", pa.int64())),
+                ("value", pa.int64()), ("span_id", pa.uint64())),
+    "spans": (("span_id", pa.uint64()), ("name", pa.string()), ("trace_id", pa.string())),
 }
 ROW_GROUP = 256 * 1024
 ZSTD_LEVEL = 15
 _DICTIONARY = ["frames.name", "frames.file", "frames.line", "nodes.depth", "nodes.frame", "series.service_name",
                "labels.series", "labels.key", "labels.value", "samples.profile_type", "samples.series",
-               "samples.value"]
+               "samples.value", "samples.span_id", "spans.trace_id"]
 _DELTA = {"nodes.parent": "DELTA_BINARY_PACKED", "leaves.node": "DELTA_BINARY_PACKED"}
 _STATISTICS = ["samples.profile_type", "samples.time_ms"]
 BLOCK_DTYPES: dict[str, tuple[str, ...]] = {
@@ -172,7 +183,8 @@ class SegmentBatch:
     """Canonical tables of one segment (see module docstring; ids are model hashes).
 
     * ``labels``: ``series_id, key, value`` · ``samples``: ``series_id, profile_type,
-      time_ms, node_id, value`` · ``nodes``: model node table · ``frames``: model frame table.
+      time_ms, node_id, value`` and optionally ``span_id`` · ``nodes``: model node table ·
+      ``frames``: model frame table · ``spans``: span side table (optional).
     Every sample's node and its ancestors must be in ``nodes``; every node's frame in ``frames``.
     """
 
@@ -180,6 +192,9 @@ class SegmentBatch:
     samples: pl.DataFrame
     nodes: pl.DataFrame
     frames: pl.DataFrame
+    spans: pl.DataFrame | None = None
+    """Span side table (``span_id, span_name, trace_id``) when ``samples`` has a
+    ``span_id`` column (u64, 0 = no span; see :mod:`fleetprof.model.spans`)."""
 
     @property
     def sample_rows(self) -> int:
@@ -201,8 +216,12 @@ def profile_value_column(profile: Profile, profile_type: str) -> str:
 
 def batch_from_profiles(items: Iterable[tuple[dict[str, str], str, int, Profile]]) -> SegmentBatch:
     """Tables for ``(labels, profile_type, time_ms, profile)`` items (per-sample pprof labels
-    are summed over: a series is the item's label set). One polars step per item."""
+    are summed over: a series is the item's label set, except a sample's span
+    (:mod:`fleetprof.model.spans`), kept as its ``span_id``). One polars step per item."""
+    from fleetprof.model.spans import spans_of_sets
+
     samples: list[pl.DataFrame] = []
+    spans: list[pl.DataFrame] = []
     nodes: list[pl.DataFrame] = []
     frames: list[pl.DataFrame] = []
     label_rows: dict[int, dict[str, str]] = {}
@@ -212,6 +231,10 @@ def batch_from_profiles(items: Iterable[tuple[dict[str, str], str, int, Profile]
         sid = series_id(labels)
         label_rows.setdefault(sid, labels)
         col = profile_value_column(profile, ptype)
+        set_ids = profile.samples["labels"].to_numpy() if "labels" in profile.samples.columns else np.zeros(0, np.uint64)
+        uniq, inv = np.unique(set_ids, return_inverse=True)
+        per_set, table = spans_of_sets(uniq, profile.labels)
+        spans.append(table)
         samples.append(
             profile.samples.select(
                 pl.lit(sid, dtype=pl.UInt64).alias("series_id"),
@@ -219,33 +242,42 @@ def batch_from_profiles(items: Iterable[tuple[dict[str, str], str, int, Profile]
                 pl.lit(int(time_ms), dtype=pl.Int64).alias("time_ms"),
                 pl.col("node_id"),
                 pl.col(col).alias("value"),
-            )
+            ).with_columns(pl.Series("span_id", per_set[inv.reshape(-1)] if len(uniq) else np.zeros(0, np.uint64), dtype=pl.UInt64))
         )
         nodes.append(profile.nodes)
         frames.append(profile.frames)
     lab = pl.DataFrame(
         [(sid, k, v) for sid, ls in label_rows.items() for k, v in ls.items()], schema=LABELS_SCHEMA, orient="row"
     )
-    return _normalise(lab, samples, nodes, frames)
+    return _normalise(lab, samples, nodes, frames, spans)
 
 
 def _normalise(
-    labels: pl.DataFrame, samples: Sequence[pl.DataFrame], nodes: Sequence[pl.DataFrame], frames: Sequence[pl.DataFrame]
+    labels: pl.DataFrame, samples: Sequence[pl.DataFrame], nodes: Sequence[pl.DataFrame], frames: Sequence[pl.DataFrame],
+    spans: Sequence[pl.DataFrame | None] = (),
 ) -> SegmentBatch:
-    s = pl.concat(samples) if samples else pl.DataFrame(schema=SAMPLES_SCHEMA)
+    from fleetprof.model.spans import unique_spans
+
+    table = unique_spans(spans)
+    schema = {**SAMPLES_SCHEMA, "span_id": pl.UInt64} if table.height else SAMPLES_SCHEMA
+    keys = [k for k in schema if k != "value"]
+    parts = [x.select([c for c in schema if c in x.columns]) for x in samples]
+    if table.height:
+        parts = [x if "span_id" in x.columns else x.with_columns(pl.lit(0, dtype=pl.UInt64).alias("span_id")) for x in parts]
+    s = pl.concat([x.cast(schema) for x in parts]) if parts else pl.DataFrame(schema=schema)  # type: ignore[arg-type]
     s = (
-        s.group_by(["series_id", "profile_type", "time_ms", "node_id"])
+        s.group_by(keys)
         .agg(pl.col("value").sum())
         .filter(pl.col("value") != 0)
-        .cast(SAMPLES_SCHEMA)  # type: ignore[arg-type]
-        .select(list(SAMPLES_SCHEMA))
+        .cast(schema)  # type: ignore[arg-type]
+        .select(list(schema))
     )
     n = pl.concat([x.select(list(NODES_SCHEMA)) for x in nodes]).unique("node_id", keep="any") if nodes else pl.DataFrame(schema=NODES_SCHEMA)
     f = (
         pl.concat([x.select(list(FRAMES_SCHEMA)) for x in frames]).unique("frame_id", keep="first")
         if frames else pl.DataFrame(schema=FRAMES_SCHEMA)
     )
-    return SegmentBatch(labels.unique(), s, n, f)
+    return SegmentBatch(labels.unique(), s, n, f, table if table.height else None)
 
 
 def concat_batches(parts: Sequence[SegmentBatch | Segment], *, step_ms: int | None = None) -> SegmentBatch:
@@ -256,7 +288,7 @@ def concat_batches(parts: Sequence[SegmentBatch | Segment], *, step_ms: int | No
     if step_ms:
         samples = [s.with_columns((pl.col("time_ms") // step_ms * step_ms).alias("time_ms")) for s in samples]
     labels = pl.concat([b.labels for b in batches]) if batches else pl.DataFrame(schema=LABELS_SCHEMA)
-    return _normalise(labels, samples, [b.nodes for b in batches], [b.frames for b in batches])
+    return _normalise(labels, samples, [b.nodes for b in batches], [b.frames for b in batches], [b.spans for b in batches])
 
 
 # --------------------------------------------------------------------------------------
@@ -382,7 +414,9 @@ def encode_segment(
     """Encode ``batch`` into one segment object (see module docstring). The small
     per-segment tables are arranged with numpy (a polars query per tiny table costs more
     than the work). ``format_version`` 2 writes the previous layout (no array block), for
-    readers that do not know version 3 yet; the default is :func:`write_version`."""
+    readers that do not know version 3 yet; the default is :func:`write_version`. Span ids
+    are written only in version 4, and a segment without any is written as version 3
+    (module docstring)."""
     if format_version is None:
         format_version = write_version()
     if format_version not in READ_VERSIONS:
@@ -394,6 +428,7 @@ def encode_segment(
     f_id, f_name, f_file, f_line = f_id[order], f_name[order], f_file[order], f_line[order]
     node_ids, prow, frow, depth = _bfs_layout(batch.nodes, f_id)
     s = batch.samples
+    s_span = _span_column(batch, format_version)
     s_node = s["node_id"].to_numpy()
     leaf_ids = np.unique(s_node)
     lrow = _lookup(node_ids, leaf_ids)
@@ -439,7 +474,8 @@ def encode_segment(
     s_type = _strings(s["profile_type"])
     s_series = _lookup(sids, s_sid)
     s_time, s_value = s["time_ms"].to_numpy(), s["value"].to_numpy()
-    order = np.lexsort((s_leaf, s_time, s_series, _codes(s_type)))
+    keys = (s_leaf, s_time, s_series, _codes(s_type))
+    order = np.lexsort(keys if s_span is None else (s_span, *keys))
     s_type, s_series, s_time, s_leaf, s_value = (x[order] for x in (s_type, s_series, s_time, s_leaf, s_value))
     cols: dict[str, pa.Array] = {
         "frames.name": pa.array(f_name, pa.string()),
@@ -467,6 +503,13 @@ def encode_segment(
         "frames": len(f_id), "nodes": len(prow), "leaves": len(leaf_ids), "series": len(sids),
         "labels": len(lab_series), "samples": len(s_value),
     }
+    if s_span is not None:
+        s_span = s_span[order]
+        cols.update(_span_columns(s_span, batch.spans))
+        rows["spans"] = len(cols["spans.span_id"])
+        format_version = SPANS_VERSION
+    else:
+        format_version = min(format_version, SPANS_VERSION - 1)
     n = max(rows.values())
     block = b""
     block_meta: dict[str, Any] | None = None
@@ -518,13 +561,43 @@ def encode_segment(
     return _HEAD.pack(MAGIC, format_version, 0, len(meta_b)) + meta_b + h.digest() + body
 
 
+def _span_column(batch: SegmentBatch, format_version: int) -> np.ndarray | None:
+    """The samples' span ids (u64) when they are to be written: version 4 and some span."""
+    s = batch.samples
+    if format_version < SPANS_VERSION or batch.spans is None or "span_id" not in s.columns:
+        return None
+    span = s["span_id"].fill_null(0).to_numpy().astype(np.uint64, copy=False)
+    return span if span.any() else None
+
+
+def _span_columns(span: np.ndarray, spans: pl.DataFrame | None) -> dict[str, pa.Array]:
+    """``samples.span_id`` and the ``spans`` side table of the span ids in use (sorted);
+    a span id missing from ``spans`` gets an empty name and trace id."""
+    used = np.unique(span[span != 0])
+    name = np.full(len(used), "", dtype=object)
+    trace = np.full(len(used), "", dtype=object)
+    if spans is not None and spans.height:
+        known = spans.unique("span_id", keep="first")
+        pos = _lookup(known["span_id"].to_numpy().astype(np.uint64), used)
+        hit = pos >= 0
+        name[hit] = _strings(known["span_name"])[pos[hit]]
+        trace[hit] = _strings(known["trace_id"])[pos[hit]]
+    return {
+        "samples.span_id": pa.array(span, pa.uint64()),
+        "spans.span_id": pa.array(used, pa.uint64()),
+        "spans.name": pa.array(name, pa.string()),
+        "spans.trace_id": pa.array(trace, pa.string()),
+    }
+
+
 # --------------------------------------------------------------------------------------
 # decode
 # --------------------------------------------------------------------------------------
 
 _READ_ERRORS = (pa.ArrowException, OSError, KeyError, ValueError, IndexError)
-SAMPLE_COLUMNS = ("profile_type", "series_id", "time_ms", "node", "node_id", "value", "series", "leaf")
-"""Logical columns of ``Segment.table("samples")`` (``series``/``leaf`` are the stored rows)."""
+SAMPLE_COLUMNS = ("profile_type", "series_id", "time_ms", "node", "node_id", "value", "series", "leaf", "span_id")
+"""Logical columns of ``Segment.table("samples")`` (``series``/``leaf`` are the stored rows;
+``span_id`` is 0 for samples without a span and in segments without span ids)."""
 
 
 _LAYOUT = [f"{t}.{c}" for t in TABLES for c, _ in COLUMNS[t] if c != "frame_id"]
@@ -725,6 +798,20 @@ class Segment:
     def series_ids(self) -> np.ndarray:
         return self._np("series", "series_id")
 
+    @property
+    def has_spans(self) -> bool:
+        """Whether some sample carries a span id (version 4 with a ``spans`` table)."""
+        return self.rows("spans") > 0
+
+    def spans(self) -> pl.DataFrame:
+        """The span side table: ``span_id, span_name, trace_id`` (empty without span ids)."""
+        from fleetprof.model.spans import SPANS_SCHEMA
+
+        if not self.has_spans:
+            return pl.DataFrame(schema=SPANS_SCHEMA)
+        sid, name, trace = self.columns("spans", ["span_id", "name", "trace_id"])
+        return pl.DataFrame({"span_id": sid, "span_name": name, "trace_id": trace}, schema=SPANS_SCHEMA)
+
     def preload(self) -> None:
         """Decode and memoise the columns queries read from every segment (:data:`QUERY_COLUMNS`:
         the array block, sample times and series, the series table; one Parquet read) and the
@@ -920,6 +1007,11 @@ class Segment:
             raise SegmentCorrupt(f"samples reference rows outside the leaf table: {e}") from e
 
     def _sample_arrays(self, columns: Sequence[str], filters: Any) -> dict[str, np.ndarray]:
+        if "span_id" in columns and not self.has_spans:  # no stored column: every span id is 0
+            rest = [c for c in columns if c != "span_id"] or ["value"]
+            got = self._sample_arrays(rest, filters)
+            n = len(next(iter(got.values())))
+            return {c: (np.zeros(n, dtype=np.uint64) if c == "span_id" else got[c]) for c in columns}
         stored = []
         for c in columns:
             if c not in SAMPLE_COLUMNS:
@@ -965,21 +1057,26 @@ class Segment:
             t = self.series().to_arrow()
         elif name == "labels":
             t = self.labels().to_arrow()
+        elif name == "spans":
+            t = self.spans().to_arrow()
         else:
             raise SegmentCorrupt(f"segment has no table {name!r}")
         return t.select(list(columns)) if columns else t
 
     def samples(self, filters: Any = None) -> pl.DataFrame:
-        """Samples with model node ids (``series_id, profile_type, time_ms, node_id, value``)."""
-        a = self.sample_arrays(["series_id", "profile_type", "time_ms", "node_id", "value"], filters)
+        """Samples with model node ids (``series_id, profile_type, time_ms, node_id, value``,
+        and ``span_id`` when the segment has span ids)."""
+        schema = {**SAMPLES_SCHEMA, "span_id": pl.UInt64} if self.has_spans else SAMPLES_SCHEMA
+        a = self.sample_arrays(list(schema), filters)
         return pl.DataFrame(
-            {k: (pl.Series(k, a[k], dtype=pl.Utf8) if k == "profile_type" else a[k]) for k in SAMPLES_SCHEMA},
-            schema=SAMPLES_SCHEMA,
+            {k: (pl.Series(k, a[k], dtype=pl.Utf8) if k == "profile_type" else a[k]) for k in schema},
+            schema=schema,
         )
 
     def batch(self) -> SegmentBatch:
         """The segment's canonical tables (input for :func:`concat_batches` / re-encoding)."""
-        return SegmentBatch(self.labels(), self.samples(), self.nodes(), self.frames())
+        spans = self.spans() if self.has_spans else None
+        return SegmentBatch(self.labels(), self.samples(), self.nodes(), self.frames(), spans)
 
 
 def _held(v: Any) -> int:
@@ -1089,6 +1186,8 @@ def read_meta(data: bytes | memoryview) -> tuple[dict[str, Any], memoryview]:
     try:
         meta = json.loads(bytes(meta_b))
         rows = meta["rows"]
+        if version < SPANS_VERSION or "spans" not in rows:
+            rows["spans"] = 0  # no span table before version 4
         for name in TABLES:
             if not isinstance(rows[name], int) or rows[name] < 0:
                 raise SegmentCorrupt(f"bad row count for table {name!r}")

@@ -34,10 +34,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from fleetprof import telemetry
 from fleetprof.metastore.cleanup import collect_orphans
 from fleetprof.metastore.index import MAX_TIME_MS, Index, SegmentEntry
 from fleetprof.model.hashing import frame_ids, labels_id, series_id
 from fleetprof.model.profile import FRAMES_SCHEMA, NODES_SCHEMA, Profile, Stacks, ValueType, build
+from fleetprof.model.spans import single_span_table, spans_of_sets, unique_spans
 from fleetprof.segment.cache import remember_encoded
 from fleetprof.segment.format import (
     LABELS_SCHEMA,
@@ -60,7 +62,9 @@ log = logging.getLogger("fleetprof.segment.writer")
 @dataclass(frozen=True)
 class IngestItem:
     """One profile of one series: ``profile`` has a single sample type (or one matching
-    ``profile_type``), ``labels`` include ``service_name``, ``time_ms`` is its timestamp."""
+    ``profile_type``), ``labels`` include ``service_name``, ``time_ms`` is its timestamp.
+    A sample whose label set (``profile.labels``) holds a ``span_id`` keeps it per sample
+    (:mod:`fleetprof.model.spans`); other sample labels are summed over."""
 
     labels: dict[str, str]
     profile_type: str
@@ -84,6 +88,9 @@ class StackItem:
     sample_type: ValueType = field(default_factory=lambda: ValueType("samples", "count"))
     nonzero: int = -1
     """Stacks with a non-zero value in ``column`` if the producer counted them (-1: not)."""
+    span: tuple[int, str, str] | None = None
+    """``(span id, span name, trace id)`` of stacks whose own labels name no span (a span
+    sent as series labels); stacks with a ``span_id`` sample label keep theirs."""
 
     @property
     def rows(self) -> int:
@@ -156,6 +163,8 @@ class _Batch:
     items: list[IngestItem] = field(default_factory=list)
     futures: list[asyncio.Future[None]] = field(default_factory=list)
     est_bytes: int = 0
+    links: list[object] = field(default_factory=list)
+    """Sampled spans of the requests in the batch (the flush span links to them)."""
 
 
 def estimate_bytes(item: IngestItem | StackItem) -> int:
@@ -181,6 +190,8 @@ def batch_from_items(items: Sequence[IngestItem]) -> tuple[SegmentBatch, list[di
     values: list[np.ndarray] = []
     nodes: list[pl.DataFrame] = []
     frames: list[pl.DataFrame] = []
+    span_ids: list[np.ndarray] = []
+    span_tables: list[pl.DataFrame] = []
     by_labels: dict[tuple[tuple[str, str], ...], int] = {}
     label_sets: dict[int, dict[str, str]] = {}
     lazy: list[StackItem] = []
@@ -204,6 +215,9 @@ def batch_from_items(items: Sequence[IngestItem]) -> tuple[SegmentBatch, list[di
         counts.append(smp.height)
         node_ids.append(smp.get_column("node_id").to_numpy())
         values.append(smp.get_column(col).to_numpy())
+        span, table = _profile_spans(p)
+        span_ids.append(span)
+        span_tables.append(table)
         nodes.append(p.nodes)
         frames.append(p.frames)
     reps = np.asarray(counts, dtype=np.int64)
@@ -211,7 +225,9 @@ def batch_from_items(items: Sequence[IngestItem]) -> tuple[SegmentBatch, list[di
     row_code = [np.repeat(np.asarray(pcodes, dtype=np.uint32), reps)]
     row_time = [np.repeat(np.asarray(times, dtype=np.int64), reps)]
     if lazy:
-        prof, item_of_row = _build_together(lazy)
+        prof, item_of_row, span_of_row, table = _build_together(lazy)
+        span_ids.append(span_of_row)
+        span_tables.append(table)
         smp = prof.samples
         node_ids.append(smp.get_column("node_id").to_numpy())
         values.append(smp.get_column("v0").to_numpy())
@@ -234,27 +250,67 @@ def batch_from_items(items: Sequence[IngestItem]) -> tuple[SegmentBatch, list[di
         },
         schema=SAMPLES_SCHEMA,
     )
+    spans = unique_spans(span_tables)
+    keys = ["series_id", "profile_type", "time_ms", "node_id"]
+    if spans.height:
+        samples = samples.with_columns(pl.Series("span_id", np.concatenate(span_ids), dtype=pl.UInt64))
+        keys.append("span_id")
     samples = (
-        samples.group_by(["series_id", "profile_type", "time_ms", "node_id"])
+        samples.group_by(keys)
         .agg(pl.col("value").sum())
         .filter(pl.col("value") != 0)
-        .select(list(SAMPLES_SCHEMA))
+        .select([*SAMPLES_SCHEMA, *keys[4:]])
     )
     n = _concat_unique(nodes, NODES_SCHEMA, "node_id", "any")
     f = _concat_unique(frames, FRAMES_SCHEMA, "frame_id", "first")
     lab = pl.DataFrame([(sid, k, v) for sid, ls in label_sets.items() for k, v in ls.items()], schema=LABELS_SCHEMA, orient="row")
-    return SegmentBatch(lab, samples, n, f), list(label_sets.values())
+    return SegmentBatch(lab, samples, n, f, spans if spans.height else None), list(label_sets.values())
+
+
+def _profile_spans(p: Profile) -> tuple[np.ndarray, pl.DataFrame]:
+    """Span id of every sample row of ``p`` (0: none) and the spans table (per label set)."""
+    n = p.samples.height
+    if p.labels.height == 0 or "labels" not in p.samples.columns:
+        return np.zeros(n, dtype=np.uint64), unique_spans([])
+    set_ids = p.samples.get_column("labels").to_numpy()
+    uniq, inv = np.unique(set_ids, return_inverse=True)
+    per_set, table = spans_of_sets(uniq, p.labels)
+    return per_set[inv.reshape(-1)], table
+
+
+def _stack_spans(it: StackItem) -> tuple[np.ndarray, pl.DataFrame]:
+    """Span id of every stack of ``it`` (0: none; ``it.span`` where its labels name none)
+    and the spans table. One step per label set, not per stack."""
+    st = it.stacks
+    n = len(st.offsets) - 1
+    span = np.zeros(n, dtype=np.uint64)
+    table = unique_spans([])
+    if st.label_index is not None and st.label_set_ids is not None and st.labels is not None:
+        per_set, table = spans_of_sets(np.asarray(st.label_set_ids, dtype=np.uint64), st.labels)
+        if per_set.any():
+            span = per_set[np.asarray(st.label_index, dtype=np.int64)]
+    elif st.label_index is not None and st.label_sets:
+        rows = [(k, key, val) for k, ls in enumerate(st.label_sets) for key, val in ls]
+        long = pl.DataFrame(rows, schema={"labels": pl.UInt64, "key": pl.Utf8, "value": pl.Utf8}, orient="row")
+        per_set, table = spans_of_sets(np.arange(len(st.label_sets), dtype=np.uint64), long)
+        if per_set.any():
+            span = per_set[np.asarray(st.label_index, dtype=np.int64)]
+    if it.span is not None:
+        span = np.where(span == 0, np.uint64(it.span[0]), span)
+        table = unique_spans([table, single_span_table(it.span)])
+    return span, table
 
 
 _FRAME_IDS: dict[tuple[str, str, int], int] = {}
 _FRAME_IDS_MAX = 1 << 18
 
 
-def _build_together(items: Sequence[StackItem]) -> tuple[Profile, np.ndarray]:
-    """One :func:`build` over the stacks of every item (item ``k``'s stacks carry the label
-    set ``{"item": k}``): the profile (samples summed per item and node) and the item of
-    each of its sample rows. Frames are interned across the batch first (one dict lookup
-    per local frame table entry), so each distinct frame is hashed once (and memoised)."""
+def _build_together(items: Sequence[StackItem]) -> tuple[Profile, np.ndarray, np.ndarray, pl.DataFrame]:
+    """One :func:`build` over the stacks of every item (the stacks of item ``k`` with span
+    ``s`` carry the label set ``{"item": k, "span": s}``): the profile (samples summed per
+    item, span and node), the item and the span id of each of its sample rows, and the
+    spans table. Frames are interned across the batch first (one dict lookup per local
+    frame table entry), so each distinct frame is hashed once (and memoised)."""
     index: dict[tuple[str, str, int], int] = {}
     names: list[str] = []
     files: list[str] = []
@@ -263,6 +319,8 @@ def _build_together(items: Sequence[StackItem]) -> tuple[Profile, np.ndarray]:
     frms: list[np.ndarray] = []
     vals: list[np.ndarray] = []
     counts: list[int] = []
+    stack_spans: list[np.ndarray] = []
+    tables: list[pl.DataFrame] = []
     base = 0
     for it in items:
         st = it.stacks
@@ -283,6 +341,9 @@ def _build_together(items: Sequence[StackItem]) -> tuple[Profile, np.ndarray]:
         v = it.values()
         vals.append(v)
         counts.append(len(v))
+        sp, tb = _stack_spans(it)
+        stack_spans.append(sp)
+        tables.append(tb)
     keys = list(index)
     known = [_FRAME_IDS.get(k) for k in keys]
     missing = [i for i, x in enumerate(known) if x is None]
@@ -294,11 +355,19 @@ def _build_together(items: Sequence[StackItem]) -> tuple[Profile, np.ndarray]:
             known[i] = fid
             _FRAME_IDS[keys[i]] = fid
     ftab = np.asarray(known, dtype=np.uint64)
-    sets = [(("item", str(k)),) for k in range(len(items))]
+    item_of_stack = np.repeat(np.arange(len(items), dtype=np.uint64), np.asarray(counts, dtype=np.int64))
+    span_of_stack = np.concatenate(stack_spans) if stack_spans else np.zeros(0, dtype=np.uint64)
+    if span_of_stack.any():
+        pairs, label_index = np.unique(np.stack([item_of_stack, span_of_stack], axis=1), axis=0, return_inverse=True)
+        pairs = pairs.reshape(-1, 2)
+    else:  # no spans (the usual case): one label set per item
+        pairs = np.stack([np.arange(len(items), dtype=np.uint64), np.zeros(len(items), dtype=np.uint64)], axis=1)
+        label_index = item_of_stack
+    sets = [(("item", str(k)), ("span", str(sp))) for k, sp in pairs.tolist()]
     stacks = Stacks(
         names=names, files=files, offsets=np.concatenate(offs), frames=np.concatenate(frms),
         values=np.concatenate(vals)[:, None], lines=lines if any(lines) else None,
-        label_index=np.repeat(np.arange(len(items), dtype=np.int64), np.asarray(counts, dtype=np.int64)), label_sets=sets,
+        label_index=label_index.reshape(-1).astype(np.int64), label_sets=sets,
     )
     prof = build(stacks, [ValueType("value", "")], frame_id_table=ftab)
     ids = np.asarray([labels_id(ls) for ls in sets], dtype=np.uint64)
@@ -306,8 +375,8 @@ def _build_together(items: Sequence[StackItem]) -> tuple[Profile, np.ndarray]:
     if len(np.unique(ids)) != len(ids):  # a label-id collision (never for these sets): no grouping trick
         raise RuntimeError("label id collision while building a batch")
     row_ids = prof.samples.get_column("labels").to_numpy()
-    pos = np.searchsorted(ids[order], row_ids)
-    return prof, order[pos]
+    pos = order[np.searchsorted(ids[order], row_ids)]
+    return prof, pairs[pos, 0].astype(np.int64), pairs[pos, 1].astype(np.uint64), unique_spans(tables)
 
 
 def _concat_unique(parts: list[pl.DataFrame], schema: dict[str, pl.DataType], key: str, keep: str) -> pl.DataFrame:
@@ -433,6 +502,8 @@ class SegmentWriter:
             batch = self._batches[tenant] = _Batch(created=time.monotonic())
         batch.items.extend(items)
         batch.futures.append(fut)
+        if (link := telemetry.current_link()) is not None:
+            batch.links.append(link)
         batch.est_bytes += sum(self._estimate(it) for it in items)
         self._pending += weight
         if batch.est_bytes >= self.max_bytes:
@@ -466,10 +537,15 @@ class SegmentWriter:
         stored = acked = False
         try:
             async with self._sem:
-                data, entry = await asyncio.to_thread(self._encode, tenant, batch.items)
-                await asyncio.to_thread(self.store.put, entry.key, data)
-                stored = True
-                await asyncio.to_thread(self.index.add, entry)
+                with telemetry.linked_span("segment.flush", batch.links, {"fleetprof.tenant": tenant, "fleetprof.items": len(batch.items)}) as sp:
+                    with telemetry.child("segment.encode"):
+                        data, entry = await asyncio.to_thread(self._encode, tenant, batch.items)
+                    sp.set({"fleetprof.segment.bytes": entry.bytes, "fleetprof.segment.id": entry.segment_id, "fleetprof.segment.samples": entry.samples})
+                    with telemetry.child("store.put", {"fleetprof.key": entry.key, "fleetprof.bytes": len(data)}):
+                        await asyncio.to_thread(self.store.put, entry.key, data)
+                    stored = True
+                    with telemetry.child("index.add"):
+                        await asyncio.to_thread(self.index.add, entry)
         except BaseException as e:  # noqa: BLE001 - every failure must reach the waiters
             if stored and entry is not None:
                 await self._delete_quietly(entry.key)

@@ -175,7 +175,7 @@ def test_one_parquet_body_with_every_table() -> None:
     meta, body = read_meta(encoded())
     md = pq.ParquetFile(pa.BufferReader(pa.py_buffer(body))).metadata
     tables = {md.schema.column(i).name.split(".", 1)[0] for i in range(md.num_columns)}
-    assert tables == set(TABLES)
+    assert tables == set(TABLES) - {"spans"}  # no span ids: no span table
     assert md.num_rows == max(meta["rows"].values())
 
 
@@ -252,7 +252,7 @@ def test_v3_keeps_query_columns_in_the_array_block() -> None:
     from fleetprof.segment.format import BLOCK_DTYPES, read_meta
 
     data = encoded()
-    assert struct.unpack_from("<H", data, 4)[0] == FORMAT_VERSION == 3
+    assert struct.unpack_from("<H", data, 4)[0] == 3  # no span ids: version 3, readable by v3 readers
     meta, body = read_meta(data)
     block = meta["block"]
     assert [c for c, _ in block["columns"]] == list(BLOCK_DTYPES)
@@ -282,7 +282,7 @@ def test_v2_objects_decode_to_the_same_tables() -> None:
     assert s2.table("samples").equals(s3.table("samples"))
     assert s2.table("leaves").equals(s3.table("leaves"))
     with pytest.raises(ValueError):
-        encode_segment(batch_from_profiles(ITEMS), tenant="t1", format_version=4)
+        encode_segment(batch_from_profiles(ITEMS), tenant="t1", format_version=FORMAT_VERSION + 1)
 
 
 def test_wide_leaf_rows_in_the_block(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -366,9 +366,9 @@ def test_write_version_from_the_environment(monkeypatch) -> None:
     old = encode_segment(batch, tenant="t1", created_ms=42)
     assert struct.unpack_from("<H", old, 4)[0] == 2
     monkeypatch.delenv("FLEETPROF_SEGMENT_FORMAT")
-    assert struct.unpack_from("<H", encode_segment(batch, tenant="t1", created_ms=42), 4)[0] == FORMAT_VERSION
+    assert struct.unpack_from("<H", encode_segment(batch, tenant="t1", created_ms=42), 4)[0] == 3  # span-less
     assert decode_segment(old).samples().height == decode_segment(encoded()).samples().height
-    for bad in ("1", "4", "three"):
+    for bad in ("1", "5", "three"):
         monkeypatch.setenv("FLEETPROF_SEGMENT_FORMAT", bad)
         with pytest.raises(ValueError, match="FLEETPROF_SEGMENT_FORMAT"):
             encode_segment(batch, tenant="t1")
