@@ -41,6 +41,7 @@ network = Network(
     NetworkArgs(
         tags=base,
         kms_key_arn=storage.key.arn,
+        extra_interface_services=("xray",) if settings.otel_collector and settings.xray_enabled else (),
         **settings.pick("region", "vpc_cidr", "az_count", "nat_per_az", "interface_endpoints", "flow_log_retention_days"),
     ),
 )
@@ -111,6 +112,13 @@ ingest = IngestService(
             "alarm_5xx_threshold",
             "auth_enabled",
             "auth_tokens",
+            "otel_collector",
+            "otel_collector_image",
+            "otel_collector_cpu",
+            "otel_collector_memory",
+            "traces_sampling_ratio",
+            "xray_enabled",
+            "otel_collector_token",
         ),
     ),
 )

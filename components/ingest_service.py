@@ -12,6 +12,11 @@ only the execution role may read it. Without it the task serves with
 this account's ECS resources (``aws:SourceAccount``/``aws:SourceArn``). Unless ``image_uri`` names an image pinned by digest, the
 program builds the image from this repository and pushes it to the service's ECR
 repository before the task definition exists (:mod:`components.service_image`).
+With ``otel_collector`` the task also runs the ADOT collector sidecar of
+:mod:`components.telemetry` (its CPU and memory come out of the task's, the server keeps the
+rest and sizes its ingest limits on it); the server's OTEL_* environment points at it, the task
+role may write to X-Ray where ``xray_enabled``, and the collector's token for the export to
+fleetprof (``otel_collector_token``) is a second secret only the execution role reads.
 """
 
 from __future__ import annotations
@@ -31,6 +36,14 @@ from components.common import (
 from components.edge import APP_PORT, HEALTH_CHECK_PATH
 from components.service_image import build_and_push, pinned_reference
 from components.tags import tags
+from components.telemetry import (
+    PLATFORM_TENANT,
+    FleetprofExport,
+    Telemetry,
+    collector_container,
+    server_otel_env,
+    xray_statement,
+)
 
 CONTAINER_NAME = "fleetprof"
 CONTAINER_USER = "10001:10001"
@@ -84,9 +97,10 @@ def secret_reference(secret_arn: str, version_id: str) -> str:
 
 
 def execution_policy(repository_arn: str, log_group_arn: str, key_arn: str, secret_arn: str | None,
-                     secrets_key_arn: str) -> str:
-    """The execution role's policy: pull the image, write the log group, decrypt image layers
-    and (with auth) read the token table secret and decrypt it with the secrets key."""
+                     secrets_key_arn: str, collector_token_arn: str | None = None) -> str:
+    """The execution role's policy: pull the image, write the log group, decrypt image layers,
+    (with auth) read the token table secret and (with a collector token) the collector's token
+    secret, and decrypt them with the secrets key."""
     statements: list[dict] = [
         {"Sid": "EcrAuth", "Effect": "Allow", "Action": ["ecr:GetAuthorizationToken"], "Resource": "*"},
         {
@@ -103,6 +117,12 @@ def execution_policy(repository_arn: str, log_group_arn: str, key_arn: str, secr
             {"Sid": "TokenTable", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"], "Resource": [secret_arn]},
             {"Sid": "DecryptTokenTable", "Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": [secrets_key_arn]},
         ]
+    if collector_token_arn:
+        statements.append(
+            {"Sid": "CollectorToken", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"], "Resource": [collector_token_arn]}
+        )
+        if not secret_arn:
+            statements.append({"Sid": "DecryptCollectorToken", "Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": [secrets_key_arn]})
     return policy_document(statements)
 
 
@@ -180,6 +200,39 @@ class IngestServiceArgs:
     alarm_5xx_threshold: int
     auth_enabled: bool = True
     auth_tokens: str = ""
+    otel_collector: bool = False
+    otel_collector_image: str = ""
+    otel_collector_cpu: int = 0
+    otel_collector_memory: int = 0
+    traces_sampling_ratio: float = 0.0
+    xray_enabled: bool = False
+    otel_collector_token: str = ""
+
+    def telemetry(self) -> Telemetry | None:
+        """The collector sidecar these args ask for (None without one). The export to
+        fleetprof goes with the tenant header alone where the server runs without auth, with
+        the collector token (and its tenant) where it requires auth, and not at all where it
+        requires auth but no token is configured."""
+        if not self.otel_collector:
+            return None
+        export = None
+        if not self.auth_enabled:
+            export = FleetprofExport(PLATFORM_TENANT, token=False)
+        elif self.otel_collector_token:
+            from fleetprof.server.auth import parse_tokens
+
+            grant = parse_tokens(self.auth_tokens or "{}", "authTokens")[self.otel_collector_token]
+            export = FleetprofExport(grant.tenant, token=True)
+        return Telemetry(
+            image=self.otel_collector_image,
+            cpu=self.otel_collector_cpu,
+            memory=self.otel_collector_memory,
+            sampling_ratio=self.traces_sampling_ratio,
+            region=self.region,
+            environment=self.tags["Environment"],
+            xray=self.xray_enabled,
+            fleetprof=export,
+        )
 
 
 def data_access_policy(bucket_arns: list[str], table_arn: str, key_arn: str, *, read_only_buckets: bool = False) -> str:
@@ -194,14 +247,17 @@ def data_access_policy(bucket_arns: list[str], table_arn: str, key_arn: str, *, 
     )
 
 
-def task_data_policy(profiles_arn: str, analysis_arn: str, table_arn: str, key_arn: str) -> str:
+def task_data_policy(profiles_arn: str, analysis_arn: str, table_arn: str, key_arn: str, *, xray: bool = False) -> str:
     """The task's data access: :func:`data_access_policy` on the profile store, plus read-only
-    access to the analysis bucket (the ``/api/v1/analysis`` routes; the Ray jobs write it)."""
+    access to the analysis bucket (the ``/api/v1/analysis`` routes; the Ray jobs write it), plus
+    the X-Ray writes of the collector sidecar with ``xray``."""
     statements = json.loads(data_access_policy([profiles_arn], table_arn, key_arn))["Statement"]
     statements += [
         {"Sid": "AnalysisObjectsRead", "Effect": "Allow", "Action": ["s3:GetObject"], "Resource": [f"{analysis_arn}/*"]},
         {"Sid": "AnalysisBucketList", "Effect": "Allow", "Action": S3_BUCKET_ACTIONS, "Resource": [analysis_arn]},
     ]
+    if xray:
+        statements.append(xray_statement())
     return policy_document(statements)
 
 
@@ -236,12 +292,19 @@ def ingest_limits(memory_mib: int) -> dict[str, int]:
 
 
 def container_definitions(image: str, bucket: str, table: str, log_group: str, region: str, cpu: int, memory: int, *,
-                          analysis_bucket: str, auth_secret: str | None) -> str:
-    """The single-container definition JSON (non-root, read-only root fs, health check): with
-    ``auth_secret`` (an ECS ``valueFrom``) the token table comes from it as
-    ``FLEETPROF_AUTH_TOKENS``; without it the server runs with ``FLEETPROF_INSECURE=1``."""
+                          analysis_bucket: str, auth_secret: str | None, telemetry: Telemetry | None = None,
+                          collector_token_secret: str | None = None, environment: str = "") -> str:
+    """The container definitions JSON: the server first (non-root, read-only root fs, health
+    check): with ``auth_secret`` (an ECS ``valueFrom``) the token table comes from it as
+    ``FLEETPROF_AUTH_TOKENS``; without it the server runs with ``FLEETPROF_INSECURE=1``. With
+    ``telemetry`` the collector sidecar follows; ``cpu``/``memory`` are the task's, of which the
+    server gets what the sidecar leaves, and the server starts after the sidecar has started."""
     auth_env = [] if auth_secret else [{"name": "FLEETPROF_INSECURE", "value": "1"}]
     secrets = [{"name": AUTH_TOKENS_ENV, "valueFrom": auth_secret}] if auth_secret else []
+    if telemetry is not None:
+        cpu, memory = cpu - telemetry.cpu, memory - telemetry.memory
+    sidecars = [] if telemetry is None else [collector_container(telemetry, log_group, collector_token_secret)]
+    depends = [] if telemetry is None else [{"containerName": sidecars[0]["name"], "condition": "START"}]
     return json.dumps(
         [
             {
@@ -266,8 +329,10 @@ def container_definitions(image: str, bucket: str, table: str, log_group: str, r
                     ),
                     {"name": "FLEETPROF_PORT", "value": str(APP_PORT)},
                     {"name": "AWS_REGION", "value": region},
+                    *server_otel_env(telemetry, environment),
                 ],
                 "secrets": secrets,
+                **({"dependsOn": depends} if depends else {}),
                 "mountPoints": [{"sourceVolume": "tmp", "containerPath": "/tmp", "readOnly": False}],
                 "healthCheck": {
                     "command": [
@@ -285,7 +350,8 @@ def container_definitions(image: str, bucket: str, table: str, log_group: str, r
                     "logDriver": "awslogs",
                     "options": {"awslogs-group": log_group, "awslogs-region": region, "awslogs-stream-prefix": "serve"},
                 },
-            }
+            },
+            *sidecars,
         ],
         sort_keys=True,
     )
@@ -349,12 +415,15 @@ class IngestService(pulumi.ComponentResource):
         trust = pulumi.Output.from_input(args.account_id).apply(lambda acct: ecs_tasks_trust_policy(acct, args.region))
         self.execution_role = self._role(f"{name}-execution-role", trust, args.tags, child)
         self.token_secret, auth_secret = self._token_table(name, args, child)
+        self.telemetry = args.telemetry()
+        self.collector_token, collector_token_ref = self._collector_token(name, args, child)
         aws.iam.RolePolicy(
             f"{name}-execution-policy",
             role=self.execution_role.id,
             policy=pulumi.Output.all(
                 self.repository.arn, self.log_group.arn, args.kms_key_arn,
                 self.token_secret.arn if self.token_secret else None, args.secrets_key_arn,
+                self.collector_token.arn if self.collector_token else None,
             ).apply(lambda a: execution_policy(*a)),
             opts=child,
         )
@@ -364,7 +433,7 @@ class IngestService(pulumi.ComponentResource):
             f"{name}-task-data-policy",
             role=self.task_role.id,
             policy=pulumi.Output.all(args.profiles_bucket_arn, args.analysis_bucket_arn, args.table_arn, args.kms_key_arn).apply(
-                lambda a: task_data_policy(*a)
+                lambda a: task_data_policy(*a, xray=bool(self.telemetry and self.telemetry.xray))
             ),
             opts=child,
         )
@@ -381,10 +450,12 @@ class IngestService(pulumi.ComponentResource):
             runtime_platform={"operating_system_family": "LINUX", "cpu_architecture": CPU_ARCHITECTURE},
             volumes=[{"name": "tmp"}],
             container_definitions=pulumi.Output.all(
-                self.image, args.profiles_bucket, args.table_name, self.log_group.name, args.analysis_bucket, auth_secret
+                self.image, args.profiles_bucket, args.table_name, self.log_group.name, args.analysis_bucket, auth_secret,
+                collector_token_ref,
             ).apply(
                 lambda a: container_definitions(
-                    a[0], a[1], a[2], a[3], args.region, args.cpu, args.memory, analysis_bucket=a[4], auth_secret=a[5]
+                    a[0], a[1], a[2], a[3], args.region, args.cpu, args.memory, analysis_bucket=a[4], auth_secret=a[5],
+                    telemetry=self.telemetry, collector_token_secret=a[6], environment=args.tags["Environment"],
                 )
             ),
             tags=tags(args.tags, f"{name}-task"),
@@ -537,6 +608,30 @@ class IngestService(pulumi.ComponentResource):
             f"{name}-auth-tokens-version",
             secret_id=secret.id,
             secret_string=pulumi.Output.secret(args.auth_tokens or EMPTY_TOKEN_TABLE),
+            opts=opts,
+        )
+        reference = pulumi.Output.all(secret.arn, version.version_id).apply(lambda a: secret_reference(a[0], a[1]))
+        return secret, reference
+
+    def _collector_token(self, name: str, args: IngestServiceArgs, opts: pulumi.ResourceOptions
+                         ) -> tuple[aws.secretsmanager.Secret | None, pulumi.Output[str | None]]:
+        """With a collector that exports to fleetprof with a token: the token's secret (secrets
+        key) and the ECS ``valueFrom`` of its current version; otherwise ``(None, None)``."""
+        if not (self.telemetry and self.telemetry.fleetprof and self.telemetry.fleetprof.token):
+            return None, pulumi.Output.from_input(None)
+        secret = aws.secretsmanager.Secret(
+            f"{name}-collector-token",
+            name_prefix=f"fleetprof/{args.tags['Environment']}/collector-token-",
+            description="token the OpenTelemetry collector sidecar exports the platform's spans to fleetprof with",
+            kms_key_id=args.secrets_key_arn,
+            recovery_window_in_days=7,
+            tags=tags(args.tags, f"{name}-collector-token"),
+            opts=opts,
+        )
+        version = aws.secretsmanager.SecretVersion(
+            f"{name}-collector-token-version",
+            secret_id=secret.id,
+            secret_string=pulumi.Output.secret(args.otel_collector_token),
             opts=opts,
         )
         reference = pulumi.Output.all(secret.arn, version.version_id).apply(lambda a: secret_reference(a[0], a[1]))

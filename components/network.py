@@ -32,6 +32,9 @@ class NetworkArgs:
     interface_endpoints: bool
     flow_log_retention_days: int
     kms_key_arn: pulumi.Input[str]
+    extra_interface_services: tuple[str, ...] = ()
+    """Services needed only by some configurations (``xray`` for the collector sidecar): they get
+    an interface endpoint with the others where ``interface_endpoints`` is on."""
 
 
 def subnet_cidrs(vpc_cidr: str, az_count: int) -> dict[str, list[str]]:
@@ -154,7 +157,7 @@ class Network(pulumi.ComponentResource):
                 tags=tags(args.tags, f"{name}-endpoints-sg"),
                 opts=child,
             )
-            for service in INTERFACE_ENDPOINT_SERVICES:
+            for service in INTERFACE_ENDPOINT_SERVICES + args.extra_interface_services:
                 endpoint(
                     service,
                     "Interface",

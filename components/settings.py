@@ -107,6 +107,14 @@ class Settings:
     ray_token_rotation: int = 1
     waf_query_rate_limit: int = 2000
     waf_log_retention_days: int = 90
+    # telemetry
+    otel_collector: bool = False
+    otel_collector_image: str = ""
+    otel_collector_cpu: int = 128
+    otel_collector_memory: int = 256
+    traces_sampling_ratio: float = 0.05
+    xray_enabled: bool = True
+    otel_collector_token: str = ""
     extra: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -114,6 +122,16 @@ class Settings:
         """True when a certificate is configured, managed (``domain_name``) or brought
         (``certificate_arn``): HTTPS listener + 80→443 redirect."""
         return bool(self.certificate_arn or self.domain_name)
+
+    @property
+    def server_memory(self) -> int:
+        """MiB of the task left to the server container (the collector sidecar takes its share)."""
+        return self.task_memory - (self.otel_collector_memory if self.otel_collector else 0)
+
+    @property
+    def server_cpu(self) -> int:
+        """CPU units of the task left to the server container."""
+        return self.task_cpu - (self.otel_collector_cpu if self.otel_collector else 0)
 
     @property
     def nat_gateway_count(self) -> int:
@@ -130,9 +148,10 @@ class Settings:
         from components.ingest_service import ingest_limits
 
         try:
-            ingest_limits(self.task_memory)
+            ingest_limits(self.server_memory)
         except ValueError as e:
-            raise SettingsError(f"fleetprof:taskMemory: {e}") from None
+            keys = "taskMemory minus fleetprof:otelCollectorMemory" if self.otel_collector else "taskMemory"
+            raise SettingsError(f"fleetprof:{keys}: {e}") from None
         if self.image_uri and not IMAGE_DIGEST_RE.search(self.image_uri):
             raise SettingsError(
                 f"fleetprof:imageUri must be pinned by digest (<repository>@sha256:<64 hex>), got "
@@ -161,7 +180,52 @@ class Settings:
         self._validate_scaling()
         self._validate_audit_and_recovery()
         self._validate_access()
+        self._validate_telemetry()
         return self
+
+    def _validate_telemetry(self) -> None:
+        """The sampling ratio is a probability; with the collector: a digest-pinned image, a
+        CPU/memory share that leaves the server its own, at least one exporter; the collector's
+        token only where it is used, and only a token of the table that may write."""
+        from components.telemetry import MIN_COLLECTOR_MEMORY_MIB
+        from fleetprof.server.auth import parse_tokens
+
+        if not 0.0 <= self.traces_sampling_ratio <= 1.0:
+            raise SettingsError(f"fleetprof:tracesSamplingRatio must be 0..1, got {self.traces_sampling_ratio}")
+        if self.otel_collector_token and not (self.otel_collector and self.auth_enabled):
+            raise SettingsError(
+                "fleetprof:otelCollectorToken is set but unused: it authenticates the collector's export to "
+                "fleetprof, which needs fleetprof:otelCollector and fleetprof:authEnabled"
+            )
+        if not self.otel_collector:
+            return
+        if not IMAGE_DIGEST_RE.search(self.otel_collector_image):
+            raise SettingsError(
+                f"fleetprof:otelCollectorImage must be pinned by digest (<repository>[:<tag>]@sha256:<64 hex>), "
+                f"got {self.otel_collector_image!r}"
+            )
+        if self.otel_collector_memory < MIN_COLLECTOR_MEMORY_MIB or self.otel_collector_memory >= self.task_memory:
+            raise SettingsError(
+                f"fleetprof:otelCollectorMemory must be {MIN_COLLECTOR_MEMORY_MIB}..{self.task_memory - 1} MiB "
+                f"(below fleetprof:taskMemory), got {self.otel_collector_memory}"
+            )
+        if not 0 < self.otel_collector_cpu < self.task_cpu:
+            raise SettingsError(
+                f"fleetprof:otelCollectorCpu must be 1..{self.task_cpu - 1} units (below fleetprof:taskCpu), "
+                f"got {self.otel_collector_cpu}"
+            )
+        if not self.xray_enabled and self.auth_enabled and not self.otel_collector_token:
+            raise SettingsError(
+                "the collector would have no exporter: fleetprof:xrayEnabled is false and the export to fleetprof "
+                "needs fleetprof:otelCollectorToken where fleetprof:authEnabled is true"
+            )
+        if self.otel_collector_token:
+            grant = parse_tokens(self.auth_tokens or "{}", "fleetprof:authTokens").get(self.otel_collector_token)
+            if grant is None or "write" not in grant.scopes:
+                raise SettingsError(
+                    "fleetprof:otelCollectorToken must be a token of fleetprof:authTokens with the write scope "
+                    "(issue one with fleetprof token new --scopes write)"
+                )
 
     def _validate_access(self) -> None:
         """The token table parses as the server would parse it, and only where auth is on;
@@ -320,6 +384,7 @@ OPTIONAL_KEYS: frozenset[str] = frozenset(
         "alarm_email",
         "dr_region",
         "auth_tokens",
+        "otel_collector_token",
     }
 )
 """Fields whose config key may be absent (read as ``""``); every other key is required."""
@@ -338,6 +403,8 @@ def _read(c: pulumi.Config, name: str, type_: Any) -> Any:
         return c.get(key) or ""
     if type_ is int:
         return c.require_int(key)
+    if type_ is float:
+        return c.require_float(key)
     if type_ is bool:
         return c.require_bool(key)
     if type_ is str:

@@ -11,7 +11,10 @@ entries override the image's ``ENV``, ``user`` overrides ``USER``; with
 ``problems`` lists what the merged configuration alone shows would stop the container (a
 read-only root without ``/tmp``, a health check of another port, no command, a name in both
 ``environment`` and ``secrets``); what only running it shows is left to the sandboxed run in
-``tests/infra``. :func:`secret_problems` and :func:`resolve_secrets` model the agent's fetch of
+``tests/infra``. :func:`service_runs` merges each container with its own image's config:
+the service image's from the Dockerfile, the ADOT collector's from :data:`ADOT_IMAGE` (what
+its published Dockerfile records: ``/awscollector`` with a baked-in config, root, ``HOME=/root``),
+every other image is the service image (the program builds no other). :func:`secret_problems` and :func:`resolve_secrets` model the agent's fetch of
 Secrets Manager values: ``<secret arn>[:<json key>:<stage>:<version id>]`` names a secret the
 stack creates and one of its versions (none: ``AWSCURRENT``), read with the task's execution
 role, which must be allowed ``secretsmanager:GetSecretValue`` on it; otherwise the task
@@ -151,6 +154,24 @@ def effective_run(image: ImageConfig, container: dict[str, Any], volumes: dict[s
     )
 
 
+ADOT_IMAGE = ImageConfig(
+    env={"RUN_IN_CONTAINER": "True", "HOME": "/root"},
+    entrypoint=("/awscollector",),
+    cmd=("--config=/etc/otel-config.yaml",),
+)
+"""The config of the ADOT collector image (``cmd/awscollector/Dockerfile`` of
+aws-observability/aws-otel-collector: FROM scratch, no USER)."""
+
+
+def _image_of(container: dict[str, Any], service_image: ImageConfig) -> ImageConfig:
+    from components.telemetry import ADOT_REPOSITORY
+
+    ref = str(container.get("image") or "")
+    if ref.startswith(ADOT_REPOSITORY + ":") or ref.startswith(ADOT_REPOSITORY + "@"):
+        return ADOT_IMAGE
+    return service_image
+
+
 def service_runs(graph: Graph, dockerfile: Path) -> dict[str, ContainerRun]:
     """``{"<task>/<container>": ContainerRun}`` for every task definition of the stack."""
     image = image_config(dockerfile)
@@ -158,7 +179,7 @@ def service_runs(graph: Graph, dockerfile: Path) -> dict[str, ContainerRun]:
     for task in graph.of_type(TASK_TYPE):
         volumes = {v["name"]: True for v in task.inputs.get("volumes") or []}
         for container in doc(task.inputs["containerDefinitions"]):
-            run = effective_run(image, container, volumes)
+            run = effective_run(_image_of(container, image), container, volumes)
             runs[f"{task.name}/{container['name']}"] = replace(run, execution_role=task.inputs.get("executionRoleArn") or "")
     return runs
 

@@ -8,7 +8,9 @@ along the route (:mod:`.routing`): clients -> ALB (443 with HTTPS; 80 as the red
 plain HTTP where ``allowPlainHttp``); ALB -> tasks on the container port, in the target
 group's protocol, which must be the one the container serves (:data:`SERVED_PROTOCOL`; a
 mismatch fails every health check) and is reported per hop; tasks -> S3,
-DynamoDB, ECR (api, dkr), CloudWatch Logs, SSM, Secrets Manager; Ray nodes <-> Ray nodes
+DynamoDB, ECR (api, dkr), CloudWatch Logs, SSM, Secrets Manager, and what the task's
+sidecar needs (:func:`.task.egress_services`: X-Ray for a collector exporting there, ECR
+Public for an image pulled from it); Ray nodes <-> Ray nodes
 on Ray's ports; Ray nodes -> S3, DynamoDB, SSM and the SSM agent's services, CloudWatch
 Logs and metrics. An AWS service is reached through its interface endpoint when one with
 private DNS exists, else through the gateway endpoint on the subnet's route table (S3,
@@ -24,6 +26,7 @@ from typing import Any
 from components.aws_model.graph import Graph, as_list
 from components.aws_model.placement import Node, party, place
 from components.aws_model.routing import Router
+from components.aws_model.task import egress_services
 from components.aws_model.secgroups import (
     ALL_PORTS,
     Party,
@@ -366,7 +369,7 @@ def analyze(graph: Graph) -> Report:
         for tasks in nodes["tasks"]:
             a.alb_to_tasks(alb, tasks)
     for tasks in nodes["tasks"]:
-        for service in TASK_SERVICES:
+        for service in TASK_SERVICES + egress_services(graph):
             a.service(tasks, service, nodes["endpoints"])
         a.forbid_internet(tasks)
     for head in nodes["ray_head"]:

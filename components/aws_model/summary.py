@@ -1,7 +1,7 @@
 """What AWS would do with one rendered stack, in a few lines per concern.
 
 Contract: :func:`summary_lines` gathers the ``facts`` of every check in this package
-(image origin, container run, reachability, key users, WAF decisions, log deliveries) under a heading per
+(image origin, container run, task and collector sidecar, reachability, key users, WAF decisions, log deliveries) under a heading per
 concern, in a fixed order; :func:`problems` gathers every check's structured findings (an
 empty list: AWS would run the stack as intended), so ``make preview`` can list them and fail.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from components.aws_model import container, delivery, images, kms, reachability, waf
+from components.aws_model import container, delivery, images, kms, reachability, task, waf
 from components.aws_model.graph import Graph
 from components.mockrun import REPO_ROOT, Rendering
 
@@ -20,6 +20,7 @@ def _sections(dockerfile: Path) -> list[tuple[str, Callable[[Graph], list[str]]]
     return [
         ("images", images.facts),
         ("container", lambda g: container.facts(g, dockerfile)),
+        ("task", task.facts),
         ("reachability", reachability.facts),
         ("key grants", kms.facts),
         ("WAF", waf.facts),
@@ -48,6 +49,7 @@ def problems(rendering: Rendering, dockerfile: Path = REPO_ROOT / "Dockerfile") 
         for name, run in sorted(runs.items())
         for p in container.problems(run) + container.secret_problems(graph, run)
     ]
+    found += [f"task: {p}" for p in task.task_problems(graph) + task.collector_problems(graph)]
     found += [f"reachability: {p}" for p in reachability.analyze(graph).problems()]
     found += [f"key grants: {p}" for p in kms.analyze(graph).problems()]
     found += [f"WAF: {p}" for p in waf.findings(graph)]
