@@ -253,8 +253,8 @@ FLAME_SUFFIXES = {".svg": "svg", ".html": "html", ".htm": "html", ".json": "flam
 def flamegraph(
     inputs: Inputs,
     output: Annotated[str, typer.Option("--output", "-o", help="Output .svg, .html or .json (flamebearer); '-' = stdout (SVG unless --to).")],
-    title: Annotated[str | None, typer.Option("--title", help="Title (default: the input names).")] = None,
-    icicle: Annotated[bool, typer.Option("--icicle", help="Draw roots at the top (icicle graph).")] = False,
+    title: Annotated[str | None, typer.Option("--title", help="Title (default: the input names, the kind of values and the recorded time range).")] = None,
+    icicle: Annotated[bool, typer.Option("--icicle", help="Draw roots at the top (icicle graph), in SVG and HTML alike.")] = False,
     sample_type: SampleType = None,
     focus: Annotated[str | None, typer.Option("--focus", help="Keep only stacks through a frame matching this regex.")] = None,
     ignore: Annotated[str | None, typer.Option("--ignore", help="Drop stacks containing a frame matching this regex.")] = None,
@@ -269,7 +269,7 @@ def flamegraph(
             fail(f"cannot tell the output kind of {output!r}: use .svg, .html or .json, or --to")
         profile, ti = load_profiles(inputs, fmt, sample_type)
         profile = apply_filters(profile, focus, ignore)
-        name = title or ", ".join(Path(p).name if p != "-" else "stdin" for p in inputs)
+        name = title or _default_title(inputs, profile, ti)
         if kind == "flamebearer":
             from fleetprof.render.flamebearer import to_flamebearer
 
@@ -287,7 +287,14 @@ def flamegraph(
             from fleetprof.render.html import render_html
 
             html_nodes = {} if max_nodes is None else {"max_nodes": max_nodes}
-            write_output(output, render_html(profile, ti, title=name, **html_nodes))
+            write_output(output, render_html(profile, ti, title=name, icicle=icicle, **html_nodes))
+
+
+def _default_title(inputs: Sequence[str], profile: Profile, ti: int) -> str:
+    """The input names, what the values are, and when the profile was recorded."""
+    from fleetprof.render.titles import profile_title
+
+    return profile_title(", ".join(Path(p).name if p != "-" else "stdin" for p in inputs), profile, ti)
 
 
 def apply_filters(profile: Profile, focus: str | None, ignore: str | None) -> Profile:

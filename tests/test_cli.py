@@ -140,3 +140,12 @@ def test_top_by_line_without_lines_gives_cli_advice(folded):
     assert proc.returncode == 2
     line = one_error_line(proc)
     assert "--by frame" in line and "--by function" in line and "keep_lines" not in line
+
+
+def test_flamegraph_title_and_orientation_follow_svg(tmp_path: Path, folded):
+    out = tmp_path / "fg.html"
+    assert run("flamegraph", str(folded[0]), "-o", str(out)).returncode == 0
+    text = out.read_text()
+    assert "<title>base.folded · samples</title>" in text and '"icicle":false' in text
+    assert run("flamegraph", str(folded[0]), "-o", str(out), "--icicle").returncode == 0
+    assert '"icicle":true' in out.read_text()

@@ -4,7 +4,8 @@ The page embeds the profile as flamebearer JSON (:func:`to_flamebearer`, pruned 
 Pyroscope's ``max_nodes`` rule so the file stays small while totals stay exact) plus a
 ``fleetprof`` block with the real unit, and its own JavaScript (``static/flame_html.js``):
 click to zoom, Reset / Escape, a search box (Ctrl-F) with the matched share, tooltips,
-title and total with units.
+title and total with units. Roots are drawn at the bottom, as :func:`fleetprof.render.svg.render_svg`
+draws them by default; ``icicle=True`` draws them at the top, as ``render_svg(icicle=True)``.
 """
 
 from __future__ import annotations
@@ -42,12 +43,12 @@ def _json_for_script(obj: object) -> str:
 
 
 def render_html(
-    profile: Profile, type_index: int, *, title: str = "Flame Graph", max_nodes: int | None = 20000
+    profile: Profile, type_index: int, *, title: str = "Flame Graph", max_nodes: int | None = 20000, icicle: bool = False
 ) -> str:
     """Offline interactive HTML flame graph of value column ``type_index``."""
     st = profile.sample_types[type_index]
     fb = to_flamebearer(profile, type_index, max_nodes=max_nodes, name=title)
-    fb["fleetprof"] = {"unit": st.unit, "sampleType": st.type}
+    fb["fleetprof"] = {"unit": st.unit, "sampleType": st.type, "icicle": bool(icicle)}
     total = fb["flamebearer"]["numTicks"]
     sub = f"Total: {format_value(total, st.unit)} · {st.type} ({st.unit})"
     return (

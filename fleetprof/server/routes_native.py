@@ -5,7 +5,9 @@
 * ``flamegraph?query=&maxNodes=`` — tree JSON (:func:`fleetprof.render.tree_json.to_tree`)
 * ``top?query=&limit=&by=function|frame|line|file&sort=self|total`` — top functions
 * ``diff?leftQuery=&rightQuery=&format=json|svg`` — diff flamebearer or SVG
-* ``export?query=&format=pprof|folded|speedscope|svg|html``
+* ``export?query=&format=pprof|folded|speedscope|svg|html&icicle=`` — SVG/HTML titled with
+  the service, selector and time range (:func:`fleetprof.render.titles.selection_title`),
+  ``title=`` overrides; both draw roots at the bottom (flame graph), ``icicle=true`` at the top
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from typing import Any
 from anyio import to_thread
 from fastapi import APIRouter, Request, Response
 
+from fleetprof.render.titles import diff_title, selection_title
 from fleetprof.server.errors import ApiError
 from fleetprof.server.queries import (
     diff_flamebearer_doc,
+    diff_selections,
     int_param,
     merged,
     merged_diff,
@@ -131,6 +135,14 @@ def _lacks_lines(profile: Any) -> bool:
     return bool(fr.height) and not bool((fr["line"] != 0).any())
 
 
+def bool_param(q: Any, key: str) -> bool:
+    """``true``/``1`` or ``false``/``0``/absent; 400 otherwise."""
+    raw = (q.get(key) or "false").lower()
+    if raw not in ("true", "1", "false", "0"):
+        raise ApiError(400, f"'{key}' must be true or false")
+    return raw in ("true", "1")
+
+
 def _jsonable(v: Any) -> Any:
     if isinstance(v, float) and not math.isfinite(v):
         return None
@@ -149,7 +161,8 @@ async def diff(request: Request) -> Any:
     if fmt == "svg":
         from fleetprof.render.svg import render_diff_svg
 
-        svg = await to_thread.run_sync(lambda: render_diff_svg(base, cand, 0, title=f"diff {left.profile_type}"))
+        title = r.q.get("title") or diff_title(left, diff_selections(r.q, r.st)[1])
+        svg = await to_thread.run_sync(lambda: render_diff_svg(base, cand, 0, title=title))
         r.observe("diff")
         return Response(svg, media_type="image/svg+xml")
     raise ApiError(400, f"unsupported diff format {fmt!r}: use json or svg")
@@ -164,24 +177,25 @@ async def export(request: Request) -> Response:
         raise ApiError(400, f"unsupported export format {fmt!r}: use one of {sorted(EXPORTS)}")
     sel = parse_selection(q, st)
     max_nodes = int_param(q, "maxNodes", None, hi=1_000_000)
+    icicle = bool_param(q, "icicle")
     profile = await merged(st, tenant, sel)
-    title = q.get("title") or sel.profile_type
-    data = await to_thread.run_sync(lambda: _export(profile, fmt, title, max_nodes))
+    title = q.get("title") or selection_title(sel.profile_type, sel.matchers, sel.start_ms, sel.end_ms)
+    data = await to_thread.run_sync(lambda: _export(profile, fmt, title, max_nodes, icicle))
     media, ext = EXPORTS[fmt]
     r.observe("export")
     headers = {"Content-Disposition": f'inline; filename="profile.{ext}"'}
     return Response(data, media_type=media, headers=headers)
 
 
-def _export(profile: Any, fmt: str, title: str, max_nodes: int | None) -> bytes:
+def _export(profile: Any, fmt: str, title: str, max_nodes: int | None, icicle: bool = False) -> bytes:
     if fmt == "svg":
         from fleetprof.render.svg import render_svg
 
-        return render_svg(profile, 0, title=title).encode()
+        return render_svg(profile, 0, title=title, icicle=icicle).encode()
     if fmt == "html":
         from fleetprof.render.html import render_html
 
-        return render_html(profile, 0, title=title).encode()
+        return render_html(profile, 0, title=title, icicle=icicle).encode()
     from fleetprof.formats.detect import encode
 
     return encode(profile, fmt, type_index=0, max_nodes=max_nodes)

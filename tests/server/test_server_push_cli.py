@@ -91,3 +91,18 @@ def test_top_by_line_advice_and_duration_step(server: ServerProc, tmp_path: Path
     for bad in ("thirty", "0s", "400d"):
         r = httpx.get(server.url + "/api/v1/timeline", params={**q, "step": bad})
         assert r.status_code == 400 and "step" in r.json()["message"], r.text
+
+
+def test_exports_titled_with_service_kind_and_range(server: ServerProc, tmp_path: Path) -> None:
+    folded = tmp_path / "app.folded"
+    folded.write_text("main;work 3\n")
+    assert push(server, folded, "api", "--labels", "env=prod").returncode == 0
+    q = {"query": CPU_TYPE + '{service_name="api",env="prod"}', **window()}
+    svg = httpx.get(server.url + "/api/v1/export", params={**q, "format": "svg"}).text
+    assert "api · CPU time · env=&quot;prod&quot; · " in svg and " UTC" in svg and CPU_TYPE not in svg
+    page = httpx.get(server.url + "/api/v1/export", params={**q, "format": "html", "icicle": "true"}).text
+    assert "<title>api · CPU time · env=&quot;prod&quot; · " in page and CPU_TYPE not in page and '"icicle":true' in page
+    diff = httpx.get(server.url + "/api/v1/diff", params={"leftQuery": q["query"], "rightQuery": q["query"], "format": "svg"}).text
+    assert "diff: api · CPU time" in diff and CPU_TYPE not in diff
+    r = httpx.get(server.url + "/api/v1/export", params={**q, "format": "svg", "icicle": "maybe"})
+    assert r.status_code == 400 and "icicle" in r.json()["message"]

@@ -1,11 +1,12 @@
 // fleetprof offline HTML flame graph: canvas renderer over embedded flamebearer JSON.
 // Click a frame to zoom, "Reset" / Escape to unzoom, type a regular expression in the
 // search box (Ctrl-F focuses it) to highlight matches and see their share, hover for a
-// tooltip. window.flamegraph exposes the state for tests.
+// tooltip. Roots are drawn at the bottom (a flame graph, as the SVG export), at the top when
+// the page was rendered as an icicle graph. window.flamegraph exposes the state for tests.
 (function () {
   "use strict";
   var DATA = JSON.parse(document.getElementById("fg-data").textContent);
-  var fb = DATA.flamebearer, UNIT = DATA.fleetprof.unit;
+  var fb = DATA.flamebearer, UNIT = DATA.fleetprof.unit, ICICLE = !!DATA.fleetprof.icicle;
   var names = fb.names, TOTAL = fb.numTicks;
   var ROW = 18, FONT = "12px Verdana, sans-serif";
   var canvas = document.getElementById("fg-canvas"), ctx = canvas.getContext("2d");
@@ -37,6 +38,9 @@
   }
   var colours = names.map(function (n) { return n === "total" || n === "other" ? "rgb(200,200,200)" : hashColour(n); });
 
+  // canvas y of depth d: the root row at the top (icicle) or at the bottom (flame graph)
+  function rowY(d) { return (ICICLE ? d : L.length - 1 - d) * ROW; }
+
   function pxOf(x, w) {
     var W = canvas.clientWidth, s = W / zoom.w;
     var a = (x - zoom.x) * s, b = a + w * s;
@@ -57,7 +61,7 @@
     ctx.font = FONT; ctx.textBaseline = "middle";
     var charW = ctx.measureText("m").width;
     for (var d = 0; d < L.length; d++) {
-      var lv = L[d], y = d * ROW;
+      var lv = L[d], y = rowY(d);
       for (var i = 0; i < lv.length; i += 4) {
         var x = lv[i], w = lv[i + 1];
         if (!visible(d, x, w)) continue;
@@ -80,7 +84,8 @@
   }
 
   function hit(ev) {
-    var r = canvas.getBoundingClientRect(), mx = ev.clientX - r.left, d = Math.floor((ev.clientY - r.top) / ROW);
+    var r = canvas.getBoundingClientRect(), mx = ev.clientX - r.left, row = Math.floor((ev.clientY - r.top) / ROW);
+    var d = ICICLE ? row : L.length - 1 - row;
     if (d < 0 || d >= L.length) return null;
     var lv = L[d], x = zoom.x + mx / canvas.clientWidth * zoom.w;
     for (var i = 0; i < lv.length; i += 4) {
@@ -147,7 +152,7 @@
   window.addEventListener("resize", draw);
 
   window.flamegraph = {
-    state: function () { return { zoom: zoom, matchedPct: re ? matchedPct : null, levels: L.length }; },
+    state: function () { return { zoom: zoom, matchedPct: re ? matchedPct : null, levels: L.length, icicle: ICICLE }; },
     // canvas-relative box of the first visible frame called `name` (for tests and tools)
     frameBox: function (name) {
       for (var d = 0; d < L.length; d++) {
@@ -155,7 +160,7 @@
         for (var i = 0; i < lv.length; i += 4) {
           if (names[lv[i + 3]] === name && visible(d, lv[i], lv[i + 1])) {
             var p = pxOf(lv[i], lv[i + 1]);
-            return { x: p[0], y: d * ROW, width: p[1] - p[0], height: ROW - 1 };
+            return { x: p[0], y: rowY(d), width: p[1] - p[0], height: ROW - 1 };
           }
         }
       }
