@@ -80,6 +80,7 @@ CONFORMANCE_RULES: dict[str, tuple[ManagedRule, ...]] = {
         ),
     ),
     "service-auth": (ManagedRule("ECS_NO_ENVIRONMENT_SECRETS", {"secretKeys": AUTH_TOKENS_ENV}),),
+    "ecs-container-logging": (ManagedRule("ECS_TASK_DEFINITION_LOG_CONFIGURATION"),),
     "required-tags": (
         ManagedRule(
             "REQUIRED_TAGS",
@@ -105,6 +106,11 @@ CONFORMANCE_RULES: dict[str, tuple[ManagedRule, ...]] = {
 deployed resources (account-wide in the stack's region)."""
 
 PREVIEW_ONLY_RULES: dict[str, str] = {
+    "ecs-image-pinned": "no managed rule checks how a task definition's images are pinned; enforced at preview only",
+    "otel-collector-private": (
+        "a collector's loopback binding lives in its configuration text, which no managed rule reads; "
+        "VPC_SG_OPEN_ONLY_TO_AUTHORIZED_PORTS covers the internet side"
+    ),
     "nat-per-az": "no managed rule checks NAT gateways per AZ; enforced at preview only",
     "ecs-no-public-ip": (
         "no managed rule identifier verified for ECS service public IPs; Security Hub control ECS.2 "

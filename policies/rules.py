@@ -12,6 +12,7 @@ come from the stack's environment class (:mod:`policies.classes`), never from it
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -382,7 +383,8 @@ def iam_no_broad_managed_policy(t: str, p: Mapping[str, Any], c: Mapping[str, An
 
 def service_auth(t: str, p: Mapping[str, Any], c: Mapping[str, Any]) -> list[str]:
     """A token table never travels in plain task environment; where auth is required every
-    container takes it from Secrets Manager (``secrets``) and none sets ``FLEETPROF_INSECURE``."""
+    container but a collector sidecar (``AOT_CONFIG_CONTENT``) takes it from Secrets Manager
+    (``secrets``) and none sets ``FLEETPROF_INSECURE``."""
     if t != T_TASK:
         return []
     out = []
@@ -392,13 +394,136 @@ def service_auth(t: str, p: Mapping[str, Any], c: Mapping[str, Any]) -> list[str
         name = cd.get("name")
         if AUTH_TOKENS_ENV in env:
             out.append(f"container {name} carries the token table in plain environment; inject it through secrets")
-        if not c.get("required", True):
-            continue
+        if not c.get("required", True) or COLLECTOR_CONFIG_ENV in env:
+            continue  # a collector sidecar serves nothing: it is a client of the server
         if _truthy(env.get("FLEETPROF_INSECURE")) or env.get("FLEETPROF_INSECURE") == "1":
             out.append(f"container {name} serves without auth (FLEETPROF_INSECURE), which this stack's class forbids")
         if not secrets.get(AUTH_TOKENS_ENV, "").startswith("arn:aws:secretsmanager:"):
             out.append(f"container {name} has no token table from Secrets Manager (secrets {AUTH_TOKENS_ENV})")
     return out
+
+
+IMAGE_DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
+IMAGE_VERSION_TAG = re.compile(r":v?\d+\.\d+(\.\d+)?([-.][0-9A-Za-z.-]+)?$")
+
+
+def ecs_image_pinned(t: str, p: Mapping[str, Any], c: Mapping[str, Any]) -> list[str]:
+    """Every container image (the service's and every sidecar's) is pinned: by digest, or by a
+    release version tag (``v0.48.0``, ``1.2``); never ``latest`` or no tag (ECS would pull
+    whatever the registry holds at each task start)."""
+    if t != T_TASK:
+        return []
+    out = []
+    for cd in _as_list(_doc(p.get("containerDefinitions"))):
+        image = str(cd.get("image") or "")
+        last = image.rsplit("/", 1)[-1]
+        if IMAGE_DIGEST.search(image):
+            continue
+        if ":" not in last or last.endswith(":latest") or not IMAGE_VERSION_TAG.search(last):
+            out.append(f"container {cd.get('name')} runs {image or 'no image'}: pin it by digest or a release version tag")
+    return out
+
+
+def ecs_container_logging(t: str, p: Mapping[str, Any], c: Mapping[str, Any]) -> list[str]:
+    """Every container (sidecars included) ships its output with ``awslogs`` to a named group
+    in a named region."""
+    if t != T_TASK:
+        return []
+    out = []
+    for cd in _as_list(_doc(p.get("containerDefinitions"))):
+        cfg = cd.get("logConfiguration") or {}
+        opts = cfg.get("options") or {}
+        if cfg.get("logDriver") != "awslogs" or not opts.get("awslogs-group") or not opts.get("awslogs-region"):
+            out.append(f"container {cd.get('name')} must log with awslogs to a log group (awslogs-group, awslogs-region)")
+    return out
+
+
+COLLECTOR_CONFIG_ENV = "AOT_CONFIG_CONTENT"
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+
+def _collector_ports(cd: Mapping[str, Any]) -> tuple[list[int], list[str]] | None:
+    """(ports, non-loopback endpoints) of a collector container's receivers and extensions;
+    None when ``cd`` carries no collector configuration."""
+    import yaml
+
+    env = {e.get("name"): e.get("value") for e in _as_list(cd.get("environment"))}
+    if COLLECTOR_CONFIG_ENV not in env:
+        return None
+    try:
+        config = yaml.safe_load(str(env[COLLECTOR_CONFIG_ENV])) or {}
+    except yaml.YAMLError:
+        return [], ["(configuration is not YAML)"]
+    ports: list[int] = []
+    exposed: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "endpoint" and isinstance(value, str):
+                    host, _, port = value.rpartition(":")
+                    if port.isdigit():
+                        ports.append(int(port))
+                    if host not in LOOPBACK_HOSTS:
+                        exposed.append(value)
+                else:
+                    walk(value)
+
+    for section in ("receivers", "extensions"):
+        walk(config.get(section) if isinstance(config, dict) else None)
+    return ports, exposed
+
+
+def otel_collector_private(resources: Sequence[Res], c: Mapping[str, Any]) -> list[tuple[str | None, str]]:
+    """A collector sidecar is reachable from its own task only: its receivers and extensions
+    bind the task's loopback, it maps none of their ports, and no ingress rule of the security
+    groups of a service running its task admits those ports."""
+    out: list[tuple[str | None, str]] = []
+    by_urn = {r.urn: r for r in resources}
+    for task in resources:
+        if task.type != T_TASK:
+            continue
+        ports: set[int] = set()
+        for cd in _as_list(_doc(task.props.get("containerDefinitions"))):
+            found = _collector_ports(cd)
+            if found is None:
+                continue
+            ports |= set(found[0])
+            for endpoint in found[1]:
+                out.append((task.urn, f"collector {cd.get('name')} listens on {endpoint}: bind the task's loopback (127.0.0.1)"))
+            mapped = sorted({int(m.get("containerPort", 0)) for m in _as_list(cd.get("portMappings"))} & set(found[0]))
+            if mapped:
+                out.append((task.urn, f"collector {cd.get('name')} maps its ports {mapped}: nothing outside the task may send to it"))
+        if not ports:
+            continue
+        groups = {
+            urn
+            for svc in resources
+            if svc.type == T_SERVICE and task.urn in svc.deps.get("taskDefinition", ())
+            for urn in svc.deps.get("networkConfiguration", ())
+            if urn in by_urn and by_urn[urn].type == T_SG
+        }
+        for r in resources:
+            own = r.urn in groups
+            attached = r.type in (T_SG_INGRESS, T_SG_RULE) and set(r.deps.get("securityGroupId", ())) & groups
+            if not (own or attached):
+                continue
+            for lo, hi, _cidrs in _ingress_rules(r.type, r.props) + _group_ingress(r):
+                opened = sorted(p for p in ports if lo <= p <= hi or lo == hi == 0 and r.props.get("ipProtocol") == "-1")
+                if opened:
+                    out.append((r.urn, f"{r.name} admits the collector ports {opened} of task {task.name}"))
+    return out
+
+
+def _group_ingress(r: Res) -> list[tuple[int, int, list[str]]]:
+    """Inline ingress of a security group that names other groups or prefix lists (not CIDRs)."""
+    if r.type != T_SG:
+        return []
+    return [
+        (int(i.get("fromPort", 0)), int(i.get("toPort", 0)), [])
+        for i in _as_list(r.props.get("ingress"))
+        if not (_as_list(i.get("cidrBlocks")) or _as_list(i.get("ipv6CidrBlocks")))
+    ]
 
 
 def _tag_map(t: str, p: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -722,6 +847,13 @@ RULES: tuple[Rule, ...] = (
         "Service tasks take their token table from Secrets Manager and never serve without auth where the class requires it",
         service_auth,
         config_schema=BOOL_REQUIRED,
+    ),
+    Rule("ecs-image-pinned", "ECS containers run images pinned by digest or release version tag, never latest", ecs_image_pinned),
+    Rule("ecs-container-logging", "Every ECS container, sidecars included, logs with awslogs to a named group", ecs_container_logging),
+    Rule(
+        "otel-collector-private",
+        "A collector sidecar binds the task's loopback and no security group admits its ports",
+        stack_check=otel_collector_private,
     ),
     Rule("required-tags", "Taggable resources carry Project/Environment/Owner/CostCenter", required_tags),
     Rule("waf-attached", "A WAF web ACL is attached to the ALB where the stack requires it", stack_check=waf_attached, config_schema=BOOL_REQUIRED),
