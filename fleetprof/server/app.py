@@ -30,6 +30,7 @@ from fleetprof.server import (
     routes_ingest,
     routes_native,
     routes_query,
+    routes_traces,
 )
 from fleetprof.server.auth import Authenticator, configured_tokens
 from fleetprof.server.docs import install as install_docs
@@ -165,6 +166,10 @@ def create_app(settings: Settings | None = None, *, store: Any = None, index: An
         st.analysis_store = await to_thread.run_sync(lambda: _analysis_store(settings, st.store, analysis_store))
         st.writer = SegmentWriter(st.store, st.index, max_age_s=settings.flush_max_age_s, max_bytes=settings.flush_max_bytes, max_queue=settings.max_queue, on_flush=st.on_flush)
         await maybe_await(st.writer.start())
+        from fleetprof.traces.writer import SpanWriter
+
+        st.span_writer = SpanWriter(st.store, st.index, max_age_s=settings.flush_max_age_s, max_bytes=settings.flush_max_bytes, on_flush=st.on_flush)
+        st.span_writer.start()
         st.extra["loop"] = asyncio.get_running_loop()
         st.ready = True
         retention = asyncio.create_task(_retention_loop(st)) if settings.retention_runs_here() else None
@@ -176,6 +181,7 @@ def create_app(settings: Settings | None = None, *, store: Any = None, index: An
             if retention is not None:
                 retention.cancel()
             await maybe_await(st.writer.stop())
+            await st.span_writer.stop()
             log.info("segment writer flushed; server stopped")
 
     app = FleetprofApp(title="fleetprof", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
@@ -212,6 +218,7 @@ def create_app(settings: Settings | None = None, *, store: Any = None, index: An
     app.include_router(routes_analysis.router)
     app.include_router(querier_router)
     app.include_router(routes_explorer.router)
+    app.include_router(routes_traces.router)
     index_page.install(app)
     install_docs(app)
     install_openapi(app)

@@ -81,6 +81,10 @@ class Settings:
     max_label_name_length: int = 1024
     max_label_value_length: int = 2048
     max_stack_depth: int = 1024
+    max_spans_per_request: int = 50_000
+    """Spans of one OTLP trace export request (400 above)."""
+    max_attributes_per_span: int = 256
+    """Attributes of one span, span event, span link or resource (400 above)."""
     ingest_rate: float = 0.0
     """Per-tenant ingest rate in profiles per second (0 = unlimited)."""
     ingest_burst: float = 0.0
@@ -141,7 +145,7 @@ _INT_FIELDS = {
     "max_labels_per_series", "max_label_name_length", "max_label_value_length",
     "max_stack_depth", "flush_max_bytes", "max_queue",
     "max_samples_per_request", "max_frames_per_request", "large_decode_slots", "large_decode_bytes",
-    "max_tracked_tenants", "metrics_tenants",
+    "max_tracked_tenants", "metrics_tenants", "max_spans_per_request", "max_attributes_per_span",
 }
 _FLOAT_FIELDS = {"ingest_rate", "ingest_burst", "flush_max_age_s", "max_compression_ratio"}
 _DURATION_FIELDS = {"retention_s", "retention_interval_s", "default_query_range_s", "ingest_max_future_s"}

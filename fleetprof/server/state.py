@@ -36,6 +36,8 @@ class ServerState:
     """Where ``/api/v1/analysis`` reads (``settings.analysis``, else ``store``)."""
     index: Any = None
     writer: Any = None
+    span_writer: Any = None
+    """The span segment writer (:class:`fleetprof.traces.writer.SpanWriter`)."""
     ready: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
     flush_error: str | None = None
@@ -95,8 +97,10 @@ class ServerState:
             return
 
         def start_flush() -> None:
-            self.writer.max_age_s = 0.0
-            loop.create_task(self.writer.flush())
+            for w in (self.writer, self.span_writer):
+                if w is not None:
+                    w.max_age_s = 0.0
+                    loop.create_task(w.flush())
 
         loop.call_soon_threadsafe(start_flush)
 

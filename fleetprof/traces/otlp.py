@@ -1,0 +1,446 @@
+"""OTLP traces in and out: decode ``ExportTraceServiceRequest`` (protobuf or the OTLP JSON
+mapping) into a columnar :class:`SpanChunk`, and render stored spans back as OTLP.
+
+Decoding contract:
+
+* :func:`parse_protobuf` / :func:`parse_json` raise :class:`OtlpError` (the caller answers
+  400) for bodies that are not a valid request, and check the request's size limits
+  (:class:`SpanLimits`: spans per request, attributes, events and links per span) before
+  any span is converted. :func:`parse_json` counts spans and attributes on the parsed JSON
+  document, before the (slower) protobuf mapping.
+* OTLP JSON differs from protobuf's canonical JSON in one point, which :func:`parse_json`
+  undoes: trace and span ids are hex strings, not base64. Enums may be integers or names,
+  int64 values strings or numbers, keys lowerCamelCase (original names are accepted too);
+  unknown fields are ignored, as the specification asks of receivers.
+* :func:`to_chunk` rejects the whole request (:class:`OtlpError`) when an id is malformed
+  (trace id not 16 bytes or all zero, span id not 8 bytes or zero, parent id neither empty
+  nor 8 bytes, link ids likewise): such a request is broken, not partially acceptable.
+  Spans with impossible times (no start, an end before the start, a start further than
+  ``max_future_ns`` after now) are left out and counted as rejected (the
+  ``partial_success`` of the response).
+
+Storage of one span (what :func:`to_chunk` produces and :func:`spans_to_request` reverses,
+losslessly): scalar fields as columns; each string, int, bool or double attribute as a tag
+``"key=value"`` with its type letter (``s``, ``i``, ``b``, ``d``) in ``tag_types``; every
+other attribute (arrays, maps, bytes, keys containing ``=``) stays, in order, in ``extra``:
+the span's protobuf bytes with the column fields cleared (events, links, trace state,
+flags and dropped counts stay there too). ``tag_types`` holds ``x`` at the place of each
+such attribute, so the attribute order round-trips.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTracePartialSuccess,
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+
+UNKNOWN_SERVICE = "unknown_service"
+"""Service of spans whose resource has no ``service.name`` (the OpenTelemetry default)."""
+SPAN_KIND_SERVER = 2
+SPAN_KIND_CONSUMER = 5
+STATUS_ERROR = 2
+_CLEARED = ("trace_id", "span_id", "parent_span_id", "name", "kind", "start_time_unix_nano",
+            "end_time_unix_nano", "status", "attributes")
+
+
+class OtlpError(ValueError):
+    """A request that is not valid OTLP or breaks a limit (answered with 400)."""
+
+
+@dataclass(frozen=True)
+class SpanLimits:
+    """Per-request limits, checked before spans are converted."""
+
+    max_spans: int = 50_000
+    max_attributes: int = 256
+    """Per span, per event, per link and per resource."""
+    max_events: int = 1024
+    max_links: int = 1024
+    max_future_ns: int = 86_400 * 10**9
+
+
+@dataclass
+class SpanChunk:
+    """Spans as columns (one list per column, all the same length), plus the serialized
+    resources (``ResourceSpans`` without scope spans) and scopes (``ScopeSpans`` without
+    spans) that ``resource`` / ``scope`` index."""
+
+    trace_id: list[bytes] = field(default_factory=list)
+    span_id: list[bytes] = field(default_factory=list)
+    parent_span_id: list[bytes] = field(default_factory=list)
+    name: list[str] = field(default_factory=list)
+    kind: list[int] = field(default_factory=list)
+    start_ns: list[int] = field(default_factory=list)
+    end_ns: list[int] = field(default_factory=list)
+    status_code: list[int] = field(default_factory=list)
+    status_message: list[str] = field(default_factory=list)
+    service: list[str] = field(default_factory=list)
+    resource: list[int] = field(default_factory=list)
+    scope: list[int] = field(default_factory=list)
+    extra: list[bytes] = field(default_factory=list)
+    tags: list[list[str]] = field(default_factory=list)
+    tag_types: list[str] = field(default_factory=list)
+    resources: list[bytes] = field(default_factory=list)
+    scopes: list[bytes] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.span_id)
+
+
+# ---------------------------------------------------------------------------------------
+# decoding
+
+
+def parse_protobuf(body: bytes, limits: SpanLimits) -> ExportTraceServiceRequest:
+    """The request in ``body`` (binary protobuf), its limits checked."""
+    req = ExportTraceServiceRequest()
+    try:
+        req.ParseFromString(body)
+    except (DecodeError, RuntimeError, ValueError) as e:
+        raise OtlpError(f"invalid OTLP protobuf: {e}") from None
+    n = 0
+    for rs in req.resource_spans:
+        _check_count(len(rs.resource.attributes), limits.max_attributes, "attributes on a resource")
+        for ss in rs.scope_spans:
+            n += len(ss.spans)
+            if n > limits.max_spans:
+                raise OtlpError(f"request has more than {limits.max_spans} spans")
+            for sp in ss.spans:
+                _check_span_counts(len(sp.attributes), len(sp.events), len(sp.links), limits)
+                for ev in sp.events:
+                    _check_count(len(ev.attributes), limits.max_attributes, "attributes on a span event")
+                for ln in sp.links:
+                    _check_count(len(ln.attributes), limits.max_attributes, "attributes on a span link")
+    return req
+
+
+def _check_count(n: int, limit: int, what: str) -> None:
+    if n > limit:
+        raise OtlpError(f"{n} {what}: more than the limit of {limit}")
+
+
+def _check_span_counts(attrs: int, events: int, links: int, limits: SpanLimits) -> None:
+    _check_count(attrs, limits.max_attributes, "attributes on a span")
+    _check_count(events, limits.max_events, "events on a span")
+    _check_count(links, limits.max_links, "links on a span")
+
+
+def _field(d: dict[str, Any], camel: str, snake: str) -> Any:
+    return d.get(camel, d.get(snake))
+
+
+def _list(v: Any, what: str) -> list[Any]:
+    if v is None:
+        return []
+    if not isinstance(v, list):
+        raise OtlpError(f"invalid OTLP JSON: {what} must be a list")
+    return v
+
+
+def _obj(v: Any, what: str) -> dict[str, Any]:
+    if not isinstance(v, dict):
+        raise OtlpError(f"invalid OTLP JSON: {what} must be an object")
+    return v
+
+
+def _hex_to_b64(d: dict[str, Any], camel: str, snake: str, what: str) -> None:
+    for k in (camel, snake):
+        v = d.get(k)
+        if v is None:
+            continue
+        if not isinstance(v, str):
+            raise OtlpError(f"invalid OTLP JSON: {what} must be a hex string")
+        try:
+            raw = bytes.fromhex(v)
+        except ValueError:
+            raise OtlpError(f"invalid OTLP JSON: {what} {v[:40]!r} is not hex") from None
+        d[k] = base64.b64encode(raw).decode()
+
+
+def parse_json(body: bytes, limits: SpanLimits) -> ExportTraceServiceRequest:
+    """The request in ``body`` (OTLP JSON), its limits checked on the JSON document first."""
+    try:
+        doc = json.loads(body)
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise OtlpError(f"invalid JSON: {e}") from None
+    doc = _obj(doc, "the request")
+    n = 0
+    for rs in _list(_field(doc, "resourceSpans", "resource_spans"), "resourceSpans"):
+        rs = _obj(rs, "a resourceSpans item")
+        res = rs.get("resource")
+        if isinstance(res, dict):
+            _check_count(len(_list(res.get("attributes"), "resource attributes")), limits.max_attributes, "attributes on a resource")
+        for ss in _list(_field(rs, "scopeSpans", "scope_spans"), "scopeSpans"):
+            ss = _obj(ss, "a scopeSpans item")
+            spans = _list(ss.get("spans"), "spans")
+            n += len(spans)
+            if n > limits.max_spans:
+                raise OtlpError(f"request has more than {limits.max_spans} spans")
+            for sp in spans:
+                sp = _obj(sp, "a span")
+                events = _list(sp.get("events"), "events")
+                links = _list(sp.get("links"), "links")
+                _check_span_counts(len(_list(sp.get("attributes"), "attributes")), len(events), len(links), limits)
+                _hex_to_b64(sp, "traceId", "trace_id", "traceId")
+                _hex_to_b64(sp, "spanId", "span_id", "spanId")
+                _hex_to_b64(sp, "parentSpanId", "parent_span_id", "parentSpanId")
+                for ev in events:
+                    _check_count(len(_list(_obj(ev, "an event").get("attributes"), "event attributes")), limits.max_attributes, "attributes on a span event")
+                for ln in links:
+                    ln = _obj(ln, "a link")
+                    _check_count(len(_list(ln.get("attributes"), "link attributes")), limits.max_attributes, "attributes on a span link")
+                    _hex_to_b64(ln, "traceId", "trace_id", "link traceId")
+                    _hex_to_b64(ln, "spanId", "span_id", "link spanId")
+    req = ExportTraceServiceRequest()
+    try:
+        json_format.ParseDict(doc, req, ignore_unknown_fields=True)
+    except (json_format.ParseError, ValueError, TypeError, RecursionError) as e:
+        raise OtlpError(f"invalid OTLP JSON: {str(e)[:300]}") from None
+    return req
+
+
+def _tags(attrs: Iterable[KeyValue]) -> tuple[list[str], str, list[KeyValue]]:
+    """Scalar attributes as ``key=value`` tags, their type letters, the other attributes."""
+    tags: list[str] = []
+    types: list[str] = []
+    other: list[KeyValue] = []
+    for kv in attrs:
+        v = kv.value
+        which = v.WhichOneof("value")
+        key = kv.key
+        if "=" in key:
+            which = None
+        if which == "string_value":
+            tags.append(f"{key}={v.string_value}")
+            types.append("s")
+        elif which == "int_value":
+            tags.append(f"{key}={v.int_value}")
+            types.append("i")
+        elif which == "bool_value":
+            tags.append(f"{key}={'true' if v.bool_value else 'false'}")
+            types.append("b")
+        elif which == "double_value":
+            tags.append(f"{key}={v.double_value!r}")
+            types.append("d")
+        else:
+            other.append(KeyValue.FromString(kv.SerializeToString()))
+            types.append("x")
+    return tags, "".join(types), other
+
+
+def service_of(attrs: Iterable[KeyValue]) -> str:
+    """``service.name`` of a resource's attributes, else :data:`UNKNOWN_SERVICE`."""
+    for kv in attrs:
+        if kv.key == "service.name" and kv.value.WhichOneof("value") == "string_value" and kv.value.string_value:
+            return kv.value.string_value
+    return UNKNOWN_SERVICE
+
+
+def _check_ids(sp: Span) -> None:
+    if len(sp.trace_id) != 16 or not any(sp.trace_id):
+        raise OtlpError(f"span {sp.name[:64]!r}: trace id must be 16 bytes, not all zero (got {len(sp.trace_id)} bytes)")
+    if len(sp.span_id) != 8 or not any(sp.span_id):
+        raise OtlpError(f"span {sp.name[:64]!r}: span id must be 8 bytes, not all zero (got {len(sp.span_id)} bytes)")
+    if len(sp.parent_span_id) not in (0, 8):
+        raise OtlpError(f"span {sp.name[:64]!r}: parent span id must be empty or 8 bytes (got {len(sp.parent_span_id)})")
+    for ln in sp.links:
+        if len(ln.trace_id) != 16 or len(ln.span_id) != 8:
+            raise OtlpError(f"span {sp.name[:64]!r}: a link needs a 16-byte trace id and an 8-byte span id")
+
+
+def to_chunk(req: ExportTraceServiceRequest, now_ns: int, limits: SpanLimits) -> tuple[SpanChunk, int, str]:
+    """The request's acceptable spans as a :class:`SpanChunk`, how many were rejected and
+    why (see the module docstring). Consumes ``req`` (its spans are modified)."""
+    for rs in req.resource_spans:  # ids first: a broken request stores nothing
+        for ss in rs.scope_spans:
+            for sp in ss.spans:
+                _check_ids(sp)
+    c = SpanChunk()
+    rejected = 0
+    why = ""
+    latest = now_ns + limits.max_future_ns
+    for rs in req.resource_spans:
+        service = service_of(rs.resource.attributes)
+        rix = len(c.resources)
+        c.resources.append(ResourceSpans(resource=rs.resource, schema_url=rs.schema_url).SerializeToString(deterministic=True))
+        for ss in rs.scope_spans:
+            six = len(c.scopes)
+            c.scopes.append(ScopeSpans(scope=ss.scope, schema_url=ss.schema_url).SerializeToString(deterministic=True))
+            for sp in ss.spans:
+                start, end = sp.start_time_unix_nano, sp.end_time_unix_nano
+                if start <= 0 or end < start or start > latest or end >= 2**63:
+                    rejected += 1
+                    why = why or f"span {sp.name[:64]!r} has impossible times (start {start}, end {end})"
+                    continue
+                c.trace_id.append(sp.trace_id)
+                c.span_id.append(sp.span_id)
+                c.parent_span_id.append(sp.parent_span_id)
+                c.name.append(sp.name)
+                c.kind.append(sp.kind)
+                c.start_ns.append(start)
+                c.end_ns.append(end)
+                c.status_code.append(sp.status.code)
+                c.status_message.append(sp.status.message)
+                c.service.append(service)
+                c.resource.append(rix)
+                c.scope.append(six)
+                tags, types, other = _tags(sp.attributes)
+                c.tags.append(tags)
+                c.tag_types.append(types)
+                for f in _CLEARED:
+                    sp.ClearField(f)
+                if other:
+                    sp.attributes.extend(other)
+                c.extra.append(sp.SerializeToString(deterministic=True))
+    return c, rejected, why
+
+
+def response(rejected: int, message: str) -> ExportTraceServiceResponse:
+    """The export response: ``partial_success`` only when spans were rejected."""
+    if rejected <= 0:
+        return ExportTraceServiceResponse()
+    return ExportTraceServiceResponse(partial_success=ExportTracePartialSuccess(rejected_spans=rejected, error_message=message))
+
+
+def response_json(resp: ExportTraceServiceResponse) -> dict[str, Any]:
+    return json_format.MessageToDict(resp)
+
+
+# ---------------------------------------------------------------------------------------
+# rendering
+
+
+def _value(t: str, text: str) -> AnyValue:
+    if t == "s":
+        return AnyValue(string_value=text)
+    if t == "i":
+        return AnyValue(int_value=int(text))
+    if t == "b":
+        return AnyValue(bool_value=text == "true")
+    return AnyValue(double_value=float(text))
+
+
+def rebuild_span(row: dict[str, Any]) -> Span:
+    """The OTLP span of one stored row (keys as the columns of :class:`SpanChunk`, ids
+    as bytes; ``end_ns`` may be given as ``duration_ns``)."""
+    sp = Span.FromString(row["extra"])
+    types: str = row["tag_types"] or ""
+    other = [KeyValue.FromString(kv.SerializeToString()) for kv in sp.attributes] if "x" in types else []
+    sp.ClearField("attributes")
+    tags = iter(row["tags"] or ())
+    others = iter(other)
+    for t in types:
+        if t == "x":
+            sp.attributes.append(next(others))
+        else:
+            k, _, v = next(tags).partition("=")
+            sp.attributes.add(key=k, value=_value(t, v))
+    sp.trace_id = row["trace_id"]
+    sp.span_id = row["span_id"]
+    parent = row["parent_span_id"]
+    if parent and any(parent):
+        sp.parent_span_id = parent
+    sp.name = row["name"]
+    sp.kind = row["kind"]
+    sp.start_time_unix_nano = row["start_ns"]
+    sp.end_time_unix_nano = row["end_ns"] if "end_ns" in row else row["start_ns"] + row["duration_ns"]
+    if row["status_code"] or row["status_message"]:
+        sp.status.code = row["status_code"]
+        sp.status.message = row["status_message"]
+    return sp
+
+
+def spans_to_request(rows: Sequence[dict[str, Any]]) -> ExportTraceServiceRequest:
+    """Rows (with ``resource`` / ``scope`` as serialized blobs) grouped back into
+    resource spans and scope spans, in the order they first appear."""
+    req = ExportTraceServiceRequest()
+    by_res: dict[bytes, tuple[ResourceSpans, dict[bytes, ScopeSpans]]] = {}
+    for row in rows:
+        rkey = row["resource"]
+        hit = by_res.get(rkey)
+        if hit is None:
+            rs = req.resource_spans.add()
+            rs.MergeFromString(rkey)
+            hit = by_res[rkey] = (rs, {})
+        rs, scopes = hit
+        skey = row["scope"]
+        ss = scopes.get(skey)
+        if ss is None:
+            ss = scopes[skey] = rs.scope_spans.add()
+            ss.MergeFromString(skey)
+        ss.spans.append(rebuild_span(row))
+    return req
+
+
+def _ids_to_hex(d: Any) -> None:
+    """OTLP JSON: trace and span ids (base64 in protobuf's JSON) as hex, in place."""
+    for rs in d.get("resourceSpans", d.get("batches", [])):
+        for ss in rs.get("scopeSpans", []):
+            for sp in ss.get("spans", []):
+                for k in ("traceId", "spanId", "parentSpanId"):
+                    if k in sp:
+                        sp[k] = base64.b64decode(sp[k]).hex()
+                for ln in sp.get("links", []):
+                    for k in ("traceId", "spanId"):
+                        if k in ln:
+                            ln[k] = base64.b64decode(ln[k]).hex()
+
+
+def otlp_json(req: ExportTraceServiceRequest) -> dict[str, Any]:
+    """The OTLP JSON mapping of ``req`` (hex ids, integer enums, int64 as strings)."""
+    d = json_format.MessageToDict(req, use_integers_for_enums=True)
+    d.setdefault("resourceSpans", [])
+    _ids_to_hex(d)
+    return d
+
+
+def tempo_batches(req: ExportTraceServiceRequest) -> list[dict[str, Any]]:
+    """Resource spans as Tempo's API renders them (protobuf JSON: base64 ids, enum names)."""
+    return [json_format.MessageToDict(rs) for rs in req.resource_spans]
+
+
+def parse_trace_id(text: str) -> bytes:
+    """A trace id given as 1-32 hex digits (left-padded with zeros, as Tempo accepts),
+    else :class:`OtlpError`."""
+    t = text.strip()
+    if not 0 < len(t) <= 32:
+        raise OtlpError(f"trace id {text[:40]!r} must be 1 to 32 hex digits")
+    try:
+        raw = binascii.unhexlify(t.rjust(32, "0"))
+    except (binascii.Error, ValueError):
+        raise OtlpError(f"trace id {text[:40]!r} is not hex") from None
+    if not any(raw):
+        raise OtlpError("trace id must not be all zero")
+    return raw
+
+
+def parse_span_id(value: str | bytes | int) -> bytes:
+    """A span id as 8 bytes from bytes, an int, or 1-16 hex digits; :class:`OtlpError` otherwise."""
+    if isinstance(value, bytes):
+        if len(value) != 8:
+            raise OtlpError("span id must be 8 bytes")
+        return value
+    if isinstance(value, int):
+        if not 0 <= value < 2**64:
+            raise OtlpError("span id out of range")
+        return value.to_bytes(8, "big")
+    t = str(value).strip()
+    if not 0 < len(t) <= 16:
+        raise OtlpError(f"span id {t[:40]!r} must be 1 to 16 hex digits")
+    try:
+        return binascii.unhexlify(t.rjust(16, "0"))
+    except (binascii.Error, ValueError):
+        raise OtlpError(f"span id {t[:40]!r} is not hex") from None
