@@ -21,11 +21,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
+from fleetprof.analysis.frames import FrameClass, classify_frame
 from fleetprof.model import ROOT_ID, expand
 from fleetprof.model.profile import Expanded, positions
-from workers.cost import DEFAULT_VCPU_HOUR_USD, cost_tables
+from workers.cost import DEFAULT_VCPU_HOUR_USD, cost_note, cost_tables, observed_durations
 from workers.dataset import Dataset, to_profile, value_type
-from workers.rules import CATEGORIES, DEFAULT_RULES, Rule, category_of, compile_categories
+from workers.rules import CATEGORIES, DEFAULT_RULES, Rule, category_of, matches_any
 
 LOCK_MACHINERY = r"^(sync\.|runtime\.|internal/|java\.util\.concurrent\.locks\.|pthread_mutex|__lll_lock|futex)"
 
@@ -46,6 +47,13 @@ class AnalysisConfig:
     leak_min_share: float = 0.01
     contention_min_share: float = 0.10
     vcpu_hour_usd: float = DEFAULT_VCPU_HOUR_USD
+    explorer_url: str = ""
+    """Base URL of the explorer for ``flamegraph_url`` links (``""``: links relative to the server root)."""
+    anomaly_buckets: int = 12
+    anomaly_baseline: int = 12
+    anomaly_min_baseline: int = 6
+    anomaly_z: float = 5.0
+    anomaly_min_delta: float = 0.05
     rules: tuple[Rule, ...] = field(default=DEFAULT_RULES)
 
 
@@ -79,7 +87,11 @@ def primary_cpu_type(ds: Dataset) -> str | None:
 # ---------------------------------------------------------------- stacks
 @dataclass
 class TypeStacks:
-    """Expanded stacks of one profile type: one row per (leaf node, series)."""
+    """Expanded stacks of one profile type: one row per (leaf node, series).
+
+    ``elem_frame`` codes each stack element's distinct ``(name, file)`` frame, classified in
+    ``fclasses`` (:class:`~fleetprof.analysis.frames.FrameClass`); ``elem_name`` codes its
+    grouped function name (``names``: unsymbolized frames of one binary share one name)."""
 
     profile_type: str
     ex: Expanded
@@ -89,20 +101,26 @@ class TypeStacks:
     elem_row: np.ndarray  # per element: its row
     elem_name: np.ndarray  # per element: function-name code
     names: np.ndarray  # code -> function name (object array)
+    elem_frame: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # per element: frame code
+    fclasses: list[FrameClass] = field(default_factory=list)  # frame code -> classification
 
 
 def type_stacks(ds: Dataset, pt: str) -> TypeStacks:
-    """Expand the rows of ``pt`` (leaf-only function names resolved to integer codes)."""
+    """Expand the rows of ``pt``; frames classified once per distinct ``(name, file)``."""
     prof = to_profile(ds, pt)
     ex = expand(prof)
     st = ds.series_table()
     meta = ex.samples.select(pl.col("labels").alias("series_id")).join(st, on="series_id", how="left", maintain_order="left")
-    fr = ds.frames
-    names, name_code = np.unique(fr["name"].to_numpy().astype(object), return_inverse=True)
+    fr = ds.frames.with_columns(pl.col("name").fill_null(""), pl.col("file").fill_null(""))
+    pairs = fr.select("name", "file").unique(maintain_order=True)
+    fclasses = [classify_frame(n, f) for n, f in pairs.iter_rows()]
+    pair_code = fr.join(pairs.with_row_index("pcode"), on=["name", "file"], how="left", maintain_order="left")["pcode"].to_numpy()
+    names, fn_code = np.unique(np.array([c.function for c in fclasses], dtype=object), return_inverse=True)
     fpos = positions(fr["frame_id"].to_numpy(), ex.frame_ids)
     if np.any(fpos < 0):
         raise ValueError("dataset frames table misses frames referenced by nodes")
     lengths = np.diff(ex.offsets)
+    elem_frame = pair_code[fpos].astype(np.int64)
     return TypeStacks(
         pt,
         ex,
@@ -110,8 +128,10 @@ def type_stacks(ds: Dataset, pt: str) -> TypeStacks:
         meta["version"].fill_null("").to_numpy().astype(object),
         ex.samples["v0"].to_numpy().astype(np.int64),
         np.repeat(np.arange(len(lengths), dtype=np.int64), lengths),
-        name_code[fpos].astype(np.int64),
+        fn_code.astype(np.int64)[elem_frame] if len(elem_frame) else np.zeros(0, np.int64),
         names,
+        elem_frame,
+        fclasses,
     )
 
 
@@ -220,10 +240,9 @@ def hotspot_categories(ts: TypeStacks, cfg: AnalysisConfig) -> pl.DataFrame:
     """Self time per (service, category) (nearest categorized frame to the leaf) and whether
     the category is a *shared* hotspot (share >= ``category_min_share`` in at least
     ``shared_min_services`` services)."""
-    compiled = compile_categories(CATEGORIES)
     cats = sorted({c for c, _ in CATEGORIES})
-    code_cat = np.array([cats.index(c) if (c := category_of(str(n), compiled)) else -1 for n in ts.names], dtype=np.int64)
-    elem_cat = code_cat[ts.elem_name] if len(ts.elem_name) else np.zeros(0, np.int64)
+    code_cat = np.array([cats.index(c) if (c := category_of(fc)) else -1 for fc in ts.fclasses], dtype=np.int64)
+    elem_cat = code_cat[ts.elem_frame] if len(ts.elem_frame) else np.zeros(0, np.int64)
     near = _nearest_leaf(ts, elem_cat >= 0)
     row_cat = np.where(near >= 0, elem_cat[np.maximum(near, 0)] if len(elem_cat) else -1, -1)
     keep = row_cat >= 0
@@ -420,41 +439,113 @@ def contention(ts: TypeStacks, cfg: AnalysisConfig) -> pl.DataFrame:
 
 RECOMMENDATION_SCHEMA = {
     "rule_id": pl.Utf8, "category": pl.Utf8, "service": pl.Utf8, "profile_type": pl.Utf8, "share": pl.Float64,
-    "threshold": pl.Float64, "value": pl.Int64, "top_functions": pl.Utf8, "example_stack": pl.Utf8, "advice": pl.Utf8,
+    "threshold": pl.Float64, "value": pl.Int64, "avg_vcpus": pl.Float64, "usd_month": pl.Float64,
+    "top_function": pl.Utf8, "top_module": pl.Utf8, "top_functions": pl.Utf8, "packages": pl.Utf8,
+    "example_stack": pl.Utf8, "flamegraph_url": pl.Utf8, "advice": pl.Utf8,
 }
+"""The ``recommendations`` table (one row per rule that fired in a service):
+
+* ``share`` — CPU rules: fraction of the service's CPU in stacks with a matching frame;
+  contention rules: blocked seconds per second of measured profile time. ``threshold``: the
+  rule's firing threshold on the same scale; ``value``: the matched value (ns).
+* ``avg_vcpus`` / ``usd_month`` — the dollar impact: ``share`` × the service's measured
+  vCPUs and $/month (``cost_services``); null for contention rules (blocked time costs no CPU).
+* ``top_function`` / ``top_module`` — the heaviest matching function (nearest the leaf) and
+  its classified module; ``top_functions`` — up to three as ``name [module] share``;
+  ``packages`` — the matched packages, heaviest first.
+* ``example_stack`` — the heaviest matching stack, root first, ``;``-separated.
+* ``flamegraph_url`` — the explorer on this service, profile type and window, with the
+  sandwich view and search on ``top_function`` (relative to ``AnalysisConfig.explorer_url``).
+"""
 
 
-def recommendations(ts: TypeStacks, cfg: AnalysisConfig) -> pl.DataFrame:
-    """Fire every rule of ``cfg.rules`` per service (see :mod:`workers.rules`)."""
+def explorer_link(base: str, *, tenant: str, service: str, profile_type: str, start_ms: int, end_ms: int,
+                  function: str = "") -> str:
+    """Explorer URL (``ui/src/state.ts`` keys) showing ``service``'s ``profile_type`` flame graph
+    over ``[start_ms, end_ms]``, focused on ``function`` (sandwich view + search) when given."""
+    from urllib.parse import urlencode
+
+    q: dict[str, str] = {"service": service, "type": profile_type, "from": str(start_ms), "until": str(end_ms)}
+    if function:
+        q |= {"fn": function, "search": function, "layout": "sandwich"}
+    if tenant and tenant != "anonymous":
+        q["tenant"] = tenant
+    return f"{base.rstrip('/')}/?{urlencode(q)}"
+
+
+@dataclass(frozen=True)
+class RecContext:
+    """What recommendations need beyond the stacks: per-service measured cost and time, and
+    the link target (tenant and window)."""
+
+    tenant: str = ""
+    start_ms: int = 0
+    end_ms: int = 0
+    usd_month: dict[str, float] = field(default_factory=dict)
+    avg_vcpus: dict[str, float] = field(default_factory=dict)
+    observed_seconds: dict[str, float] = field(default_factory=dict)
+
+
+def recommendations(ts: TypeStacks, cfg: AnalysisConfig, ctx: RecContext | None = None, *, scope: str = "cpu") -> pl.DataFrame:
+    """Fire every rule of ``cfg.rules`` with this ``scope`` per service (see :mod:`workers.rules`
+    and :data:`RECOMMENDATION_SCHEMA`)."""
+    ctx = ctx or RecContext()
     rows: list[dict[str, object]] = []
     st = dict(service_totals(ts).iter_rows())
     services = np.asarray(ts.service)
-    for rule in cfg.rules:  # one vectorised pass per rule
-        rx = rule.regex()
-        code_hit = np.array([bool(rx.search(str(n))) for n in ts.names], dtype=bool)
+    for rule in (r for r in cfg.rules if r.scope == scope):  # one vectorised pass per rule
+        code_hit = np.array([matches_any(rule.matches, fc) for fc in ts.fclasses], dtype=bool)
         if not code_hit.any():
             continue
-        elem_hit = code_hit[ts.elem_name]
+        elem_hit = code_hit[ts.elem_frame]
         near = _nearest_leaf(ts, elem_hit)
         row_hit = near >= 0
         for service in sorted(set(services[row_hit].tolist())):
             sel = row_hit & (services == service)
             value = int(ts.value[sel].sum())
-            share = value / max(st.get(service, 0), 1)
+            if scope == "cpu":
+                share = value / max(st.get(service, 0), 1)
+            else:
+                share = value / 1e9 / max(ctx.observed_seconds.get(service, 0.0), 1e-9)
             if share < rule.threshold:
                 continue
-            ev = pl.DataFrame({"function": ts.names[ts.elem_name[near[sel]]].tolist(), "value": ts.value[sel]})
-            top = ev.group_by("function").agg(pl.col("value").sum()).sort(["value", "function"], descending=[True, False]).head(3)
+            frames = ts.elem_frame[near[sel]]
+            ev = pl.DataFrame({
+                "function": ts.names[ts.elem_name[near[sel]]].tolist(),
+                "module": [ts.fclasses[f].module for f in frames.tolist()],
+                "package": [ts.fclasses[f].package for f in frames.tolist()],
+                "value": ts.value[sel],
+            })
+            top = ev.group_by("function", "module").agg(pl.col("value").sum()).sort(["value", "function"], descending=[True, False])
+            pk = ev.group_by("package").agg(pl.col("value").sum()).sort(["value", "package"], descending=[True, False])
             heaviest = np.flatnonzero(sel)[int(np.argmax(ts.value[sel]))]
+            top_fn, top_mod = (top["function"][0], top["module"][0]) if top.height else ("", "")
+            cpu = scope == "cpu"
             rows.append({
                 "rule_id": rule.rule_id, "category": rule.category, "service": service, "profile_type": ts.profile_type,
                 "share": share, "threshold": rule.threshold, "value": value,
-                "top_functions": ", ".join(f"{f} ({v / max(st[service], 1):.1%})" for f, v in top.iter_rows()),
-                "example_stack": _path_strings(ts, np.array([heaviest]))[0], "advice": rule.advice,
+                "avg_vcpus": share * ctx.avg_vcpus[service] if cpu and service in ctx.avg_vcpus else None,
+                "usd_month": share * ctx.usd_month[service] if cpu and service in ctx.usd_month else None,
+                "top_function": top_fn, "top_module": top_mod,
+                "top_functions": ", ".join(
+                    f"{f} [{m}] {v / max(value, 1):.0%}" if m and m != f else f"{f} {v / max(value, 1):.0%}"
+                    for f, m, v in top.head(3).iter_rows()),
+                "packages": ", ".join(p for p in pk["package"].head(5).to_list() if p),
+                "example_stack": _path_strings(ts, np.array([heaviest]))[0],
+                "flamegraph_url": explorer_link(cfg.explorer_url, tenant=ctx.tenant, service=service, profile_type=ts.profile_type,
+                                                start_ms=ctx.start_ms, end_ms=ctx.end_ms, function=top_fn),
+                "advice": rule.advice,
             })
     if not rows:
         return pl.DataFrame(schema=RECOMMENDATION_SCHEMA)
     return pl.DataFrame(rows, schema=RECOMMENDATION_SCHEMA).sort(["service", "share"], descending=[False, True])
+
+
+def measured_durations(ds: Dataset, pt: str, start_ms: int, end_ms: int) -> pl.DataFrame:
+    """:func:`workers.cost.observed_durations` of the profiles of type ``pt`` in ``ds``."""
+    rows = ds.samples.filter(pl.col("profile_type") == pt).select("series_id", "time_ms").unique()
+    rows = rows.join(ds.series_table(), on="series_id", how="left").with_columns(pl.col("service").fill_null(""))
+    return observed_durations(rows, start_ms=start_ms, end_ms=end_ms)
 
 
 # ---------------------------------------------------------------- driver
@@ -480,11 +571,14 @@ def analyze_dataset(
 ) -> AnalysisResult:
     """Run every analysis on the window's dataset ``ds`` (``previous``: the window before)."""
     cfg = cfg or AnalysisConfig()
+    from workers.anomalies import ANOMALY_SCHEMA, anomalies
+
     tables: dict[str, list[pl.DataFrame]] = {k: [] for k in (
         "top_functions", "hotspots", "hot_paths", "regressions", "leaks", "contention", "recommendations",
-        "cost_services", "cost_functions")}
+        "cost_services", "cost_functions", "anomalies")}
     cpu = primary_cpu_type(ds)
     cpu_ts: TypeStacks | None = None
+    window_s = (end_ms - start_ms) / 1000
     for pt in ds.profile_types:
         ts = type_stacks(ds, pt)
         tables["top_functions"].append(top_functions(ts, cfg))
@@ -492,18 +586,32 @@ def analyze_dataset(
             cpu_ts = ts
             tables["hotspots"].append(hotspot_categories(ts, cfg))
             tables["hot_paths"].append(hot_paths(ts, cfg))
-            tables["recommendations"].append(recommendations(ts, cfg))
-            services, functions = cost_tables(self_values(ts), window_s=(end_ms - start_ms) / 1000, vcpu_hour_usd=cfg.vcpu_hour_usd)
+            durations = measured_durations(ds, pt, start_ms, end_ms)
+            services, functions = cost_tables(self_values(ts), durations, window_s=window_s, vcpu_hour_usd=cfg.vcpu_hour_usd)
             tables["cost_services"].append(services)
             tables["cost_functions"].append(functions)
+            ctx = RecContext(tenant, start_ms, end_ms, dict(services.select("service", "usd_month").iter_rows()),
+                             dict(services.select("service", "avg_vcpus").iter_rows()),
+                             dict(services.select("service", "observed_seconds").iter_rows()))
+            tables["recommendations"].append(recommendations(ts, cfg, ctx))
         if is_cpu(pt) or is_alloc(pt):
             base = type_stacks(previous, pt) if previous is not None and pt in previous.profile_types else None
             tables["regressions"].append(regressions(base, ts, cfg, base_label=previous_window, cand_label=window))
+        if pt == cpu:
+            tables["anomalies"].append(anomalies(ds, previous, pt, start_ms, end_ms, cfg, tenant=tenant))
         if is_inuse(pt):
             tables["leaks"].append(leak_suspects(ds, pt, start_ms, end_ms, cfg))
         if is_contention(pt):
             tables["contention"].append(contention(ts, cfg))
+            if value_type(pt).unit == "nanoseconds":
+                secs = dict(measured_durations(ds, pt, start_ms, end_ms).select("service", "observed_seconds").iter_rows())
+                tables["recommendations"].append(
+                    recommendations(ts, cfg, RecContext(tenant, start_ms, end_ms, observed_seconds=secs), scope="contention"))
     out = {k: _concat(v, k) for k, v in tables.items()}
+    if out["anomalies"].width == 1:
+        out["anomalies"] = pl.DataFrame(schema=ANOMALY_SCHEMA)
+    if out["recommendations"].height:
+        out["recommendations"] = out["recommendations"].sort(["service", "share"], descending=[False, True])
     summary = _summary(out, ds, tenant=tenant, window=window, start_ms=start_ms, end_ms=end_ms, cpu=cpu, cfg=cfg)
     return AnalysisResult(out, summary, cpu_ts)
 
@@ -549,9 +657,21 @@ def _summary(t: dict[str, pl.DataFrame], ds: Dataset, *, tenant: str, window: st
             {"service": s, "function": f, "share": sh}
             for s, f, sh in (t["contention"].filter(pl.col("hotspot")).select("service", "function", "share").iter_rows() if t["contention"].height else [])
         ],
-        "recommendations": [{"rule_id": r, "service": s, "share": sh} for r, s, sh in t["recommendations"].select("rule_id", "service", "share").iter_rows()],
+        "recommendations": [
+            {"rule_id": r, "service": s, "share": sh, "usd_month": u, "top_function": f, "flamegraph_url": link}
+            for r, s, sh, u, f, link in t["recommendations"].select(
+                "rule_id", "service", "share", "usd_month", "top_function", "flamegraph_url").iter_rows()
+        ],
+        "anomalies": [
+            {"service": s, "function": f, "bucket_start_ms": b, "share": sh, "baseline_median": m, "direction": d}
+            for s, f, b, sh, m, d in t["anomalies"].select(
+                "service", "function", "bucket_start_ms", "share", "baseline_median", "direction").iter_rows()
+        ],
         "cost_usd_month": float(cost["usd_month"].sum()) if cost.height else 0.0,
-        "thresholds": {k: v for k, v in cfg.__dict__.items() if k != "rules"},
+        "cost_window_complete": bool(cost["complete"].all()) if cost.height else True,
+        "observed_seconds": float(cost["observed_seconds"].max()) if cost.height else 0.0,
+        "cost_note": cost_note(cost),
+        "thresholds": {k: v for k, v in cfg.__dict__.items() if k not in ("rules", "explorer_url")},
     }
 
 
