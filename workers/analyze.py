@@ -25,6 +25,8 @@ from typing import Any
 
 import polars as pl
 
+from fleetprof import telemetry
+
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
 
@@ -140,6 +142,7 @@ def run_task(job: AnalyzeJob, key: tuple[str, str]) -> dict[str, Any]:
             "leak_suspects": len(s["leak_suspects"]), "recommendations": len(s["recommendations"])}  # type: ignore[arg-type]
 
 
+@telemetry.job("analyze")
 def run_analysis(storage_url: str, index_url: str, windows: Sequence[Window], *, tenants: Sequence[str] | None = None,
                  mode: str = "ray", max_in_flight: int | None = None, vcpu_hour_usd: float | None = None,
                  progress: bool = True, on_result: Any = None, skip: Any = None,

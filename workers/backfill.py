@@ -30,6 +30,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from fleetprof import telemetry
+
 CHECKPOINT_PREFIX = "checkpoints/backfill"
 
 
@@ -75,6 +77,7 @@ class StopRequested(RuntimeError):
     """Raised by ``stop_after`` (tests simulate a driver crash with it)."""
 
 
+@telemetry.job("backfill")
 def run_backfill(storage_url: str, index_url: str, *, start_ms: int, end_ms: int, tenants: Sequence[str] | None = None,
                  services: Sequence[str] | None = None, what: Sequence[str] = ("compact", "analyze"),
                  window_length: str = "day", dry_run: bool = False, restart: bool = False, mode: str = "ray",

@@ -42,6 +42,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from fleetprof import telemetry
+
 log = logging.getLogger("workers.compact")
 
 HOUR_MS = 3_600_000
@@ -291,6 +293,7 @@ def run_partition(job: CompactJob, part: Partition) -> dict[str, Any]:
     return r.__dict__ | {"partition": part.key()}
 
 
+@telemetry.job("compaction")
 def run_compaction(storage_url: str, index_url: str, *, levels: Sequence[int] = (1, 2), start_ms: int = 0,
                    end_ms: int | None = None, tenants: Sequence[str] | None = None, mode: str = "ray",
                    max_in_flight: int | None = None, settle: bool = True, gc: bool = True,

@@ -27,6 +27,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from fleetprof import telemetry
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -75,8 +77,11 @@ def bundles(items: Sequence[T], weight: Callable[[T], float] | None, min_task_we
     return out
 
 
-def _run_bundle(fn: Callable[[Any, Any], Any], job: Any, items: list[Any]) -> list[Any]:
-    return [fn(job, it) for it in items]
+def _run_bundle(fn: Callable[[Any, Any], Any], job: Any, items: list[Any], trace: dict[str, str] | None = None,
+                label: str = "tasks") -> list[Any]:
+    """Task body: ``fn`` over ``items``, in a span continuing the driver's trace."""
+    with telemetry.remote_task(trace, f"task {label}", {"fleetprof.items": len(items)}):
+        return [fn(job, it) for it in items]
 
 
 class _Progress:
@@ -133,7 +138,8 @@ def run_tasks(
     if mode == "serial":
         with _Progress(progress, label, len(items)) as prog:
             for i, it in enumerate(items):
-                results[i] = fn(job, it)
+                with telemetry.child(f"task {label}", {"fleetprof.items": 1}):
+                    results[i] = fn(job, it)
                 if on_result:
                     on_result(it, results[i])
                 prog.advance()
@@ -147,13 +153,14 @@ def run_tasks(
     remote = ray.remote(num_cpus=1, max_retries=retries, retry_exceptions=True)(_run_bundle)
     limit = max_in_flight or max(int(ray.cluster_resources().get("CPU", 1)), 1)
     groups = bundles(items, weight, min_task_weight)
+    trace = telemetry.carrier()
     pending: dict[Any, list[int]] = {}
     nxt = 0
     with _Progress(progress, label, len(items)) as prog:
         while nxt < len(groups) or pending:
             while nxt < len(groups) and len(pending) < limit:
                 idx = groups[nxt]
-                pending[remote.remote(fn, job, [items[i] for i in idx])] = idx
+                pending[remote.remote(fn, job, [items[i] for i in idx], trace, label)] = idx
                 nxt += 1
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:

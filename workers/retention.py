@@ -25,6 +25,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from fleetprof import telemetry
+
 DAY_MS = 86_400_000
 
 
@@ -47,6 +49,7 @@ def expired_analyses(store: Any, tenant: str, older_than_ms: int) -> list[str]:
     return out
 
 
+@telemetry.job("retention")
 def run_retention(store: Any, index: Any, *, retention_days: float, analysis_days: float | None = None,
                   grace_s: float = 600.0, now_ms: int | None = None, dry_run: bool = False,
                   tenants: Sequence[str] | None = None, analysis_store: Any = None) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from typing import Any
 from anyio import to_thread
 from google.protobuf.message import Message
 
+from fleetprof import telemetry
 from fleetprof.formats.proto import profile_pb2, querier_pb2, settings_pb2, types_pb2
 from fleetprof.model.profile import Profile
 from fleetprof.querier import settings_store
@@ -250,7 +251,8 @@ async def select_merge_stacktraces(st: ServerState, tenant: str, req: querier_pb
     if fmt == querier_pb2.PROFILE_FORMAT_PPROF:
         prof = await to_thread.run_sync(lambda: _pprof_message(profile, max_nodes))
         return querier_pb2.SelectMergeStacktracesResponse(pprof=querier_pb2.PprofProfile(profile=prof))
-    doc = await to_thread.run_sync(lambda: to_flamebearer(profile, 0, max_nodes=max_nodes, name=sel.profile_type))
+    with telemetry.child("render.flamebearer", {"fleetprof.max_nodes": max_nodes}):
+        doc = await to_thread.run_sync(lambda: to_flamebearer(profile, 0, max_nodes=max_nodes, name=sel.profile_type))
     return querier_pb2.SelectMergeStacktracesResponse(flamegraph=_flamegraph_message(doc, querier_pb2.FlameGraph))
 
 

@@ -48,6 +48,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from fleetprof import telemetry
 from fleetprof.metastore.index import Index, PackedSeries, SegmentEntry
 from fleetprof.model.groupsum import sum_by_key
 from fleetprof.model.hashing import ROOT_ID, series_id
@@ -353,9 +354,12 @@ def _scope(
     entries = _lookup(index, tenant, start_ms, end_ms, matchers, profile_type)
     service = _service_only(matchers)
     if service is not None and not _may_average(entries):
+        telemetry.annotate({"fleetprof.query.segments": len(entries)})
         return _Scope(entries, service=service)
     wanted, average = _series_sets(store, entries, matchers)
-    return _Scope(_entries_with_series(entries, wanted), wanted, None, average)
+    scope = _Scope(_entries_with_series(entries, wanted), wanted, None, average)
+    telemetry.annotate({"fleetprof.query.segments": len(scope.entries)} | ({} if wanted is None else {"fleetprof.query.series": len(wanted)}))
+    return scope
 
 
 def _segment_sums(

@@ -20,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from fleetprof import telemetry
 from fleetprof.distributor.common import IngestConfig
 from fleetprof.querier.routes import router as querier_router
 from fleetprof.server import (
@@ -111,6 +112,12 @@ class FleetprofApp(FastAPI):
     fast_posts: dict[str, Any]
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if telemetry.http_traced(scope):
+            await telemetry.serve_http(scope, receive, send, self._serve, self.fast_posts)
+        else:
+            await self._serve(scope, receive, send)
+
+    async def _serve(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
             send = secure_send(send)
             if not await auth_surfaces.admit(self.state.fleetprof.auth, scope, send):
@@ -160,6 +167,7 @@ def create_app(settings: Settings | None = None, *, store: Any = None, index: An
         from fleetprof.warmup import warm_up
 
         write_version()  # a bad FLEETPROF_SEGMENT_FORMAT stops the start, not every flush
+        traces_owned = telemetry.setup_from_env("fleetprof-server")
         await to_thread.run_sync(warm_up)  # compiled kernels loaded before the first request
         st.store = store if store is not None else await to_thread.run_sync(lambda: open_store(settings.storage))
         st.index = index if index is not None else await to_thread.run_sync(lambda: open_index(settings.index))
@@ -183,6 +191,8 @@ def create_app(settings: Settings | None = None, *, store: Any = None, index: An
             await maybe_await(st.writer.stop())
             await st.span_writer.stop()
             log.info("segment writer flushed; server stopped")
+            if traces_owned:
+                await to_thread.run_sync(telemetry.shutdown)
 
     app = FleetprofApp(title="fleetprof", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.fleetprof = st

@@ -11,6 +11,7 @@ from typing import Any
 from anyio import to_thread
 from fastapi import Request
 
+from fleetprof import telemetry
 from fleetprof.distributor.timeparse import TimeParseError, now_ms, parse_time_ms
 from fleetprof.model.profile import Profile, ValueType
 from fleetprof.server.errors import ApiError
@@ -170,7 +171,8 @@ def _single_type(p: Profile, profile_type: str) -> Profile:
 async def merged(st: ServerState, tenant: str, sel: Selection) -> Profile:
     from fleetprof.query.select import select_merge
 
-    p = await to_thread.run_sync(lambda: select_merge(st.store, st.index, tenant, sel.profile_type, sel.matchers, sel.start_ms, sel.end_ms))
+    with telemetry.child("query.select_merge", _query_attrs(tenant, sel)):
+        p = await to_thread.run_sync(lambda: select_merge(st.store, st.index, tenant, sel.profile_type, sel.matchers, sel.start_ms, sel.end_ms))
     return _single_type(p, sel.profile_type)
 
 
@@ -203,9 +205,10 @@ def step_for(start_ms: int, end_ms: int, requested_s: float | None = None) -> in
 async def timeline(st: ServerState, tenant: str, sel: Selection, step_ms: int) -> tuple[list[int], list[int]]:
     from fleetprof.query.select import select_timeline
 
-    times, values = await to_thread.run_sync(
-        lambda: select_timeline(st.store, st.index, tenant, sel.profile_type, sel.matchers, sel.start_ms, sel.end_ms, step_ms)
-    )
+    with telemetry.child("query.select_timeline", _query_attrs(tenant, sel) | {"fleetprof.step_ms": step_ms}):
+        times, values = await to_thread.run_sync(
+            lambda: select_timeline(st.store, st.index, tenant, sel.profile_type, sel.matchers, sel.start_ms, sel.end_ms, step_ms)
+        )
     return [int(t) for t in times], [int(v) for v in values]
 
 
@@ -214,7 +217,14 @@ async def call(fn_name: str, st: ServerState, tenant: str, *args: Any, **kwargs:
     from fleetprof.query import select
 
     fn = getattr(select, fn_name)
-    return await to_thread.run_sync(lambda: fn(st.store, st.index, tenant, *args, **kwargs))
+    with telemetry.child(f"query.{fn_name}", {"fleetprof.tenant": tenant}):
+        return await to_thread.run_sync(lambda: fn(st.store, st.index, tenant, *args, **kwargs))
+
+
+def _query_attrs(tenant: str, sel: Selection) -> dict[str, Any]:
+    """Span attributes of a query over ``sel``."""
+    return {"fleetprof.tenant": tenant, "fleetprof.profile_type": sel.profile_type,
+            "fleetprof.query.range_ms": sel.end_ms - sel.start_ms}
 
 
 async def sorted_list(scope: ReadScope, fn_name: str, *lead: Any, matchers: bool = False) -> list[str]:

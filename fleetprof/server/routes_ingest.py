@@ -18,6 +18,7 @@ from fastapi import APIRouter, Request, Response
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
 
+from fleetprof import telemetry
 from fleetprof.distributor.legacy import parse_legacy
 from fleetprof.distributor.native import parse_native
 from fleetprof.distributor.push import JSON_TYPES, media_type, parse_push_deferred
@@ -37,7 +38,9 @@ Form = Callable[[bytes], Awaitable[dict[str, bytes]]]
 async def _read(receive: AsyncIterator[bytes], content_length: str | None, st: ServerState, tenant: str) -> bytes:
     """The raw body, once the tenant's rate limit admits the request (429 before reading)."""
     st.limiter.admit(tenant)
-    return await read_body(receive, content_length, st.settings.max_body_bytes)
+    raw = await read_body(receive, content_length, st.settings.max_body_bytes)
+    telemetry.annotate({"fleetprof.tenant": tenant, "http.request.body.size": len(raw)})
+    return raw
 
 
 async def _decode(st: ServerState, raw: bytes, encoding: str | None, parse: Parse, *, inline: bool, form: Form | None = None) -> list[Any]:

@@ -16,6 +16,7 @@ import numpy as np
 from anyio import to_thread
 from fastapi import APIRouter, Request, Response
 
+from fleetprof import telemetry
 from fleetprof.server import queries
 from fleetprof.server.errors import ApiError
 
@@ -49,7 +50,8 @@ async def render(request: Request) -> dict[str, Any] | Response:
     group_by = [g for g in request.query_params.getlist("groupBy") if g]
     max_nodes = queries.int_param(q, "maxNodes", 8192, hi=1_000_000)
     profile = await queries.merged(st, tenant, sel)
-    doc = await to_thread.run_sync(lambda: to_flamebearer(profile, 0, max_nodes=max_nodes, name=sel.profile_type))
+    with telemetry.child("render.flamebearer", {"fleetprof.max_nodes": max_nodes or 0}):
+        doc = await to_thread.run_sync(lambda: to_flamebearer(profile, 0, max_nodes=max_nodes, name=sel.profile_type))
     step = queries.step_for(sel.start_ms, sel.end_ms)
     times, values = await queries.timeline(st, tenant, sel, step)
     doc["timeline"] = dense_timeline(sel.start_ms, sel.end_ms, step, times, values)

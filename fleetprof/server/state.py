@@ -9,6 +9,7 @@ from typing import Any
 
 from starlette.requests import Request
 
+from fleetprof import telemetry
 from fleetprof.distributor.common import IngestConfig
 from fleetprof.server.auth import Authenticator
 from fleetprof.server.errors import ApiError
@@ -61,6 +62,7 @@ class ServerState:
 
         429 on a full queue (with ``Retry-After``), 400 for an item the writer refuses
         (nothing of it joined a batch), 503 when the write failed."""
+        telemetry.annotate({"fleetprof.route": route, "fleetprof.tenant": tenant, "fleetprof.items": len(items)})
         if not items:
             return
         self.limiter.charge(tenant, len(items))
