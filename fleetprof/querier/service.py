@@ -21,6 +21,7 @@ Semantics (Pyroscope's, where fleetprof stores the same thing):
   seconds (bounded to at most 2000 points, at least 1 s).
 * ``Diff``: left is the base, right the candidate (7-int groups, ``leftTicks`` and
   ``rightTicks``); both sides must use one profile type.
+* ``SelectMergeSpanProfile``: see :mod:`fleetprof.querier.span_profile`.
 * Settings: ``Get`` lists the tenant's settings, ``Set`` stores one (``write`` scope).
 """
 
@@ -37,6 +38,7 @@ from fleetprof import telemetry
 from fleetprof.formats.proto import profile_pb2, querier_pb2, settings_pb2, types_pb2
 from fleetprof.model.profile import Profile
 from fleetprof.querier import settings_store
+from fleetprof.querier.span_profile import select_merge_span_profile
 from fleetprof.server import queries
 from fleetprof.server.errors import ApiError
 from fleetprof.server.state import ServerState
@@ -343,8 +345,9 @@ METHODS: dict[str, Method] = {
     f"{QUERIER}/SelectSeries": Method(querier_pb2.SelectSeriesRequest, "read", select_series),
     f"{QUERIER}/Diff": Method(querier_pb2.DiffRequest, "read", diff),
     f"{QUERIER}/GetProfileStats": Method(types_pb2.GetProfileStatsRequest, "read", get_profile_stats),
+    f"{QUERIER}/SelectMergeSpanProfile": Method(querier_pb2.SelectMergeSpanProfileRequest, "read", select_merge_span_profile),
     f"{SETTINGS}/Get": Method(settings_pb2.GetSettingsRequest, "read", get_settings),
     f"{SETTINGS}/Set": Method(settings_pb2.SetSettingsRequest, "write", set_settings),
 }
-UNSUPPORTED = {f"{QUERIER}/{m}" for m in ("SelectMergeSpanProfile", "SelectHeatmap", "AnalyzeQuery")}
+UNSUPPORTED = {f"{QUERIER}/{m}" for m in ("SelectHeatmap", "AnalyzeQuery")}
 """Procedures of Pyroscope's service that fleetprof answers ``unimplemented`` (501)."""

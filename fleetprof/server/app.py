@@ -31,6 +31,7 @@ from fleetprof.server import (
     routes_ingest,
     routes_native,
     routes_query,
+    routes_spans,
     routes_traces,
 )
 from fleetprof.server.auth import Authenticator, configured_tokens
@@ -225,6 +226,7 @@ def create_app(settings: Settings | None = None, *, store: Any = None, index: An
     app.include_router(routes_ingest.router)
     app.include_router(routes_query.router)
     app.include_router(routes_native.router)
+    app.include_router(routes_spans.router)
     app.include_router(routes_analysis.router)
     app.include_router(querier_router)
     app.include_router(routes_explorer.router)
