@@ -220,6 +220,8 @@ def _detail(row: Mapping[str, Any]) -> dict[str, Any]:
     end_ns = row.get("end_time_unix_nano") or row.get("end_ns")
     start_ms = row.get("start_ms", int(start_ns) // 1_000_000 if start_ns else None)
     duration = row.get("duration_ms")
+    if duration is None and row.get("duration_ns") is not None:
+        duration = int(row["duration_ns"]) / 1e6
     if duration is None and start_ns and end_ns:
         duration = (int(end_ns) - int(start_ns)) / 1e6
     return {"service": row.get("service") or row.get("service_name"), "start_ms": start_ms, "duration_ms": duration,
