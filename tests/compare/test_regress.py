@@ -32,7 +32,11 @@ def test_known_regression_found_and_nothing_else():
     # parse 300 -> 1300 of 2000: 30 % -> 65 % self; everything else shrinks
     rep = regress(make(BASE), make(cand_with(**{"main;handle;parse": 1300})), 0, threshold_pp=1.0)
     assert rep.failed
-    assert flagged(rep.regressions) == {("parse", "self"), ("parse", "total"), ("handle", "total")}
+    assert flagged(rep.flagged) == {("parse", "self"), ("parse", "total"), ("handle", "total")}
+    # one culprit: parse's total is its self change, handle only carries it
+    assert flagged(rep.regressions) == {("parse", "self")}
+    assert rep.regressions["via"].to_list() == ["handle"]
+    assert dict(zip(rep.carried["function"], rep.carried["into"], strict=True)) == {"parse": "parse (self)", "handle": "parse"}
     first = rep.regressions.row(0, named=True)
     assert (first["function"], first["kind"]) == ("parse", "self")
     assert first["base_pct"] == pytest.approx(30.0)
@@ -79,17 +83,31 @@ def test_new_function_and_type_index():
 def test_markdown_and_json():
     rep = regress(make(BASE), make(cand_with(**{"main;handle;parse": 1300, "weird|name": 50})), 0)
     md = rep.to_markdown()
-    assert "| function | base % | cand % | Δ pp | self/total |" in md
+    assert "| function | base % | cand % | Δ pp | self/total | via (callers) | inside (callees, Δ pp) |" in md
+    assert md.index("**Culprit:** `parse`") < md.index("#### Regressions")
     assert "| `parse` | 30.00 | 63.41 | +33.41 | self |" in md
     assert "weird\\|name" in md
     assert "#### Improvements" in md
     data = json.loads(rep.to_json())
     assert data["failed"] is True
     assert data["regressions"][0]["function"] == "parse"
-    assert set(data["regressions"][0]) == {"function", "file", "kind", "base_pct", "cand_pct", "delta_pp"}
+    assert set(data["regressions"][0]) == {"function", "file", "kind", "base_pct", "cand_pct", "delta_pp", "via", "inside"}
+    assert {r["function"] for r in data["carried"]} == {"parse", "handle", "weird|name"}
 
 
 def test_empty_candidate_note():
     rep = regress(make(BASE), make({"": 0}), 0)
     assert not rep.failed
     assert rep.notes
+
+
+def test_spread_change_is_one_culprit_with_callers_and_callees_folded():
+    # a new helper subtree under handle: its callees each get a part, none explains it alone
+    base = {"main;serve;handle;work": 900, "main;serve;other": 100}
+    cand = {"main;serve;handle;work": 900, "main;serve;other": 100,
+            "main;serve;handle;rx.compile;rx.parse": 300, "main;serve;handle;rx.compile;rx.code": 300}
+    rep = regress(make(base), make(cand), 0, threshold_pp=1.0)
+    assert rep.flagged.height >= 6  # rx.compile total, rx.parse/rx.code self+total, handle total …
+    assert flagged(rep.regressions) == {("rx.compile", "total")}
+    row = rep.regressions.row(0, named=True)
+    assert row["via"] == "handle" and row["inside"].startswith("rx.code +18.8, rx.parse +18.8")
