@@ -73,13 +73,16 @@ class Partition:
     bucket_start_ms: int
     est_samples: int = 0
     inputs: int = 0
+    kind: str = "profiles"
+    """What the segments hold: ``profiles`` or ``spans`` (never compacted together)."""
 
     @property
     def bucket_end_ms(self) -> int:
         return self.bucket_start_ms + BUCKET_MS[self.level]
 
     def key(self) -> str:
-        return f"{self.tenant}/L{self.level}/{self.bucket_start_ms}"
+        tail = "" if self.kind == "profiles" else f"/{self.kind}"
+        return f"{self.tenant}/L{self.level}/{self.bucket_start_ms}{tail}"
 
 
 @dataclass
@@ -102,10 +105,10 @@ def bucket_of(time_ms: int, level: int) -> int:
     return time_ms - time_ms % BUCKET_MS[level]
 
 
-def candidate_inputs(index: Any, tenant: str, level: int, bucket_start_ms: int) -> list[Any]:
-    """Live entries of level ``<= level`` whose ``min_time_ms`` lies in the bucket."""
+def candidate_inputs(index: Any, tenant: str, level: int, bucket_start_ms: int, kind: str = "profiles") -> list[Any]:
+    """Live entries of ``kind`` and level ``<= level`` whose ``min_time_ms`` lies in the bucket."""
     end = bucket_start_ms + BUCKET_MS[level]
-    entries = index.query(tenant, bucket_start_ms, end - 1)
+    entries = index.query(tenant, bucket_start_ms, end - 1, kind=kind)
     return [e for e in entries if e.level <= level and bucket_start_ms <= e.min_time_ms < end]
 
 
@@ -115,11 +118,14 @@ def needs_work(entries: Sequence[Any], level: int) -> bool:
 
 def plan(index: Any, *, level: int, start_ms: int, end_ms: int, tenants: Sequence[str] | None = None,
          now_ms: int | None = None, settle: bool = True) -> list[Partition]:
-    """Partitions of ``level`` with work to do among buckets overlapping ``[start, end)``."""
+    """Partitions of ``level`` with work to do among buckets overlapping ``[start, end)``
+    (profile and span segments in partitions of their own)."""
+    from fleetprof.metastore.index import KINDS
+
     now = int(time.time() * 1000) if now_ms is None else now_ms
     out: list[Partition] = []
-    for tenant in tenants or index.tenants():
-        entries = [e for e in index.query(tenant, start_ms - BUCKET_MS[level], end_ms - 1) if e.level <= level]
+    for tenant, kind in ((t, k) for t in tenants or index.tenants() for k in KINDS):
+        entries = [e for e in index.query(tenant, start_ms - BUCKET_MS[level], end_ms - 1, kind=kind) if e.level <= level]
         buckets: dict[int, list[Any]] = {}
         for e in entries:
             b = bucket_of(e.min_time_ms, level)
@@ -129,7 +135,7 @@ def plan(index: Any, *, level: int, start_ms: int, end_ms: int, tenants: Sequenc
             if settle and b + BUCKET_MS[level] + SETTLE_MS[level] > now:
                 continue
             if needs_work(es, level):
-                out.append(Partition(tenant, level, b, sum(e.samples for e in es), len(es)))
+                out.append(Partition(tenant, level, b, sum(e.samples for e in es), len(es), kind))
     return out
 
 
@@ -158,14 +164,22 @@ def service_groups(entries: Sequence[Any]) -> list[list[Any]]:
 
 def compact_inputs(store: Any, index: Any, tenant: str, level: int, inputs: Sequence[Any], *,
                    hook: FailureHook = _noop, now_ms: int | None = None) -> tuple[Any, int]:
-    """Merge ``inputs`` (<= MAX_INPUTS entries) into one new live segment of ``level``;
-    return ``(new entry, input sample rows)``. See the module docstring for the steps."""
+    """Merge ``inputs`` (<= MAX_INPUTS entries, all of one kind) into one new live segment
+    of ``level``; return ``(new entry, input sample rows)``. See the module docstring for
+    the steps; span segments are merged by :mod:`fleetprof.traces.compact`."""
     from fleetprof.metastore.index import SegmentEntry, SwapConflict
     from fleetprof.segment.format import concat_batches, decode_segment, encode_segment
     from fleetprof.segment.keys import new_segment_id, segment_key
 
     if len(inputs) > MAX_INPUTS:
         raise ValueError(f"at most {MAX_INPUTS} inputs per swap")
+    if inputs and inputs[0].kind == "spans":
+        from fleetprof.traces.compact import InputsGone, compact_span_inputs
+
+        try:
+            return compact_span_inputs(store, index, tenant, level, inputs, hook=hook, now_ms=now_ms)
+        except InputsGone as e:
+            raise InputsChanged(str(e)) from None
     segs = []
     for e in inputs:
         try:
@@ -218,7 +232,7 @@ def compact_partition(store: Any, index: Any, part: Partition, *, hook: FailureH
     res = CompactResult(part.key())
     first = True
     for _round in range(64):
-        entries = candidate_inputs(index, part.tenant, part.level, part.bucket_start_ms)
+        entries = candidate_inputs(index, part.tenant, part.level, part.bucket_start_ms, part.kind)
         progressed = False
         for group in service_groups(entries):
             if not needs_work(group, part.level):
@@ -238,7 +252,7 @@ def compact_partition(store: Any, index: Any, part: Partition, *, hook: FailureH
         first = False
         if not progressed:
             break
-    final = candidate_inputs(index, part.tenant, part.level, part.bucket_start_ms)
+    final = candidate_inputs(index, part.tenant, part.level, part.bucket_start_ms, part.kind)
     res.samples_out = sum(e.samples for e in final)
     res.bytes_out = sum(e.bytes for e in final)
     res.seconds = time.perf_counter() - t0
@@ -255,12 +269,13 @@ def gc_compacted(store: Any, index: Any, tenant: str, *, grace_s: float = DEFAUL
 
     now = int(time.time() * 1000) if now_ms is None else now_ms
     cutoff = now - int(grace_s * 1000)
-    entries = index.query(tenant, 0, MAX_TIME_MS, states=("live", "compacted", "tombstoned"))
+    entries = index.query(tenant, 0, MAX_TIME_MS, states=("live", "compacted", "tombstoned"), kind=None)
     live = [e for e in entries if e.state == "live"]
     n = 0
     for e in entries:
         if e.state == "compacted":
-            repl = [r.created_ms for r in live if r.level > e.level and r.min_time_ms <= e.max_time_ms and r.max_time_ms >= e.min_time_ms]
+            repl = [r.created_ms for r in live if r.kind == e.kind and r.level > e.level
+                    and r.min_time_ms <= e.max_time_ms and r.max_time_ms >= e.min_time_ms]
             newest = max(repl) if repl else e.created_ms
             if newest > cutoff:
                 continue

@@ -228,7 +228,7 @@ def _conditions(q: SearchQuery, res_tags: list[tuple[int, list[str]]]) -> pl.Exp
         tag = f"{k}={v}"
         keys = sorted({rk for rk, ts in res_tags if tag in ts})
         span_has = pl.col("tags").list.contains(pl.lit(tag))
-        cond = cond & (span_has | pl.col("res_key").is_in(pl.Series(keys, dtype=pl.UInt64)) if keys else span_has)
+        cond = cond & (span_has | pl.col("res_key").is_in(keys) if keys else span_has)
     return cond
 
 
