@@ -180,6 +180,23 @@ def test_search_finds_the_trace_and_opens_it(page: object, traced: Traced, tmp_p
     assert "frontend" in row and "GET /checkout" in row and "100.0 ms" in row
     assert state(page)["tservice"] == ["frontend"] and state(page)["tmin"] == ["50ms"]
     shot(page, tmp_path, "trace-search")
+    # tags: names and values suggested from the tag routes; a resource tag and the status filter
+    page.fill("[data-testid=trace-service]", "")  # type: ignore[attr-defined]
+    page.fill("[data-testid=trace-min]", "")  # type: ignore[attr-defined]
+    page.focus("[data-testid=trace-tag-name]")  # type: ignore[attr-defined]
+    page.wait_for_selector("#trace-tag-names option[value='host.name']", state="attached", timeout=15_000)  # type: ignore[attr-defined]
+    page.fill("[data-testid=trace-tag-name]", "host.name")  # type: ignore[attr-defined]
+    page.dispatch_event("[data-testid=trace-tag-name]", "change")  # type: ignore[attr-defined]
+    page.wait_for_selector("#trace-tag-values option[value='cart-1']", state="attached", timeout=15_000)  # type: ignore[attr-defined]
+    page.fill("[data-testid=trace-tag-value]", "cart-1")  # type: ignore[attr-defined]
+    page.click("[data-testid=trace-tag-add]")  # type: ignore[attr-defined]
+    page.wait_for_function("() => new URLSearchParams(location.search).get('tt') === 'host.name=\"cart-1\"'")  # type: ignore[attr-defined]
+    page.wait_for_selector(".trace-results[data-loaded=true]", state="attached", timeout=15_000)  # type: ignore[attr-defined]
+    page.select_option("[data-testid=trace-status]", "error")  # type: ignore[attr-defined]
+    page.wait_for_function("() => new URLSearchParams(location.search).get('tstatus') === 'error'")  # type: ignore[attr-defined]
+    page.wait_for_selector(".trace-results[data-loaded=true] [data-testid=trace-result]", timeout=15_000)  # type: ignore[attr-defined]
+    found = page.eval_on_selector_all("[data-testid=trace-result]", "rs => rs.map(r => r.dataset.traceId)")  # type: ignore[attr-defined]
+    assert found == [traced.trace_id]
     page.fill("[data-testid=trace-min]", "1s")  # type: ignore[attr-defined]
     page.click("[data-testid=trace-search]")  # type: ignore[attr-defined]
     page.wait_for_selector("[data-testid=trace-results-empty]", timeout=15_000)  # type: ignore[attr-defined]
@@ -209,6 +226,8 @@ def test_waterfall_tree_geometry_and_collapse(page: object, traced: Traced, tmp_
         assert abs(bw - tw * (b - a) / 100) < 1.5, (b - a, bw, tw)
     assert "100.0 ms" in page.inner_text("[data-testid=trace-duration]")  # type: ignore[attr-defined]
     shot(page, tmp_path, "trace-waterfall")
+    page.keyboard.press("t")  # type: ignore[attr-defined]
+    shot(page, tmp_path, "trace-waterfall-dark")
     call = traced.spans["call cart"]
     page.click(f"[data-testid=span-row][data-span-id='{call}'] [data-testid=span-toggle]")  # type: ignore[attr-defined]
     page.wait_for_function("() => document.querySelectorAll('[data-testid=span-row]').length === 4")  # type: ignore[attr-defined]
@@ -234,7 +253,7 @@ def test_span_details(page: object, traced: Traced, tmp_path: Path) -> None:
     assert kv("span-attributes")["db.statement"] == "SELECT * FROM cart_items WHERE cart = ?"
     assert kv("span-resource")["service.name"] == "cart" and kv("span-resource")["host.name"] == "cart-1"
     events = page.inner_text("[data-testid=span-details] [data-testid=span-events]")  # type: ignore[attr-defined]
-    assert "+10.00 ms" in events and "retry" in events and "attempt = 2" in events
+    assert "+10.0 ms" in events and "retry" in events and "attempt = 2" in events
     shot(page, tmp_path, "trace-span-details")
     render = traced.spans["render"]
     page.click(f"[data-testid=span-row][data-span-id='{render}']")  # type: ignore[attr-defined]
@@ -296,3 +315,11 @@ def test_flame_node_to_traces(page: object, traced: Traced, tmp_path: Path) -> N
     page.click("[data-testid=exemplar-link]")  # type: ignore[attr-defined]
     page.wait_for_selector(f"[data-testid=span-details][data-span-id='{p['reindex_span']}']", timeout=15_000)  # type: ignore[attr-defined]
     assert state(page)["trace"] == [p["reindex_trace"]]
+
+
+def test_unknown_and_malformed_trace_ids(page: object, traced: Traced) -> None:
+    page.goto(f"{traced.server.url}/?view=trace&trace={'ab' * 16}")  # type: ignore[attr-defined]
+    assert "not found" in page.wait_for_selector("[data-testid=trace-error]", timeout=15_000).inner_text()  # type: ignore[attr-defined]
+    page.goto(f"{traced.server.url}/?view=trace&trace=%3Cb%3Ezz")  # type: ignore[attr-defined]
+    msg = page.wait_for_selector("[data-testid=trace-error]", timeout=15_000).inner_text()  # type: ignore[attr-defined]
+    assert "'<b>zz' is not a trace id" in msg and not page.query_selector("#view b")  # type: ignore[attr-defined]

@@ -27,14 +27,15 @@ function pick(r: Raw, ...keys: string[]): unknown {
   return undefined;
 }
 
-/** Rows of the exemplars route's answer (a list, or one under ``exemplars``/``spans``). */
+/** Rows of the exemplars route's answer (``{"exemplars": [{span_id, trace_id, span_name,
+ * value, service, start_ms, duration_ms}]}``; service and times may be null). */
 export function parseExemplars(doc: unknown): Exemplar[] {
   const d = doc as Raw;
   const list = (Array.isArray(doc) ? doc : (pick(d, "exemplars", "spans", "traces") as unknown[]) ?? []) as Raw[];
   return list.map((r) => {
-    const ts = Number(pick(r, "timestampMs", "timestamp_ms", "timeMs", "startTimeMs") ?? NaN);
-    const tsNs = pick(r, "timestampUnixNano", "startTimeUnixNano", "timestamp_ns");
-    const dur = pick(r, "durationNs", "duration_ns");
+    const ts = Number(pick(r, "start_ms", "startMs", "timestampMs") ?? NaN);
+    const tsNs = pick(r, "startTimeUnixNano");
+    const durMs = pick(r, "duration_ms", "durationMs");
     return {
       traceId: String(pick(r, "traceId", "trace_id", "traceID") ?? ""),
       spanId: String(pick(r, "spanId", "span_id", "spanID") ?? ""),
@@ -42,7 +43,7 @@ export function parseExemplars(doc: unknown): Exemplar[] {
       service: String(pick(r, "service", "serviceName", "service_name") ?? ""),
       value: Number(pick(r, "value", "total", "self") ?? 0),
       timestampMs: Number.isFinite(ts) ? ts : tsNs !== undefined ? Number(BigInt(String(tsNs)) / 1_000_000n) : NaN,
-      durationNs: dur === undefined ? null : Number(dur),
+      durationNs: durMs === undefined ? null : Math.round(Number(durMs) * 1e6),
     };
   }).filter((e) => e.traceId !== "");
 }

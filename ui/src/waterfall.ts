@@ -104,11 +104,13 @@ export class Waterfall {
     const bar = styled(h("div", {
       class: `wf-bar${error ? " wf-bar-error" : ""}`, "data-testid": "span-bar", "data-offset-ns": s.offsetNs, "data-duration-ns": s.durationNs,
     }), { left: `${left}%`, width: `${width}%`, background: color });
-    const label = styled(h("span", { class: "wf-dur" }, durationText(s.durationNs)),
-      left > 70 ? { right: `${100 - left}%` } : { left: `calc(${left + width}% + 4px)` });
+    const end = left + width;
+    const inside = end > 85 && left < 15;
+    const label = styled(h("span", { class: inside ? "wf-dur wf-dur-in" : "wf-dur" }, durationText(s.durationNs)),
+      end <= 85 ? { left: `calc(${end}% + 4px)` } : inside ? { right: `calc(${100 - end}% + 4px)` } : { right: `calc(${100 - left}% + 4px)` });
     const row = h("div", {
       class: "wf-row", role: "treeitem", tabindex: 0, "data-testid": "span-row", "data-span-id": s.spanId, "data-parent-id": s.parentId,
-      "data-depth": r.depth, "data-service": s.service, "data-error": error, "aria-selected": String(selected), "aria-level": r.depth + 1,
+      "data-depth": r.depth, "data-service": s.service, "data-error": String(error), "aria-selected": String(selected), "aria-level": r.depth + 1,
       "aria-expanded": r.children ? String(!collapsed) : undefined,
     }, name, h("div", { class: "wf-track" }, bar, label));
     row.addEventListener("click", () => this.opts.onSelect(s.spanId));
