@@ -48,7 +48,7 @@ def _task_policy(r: Rendering) -> dict[str, Any]:
 @pytest.mark.parametrize("name", ["dev", "staging", "prod"])
 def test_task_reads_the_analysis_bucket(name: str) -> None:
     r = rendered(name)
-    (container,) = json.loads(one(r, TASK, "ingest-task").inputs["containerDefinitions"])
+    container = json.loads(one(r, TASK, "ingest-task").inputs["containerDefinitions"])[0]
     env = {e["name"]: e["value"] for e in container["environment"]}
     assert env["FLEETPROF_ANALYSIS"] == f"s3://{r.exports['analysisBucket']}/"
     policy, arn = _task_policy(r), _analysis_arn(r)

@@ -34,8 +34,16 @@ TABLE_OK = {
 LB_OK = {"enableDeletionProtection": True, "dropInvalidHeaderFields": True, "accessLogs": {"enabled": True, "bucket": "b"}, "tags": TAGS}
 CONTAINERS = lambda user, ro: json.dumps([{"name": "c", "user": user, "readonlyRootFilesystem": ro}])  # noqa: E731
 
+AWSLOGS = {"logDriver": "awslogs", "options": {"awslogs-group": "g", "awslogs-region": "us-east-1"}}
+ADOT = "public.ecr.aws/aws-observability/aws-otel-collector"
+IMAGES = lambda image: json.dumps([{"name": "c", "image": image, "logConfiguration": AWSLOGS}])  # noqa: E731
+
 # rule -> (type, passing props, failing props, config)
 RESOURCE_CASES = {
+    "ecs-image-pinned": ("aws:ecs/taskDefinition:TaskDefinition", {"containerDefinitions": IMAGES(f"{ADOT}:v0.48.0")},
+                         {"containerDefinitions": IMAGES(f"{ADOT}:latest")}, {}),
+    "ecs-container-logging": ("aws:ecs/taskDefinition:TaskDefinition", {"containerDefinitions": IMAGES("i@sha256:" + "0" * 64)},
+                              {"containerDefinitions": json.dumps([{"name": "c", "image": "i"}])}, {}),
     "s3-public-access-block": ("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", LOCKED_PAB, {**LOCKED_PAB, "ignorePublicAcls": False}, {}),
     "s3-encryption": (
         "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
@@ -189,8 +197,20 @@ def _waf_log_world(*, redact: bool = True) -> list[Res]:
     ]
 
 
+def _collector_world(*, admitted: int) -> list[Res]:
+    config = "receivers: {otlp: {protocols: {http: {endpoint: 127.0.0.1:4318}}}}"
+    defs = json.dumps([{"name": "otel", "environment": [{"name": "AOT_CONFIG_CONTENT", "value": config}]}])
+    sg = {"ingress": [{"fromPort": admitted, "toPort": admitted, "securityGroups": ["sg-alb"]}], "tags": TAGS}
+    return [
+        Res("aws:ecs/taskDefinition:TaskDefinition", "task", "urn:task", {"containerDefinitions": defs}),
+        Res("aws:ec2/securityGroup:SecurityGroup", "sg", "urn:sg", sg),
+        Res("aws:ecs/service:Service", "svc", "urn:svc", {}, {"taskDefinition": ["urn:task"], "networkConfiguration": ["urn:sg"]}),
+    ]
+
+
 # rule -> (passing world, failing world, config)
 STACK_CASES = {
+    "otel-collector-private": (_collector_world(admitted=4040), _collector_world(admitted=4318), {}),
     "waf-logging": (_waf_log_world(), _waf_log_world(redact=False), {}),
     "cloudtrail-audit": (_trail_world(), _trail_world(validation=False), {"required": True}),
     "account-monitoring": (

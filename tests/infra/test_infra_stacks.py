@@ -119,7 +119,8 @@ def test_stack_settings_follow_config(name):
     assert len({x.inputs["availabilityZone"] for x in r.of_type(T["subnet"])}) == s.az_count
     assert len(r.of_type(T["subnet"])) == 3 * s.az_count
     interface = [e for e in r.of_type(T["endpoint"]) if e.inputs["vpcEndpointType"] == "Interface"]
-    assert len(interface) == (7 if s.interface_endpoints else 0)
+    xray = s.otel_collector and s.xray_enabled  # the collector sidecar's X-Ray endpoint
+    assert len(interface) == ((7 + int(xray)) if s.interface_endpoints else 0)
     assert one(r, T["asg"], "ray-workers").inputs["maxSize"] == s.ray_worker_max
 
     @pulumi.runtime.test
@@ -240,7 +241,8 @@ def test_edge_listener_and_target_group(stack):
 @pulumi.runtime.test
 def test_ingest_task_follows_deployment_interface(stack):
     task = one(stack, T["task"], "ingest-task").inputs
-    (container,) = json.loads(task["containerDefinitions"])
+    container, *sidecars = json.loads(task["containerDefinitions"])
+    assert [c["name"] for c in sidecars] == (["otel-collector"] if stack.program["settings"].otel_collector else [])
     env = {e["name"]: e["value"] for e in container["environment"]}
     assert env["FLEETPROF_STORAGE"] == f"s3://{stack.exports['profilesBucket']}/"
     assert env["FLEETPROF_INDEX"] == f"dynamodb://{stack.exports['indexTable']}"
@@ -267,6 +269,12 @@ def test_ingest_task_follows_deployment_interface(stack):
 
 def test_task_role_is_least_privilege(stack):
     doc = json.loads(one(stack, T["role_policy"], "ingest-task-data-policy").inputs["policy"])
+    xray = [s for s in doc["Statement"] if s.get("Sid") == "XRayTraces"]  # X-Ray has no resource-level permissions
+    settings = stack.program["settings"]
+    assert [(s["Action"], s["Resource"]) for s in xray] == (
+        [(["xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets"], "*")]
+        if settings.otel_collector and settings.xray_enabled else [])
+    doc["Statement"] = [s for s in doc["Statement"] if s not in xray]
     resources = {r for s in doc["Statement"] for r in s["Resource"]}
     bucket = stack.exports["profilesBucket"]
     assert all(bucket in r or stack.exports["analysisBucket"] in r or ":dynamodb:" in r or ":kms:" in r for r in resources)
