@@ -160,25 +160,26 @@ def spans_by_id(store: ObjectStore, index: Index, tenant: str, span_ids: Iterabl
                 start_ns: int | None = None, end_ns: int | None = None) -> list[dict[str, Any]]:
     """The spans with the given ids (8 bytes, an int, or hex digits) in the range: dicts
     with ``trace_id`` and ``span_id`` (hex), ``parent_span_id`` (hex, ``""`` for a root),
-    ``name``, ``service``, ``start_ns``, ``duration_ns``; one per span id, by start."""
+    ``name``, ``service``, ``start_ns``, ``duration_ns``; one per (trace id, span id), by start."""
     from fleetprof.traces.otlp import parse_span_id
 
     wanted = np.asarray(sorted({int.from_bytes(parse_span_id(s), "big") for s in span_ids}), dtype=np.uint64)
     if len(wanted) == 0:
         return []
-    out: dict[int, dict[str, Any]] = {}
+    out: dict[tuple[int, int, int], dict[str, Any]] = {}
     for e in span_entries(index, tenant, start_ns, end_ns):
         seg = load(store, e)
         rows = np.flatnonzero(np.isin(seg.span, wanted))
         if len(rows) == 0:
             continue
-        f = _search_frame(seg)[rows].filter(_overlap(start_ns, end_ns))
+        f = _search_frame(seg)[rows].with_columns(pl.Series("row", rows)).filter(_overlap(start_ns, end_ns))
         for rec in f.iter_rows(named=True):
             sid = int(rec["span"])
-            if sid in out:
+            key = (rec["hi"], rec["lo"], sid)
+            if key in out:
                 continue
-            r = int(rows[0]) if len(rows) == 1 else int(np.flatnonzero(seg.span == np.uint64(sid))[0])
-            out[sid] = {
+            r = int(rec["row"])
+            out[key] = {
                 "trace_id": (_b8(rec["hi"]) + _b8(rec["lo"])).hex(), "span_id": _b8(sid).hex(),
                 "parent_span_id": _b8(seg.parent[r]).hex() if seg.parent[r] else "",
                 "name": rec["name"], "service": rec["service"], "start_ns": rec["start_ns"],
