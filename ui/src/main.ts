@@ -113,7 +113,7 @@ class App implements Ctx {
     if (!s.type && types.length) patch.type = types.find((t) => t.startsWith("process_cpu:")) ?? types[0];
     this.services.replaceChildren(...services.map((v) => option(v)));
     this.types.replaceChildren(...types.map((v) => option(v, v.split(":").slice(0, 2).join(":"))));
-    if (!services.length) this.status.replaceChildren(h("div", { class: "notice notice-empty", role: "status", "data-testid": "no-services" }, "No profiles in the last 7 days yet. Point an agent at this server."));
+    if (!services.length) this.status.replaceChildren(h("div", { class: "notice notice-empty profile-only", role: "status", "data-testid": "no-services" }, "No profiles in the last 7 days yet. Point an agent at this server."));
     if (Object.keys(patch).length) {
       this.state = { ...s, ...patch };
       history.replaceState(null, "", `?${stateSearch(this.state)}`);
