@@ -54,6 +54,7 @@ class AnalysisConfig:
     anomaly_min_baseline: int = 6
     anomaly_z: float = 5.0
     anomaly_min_delta: float = 0.05
+    anomaly_drops: bool = False
     rules: tuple[Rule, ...] = field(default=DEFAULT_RULES)
 
 

@@ -13,6 +13,9 @@ the baseline buckets just before it (at least ``anomaly_min_baseline`` with data
   (median absolute deviation scaled to a normal's sigma; the floor keeps a perfectly flat
   baseline from flagging sampling noise).
 
+Only rises are reported unless ``anomaly_drops`` is set: shares sum to one, so one function
+jumping lowers every other one, and those drops are consequences, not findings.
+
 Rows (:data:`ANOMALY_SCHEMA`) carry the bucket, the share, the baseline's median and MAD and
 how many buckets it had, the robust z, the direction and a one-line evidence string, plus
 an explorer link to the bucket. :func:`notify_anomalies` publishes them to an SNS topic.
@@ -106,6 +109,7 @@ def anomalies(ds: Dataset, previous: Dataset | None, pt: str, start_ms: int, end
             (pl.col("share") - pl.col("baseline_median")).alias("delta_share"),
         ).with_columns((pl.col("delta_share") / sigma).alias("robust_z")).filter(
             (pl.col("delta_share").abs() >= cfg.anomaly_min_delta) & (pl.col("robust_z").abs() >= cfg.anomaly_z)
+            & (pl.col("delta_share") > 0 if cfg.anomaly_drops is False else pl.lit(True))
         )
         if j.height == 0:
             continue

@@ -92,10 +92,11 @@ REGEX_COMPILE = (
     M(DOTNET, r"System\.Text\.RegularExpressions(\..*)?", name=r"(RegexParser|RegexWriter|RegexCompiler|Regex\.\.ctor)"),
 )
 REGEX_MATCH = (
-    M(PY, r"re|_sre|sre"),
-    M(GO, r"regexp(/syntax)?"),
-    M(JVM, r"java\.util\.regex"),
-    M(DOTNET, r"System\.Text\.RegularExpressions(\..*)?"),
+    M(PY, r"re", name=r"^(match|search|sub|subn|findall|finditer|fullmatch|split|_subx|_expand|Match\.\w+|Pattern\.\w+)$"),
+    M(PY, r"_sre|sre"),
+    M(GO, r"regexp", name=r"^regexp\.(?!(Must)?Compile|compile)"),
+    M(JVM, r"java\.util\.regex", name=r"(Matcher|Pattern\$|Pattern[./](matcher|matches|split))"),
+    M(DOTNET, r"System\.Text\.RegularExpressions(\..*)?", name=r"(Match|Scan|Interpreter|IsMatch|Replace)"),
     M(NATIVE, r"libpcre\w*|libre2|libonig\w*"),
 )
 LOGGING = (
@@ -150,11 +151,11 @@ ALLOCATION = (
     M(PY, r"cpython", name=r"^(_?PyObject_Malloc|_PyObject_GC_New\w*|_PyObject_GC_Alloc|pymalloc_alloc|_PyMem_\w*Malloc|PyMem_Malloc|allocate_from_new_pool|_PyObject_GC_Link)$"),
 )
 LOCKS = (
-    M(GO, r"sync|runtime", name=r"^(sync\.\(\*(RW)?Mutex\)\.(Lock|RLock|lockSlow|rUnlockSlow|unlockSlow)|runtime\.(lock2?|lockWithRank|semacquire\w*|futexsleep|notesleep|sellock))$"),
-    M(JVM, r"java\.util\.concurrent\.locks", name=r"(lock|acquire|park)"),
-    M(JVM, r"jvm", name=r"(ObjectMonitor::|Monitor::lock|Mutex::lock|SharedRuntime::complete_monitor_locking)"),
-    M(PY, r"cpython|_thread|threading", name=r"(acquire|PyThread_acquire_lock\w*|lock_PyThread_acquire_lock|take_gil|drop_gil)"),
-    M(NATIVE, r"libc|libpthread", name=r"^(pthread_mutex_(lock|timedlock)|__pthread_mutex_lock\w*|__lll_lock_wait\w*|pthread_rwlock_\w*lock|pthread_cond_wait\w*)$"),
+    M(GO, r"sync|runtime", name=r"^(sync\.\(\*(RW)?Mutex\)\.(lockSlow|rUnlockSlow|unlockSlow|RLock)|runtime\.(lock2|lockWithRank|semacquire\w*|sellock))$"),
+    M(JVM, r"java\.util\.concurrent\.locks", name=r"(AbstractQueuedSynchronizer|ReentrantLock|ReentrantReadWriteLock|StampedLock)[^.]*[./](acquire\w*|lock\w*|tryAcquire\w*)"),
+    M(JVM, r"jvm", name=r"(ObjectMonitor::(enter|EnterI|TrySpin)|Monitor::lock|Mutex::lock|SharedRuntime::complete_monitor_locking)"),
+    M(PY, r"cpython|_thread|threading", name=r"(PyThread_acquire_lock\w*|lock_PyThread_acquire_lock|take_gil)"),
+    M(NATIVE, r"libc|libpthread", name=r"^(pthread_mutex_(lock|timedlock)|__pthread_mutex_lock\w*|__lll_lock_wait\w*|pthread_rwlock_\w*lock)$"),
     M(DOTNET, r"System\.Threading", name=r"(Monitor\.(Enter|ReliableEnter)|SpinLock|SemaphoreSlim\.Wait|Lock\.Enter)"),
 )
 REFLECTION = (

@@ -8,12 +8,13 @@ from collections.abc import Callable
 
 
 def run(name: str, step: Callable[[], None], tags: dict[str, str] | None = None) -> None:
-    """Parse ``--server``/``--seconds``/``--tenant``, configure pyroscope, loop ``step``."""
+    """Parse ``--server``/``--seconds``/``--tenant``/``--upload-interval``, configure pyroscope, loop ``step``."""
     ap = argparse.ArgumentParser(description=f"fleetprof demo service {name}")
     ap.add_argument("--server", default="http://127.0.0.1:4040")
     ap.add_argument("--seconds", type=float, default=0.0, help="stop after this long (0 = forever)")
     ap.add_argument("--tenant", default="")
     ap.add_argument("--app-name", default=name)
+    ap.add_argument("--upload-interval", type=int, default=10, help="seconds between profile uploads (pyroscope's default: 10)")
     args = ap.parse_args()
     import pyroscope
 
@@ -24,6 +25,7 @@ def run(name: str, step: Callable[[], None], tags: dict[str, str] | None = None)
         application_name=args.app_name,
         server_address=args.server,
         sample_rate=100,
+        upload_interval=args.upload_interval,
         tags={"env": "demo", **(tags or {})},
         **kw,
     )
