@@ -65,7 +65,7 @@ export class SpanProfilePanel {
       if (key !== this.key) return;
       this.data = fromFlamebearer(doc);
       const total = this.data.total[0];
-      this.info.textContent = total ? `${formatValue(total, this.data.units, this.data.sampleRate)} of CPU sampled while the span ran` : "";
+      this.info.textContent = total ? `${formatValue(total, this.data.units, this.data.sampleRate)} of CPU in samples tagged with this span` : "";
       if (!total) this.message.replaceChildren(notice("empty", "No profile samples carry this span's id (yet): the agent uploads every few seconds.", "span-profile-empty"));
     } catch (e) {
       if (key !== this.key) return;
