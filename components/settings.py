@@ -147,6 +147,7 @@ class Settings:
         """Return self, or raise :class:`SettingsError` naming the first bad combination."""
         from components.ingest_service import ingest_limits
 
+        self._validate_telemetry()  # first: the server's memory depends on the collector's share
         try:
             ingest_limits(self.server_memory)
         except ValueError as e:
@@ -180,7 +181,6 @@ class Settings:
         self._validate_scaling()
         self._validate_audit_and_recovery()
         self._validate_access()
-        self._validate_telemetry()
         return self
 
     def _validate_telemetry(self) -> None:
