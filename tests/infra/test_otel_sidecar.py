@@ -16,8 +16,7 @@ from infra_support import STACKS, one, rendered
 from components.aws_model import reachability, task
 from components.aws_model.container import secret_problems, service_runs
 from components.aws_model.graph import Graph
-from components.mockrun import REPO_ROOT
-from components.mockrun import MockResource, Rendering, render
+from components.mockrun import REPO_ROOT, MockResource, Rendering, render
 from components.settings import SettingsError
 from components.telemetry import TOKEN_ENV
 from policies.offline import evaluate, to_res
