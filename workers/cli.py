@@ -100,14 +100,15 @@ def register(app: typer.Typer) -> None:
         tenant: Annotated[list[str] | None, typer.Option(help="only this tenant (repeatable)")] = None,
         vcpu_hour_usd: Annotated[float | None, typer.Option(help="$ per vCPU-hour for cost estimates")] = None,
         analysis: Analysis = None,
+        executor: Annotated[str, typer.Option(help="auto (serial for one task or a small window, else Ray), serial or ray")] = "auto",
         storage: Storage = None, index: IndexUrl = None, ray_address: RayAddress = None, serial: Serial = False,
     ) -> None:
         """Fleet-wide analysis (top functions, hotspots, regressions, leaks, cost) -> analysis/<tenant>/<window>/
-        in the analysis store.
+        in the analysis store; prints the executor it picked and where each report went.
 
         Example: fleetprof analyze --window 2026-11-21 --vcpu-hour-usd 0.034
         """
-        argv = [x for w in window for x in ("--window", w)] + _common(storage, index, serial)
+        argv = [x for w in window for x in ("--window", w)] + _common(storage, index, serial) + ["--executor", executor]
         for t in tenant or []:
             argv += ["--tenant", t]
         if vcpu_hour_usd is not None:
