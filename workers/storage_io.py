@@ -61,7 +61,7 @@ def backend_env() -> dict[str, str]:
     """The environment variables a task needs to reach the same backends."""
     keys = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_REGION",
             "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-            "FLEETPROF_STORAGE", "FLEETPROF_INDEX", "FLEETPROF_ANALYSIS")
+            "FLEETPROF_STORAGE", "FLEETPROF_INDEX", "FLEETPROF_ANALYSIS", "FLEETPROF_ANOMALY_TOPIC_ARN")
     return {k: os.environ[k] for k in keys if k in os.environ}
 
 
