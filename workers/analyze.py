@@ -219,7 +219,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command line (see the module docstring). Prints the executor it picked and why, one
     line per (tenant, window) with the report's location, and exit 0; with no profiles in
     the requested windows it says so in one line and exits 1 — 0 when every window is
-    relative (``last-hour``/``last-day``: a schedule's empty window is no error)."""
+    relative (``last-hour``/``last-day``: a schedule's empty window is no error) and the store
+    holds profiles of some other time (an empty store is always an error)."""
     from workers.parallel import add_ray_args, init_ray
     from workers.storage_io import analysis_url as resolve_analysis_url
     from workers.storage_io import open_backends, storage_urls
@@ -249,7 +250,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         names = ", ".join(w.name for w in windows)
         who = f"tenant(s) {', '.join(tenants)}" if tenants else "any tenant"
         print(f"nothing to analyse: no profiles for {who} in window(s) {names} in {storage}", file=sys.stderr)
-        return 0 if all(w in RELATIVE_WINDOWS for w in a.window) else 1
+        scheduled_gap = bool(index.tenants()) and all(w in RELATIVE_WINDOWS for w in a.window)
+        return 0 if scheduled_gap else 1
     total = WorkSize()
     for (t, wname), v in todo.items():
         total += v + work_size(index, t, parse_window(wname).previous())

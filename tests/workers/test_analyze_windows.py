@@ -45,4 +45,5 @@ def test_cli_rejects_the_old_scheduled_window_and_accepts_the_new(tmp_path, caps
     urls = ["--storage", f"file://{tmp_path}/data", "--index", f"sqlite://{tmp_path}/index.db", "--serial"]
     assert main(["--window", "1h", *urls]) == 2
     assert "bad window '1h'" in capsys.readouterr().err
-    assert main(["--window", "last-hour", *urls]) == 0
+    assert main(["--window", "last-hour", *urls]) == 1  # accepted: the store is merely empty
+    assert "nothing to analyse" in capsys.readouterr().err

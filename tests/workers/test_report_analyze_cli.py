@@ -28,7 +28,16 @@ def test_empty_store_says_so_and_fails(tmp_path: Path, capsys) -> None:
     assert main(["--window", WINDOW, *urls]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("nothing to analyse: no profiles") and WINDOW in err[0]
-    assert main(["--window", "last-hour", *urls]) == 0  # a schedule's empty hour is no error
+    assert main(["--window", "last-hour", *urls]) == 1  # an empty store is an error, scheduled or not
+    assert "no profiles" in capsys.readouterr().err
+
+
+def test_scheduled_window_without_profiles_in_a_store_with_data_is_no_error(tmp_path: Path, capsys) -> None:
+    urls = [(tmp_path / "data").as_uri(), f"sqlite://{tmp_path / 'index.db'}"]
+    store, index = open_backends(*urls)
+    write_l0(store, index, "acme", synth.scenario_items(parse_window(WINDOW).start_ms), per_segment=60)
+    assert main(["--window", "last-hour", "--storage", urls[0], "--index", urls[1]]) == 0
+    assert "nothing to analyse: no profiles for tenant(s) acme in window(s) " in capsys.readouterr().err
 
 
 def test_executor_rule() -> None:
