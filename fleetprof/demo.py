@@ -1,5 +1,7 @@
 """``make run``: the server on 127.0.0.1:4040 with embedded storage, plus demo services
-profiled by the real pyroscope-io agent pushing to it. Ctrl-C stops everything.
+profiled by the real pyroscope-io agent pushing to it and traced with the OpenTelemetry SDK
+(spans to the server's ``/v1/traces``; pyroscope-otel tags their profile samples with the
+span ids). Ctrl-C stops everything.
 
 ``python -m fleetprof.demo [--port 4040] [--seconds N]`` (``--seconds`` stops by itself).
 """
@@ -36,6 +38,15 @@ def wait_ready(url: str, timeout_s: float = 30.0, proc: subprocess.Popen[bytes] 
     raise RuntimeError(f"server at {url} not ready after {timeout_s:g}s")
 
 
+def server_env(env: dict[str, str], url: str) -> dict[str, str]:
+    """The demo server's environment: unless an OTLP endpoint is configured already, the
+    server traces itself (its own spans go to its ``/v1/traces``, as service
+    ``fleetprof-server``)."""
+    if env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        return env
+    return {**env, "OTEL_EXPORTER_OTLP_ENDPOINT": url}
+
+
 def stop(procs: list[subprocess.Popen[bytes]], timeout_s: float = 15.0) -> None:
     """SIGTERM (graceful) every process, then SIGKILL stragglers."""
     for p in procs:
@@ -63,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     server = subprocess.Popen(
         [sys.executable, "-m", "fleetprof", "serve", "--port", str(args.port),
          "--storage", f"file://{data / 'data'}", "--index", f"sqlite://{data / 'index.db'}"],
-        env=env,
+        env=server_env(env, url),
     )
     procs = [server]
     try:
@@ -74,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  services & flame graphs: {url}/")
         print(f"  Pyroscope render API:    {url}/pyroscope/render?query={CPU}{{service_name=\"json-api\"}}&from=now-15m&until=now")
         print(f"  SVG flame graph:         {url}/api/v1/export?format=svg&from=now-15m&query={CPU}%7Bservice_name%3D%22json-api%22%7D")
+        print(f"  traces (Tempo search):   {url}/api/search?service=json-api")
+        print(f"  span flame graph:        {url}/api/v1/span-profile?query={CPU}%7Bservice_name%3D%22json-api%22%7D&spanName=GET%20/api/orders&from=now-15m")
         print(f"  metrics:                 {url}/metrics")
         print("profiles arrive every ~10 s; Ctrl-C stops everything.\n", flush=True)
         deadline = time.monotonic() + args.seconds if args.seconds > 0 else float("inf")

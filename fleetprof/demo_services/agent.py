@@ -1,4 +1,5 @@
-"""Start the pyroscope-io agent for a demo service (the real agent, unchanged)."""
+"""Start the pyroscope-io agent (the real agent, unchanged) and OpenTelemetry tracing
+(:mod:`fleetprof.demo_services.tracing`) for a demo service."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from collections.abc import Callable
 
 
 def run(name: str, step: Callable[[], None], tags: dict[str, str] | None = None) -> None:
-    """Parse ``--server``/``--seconds``/``--tenant``/``--upload-interval``, configure pyroscope, loop ``step``."""
+    """Parse ``--server``/``--seconds``/``--tenant``/``--upload-interval``, configure
+    pyroscope and tracing, loop ``step`` (which opens its own spans); at exit the last
+    spans and profiles are sent."""
     ap = argparse.ArgumentParser(description=f"fleetprof demo service {name}")
     ap.add_argument("--server", default="http://127.0.0.1:4040")
     ap.add_argument("--seconds", type=float, default=0.0, help="stop after this long (0 = forever)")
@@ -29,6 +32,9 @@ def run(name: str, step: Callable[[], None], tags: dict[str, str] | None = None)
         tags={"env": "demo", **(tags or {})},
         **kw,
     )
+    from fleetprof.demo_services.tracing import setup_tracing
+
+    provider = setup_tracing(args.app_name, args.server, args.tenant, {f"demo.{k}": v for k, v in (tags or {}).items()})
     deadline = time.monotonic() + args.seconds if args.seconds > 0 else float("inf")
     try:
         while time.monotonic() < deadline:
@@ -36,4 +42,5 @@ def run(name: str, step: Callable[[], None], tags: dict[str, str] | None = None)
     except KeyboardInterrupt:
         pass
     finally:
+        provider.shutdown()
         pyroscope.shutdown()

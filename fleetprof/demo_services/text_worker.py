@@ -1,4 +1,7 @@
-"""Demo service: regex parsing of log lines and a lock held under contention by threads."""
+"""Demo service: regex parsing of log lines and a lock held under contention by threads.
+Each step is a traced batch (a ``CONSUMER`` span ``process access-logs``) with child spans
+for parsing and for the critical section (time spent waiting for the lock is an attribute);
+some batches hold a malformed line and fail."""
 
 from __future__ import annotations
 
@@ -37,9 +40,35 @@ def contender() -> None:
         time.sleep(0.001)
 
 
+_batches = {"n": 0}
+FAIL_EVERY = 17
+"""Every n-th batch holds a malformed line."""
+
+
 def step() -> None:
-    parse_logs()
-    critical_section()
+    """One traced batch (see the module docstring)."""
+    from opentelemetry import trace
+    from opentelemetry.trace import SpanKind, Status, StatusCode
+
+    tracer = trace.get_tracer("fleetprof.demo.text_worker")
+    _batches["n"] += 1
+    n = _batches["n"]
+    with tracer.start_as_current_span("process access-logs", kind=SpanKind.CONSUMER, attributes={
+        "messaging.system": "demo-queue", "messaging.operation.type": "process",
+        "messaging.destination.name": "access-logs", "messaging.batch.message_count": len(LINES),
+    }) as batch:
+        try:
+            with tracer.start_as_current_span("parse_logs") as sp:
+                sp.set_attribute("bytes.total", parse_logs())
+                if n % FAIL_EVERY == 0:
+                    raise ValueError(f"batch {n}: malformed line 17: unterminated quote")
+            t0 = time.perf_counter()
+            with tracer.start_as_current_span("critical_section") as sp:
+                critical_section()
+                sp.add_event("lock.released", {"lock.wait_ms": round((time.perf_counter() - t0) * 1000, 3)})
+        except ValueError as e:
+            batch.set_attribute("error.type", type(e).__name__)
+            batch.set_status(Status(StatusCode.ERROR, str(e)))
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 UNTRACED_PATHS = frozenset({"/v1/traces", "/healthz", "/readyz", "/metrics"})
 """Request paths without a server span: health and metrics scrapes (noise), and the OTLP
 trace ingest, so a server exporting its spans to itself adds no span per exported batch."""
-SHUTDOWN_TIMEOUT_S = 5.0
+SHUTDOWN_TIMEOUT_S = 2.0
 TASK_FLUSH_TIMEOUT_S = 2.0
 
 _tracing: Any = None

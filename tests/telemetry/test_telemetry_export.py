@@ -96,6 +96,6 @@ def test_unreachable_collector_is_harmless(servers: list[ServerProc], tmp_path: 
     env = {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"http://127.0.0.1:{dead}/v1/traces", "OTEL_BSP_SCHEDULE_DELAY": "50"}
     s = start_server(servers, *_backend(tmp_path), *FAST_FLUSH, env=env, tmp=tmp_path)
     _push_and_query(s.url, n=5)
-    assert s.terminate(timeout_s=60) in (0, -15)  # no hang: the final span flush gives up after ~5 s
+    assert s.terminate(timeout_s=60) in (0, -15)  # no hang: the final span flush gives up after ~2 s
     lines = [ln for ln in s.log.read_text(errors="replace").splitlines() if "export" in ln.lower() and "span" in ln.lower()]
     assert len(lines) <= 5, lines  # once per exporter logger and minute, not per batch or retry
