@@ -64,3 +64,39 @@ def test_unwritable_directory_is_detected(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     assert not numba_cache.writable(blocker / "sub")  # a file where the directory should be
+
+
+def test_kernels_load_numba_on_first_call_only():
+    """Importing kernel modules does not import numba; the first call does, and kernels
+    that call (or inline) other deferred kernels, also across modules, still compile."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import numpy as np\n"
+        "from fleetprof.model import hashing, trie\n"
+        "from fleetprof.formats import pprof_strings, pprof_scan\n"
+        "assert 'numba' not in sys.modules, 'numba imported by a kernel module'\n"
+        "data = np.frombuffer(b'mainapp.py', dtype=np.uint8)\n"
+        "strings = (data, np.array([0, 4]), np.array([4, 10]))\n"
+        "got = hashing.frame_ids_utf8(strings, np.array([0]), np.array([1]), np.array([7]))\n"
+        "assert int(got[0]) == hashing.frame_id('main', 'app.py', 7), got\n"
+        "assert 'numba' in sys.modules\n"
+        "assert hashing.frame_ids_utf8.__module__ == 'fleetprof.model.hashing'\n"
+        "assert type(hashing.copy_span).__name__ == 'CPUDispatcher', type(hashing.copy_span)\n"
+        "assert type(trie.open_table).__name__ == 'LazyKernel'  # until a trie kernel runs\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
+
+
+def test_lazy_njit_materialises_a_module_namespace():
+    def inner(x):
+        return x + 1
+
+    kernel = numba_cache.njit(cache=False)(inner)
+    assert isinstance(kernel, numba_cache.LazyKernel) and kernel.__name__ == "inner"
+    ns = {"k": kernel, "other": 3}
+    numba_cache.materialise(ns)
+    assert type(ns["k"]).__name__ == "CPUDispatcher" and ns["other"] == 3
+    assert kernel(2) == 3 and ns["k"](4) == 5

@@ -49,6 +49,7 @@ from fleetprof.formats.errors import (
     ProfileFormatError,
     maybe_gunzip,
 )
+from fleetprof.formats.folded_scan import check_sample_count, scan_plain
 from fleetprof.model.merge import empty_profile
 from fleetprof.model.profile import Profile, Stacks, ValueType, build, expand, positions
 
@@ -164,53 +165,17 @@ def _parse_vectorized(text: str, limits: Limits) -> tuple[pl.Series, np.ndarray,
     return stacks["stack"], stacks["count"].to_numpy().astype(np.int64), stacks["lineno"].to_numpy()
 
 
-_MAX_DIGITS = 18  # every count of at most 18 digits fits int64
-
-
 def _parse_bytes(raw: bytes, limits: Limits) -> tuple[pl.Series, np.ndarray, np.ndarray] | None:
-    """:func:`_parse_vectorized` straight from the bytes (numpy over byte positions, no
-    string kernels), for the plain files profilers write: ASCII without control characters
-    other than ``\n``, no comment lines, one space before each count of at most 18 digits,
-    no spaces around the stack. Returns ``None`` (the caller takes the general path, which
-    also produces every error) for anything else; where it answers, it answers the same
-    (a property test compares the paths). The stacks come back as string views into
-    ``raw`` (an Arrow ``string_view`` array handed to polars), not as copies."""
-    buf = np.frombuffer(raw, dtype=np.uint8)
-    if len(buf) == 0 or len(buf) >= 1 << 31 or int(buf.max()) >= 0x80:  # view offsets are int32
+    """:func:`_parse_vectorized` straight from the bytes of a plain file
+    (:func:`~fleetprof.formats.folded_scan.scan_plain`: no string kernels). Returns ``None``
+    (the caller takes the general path, which also produces every error) for anything
+    else; where it answers, it answers the same (a property test compares the paths). The
+    stacks come back as string views into ``raw`` (an Arrow ``string_view`` array handed
+    to polars), not as copies."""
+    lines = scan_plain(raw, limits, FMT)
+    if lines is None:
         return None
-    blank = np.flatnonzero(buf <= 32)  # newlines and spaces (and control characters)
-    kind = buf[blank]
-    if np.any((kind != 10) & (kind != 32)):  # tabs, CR, other control characters
-        return None
-    nl = blank[kind == 10]
-    spaces = blank[kind == 32]
-    starts = np.concatenate([np.zeros(1, np.int64), nl + 1])
-    ends = np.concatenate([nl, np.array([len(buf)], np.int64)])
-    linenos = np.flatnonzero(ends > starts)
-    starts, ends = starts[linenos], ends[linenos]
-    if len(linenos) == 0 or np.any(buf[ends - 1] == 32) or np.any(buf[starts] == 35):  # trailing space, '#'
-        return None
-    _check_sample_count(len(linenos), limits, FMT)
-    at = np.searchsorted(spaces, ends) - 1
-    if np.any(at < 0):
-        return None
-    last = spaces[at]
-    digits = ends - last - 1
-    if np.any(last < starts) or int(digits.max()) > _MAX_DIGITS:
-        return None
-    counts = np.zeros(len(last), dtype=np.int64)
-    active = np.arange(len(last), dtype=np.int64)
-    for j in range(int(digits.max())):  # Horner, one digit position at a time
-        active = active[digits[active] > j]
-        d = buf[last[active] + 1 + j].astype(np.int64) - 48
-        if np.any((d < 0) | (d > 9)):
-            return None
-        counts[active] = counts[active] * 10 + d
-    stack_len = last - starts
-    nonempty = stack_len > 0
-    if np.any(nonempty & ((buf[starts] == 32) | (buf[np.maximum(last - 1, 0)] == 32))):
-        return None  # whitespace to strip around the stack
-    return _string_views(raw, buf, starts, stack_len), counts, linenos
+    return _string_views(raw, lines.buf, lines.starts, lines.last - lines.starts), lines.counts, lines.linenos
 
 
 def _string_views(raw: bytes, buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> pl.Series:
@@ -274,9 +239,7 @@ def _text_lines(text: str) -> pl.DataFrame:
     return pl.DataFrame({"l": s}).with_row_index("lineno")
 
 
-def _check_sample_count(n: int, limits: Limits, fmt: str) -> None:
-    if n > limits.max_samples:
-        raise ProfileFormatError(fmt, f"{n} stacks exceed the sample limit of {limits.max_samples}")
+_check_sample_count = check_sample_count
 
 
 def _counts_to_cpu_ns(counts: np.ndarray, sample_rate: int, fmt: str = FMT) -> tuple[np.ndarray, int]:

@@ -29,7 +29,7 @@ Contracts:
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from fleetprof.numba_cache import njit
 
 from fleetprof.model.hashing import open_table
 

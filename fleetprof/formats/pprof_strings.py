@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
+from fleetprof.numba_cache import njit
 
 from fleetprof.model.blake2b import word8
 from fleetprof.model.hashing import copy_span, decimal, open_table

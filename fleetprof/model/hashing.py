@@ -18,7 +18,7 @@ import hashlib
 from collections.abc import Iterable, Sequence
 
 import numpy as np
-from numba import njit
+from fleetprof.numba_cache import njit
 
 from fleetprof.model.blake2b import digests64
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
+from fleetprof.numba_cache import njit
 
 from fleetprof.model.hashing import ROOT_ID, open_table
 

@@ -22,16 +22,18 @@ from __future__ import annotations
 import html
 import re
 import zlib
+from collections.abc import Callable
 from functools import cache
 from importlib import resources
 
 import numpy as np
 import polars as pl
 
-from fleetprof.model.profile import Profile
+from fleetprof.model.profile import Profile, ValueType
 from fleetprof.render.layout import (
     OTHER_NAME,
     ROOT_NAME,
+    CallTree,
     Layout,
     call_tree,
     combine,
@@ -69,11 +71,14 @@ def _xml_expr(expr: pl.Expr) -> pl.Expr:
     return out
 
 
+_PY_LOCATION = re.compile(r" \(.*\)$")
+
+
 def package_of(name: str, file: str = "") -> str:
     """Colour key of a frame: the name's package/module prefix (before the last ``.``,
     ``::`` or ``/``), else the file, else the name. py-spy ``(file:line)`` suffixes and
     call arguments are ignored."""
-    base = re.sub(r" \(.*\)$", "", name).split("(")[0]
+    base = (_PY_LOCATION.sub("", name) if " (" in name else name).split("(")[0]
     for sep in ("::", ".", "/"):
         if sep in base.strip(sep):
             return base.rsplit(sep, 1)[0]
@@ -94,8 +99,9 @@ def warm_colour(key: str, name: str = "") -> str:
 def _name_colours(lay: Layout) -> np.ndarray:
     """Fill of every name code (one CRC per unique name)."""
     out = np.empty(len(lay.names), dtype=object)
-    for i in np.unique(lay.name):  # only the names drawn
-        n = str(lay.names[i])
+    names = lay.names
+    for i in np.unique(lay.name).tolist():  # only the names drawn
+        n = str(names[i])
         out[i] = "rgb(200,200,200)" if n in (ROOT_NAME, OTHER_NAME) else warm_colour(package_of(n), n)
     return out
 
@@ -205,15 +211,33 @@ def render_svg(
 ) -> str:
     """Interactive SVG flame graph of value column ``type_index`` (see module docstring)."""
     st = profile.sample_types[type_index]
+    # narrow nodes go before layout: a node below the threshold has no visible descendants
+    tree = call_tree(profile, type_index, min_total=min_ticks_of(width, min_width_px))
+    return render_tree_svg(tree, st, title=title, icicle=icicle, width=width, min_width_px=min_width_px)
+
+
+def min_ticks_of(width: int, min_width_px: float) -> Callable[[int], float]:
+    """The narrowest drawn node's total, in ticks, as a function of the root's total."""
     span = width - 2 * XPAD
 
     def min_ticks(total: int) -> float:
         return min_width_px * total / span if total > 0 else 0.0
 
-    # narrow nodes go before layout: a node below the threshold has no visible descendants
-    tree = call_tree(profile, type_index, min_total=min_ticks)
+    return min_ticks
+
+
+def render_tree_svg(
+    tree: CallTree,
+    st: ValueType,
+    *,
+    title: str = "Flame Graph",
+    icicle: bool = False,
+    width: int = 1200,
+    min_width_px: float = 0.1,
+) -> str:
+    """:func:`render_svg` of a single-column call tree whose values are ``st``."""
     total = int(tree.root_total[0])
-    lay = layout(prune_narrow(tree, min_ticks(total)))
+    lay = layout(prune_narrow(tree, min_ticks_of(width, min_width_px)(total)))
     tot = lay.total[:, 0]
     pct = fixed(100.0 * tot / max(total, 1), 2)
     vals = format_values(tot, st.unit)

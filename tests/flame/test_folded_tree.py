@@ -1,0 +1,97 @@
+"""fleetprof.flame.folded_tree: the direct folded → call tree path draws exactly what the
+general decoder draws, and hands anything it does not cover back to it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks.folded_shapes import generate
+from fleetprof.flame import folded_tree
+from fleetprof.flame.folded_tree import folded_call_tree
+from fleetprof.formats.errors import Limits
+from fleetprof.formats.folded import SAMPLES, decode_folded
+from fleetprof.render.svg import min_ticks_of, render_svg, render_tree_svg
+
+MIN = min_ticks_of(1200, 0.1)
+
+
+def _same_svg(raw: bytes, *, icicle: bool = False) -> None:
+    tree = folded_call_tree(raw, min_total=MIN)
+    assert tree is not None
+    direct = render_tree_svg(tree, SAMPLES, title="t <&>", icicle=icicle)
+    assert direct == render_svg(decode_folded(raw), 0, title="t <&>", icicle=icicle)
+
+
+@pytest.mark.parametrize("shape, stacks", [("hot", 3000), ("vocab", 3000), ("deep", 60)])
+def test_shapes_draw_as_the_general_path(shape: str, stacks: int):
+    _same_svg(generate(shape, stacks, seed=11))
+
+
+def test_duplicates_prefixes_empty_stacks_and_narrow_frames():
+    rng = np.random.default_rng(5)
+    lines = [b"main;a;b 5", b"main;a;b 7", b"main;a 3", b" 2", b"main;a;b;c 1", b"x.y;z 900000", b"main;ab 4"]
+    lines += [f"main;n{i};leaf{i % 7} {int(rng.integers(1, 4))}".encode() for i in range(400)]
+    raw = b"\n".join(lines) + b"\n\n"
+    _same_svg(raw)
+    _same_svg(raw, icicle=True)
+
+
+def test_tree_values():
+    tree = folded_call_tree(b"a;b 2\na;b 3\na 1\n 4\nc 10\n", min_total=lambda total: 0.0)
+    assert tree is not None
+    names = [tree.names[i] for i in tree.name]
+    by_name = {(n, int(d)): (int(s), int(t)) for n, d, s, t in zip(names, tree.depth, tree.self[:, 0], tree.total[:, 0], strict=True)}
+    assert by_name == {("a", 1): (1, 6), ("b", 2): (5, 5), ("c", 1): (10, 10)}
+    assert int(tree.root_self[0]) == 4 and int(tree.root_total[0]) == 20
+    assert [int(tree.depth[p]) for p in tree.parent[tree.parent >= 0]] == [1]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"main;work (app.py:3) 2\n",  # py-spy locations merge by name: general path
+        b"a;;b 1\n",  # empty frame
+        b"a;b; 1\n",
+        b"# comment\na;b 1\n",
+        b"a;b\t1\n",
+        "a;\u00e9 1\n".encode(),
+        b"a;b x\n",
+        b"",
+    ],
+)
+def test_other_inputs_take_the_general_path(raw: bytes):
+    assert folded_call_tree(raw, min_total=MIN) is None
+
+
+def test_limits_take_the_general_path():
+    assert folded_call_tree(b"a;b;c;d 1\n", min_total=MIN, limits=Limits(max_stack_depth=3)) is None
+    assert folded_call_tree(b"abcdef;b 1\n", min_total=MIN, limits=Limits(max_string_length=4)) is None
+
+
+def test_hash_collisions_are_detected(monkeypatch):
+    """Every frame hashing alike must not merge different frames."""
+    monkeypatch.setattr(folded_tree._Bytes, "hashes", lambda self, start, length: np.zeros(len(start), np.uint64))
+    assert folded_call_tree(b"a;b 1\na;c 2\n", min_total=MIN) is None
+    tree = folded_call_tree(b"a;b 1\na;b 2\n", min_total=MIN)  # equal frames: no collision
+    assert tree is not None and tree.size == 2
+
+
+def test_flamegraph_command_takes_the_direct_path_without_numba(tmp_path: Path):
+    """The CLI draws a plain folded file as the general path does, loading no kernels."""
+    src = tmp_path / "in.folded"
+    raw = generate("vocab", 500, seed=2)
+    src.write_bytes(raw)
+    out = tmp_path / "out.svg"
+    code = (
+        "import sys; from fleetprof.cli import main; sys.argv=['fleetprof','flamegraph',sys.argv[1],'-o',sys.argv[2]]\n"
+        "try:\n main()\nexcept SystemExit as e:\n assert not e.code, e.code\n"
+        "assert 'numba' not in sys.modules, 'numba imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(src), str(out)], check=True, timeout=120)
+    expected = render_svg(decode_folded(raw), 0, title="in.folded · samples")
+    assert out.read_text() == expected
