@@ -2,8 +2,9 @@
 
 Each benchmark is a module with a ``main()`` that measures fleetprof against a reference
 in the same run and prints ratios. ``FLAMEGRAPH_PL=/path/to/flamegraph.pl`` is passed on to
-the flame-graph benchmark (a FlameGraph checkout fetched to a temporary directory, never
-committed). ``BENCH_ONLY=pprof,merge`` restricts the set.
+the flame-graph benchmarks (a FlameGraph checkout fetched to a temporary directory, never
+committed): ``bench_flamegraph`` (in-process) and ``bench_cli`` (whole processes on three
+input shapes, ``--help`` and a small file). ``BENCH_ONLY=pprof,merge`` restricts the set.
 """
 
 from __future__ import annotations
