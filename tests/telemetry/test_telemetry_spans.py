@@ -109,8 +109,26 @@ def test_client_errors_are_not_span_errors(client: TestClient, exporter: InMemor
 def test_health_metrics_and_trace_ingest_are_untraced(client: TestClient, exporter: InMemorySpanExporter) -> None:
     for path in ("/healthz", "/readyz", "/metrics"):
         assert client.get(path).status_code == 200
-    client.post("/v1/traces", content=b"", headers={"content-type": "application/x-protobuf"})
-    assert exporter.get_finished_spans() == ()
+    r = client.post("/v1/traces", content=_otlp_request(), headers={"content-type": "application/x-protobuf"})
+    assert r.status_code == 200, r.text  # stored (acked after its flush) ...
+    assert client.get(f"/api/traces/{TRACE_ID}").status_code == 200
+    spans = exporter.get_finished_spans()  # ... without a span of the ingest or its flush
+    assert [s.name for s in spans] == ["GET /api/traces/{trace_id}"]
+
+
+def _otlp_request() -> bytes:
+    import time
+
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+    from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+    from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+
+    now = time.time_ns()
+    span = Span(trace_id=bytes.fromhex(TRACE_ID), span_id=bytes.fromhex(PARENT_ID), name="op",
+                start_time_unix_nano=now - 1_000_000, end_time_unix_nano=now)
+    res = Resource(attributes=[KeyValue(key="service.name", value=AnyValue(string_value="other"))])
+    return ExportTraceServiceRequest(resource_spans=[ResourceSpans(resource=res, scope_spans=[ScopeSpans(spans=[span])])]).SerializeToString()
 
 
 def test_flush_of_untraced_work_emits_nothing(tmp_path: Path, exporter: InMemorySpanExporter) -> None:
