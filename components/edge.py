@@ -42,9 +42,10 @@ from components.tags import tags
 APP_PORT = 4040
 HEALTH_CHECK_PATH = "/readyz"
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
-INGEST_PATHS: tuple[str, ...] = ("/ingest", "/push.v1.PusherService/Push", "/api/v1/ingest")
-"""Exact URI paths of the server's upload routes (``fleetprof.server.routes_ingest``): legacy
-Pyroscope ``/ingest``, Connect ``Push`` and the native ``/api/v1/ingest`` of ``fleetprof push``."""
+INGEST_PATHS: tuple[str, ...] = ("/ingest", "/push.v1.PusherService/Push", "/api/v1/ingest", "/v1/traces")
+"""Exact URI paths of the server's upload routes (``fleetprof.server.routes_ingest`` and
+``routes_traces``): legacy Pyroscope ``/ingest``, Connect ``Push``, the native
+``/api/v1/ingest`` of ``fleetprof push`` and OTLP/HTTP ``/v1/traces``."""
 COMMON_RULE_SET = "AWSManagedRulesCommonRuleSet"
 KNOWN_BAD_INPUTS = "AWSManagedRulesKnownBadInputsRuleSet"
 IP_REPUTATION = "AWSManagedRulesAmazonIpReputationList"

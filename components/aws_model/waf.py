@@ -590,6 +590,24 @@ EXPECTATIONS: tuple[Expectation, ...] = (
     ),
     Expectation(
         Request(
+            "POST /v1/traces 512 KB OTLP/HTTP protobuf (OpenTelemetry exporter)",
+            "POST",
+            "/v1/traces",
+            "",
+            headers={
+                "user-agent": "OTel-OTLP-Exporter-Python/1.45.2",
+                "content-type": "application/x-protobuf",
+                "content-encoding": "gzip",
+                **_AUTH,
+            },
+            body_size=512 * 1024,
+            body=_binary(512 * 1024, "otlp", GZIP),
+            rate_per_5min=60,
+        ),
+        "ALLOW",
+    ),
+    Expectation(
+        Request(
             "POST /api/v1/ingest 2 MB (fleetprof push)",
             "POST",
             "/api/v1/ingest",

@@ -123,8 +123,9 @@ def test_unscoped_common_rule_set_blocks_uploads(stack):
     no_agent = waf.evaluate(acl.inputs, _request("POST /ingest 1.5 KB, no User-Agent"))
     assert no_agent.rule == "AWSManagedRulesCommonRuleSet:NoUserAgent_HEADER"
     problems = waf.findings(graph)
-    assert len(problems) == 5, problems  # every upload over 8 KB and the agent without UA
+    assert len(problems) == 6, problems  # every upload over 8 KB and the agent without UA
     assert any("POST /ingest 20 MB multipart" in p and "needs ALLOW" in p for p in problems)
+    assert any("POST /v1/traces 512 KB" in p and "needs ALLOW" in p for p in problems)
 
 
 def test_overrides_without_the_label_rule_let_oversized_bodies_through():
