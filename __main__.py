@@ -12,6 +12,7 @@ from components.backup import Recovery, RecoveryArgs, ReplicatedBucket
 from components.edge import Edge, EdgeArgs
 from components.ingest_service import IngestService, IngestServiceArgs
 from components.network import Network, NetworkArgs
+from components.notifications import AnomalyNotifications, AnomalyNotificationsArgs
 from components.observability import Observability, ObservabilityArgs
 from components.ray_cluster import DASHBOARD_PORT, RayCluster, RayClusterArgs
 from components.settings import load
@@ -123,10 +124,19 @@ ingest = IngestService(
     ),
 )
 
+anomalies = (
+    AnomalyNotifications(
+        "notifications", AnomalyNotificationsArgs(tags=base, kms_key_arn=storage.key.arn, emails=settings.anomaly_emails)
+    )
+    if settings.anomaly_notifications
+    else None
+)
+
 ray = RayCluster(
     "ray",
     RayClusterArgs(
         tags=base,
+        anomaly_topic_arn=anomalies.topic.arn if anomalies else None,
         secrets_key_arn=storage.secrets_key.arn,
         account_id=storage.account_id,
         analysis_bucket=storage.analysis_bucket.bucket,
@@ -263,6 +273,7 @@ pulumi.export(
 )
 pulumi.export("dashboardUrl", observability.dashboard_url)
 pulumi.export("alarmTopicArn", observability.topic.arn)
+pulumi.export("anomalyTopicArn", anomalies.topic.arn if anomalies else None)
 pulumi.export("auditBucket", audit.bucket.bucket if audit.trail or audit.recorder else None)
 pulumi.export("backupPlanId", recovery.plan.id if settings.backup_plan else None)
 pulumi.export(

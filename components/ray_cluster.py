@@ -23,6 +23,10 @@ Contract:
   ``ray job submit`` and wait for them, so a failed job fails its unit. Each job unit
   publishes ``JobSucceeded`` after success (``ExecStartPost``) and, through
   ``OnFailure=fleetprof-job-failed@<job>.service``, ``JobFailed`` (``workers.job_metrics``).
+  A job's own environment travels as the Ray job's runtime environment (``ray job submit
+  --runtime-env-json``): the submitting unit's environment never reaches the job's driver,
+  which the head's job server starts. With an anomaly topic, the analysis job gets
+  ``FLEETPROF_ANOMALY_TOPIC_ARN`` this way (and hands it to its tasks).
 * The CloudWatch agent ships cloud-init and Ray logs to the stack's KMS-encrypted log group
   ``/fleetprof/<env>/ray``.
 * The worker group scales on average CPU (target tracking) between ``worker_min`` and
@@ -35,7 +39,9 @@ Contract:
   only the artifact prefix and the token parameter, publish metrics only to
   ``Fleetprof/Jobs``, write only their log group, and hold the SSM agent's own actions
   (:data:`SSM_AGENT_ACTIONS`) instead of ``AmazonSSMManagedInstanceCore`` (which reads every
-  parameter).
+  parameter). With an anomaly topic, both node roles (an analysis task runs on any node) may
+  ``sns:Publish`` to that topic and no other; the topic's key is the stack key the roles
+  already use (``kms:GenerateDataKey``/``kms:Decrypt`` through the key policy's delegation).
 """
 
 from __future__ import annotations
@@ -72,6 +78,10 @@ LOG_FILES = {
 }
 """Log stream suffix -> file (glob) the CloudWatch agent ships; streams are ``<instance id>/<suffix>``."""
 SUBMIT = f"{VENV}/bin/ray job submit --address http://127.0.0.1:{DASHBOARD_PORT} --"
+ANOMALY_TOPIC_ENV = "FLEETPROF_ANOMALY_TOPIC_ARN"
+"""The variable :func:`workers.anomalies.notify_anomalies` reads its topic from."""
+UNIT_SAFE_VALUE = re.compile(r"[A-Za-z0-9:/._@+=,-]*")
+"""Characters systemd leaves alone inside a quoted ``ExecStart=`` word (an ARN's, a URL's)."""
 FAILED_UNIT = "fleetprof-job-failed@"
 DAILY_CALENDAR = re.compile(r"(?:\*-\*-\* )?\d{1,2}:\d{2}(?::00)?")
 SSM_AGENT_ACTIONS: dict[str, tuple[str, ...]] = {
@@ -135,24 +145,45 @@ class RayClusterArgs:
     token_rotation: int = 1
     nightly_workers: int = 0
     nightly_window_minutes: int = 120
+    anomaly_topic_arn: pulumi.Input[str] | None = None
+    """SNS topic the analysis job publishes anomalies to (None: no notifications)."""
 
 
 @dataclass(frozen=True)
 class ScheduledJob:
-    """One job the head runs on a systemd timer: ``python -m <command>`` as a Ray job."""
+    """One job the head runs on a systemd timer: ``python -m <command>`` as a Ray job, with
+    ``env`` as its runtime environment's variables."""
 
     name: str
     command: str
     on_calendar: str
+    env: tuple[tuple[str, str], ...] = ()
 
 
-def scheduled_jobs(args: RayClusterArgs) -> list[ScheduledJob]:
-    """The head's scheduled jobs (compaction, analysis of the configured window, retention)."""
+def scheduled_jobs(args: RayClusterArgs, anomaly_topic_arn: str = "") -> list[ScheduledJob]:
+    """The head's scheduled jobs (compaction, analysis of the configured window, retention);
+    the analysis job carries ``FLEETPROF_ANOMALY_TOPIC_ARN`` when a topic is given."""
+    analyze_env = ((ANOMALY_TOPIC_ENV, anomaly_topic_arn),) if anomaly_topic_arn else ()
     return [
         ScheduledJob("compact", "python -m workers.compact", args.compact_schedule),
-        ScheduledJob("analyze", f"python -m workers.analyze --window {args.analyze_window}", args.analyze_schedule),
+        ScheduledJob("analyze", f"python -m workers.analyze --window {args.analyze_window}", args.analyze_schedule,
+                     analyze_env),
         ScheduledJob("retention", f"python -m workers.retention --days {args.retention_days}", args.retention_schedule),
     ]
+
+
+def submit_command(job: ScheduledJob) -> str:
+    """``ray job submit`` for ``job`` up to the ``--`` before its entrypoint: :data:`SUBMIT`,
+    plus ``--runtime-env-json '<env_vars>'`` when the job has an environment (one quoted
+    word for systemd). :class:`ValueError` for a name or value systemd would not pass through
+    verbatim (values are limited to :data:`UNIT_SAFE_VALUE`: no quotes, ``$``, ``%`` or ``\\``)."""
+    if not job.env:
+        return SUBMIT
+    for key, value in job.env:
+        if not UNIT_SAFE_VALUE.fullmatch(value) or not re.fullmatch(r"[A-Z_][A-Z0-9_]*", key):
+            raise ValueError(f"job {job.name}: environment {key}={value!r} cannot travel in a unit file")
+    runtime_env = json.dumps({"env_vars": dict(job.env)}, sort_keys=True, separators=(",", ":"))
+    return SUBMIT.removesuffix(" --") + f" --runtime-env-json '{runtime_env}' --"
 
 
 NIGHTLY_LEAD_MINUTES = 15
@@ -232,6 +263,7 @@ class NodeEnv:
     constraints_key: str
     constraints_sha256: str
     log_group: str
+    anomaly_topic_arn: str = ""
 
     @property
     def wheel_path(self) -> str:
@@ -348,7 +380,7 @@ def head_units(jobs: Sequence[ScheduledJob]) -> dict[str, str]:
     for job in jobs:
         files[f"fleetprof-{job.name}.service"] = _unit(
             f"fleetprof {job.name} job",
-            f"{SUBMIT} {job.command}",
+            f"{submit_command(job)} {job.command}",
             unit_extra=f"After=ray-head.service\nOnFailure={FAILED_UNIT}{job.name}.service\n",
             service_extra=f"ExecStartPost={job_metrics_command(job.name, 'succeeded')}\n",
             oneshot=True,
@@ -406,12 +438,13 @@ class NodeGrants:
     parameter_arn: str
     log_group_arn: str
     instances_arn: str
+    anomaly_topic_arn: str = ""
 
 
 def node_policy(g: NodeGrants) -> str:
     """Data access (profiles + analysis buckets, table, key), read of the artifact prefix,
-    read of the Ray token parameter (and its key), job metrics, the node log group and the SSM
-    agent's own actions."""
+    read of the Ray token parameter (and its key), job metrics, the node log group, the SSM
+    agent's own actions and, with an anomaly topic, publishing to that topic only."""
     doc = json.loads(data_access_policy([g.profiles_bucket_arn, g.analysis_bucket_arn], g.table_arn, g.key_arn))
     doc["Statement"] += [
         {"Sid": "NodeArtifacts", "Effect": "Allow", "Action": ["s3:GetObject"],
@@ -428,6 +461,10 @@ def node_policy(g: NodeGrants) -> str:
          "Action": ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
          "Resource": [g.log_group_arn]},
     ]
+    if g.anomaly_topic_arn:
+        doc["Statement"].append(
+            {"Sid": "AnomalyNotifications", "Effect": "Allow", "Action": ["sns:Publish"], "Resource": [g.anomaly_topic_arn]}
+        )
     return json.dumps(doc, sort_keys=True)
 
 
@@ -461,7 +498,7 @@ class RayCluster(pulumi.ComponentResource):
 
         node_env = pulumi.Output.all(
             args.profiles_bucket, args.analysis_bucket, args.table_name, args.artifacts_bucket,
-            self.wheel_object.key, self.constraints_object.key,
+            self.wheel_object.key, self.constraints_object.key, args.anomaly_topic_arn or "",
         ).apply(lambda a: self._node_env(args, env_name, *a))
         metadata = {"http_endpoint": "enabled", "http_tokens": "required", "http_put_response_hop_limit": 1}
         jobs = scheduled_jobs(args)
@@ -484,7 +521,7 @@ class RayCluster(pulumi.ComponentResource):
                 "delete_on_termination": True,
                 "tags": tags(args.tags, f"{name}-head-root"),
             },
-            user_data=node_env.apply(lambda e: head_user_data(e, jobs)),
+            user_data=node_env.apply(lambda e: head_user_data(e, scheduled_jobs(args, e.anomaly_topic_arn))),
             user_data_replace_on_change=True,
             tags=tags(args.tags, f"{name}-head", Role="ray-head"),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.token]),
@@ -604,7 +641,7 @@ class RayCluster(pulumi.ComponentResource):
                 )
 
     def _node_env(self, args: RayClusterArgs, env_name: str, profiles: str, analysis: str, table: str,
-                  artifacts: str, wheel_key: str, constraints_key: str) -> NodeEnv:
+                  artifacts: str, wheel_key: str, constraints_key: str, anomaly_topic_arn: str) -> NodeEnv:
         return NodeEnv(
             region=args.region,
             environment=env_name,
@@ -619,6 +656,7 @@ class RayCluster(pulumi.ComponentResource):
             constraints_key=constraints_key,
             constraints_sha256=args.constraints.sha256,
             log_group=self.log_group_name,
+            anomaly_topic_arn=anomaly_topic_arn,
         )
 
     def _security_group(self, name: str, args: RayClusterArgs, child: pulumi.ResourceOptions) -> aws.ec2.SecurityGroup:
@@ -661,7 +699,7 @@ class RayCluster(pulumi.ComponentResource):
         role = service_role(f"{name}-{kind}-role", "ec2.amazonaws.com", args.tags, child)
         grants = pulumi.Output.all(
             args.profiles_bucket_arn, args.analysis_bucket_arn, args.artifacts_bucket_arn, args.table_arn,
-            args.kms_key_arn, args.account_id, args.secrets_key_arn,
+            args.kms_key_arn, args.account_id, args.secrets_key_arn, args.anomaly_topic_arn or "",
         ).apply(
             lambda a: NodeGrants(
                 profiles_bucket_arn=a[0],
@@ -673,6 +711,7 @@ class RayCluster(pulumi.ComponentResource):
                 parameter_arn=f"arn:aws:ssm:{args.region}:{a[5]}:parameter{self.token_parameter}",
                 log_group_arn=log_group_arn(args.region, a[5], self.log_group_name),
                 instances_arn=f"arn:aws:ec2:{args.region}:{a[5]}:instance/*",
+                anomaly_topic_arn=a[7],
             )
         )
         aws.iam.RolePolicy(

@@ -85,6 +85,8 @@ class Settings:
     alarm_throttle_threshold: int = 5
     alarm_memory_percent: int = 80
     alarm_l0_backlog_minutes: int = 180
+    anomaly_notifications: bool = False
+    anomaly_emails: tuple[str, ...] = ()
     # scaling
     ingest_pushes_per_cpu_second: int = 1169
     predictive_scaling: str = "off"
@@ -285,16 +287,32 @@ class Settings:
     def _validate_observability(self) -> None:
         """Alarm thresholds: percentages in 1..100; the L0 backlog threshold above the age
         L0 reaches in normal operation (an hour's data waits for the hour to end and settle,
-        then for the next scheduled compaction)."""
+        then for the next scheduled compaction); the anomaly notification keys."""
         for key, value in (("alarmCpuPercent", self.alarm_cpu_percent), ("alarmMemoryPercent", self.alarm_memory_percent)):
             if not 1 <= value <= 100:
                 raise SettingsError(f"{key} must be 1..100, got {value}")
+        self._validate_anomaly_notifications()
         normal = L0_SETTLED_AGE_MINUTES + self.compact_interval_minutes
         if self.alarm_l0_backlog_minutes <= normal:
             raise SettingsError(
                 f"alarmL0BacklogMinutes must exceed {normal} ({L0_SETTLED_AGE_MINUTES} minutes until an hour's L0 "
                 f"is compactable plus the compactSchedule interval), got {self.alarm_l0_backlog_minutes}"
             )
+
+    def _validate_anomaly_notifications(self) -> None:
+        """Email subscriptions only where the anomaly topic exists; each an address, once."""
+        if self.anomaly_emails and not self.anomaly_notifications:
+            raise SettingsError(
+                "fleetprof:anomalyEmails is set but fleetprof:anomalyNotifications is false: there is no topic to "
+                "subscribe them to"
+            )
+        seen: set[str] = set()
+        for email in self.anomaly_emails:
+            if not isinstance(email, str) or not EMAIL.fullmatch(email.strip()):
+                raise SettingsError(f"fleetprof:anomalyEmails: {email!r} is not an email address")
+            if email.strip().lower() in seen:
+                raise SettingsError(f"fleetprof:anomalyEmails lists {email!r} twice")
+            seen.add(email.strip().lower())
 
     def _validate_certificate(self) -> None:
         """The edge's certificate keys: either a managed certificate for ``domainName`` in the
@@ -338,6 +356,8 @@ class Settings:
 
 AMI_ID = re.compile(r"ami-(?:[0-9a-f]{8}|[0-9a-f]{17})")
 """An EC2 image id (the older 8-digit and the current 17-digit form)."""
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
+"""An email address as SNS accepts one for an ``email`` subscription (local@domain.tld)."""
 ANALYZE_WINDOWS: tuple[str, ...] = ("last-hour", "last-day")
 """Relative windows ``python -m workers.analyze --window`` accepts for the scheduled run."""
 L0_SETTLED_AGE_MINUTES = 65

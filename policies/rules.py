@@ -45,6 +45,7 @@ T_SUBNET = "aws:ec2/subnet:Subnet"
 T_ASG = "aws:autoscaling/group:Group"
 T_ROLE_POLICY_ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
 T_WAF_LOGGING = "aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration"
+T_TOPIC = "aws:sns/topic:Topic"
 AUTH_TOKENS_ENV = "FLEETPROF_AUTH_TOKENS"
 BROAD_MANAGED_POLICIES: dict[str, str] = {
     "AdministratorAccess": "allows everything",
@@ -810,6 +811,28 @@ def account_monitoring(resources: Sequence[Res], c: Mapping[str, Any]) -> list[t
     ]
 
 
+AWS_MANAGED_KEY_ALIAS = re.compile(r"(^|:)alias/aws/")
+"""An alias of an AWS managed key (``alias/aws/sns``): its policy cannot be changed or audited."""
+
+
+def sns_topic_cmk(resources: Sequence[Res], c: Mapping[str, Any]) -> list[tuple[str | None, str]]:
+    """Every SNS topic is encrypted at rest with a customer managed key: ``kmsMasterKeyId`` is
+    computed from a KMS key of the stack (unknown during a first preview, so the dependency
+    decides), or names a key that is not an AWS managed alias."""
+    keys = {r.urn for r in resources if r.type == T_KEY}
+    out: list[tuple[str | None, str]] = []
+    for t in resources:
+        if t.type != T_TOPIC:
+            continue
+        key = t.props.get("kmsMasterKeyId")
+        from_stack_key = bool(keys & set(t.deps.get("kmsMasterKeyId", ())))
+        if isinstance(key, str) and AWS_MANAGED_KEY_ALIAS.search(key):
+            out.append((t.urn, f"topic {t.name} is encrypted with the AWS managed key {key}; use the stack's customer managed key"))
+        elif not key and not from_stack_key:
+            out.append((t.urn, f"topic {t.name} is not encrypted: set kmsMasterKeyId to the stack's customer managed key"))
+    return out
+
+
 BOOL_REQUIRED = {"required": {"type": "boolean", "default": True, "description": "whether this stack requires it"}}
 
 RULES: tuple[Rule, ...] = (
@@ -836,6 +859,7 @@ RULES: tuple[Rule, ...] = (
     Rule("ecs-no-public-ip", "ECS services assign no public IP", ecs_no_public_ip),
     Rule("ecs-task-hardening", "ECS containers run non-root with a read-only root filesystem", ecs_task_hardening),
     Rule("log-group-retention-kms", "CloudWatch log groups have retention and KMS encryption", log_group_retention_kms),
+    Rule("sns-topic-cmk", "SNS topics are encrypted with a customer managed KMS key", stack_check=sns_topic_cmk),
     Rule("iam-no-star", "No IAM statement allows '*' actions on '*' resources", iam_no_star),
     Rule(
         "iam-no-broad-managed-policy",

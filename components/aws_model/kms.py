@@ -9,7 +9,11 @@ AWS sends:
   ``aws:logs:arn`` of the log group;
 - SNS topics (``kmsMasterKeyId``): each publisher — ``cloudwatch.amazonaws.com`` for
   alarms, ``events.amazonaws.com`` for EventBridge targets (neither sends ``aws:Source*``
-  keys to KMS), and roles allowed ``sns:Publish``;
+  keys to KMS), and roles allowed ``sns:Publish`` (``kms:GenerateDataKey`` and
+  ``kms:Decrypt``, through SNS, in the topic's encryption context). Email and HTTPS
+  subscriptions are no key use: SNS delivers with the data key its publishers' requests
+  obtained (the SNS key-management guide counts two KMS requests per publishing principal
+  per data-key reuse period, none per delivery), so no ``sns.amazonaws.com`` grant is needed;
 - EBS of a launch template an Auto Scaling group launches: the group's service-linked role
   (it holds no KMS permissions of its own, so the key policy must name it), including
   ``kms:CreateGrant`` with ``kms:GrantIsForAWSResource``; EBS of an instance: the

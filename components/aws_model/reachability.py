@@ -12,7 +12,8 @@ DynamoDB, ECR (api, dkr), CloudWatch Logs, SSM, Secrets Manager, and what the ta
 sidecar needs (:func:`.task.egress_services`: X-Ray for a collector exporting there, ECR
 Public for an image pulled from it); Ray nodes <-> Ray nodes
 on Ray's ports; Ray nodes -> S3, DynamoDB, SSM and the SSM agent's services, CloudWatch
-Logs and metrics. An AWS service is reached through its interface endpoint when one with
+Logs and metrics, and SNS where the scheduled analysis publishes anomalies
+(:func:`ray_egress_services`). An AWS service is reached through its interface endpoint when one with
 private DNS exists, else through the gateway endpoint on the subnet's route table (S3,
 DynamoDB), else through the internet route. Every ingress rule of every group must be accounted for by a needed path;
 internet -> tasks and internet -> Ray must be closed.
@@ -51,6 +52,7 @@ TASK_SERVICES = ("s3", "dynamodb", "ecr.api", "ecr.dkr", "logs", "ssm", "secrets
 # data, the token parameter, the SSM agent (sessions), shipped logs and job metrics
 RAY_SERVICES = ("s3", "dynamodb", "ssm", "ssmmessages", "ec2messages", "logs", "monitoring")
 GATEWAY_SERVICES = ("s3", "dynamodb")
+INSTANCE = "aws:ec2/instance:Instance"
 INTERNET = "0.0.0.0/0"
 
 
@@ -353,6 +355,15 @@ def _within(inner: str, outer: str) -> bool:
     return matches(Rule("", "", "", 0, 0, "cidr", outer, ""), Party("", cidrs=(inner,)))
 
 
+def ray_egress_services(graph: Graph) -> tuple[str, ...]:
+    """AWS endpoints the Ray nodes need beyond :data:`RAY_SERVICES`: ``sns`` when a node's
+    boot script hands the analysis job an anomaly topic."""
+    from components.ray_cluster import ANOMALY_TOPIC_ENV
+
+    publishes = any(ANOMALY_TOPIC_ENV in str(i.inputs.get("userData") or "") for i in graph.of_type(INSTANCE))
+    return ("sns",) if publishes else ()
+
+
 def analyze(graph: Graph) -> Report:
     """Reachability findings of one rendered stack (see the module contract)."""
     a = _Analysis(graph)
@@ -376,7 +387,7 @@ def analyze(graph: Graph) -> Report:
         for workers in nodes["ray_workers"]:
             a.ray(head, workers, settings)
     for ray_node in nodes["ray_head"] + nodes["ray_workers"]:
-        for service in RAY_SERVICES:
+        for service in RAY_SERVICES + ray_egress_services(graph):
             a.service(ray_node, service, nodes["endpoints"])
         a.forbid_internet(ray_node)
     a.account()

@@ -227,6 +227,12 @@ STACK_CASES = {
     "s3-bucket-hardened": (_bucket_world(), _bucket_world(with_pab=False), {}),
     "waf-attached": (_alb_world(associated=True), _alb_world(associated=False), {"required": True}),
     "nat-per-az": (_nat_world(["a", "b", "c"]), _nat_world(["a"]), {"required": True}),
+    "sns-topic-cmk": (
+        [Res("aws:kms/key:Key", "k", "urn:k", {}),
+         Res("aws:sns/topic:Topic", "t", "urn:t", {"kmsMasterKeyId": "arn:k"}, {"kmsMasterKeyId": ["urn:k"]})],
+        [Res("aws:sns/topic:Topic", "t", "urn:t", {"kmsMasterKeyId": "alias/aws/sns"})],
+        {},
+    ),
 }
 
 

@@ -329,7 +329,7 @@ def test_observability_alarms_use_config_thresholds(stack):
     assert alarms["observability-dynamodb-throttles"]["threshold"] == s.alarm_throttle_threshold
     topic_arn = stack.exports["alarmTopicArn"]
     assert all(a["alarmActions"] == [topic_arn] for n, a in alarms.items() if n.startswith("observability-"))
-    subs = stack.of_type("aws:sns/topicSubscription:TopicSubscription")
+    subs = [x for x in stack.of_type("aws:sns/topicSubscription:TopicSubscription") if x.inputs["topic"] == topic_arn]
     assert [x.inputs["endpoint"] for x in subs] == ([s.alarm_email] if s.alarm_email else [])
     body = json.loads(one(stack, "aws:cloudwatch/dashboard:Dashboard", "observability-dashboard").inputs["dashboardBody"])
     titles = {w["properties"]["title"] for w in body["widgets"]}
