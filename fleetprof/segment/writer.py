@@ -506,9 +506,13 @@ class SegmentWriter:
             batch.links.append(link)
         batch.est_bytes += sum(self._estimate(it) for it in items)
         self._pending += weight
-        if batch.est_bytes >= self.max_bytes:
+        if self._full(batch):
             self._dispatch(tenant)
         await asyncio.shield(fut)
+
+    def _full(self, batch: _Batch) -> bool:
+        """Whether ``batch`` is flushed now rather than at its age."""
+        return batch.est_bytes >= self.max_bytes
 
     def _dispatch(self, tenant: str) -> None:
         batch = self._batches.pop(tenant, None)

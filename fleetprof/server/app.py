@@ -177,7 +177,8 @@ def create_app(settings: Settings | None = None, *, store: Any = None, index: An
         await maybe_await(st.writer.start())
         from fleetprof.traces.writer import SpanWriter
 
-        st.span_writer = SpanWriter(st.store, st.index, max_age_s=settings.flush_max_age_s, max_bytes=settings.flush_max_bytes, on_flush=st.on_flush)
+        st.span_writer = SpanWriter(st.store, st.index, max_age_s=min(settings.flush_max_age_s, settings.span_flush_max_age_s),
+                                    max_bytes=settings.flush_max_bytes, max_spans=settings.span_flush_max_spans, on_flush=st.on_flush)
         st.span_writer.start()
         st.extra["loop"] = asyncio.get_running_loop()
         st.ready = True

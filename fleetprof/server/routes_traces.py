@@ -83,7 +83,7 @@ async def otlp_traces(request: Request) -> Response:
             body = budget.inflate(body)  # a gzip body without Content-Encoding
             try:
                 req = otlp.parse_json(body, limits) if as_json else otlp.parse_protobuf(body, limits)
-                return [otlp.to_chunk(req, time.time_ns(), limits)]
+                return [otlp.to_chunk(req, time.time_ns(), limits, body=None if as_json else body)]
             except otlp.OtlpError as e:
                 raise ApiError(400, str(e)) from None
 

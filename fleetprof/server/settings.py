@@ -93,6 +93,11 @@ class Settings:
     flush_max_age_s: float = 1.0
     flush_max_bytes: int = 16 * 1024 * 1024
     max_queue: int = 10_000
+    span_flush_max_age_s: float = 0.5
+    """Span batches flush at this age or ``flush_max_age_s``, whichever is shorter (the
+    OTLP ack waits for the flush; below 1 s keeps the ack's p99 under a second)."""
+    span_flush_max_spans: int = 8192
+    """A tenant's span batch is flushed as soon as it holds this many spans."""
     # retention
     retention_s: float = 0.0
     """Default retention (0 = keep forever)."""
@@ -146,8 +151,9 @@ _INT_FIELDS = {
     "max_stack_depth", "flush_max_bytes", "max_queue",
     "max_samples_per_request", "max_frames_per_request", "large_decode_slots", "large_decode_bytes",
     "max_tracked_tenants", "metrics_tenants", "max_spans_per_request", "max_attributes_per_span",
+    "span_flush_max_spans",
 }
-_FLOAT_FIELDS = {"ingest_rate", "ingest_burst", "flush_max_age_s", "max_compression_ratio"}
+_FLOAT_FIELDS = {"ingest_rate", "ingest_burst", "flush_max_age_s", "max_compression_ratio", "span_flush_max_age_s"}
 _DURATION_FIELDS = {"retention_s", "retention_interval_s", "default_query_range_s", "ingest_max_future_s"}
 
 

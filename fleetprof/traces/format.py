@@ -33,24 +33,18 @@ import json
 import struct
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
-from fleetprof.traces.otlp import SpanChunk
+from fleetprof.traces.table import COLUMNS, SpanTable, concat_tables
 
 MAGIC = b"FPSP"
 VERSION = 1
 _HEAD = struct.Struct("<4sHHI")
 ROW_GROUP_ROWS = 8192
-COLUMNS: dict[str, Any] = {
-    "name": pl.Utf8, "kind": pl.Int8, "start_ns": pl.Int64, "duration_ns": pl.Int64,
-    "status_code": pl.Int8, "status_message": pl.Utf8, "service": pl.Utf8, "resource": pl.Int32,
-    "scope": pl.Int32, "extra": pl.Binary, "tags": pl.List(pl.Utf8), "tag_types": pl.Utf8,
-}
 SEARCH_COLUMNS = ("name", "kind", "start_ns", "duration_ns", "status_code", "service", "resource", "tags")
 
 
@@ -58,81 +52,9 @@ class SpanSegmentCorrupt(ValueError):
     """A span segment object failed its checks."""
 
 
-@dataclass
-class SpanTable:
-    """Spans in memory: the four id columns as native ``uint64`` arrays and the other
-    columns (:data:`COLUMNS`) as a polars frame, with the resources and scopes its
-    ``resource`` / ``scope`` columns index."""
-
-    trace_hi: np.ndarray
-    trace_lo: np.ndarray
-    span: np.ndarray
-    parent: np.ndarray
-    cols: pl.DataFrame
-    resources: list[bytes]
-    scopes: list[bytes]
-
-    def __len__(self) -> int:
-        return len(self.span)
-
-    def sorted(self) -> SpanTable:
-        """The rows ordered by (trace id, start)."""
-        order = np.lexsort((self.cols.get_column("start_ns").to_numpy(), self.trace_lo, self.trace_hi))
-        return SpanTable(self.trace_hi[order], self.trace_lo[order], self.span[order], self.parent[order],
-                         self.cols[order], self.resources, self.scopes)
-
-
-def _u64(parts: Sequence[bytes], width: int) -> np.ndarray:
-    return np.frombuffer(b"".join(parts), dtype=">u8").reshape(-1, width // 8).astype(np.uint64)
-
-
-def table_from_chunks(chunks: Sequence[SpanChunk]) -> SpanTable:
+def table_from_chunks(chunks: Sequence[SpanTable]) -> SpanTable:
     """One table of every chunk's spans (resources and scopes de-duplicated)."""
-    res_ix: dict[bytes, int] = {}
-    scope_ix: dict[bytes, int] = {}
-    frames: list[pl.DataFrame] = []
-    tids: list[bytes] = []
-    sids: list[bytes] = []
-    pids: list[bytes] = []
-    zero = bytes(8)
-    for c in chunks:
-        rmap = np.asarray([res_ix.setdefault(r, len(res_ix)) for r in c.resources] or [0], dtype=np.int32)
-        smap = np.asarray([scope_ix.setdefault(s, len(scope_ix)) for s in c.scopes] or [0], dtype=np.int32)
-        tids += c.trace_id
-        sids += c.span_id
-        pids += [p or zero for p in c.parent_span_id]
-        start = np.asarray(c.start_ns, dtype=np.int64)
-        frames.append(pl.DataFrame({
-            "name": c.name, "kind": np.asarray(c.kind, dtype=np.int8), "start_ns": start,
-            "duration_ns": np.asarray(c.end_ns, dtype=np.int64) - start,
-            "status_code": np.asarray(c.status_code, dtype=np.int8), "status_message": c.status_message,
-            "service": c.service, "resource": rmap[np.asarray(c.resource, dtype=np.int64)],
-            "scope": smap[np.asarray(c.scope, dtype=np.int64)], "extra": c.extra, "tags": c.tags,
-            "tag_types": c.tag_types,
-        }, schema=COLUMNS))
-    cols = pl.concat(frames) if frames else pl.DataFrame(schema=COLUMNS)
-    tr = _u64(tids, 16) if tids else np.zeros((0, 2), np.uint64)
-    return SpanTable(tr[:, 0].copy(), tr[:, 1].copy(), _u64(sids, 8)[:, 0] if sids else np.zeros(0, np.uint64),
-                     _u64(pids, 8)[:, 0] if pids else np.zeros(0, np.uint64), cols, list(res_ix), list(scope_ix))
-
-
-def concat_tables(tables: Sequence[SpanTable]) -> SpanTable:
-    """One table of several (resources and scopes re-indexed and de-duplicated)."""
-    res_ix: dict[bytes, int] = {}
-    scope_ix: dict[bytes, int] = {}
-    cols: list[pl.DataFrame] = []
-    for t in tables:
-        rmap = pl.Series([res_ix.setdefault(r, len(res_ix)) for r in t.resources] or [0], dtype=pl.Int32)
-        smap = pl.Series([scope_ix.setdefault(s, len(scope_ix)) for s in t.scopes] or [0], dtype=pl.Int32)
-        cols.append(t.cols.with_columns(resource=rmap.gather(t.cols.get_column("resource")),
-                                        scope=smap.gather(t.cols.get_column("scope"))))
-    return SpanTable(
-        np.concatenate([t.trace_hi for t in tables]) if tables else np.zeros(0, np.uint64),
-        np.concatenate([t.trace_lo for t in tables]) if tables else np.zeros(0, np.uint64),
-        np.concatenate([t.span for t in tables]) if tables else np.zeros(0, np.uint64),
-        np.concatenate([t.parent for t in tables]) if tables else np.zeros(0, np.uint64),
-        pl.concat(cols) if cols else pl.DataFrame(schema=COLUMNS), list(res_ix), list(scope_ix),
-    )
+    return concat_tables(chunks)
 
 
 def encode(table: SpanTable, *, tenant: str, level: int, created_ms: int) -> tuple[bytes, dict[str, Any]]:

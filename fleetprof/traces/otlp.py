@@ -37,6 +37,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -46,6 +50,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+
+from fleetprof.traces.scan import scan
+from fleetprof.traces.table import COLUMNS, SpanTable
 
 UNKNOWN_SERVICE = "unknown_service"
 """Service of spans whose resource has no ``service.name`` (the OpenTelemetry default)."""
@@ -72,11 +79,13 @@ class SpanLimits:
     max_future_ns: int = 86_400 * 10**9
 
 
+SpanChunk = SpanTable
+"""What decoding produces: a :class:`~fleetprof.traces.table.SpanTable` of one request."""
+
+
 @dataclass
-class SpanChunk:
-    """Spans as columns (one list per column, all the same length), plus the serialized
-    resources (``ResourceSpans`` without scope spans) and scopes (``ScopeSpans`` without
-    spans) that ``resource`` / ``scope`` index."""
+class _SpanLists:
+    """The exact path's spans, one list per column (see :func:`to_chunk_exact`)."""
 
     trace_id: list[bytes] = field(default_factory=list)
     span_id: list[bytes] = field(default_factory=list)
@@ -87,17 +96,11 @@ class SpanChunk:
     end_ns: list[int] = field(default_factory=list)
     status_code: list[int] = field(default_factory=list)
     status_message: list[str] = field(default_factory=list)
-    service: list[str] = field(default_factory=list)
     resource: list[int] = field(default_factory=list)
     scope: list[int] = field(default_factory=list)
     extra: list[bytes] = field(default_factory=list)
     tags: list[list[str]] = field(default_factory=list)
     tag_types: list[str] = field(default_factory=list)
-    resources: list[bytes] = field(default_factory=list)
-    scopes: list[bytes] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.span_id)
 
 
 # ---------------------------------------------------------------------------------------
@@ -105,12 +108,24 @@ class SpanChunk:
 
 
 def parse_protobuf(body: bytes, limits: SpanLimits) -> ExportTraceServiceRequest:
-    """The request in ``body`` (binary protobuf), its limits checked."""
+    """The request in ``body`` (binary protobuf), its span count checked (the other
+    limits: :func:`to_chunk`)."""
     req = ExportTraceServiceRequest()
     try:
         req.ParseFromString(body)
     except (DecodeError, RuntimeError, ValueError) as e:
         raise OtlpError(f"invalid OTLP protobuf: {e}") from None
+    n = 0
+    for rs in req.resource_spans:
+        for ss in rs.scope_spans:
+            n += len(ss.spans)
+    if n > limits.max_spans:
+        raise OtlpError(f"request has more than {limits.max_spans} spans")
+    return req
+
+
+def check_limits(req: ExportTraceServiceRequest, limits: SpanLimits) -> None:
+    """:class:`OtlpError` when ``req`` breaks one of ``limits``."""
     n = 0
     for rs in req.resource_spans:
         _check_count(len(rs.resource.attributes), limits.max_attributes, "attributes on a resource")
@@ -124,7 +139,6 @@ def parse_protobuf(body: bytes, limits: SpanLimits) -> ExportTraceServiceRequest
                     _check_count(len(ev.attributes), limits.max_attributes, "attributes on a span event")
                 for ln in sp.links:
                     _check_count(len(ln.attributes), limits.max_attributes, "attributes on a span link")
-    return req
 
 
 def _check_count(n: int, limit: int, what: str) -> None:
@@ -221,7 +235,7 @@ def _tags(attrs: Iterable[KeyValue]) -> tuple[list[str], str, list[KeyValue]]:
         v = kv.value
         which = v.WhichOneof("value")
         key = kv.key
-        if "=" in key:
+        if "=" in key or kv.key_strindex:
             which = None
         if which == "string_value":
             tags.append(f"{key}={v.string_value}")
@@ -261,24 +275,121 @@ def _check_ids(sp: Span) -> None:
             raise OtlpError(f"span {sp.name[:64]!r}: a link needs a 16-byte trace id and an 8-byte span id")
 
 
-def to_chunk(req: ExportTraceServiceRequest, now_ns: int, limits: SpanLimits) -> tuple[SpanChunk, int, str]:
+def to_chunk(req: ExportTraceServiceRequest, now_ns: int, limits: SpanLimits, body: bytes | None = None) -> tuple[SpanChunk, int, str]:
     """The request's acceptable spans as a :class:`SpanChunk`, how many were rejected and
-    why (see the module docstring). Consumes ``req`` (its spans are modified)."""
+    why (see the module docstring). ``body``: the request's protobuf bytes, when the caller
+    has them (else ``req`` is serialized). The compiled scan (:mod:`fleetprof.traces.scan`)
+    does the work; a request it declines takes :func:`to_chunk_exact`, with the same result
+    (or error). May consume ``req``."""
+    raw = body if body is not None else req.SerializeToString()
+    sc = scan(raw, limits.max_spans, limits.max_attributes, limits.max_events, limits.max_links)
+    if sc is None:
+        return to_chunk_exact(req, now_ns, limits)
+    resources, scopes, services = _headers(req)
+    buf = np.frombuffer(raw, dtype=np.uint8)
+    num = sc.num
+    n = num.shape[1]
+    start = num[1].view(np.uint64)
+    end = num[2].view(np.uint64)
+    latest = max(0, now_ns + limits.max_future_ns)
+    ok = (start > 0) & (end >= start) & (start <= np.uint64(min(latest, 2**64 - 1))) & (end < np.uint64(2**63))
+    tag_flat = _strings(sc.tag_offsets, sc.tag_data)
+    if len(sc.double_at):
+        mask = np.zeros(len(tag_flat), dtype=bool)
+        mask[sc.double_at] = True
+        texts = [tag_flat[int(i)].as_py() + repr(float(v)) for i, v in zip(sc.double_at, sc.double_bits.view(np.float64), strict=True)]
+        tag_flat = pc.replace_with_mask(tag_flat, pa.array(mask), pa.array(texts, pa.large_string()))
+    list_off = np.zeros(n + 1, np.int64)
+    np.cumsum(num[6], out=list_off[1:])
+    res = num[4]
+    cols = {
+        "name": _slices(buf, sc.strs[0], sc.strs[1]), "kind": _small(num[0], "span kind"),
+        "start_ns": num[1], "duration_ns": num[2] - num[1],
+        "status_code": _small(num[3], "status code"), "status_message": _slices(buf, sc.strs[2], sc.strs[3]),
+        "service": pl.Series(services or [""], dtype=pl.Utf8).gather(res), "resource": res.astype(np.int32),
+        "scope": num[5].astype(np.int32),
+        "extra": pl.from_arrow(pa.LargeBinaryArray.from_buffers(pa.large_binary(), n, [None, pa.py_buffer(sc.extra_offsets), pa.py_buffer(sc.extra_data)])),
+        "tags": pl.from_arrow(pa.LargeListArray.from_arrays(pa.array(list_off), tag_flat)),
+        "tag_types": pl.from_arrow(_strings(sc.types_offsets, sc.types_data)),
+    }
+    rejected = int(n - np.count_nonzero(ok))
+    why = ""
+    if rejected:
+        first = int(np.flatnonzero(~ok)[0])
+        name = bytes(buf[sc.strs[0, first]:sc.strs[0, first] + sc.strs[1, first]]).decode("utf-8", "replace")
+        why = f"span {name[:64]!r} has impossible times (start {int(start[first])}, end {int(end[first])})"
+    table = _table(sc.ids, cols, resources, scopes)
+    return (table.take(np.flatnonzero(ok)) if rejected else table), rejected, why
+
+
+def _headers(req: ExportTraceServiceRequest) -> tuple[list[bytes], list[bytes], list[str]]:
+    """Serialized resources (without scope spans), scopes (without spans), and each
+    resource's service, in wire order."""
+    resources: list[bytes] = []
+    scopes: list[bytes] = []
+    services: list[str] = []
+    for rs in req.resource_spans:
+        services.append(service_of(rs.resource.attributes))
+        resources.append(ResourceSpans(resource=rs.resource, schema_url=rs.schema_url).SerializeToString(deterministic=True))
+        for ss in rs.scope_spans:
+            scopes.append(ScopeSpans(scope=ss.scope, schema_url=ss.schema_url).SerializeToString(deterministic=True))
+    return resources, scopes, services
+
+
+def _strings(offsets: np.ndarray, data: np.ndarray) -> pa.LargeStringArray:
+    return pa.LargeStringArray.from_buffers(len(offsets) - 1, pa.py_buffer(offsets), pa.py_buffer(data))
+
+
+def _slices(buf: np.ndarray, starts: np.ndarray, lens: np.ndarray) -> pl.Series:
+    """The strings at ``buf[start:start + len]`` as one column (a vectorised gather)."""
+    offs = np.zeros(len(lens) + 1, np.int64)
+    np.cumsum(lens, out=offs[1:])
+    idx = np.repeat(starts - offs[:-1], lens) + np.arange(offs[-1], dtype=np.int64)
+    return pl.from_arrow(_strings(offs, buf[idx]))  # type: ignore[return-value]
+
+
+def _small(values: Sequence[int] | np.ndarray, what: str) -> np.ndarray:
+    """``values`` as int8, :class:`OtlpError` for one outside 0..127 (kinds and status
+    codes are small enums; anything else is a broken request)."""
+    a = np.asarray(values, dtype=np.int64)
+    bad = (a < 0) | (a > 127)
+    if bad.any():
+        raise OtlpError(f"{what} {int(a[bad][0])} is out of range")
+    return a.astype(np.int8)
+
+
+def _u64(parts: Sequence[bytes], width: int) -> np.ndarray:
+    return np.frombuffer(b"".join(parts), dtype=">u8").reshape(-1, width // 8).astype(np.uint64)
+
+
+def _table(ids: np.ndarray, cols: dict[str, Any], resources: list[bytes], scopes: list[bytes]) -> SpanTable:
+    frame = pl.DataFrame([pl.Series(k, v).cast(COLUMNS[k]) for k, v in cols.items()])
+    return SpanTable(ids[0], ids[1], ids[2], ids[3], frame, resources, scopes)
+
+
+def to_chunk_exact(req: ExportTraceServiceRequest, now_ns: int, limits: SpanLimits) -> tuple[SpanChunk, int, str]:
+    """:func:`to_chunk` by walking the parsed message: the reference the compiled scan
+    agrees with, and the path of requests the scan declines (it names their errors).
+    Consumes ``req`` (its spans are modified)."""
+    check_limits(req, limits)
     for rs in req.resource_spans:  # ids first: a broken request stores nothing
         for ss in rs.scope_spans:
             for sp in ss.spans:
                 _check_ids(sp)
-    c = SpanChunk()
+    c = _SpanLists()
+    resources: list[bytes] = []
+    scopes: list[bytes] = []
+    services: list[str] = []
     rejected = 0
     why = ""
     latest = now_ns + limits.max_future_ns
     for rs in req.resource_spans:
-        service = service_of(rs.resource.attributes)
-        rix = len(c.resources)
-        c.resources.append(ResourceSpans(resource=rs.resource, schema_url=rs.schema_url).SerializeToString(deterministic=True))
+        services.append(service_of(rs.resource.attributes))
+        rix = len(resources)
+        resources.append(ResourceSpans(resource=rs.resource, schema_url=rs.schema_url).SerializeToString(deterministic=True))
         for ss in rs.scope_spans:
-            six = len(c.scopes)
-            c.scopes.append(ScopeSpans(scope=ss.scope, schema_url=ss.schema_url).SerializeToString(deterministic=True))
+            six = len(scopes)
+            scopes.append(ScopeSpans(scope=ss.scope, schema_url=ss.schema_url).SerializeToString(deterministic=True))
             for sp in ss.spans:
                 start, end = sp.start_time_unix_nano, sp.end_time_unix_nano
                 if start <= 0 or end < start or start > latest or end >= 2**63:
@@ -294,7 +405,6 @@ def to_chunk(req: ExportTraceServiceRequest, now_ns: int, limits: SpanLimits) ->
                 c.end_ns.append(end)
                 c.status_code.append(sp.status.code)
                 c.status_message.append(sp.status.message)
-                c.service.append(service)
                 c.resource.append(rix)
                 c.scope.append(six)
                 tags, types, other = _tags(sp.attributes)
@@ -305,7 +415,21 @@ def to_chunk(req: ExportTraceServiceRequest, now_ns: int, limits: SpanLimits) ->
                 if other:
                     sp.attributes.extend(other)
                 c.extra.append(sp.SerializeToString(deterministic=True))
-    return c, rejected, why
+    zero = bytes(8)
+    n = len(c.span_id)
+    tr = _u64(c.trace_id, 16)
+    ids = np.stack([tr[:, 0], tr[:, 1], _u64(c.span_id, 8)[:, 0], _u64([p or zero for p in c.parent_span_id], 8)[:, 0]]) if n else np.zeros((4, 0), np.uint64)
+    cols = {
+        "name": pl.Series(c.name, dtype=pl.Utf8), "kind": _small(c.kind, "span kind"),
+        "start_ns": np.asarray(c.start_ns, dtype=np.int64),
+        "duration_ns": np.asarray(c.end_ns, dtype=np.int64) - np.asarray(c.start_ns, dtype=np.int64),
+        "status_code": _small(c.status_code, "status code"), "status_message": pl.Series(c.status_message, dtype=pl.Utf8),
+        "service": pl.Series(services or [""], dtype=pl.Utf8).gather(np.asarray(c.resource, dtype=np.int64)),
+        "resource": np.asarray(c.resource, dtype=np.int32), "scope": np.asarray(c.scope, dtype=np.int32),
+        "extra": pl.Series(c.extra, dtype=pl.Binary), "tags": pl.Series(c.tags, dtype=pl.List(pl.Utf8)),
+        "tag_types": pl.Series(c.tag_types, dtype=pl.Utf8),
+    }
+    return _table(ids, cols, resources, scopes), rejected, why
 
 
 def response(rejected: int, message: str) -> ExportTraceServiceResponse:

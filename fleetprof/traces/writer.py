@@ -3,8 +3,9 @@ durable-ack contract for :class:`~fleetprof.traces.otlp.SpanChunk` items.
 
 ``await submit(tenant, [chunk, ...])`` returns once one span segment object holding the
 chunks and its index entry (``kind="spans"``) are durable; :class:`Backpressure` when
-``max_queue`` **spans** are pending; the writer's other rules (age/bytes flushes, failed
-flushes leave nothing visible, ``stop`` flushes) are the profile writer's.
+``max_queue`` **spans** are pending. A tenant's batch is also flushed as soon as it holds
+``max_spans`` spans; the writer's other rules (age/bytes flushes, failed flushes leave
+nothing visible, ``stop`` flushes) are the profile writer's.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from fleetprof.segment.writer import InvalidItem, SegmentWriter
 from fleetprof.storage.objectstore import ObjectStore
 from fleetprof.traces.cache import CACHE
 from fleetprof.traces.format import SpanTable, decode, encode, table_from_chunks
-from fleetprof.traces.otlp import SpanChunk
 
 NS_PER_MS = 1_000_000
 
@@ -46,16 +46,20 @@ def encode_table(tenant: str, table: SpanTable, *, level: int = 0, now_ms: int |
 class SpanWriter(SegmentWriter):
     """Segment writer for span chunks (see the module docstring)."""
 
-    def __init__(self, store: ObjectStore, index: Any, **kw: Any) -> None:
+    def __init__(self, store: ObjectStore, index: Any, *, max_spans: int = 8192, **kw: Any) -> None:
         kw.setdefault("max_queue", 200_000)
         super().__init__(store, index, **kw)
+        self.max_spans = max(1, int(max_spans))
+
+    def _full(self, batch: Any) -> bool:
+        return batch.est_bytes >= self.max_bytes or self._weight(batch.items) >= self.max_spans
 
     def _validate(self, item: Any) -> None:
-        if not isinstance(item, SpanChunk) or len(item) == 0:
+        if not isinstance(item, SpanTable) or len(item) == 0:
             raise InvalidItem("a span write needs a non-empty span chunk")
 
     def _estimate(self, item: Any) -> int:
-        return 160 * len(item) + sum(len(x) for x in item.extra) + 24 * sum(len(t) for t in item.tags)
+        return 32 * len(item) + int(item.cols.estimated_size())
 
     def _weight(self, items: Sequence[Any]) -> int:
         return sum(len(c) for c in items)

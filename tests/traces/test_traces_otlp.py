@@ -58,7 +58,7 @@ def test_json_round_trips_through_a_segment_losslessly() -> None:
     assert span["links"][0]["traceId"] == trace_hex(9)
     assert span["startTimeUnixNano"] == str(T0)
     assert [a["key"] for a in span["attributes"]] == ["http.method", "http.status_code", "ratio", "cached", "tags", "weird=key", "bytes", "raw"]
-    assert chunk.tags[0] == ["http.method=GET", "http.status_code=200", "ratio=0.25", "cached=false", "bytes=ignored"]
+    assert chunk.cols["tags"][0].to_list() == ["http.method=GET", "http.status_code=200", "ratio=0.25", "cached=false", "bytes=ignored"]
 
 
 @pytest.mark.parametrize(("mutate", "message"), [
@@ -105,7 +105,7 @@ def test_impossible_times_are_rejected_partially() -> None:
              json_span(trace_hex(1), span_hex(2), "backwards", T0, -5),
              json_span(trace_hex(1), span_hex(3), "future", T0 + 10**18, 10)]
     chunk, rejected, why = otlp.to_chunk(otlp.parse_json(_body(json_request("svc", spans)), LIMITS), T0, LIMITS)
-    assert chunk.name == ["fine"] and rejected == 2 and "impossible times" in why
+    assert chunk.cols["name"].to_list() == ["fine"] and rejected == 2 and "impossible times" in why
     resp = otlp.response(rejected, why)
     assert resp.partial_success.rejected_spans == 2
     assert otlp.response_json(otlp.response(0, "")) == {}

@@ -12,9 +12,17 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
-from traces_support import OTLP_JSON, OTLP_PROTO, in_process, json_request, json_span, span_hex, trace_hex
+from traces_support import (
+    OTLP_JSON,
+    OTLP_PROTO,
+    in_process,
+    json_request,
+    json_span,
+    span_hex,
+    trace_hex,
+)
 
-from fleetprof.traces.otlp import parse_json, SpanLimits
+from fleetprof.traces.otlp import SpanLimits, parse_json
 
 S = 1_000_000_000
 T0 = 1_700_000_000 * S  # a fixed hour: search and RED ask for it explicitly

@@ -12,7 +12,15 @@ from pathlib import Path
 import httpx
 import pytest
 from opentelemetry.trace import SpanKind, Status, StatusCode
-from traces_support import OTLP_JSON, ServerProc, json_request, json_span, provider, server_list, start_server
+from traces_support import (
+    OTLP_JSON,
+    ServerProc,
+    json_request,
+    json_span,
+    provider,
+    server_list,
+    start_server,
+)
 
 
 @pytest.fixture
