@@ -12,6 +12,8 @@ export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba-cache
 # the explorer's assets: `npm ci` when the lock file changed, a build when a source changed
 UI_DEPS := ui/node_modules/.installed
 UI_BUILT := fleetprof/explorer/BUILT
+# the OpenTelemetry JavaScript SDK the trace tests export OTLP JSON with: `npm ci` when its lock file changed
+OTEL_JS_DEPS := tests/traces/otel_js/node_modules/.installed
 
 $(STAMP): pyproject.toml constraints.txt
 	command -v chromium >/dev/null 2>&1 && command -v bwrap >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium bubblewrap iproute2 >/dev/null)
@@ -29,13 +31,17 @@ $(UI_BUILT): $(UI_DEPS) ui/build.mjs ui/tsconfig.json $(wildcard ui/src/*)
 
 ui: $(UI_BUILT)
 
+$(OTEL_JS_DEPS): tests/traces/otel_js/package.json tests/traces/otel_js/package-lock.json
+	cd tests/traces/otel_js && npm ci --no-audit --no-fund
+	touch $@
+
 run: $(STAMP) $(UI_BUILT)
 	$(PY) -m fleetprof.warmup
 	$(PY) -m fleetprof.demo
 
 # the warm-up compiles the numba kernels once (about 15 s after a fresh checkout), so that
 # no test or server subprocess pays for it under a timeout
-test: $(STAMP) $(UI_BUILT)
+test: $(STAMP) $(UI_BUILT) $(OTEL_JS_DEPS)
 	$(PY) -m fleetprof.warmup
 	$(PY) -m pytest -q -p no:cacheprovider -m "not stress"
 
@@ -61,4 +67,4 @@ proto: $(STAMP)
 	sed -i 's/^import \(\w*_pb2\) as/from . import \1 as/' fleetprof/formats/proto/*_pb2.py
 
 clean:
-	rm -rf $(VENV) .fleetprof .numba-cache build *.egg-info ui/node_modules fleetprof/explorer
+	rm -rf $(VENV) .fleetprof .numba-cache build *.egg-info ui/node_modules tests/traces/otel_js/node_modules fleetprof/explorer
