@@ -145,9 +145,9 @@ def notify_anomalies(table: pl.DataFrame, *, tenant: str, window: str, topic_arn
     if not arn or table.height == 0:
         return None
     if client is None:
-        import boto3
+        from fleetprof.storage.aws import client as aws_client
 
-        client = boto3.client("sns")
+        client = aws_client("sns")  # region from AWS_REGION, as the stacks set it (boto3 alone reads only AWS_DEFAULT_REGION)
     rows = table.sort(pl.col("robust_z").abs(), descending=True).head(MAX_NOTIFIED_ROWS)
     body = {"tenant": tenant, "window": window, "count": table.height,
             "anomalies": rows.select("service", "function", "bucket_start_ms", "share", "baseline_median", "baseline_mad",

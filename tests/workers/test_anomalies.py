@@ -82,6 +82,23 @@ def test_notify_on_sns(moto_endpoint: str) -> None:
     assert body["anomalies"][0]["function"] == "re.compile" and body["anomalies"][0]["direction"] == "up"
 
 
+def test_notify_reads_the_region_the_nodes_set(moto_endpoint: str, monkeypatch, tmp_path) -> None:
+    """The Ray nodes' environment names the region as AWS_REGION only (no IMDS to fall back on here)."""
+    import boto3
+
+    for key, value in {"AWS_ENDPOINT_URL": moto_endpoint, "AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "k",
+                       "AWS_SECRET_ACCESS_KEY": "s", "AWS_CONFIG_FILE": str(tmp_path / "none"),
+                       "AWS_EC2_METADATA_DISABLED": "true"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    sns = boto3.client("sns", region_name="eu-west-1")
+    topic = sns.create_topic(Name="fleetprof-anomalies-region")["TopicArn"]
+    monkeypatch.setenv("FLEETPROF_ANOMALY_TOPIC_ARN", topic)
+    cur, prev = split(fleet(T0 + 35 * STEP))
+    table = anomalies(cur, prev, synth.CPU, T0, T0 + HOUR, analysis.AnalysisConfig())
+    assert notify_anomalies(table, tenant="t", window="w")
+
+
 @pytest.fixture
 def moto_endpoint():
     from moto.server import ThreadedMotoServer
