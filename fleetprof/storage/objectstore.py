@@ -95,6 +95,15 @@ class FileStore:
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise KeyError(key) from None
 
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        """Up to ``length`` bytes of the object from ``start`` (fewer at its end); ``KeyError`` if absent."""
+        try:
+            with open(self._path(key), "rb") as f:
+                f.seek(start)
+                return f.read(length)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise KeyError(key) from None
+
     def delete(self, key: str) -> None:
         path = self._path(key)
         try:
@@ -192,6 +201,23 @@ class S3Store:
         except ClientError as e:
             if e.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
                 raise KeyError(key) from None
+            raise
+
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        """Up to ``length`` bytes of the object from ``start`` (one ranged GET); ``KeyError`` if absent."""
+        from botocore.exceptions import ClientError
+
+        if length <= 0:
+            return b""
+        try:
+            rng = f"bytes={start}-{start + length - 1}"
+            return self.client.get_object(Bucket=self.bucket, Key=self._key(key), Range=rng)["Body"].read()
+        except ClientError as e:
+            code = e.response.get("Error", {}).get("Code")
+            if code in ("NoSuchKey", "404", "NotFound"):
+                raise KeyError(key) from None
+            if code == "InvalidRange":
+                return b""
             raise
 
     def delete(self, key: str) -> None:

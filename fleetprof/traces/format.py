@@ -1,15 +1,25 @@
 """The span segment object (``kind = "spans"`` in the index): one immutable, versioned,
 checksummed object per flush or compaction, rows sorted by trace id.
 
-Layout (integers little-endian)::
+Layout of version 2, written now (integers little-endian)::
 
-    b"FPSP" | version: u16 | flags: u16 | meta_len: u32 | meta (JSON)
-    | digest: 32 bytes = blake2b-256(meta + body) | body = [id block][Parquet file]
+    b"FPSP" | version: u16 | flags: u16 | meta_len: u32 | filter_len: u32
+    | head digest: 32 bytes = blake2b-256(meta + filter) | meta (JSON) | filter
+    | body digest: 32 bytes = blake2b-256(body) | body = [id block][Parquet file]
+
+The head (everything before the body digest) answers "may this segment hold trace X?"
+without the body: a lookup reads the heads of the segments in its time range (a ranged
+read each, :func:`read_head`) and then only the segments whose filter admits the trace.
 
 * ``meta``: ``rows``, ``tenant``, ``level``, ``created_ms``, ``min_time_ns`` (earliest
   start), ``max_time_ns`` (latest end), ``services``, ``resources`` and ``scopes`` (base64
   of the serialized ``ResourceSpans`` / ``ScopeSpans`` without children; spans refer to
-  them by position), ``ids_bytes`` (size of the id block), ``row_group_rows``.
+  them by position), ``ids_bytes`` (size of the id block), ``row_group_rows``, ``bloom``
+  (``{"bits": m, "k": k}``).
+* filter: a Bloom filter of the segment's trace ids, ``m / 64`` little-endian ``u64``
+  words, about 16 bits per trace (false positives about 1 in 1,500); probe ``i`` of a trace
+  sets bit ``(h1 + i * h2) mod m`` with ``h1``, ``h2`` from :func:`trace_hashes` (our own
+  splitmix64 mixing of the id's halves: stable across processes and versions).
 * id block: four arrays of ``rows`` big-endian ``u64`` one after another — trace id high
   half, trace id low half, span id, parent span id (0: none). Rows are sorted by (trace id,
   start), so the rows of a trace are one contiguous run found by binary search, and the
@@ -18,10 +28,13 @@ Layout (integers little-endian)::
 * Parquet (zstd, row groups of ``row_group_rows``): ``name: str, kind: i8,
   start_ns: i64, duration_ns: i64, status_code: i8, status_message: str, service: str,
   resource: i32, scope: i32, extra: binary, tags: list<str>, tag_types: str`` — the columns
-  of :class:`fleetprof.traces.otlp.SpanChunk` (``extra``/``tags``/``tag_types`` as
-  described there). A lookup reads only the row groups holding its trace.
+  of :class:`fleetprof.traces.table.SpanTable` (``extra``/``tags``/``tag_types`` as
+  described in :mod:`fleetprof.traces.otlp`). A lookup reads only the row groups holding
+  its trace.
 
-Decoding checks magic, version, digest and sizes and raises :class:`SpanSegmentCorrupt`.
+Version 1 (``b"FPSP" | 1 | flags | meta_len | meta | digest = blake2b-256(meta + body) |
+body``, no filter) is still read. Decoding checks magic, version, digests and sizes and
+raises :class:`SpanSegmentCorrupt`.
 """
 
 from __future__ import annotations
@@ -33,6 +46,7 @@ import json
 import struct
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -42,8 +56,17 @@ import pyarrow.parquet as pq
 from fleetprof.traces.table import COLUMNS, SpanTable, concat_tables
 
 MAGIC = b"FPSP"
-VERSION = 1
-_HEAD = struct.Struct("<4sHHI")
+VERSION = 2
+READS = (1, 2)
+_HEAD1 = struct.Struct("<4sHHI")
+_HEAD2 = struct.Struct("<4sHHII")
+HEAD_PREFIX = _HEAD2.size + 32
+"""Bytes before a version 2 meta: fixed header and head digest."""
+BLOOM_BITS_PER_TRACE = 16
+BLOOM_K = 7
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 ROW_GROUP_ROWS = 8192
 SEARCH_COLUMNS = ("name", "kind", "start_ns", "duration_ns", "status_code", "service", "resource", "tags")
 
@@ -57,8 +80,47 @@ def table_from_chunks(chunks: Sequence[SpanTable]) -> SpanTable:
     return concat_tables(chunks)
 
 
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser, element-wise on ``uint64`` (wrapping arithmetic)."""
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * _M1
+        x = (x ^ (x >> np.uint64(27))) * _M2
+        return x ^ (x >> np.uint64(31))
+
+
+def trace_hashes(hi: np.ndarray, lo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(h1, h2)`` of trace ids given as ``uint64`` halves (``h2`` odd): the Bloom probes."""
+    hi = np.asarray(hi, dtype=np.uint64)
+    lo = np.asarray(lo, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        h1 = _mix(hi ^ _mix(lo + _GOLDEN))
+        h2 = _mix(h1 + _GOLDEN) | np.uint64(1)
+    return h1, h2
+
+
+def _probes(hi: np.ndarray, lo: np.ndarray, bits: int, k: int) -> np.ndarray:
+    """(len, k) bit positions of the traces."""
+    h1, h2 = trace_hashes(hi, lo)
+    i = np.arange(k, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        return (h1[:, None] + i[None, :] * h2[:, None]) % np.uint64(bits)
+
+
+def bloom_of(hi: np.ndarray, lo: np.ndarray) -> tuple[np.ndarray, int]:
+    """The filter words and bit count for the distinct traces among ``(hi, lo)`` (sorted)."""
+    if len(hi):
+        first = np.ones(len(hi), dtype=bool)
+        first[1:] = (hi[1:] != hi[:-1]) | (lo[1:] != lo[:-1])
+        hi, lo = hi[first], lo[first]
+    bits = max(64, -(-len(hi) * BLOOM_BITS_PER_TRACE // 64) * 64)
+    words = np.zeros(bits // 64, dtype=np.uint64)
+    pos = _probes(hi, lo, bits, BLOOM_K).reshape(-1)
+    np.bitwise_or.at(words, (pos >> np.uint64(6)).astype(np.int64), np.uint64(1) << (pos & np.uint64(63)))
+    return words, bits
+
+
 def encode(table: SpanTable, *, tenant: str, level: int, created_ms: int) -> tuple[bytes, dict[str, Any]]:
-    """The object of ``table`` (sorted here) and its meta."""
+    """The version 2 object of ``table`` (sorted here) and its meta."""
     t = table.sorted()
     n = len(t)
     start = t.cols.get_column("start_ns")
@@ -67,52 +129,129 @@ def encode(table: SpanTable, *, tenant: str, level: int, created_ms: int) -> tup
     buf = io.BytesIO()
     pq.write_table(t.cols.to_arrow(), buf, compression="zstd", row_group_size=ROW_GROUP_ROWS,
                    write_statistics=False, use_dictionary=["name", "service", "status_message", "tags", "tag_types"])
+    words, bits = bloom_of(t.trace_hi, t.trace_lo)
     meta = {
         "rows": n, "tenant": tenant, "level": int(level), "created_ms": int(created_ms),
         "min_time_ns": int(start.min()) if n else 0, "max_time_ns": int(end.max()) if n else 0,
         "services": sorted(set(t.cols.get_column("service").unique().to_list())),
         "resources": [base64.b64encode(r).decode() for r in t.resources],
         "scopes": [base64.b64encode(s).decode() for s in t.scopes],
-        "ids_bytes": len(ids), "row_group_rows": ROW_GROUP_ROWS,
+        "ids_bytes": len(ids), "row_group_rows": ROW_GROUP_ROWS, "bloom": {"bits": bits, "k": BLOOM_K},
     }
     mbytes = json.dumps(meta, separators=(",", ":")).encode()
+    fbytes = words.astype("<u8").tobytes()
     body = ids + buf.getvalue()
-    digest = hashlib.blake2b(mbytes + body, digest_size=32).digest()
-    return _HEAD.pack(MAGIC, VERSION, 0, len(mbytes)) + mbytes + digest + body, meta
+    head_digest = hashlib.blake2b(mbytes + fbytes, digest_size=32).digest()
+    body_digest = hashlib.blake2b(body, digest_size=32).digest()
+    head = _HEAD2.pack(MAGIC, VERSION, 0, len(mbytes), len(fbytes)) + head_digest
+    return head + mbytes + fbytes + body_digest + body, meta
+
+
+@dataclass(frozen=True)
+class SegmentHead:
+    """A segment's meta and trace filter (``None`` for version 1: admits every trace)."""
+
+    meta: dict[str, Any]
+    words: np.ndarray | None
+    bits: int
+    k: int
+
+    def may_hold(self, hi: int, lo: int) -> bool:
+        """False only when the segment holds no span of trace ``(hi, lo)``."""
+        if self.words is None:
+            return True
+        pos = _probes(np.asarray([hi], np.uint64), np.asarray([lo], np.uint64), self.bits, self.k)[0]
+        got = self.words[(pos >> np.uint64(6)).astype(np.int64)] >> (pos & np.uint64(63))
+        return bool(np.all(got & np.uint64(1)))
+
+
+def _meta(mbytes: bytes | memoryview) -> dict[str, Any]:
+    try:
+        meta = json.loads(bytes(mbytes))
+        if not isinstance(meta, dict):
+            raise TypeError("meta is not an object")
+        int(meta["rows"])
+        int(meta["ids_bytes"])
+        return meta
+    except (ValueError, KeyError, TypeError) as e:
+        raise SpanSegmentCorrupt(f"span segment meta: {e}") from None
+
+
+def parse_head(data: bytes | memoryview) -> tuple[SegmentHead, int]:
+    """The head at the start of ``data`` and where the body digest starts; raises
+    :class:`SpanSegmentCorrupt` (also when ``data`` is too short to hold the head: the
+    caller reads more, up to the object's size)."""
+    if len(data) < _HEAD1.size:
+        raise SpanSegmentCorrupt("span segment too short")
+    magic, version, _flags, mlen = _HEAD1.unpack_from(data)
+    if magic != MAGIC:
+        raise SpanSegmentCorrupt("not a span segment (bad magic)")
+    if version not in READS:
+        raise SpanSegmentCorrupt(f"span segment version {version} is not supported (this code reads {READS})")
+    if version == 1:
+        m0 = _HEAD1.size
+        if m0 + mlen + 32 > len(data):
+            raise SpanSegmentCorrupt("span segment meta overruns the object")
+        return SegmentHead(_meta(data[m0:m0 + mlen]), None, 0, 0), m0 + mlen
+    if len(data) < HEAD_PREFIX:
+        raise SpanSegmentCorrupt("span segment too short")
+    _, _, _, mlen, flen = _HEAD2.unpack_from(data)
+    m0 = HEAD_PREFIX
+    if m0 + mlen + flen + 32 > len(data):
+        raise SpanSegmentCorrupt("span segment head overruns the object")
+    mf = data[m0:m0 + mlen + flen]
+    if hashlib.blake2b(mf, digest_size=32).digest() != bytes(data[_HEAD2.size:HEAD_PREFIX]):
+        raise SpanSegmentCorrupt("span segment head checksum mismatch")
+    meta = _meta(mf[:mlen])
+    try:
+        bits, k = int(meta["bloom"]["bits"]), int(meta["bloom"]["k"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise SpanSegmentCorrupt(f"span segment meta: bloom {e}") from None
+    if bits <= 0 or bits % 64 or flen * 8 != bits or not 0 < k <= 32:
+        raise SpanSegmentCorrupt("span segment filter does not match its meta")
+    words = np.frombuffer(bytes(mf[mlen:]), dtype="<u8").astype(np.uint64)
+    return SegmentHead(meta, words, bits, k), m0 + mlen + flen
+
+
+def head_size(prefix: bytes) -> int:
+    """Bytes of the head (through the body digest) given its first :data:`HEAD_PREFIX` bytes."""
+    if len(prefix) < _HEAD1.size:
+        return HEAD_PREFIX
+    _, version, _, mlen = _HEAD1.unpack_from(prefix)
+    if version == 1 or len(prefix) < _HEAD2.size:
+        return _HEAD1.size + mlen + 32
+    _, _, _, mlen, flen = _HEAD2.unpack_from(prefix)
+    return HEAD_PREFIX + mlen + flen + 32
 
 
 class SpanSegment:
     """A decoded span segment: ids at once, Parquet columns on demand (memoised)."""
 
     def __init__(self, data: bytes) -> None:
-        if len(data) < _HEAD.size + 32:
+        head, at = parse_head(data)
+        if at + 32 > len(data):
             raise SpanSegmentCorrupt("span segment too short")
-        magic, version, _flags, mlen = _HEAD.unpack_from(data)
-        if magic != MAGIC:
-            raise SpanSegmentCorrupt("not a span segment (bad magic)")
-        if version != VERSION:
-            raise SpanSegmentCorrupt(f"span segment version {version} is not supported (this code reads {VERSION})")
-        m0 = _HEAD.size
-        if m0 + mlen + 32 > len(data):
-            raise SpanSegmentCorrupt("span segment meta overruns the object")
-        mbytes = data[m0:m0 + mlen]
-        digest = data[m0 + mlen:m0 + mlen + 32]
-        body = memoryview(data)[m0 + mlen + 32:]
-        if _digest(mbytes, body) != digest:
+        body = memoryview(data)[at + 32:]
+        if head.words is None:  # version 1: one digest over meta and body
+            ok = _digest(data[_HEAD1.size:at], body) == data[at:at + 32]
+        else:
+            ok = hashlib.blake2b(body, digest_size=32).digest() == data[at:at + 32]
+        if not ok:
             raise SpanSegmentCorrupt("span segment checksum mismatch")
-        try:
-            self.meta: dict[str, Any] = json.loads(mbytes)
-            n = int(self.meta["rows"])
-            ib = int(self.meta["ids_bytes"])
-        except (ValueError, KeyError, TypeError) as e:
-            raise SpanSegmentCorrupt(f"span segment meta: {e}") from None
+        self.head = head
+        self.meta: dict[str, Any] = head.meta
+        n = int(self.meta["rows"])
+        ib = int(self.meta["ids_bytes"])
         if ib != 32 * n or ib > len(body):
             raise SpanSegmentCorrupt("span segment id block does not match its row count")
         ids = np.frombuffer(body[:ib], dtype=">u8").astype(np.uint64).reshape(4, n) if n else np.zeros((4, 0), np.uint64)
         self.trace_hi, self.trace_lo, self.span, self.parent = ids
         self.rows = n
-        self.resources = [base64.b64decode(r) for r in self.meta["resources"]]
-        self.scopes = [base64.b64decode(s) for s in self.meta["scopes"]]
+        try:
+            self.resources = [base64.b64decode(r) for r in self.meta["resources"]]
+            self.scopes = [base64.b64decode(s) for s in self.meta["scopes"]]
+        except (KeyError, TypeError, ValueError) as e:
+            raise SpanSegmentCorrupt(f"span segment meta: {e}") from None
         self._parquet = bytes(body[ib:])
         self._lock = threading.Lock()
         self._cols: dict[str, pl.Series] = {}
@@ -166,3 +305,22 @@ def _digest(meta: bytes, body: memoryview) -> bytes:
 
 def decode(data: bytes) -> SpanSegment:
     return SpanSegment(data)
+
+
+HEAD_READ = 16 * 1024
+"""First ranged read of a head (a second one fetches the rest of a larger head)."""
+
+
+def read_head(store: Any, key: str) -> tuple[SegmentHead, SpanSegment | None]:
+    """The head of the object at ``key``: ranged reads when the store has ``get_range``
+    (then no segment), else the whole object, decoded (returned too). ``KeyError`` when
+    absent, :class:`SpanSegmentCorrupt` when the head fails its checks."""
+    get_range = getattr(store, "get_range", None)
+    if get_range is None:
+        seg = decode(store.get(key))
+        return seg.head, seg
+    data = get_range(key, 0, HEAD_READ)
+    need = head_size(data[:HEAD_PREFIX])
+    if need > len(data) and len(data) == HEAD_READ:
+        data += get_range(key, len(data), need - len(data))
+    return parse_head(data)[0], None

@@ -3,7 +3,8 @@
 Every function takes the object store and index, a tenant and a time range in Unix
 nanoseconds (``None``: unbounded), reads only ``live`` span segments overlapping the range
 (decoded segments are cached: :mod:`fleetprof.traces.cache`), and returns plain Python
-data. Spans stored twice (an exporter's retry) are answered once (first by trace and span
+data. A lookup by trace id reads the heads of those segments (meta and trace-id filter)
+and then only the segments whose filter admits the trace. Spans stored twice (an exporter's retry) are answered once (first by trace and span
 id). Time ranges select spans that overlap them.
 
 Search semantics (Tempo's): a trace matches when one of its spans satisfies every condition
@@ -23,7 +24,8 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +62,17 @@ def span_entries(index: Index, tenant: str, start_ns: int | None = None, end_ns:
 
 def load(store: ObjectStore, entry: SegmentEntry) -> SpanSegment:
     return CACHE.get(store, entry.key)
+
+
+_POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="span-read")
+"""Reads of several segments (object store round trips; decoding releases the GIL)."""
+
+
+def _parallel(fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+    """``[fn(x) for x in items]``, several at once when there are several."""
+    if len(items) < 2:
+        return [fn(x) for x in items]
+    return list(_POOL.map(fn, items))
 
 
 def _memo(seg: SpanSegment, name: str, make: Any) -> Any:
@@ -135,7 +148,10 @@ def get_trace(store: ObjectStore, index: Index, tenant: str, trace_id: bytes,
     hi, lo = _split_ids(trace_id)
     out: list[dict[str, Any]] = []
     seen: set[int] = set()
-    for e in span_entries(index, tenant, start_ns, end_ns):
+    entries = span_entries(index, tenant, start_ns, end_ns)
+    for e, head in zip(entries, _parallel(lambda e: CACHE.head(store, e.key), entries), strict=True):
+        if not head.may_hold(hi, lo):
+            continue
         seg = load(store, e)
         rows = seg.trace_rows(hi, lo)
         if len(rows) == 0:

@@ -91,7 +91,10 @@ async function main() {
     "service.name": opts.service, "service.version": "1.2.3", "deployment.environment": "js-test",
     "host.cpus": 8, "host.load": 0.75, "host.virtual": true, "process.command_args": ["node", "export.mjs"],
   }));
-  const provider = new BasicTracerProvider({ resource, spanProcessors: [new BatchSpanProcessor(exporter)] });
+  const provider = new BasicTracerProvider({
+    resource, spanProcessors: [new BatchSpanProcessor(exporter)],
+    spanLimits: { attributeCountLimit: 32, eventCountLimit: 4, linkCountLimit: 2 },
+  });
   const web = provider.getTracer("fleetprof.tests.web", "2.3.4", { schemaUrl: "https://opentelemetry.io/schemas/1.24.0" });
   const db = provider.getTracer("fleetprof.tests.db", "0.9.0");
 
@@ -114,7 +117,14 @@ async function main() {
   query.addEvent("query.sent", { "db.statement.bytes": 42, "db.retry": false }, t(1_500_003));
   query.recordException({ name: "TimeoutError", message: "deadline exceeded", stack: "TimeoutError: deadline exceeded\n    at query (db.js:1:1)" }, t(2_000_007));
   query.setStatus({ code: SpanStatusCode.ERROR, message: "deadline exceeded" });
-  const parse = web.startSpan("parse rows", { kind: SpanKind.INTERNAL, startTime: t(2_100_000) }, trace.setSpan(context.active(), query));
+  // past the provider's limits (dropped counts); NaN and Infinity (JSON null in the body)
+  const many = { "app.nan": NaN, "app.inf": Infinity };
+  for (let i = 0; i < 38; i++) many[`app.n${i}`] = i;
+  const parse = web.startSpan("parse rows", {
+    kind: SpanKind.INTERNAL, startTime: t(2_100_000), attributes: many,
+    links: [0, 1, 2].map((i) => ({ context: { traceId: randomBytes(16).toString("hex"), spanId: randomBytes(8).toString("hex"), traceFlags: TraceFlags.NONE }, attributes: { "link.i": i } })),
+  }, trace.setSpan(context.active(), query));
+  for (let i = 0; i < 6; i++) parse.addEvent(`row ${i}`, { "row.i": i }, t(2_100_000 + i * 1000));
   parse.end(t(2_200_011));
   query.end(t(3_000_013));
 
