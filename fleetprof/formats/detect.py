@@ -39,11 +39,12 @@ from __future__ import annotations
 import json
 import re
 import zlib
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from fleetprof.formats.errors import DEFAULT_LIMITS, GZIP_MAGIC, Limits, ProfileFormatError
-from fleetprof.model.merge import empty_profile, merge, select_type
-from fleetprof.model.profile import Profile, ValueType
+
+if TYPE_CHECKING:  # detection alone needs no profile model (nor polars)
+    from fleetprof.model.profile import Profile
 
 FORMATS = ("pprof", "folded", "speedscope", "lines", "pushrequest", "jfr")
 """Formats :func:`decode` reads."""
@@ -268,6 +269,8 @@ def _check_explicit(data: bytes, fmt: str) -> None:
 def _decode_push(data: bytes, limits: Limits) -> Profile:
     """The merge of every series' profile of a PushRequest (series labels dropped)."""
     from fleetprof.formats.pushrequest import decode_push_request
+    from fleetprof.model.merge import empty_profile, merge
+    from fleetprof.model.profile import ValueType
 
     series = decode_push_request(data, limits=limits)
     profiles = [s.profile for s in series]
@@ -306,6 +309,7 @@ def encode(profile: Profile, fmt: str, *, type_index: int | None = None, max_nod
         profile = prune(profile, ti, max_nodes=max_nodes)
     if fmt == "pprof":
         from fleetprof.formats.pprof_encode import encode_pprof
+        from fleetprof.model.merge import select_type
 
         return encode_pprof(profile if type_index is None else select_type(profile, ti))
     if fmt == "folded":

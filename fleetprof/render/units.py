@@ -8,8 +8,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import polars as pl
+
+if TYPE_CHECKING:  # polars is imported by the vectorised functions that use it
+    import polars as pl
 
 _TIME = [(3600e9, "h"), (60e9, "min"), (1e9, "s"), (1e6, "ms"), (1e3, "µs"), (1.0, "ns")]
 _BYTES = [(1024.0**4, "TiB"), (1024.0**3, "GiB"), (1024.0**2, "MiB"), (1024.0, "KiB"), (1.0, "B")]
@@ -48,6 +52,8 @@ def format_value(value: float, unit: str) -> str:
 
 def format_values(values: np.ndarray, unit: str) -> pl.Series:
     """Vectorised :func:`format_value` (same output) as a polars string Series."""
+    import polars as pl
+
     v = np.asarray(values, dtype=np.float64)
     table = scale_table(unit)
     if table is None:
@@ -82,6 +88,8 @@ def format_values(values: np.ndarray, unit: str) -> pl.Series:
 
 def _fixed(expr: pl.Expr, digits: int) -> pl.Expr:
     """Fixed-point text of a float expression with exactly ``digits`` decimals."""
+    import polars as pl
+
     scale = 10**digits
     n = (expr * scale).round(0).cast(pl.Int64)
     sign = pl.when(n < 0).then(pl.lit("-")).otherwise(pl.lit(""))
@@ -91,6 +99,8 @@ def _fixed(expr: pl.Expr, digits: int) -> pl.Expr:
 
 def fixed(values: np.ndarray, digits: int) -> pl.Series:
     """Vectorised ``f"{v:.{digits}f}"`` (half-away rounding may differ on exact ties)."""
+    import polars as pl
+
     return pl.DataFrame({"v": np.asarray(values, dtype=np.float64)}).select(_fixed(pl.col("v"), digits)).to_series()
 
 
