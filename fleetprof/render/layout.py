@@ -23,18 +23,24 @@ Pruning keeps every parent's total exact:
   parent (``self == total ==`` their summed totals), placed after the kept children.
 * :meth:`Layout.subset` drops nodes narrower than a threshold (their time stays inside
   the parent as a gap, like ``flamegraph.pl --minwidth``).
+
+:class:`CallTree`, :func:`layout` and :func:`prune_narrow` need numpy only; the functions
+that read a :class:`~fleetprof.model.Profile` or hash name paths import the model (and
+polars) when called, so a caller holding a call tree already starts fast.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import polars as pl
 
-from fleetprof.model.hashing import ROOT_ID, frame_ids, mix
-from fleetprof.model.profile import Profile, parent_rows_hint, positions, sample_rows_hint
+if TYPE_CHECKING:
+    import polars as pl
+
+    from fleetprof.model.profile import Profile
 
 ROOT_NAME = "total"
 OTHER_NAME = "other"
@@ -212,6 +218,8 @@ class _HashIndex:
 def _lookup_small(keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
     """Positions of ``queries`` in the unique array ``keys`` (-1 if absent); an in-cache
     hash table when ``keys`` is small, else a hash join."""
+    from fleetprof.model.profile import positions
+
     if len(keys) > (1 << 20) or len(keys) == 0:
         return positions(keys, queries)
     return _HashIndex(keys).lookup(queries)
@@ -237,6 +245,9 @@ def _parent_positions(nid: np.ndarray, pid: np.ndarray, levels: list[np.ndarray]
 def _hinted_parents(nodes: pl.DataFrame, nid: np.ndarray, pid: np.ndarray) -> np.ndarray | None:
     """Parent rows remembered by :func:`~fleetprof.model.build` for this node table, once
     checked against ``parent_id`` (``None`` when there is no hint or it does not hold)."""
+    from fleetprof.model.hashing import ROOT_ID
+    from fleetprof.model.profile import parent_rows_hint
+
     hint = parent_rows_hint(nodes)
     if hint is None or len(hint) != len(nid) or (len(hint) and int(hint.max()) >= len(nid)):
         return None
@@ -251,6 +262,8 @@ def _preorder_parents(nid: np.ndarray, pid: np.ndarray, depth: np.ndarray, level
     writes it), else ``None``. In pre-order the depth rises by at most one from row to row
     and a node's parent is the nearest earlier row one level up; that guess (sorted
     searches, cache-friendly) is checked against ``parent_id`` for every node."""
+    from fleetprof.model.hashing import ROOT_ID
+
     n = len(nid)
     if n == 0 or depth[0] != 1 or np.any(np.diff(depth) > 1):
         return None
@@ -284,6 +297,9 @@ def _preorder_totals(self_vals: np.ndarray, parent: np.ndarray, levels: list[np.
 def _hinted_self_values(samples: pl.DataFrame, col: str, nid: np.ndarray) -> tuple[np.ndarray | None, int]:
     """:func:`_self_values` from the node rows :func:`~fleetprof.model.build` remembered for
     this samples table, once checked against its ``node_id`` (``None`` without a hint)."""
+    from fleetprof.model.hashing import ROOT_ID
+    from fleetprof.model.profile import sample_rows_hint
+
     rows = sample_rows_hint(samples)
     if rows is None or len(rows) != samples.height or (len(rows) and int(rows.max()) >= len(nid)):
         return None, 0
@@ -299,6 +315,9 @@ def _hinted_self_values(samples: pl.DataFrame, col: str, nid: np.ndarray) -> tup
 
 def _self_values(nid: np.ndarray, sn: np.ndarray, sv: np.ndarray) -> tuple[np.ndarray, int]:
     """Self value of every node row (samples of the same node summed) and the root's."""
+    from fleetprof.model.hashing import ROOT_ID
+    from fleetprof.model.profile import positions
+
     self_vals = np.zeros(len(nid), dtype=np.int64)
     root = sn == np.uint64(ROOT_ID)
     root_self = int(sv[root].sum())
@@ -330,6 +349,8 @@ def call_tree(
     ``min_total`` maps the root total to a threshold: nodes whose total is below it are
     dropped as :func:`prune_narrow` would drop them, but before frames are looked up (and
     after merging by name, which can only widen nodes)."""
+    import polars as pl
+
     col = f"v{type_index}"
     nodes = profile.nodes
     nid = nodes["node_id"].to_numpy()
@@ -388,6 +409,8 @@ def call_tree(
 
 def _name_keys(tree: CallTree, levels: list[np.ndarray]) -> np.ndarray:
     """Path id of every row: ``mix(parent path id, hash(name))`` (root = ``ROOT_ID``)."""
+    from fleetprof.model.hashing import ROOT_ID, frame_ids, mix
+
     nhash = frame_ids(list(tree.names), [""] * len(tree.names))
     key = np.zeros(tree.size, dtype=np.uint64)
     for level in levels:
@@ -420,6 +443,8 @@ def _merge_by_name(tree: CallTree, levels: list[np.ndarray]) -> CallTree:
 
 def combine(base: CallTree, cand: CallTree) -> CallTree:
     """Align two single-column trees on their path keys: two value columns (base, cand)."""
+    from fleetprof.model.profile import positions
+
     names, ninv = _unique_strings(np.concatenate([base.names, cand.names]))
     files, finv = _unique_strings(np.concatenate([base.files, cand.files]))
     keys = np.unique(np.concatenate([base.key, cand.key]))
@@ -466,6 +491,8 @@ def fold_max_nodes(tree: CallTree, max_nodes: int | None, *, diff: bool = False)
     """Keep nodes whose total reaches :func:`max_nodes_cutoff`; fold the rest into one
     ``"other"`` child per kept parent (see module docstring). Single trees also fold
     frames literally named ``"other"`` (as Pyroscope does); diff trees keep them."""
+    from fleetprof.model.hashing import ROOT_ID, mix
+
     cutoff = max_nodes_cutoff(tree, max_nodes, count_root=diff)
     if cutoff <= 0 or tree.size == 0:
         return tree

@@ -9,8 +9,11 @@ hover. ``icicle=True`` draws the root at the top.
 
 Frames narrower than ``min_width_px`` are omitted; their time stays inside the parent
 (a gap), so every percentage is exact. Colours: a warm palette keyed by a stable hash
-(CRC-32) of the frame's package/module prefix. The SVG text is built column-wise
-(polars string kernels over whole columns); no Python runs per frame.
+(CRC-32) of the frame's package/module prefix. The SVG text is built from numpy columns
+with Python string joins: texts that depend on a value (numbers, percentages, escaped
+names, colours) are formatted once per distinct value and gathered per frame. Only numpy
+is needed to draw a :class:`~fleetprof.render.layout.CallTree` (:func:`render_tree_svg`);
+the profile-model renderers load the model when called.
 
 Diff (:func:`render_diff_svg`): base and candidate are aligned by name path; widths are
 the mean of both normalised shares; red = the candidate's share grew, blue = shrank,
@@ -22,25 +25,33 @@ from __future__ import annotations
 import html
 import re
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import cache
 from importlib import resources
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-import polars as pl
 
-from fleetprof.model.profile import Profile, ValueType
 from fleetprof.render.layout import (
     OTHER_NAME,
     ROOT_NAME,
     CallTree,
     Layout,
-    call_tree,
-    combine,
     layout,
     prune_narrow,
 )
-from fleetprof.render.units import UNITS_JS, fixed, format_value, format_values
+from fleetprof.render.units import UNITS_JS, format_value, scale_table
+
+if TYPE_CHECKING:
+    from fleetprof.model.profile import Profile
+
+
+class ValueKind(Protocol):
+    """What the values count and their unit (a :class:`~fleetprof.model.ValueType`)."""
+
+    type: str
+    unit: str
+
 
 FRAME_H = 16
 FONT_SIZE = 12
@@ -63,12 +74,53 @@ def _xml_text(s: str) -> str:
     return html.escape(_BAD_XML.sub("?", s), quote=True)
 
 
-def _xml_expr(expr: pl.Expr) -> pl.Expr:
-    """Vectorised :func:`_xml_text` (the same output) over a string column."""
-    out = expr.str.replace_all(_BAD_XML.pattern, "?")
-    for ch, ent in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&quot;"), ("'", "&#x27;")):
-        out = out.str.replace_all(ch, ent, literal=True)
+def _xml_texts(values: Sequence[str]) -> np.ndarray:
+    """:func:`_xml_text` of every string (object array)."""
+    out = np.empty(len(values), dtype=object)
+    out[:] = [_xml_text(v) for v in values]
     return out
+
+
+def _by_value(values: np.ndarray, text: Callable[[np.ndarray], list[str]]) -> np.ndarray:
+    """``text(values)`` (one string per value) computed once per distinct value."""
+    if len(values) == 0:
+        return np.empty(0, dtype=object)
+    uniq, inv = np.unique(values, return_inverse=True)
+    out = np.empty(len(uniq), dtype=object)
+    out[:] = text(uniq)
+    return out[inv.reshape(-1)]
+
+
+def _fixed_texts(values: np.ndarray, digits: int) -> list[str]:
+    """``values`` with exactly ``digits`` decimals: the value times ``10**digits`` rounded
+    half to even, then written as an integer with the decimal point inserted."""
+    scale = 10**digits
+    n = np.rint(np.asarray(values, dtype=np.float64) * scale).astype(np.int64).tolist()
+    return [f"{'-' if k < 0 else ''}{abs(k) // scale}.{abs(k) % scale:0{digits}d}" for k in n]
+
+
+def _value_texts(values: np.ndarray, unit: str) -> list[str]:
+    """:func:`~fleetprof.render.units.format_value` of every value (same text)."""
+    v = np.asarray(values, dtype=np.float64)
+    table = scale_table(unit)
+    if table is None:
+        label = "" if unit in ("", "count") else f" {unit}"
+        return [f"{k:,}{label}" for k in np.round(v).astype(np.int64).tolist()]
+    av = np.abs(v)
+    idx = np.full(len(v), len(table) - 1, dtype=np.int64)
+    for i in range(len(table) - 2, -1, -1):  # the largest divisor not above the value
+        idx[av >= table[i][0]] = i
+    div = np.array([d for d, _ in table], dtype=np.float64)[idx]
+    q = v / div
+    aq = np.abs(q)
+    whole = (aq >= 100) | (idx == len(table) - 1)
+    one = ~whole & (aq >= 10)
+    num = np.empty(len(v), dtype=object)
+    num[whole] = [str(k) for k in np.rint(q[whole]).astype(np.int64).tolist()]
+    num[one] = _fixed_texts(q[one], 1)
+    two = ~(whole | one)
+    num[two] = _fixed_texts(q[two], 2)
+    return [f"{n} {table[i][1]}" for n, i in zip(num.tolist(), idx.tolist(), strict=True)]
 
 
 _PY_LOCATION = re.compile(r" \(.*\)$")
@@ -106,61 +158,75 @@ def _name_colours(lay: Layout) -> np.ndarray:
     return out
 
 
-def _labels(names: pl.Series, width_px: pl.Series) -> pl.Series:
-    """Text that fits ``width_px`` (flamegraph.pl's rule: ``..`` when truncated; nothing
-    below 3 characters), XML-escaped."""
-    df = pl.DataFrame({"n": names, "w": width_px})
-    fit = ((pl.col("w") - 6) / FONT_W).floor().cast(pl.Int64)
-    return df.select(
-        _xml_expr(
-            pl.when(fit < 3).then(pl.lit(""))
-            .when(pl.col("n").str.len_chars() > fit)
-            .then(pl.concat_str([pl.col("n").str.slice(0, (fit - 2).clip(lower_bound=0)), pl.lit("..")]))
-            .otherwise(pl.col("n"))
-        )
-    ).to_series()
+def _labels(lay: Layout, width_px: np.ndarray, escaped: np.ndarray) -> np.ndarray:
+    """XML-escaped text of every frame that fits ``width_px`` (flamegraph.pl's rule:
+    ``..`` when truncated; nothing below 3 characters). ``escaped`` holds the escaped
+    name of every name code that is drawn."""
+    fit = np.floor((width_px - 6) / FONT_W).astype(np.int64)
+    names = lay.names
+    codes = np.unique(lay.name)
+    length = np.zeros(len(names), dtype=np.int64)
+    length[codes] = [len(str(names[c])) for c in codes.tolist()]
+    out = np.full(lay.size, "", dtype=object)
+    shown = fit >= 3
+    whole = shown & (length[lay.name] <= fit)
+    out[whole] = escaped[lay.name[whole]]
+    cut = np.flatnonzero(shown & ~whole)
+    out[cut] = [
+        _xml_text(str(names[c])[: max(f - 2, 0)] + "..") for c, f in zip(lay.name[cut].tolist(), fit[cut].tolist(), strict=True)
+    ]
+    return out
+
+
+def _escaped_names(lay: Layout) -> np.ndarray:
+    """The XML-escaped name of every drawn name code (others stay ``None``)."""
+    out = np.empty(len(lay.names), dtype=object)
+    codes = np.unique(lay.name)
+    out[codes] = _xml_texts([str(n) for n in lay.names[codes].tolist()])
+    return out
+
+
+def _number_texts(values: np.ndarray) -> np.ndarray:
+    """``str`` of every number (ints as integers, floats as Python writes them)."""
+    return _by_value(values, lambda u: [str(v) for v in u.tolist()])
 
 
 def _frames_svg(
-    lay: Layout, xt: np.ndarray, wt: np.ndarray, total: float, fills: pl.Series, titles: pl.Series,
+    lay: Layout, xt: np.ndarray, wt: np.ndarray, total: float, fills: np.ndarray, details: np.ndarray,
     *, width: int, height: int, icicle: bool,
 ) -> str:
-    """The ``<g>`` elements of every frame (x/w in ticks of ``total``). ``titles`` are plain
-    text; every text written here is XML-escaped."""
+    """The ``<g>`` elements of every frame (x/w in ticks of ``total``). Each title is the
+    frame's name, a newline and its ``details`` (already XML-escaped); ``fills`` are
+    colours. Every other text written here is escaped here."""
     scale = (width - 2 * XPAD) / total if total > 0 else 0.0
     xpx = XPAD + xt * scale
     wpx = wt * scale
     depth = lay.depth
-    y = HEAD + depth * FRAME_H if icicle else height - FOOT - (depth + 1) * FRAME_H
-    raw = _node_names(lay)
-    df = pl.DataFrame(
-        {
-            "dx": pl.Series(np.round(xt, 3)) if xt.dtype.kind == "f" else pl.Series(xt),
-            "dw": pl.Series(np.round(wt, 3)) if wt.dtype.kind == "f" else pl.Series(wt),
-            "d": depth,
-            "x": np.round(xpx, 2), "w": np.round(np.maximum(wpx - 0.5, 0.1), 2),
-            "tx": np.round(xpx + 3, 2), "y": y.astype(np.int64), "ty": (y + 11.5),
-            "fill": fills, "title": titles, "label": _labels(raw, pl.Series(wpx)),
-        }
+    levels = np.arange(lay.max_depth + 1, dtype=np.int64)
+    y = HEAD + levels * FRAME_H if icicle else height - FOOT - (levels + 1) * FRAME_H
+    y_text = np.array([f'" y="{v}" width="' for v in y.tolist()], dtype=object)[depth]
+    ty_text = np.array([f'" y="{v + 11.5}">' for v in y.tolist()], dtype=object)[depth]
+    escaped = _escaped_names(lay)
+    cols = (
+        _number_texts(np.round(xt, 3) if xt.dtype.kind == "f" else xt),
+        _number_texts(np.round(wt, 3) if wt.dtype.kind == "f" else wt),
+        _number_texts(depth),
+        escaped[lay.name],
+        details,
+        _number_texts(np.round(xpx, 2)),
+        y_text,
+        _number_texts(np.round(np.maximum(wpx - 0.5, 0.1), 2)),
+        fills,
+        _number_texts(np.round(xpx + 3, 2)),
+        ty_text,
+        _labels(lay, wpx, escaped),
     )
-    text = df.select(
-        pl.concat_str(
-            [
-                pl.lit('<g data-x="'), pl.col("dx").cast(pl.Utf8), pl.lit('" data-w="'), pl.col("dw").cast(pl.Utf8),
-                pl.lit('" data-d="'), pl.col("d").cast(pl.Utf8), pl.lit('"><title>'), _xml_expr(pl.col("title")),
-                pl.lit('</title><rect x="'), pl.col("x").cast(pl.Utf8), pl.lit('" y="'), pl.col("y").cast(pl.Utf8),
-                pl.lit('" width="'), pl.col("w").cast(pl.Utf8), pl.lit(f'" height="{FRAME_H - 1}" fill="'),
-                pl.col("fill"), pl.lit('"/><text x="'), pl.col("tx").cast(pl.Utf8), pl.lit('" y="'),
-                pl.col("ty").cast(pl.Utf8), pl.lit('">'), pl.col("label"), pl.lit("</text></g>\n"),
-            ]
-        )
-    ).to_series()
-    return "".join(text.to_list())
-
-
-def _node_names(lay: Layout) -> pl.Series:
-    """The (unescaped) name of every layout row."""
-    return pl.Series("n", lay.names.tolist(), dtype=pl.Utf8).gather(lay.name)
+    rows = zip(*(c.tolist() for c in cols), strict=True)
+    return "".join([
+        f'<g data-x="{dx}" data-w="{dw}" data-d="{d}"><title>{n}\n{dt}</title><rect x="{x}{yt}{w}'
+        f'" height="{FRAME_H - 1}" fill="{f}"/><text x="{tx}{tyt}{lb}</text></g>\n'
+        for dx, dw, d, n, dt, x, yt, w, f, tx, tyt, lb in rows
+    ])
 
 
 def _document(
@@ -210,6 +276,8 @@ def render_svg(
     min_width_px: float = 0.1,
 ) -> str:
     """Interactive SVG flame graph of value column ``type_index`` (see module docstring)."""
+    from fleetprof.render.layout import call_tree
+
     st = profile.sample_types[type_index]
     # narrow nodes go before layout: a node below the threshold has no visible descendants
     tree = call_tree(profile, type_index, min_total=min_ticks_of(width, min_width_px))
@@ -228,7 +296,7 @@ def min_ticks_of(width: int, min_width_px: float) -> Callable[[int], float]:
 
 def render_tree_svg(
     tree: CallTree,
-    st: ValueType,
+    st: ValueKind,
     *,
     title: str = "Flame Graph",
     icicle: bool = False,
@@ -239,14 +307,16 @@ def render_tree_svg(
     total = int(tree.root_total[0])
     lay = layout(prune_narrow(tree, min_ticks_of(width, min_width_px)(total)))
     tot = lay.total[:, 0]
-    pct = fixed(100.0 * tot / max(total, 1), 2)
-    vals = format_values(tot, st.unit)
-    titles = pl.DataFrame({"n": _node_names(lay), "v": vals, "p": pct}).select(
-        pl.concat_str([pl.col("n"), pl.lit("\n"), pl.col("v"), pl.lit(" ("), pl.col("p"), pl.lit("%)")])
-    ).to_series()
-    fills = pl.Series(_name_colours(lay)[lay.name].astype(str))
+    unit = st.unit
+
+    def details(values: np.ndarray) -> list[str]:
+        pct = _fixed_texts(100.0 * values / max(total, 1), 2)
+        vals = _value_texts(values, unit)
+        return [_xml_text(f"{v} ({p}%)") for v, p in zip(vals, pct, strict=True)]
+
+    fills = _name_colours(lay)[lay.name]
     height = _height(lay)
-    body = _frames_svg(lay, lay.x[:, 0], tot, total, fills, titles, width=width, height=height, icicle=icicle)
+    body = _frames_svg(lay, lay.x[:, 0], tot, total, fills, _by_value(tot, details), width=width, height=height, icicle=icicle)
     subtitle = f"Total: {format_value(total, st.unit)} · {st.type} ({st.unit}) · {lay.size} frames"
     return _document(body, width=width, height=height, title=title, subtitle=subtitle, total=total, unit=st.unit)
 
@@ -263,12 +333,9 @@ def diff_colours(base_share: np.ndarray, cand_share: np.ndarray) -> np.ndarray:
     hi = np.rint(225 + rel * 30).astype(np.int64)   # dominant channel
     r = np.where(grow, hi, lo)
     b = np.where(grow, lo, hi)
-    g = lo
-    df = pl.DataFrame({"r": r, "g": g, "b": b})
-    return df.select(
-        pl.concat_str([pl.lit("rgb("), pl.col("r").cast(pl.Utf8), pl.lit(","), pl.col("g").cast(pl.Utf8),
-                       pl.lit(","), pl.col("b").cast(pl.Utf8), pl.lit(")")])
-    ).to_series().to_numpy()
+    out = np.empty(len(r), dtype=object)
+    out[:] = [f"rgb({a},{c},{e})" for a, c, e in zip(r.tolist(), lo.tolist(), b.tolist(), strict=True)]
+    return out
 
 
 def render_diff_svg(
@@ -283,6 +350,8 @@ def render_diff_svg(
 ) -> str:
     """Differential SVG flame graph: ``cand`` against ``base``, both normalised by their
     totals (see module docstring). ``type_index`` selects the column in both."""
+    from fleetprof.render.layout import call_tree, combine
+
     st = cand.sample_types[type_index]
     tree = combine(call_tree(base, type_index), call_tree(cand, type_index))
     btot, ctot = (max(int(v), 1) for v in tree.root_total)
@@ -298,31 +367,21 @@ def render_diff_svg(
     wt = (bs + cs) / 2 * unit_share
     delta_pp = 100 * (cs - bs)
     rel = np.where(bs > 0, 100 * (cs - bs) / np.maximum(bs, 1e-300), np.inf)
-    rel_txt = pl.DataFrame({"r": rel}).select(
-        pl.when(pl.col("r").is_infinite()).then(pl.lit("new"))
-        .otherwise(pl.concat_str([pl.when(pl.col("r") >= 0).then(pl.lit("+")).otherwise(pl.lit("")),
-                                  _fixed_expr(pl.col("r"), 1), pl.lit("%")]))
-    ).to_series()
-    dsign = pl.Series(np.where(delta_pp >= 0, "+", ""))
-    titles = pl.DataFrame(
-        {
-            "n": _node_names(lay),
-            "bv": format_values(lay.total[:, 0], st.unit), "bp": fixed(100 * bs, 2),
-            "cv": format_values(lay.total[:, 1], st.unit), "cp": fixed(100 * cs, 2),
-            "ds": dsign, "dp": fixed(delta_pp, 2), "rel": rel_txt,
-        }
-    ).select(
-        pl.concat_str(
-            [
-                pl.col("n"), pl.lit("\nbase: "), pl.col("bv"), pl.lit(" ("), pl.col("bp"),
-                pl.lit("%), candidate: "), pl.col("cv"), pl.lit(" ("), pl.col("cp"), pl.lit("%), delta: "),
-                pl.col("ds"), pl.col("dp"), pl.lit(" pp ("), pl.col("rel"), pl.lit(")"),
-            ]
-        )
-    ).to_series()
-    fills = pl.Series(diff_colours(bs, cs).astype(str))
+    finite = np.isfinite(rel)
+    rel_txt = np.full(len(rel), "new", dtype=object)
+    rel_txt[finite] = [("+" if r >= 0 else "") + t + "%" for r, t in zip(rel[finite].tolist(), _fixed_texts(rel[finite], 1), strict=True)]
+    cols = (
+        _value_texts(lay.total[:, 0], st.unit), _fixed_texts(100 * bs, 2),
+        _value_texts(lay.total[:, 1], st.unit), _fixed_texts(100 * cs, 2),
+        np.where(delta_pp >= 0, "+", "").tolist(), _fixed_texts(delta_pp, 2), rel_txt.tolist(),
+    )
+    details = _xml_texts([
+        f"base: {bv} ({bp}%), candidate: {cv} ({cp}%), delta: {ds}{dp} pp ({rl})"
+        for bv, bp, cv, cp, ds, dp, rl in zip(*cols, strict=True)
+    ])
+    fills = diff_colours(bs, cs)
     height = _height(lay)
-    body = _frames_svg(lay, xt, wt, unit_share, fills, titles, width=width, height=height, icicle=icicle)
+    body = _frames_svg(lay, xt, wt, unit_share, fills, details, width=width, height=height, icicle=icicle)
     subtitle = (
         f"base: {format_value(int(tree.root_total[0]), st.unit)} · candidate: "
         f"{format_value(int(tree.root_total[1]), st.unit)} · {st.type} ({st.unit}) · normalised by totals"
@@ -336,9 +395,3 @@ def render_diff_svg(
         body, width=width, height=height, title=title, subtitle=subtitle, total=unit_share, unit="share",
         legend=legend,
     )
-
-
-def _fixed_expr(expr: pl.Expr, digits: int) -> pl.Expr:
-    from fleetprof.render.units import _fixed
-
-    return _fixed(expr, digits)
