@@ -118,7 +118,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
 def browser() -> Iterator[object]:
     if not os.path.exists(CHROMIUM):
         pytest.fail("no chromium (make installs it)")
-    sync_api = pytest.importorskip("playwright.sync_api")
+    import playwright.sync_api as sync_api  # installed by make (.[dev]); missing = failure, not a skip
     with sync_api.sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         yield b

@@ -103,7 +103,7 @@ def client(server: ServerProc) -> Iterator[httpx.Client]:
 def browser():
     if not HAS_CHROMIUM:
         pytest.fail("no chromium (make installs it)")
-    sync_api = pytest.importorskip("playwright.sync_api")
+    import playwright.sync_api as sync_api  # installed by make (.[dev]); missing = failure, not a skip
     with sync_api.sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield b

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from workers import synth
-from workers.analyze import analyze_window, parse_window
 from workers.analysis_store import read_analysis_file
+from workers.analyze import analyze_window, parse_window
 from workers.storage_io import open_backends, write_l0
 
 CHROMIUM = "/usr/bin/chromium"
@@ -52,7 +52,7 @@ def test_strings_escaped(report: str) -> None:
 
 
 def test_screenshot_in_chromium(report: str, tmp_path: Path) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api")
+    import playwright.sync_api as sync_api  # installed by make (.[dev]); missing = failure, not a skip
     page_file = tmp_path / "report.html"
     page_file.write_text(report)
     with sync_api.sync_playwright() as pw:
