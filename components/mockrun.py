@@ -130,6 +130,8 @@ class FleetMocks(pulumi_mocks.Mocks):
             outputs["repositoryUrl"] = f"{ACCOUNT_ID}.dkr.ecr.{self.region}.amazonaws.com/{outputs['name']}"
         elif typ == "aws:cloudtrail/trail:Trail":
             outputs["arn"] = f"arn:aws:cloudtrail:{region}:{ACCOUNT_ID}:trail/{outputs['name']}"
+        elif typ == "aws:sns/topic:Topic":
+            outputs["arn"] = f"arn:aws:sns:{region}:{ACCOUNT_ID}:{outputs['name']}"
         elif typ == "aws:cloudwatch/logGroup:LogGroup":
             outputs["arn"] = f"arn:aws:logs:{region}:{ACCOUNT_ID}:log-group:{outputs['name']}"
         elif typ == "aws:secretsmanager/secret:Secret":

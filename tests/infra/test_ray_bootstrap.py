@@ -1,12 +1,13 @@
-"""The dev stack's Ray boot scripts, executed: two sandboxed nodes, real Ray, real jobs.
+"""The dev stack's Ray boot scripts (rendered with ``anomalyNotifications`` on), executed: two
+sandboxed nodes, real Ray, real jobs.
 
 The head's and the workers' user data are taken from the rendered stack (the instance's
 ``userData`` and the launch template's base64 ``userData``) and run unchanged as root on two
 sandboxed hosts (:mod:`node_sandbox`: own network namespace each, joined by a bridge; the
 head has the private IP the rendering gave it, so the worker's script reaches it as on EC2).
 "AWS" is a moto server on the bridge, holding what the stack creates: the buckets, the index
-table, the log group, and the two artifact objects uploaded exactly as the program's
-``BucketObjectv2`` resources would (same bucket, key and file). Only host calls are stubs
+table, the log group, the anomaly topic, and the two artifact objects uploaded exactly as the
+program's ``BucketObjectv2`` resources would (same bucket, key and file). Only host calls are stubs
 (``dnf``, ``useradd``, ``systemctl``, ``aws``; see ``node_stubs/``); pip installs the wheel
 from the artifacts bucket with ``PIP_NO_INDEX=1`` (the host's dependencies stand in for the
 index, so a constraint that does not match fails the install).
@@ -14,7 +15,8 @@ index, so a constraint that does not match fails the install).
 Asserted: a Ray head with token auth starts (the dashboard refuses requests without the
 token), the worker joins (two alive nodes), and the service of every enabled timer runs as
 its unit says and succeeds against seeded data: compaction compacts, analysis writes its
-window to the analysis bucket, retention deletes expired data, each publishing
+window to the analysis bucket and publishes the seeded anomaly to the topic (read back
+through an SQS subscription), retention deletes expired data, each publishing
 ``JobSucceeded``. The previous scheduled command (``--window 1h``) fails its unit and
 publishes ``JobFailed``.
 """
@@ -31,10 +33,12 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
-from infra_support import one, rendered
+from infra_support import one
 from node_sandbox import REPO, Node, Subnet, site_view, wait_for
 
+from components.mockrun import render
 from components.ray_cluster import SUBMIT
 
 pytestmark = [
@@ -51,6 +55,25 @@ DAY_MS = 24 * HOUR_MS
 TENANT = "acme"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
 OLD_ANALYZE = f"{SUBMIT} python -m workers.analyze --window 1h"
+PROBE = "anomaly-probe"
+"""A service whose self share of ``re.compile`` jumps in one bucket of the analysed day."""
+BASE = {"main;handler;json.dumps": 0.3, "main;handler;db.query": 0.4, "main;handler;compute": 0.3}
+
+
+def _anomaly_items(window_start: int) -> list:
+    """One profile every 2 hours (dev's day has 12 anomaly buckets of 2 h) over the previous
+    and the analysed day; ``re.compile`` appears in the 8th bucket of the analysed day only."""
+    from workers import synth
+
+    rng = np.random.default_rng(3)
+    items = []
+    for k in range(24):
+        t = window_start - DAY_MS + k * 2 * HOUR_MS + HOUR_MS
+        shares = {**BASE, "main;handler;re.compile": 0.25} if k == 12 + 7 else BASE
+        stacks = synth._split(60 * 10**9, shares, rng, 0.04)
+        items.append(synth.ingest_item({"service_name": PROBE, "instance": "p-1"}, synth.CPU, t,
+                                       synth.profile_from_stacks(stacks, synth.CPU)))
+    return items
 
 
 def _boot(node: Node, script: str, timeout: float) -> None:
@@ -139,6 +162,12 @@ def _seed(r, now_ms: int) -> dict:
     boto3.client("dynamodb").create_table(**dynamo_table_spec(r.exports["indexTable"]))
     logs = one(r, "aws:cloudwatch/logGroup:LogGroup", "ray-logs").inputs
     boto3.client("logs").create_log_group(logGroupName=logs["name"])
+    topic = boto3.client("sns").create_topic(Name=r.exports["anomalyTopicArn"].rsplit(":", 1)[1])["TopicArn"]
+    assert topic == r.exports["anomalyTopicArn"]
+    sqs = boto3.client("sqs")
+    inbox = sqs.create_queue(QueueName=f"anomaly-inbox-{os.getpid()}")["QueueUrl"]
+    inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    boto3.client("sns").subscribe(TopicArn=topic, Protocol="sqs", Endpoint=inbox_arn, Attributes={"RawMessageDelivery": "true"})
     token = one(r, "aws:ssm/parameter:Parameter", "ray-auth-token").inputs
     value = token["value"]["value"] if isinstance(token["value"], dict) else token["value"]  # a Pulumi secret
     boto3.client("ssm").put_parameter(Name=token["name"], Type=token["type"], Value=value)
@@ -146,7 +175,8 @@ def _seed(r, now_ms: int) -> dict:
     window_start = now_ms - now_ms % DAY_MS - DAY_MS  # dev analyses last-day
     write_l0(store, index, TENANT, synth.scenario_items(window_start + HOUR_MS), per_segment=60)
     write_l0(store, index, TENANT, synth.scenario_items(window_start - 10 * DAY_MS), per_segment=60)
-    return {"window_start": window_start, "expired_before": window_start - 8 * DAY_MS}
+    write_l0(store, index, TENANT, _anomaly_items(window_start), per_segment=60)
+    return {"window_start": window_start, "expired_before": window_start - 8 * DAY_MS, "inbox": inbox}
 
 
 def _sums(name: str) -> dict[str, float]:
@@ -185,7 +215,7 @@ def test_ray_nodes_boot_and_run_every_scheduled_job(subnet, aws, tmp_path):
     from workers.analyze import parse_window
     from workers.storage_io import open_backends
 
-    r = rendered("dev")
+    r = render("dev", overrides={"fleetprof:anomalyNotifications": True})
     head_ip = one(r, "aws:ec2/instance:Instance", "ray-head").outputs["privateIp"]
     head_script = one(r, "aws:ec2/instance:Instance", "ray-head").inputs["userData"]
     worker_script = base64.b64decode(one(r, "aws:ec2/launchTemplate:LaunchTemplate", "ray-worker-lt").inputs["userData"]).decode()
@@ -227,6 +257,11 @@ def test_ray_nodes_boot_and_run_every_scheduled_job(subnet, aws, tmp_path):
         window = parse_window("last-day", now_ms=now_ms).name
         analysis = boto3.client("s3").list_objects_v2(Bucket=r.exports["analysisBucket"], Prefix=f"analysis/{TENANT}/{window}/")
         assert f"analysis/{TENANT}/{window}/summary.json" in {o["Key"] for o in analysis.get("Contents", [])}
+        messages = boto3.client("sqs").receive_message(QueueUrl=seeded["inbox"], MaxNumberOfMessages=10,
+                                                       WaitTimeSeconds=5).get("Messages", [])
+        (note,) = [json.loads(m["Body"]) for m in messages]
+        assert (note["tenant"], note["window"]) == (TENANT, window)
+        assert (PROBE, "re.compile", "up") in {(a["service"], a["function"], a["direction"]) for a in note["anomalies"]}
         every = index.query(TENANT, 0, MAX_TIME_MS, states=ALL_STATES)
         assert not [e for e in every if e.max_time_ms < seeded["expired_before"]], "retention kept expired segments"
         assert _metrics("JobSucceeded", started) == {"compact", "analyze", "retention"}
