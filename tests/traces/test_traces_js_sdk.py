@@ -52,7 +52,8 @@ def js_export(url: str, service: str, *flags: str, headers: dict[str, str] | Non
     args = [node, "export.mjs", "--url", url.rstrip("/") + "/v1/traces", "--service", service, *flags]
     for k, v in (headers if headers is not None else AUTH).items():
         args += ["--header", f"{k}={v}"]
-    proc = subprocess.run(args, cwd=OTEL_JS, capture_output=True, timeout=120, check=False, env={**os.environ, "NO_COLOR": "1"})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}  # the SDK would read them
+    proc = subprocess.run(args, cwd=OTEL_JS, capture_output=True, timeout=120, check=False, env=env)
     assert proc.stdout, f"export.mjs printed nothing (exit {proc.returncode}): {proc.stderr.decode()[-2000:]}"
     return proc.returncode, json.loads(proc.stdout)
 
@@ -184,6 +185,7 @@ def test_js_sdk_gzip_json_export_round_trips(server: ServerProc) -> None:
         assert res["service.name"] == {"stringValue": service} and res["telemetry.sdk.language"] == {"stringValue": "nodejs"}
         assert res["host.cpus"] == {"intValue": "8"} and res["host.load"] == {"doubleValue": 0.75} and res["host.virtual"] == {"boolValue": True}
         assert res["process.command_args"] == {"arrayValue": {"values": [{"stringValue": "node"}, {"stringValue": "export.mjs"}]}}
+        assert rs["schemaUrl"] == "https://opentelemetry.io/schemas/1.26.0"
         assert ss["scope"] == {"name": "fleetprof.tests.web", "version": "2.3.4"}
         assert ss["schemaUrl"] == "https://opentelemetry.io/schemas/1.24.0"
         assert spans["SELECT orders"][2]["scope"] == {"name": "fleetprof.tests.db", "version": "0.9.0"}

@@ -90,7 +90,7 @@ async function main() {
   const resource = defaultResource().merge(resourceFromAttributes({
     "service.name": opts.service, "service.version": "1.2.3", "deployment.environment": "js-test",
     "host.cpus": 8, "host.load": 0.75, "host.virtual": true, "process.command_args": ["node", "export.mjs"],
-  }));
+  }, { schemaUrl: "https://opentelemetry.io/schemas/1.26.0" }));
   const provider = new BasicTracerProvider({
     resource, spanProcessors: [new BatchSpanProcessor(exporter)],
     spanLimits: { attributeCountLimit: 32, eventCountLimit: 4, linkCountLimit: 2 },
