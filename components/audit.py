@@ -72,6 +72,7 @@ CONFORMANCE_RULES: dict[str, tuple[ManagedRule, ...]] = {
         ManagedRule("ECS_TASK_DEFINITION_LINUX_USER_NON_ROOT"),
     ),
     "log-group-retention-kms": (ManagedRule("CLOUDWATCH_LOG_GROUP_ENCRYPTED"), ManagedRule("CW_LOGGROUP_RETENTION_PERIOD_CHECK")),
+    "sns-topic-cmk": (ManagedRule("SNS_ENCRYPTED_KMS"),),
     "iam-no-star": (ManagedRule("IAM_POLICY_NO_STATEMENTS_WITH_ADMIN_ACCESS"),),
     "iam-no-broad-managed-policy": (
         ManagedRule(
