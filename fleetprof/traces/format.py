@@ -5,7 +5,7 @@ Layout of version 2, written now (integers little-endian)::
 
     b"FPSP" | version: u16 | flags: u16 | meta_len: u32 | filter_len: u32
     | head digest: 32 bytes = blake2b-256(meta + filter) | meta (JSON) | filter
-    | body digest: 32 bytes = blake2b-256(body) | body = [id block][Parquet file]
+    | body digest: 32 bytes = blake2b-256(body) | body = [id block][tag dictionary][Parquet file]
 
 The head (everything before the body digest) answers "may this segment hold trace X?"
 without the body: a lookup reads the heads of the segments in its time range (a ranged
@@ -14,8 +14,8 @@ read each, :func:`read_head`) and then only the segments whose filter admits the
 * ``meta``: ``rows``, ``tenant``, ``level``, ``created_ms``, ``min_time_ns`` (earliest
   start), ``max_time_ns`` (latest end), ``services``, ``resources`` and ``scopes`` (base64
   of the serialized ``ResourceSpans`` / ``ScopeSpans`` without children; spans refer to
-  them by position), ``ids_bytes`` (size of the id block), ``row_group_rows``, ``bloom``
-  (``{"bits": m, "k": k}``).
+  them by position), ``ids_bytes`` (size of the id block), ``tag_dict_bytes`` (size of the
+  tag dictionary), ``row_group_rows``, ``bloom`` (``{"bits": m, "k": k}``).
 * filter: a Bloom filter of the segment's trace ids, ``m / 64`` little-endian ``u64``
   words, about 16 bits per trace (false positives about 1 in 1,500); probe ``i`` of a trace
   sets bit ``(h1 + i * h2) mod m`` with ``h1``, ``h2`` from :func:`trace_hashes` (our own
@@ -25,15 +25,18 @@ read each, :func:`read_head`) and then only the segments whose filter admits the
   start), so the rows of a trace are one contiguous run found by binary search, and the
   block is read without opening the Parquet file. Ids are random bytes, which compression
   cannot shrink, so the block is stored raw.
+* tag dictionary: a Parquet file of one column ``tag: str``, the segment's distinct
+  ``key=value`` tags (what tag autocomplete lists without reading the spans).
 * Parquet (zstd, row groups of ``row_group_rows``): ``name: str, kind: i8,
   start_ns: i64, duration_ns: i64, status_code: i8, status_message: str, service: str,
-  resource: i32, scope: i32, extra: binary, tags: list<str>, tag_types: str`` — the columns
-  of :class:`fleetprof.traces.table.SpanTable` (``extra``/``tags``/``tag_types`` as
-  described in :mod:`fleetprof.traces.otlp`). A lookup reads only the row groups holding
+  resource: i32, scope: i32, extra: binary, tag_codes: list<u32>, tag_types: str`` — the
+  columns of :class:`fleetprof.traces.table.SpanTable` (``extra``/``tags``/``tag_types`` as
+  described in :mod:`fleetprof.traces.otlp`), each span's tags as positions in the tag
+  dictionary (a tag search compares integers). A lookup reads only the row groups holding
   its trace.
 
 Version 1 (``b"FPSP" | 1 | flags | meta_len | meta | digest = blake2b-256(meta + body) |
-body``, no filter) is still read. Decoding checks magic, version, digests and sizes and
+body``, no filter, no tag dictionary: ``tags: list<str>`` in the Parquet file) is still read. Decoding checks magic, version, digests and sizes and
 raises :class:`SpanSegmentCorrupt`.
 """
 
@@ -51,6 +54,8 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from fleetprof.traces.table import COLUMNS, SpanTable, concat_tables
@@ -68,7 +73,7 @@ _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 ROW_GROUP_ROWS = 8192
-SEARCH_COLUMNS = ("name", "kind", "start_ns", "duration_ns", "status_code", "service", "resource", "tags")
+SEARCH_COLUMNS = ("name", "kind", "start_ns", "duration_ns", "status_code", "service", "resource")
 
 
 class SpanSegmentCorrupt(ValueError):
@@ -126,9 +131,12 @@ def encode(table: SpanTable, *, tenant: str, level: int, created_ms: int) -> tup
     start = t.cols.get_column("start_ns")
     end = start + t.cols.get_column("duration_ns")
     ids = b"".join(a.astype(">u8").tobytes() for a in (t.trace_hi, t.trace_lo, t.span, t.parent))
+    arrow, dictionary = _tags_to_codes(t.cols.to_arrow())
+    dbuf = io.BytesIO()
+    pq.write_table(pa.table({"tag": dictionary}), dbuf, compression="zstd", write_statistics=False)
     buf = io.BytesIO()
-    pq.write_table(t.cols.to_arrow(), buf, compression="zstd", row_group_size=ROW_GROUP_ROWS,
-                   write_statistics=False, use_dictionary=["name", "service", "status_message", "tags", "tag_types"])
+    pq.write_table(arrow, buf, compression="zstd", row_group_size=ROW_GROUP_ROWS,
+                   write_statistics=False, use_dictionary=["name", "service", "status_message", "tag_types"])
     words, bits = bloom_of(t.trace_hi, t.trace_lo)
     meta = {
         "rows": n, "tenant": tenant, "level": int(level), "created_ms": int(created_ms),
@@ -136,15 +144,39 @@ def encode(table: SpanTable, *, tenant: str, level: int, created_ms: int) -> tup
         "services": sorted(set(t.cols.get_column("service").unique().to_list())),
         "resources": [base64.b64encode(r).decode() for r in t.resources],
         "scopes": [base64.b64encode(s).decode() for s in t.scopes],
-        "ids_bytes": len(ids), "row_group_rows": ROW_GROUP_ROWS, "bloom": {"bits": bits, "k": BLOOM_K},
+        "ids_bytes": len(ids), "tag_dict_bytes": dbuf.tell(), "row_group_rows": ROW_GROUP_ROWS,
+        "bloom": {"bits": bits, "k": BLOOM_K},
     }
     mbytes = json.dumps(meta, separators=(",", ":")).encode()
     fbytes = words.astype("<u8").tobytes()
-    body = ids + buf.getvalue()
+    body = ids + dbuf.getvalue() + buf.getvalue()
     head_digest = hashlib.blake2b(mbytes + fbytes, digest_size=32).digest()
     body_digest = hashlib.blake2b(body, digest_size=32).digest()
     head = _HEAD2.pack(MAGIC, VERSION, 0, len(mbytes), len(fbytes)) + head_digest
     return head + mbytes + fbytes + body_digest + body, meta
+
+
+def _tags_to_codes(arrow: pa.Table) -> tuple[pa.Table, pa.Array]:
+    """``arrow`` with its ``tags`` column as ``tag_codes`` (list of ``uint32`` positions in
+    the returned dictionary of distinct tags)."""
+    tags = arrow.column("tags").combine_chunks()
+    flat = tags.flatten()
+    enc = pc.dictionary_encode(flat) if len(flat) else pa.DictionaryArray.from_arrays(pa.array([], pa.int32()), pa.array([], pa.large_string()))
+    offsets = np.asarray(tags.offsets, dtype=np.int64)
+    codes = pa.LargeListArray.from_arrays(pa.array(offsets - offsets[0]), enc.indices.cast(pa.uint32()))
+    i = arrow.schema.get_field_index("tags")
+    return arrow.set_column(i, "tag_codes", codes), enc.dictionary.cast(pa.large_string())
+
+
+def _codes_to_tags(codes: pa.Array, dictionary: pa.Array) -> pa.Array:
+    """``tag_codes`` back to ``tags`` (lists of strings)."""
+    if isinstance(codes, pa.ChunkedArray):
+        codes = codes.combine_chunks()
+    flat = codes.flatten()
+    if len(flat) and int(pc.max(flat).as_py()) >= len(dictionary):
+        raise SpanSegmentCorrupt("span segment tag code outside its dictionary")
+    offsets = np.asarray(codes.offsets, dtype=np.int64)
+    return pa.LargeListArray.from_arrays(pa.array(offsets - offsets[0]), dictionary.take(flat))
 
 
 @dataclass(frozen=True)
@@ -252,7 +284,11 @@ class SpanSegment:
             self.scopes = [base64.b64decode(s) for s in self.meta["scopes"]]
         except (KeyError, TypeError, ValueError) as e:
             raise SpanSegmentCorrupt(f"span segment meta: {e}") from None
-        self._parquet = bytes(body[ib:])
+        db = self.meta.get("tag_dict_bytes")
+        if db is not None and (not isinstance(db, int) or db < 0 or ib + db > len(body)):
+            raise SpanSegmentCorrupt("span segment tag dictionary overruns the object")
+        self._dict = bytes(body[ib:ib + db]) if db is not None else None
+        self._parquet = bytes(body[ib + (db or 0):])
         self._lock = threading.Lock()
         self._cols: dict[str, pl.Series] = {}
         self.nbytes = len(data)
@@ -260,16 +296,68 @@ class SpanSegment:
     def _file(self) -> pq.ParquetFile:
         return pq.ParquetFile(io.BytesIO(self._parquet))
 
+    def _dictionary(self) -> pa.Array | None:
+        """The distinct tags the ``tag_codes`` column points into (``None``: tags stored as strings)."""
+        if self._dict is None:
+            return None
+        got = self.__dict__.get("_tag_dict")
+        if got is None:
+            col = pq.read_table(io.BytesIO(self._dict)).column("tag")
+            got = (col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)).cast(pa.large_string())
+            self.__dict__["_tag_dict"] = got
+        return got
+
+    def _read(self, names: Sequence[str], groups: Sequence[int] | None = None) -> pl.DataFrame:
+        """Parquet columns ``names`` (of row groups ``groups``, else all), ``tags`` as strings."""
+        dictionary = self._dictionary()
+        cols = [("tag_codes" if c == "tags" and dictionary is not None else c) for c in names]
+        f = self._file()
+        tab = f.read(columns=cols) if groups is None else f.read_row_groups(groups, columns=cols)
+        if dictionary is not None and "tags" in names:
+            tab = tab.set_column(tab.schema.get_field_index("tag_codes"), "tags", _codes_to_tags(tab.column("tag_codes"), dictionary))
+        out = pl.from_arrow(tab)
+        assert isinstance(out, pl.DataFrame)
+        return out
+
     def columns(self, names: Sequence[str]) -> pl.DataFrame:
         """The named Parquet columns of every row (memoised per column)."""
         with self._lock:
             missing = [c for c in names if c not in self._cols]
             if missing:
-                tab = pl.from_arrow(self._file().read(columns=missing))
-                assert isinstance(tab, pl.DataFrame)
+                tab = self._read(missing)
                 for c in missing:
                     self._cols[c] = tab.get_column(c).cast(COLUMNS[c])
             return pl.DataFrame([self._cols[c] for c in names])
+
+    def distinct_tags(self) -> list[str]:
+        """Every distinct ``key=value`` tag of the segment's spans."""
+        with self._lock:
+            dictionary = self._dictionary()
+        if dictionary is not None:
+            return dictionary.to_pylist()
+        return self.columns(["tags"]).get_column("tags").explode().drop_nulls().unique().to_list()
+
+    def has_tag(self, rows: np.ndarray, tag: str) -> np.ndarray:
+        """Whether each span of ``rows`` carries ``tag`` (``key=value``) among its own tags."""
+        with self._lock:
+            dictionary = self._dictionary()
+            lists = self.__dict__.get("_tag_lists")
+            if lists is None:
+                col = self._file().read(columns=["tags" if dictionary is None else "tag_codes"]).column(0)
+                lists = self.__dict__["_tag_lists"] = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+        sub = lists.take(pa.array(rows, pa.int64()))
+        owner = np.repeat(np.arange(len(rows)), np.diff(np.asarray(sub.offsets, dtype=np.int64)))
+        flat = sub.flatten()
+        if dictionary is None:
+            eq = np.asarray(pc.equal(flat, tag).fill_null(False), dtype=bool)
+        else:
+            code = pc.index(dictionary, tag).as_py()
+            if code < 0:
+                return np.zeros(len(rows), dtype=bool)
+            eq = np.asarray(flat, dtype=np.uint32) == code
+        out = np.zeros(len(rows), dtype=bool)
+        out[owner[eq]] = True
+        return out
 
     def rows_of(self, rows: np.ndarray) -> pl.DataFrame:
         """Every Parquet column of ``rows`` (sorted row numbers), reading only their row groups."""
@@ -277,8 +365,8 @@ class SpanSegment:
             return pl.DataFrame(schema=COLUMNS)
         per = int(self.meta.get("row_group_rows", ROW_GROUP_ROWS))
         groups = sorted(set((rows // per).tolist()))
-        tab = pl.from_arrow(self._file().read_row_groups(groups))
-        assert isinstance(tab, pl.DataFrame)
+        with self._lock:
+            tab = self._read(list(COLUMNS), groups)
         base = np.concatenate([np.arange(g * per, min((g + 1) * per, self.rows)) for g in groups])
         local = np.searchsorted(base, rows)
         return tab[local].cast(COLUMNS)  # type: ignore[arg-type]

@@ -100,7 +100,7 @@ def _resource_tags(seg: SpanSegment) -> list[tuple[int, list[str]]]:
 
 
 def _search_frame(seg: SpanSegment) -> pl.DataFrame:
-    """The columns search, RED and span lookups read, one row per span, memoised."""
+    """The columns RED and span-id lookups read, one row per span, memoised."""
     def make() -> pl.DataFrame:
         cols = seg.columns(SEARCH_COLUMNS)
         keys = np.asarray([k for k, _ in _resource_tags(seg)] or [0], dtype=np.uint64)
@@ -224,59 +224,141 @@ class SearchQuery:
     spans_per_set: int = 3
 
 
-def _conditions(q: SearchQuery, res_tags: list[tuple[int, list[str]]]) -> pl.Expr:
-    cond = _overlap(q.start_ns, q.end_ns)
-    service, name, status = q.service, q.name, q.status
+@dataclass(frozen=True)
+class _Cond:
+    """A search's conditions, ``service.name`` / ``name`` / ``status`` tags folded in."""
+
+    service: str | None
+    name: str | None
+    status: int | None
+    tags: tuple[str, ...]
+    min_duration_ns: int | None
+    max_duration_ns: int | None
+    start_ns: int | None
+    end_ns: int | None
+
+
+def _cond(q: SearchQuery) -> _Cond:
     tags = dict(q.tags)
-    service = tags.pop("service.name", service) if service is None else service
-    name = tags.pop("name", name) if name is None else name
-    status = tags.pop("status", status) if status is None else status
-    if service is not None:
-        cond = cond & (pl.col("service") == service)
-    if name is not None:
-        cond = cond & (pl.col("name") == name)
-    if status is not None:
-        cond = cond & (pl.col("status_code") == STATUS_CODES[status])
-    if q.min_duration_ns is not None:
-        cond = cond & (pl.col("duration_ns") >= q.min_duration_ns)
-    if q.max_duration_ns is not None:
-        cond = cond & (pl.col("duration_ns") <= q.max_duration_ns)
-    for k, v in tags.items():
-        tag = f"{k}={v}"
-        keys = sorted({rk for rk, ts in res_tags if tag in ts})
-        span_has = pl.col("tags").list.contains(pl.lit(tag))
-        cond = cond & (span_has | pl.col("res_key").is_in(keys) if keys else span_has)
-    return cond
+    service = tags.pop("service.name", q.service) if q.service is None else q.service
+    name = tags.pop("name", q.name) if q.name is None else q.name
+    status = tags.pop("status", q.status) if q.status is None else q.status
+    return _Cond(service, name, None if status is None else STATUS_CODES[status], tuple(f"{k}={v}" for k, v in tags.items()),
+                 q.min_duration_ns, q.max_duration_ns, q.start_ns, q.end_ns)
+
+
+def _num(seg: SpanSegment, name: str) -> np.ndarray:
+    """A numeric column of the segment as a numpy array (memoised with the segment)."""
+    return _memo(seg, "np_" + name, lambda: seg.columns([name]).get_column(name).to_numpy())
+
+
+def _in_range(seg: SpanSegment, start_ns: int | None, end_ns: int | None) -> np.ndarray:
+    start, dur = _num(seg, "start_ns"), _num(seg, "duration_ns")
+    ok = np.ones(seg.rows, dtype=bool)
+    if end_ns is not None:
+        ok &= start <= end_ns
+    if start_ns is not None:
+        ok &= start + dur >= start_ns
+    return ok
+
+
+def _equals(seg: SpanSegment, col: str, value: Any) -> np.ndarray:
+    return (seg.columns([col]).get_column(col) == value).to_numpy()
+
+
+def _hits(seg: SpanSegment, c: _Cond) -> np.ndarray:
+    """Rows of ``seg`` whose span satisfies every condition (cheap columns first; tags
+    only on the rows left)."""
+    if not seg.rows:
+        return np.zeros(0, np.int64)
+    seg.columns(["start_ns", "duration_ns", "status_code", "resource"])  # one read for the cheap columns
+    ok = _in_range(seg, c.start_ns, c.end_ns)
+    dur = _num(seg, "duration_ns")
+    if c.min_duration_ns is not None:
+        ok &= dur >= c.min_duration_ns
+    if c.max_duration_ns is not None:
+        ok &= dur <= c.max_duration_ns
+    if c.status is not None:
+        ok &= _num(seg, "status_code") == c.status
+    if c.service is not None and ok.any():
+        ok &= _equals(seg, "service", c.service)
+    if c.name is not None and ok.any():
+        ok &= _equals(seg, "name", c.name)
+    rows = np.flatnonzero(ok)
+    if not c.tags or len(rows) == 0:
+        return rows
+    res_tags = _resource_tags(seg)
+    resource = _num(seg, "resource")[rows]
+    keep = np.ones(len(rows), dtype=bool)
+    for tag in c.tags:
+        res_has = np.asarray([tag in ts for _, ts in res_tags] or [False], dtype=bool)
+        keep &= res_has[resource] | seg.has_tag(rows, tag)
+    return rows[keep]
+
+
+def _trace_rows(seg: SpanSegment, hi: np.ndarray, lo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, trace number) of every span of the traces ``(hi[i], lo[i])`` in ``seg``."""
+    a = np.searchsorted(seg.trace_hi, hi, "left")
+    b = np.searchsorted(seg.trace_hi, hi, "right")
+    rows: list[np.ndarray] = []
+    which: list[np.ndarray] = []
+    for i in np.flatnonzero(b > a).tolist():
+        r = a[i] + np.flatnonzero(seg.trace_lo[a[i]:b[i]] == lo[i])
+        rows.append(r)
+        which.append(np.full(len(r), i, dtype=np.int64))
+    if not rows:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(rows).astype(np.int64), np.concatenate(which)
+
+
+def _gather(seg: SpanSegment, rows: np.ndarray, cols: Sequence[str]) -> pl.DataFrame:
+    return seg.columns(cols)[rows]
 
 
 def search(store: ObjectStore, index: Index, tenant: str, q: SearchQuery) -> list[dict[str, Any]]:
     """Tempo search results (``traceID``, ``rootServiceName``, ``rootTraceName``,
     ``startTimeUnixNano``, ``durationMs``, ``spanSet``/``spanSets``), most recent first, at
-    most ``q.limit``."""
-    entries = span_entries(index, tenant, q.start_ns, q.end_ns, [q.service] if q.service else None)
-    frame, segs = _frames(store, entries)
-    if frame.height == 0:
+    most ``q.limit``. Segments are pruned by time and service through the index; each is
+    filtered on its cheap columns first, tags only on the rows left."""
+    c = _cond(q)
+    entries = span_entries(index, tenant, q.start_ns, q.end_ns, [c.service] if c.service else None)
+    segs = [s for s in _parallel(lambda e: load(store, e), entries) if s.rows]
+    per_seg = _parallel(lambda s: _hits(s, c), segs)
+    parts = []
+    for seg, rows in zip(segs, per_seg, strict=True):
+        if len(rows):
+            f = _gather(seg, rows, ["name", "start_ns", "duration_ns", "service", "status_code"])
+            parts.append(f.with_columns(pl.Series("hi", seg.trace_hi[rows]), pl.Series("lo", seg.trace_lo[rows]),
+                                        pl.Series("span", seg.span[rows])))
+    if not parts:
         return []
-    res_tags = [rt for s in segs for rt in _resource_tags(s)]
-    hits = frame.filter(_conditions(q, res_tags)).unique(["hi", "lo", "span"])
-    if hits.height == 0:
-        return []
-    traces = hits.group_by(["hi", "lo"]).agg(pl.col("start_ns").min().alias("hit_start"))
-    traces = traces.sort("hit_start", descending=True).head(q.limit)
-    spans = frame.join(traces.select("hi", "lo"), on=["hi", "lo"], how="semi").filter(_overlap(q.start_ns, q.end_ns))
-    spans = spans.unique(["hi", "lo", "span"])
-    summary = spans.group_by(["hi", "lo"]).agg(
+    hits = pl.concat(parts).unique(["hi", "lo", "span"], keep="first", maintain_order=True)
+    traces = (hits.group_by(["hi", "lo"]).agg(pl.col("start_ns").min().alias("hit_start"))
+              .sort(["hit_start", "hi", "lo"], descending=True).head(q.limit))
+    his, los = traces.get_column("hi").to_numpy(), traces.get_column("lo").to_numpy()
+    spans = []
+    for seg in segs:
+        rows, which = _trace_rows(seg, his, los)
+        if len(rows) == 0:
+            continue
+        rows_ok = _in_range(seg, c.start_ns, c.end_ns)[rows]
+        rows, which = rows[rows_ok], which[rows_ok]
+        f = _gather(seg, rows, ["name", "start_ns", "duration_ns", "service"])
+        spans.append(f.with_columns(pl.Series("t", which), pl.Series("root", seg.parent[rows] == 0)))
+    summary = pl.concat(spans).group_by("t").agg(
         pl.col("start_ns").min().alias("start"), (pl.col("start_ns") + pl.col("duration_ns")).max().alias("end"),
-    )
-    roots = spans.filter(pl.col("root")).sort("start_ns").unique(["hi", "lo"], keep="first").select("hi", "lo", "service", "name")
-    summary = summary.join(roots, on=["hi", "lo"], how="left").sort("start", descending=True)
+        pl.col("service").filter(pl.col("root")).sort_by(pl.col("start_ns").filter(pl.col("root"))).first().alias("root_service"),
+        pl.col("name").filter(pl.col("root")).sort_by(pl.col("start_ns").filter(pl.col("root"))).first().alias("root_name"),
+    ).sort(["start", "t"], descending=[True, False])
     sets = hits.join(traces.select("hi", "lo"), on=["hi", "lo"], how="semi").sort("start_ns")
     by_trace: dict[tuple[int, int], list[dict[str, Any]]] = {}
-    for rec in sets.select("hi", "lo", "span", "name", "start_ns", "duration_ns", "service", "status_code").iter_rows(named=True):
+    for rec in sets.iter_rows(named=True):
         by_trace.setdefault((rec["hi"], rec["lo"]), []).append(rec)
     out = []
     for rec in summary.iter_rows(named=True):
-        matched = by_trace.get((rec["hi"], rec["lo"]), [])
+        t = int(rec["t"])
+        hi, lo = int(his[t]), int(los[t])
+        matched = by_trace.get((hi, lo), [])
         span_set = {
             "spans": [{
                 "spanID": _b8(s["span"]).hex(), "name": s["name"], "startTimeUnixNano": str(s["start_ns"]),
@@ -287,9 +369,9 @@ def search(store: ObjectStore, index: Index, tenant: str, q: SearchQuery) -> lis
             "matched": len(matched),
         }
         out.append({
-            "traceID": (_b8(rec["hi"]) + _b8(rec["lo"])).hex(),
-            "rootServiceName": rec["service"] if rec["service"] is not None else "<root span not yet received>",
-            "rootTraceName": rec["name"] if rec["name"] is not None else "",
+            "traceID": (_b8(hi) + _b8(lo)).hex(),
+            "rootServiceName": rec["root_service"] if rec["root_service"] is not None else "<root span not yet received>",
+            "rootTraceName": rec["root_name"] if rec["root_name"] is not None else "",
             "startTimeUnixNano": str(rec["start"]),
             "durationMs": int((rec["end"] - rec["start"]) // NS_PER_MS),
             "spanSet": span_set, "spanSets": [span_set],
@@ -304,9 +386,8 @@ def search(store: ObjectStore, index: Index, tenant: str, q: SearchQuery) -> lis
 def _segment_tags(seg: SpanSegment) -> dict[str, list[str]]:
     """Tag name → distinct values (at most :data:`MAX_TAG_VALUES`), spans and resources."""
     def make() -> dict[str, list[str]]:
-        vals = _search_frame(seg).get_column("tags").explode().drop_nulls().unique()
         out: dict[str, set[str]] = {}
-        for t in vals.to_list() + [t for _, ts in _resource_tags(seg) for t in ts]:
+        for t in seg.distinct_tags() + [t for _, ts in _resource_tags(seg) for t in ts]:
             k, _, v = t.partition("=")
             s = out.setdefault(k, set())
             if len(s) < MAX_TAG_VALUES:

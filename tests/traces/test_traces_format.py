@@ -1,14 +1,17 @@
-"""Span segment heads: the trace-id filter lets a lookup read only candidate segments;
-version 1 objects (no filter) are still read; a damaged head is refused."""
+"""Span segments: the head's trace-id filter lets a lookup read only candidate segments;
+tags are searched as dictionary codes; version 1 objects (no filter, tags as strings) are
+still read and searched; a damaged head is refused."""
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import struct
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from traces_support import json_request, json_span, span_hex, trace_hex
 
@@ -26,7 +29,7 @@ from fleetprof.traces.format import (
     parse_head,
     read_head,
 )
-from fleetprof.traces.query import get_trace
+from fleetprof.traces.query import SearchQuery, get_trace, search, tag_values
 from fleetprof.traces.table import concat_tables
 from fleetprof.traces.writer import encode_table
 
@@ -52,17 +55,24 @@ class CountingStore(FileStore):
 
 
 def _chunk(i: int) -> otlp.SpanChunk:
-    spans = [json_span(trace_hex(i * 100 + j), span_hex(1), "op", T0 + i * S + j, 1000) for j in range(20)]
+    spans = [json_span(trace_hex(i * 100 + j), span_hex(1), "op", T0 + i * S + j, 1000, attrs={"http.route": f"/r{j % 3}"})
+             for j in range(20)]
     req = otlp.parse_json(json.dumps(json_request("svc", spans)).encode(), otlp.SpanLimits())
     return otlp.to_chunk(req, T0, otlp.SpanLimits())[0]
 
 
 def _v1(data: bytes) -> bytes:
-    """The same segment in the version 1 layout (one digest over meta and body, no filter)."""
-    head, at = parse_head(data)
-    meta = json.dumps(head.meta).encode()
-    body = data[at + 32:]
-    return struct.pack("<4sHHI", b"FPSP", 1, 0, len(meta)) + meta + hashlib.blake2b(meta + body, digest_size=32).digest() + body
+    """The same segment in the version 1 layout (one digest over meta and body, no filter,
+    tags as strings in the Parquet file), as the first writer made it."""
+    t = decode(data).table()
+    head, _ = parse_head(data)
+    meta = {k: v for k, v in head.meta.items() if k not in ("bloom", "tag_dict_bytes")}
+    buf = io.BytesIO()
+    pq.write_table(t.cols.to_arrow(), buf, compression="zstd", row_group_size=8192, write_statistics=False)
+    ids = b"".join(a.astype(">u8").tobytes() for a in (t.trace_hi, t.trace_lo, t.span, t.parent))
+    m = json.dumps(meta).encode()
+    body = ids + buf.getvalue()
+    return struct.pack("<4sHHI", b"FPSP", 1, 0, len(m)) + m + hashlib.blake2b(m + body, digest_size=32).digest() + body
 
 
 @pytest.mark.parametrize("version", [2, 1])
@@ -84,6 +94,11 @@ def test_lookup_reads_only_segments_that_may_hold_the_trace(tmp_path: Path, vers
     gets = store.gets
     assert get_trace(store, index, "t1", bytes.fromhex(trace_hex(99_999)), T0, T0 + 20 * S) == []
     assert store.gets - gets == (0 if version == 2 else 12)
+    CACHE.clear()  # search and tag values on both layouts (tags as dictionary codes, as strings)
+    found = search(store, index, "t1", SearchQuery(T0, T0 + 20 * S, tags={"http.route": "/r1"}, limit=1000))
+    assert sorted(t["traceID"] for t in found) == sorted(trace_hex(i * 100 + j) for i in range(12) for j in range(1, 20, 3))
+    assert search(store, index, "t1", SearchQuery(T0, T0 + 20 * S, tags={"http.route": "/none"})) == []
+    assert tag_values(store, index, "t1", "http.route", T0, T0 + 20 * S) == ["/r0", "/r1", "/r2"]
 
 
 def test_the_filter_admits_every_stored_trace() -> None:

@@ -71,6 +71,11 @@ def test_corrupt_span_segments_are_refused(backends) -> None:
     store, index = backends
     entry = _write(store, index, _chunk(1))
     data = bytearray(store.get(entry.key))
+    assert store.get_range(entry.key, 10, 6) == data[10:16]  # the ranged reads heads are read with
+    assert store.get_range(entry.key, len(data) - 4, 100) == data[-4:]
+    assert store.get_range(entry.key, len(data) + 10, 5) == b""
+    with pytest.raises(KeyError):
+        store.get_range(entry.key + "-absent", 0, 10)
     for flip in (len(data) - 5, 40):
         bad = bytearray(data)
         bad[flip] ^= 0xFF
