@@ -8,7 +8,9 @@
   stored). Answered after the span segment is durable with an ``ExportTraceServiceResponse``
   in the request's encoding, whose ``partial_success`` counts spans rejected for impossible
   times. A full writer queue answers 429 and a failed write 503, both with ``Retry-After``
-  (OTLP clients retry those). Errors are JSON ``{code, message}`` like every route.
+  (OTLP clients retry those). Errors of a protobuf request are a protobuf
+  ``google.rpc.Status`` (``code``: the gRPC code, ``message``), as OTLP/HTTP specifies; of
+  a JSON (or unsupported) request JSON ``{code, message}`` like every route.
 * ``GET /api/traces/{id}`` — Tempo's v1 answer ``{"batches": [...]}`` (protobuf JSON as
   Tempo renders it: base64 ids, enum names); ``?format=otlp`` or ``Accept:
   application/x-protobuf`` / an OTLP JSON request (``format=otlp``) give OTLP
@@ -26,6 +28,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from typing import Any
@@ -60,9 +63,44 @@ def span_limits(settings: Settings) -> otlp.SpanLimits:
 # ingest
 
 
+GRPC_CODES = {
+    "invalid_argument": 3, "deadline_exceeded": 4, "not_found": 5, "permission_denied": 7, "resource_exhausted": 8,
+    "unimplemented": 12, "internal": 13, "unavailable": 14, "unauthenticated": 16,
+}
+"""gRPC status codes of the Connect codes (``google.rpc.Status.code``; 2 = UNKNOWN otherwise)."""
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def status_proto(code: str, message: str) -> bytes:
+    """``google.rpc.Status{code, message}`` in protobuf (the OTLP/HTTP error body of a protobuf request)."""
+    text = message.encode("utf-8", "replace")
+    return b"\x08" + _varint(GRPC_CODES.get(code, 2)) + b"\x12" + _varint(len(text)) + text
+
+
 @router.post("/v1/traces")
 async def otlp_traces(request: Request) -> Response:
-    """OTLP/HTTP trace export (see the module docstring)."""
+    """OTLP/HTTP trace export (see the module docstring). Errors of a protobuf request are
+    a protobuf ``google.rpc.Status`` (as OTLP/HTTP asks), of any other request JSON ``{code, message}``."""
+    try:
+        return await _export(request)
+    except ApiError as e:
+        if media_type(request.headers.get("content-type")) not in PROTO_TYPES:
+            raise
+        with contextlib.suppress(AttributeError):
+            get_state(request).metrics.errors.labels(str(e.status)).inc()
+        return Response(status_proto(e.code, e.message), status_code=e.status, media_type=OTLP_PROTO, headers=e.headers)
+
+
+async def _export(request: Request) -> Response:
     from fleetprof.server.routes_ingest import _decode
 
     st = get_state(request)

@@ -11,7 +11,11 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from google.rpc.status_pb2 import Status
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 from traces_support import (
     OTLP_JSON,
     OTLP_PROTO,
@@ -153,7 +157,12 @@ def test_malformed_requests_are_400_and_store_nothing(client: TestClient, tmp_pa
     for body, headers in cases:
         r = client.post("/v1/traces", content=body, headers=headers)
         assert r.status_code in (400, 415), (headers, r.status_code, r.text)
-        assert set(r.json()) == {"code", "message"}
+        if headers is OTLP_PROTO:  # OTLP/HTTP: a protobuf request gets a protobuf google.rpc.Status
+            assert r.headers["content-type"] == "application/x-protobuf"
+            st = Status.FromString(r.content)
+            assert st.code == 3 and st.message.startswith("invalid OTLP protobuf")
+        else:
+            assert set(r.json()) == {"code", "message"}
     huge = json_request("svc", [json_span(trace_hex(1), span_hex(i + 1), "s", T0, 10) for i in range(51)])
     r = _post_with_limit(tmp_path, huge)
     assert r.status_code == 400 and "more than 50 spans" in r.json()["message"]
@@ -200,3 +209,11 @@ def test_auth_tokens_pick_the_tenant(tmp_path: Path) -> None:
         assert c.post("/v1/traces", content=doc, headers={**OTLP_JSON, "authorization": "Bearer w-token"}).status_code == 200
         assert c.get(f"/api/traces/{trace_hex(3)}").status_code == 401
         assert c.get(f"/api/traces/{trace_hex(3)}", headers={"authorization": "Bearer r-token"}).status_code == 200
+        proto = ExportTraceServiceRequest()
+        proto.resource_spans.add().scope_spans.add().spans.add(trace_id=b"\x01" * 16, span_id=b"\x02" * 8, name="s",
+                                                               start_time_unix_nano=T0, end_time_unix_nano=T0 + 1)
+        r = c.post("/v1/traces", content=proto.SerializeToString(), headers={**OTLP_PROTO, "authorization": "Bearer r-token"})
+        assert r.status_code == 403 and r.headers["content-type"] == "application/x-protobuf"
+        assert Status.FromString(r.content).code == 7  # PERMISSION_DENIED
+        r = c.post("/v1/traces", content=proto.SerializeToString(), headers=OTLP_PROTO)
+        assert r.status_code == 401 and Status.FromString(r.content).code == 16  # UNAUTHENTICATED
