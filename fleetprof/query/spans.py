@@ -7,7 +7,10 @@ mask) and read each segment's ``node_id``, ``value``, ``series`` and ``span_id``
 columns; segments without span ids are skipped after their metadata is read.
 
 * :func:`select_span_merge` — the merged profile of the samples whose span id is in a set
-  (Pyroscope's ``SelectMergeSpanProfile``: an empty set selects nothing).
+  (Pyroscope's ``SelectMergeSpanProfile``: an empty set selects nothing);
+  :func:`span_merge` also counts the spans of the set that have samples.
+* :func:`search_span_ids` — the ids of the spans a trace search matches (the spans
+  themselves, not only their traces), most recent traces first, bounded.
 * :func:`span_exemplars` — the spans whose samples spent time in a call-tree node (its
   total: the node and everything it calls), largest first, with the span name and trace id
   the span processor tagged the samples with.
@@ -97,20 +100,56 @@ def span_samples(
     )
 
 
+def span_merge(
+    store: ObjectStore, index: Index, tenant: str, profile_type: str, matchers: Sequence[Matcher],
+    start_ms: int, end_ms: int, span_ids: np.ndarray,
+) -> tuple[Profile, int]:
+    """``(profile, spans with samples)``: the merged profile (one sample type) of the
+    samples of the matching series whose span id is in ``span_ids`` (u64; empty: an empty
+    profile, as Pyroscope answers), and how many of those span ids the samples carry."""
+    meta = _meta(profile_type, start_ms, end_ms)
+    sample_type = profile_type_value_types(profile_type)[0]
+    ids = np.unique(np.asarray(span_ids, dtype=np.uint64))
+    if len(ids) == 0:
+        return _profile_of(np.zeros(0, np.uint64), np.zeros(0, np.int64), [], (sample_type,), meta), 0
+    got = span_samples(store, index, tenant, profile_type, matchers, start_ms, end_ms, ids)
+    keys, sums = sum_by_key(got.leaf, got.value)
+    return _profile_of(keys, sums, got.segments, (sample_type,), meta), len(np.unique(got.span))
+
+
 def select_span_merge(
     store: ObjectStore, index: Index, tenant: str, profile_type: str, matchers: Sequence[Matcher],
     start_ms: int, end_ms: int, span_ids: np.ndarray,
 ) -> Profile:
     """Merged profile (one sample type) of the samples of the matching series whose span
     id is in ``span_ids`` (u64; empty: an empty profile, as Pyroscope answers)."""
-    meta = _meta(profile_type, start_ms, end_ms)
-    sample_type = profile_type_value_types(profile_type)[0]
-    ids = np.unique(np.asarray(span_ids, dtype=np.uint64))
-    if len(ids) == 0:
-        return _profile_of(np.zeros(0, np.uint64), np.zeros(0, np.int64), [], (sample_type,), meta)
-    got = span_samples(store, index, tenant, profile_type, matchers, start_ms, end_ms, ids)
-    keys, sums = sum_by_key(got.leaf, got.value)
-    return _profile_of(keys, sums, got.segments, (sample_type,), meta)
+    return span_merge(store, index, tenant, profile_type, matchers, start_ms, end_ms, span_ids)[0]
+
+
+def search_span_ids(store: ObjectStore, index: Index, tenant: str, query: Any, limit: int) -> tuple[np.ndarray, bool]:
+    """``(span ids (u64, sorted), truncated)`` of the spans that satisfy every condition of
+    ``query`` (a :class:`fleetprof.traces.query.SearchQuery`; its ``limit`` and
+    ``spans_per_set`` are replaced): the matching spans of the most recent matching traces,
+    at most ``limit``; ``truncated`` when more spans match."""
+    from dataclasses import replace
+
+    from fleetprof.traces.query import search
+
+    if limit < 1:
+        raise ValueError("limit must be at least 1")
+    traces = search(store, index, tenant, replace(query, limit=limit + 1, spans_per_set=limit))
+    ids: list[int] = []
+    truncated = len(traces) > limit
+    for t in traces[:limit]:
+        span_set = t.get("spanSet") or {}
+        spans = span_set.get("spans") or []
+        if int(span_set.get("matched", len(spans))) > len(spans):
+            truncated = True
+        for sp in spans:
+            if len(ids) == limit:
+                return np.unique(np.asarray(ids, dtype=np.uint64)), True
+            ids.append(int(sp["spanID"], 16))
+    return np.unique(np.asarray(ids, dtype=np.uint64)), truncated
 
 
 @dataclass(frozen=True)
@@ -162,4 +201,4 @@ def span_exemplars(
     return out, len(span)
 
 
-__all__ = ["SPANS_SCHEMA", "Exemplar", "SpanSamples", "select_span_merge", "span_exemplars", "span_samples"]
+__all__ = ["SPANS_SCHEMA", "Exemplar", "SpanSamples", "search_span_ids", "select_span_merge", "span_exemplars", "span_merge", "span_samples"]

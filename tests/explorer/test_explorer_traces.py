@@ -1,8 +1,10 @@
 """The explorer's trace views in Chromium against a real server fed by the real
 OpenTelemetry SDK (OTLP/HTTP protobuf to /v1/traces) and, for span profiles, the real
-pyroscope-io agent with pyroscope-otel's span processor (traced_program.py): trace search,
-the waterfall's tree and bar geometry, span details, the span → flame graph jump, the
-flame-graph node → traces list → trace jump, and hostile strings shown as text."""
+pyroscope-io agent with pyroscope-otel's span processor (traced_program.py, whose agent's
+application name differs from its spans' service.name): trace search, the flame graph of
+the spans a search matches (route and view), the waterfall's tree and bar geometry, span
+details, the span → flame graph jump, the flame-graph node → traces list → trace jump (and
+"trace not stored" for a span the trace store lacks), and hostile strings shown as text."""
 
 from __future__ import annotations
 
@@ -104,7 +106,7 @@ def _wait_ingested(url: str, trace_ids: list[str]) -> None:
     with httpx.Client(base_url=url, timeout=30) as c:
         for tid in trace_ids:
             _wait(lambda t=tid: c.get(f"/api/traces/{t}").status_code == 200, f"trace {tid}")
-        _wait(lambda: "shop" in c.get("/api/v1/services", params={"from": "now-15m"}).json(), "the program's profiles")
+        _wait(lambda: "shop-agent" in c.get("/api/v1/services", params={"from": "now-15m"}).json(), "the program's profiles")
 
 
 @pytest.fixture(scope="module")
@@ -297,18 +299,24 @@ def test_span_profile_jump(page: object, traced: Traced, tmp_path: Path) -> None
     page.wait_for_function("() => document.querySelector('[data-testid=span-profile]').hidden")  # type: ignore[attr-defined]
 
 
-def test_flame_node_to_traces(page: object, traced: Traced, tmp_path: Path) -> None:
-    p = traced.program
-    page.goto(f"{traced.server.url}/?service=shop&type={CPU}&from=now-30m&layout=flame")  # type: ignore[attr-defined]
+def open_node_traces(page: object, traced: Traced, function: str) -> None:
+    """The single view of the program's profiles (by the agent's application name), then the
+    traces list of the first node of ``function`` through the node menu."""
+    page.goto(f"{traced.server.url}/?service=shop-agent&type={CPU}&from=now-30m&layout=flame")  # type: ignore[attr-defined]
     page.wait_for_selector("canvas.flame-canvas[data-nodes]", timeout=15_000, state="attached")  # type: ignore[attr-defined]
     pos = page.evaluate(  # type: ignore[attr-defined]
-        "() => { const f = window.fleetprofExplorer.views.single.flame; const d = f.data; const i = d.names.findIndex(n => n.includes('explorer_reindex_work')); "
-        "for (let k = 1; k < d.n; k++) if (d.name[k] === i) return f.centre(k); return null; }")
-    assert pos, "the program's reindex work is not in the flame graph"
+        "(fn) => { const f = window.fleetprofExplorer.views.single.flame; const d = f.data; const i = d.names.findIndex(n => n.includes(fn)); "
+        "for (let k = 1; k < d.n; k++) if (d.name[k] === i) return f.centre(k); return null; }", function)
+    assert pos, f"the program's {function} is not in the flame graph"
     page.click("canvas.flame-canvas", position=pos, button="right")  # type: ignore[attr-defined]
     page.click("[data-testid=node-menu] [data-testid=menu-traces]")  # type: ignore[attr-defined]
     page.wait_for_selector("[data-testid=exemplars][data-loaded=true]", timeout=15_000)  # type: ignore[attr-defined]
-    assert "explorer_reindex_work" in state(page)["exemplars"][0]
+    assert function in state(page)["exemplars"][0]
+
+
+def test_flame_node_to_traces(page: object, traced: Traced, tmp_path: Path) -> None:
+    p = traced.program
+    open_node_traces(page, traced, "explorer_reindex_work")
     found = page.eval_on_selector_all("[data-testid=exemplar]", "rs => rs.map(r => [r.dataset.traceId, r.dataset.spanId])")  # type: ignore[attr-defined]
     assert found == [[p["reindex_trace"], p["reindex_span"]]]
     shot(page, tmp_path, "flame-node-traces")
@@ -323,3 +331,86 @@ def test_unknown_and_malformed_trace_ids(page: object, traced: Traced) -> None:
     page.goto(f"{traced.server.url}/?view=trace&trace=%3Cb%3Ezz")  # type: ignore[attr-defined]
     msg = page.wait_for_selector("[data-testid=trace-error]", timeout=15_000).inner_text()  # type: ignore[attr-defined]
     assert "'<b>zz' is not a trace id" in msg and not page.query_selector("#view b")  # type: ignore[attr-defined]
+
+
+def test_flame_node_of_a_span_the_trace_store_lacks(page: object, traced: Traced, tmp_path: Path) -> None:
+    p = traced.program
+    open_node_traces(page, traced, "explorer_orphan_work")
+    rows = page.eval_on_selector_all("[data-testid=exemplar]", "rs => rs.map(r => [r.dataset.traceId, r.dataset.spanId, r.dataset.stored])")  # type: ignore[attr-defined]
+    assert rows == [[p["orphan_trace"], p["orphan_span"], "false"]]
+    cell = page.inner_text("[data-testid=exemplar] [data-testid=exemplar-not-stored]")  # type: ignore[attr-defined]
+    assert "trace not stored" in cell and p["orphan_trace"] in cell
+    assert not page.query_selector("[data-testid=exemplar-link]")  # type: ignore[attr-defined]
+    shot(page, tmp_path, "flame-node-trace-not-stored")
+
+
+def span_profile(traced: Traced, **params: str) -> httpx.Response:
+    return httpx.get(f"{traced.server.url}/api/v1/span-profile", params={"query": CPU, "from": "now-1h", **params}, timeout=30)
+
+
+def flame_names(doc: dict[str, object]) -> list[str]:
+    return list(doc["flamebearer"]["names"])  # type: ignore[index]
+
+
+def test_span_profile_route_of_a_trace_search(traced: Traced) -> None:
+    p = traced.program
+    # one span by id, with a selector that names no service (the agent's name is not "shop")
+    one = span_profile(traced, spanId=p["checkout_span"]).json()
+    assert one["spans"] == 1 and one["profiledSpans"] == 1 and one["flamebearer"]["numTicks"] > 0
+    by_name = span_profile(traced, name="checkout").json()
+    assert (by_name["spans"], by_name["profiledSpans"], by_name["truncated"]) == (1, 1, False)
+    assert by_name["flamebearer"] == one["flamebearer"]
+    names = flame_names(by_name)
+    assert any("explorer_price_work" in n for n in names) and not any("explorer_reindex_work" in n for n in names)
+    # every span of service shop: checkout, price (its samples carry checkout's id), reindex; the
+    # unexported span is not in the trace store
+    shop = span_profile(traced, service="shop").json()
+    assert (shop["spans"], shop["profiledSpans"], shop["truncated"]) == (3, 2, False)
+    names = flame_names(shop)
+    assert any("explorer_reindex_work" in n for n in names) and any("explorer_price_work" in n for n in names)
+    assert not any("explorer_orphan_work" in n for n in names)
+    first = span_profile(traced, service="shop", limit="1").json()
+    assert (first["spans"], first["truncated"]) == (1, True)
+    tagged = span_profile(traced, tags='deployment.environment="test"', name="reindex", format="folded")
+    assert tagged.status_code == 200 and "explorer_reindex_work" in tagged.text and "explorer_price_work" not in tagged.text
+    assert span_profile(traced, service="shop", status="error").json()["spans"] == 0
+    none = span_profile(traced, service="shop", minDuration="1h").json()
+    assert (none["spans"], none["flamebearer"]["numTicks"]) == (0, 0)
+    long_ago = span_profile(traced, service="shop", start="1000", end="2000").json()
+    assert long_ago["spans"] == 0
+    for bad in ({"name": "checkout", "spanId": p["checkout_span"]}, {"name": "checkout", "spanName": "checkout"},
+                {"service": "shop", "status": "bogus"}, {"service": "shop", "minDuration": "soon"}, {"tags": "novalue"},
+                {"service": "shop", "limit": "0"}, {"service": "shop", "start": "later"}, {"service": "shop", "start": "20", "end": "10"}, {}):
+        r = span_profile(traced, **bad)
+        assert r.status_code == 400, (bad, r.text)
+        assert set(r.json()) == {"code", "message"}
+
+
+def test_flame_graph_of_matching_spans(page: object, traced: Traced, tmp_path: Path) -> None:
+    page.goto(f"{traced.server.url}/?view=traces&from=now-1h")  # type: ignore[attr-defined]
+    assert page.get_attribute("[data-testid=search-profile-open]", "disabled") is not None  # type: ignore[attr-defined]  # no condition yet
+    page.fill("[data-testid=trace-service]", "shop")  # type: ignore[attr-defined]
+    page.fill("[data-testid=trace-name]", "checkout")  # type: ignore[attr-defined]
+    page.click("[data-testid=trace-search]")  # type: ignore[attr-defined]
+    page.wait_for_selector(f"[data-testid=trace-result][data-trace-id='{traced.program['checkout_trace']}']", timeout=15_000)  # type: ignore[attr-defined]
+    page.click("[data-testid=search-profile-open]")  # type: ignore[attr-defined]
+    panel = "[data-testid=search-profile][data-loaded=true]"
+    page.wait_for_selector(panel, timeout=30_000)  # type: ignore[attr-defined]
+    assert state(page)["tprofile"] == ["1"]
+    assert page.get_attribute(panel, "data-spans") == "1" and page.get_attribute(panel, "data-profiled-spans") == "1"  # type: ignore[attr-defined]
+    assert "1 of 1 matching span" in page.inner_text("[data-testid=search-profile] [data-testid=span-profile-info]")  # type: ignore[attr-defined]
+    names = page.evaluate("() => window.fleetprofExplorer.views.traces.profile.flame.data.names")  # type: ignore[attr-defined]
+    assert any("explorer_price_work" in n for n in names) and not any("explorer_reindex_work" in n for n in names)
+    shot(page, tmp_path, "trace-search-span-profile")
+    # the state is the URL: a reload shows the same flame graph; a child span's search explains
+    page.reload()  # type: ignore[attr-defined]
+    page.wait_for_selector(panel, timeout=30_000)  # type: ignore[attr-defined]
+    assert page.get_attribute("[data-testid=search-profile] canvas.flame-canvas", "data-total") == page.evaluate(  # type: ignore[attr-defined]
+        "() => String(window.fleetprofExplorer.views.traces.profile.flame.data.total[0])")
+    page.fill("[data-testid=trace-name]", "price")  # type: ignore[attr-defined]
+    page.click("[data-testid=trace-search]")  # type: ignore[attr-defined]
+    empty = page.wait_for_selector("[data-testid=search-profile] [data-testid=span-profile-empty]", timeout=30_000)  # type: ignore[attr-defined]
+    assert "local root" in empty.inner_text()
+    page.click("[data-testid=search-profile-close]")  # type: ignore[attr-defined]
+    page.wait_for_function("() => document.querySelector('[data-testid=search-profile]').hidden")  # type: ignore[attr-defined]
+    assert "tprofile" not in state(page)

@@ -1,6 +1,7 @@
 /** The traces behind a flame-graph node: the spans whose profile samples (tagged by the
  * pyroscope-otel span processor) spent time in the node, from the exemplars route; each
- * links to its trace. */
+ * links to its trace when the trace store holds the span, and says "trace not stored"
+ * otherwise (the samples outlive or precede their traces). */
 
 import { getJSON } from "./api";
 import { Ctx, errorText } from "./context";
@@ -18,6 +19,8 @@ export interface Exemplar {
   value: number;
   timestampMs: number;
   durationNs: number | null;
+  /** Whether the trace store holds the span (a trace link leads somewhere). */
+  stored: boolean;
 }
 
 type Raw = Record<string, unknown>;
@@ -28,7 +31,8 @@ function pick(r: Raw, ...keys: string[]): unknown {
 }
 
 /** Rows of the exemplars route's answer (``{"exemplars": [{span_id, trace_id, span_name,
- * value, service, start_ms, duration_ms}]}``; service and times may be null). */
+ * value, service, start_ms, duration_ms, stored}]}``; service and times are null, and
+ * ``stored`` false, when the trace store lacks the span; the trace id may then be empty). */
 export function parseExemplars(doc: unknown): Exemplar[] {
   const d = doc as Raw;
   const list = (Array.isArray(doc) ? doc : (pick(d, "exemplars", "spans", "traces") as unknown[]) ?? []) as Raw[];
@@ -44,8 +48,9 @@ export function parseExemplars(doc: unknown): Exemplar[] {
       value: Number(pick(r, "value", "total", "self") ?? 0),
       timestampMs: Number.isFinite(ts) ? ts : tsNs !== undefined ? Number(BigInt(String(tsNs)) / 1_000_000n) : NaN,
       durationNs: durMs === undefined ? null : Math.round(Number(durMs) * 1e6),
+      stored: r.stored !== undefined ? r.stored === true : pick(r, "service", "start_ms", "duration_ms") !== undefined,
     };
-  }).filter((e) => e.traceId !== "");
+  }).filter((e) => e.traceId !== "" || e.spanId !== "");
 }
 
 export class ExemplarsPanel {
@@ -93,8 +98,11 @@ export class ExemplarsPanel {
     const hasDur = rows.some((r) => r.durationNs !== null);
     return h("div", { class: "table-wrap" }, h("table", { class: "top", "data-testid": "exemplar-table" },
       h("thead", {}, h("tr", {}, ...["Trace", "Span", "Service", "Time in node", "Start", ...(hasDur ? ["Span duration"] : [])].map((c) => h("th", { scope: "col" }, c)))),
-      h("tbody", {}, ...rows.map((r) => h("tr", { "data-trace-id": r.traceId, "data-span-id": r.spanId, "data-testid": "exemplar" },
-        h("td", { class: "fn" }, stateLink(this.ctx, TRACE_PATCH(r.traceId, r.spanId), r.traceId, { class: "trace-id", "data-testid": "exemplar-link" })),
+      h("tbody", {}, ...rows.map((r) => h("tr", { "data-trace-id": r.traceId, "data-span-id": r.spanId, "data-stored": String(r.stored), "data-testid": "exemplar" },
+        h("td", { class: "fn" }, r.stored && r.traceId
+          ? stateLink(this.ctx, TRACE_PATCH(r.traceId, r.spanId), r.traceId, { class: "trace-id", "data-testid": "exemplar-link" })
+          : h("span", { "data-testid": "exemplar-not-stored", title: "The trace store holds no span with this id in the time range: the service may not export traces, or they were sampled out or expired." },
+            r.traceId ? h("code", { class: "trace-id" }, r.traceId) : null, h("span", { class: "muted" }, `${r.traceId ? " · " : ""}trace not stored`))),
         h("td", { class: "fn" }, r.spanName),
         h("td", {}, r.service),
         h("td", { class: "num" }, formatValue(r.value, units, rate)),

@@ -43,6 +43,8 @@ export interface State {
   tstatus: string;
   ttags: Matcher[];
   tlimit: string;
+  // trace search: "1" while the flame graph of the matching spans is shown
+  tprofile: string;
   // trace view: the trace, the selected span, collapsed spans (comma-separated ids), the
   // span whose profile is shown and the focused node (path) of that flame graph
   trace: string;
@@ -80,6 +82,7 @@ export const DEFAULTS: State = {
   tstatus: "",
   ttags: [],
   tlimit: "20",
+  tprofile: "",
   trace: "",
   span: "",
   collapsed: "",
@@ -123,7 +126,7 @@ export function parseState(search: string): State {
     if (v !== null) (s as unknown as Record<string, unknown>)[k] = v;
   };
   (["service", "type", "from", "until", "groupBy", "search", "focus", "fn", "rfrom", "runtil", "tenant", "sort", "maxNodes",
-    "exemplars", "tservice", "tname", "tmin", "tmax", "tstatus", "tlimit", "trace", "span", "collapsed", "profile", "pfocus"] as const).forEach(str);
+    "exemplars", "tservice", "tname", "tmin", "tmax", "tstatus", "tlimit", "tprofile", "trace", "span", "collapsed", "profile", "pfocus"] as const).forEach(str);
   const view = q.get("view");
   if (VIEWS.includes(view as View)) s.view = view as View;
   const layout = q.get("layout");

@@ -53,6 +53,12 @@ function tagValues(doc: unknown): string[] {
   return [];
 }
 
+/** The search conditions of the state as ``/api/search`` (and the span-profile route)
+ * take them; unset conditions are empty strings. */
+export function searchParams(s: State): Record<string, string> {
+  return { service: s.tservice, name: s.tname, minDuration: s.tmin, maxDuration: s.tmax, status: s.tstatus, tags: logfmt(s.ttags) };
+}
+
 export class TraceSearchView {
   readonly el: HTMLElement;
   private service = h("input", { list: "trace-services", "aria-label": "trace service", "data-testid": "trace-service", placeholder: "any service", size: 14 });
@@ -70,6 +76,8 @@ export class TraceSearchView {
   };
   private error = h("div", { class: "field-error", role: "alert", "data-testid": "trace-form-error", hidden: true });
   private results = h("div", { class: "trace-results" });
+  private profileAction = h("span", {});
+  private profile: SpanProfilePanel;
   private loadedKey = "";
   private tags: Matcher[] = [];
   private abort: AbortController | null = null;
@@ -101,9 +109,10 @@ export class TraceSearchView {
       h("label", {}, "Service ", this.service), h("label", {}, "Span name ", this.name),
       h("label", {}, "Duration ", this.min, " – ", this.max), h("label", {}, "Status ", this.status),
       h("span", { class: "labels" }, h("span", { class: "muted" }, "Tags "), this.chips, this.tagName, "=", this.tagValue, addTag),
-      this.limit, search, h("span", { class: "spacer" }), idIn, go,
+      this.limit, search, this.profileAction, h("span", { class: "spacer" }), idIn, go,
       ...Object.values(this.lists), this.error);
-    this.el = h("section", { class: "traces", "aria-label": "trace search" }, form, this.results);
+    this.profile = new SpanProfilePanel((path) => this.ctx.update({ pfocus: path }, true), () => this.ctx.update({ tprofile: "", pfocus: "" }), "search-profile");
+    this.el = h("section", { class: "traces", "aria-label": "trace search" }, form, this.profile.el, this.results);
   }
 
   private showError(message: string | null): void {
@@ -159,6 +168,23 @@ export class TraceSearchView {
     }));
     const key = JSON.stringify([s.tservice, s.tname, s.tmin, s.tmax, s.tstatus, s.ttags, s.tlimit, s.from, s.until, s.tenant]);
     if (force || key !== this.loadedKey) { this.loadedKey = key; void this.load(s); }
+    this.updateProfile(ctx);
+  }
+
+  /** The "flame graph of matching spans" action and, while ``tprofile`` is set, that
+   * flame graph (the span-profile route's trace search over the same conditions). */
+  private updateProfile(ctx: Ctx): void {
+    const s = ctx.state;
+    const search = searchParams(s);
+    const any = Object.values(search).some((v) => v !== "");
+    this.profileAction.replaceChildren(any
+      ? stateLink(ctx, { tprofile: "1", pfocus: "" }, "Flame graph of matching spans", {
+        class: "button", "data-testid": "search-profile-open", title: "The CPU profile samples of the spans this search matches, merged" })
+      : h("button", { type: "button", disabled: true, "data-testid": "search-profile-open", title: "Set a search condition first" }, "Flame graph of matching spans"));
+    this.profile.el.hidden = !(s.tprofile && any);
+    if (this.profile.el.hidden) return;
+    const [a, b] = range(s.from, s.until);
+    this.profile.showSearch({ search, startMs: a, endMs: b }, s.pfocus);
   }
 
   private async load(s: State): Promise<void> {
@@ -169,8 +195,7 @@ export class TraceSearchView {
     this.results.dataset.loaded = "false";
     try {
       const doc = await getJSON<{ traces?: TraceHit[] }>("/api/search", {
-        service: s.tservice, name: s.tname, minDuration: s.tmin, maxDuration: s.tmax, status: s.tstatus,
-        tags: logfmt(s.ttags), limit: s.tlimit, start: Math.floor(a / 1000), end: Math.ceil(b / 1000),
+        ...searchParams(s), limit: s.tlimit, start: Math.floor(a / 1000), end: Math.ceil(b / 1000),
       }, abort.signal);
       if (abort.signal.aborted) return;
       this.showResults(doc.traces ?? []);
