@@ -4,8 +4,10 @@ The routes read their query parameters from the request (one parser shared by th
 Pyroscope-compatible and native routes) and their ingest bodies raw, so FastAPI cannot
 infer them; :func:`install` adds to the generated document, per operation: the query
 parameters (:data:`QUERY_PARAMS`), the ``X-Scope-OrgID`` header, the raw request bodies of
-the ingest routes, the media types of answers that are not JSON (:data:`MEDIA`) and the
-error answer every route shares: JSON ``{code, message}`` (:data:`ERROR_SCHEMA`).
+the ingest routes (:data:`BODIES`, :data:`BODY_SCHEMAS`), the media types of answers that
+are not JSON (:data:`MEDIA`) and the error answer every route shares: JSON ``{code,
+message}`` (:data:`ERROR_SCHEMA`); for a protobuf request to an OTLP route
+(:data:`PROTO_ERRORS`) a protobuf ``google.rpc.Status``.
 """
 
 from __future__ import annotations
@@ -83,8 +85,39 @@ QUERY_PARAMS: dict[str, list[dict[str, Any]]] = {
         _p("format", {"type": "string", "enum": ["pprof", "folded", "lines", "speedscope", "jfr"]}, "Body format"),
     ],
     "/": _RANGE,
+    "/api/traces/{trace_id}": [
+        _p("start", _STR, "Earliest span end to scan, Unix seconds", "1700000000"),
+        _p("end", _STR, "Latest span start to scan, Unix seconds", "1700003600"),
+        _p("format", {"type": "string", "enum": ["tempo", "otlp"]}, "tempo: {batches}; otlp: {resourceSpans} with hex ids"),
+    ],
+    "/api/search": [
+        _p("tags", _STR, "logfmt key=value pairs every matched span satisfies (span or resource attributes)",
+           'http.route=/cart service.name="api"'),
+        _p("service", _STR, "Service of the matched span", "api"), _p("name", _STR, "Span name", "GET /cart"),
+        _p("status", {"type": "string", "enum": ["unset", "ok", "error"]}, "Span status"),
+        _p("minDuration", _STR, "Go duration: spans at least this long", "100ms"),
+        _p("maxDuration", _STR, "Go duration: spans at most this long", "2s"),
+        _p("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "Most traces", 20),
+        _p("spss", {"type": "integer", "minimum": 0, "maximum": 100}, "Spans shown per trace's span set", 3),
+        _p("start", _STR, "Unix seconds (default: end - the default query range)"), _p("end", _STR, "Unix seconds (default now)"),
+    ],
+    "/api/search/tags": [_p("start", _STR, "Unix seconds"), _p("end", _STR, "Unix seconds")],
+    "/api/search/tag/{name}/values": [_p("start", _STR, "Unix seconds"), _p("end", _STR, "Unix seconds")],
+    "/api/v1/traces/red": [
+        _p("service", _STR, "Only this service", "api"), *_RANGE,
+        _p("step", _STR, "Step: seconds or a duration (30s, 15m, 1h)", "60s"),
+    ],
 }
+QUERY_PARAMS["/api/v2/traces/{trace_id}"] = QUERY_PARAMS["/api/traces/{trace_id}"]
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
+_OTLP_JSON = {"schema": {
+    "type": "object", "description": "ExportTraceServiceRequest in the OTLP JSON mapping (hex ids, int64 as strings)",
+    "properties": {"resourceSpans": {"type": "array", "items": {"type": "object"}}},
+}}
+BODY_SCHEMAS: dict[str, dict[str, Any]] = {"/v1/traces": {"application/x-protobuf": _BINARY, "application/json": _OTLP_JSON}}
+"""Request bodies with a schema per media type (the other raw bodies: :data:`BODIES`)."""
+PROTO_ERRORS = {"/v1/traces"}
+"""Routes whose errors, for a protobuf request, are a protobuf ``google.rpc.Status`` (OTLP/HTTP)."""
 BODIES: dict[str, list[str]] = {
     "/push.v1.PusherService/Push": ["application/proto", "application/json"],
     "/ingest": ["application/octet-stream", "text/plain", "multipart/form-data"],
@@ -98,6 +131,9 @@ MEDIA: dict[str, list[str]] = {
     "/api/v1/export": ["application/octet-stream", "text/plain", "application/json", "image/svg+xml", "text/html"],
     "/api/v1/analysis/{window}/{name}": ["application/json", "text/html", "application/octet-stream"],
     "/": ["text/html"],
+    "/v1/traces": ["application/x-protobuf", "application/json"],
+    "/api/traces/{trace_id}": ["application/json", "application/x-protobuf"],
+    "/api/v2/traces/{trace_id}": ["application/json", "application/x-protobuf"],
 }
 """Media types of the successful answers of routes that do not (only) answer JSON."""
 UNTENANTED = {"/healthz", "/readyz", "/metrics"}
@@ -116,11 +152,17 @@ def _complete(path: str, op: dict[str, Any]) -> None:
         op["parameters"] = params
     if path in BODIES:
         op["requestBody"] = {"required": True, "content": {t: _BINARY for t in BODIES[path]}}
+    if path in BODY_SCHEMAS:
+        op["requestBody"] = {"required": True, "content": dict(BODY_SCHEMAS[path])}
     if path in MEDIA:
         op["responses"]["200"] = {"description": "OK", "content": {t: {} for t in MEDIA[path]}}
     op["responses"].pop("422", None)
-    op["responses"]["4XX"] = {"description": "Error", "content": {"application/json": {"schema": ERROR_SCHEMA}}}
-    op["responses"]["5XX"] = {"description": "Error", "content": {"application/json": {"schema": ERROR_SCHEMA}}}
+    errors: dict[str, Any] = {"application/json": {"schema": ERROR_SCHEMA}}
+    if path in PROTO_ERRORS:
+        errors["application/x-protobuf"] = {"schema": {"type": "string", "format": "binary",
+                                                       "description": "google.rpc.Status (answer to a protobuf request)"}}
+    op["responses"]["4XX"] = {"description": "Error", "content": dict(errors)}
+    op["responses"]["5XX"] = {"description": "Error", "content": dict(errors)}
 
 
 def install(app: FastAPI) -> None:

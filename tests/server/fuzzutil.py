@@ -38,13 +38,24 @@ for _media in ("application/proto", "application/octet-stream"):
         return value if isinstance(value, bytes) else json.dumps(value).encode()
 
 
-def problem(status: int, ctype: str, body: bytes) -> str | None:
-    """Why an answer breaks the property (``None`` when it holds)."""
+def problem(status: int, ctype: str, body: bytes, request_ctype: str = "") -> str | None:
+    """Why an answer breaks the property (``None`` when it holds). An error answer is JSON
+    ``{code, message}``; to a protobuf request (``request_ctype``) it may instead be a
+    protobuf ``google.rpc.Status`` with a code and a message (OTLP/HTTP's error body)."""
     if status >= 500:
         return f"server error {status}: {body[:300]!r}"
     if status < 400:
         return None
-    if ctype.split(";")[0].strip().lower() != "application/json":
+    media = ctype.split(";")[0].strip().lower()
+    if media == "application/x-protobuf" and request_ctype.split(";")[0].strip().lower() == "application/x-protobuf":
+        from google.rpc.status_pb2 import Status
+
+        try:
+            st = Status.FromString(body)
+        except Exception:  # noqa: BLE001 - any decode failure breaks the property
+            return f"error {status} body is not a google.rpc.Status: {body[:300]!r}"
+        return None if st.code and st.message else f"error {status} Status lacks code or message: {body[:300]!r}"
+    if media != "application/json":
         return f"error {status} is {ctype or 'untyped'}, not JSON: {body[:300]!r}"
     try:
         doc = json.loads(body)
@@ -114,7 +125,7 @@ def fuzz_schema(base_url: str, examples: int, report: Report, rnd_seed: int = 0)
                 except Exception as e:  # connection reset, timeout
                     raise AssertionError(f"no answer ({type(e).__name__}: {e}): {case.as_curl_command(base_url=base_url)}") from None
                 report.seen(r.status_code)
-                why = problem(r.status_code, _ctype(r.headers), r.content)
+                why = problem(r.status_code, _ctype(r.headers), r.content, case.media_type or "")
                 assert why is None, f"{why}\n{case.as_curl_command(base_url=base_url)}"
 
             _run(f"{op.label} ({mode.value})", one, report)

@@ -34,6 +34,10 @@ def test_problem_accepts_only_json_errors() -> None:
     assert problem(500, "application/json", b'{"code":"internal","message":"x"}')
     assert problem(404, "text/plain", b"Not Found")
     assert problem(400, "application/json", b'{"detail":"x"}')
+    status = b"\x08\x03\x12\x03bad"  # google.rpc.Status{code: 3, message: "bad"}
+    assert problem(400, "application/x-protobuf", status, "application/x-protobuf") is None
+    assert problem(400, "application/x-protobuf", status)  # only a protobuf request may get one
+    assert problem(400, "application/x-protobuf", b"\x12\x03bad", "application/x-protobuf")  # no code
 
 
 def test_schema_documents_every_route_and_the_error_shape(server: ServerProc) -> None:
@@ -45,6 +49,11 @@ def test_schema_documents_every_route_and_the_error_shape(server: ServerProc) ->
             err = op["responses"]["4XX"]["content"]["application/json"]["schema"]
             assert err["required"] == ["code", "message"], path
     assert "requestBody" in doc["paths"]["/push.v1.PusherService/Push"]["post"]
+    otlp = doc["paths"]["/v1/traces"]["post"]
+    assert set(otlp["requestBody"]["content"]) == {"application/x-protobuf", "application/json"}
+    assert "application/x-protobuf" in otlp["responses"]["4XX"]["content"]
+    search = doc["paths"]["/api/search"]["get"]
+    assert {p["name"] for p in search["parameters"]} >= {"tags", "minDuration", "maxDuration", "limit", "start", "end"}
 
 
 def test_fuzz_every_operation_briefly(server: ServerProc) -> None:
