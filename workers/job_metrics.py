@@ -7,7 +7,7 @@
       python -m workers.job_metrics --job compact --status succeeded
 
 * L0 backlog, published by the compaction job after each run: ``L0Segments`` (live L0
-  segments, unit ``Count``) and ``OldestL0AgeSeconds`` (age of the oldest live L0 segment
+  segments, profiles and spans, unit ``Count``) and ``OldestL0AgeSeconds`` (age of the oldest live L0 segment
   by its creation time, unit ``Seconds``; 0 when there is none) with dimension ``Environment``.
 
 Metrics are configured by ``FLEETPROF_ENVIRONMENT`` (the stack's environment, the value of
@@ -91,11 +91,12 @@ def job_status_datum(job: str, status: str, env_name: str) -> Datum:
 
 def l0_backlog(index: Any, now_ms: int | None = None, tenants: Sequence[str] | None = None) -> tuple[int, float]:
     """``(live L0 segments, age in seconds of the oldest one by creation time)`` over
-    ``tenants`` (default: all); ``(0, 0.0)`` when there is none."""
+    ``tenants`` (default: all), profile and span segments alike (compaction merges both);
+    ``(0, 0.0)`` when there is none."""
     from fleetprof.metastore.index import MAX_TIME_MS
 
     now = int(time.time() * 1000) if now_ms is None else now_ms
-    created = [e.created_ms for t in (tenants or index.tenants()) for e in index.query(t, 0, MAX_TIME_MS, level=0)
+    created = [e.created_ms for t in (tenants or index.tenants()) for e in index.query(t, 0, MAX_TIME_MS, level=0, kind=None)
                if e.level == 0]
     if not created:
         return 0, 0.0

@@ -10,7 +10,7 @@
 2. The segments: every object under the replica URL is copied to the same relative key under
    the store URL (managed copies, so objects above 5 GB work; the store's default encryption
    applies). Run it with the credentials and region of the store (``AWS_REGION``).
-3. The check: every ``live`` entry of every tenant must name an object of the store. Objects
+3. The check: every ``live`` entry (profile and span segments) of every tenant must name an object of the store. Objects
    without an entry are counted (segments written after the backup was taken: the index's
    recovery point is older than the replica's).
 
@@ -132,7 +132,7 @@ def check(store: Any, index: Any, report: RestoreReport) -> None:
     objects = set(store.list(""))
     referenced: set[str] = set()
     for tenant in index.tenants():
-        for entry in index.query(tenant, 0, MAX_TIME_MS, states=ALL_STATES):
+        for entry in index.query(tenant, 0, MAX_TIME_MS, states=ALL_STATES, kind=None):  # profile and span segments
             referenced.add(entry.key)
             if entry.state == "live":
                 report.live_entries += 1

@@ -141,3 +141,23 @@ def test_bad_urls_are_refused_before_anything_runs():
         cwd=REPO, capture_output=True, text=True, timeout=60,
     )
     assert proc.returncode == 2 and "not an s3://bucket[/prefix] URL" in proc.stderr
+
+
+def test_the_check_covers_span_segments(tmp_path: Path) -> None:
+    """Span segment entries are live entries like profile ones: their objects are checked
+    and referenced (not counted as objects without an entry)."""
+    from fleetprof.traces.table import concat_tables
+    from fleetprof.traces.writer import encode_table
+    from workers.restore import RestoreReport, check
+
+    store, index = open_store((tmp_path / "d").as_uri()), open_index(f"sqlite://{tmp_path / 'i.db'}")
+    data, entry = encode_table("acme", concat_tables([]), now_ms=1_700_000_000_000)
+    store.put(entry.key, data)
+    index.add(entry)
+    report = RestoreReport()
+    check(store, index, report)
+    assert (report.live_entries, report.missing_objects, report.unindexed_objects) == (1, [], 0)
+    store.delete(entry.key)
+    report = RestoreReport()
+    check(store, index, report)
+    assert report.missing_objects == [f"acme: {entry.key}"] and not report.ok

@@ -121,6 +121,13 @@ def test_l0_backlog_counts_live_l0_of_every_tenant(tmp_path: Path) -> None:
     count, age = job_metrics.l0_backlog(index, now)
     assert count == n1 + n2
     assert age == (now - min(created)) / 1000.0
+    from fleetprof.traces.table import concat_tables  # span segments are compacted too: they count
+    from fleetprof.traces.writer import encode_table
+
+    data, entry = encode_table("t2", concat_tables([]), now_ms=min(created) - 5000)
+    store.put(entry.key, data)
+    index.add(entry)
+    assert job_metrics.l0_backlog(index, now) == (n1 + n2 + 1, (now - min(created) + 5000) / 1000.0)
 
 
 @pytest.mark.parametrize("backend_kind", ["file+sqlite", "s3+dynamodb"])
