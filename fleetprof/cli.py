@@ -25,16 +25,18 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from fleetprof.model.profile import Profile
 
 PROGRESS_MIN_BYTES = 4 * 1024 * 1024
@@ -43,8 +45,75 @@ PROGRESS_MIN_BYTES = 4 * 1024 * 1024
 PLUGIN_EXTRA_MODULES = ("workers.cli",)
 """Plugin modules outside ``fleetprof/*/cli.py`` (see the module docstring)."""
 
-err_console = Console(stderr=True, highlight=False, emoji=False)
-out_console = Console(highlight=False, emoji=False)
+_CONSOLES: dict[str, Console] = {}
+
+
+def console(name: str) -> Console:
+    """The shared rich console ``"err"`` (stderr) or ``"out"`` (stdout), created on first
+    use (importing rich costs every invocation that prints nothing through it)."""
+    if name not in _CONSOLES:
+        from rich.console import Console
+
+        _CONSOLES[name] = Console(stderr=name == "err", highlight=False, emoji=False)
+    return _CONSOLES[name]
+
+
+def __getattr__(name: str) -> Any:
+    """``err_console`` / ``out_console``: :func:`console` ``"err"`` / ``"out"`` (PEP 562)."""
+    if name in ("err_console", "out_console"):
+        return console(name[:3])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _defer_typer_coercion() -> None:
+    """Let typer build its pydantic validators only for values that need one.
+
+    typer coerces every parameter of the command being run through a pydantic
+    ``TypeAdapter``, built on first use — importing pydantic (tens of milliseconds) even when
+    all values are plain strings or unset. Here a parameter's coercion starts as a
+    :class:`_DeferredCoercion`: unset values and ``str`` / ``list[str]`` parameters given
+    strings (which typer's adapters return unchanged) are passed through; any other value
+    gets typer's own coercion, built then, with typer's checks and error messages. Does
+    nothing when typer's internals are not the expected ones."""
+    try:
+        from typer import _coercion, core
+    except ImportError:
+        return
+    param_cls = getattr(core, "_TyperParameter", None)
+    base = getattr(_coercion, "RuntimeParam", None)
+    build = getattr(_coercion, "build_runtime_param", None)
+    if param_cls is None or base is None or build is None or not hasattr(param_cls, "get_runtime_param"):
+        return
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class _DeferredCoercion(base):  # type: ignore[misc, valid-type]
+        descriptor: Any
+
+        def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
+            info = self.parameter_info
+            plain = getattr(info, "parser", None) is None and getattr(info, "click_type", None) is None
+            if plain and self.annotation is str and type(value) is str:
+                return value
+            if plain and self.annotation == list[str] and isinstance(value, (list, tuple)) and all(type(v) is str for v in value):
+                return list(value)
+            real = build(self.descriptor)
+            param._runtime_param = real
+            return real._coerce_value(value, param=param, ctx=ctx)
+
+    def get_runtime_param(self: Any) -> Any:
+        if self._runtime_param is None:
+            d = self.type_descriptor
+            if getattr(d, "file_annotation", None) is not None:
+                self._runtime_param = build(d)
+            else:
+                self._runtime_param = _DeferredCoercion(parameter_info=d.parameter_info, annotation=d.annotation, descriptor=d)
+        return self._runtime_param
+
+    param_cls.get_runtime_param = get_runtime_param
+
+
+_defer_typer_coercion()
 
 app = typer.Typer(
     name="fleetprof",
@@ -90,7 +159,7 @@ def cli_errors() -> Iterator[None]:
 
 def _die(message: str) -> NoReturn:
     one_line = " ".join(message.split())
-    err_console.print(f"error: {one_line}", markup=False, soft_wrap=True)
+    console("err").print(f"error: {one_line}", markup=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -103,13 +172,13 @@ def read_input(path: str) -> bytes:
         return sys.stdin.buffer.read()
     p = Path(path)
     size = p.stat().st_size
-    if size < PROGRESS_MIN_BYTES or not err_console.is_terminal:
+    if size < PROGRESS_MIN_BYTES or not _stderr_terminal():
         return p.read_bytes()
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
     buf = bytearray()
     with (
-        Progress(TextColumn("reading {task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=err_console, transient=True) as progress,
+        Progress(TextColumn("reading {task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=console("err"), transient=True) as progress,
         p.open("rb") as f,
     ):
         task = progress.add_task(p.name, total=size)
@@ -117,6 +186,16 @@ def read_input(path: str) -> bytes:
             buf += chunk
             progress.advance(task, len(chunk))
     return bytes(buf)
+
+
+def _stderr_terminal() -> bool:
+    """Whether rich would treat stderr as a terminal (asked only when it may be one)."""
+    forced = any(os.environ.get(v) for v in ("FORCE_COLOR", "FORCE_TERMINAL", "TTY_COMPATIBLE"))
+    try:
+        tty = sys.stderr.isatty()
+    except (AttributeError, ValueError):  # no stderr, or a closed one
+        tty = False
+    return (forced or tty) and console("err").is_terminal
 
 
 def decode_input(path: str, fmt: str | None = None, *, keep_lines: bool = False) -> Profile:
@@ -306,14 +385,14 @@ def flamegraph(
 
 
 def _direct_folded_svg(data: bytes, inputs: Sequence[str], output: str, title: str | None, icicle: bool) -> bool:
-    """Write the SVG of a plain folded file without building the profile model
+    """Write the SVG of a plain (or gzip'd) folded file without building the profile model
     (:mod:`fleetprof.flame.folded_tree`: same drawing, a fraction of the start-up and
-    decoding time); False when ``data`` needs the general decoder."""
+    decoding time; neither polars nor numba is imported); False when ``data`` needs the
+    general decoder."""
     from types import SimpleNamespace
 
-    from fleetprof.flame.folded_tree import folded_call_tree
+    from fleetprof.flame.folded_tree import SAMPLES, folded_call_tree
     from fleetprof.formats.detect import detect_format
-    from fleetprof.formats.folded import SAMPLES
     from fleetprof.render.svg import min_ticks_of, render_tree_svg
 
     if detect_format(data) != "folded":
@@ -414,7 +493,7 @@ def _print_top(table, profile: Profile, ti: int, by: str) -> None:  # noqa: ANN0
         if by in ("frame", "line"):
             cells.append(r["file"] + (f":{r['line']}" if r["line"] else ""))
         t.add_row(*(Text(c) for c in cells))
-    out_console.print(t)
+    console("out").print(t)
 
 
 DIFF_SUFFIXES = {".svg": "svg", ".json": "flamebearer", ".csv": "csv"}
@@ -545,16 +624,24 @@ def register_plugins(target: typer.Typer) -> None:
             if callable(register):
                 register(target)
         except Exception as e:  # noqa: BLE001 - a broken plugin must not break the core commands
-            err_console.print(f"warning: CLI plugin {name} not loaded: {e}", markup=False, soft_wrap=True)
+            console("err").print(f"warning: CLI plugin {name} not loaded: {e}", markup=False, soft_wrap=True)
 
 
 register_plugins(app)
 
 
+LOCAL_COMMANDS = ("convert", "flamegraph", "top", "diff", "regress")
+"""Commands that read and write files in this process only and do no linear algebra."""
+
+
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point. For :data:`LOCAL_COMMANDS`, OpenBLAS (loaded with numpy)
+    starts no thread pool unless ``OPENBLAS_NUM_THREADS`` says otherwise: starting one
+    thread per core costs every invocation CPU time and these commands never use it."""
+    if len(sys.argv) > 1 and sys.argv[1] in LOCAL_COMMANDS:
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
         app()
     except CliError as e:  # raised outside a cli_errors block
-        err_console.print(f"error: {e}", markup=False, soft_wrap=True)
+        console("err").print(f"error: {e}", markup=False, soft_wrap=True)
         sys.exit(2)

@@ -28,11 +28,8 @@ would under ``numba.njit``; the cache files are the same (same function, same li
 
 from __future__ import annotations
 
-import hashlib
 import os
-import shutil
 import sys
-import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -42,18 +39,28 @@ ENV = "NUMBA_CACHE_DIR"
 
 
 def writable(path: Path) -> bool:
-    """True when a file can be created in ``path`` (created if missing), as numba checks."""
+    """True when a file can be created in ``path`` (created if missing), as numba checks:
+    a uniquely named probe file is created and removed."""
+    probe = path / f".fleetprof-probe-{os.getpid()}-{threading.get_ident()}"
     try:
         path.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):
-            return True
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError:
         return False
+    os.close(fd)
+    try:
+        os.unlink(probe)
+    except OSError:
+        pass
+    return True
 
 
 def runtime_cache_dir(source: Path | None) -> Path:
     """The per-user directory used when ``source`` (None: numba's defaults) cannot be
     written; one directory per source, so an existing one is always a complete copy of it."""
+    import hashlib
+    import tempfile
+
     uid = os.getuid() if hasattr(os, "getuid") else 0
     tag = hashlib.blake2b(str(source).encode(), digest_size=4).hexdigest() if source else "empty"
     return Path(tempfile.gettempdir()) / f"fleetprof-numba-{uid}-{tag}"
@@ -62,6 +69,9 @@ def runtime_cache_dir(source: Path | None) -> Path:
 def seed(source: Path | None, target: Path) -> None:
     """Create ``target`` holding a copy of ``source``'s files (empty when ``source`` is None
     or missing), unless ``target`` already exists."""
+    import shutil
+    import tempfile
+
     if target.exists():
         return
     target.parent.mkdir(parents=True, exist_ok=True)

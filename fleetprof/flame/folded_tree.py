@@ -1,38 +1,60 @@
 """Folded bytes straight to a pruned flame-graph call tree, for ``fleetprof flamegraph``.
 
-Contract of :func:`folded_call_tree`: for a plain folded file (see
-:func:`~fleetprof.formats.folded_scan.scan_plain`) whose frames carry no py-spy location
+Contract of :func:`folded_call_tree`: for a plain folded file, gzip'd or not (see
+:func:`~fleetprof.formats.folded_scan.scan_plain`), whose frames carry no py-spy location
 (no ``" ("``), no empty frame and no stack beyond the limits, the result equals
 ``call_tree(decode_folded(raw), 0, min_total=min_total)`` pruned by ``prune_narrow`` at
 ``min_total(root total)``: the same nodes, parents, depths, names, self and total values
-(rows may come in another order; the layout orders them). ``key`` holds a path hash that is
-unique within this tree but is not the model's name-path id, so the tree must not be
-``combine``-d with another. Anything else returns ``None`` and the caller takes the general
-decoder, which also reports every error.
+(rows may come in another order; the layout orders them). ``key`` holds a 64-bit path
+hash, not the model's name-path id, so the tree must not be ``combine``-d with another.
+Anything else returns ``None`` and the caller takes the general decoder, which also
+reports every error.
 
-How: the call tree is built level by level over the lines (numpy, one iteration per depth):
-at each depth the lines still alive are grouped by (parent node, frame bytes), using a
-64-bit hash of the frame's bytes read eight at a time and then checking every frame
-byte-for-byte against its group's first one. A group whose total is below the threshold is
-dropped with all its lines, so narrow subtrees are never read, and only the frames that
-survive become Python strings. Nothing here imports polars or numba.
+How: the lines still alive are grouped by path, several depth levels per step (numpy over
+a lines × levels matrix; the fewer lines are alive, the more levels a step takes, so deep
+recursion costs a few dozen steps rather than one per level). Each frame's bytes are
+hashed eight at a time and chained into a path hash along its line; cells of one path
+hash form a node. Every member of a node that is drawn is then checked against the node's
+first member — same parent node, same frame bytes — so a hash collision is never drawn
+(the caller takes the exact general path instead). A node whose total is below the
+threshold is dropped; its lines stop there, so narrow subtrees are never read, and only
+the distinct frames that are drawn become Python strings. Nothing here imports polars or
+numba.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 
-from fleetprof.formats.errors import DEFAULT_LIMITS, Limits
+from fleetprof.formats.errors import DEFAULT_LIMITS, GZIP_MAGIC, Limits, ProfileFormatError, maybe_gunzip
 from fleetprof.formats.folded_scan import scan_plain
 from fleetprof.render.layout import CallTree
 
 _INT64_MAX = (1 << 63) - 1
 _SEMI = 59
+_OPEN = 40
 _P1 = np.uint64(0x9E3779B97F4A7C15)
 _P2 = np.uint64(0xBF58476D1CE4E5B9)
 _P3 = np.uint64(0x94D049BB133111EB)
+_MASKS = np.array([(1 << (8 * i)) - 1 for i in range(8)] + [(1 << 64) - 1], dtype=np.uint64)
+CELL_BUDGET = 1 << 16
+"""Cells (line × level) one step may take: steps take ``CELL_BUDGET // alive lines``
+levels (at least one, at most :data:`MAX_STEP_LEVELS`)."""
+MAX_STEP_LEVELS = 256
+
+
+class ValueKind(NamedTuple):
+    """What the values of a folded file count (the type and unit of its sample type)."""
+
+    type: str
+    unit: str
+
+
+SAMPLES = ValueKind("samples", "count")
+"""The sample type of a folded file (as :data:`fleetprof.formats.folded.SAMPLES`)."""
 
 
 def _mix(h: np.ndarray) -> np.ndarray:
@@ -43,30 +65,31 @@ def _mix(h: np.ndarray) -> np.ndarray:
 
 
 class _Bytes:
-    """Unaligned little-endian 8-byte reads at any position of ``raw`` (zero-padded)."""
+    """Unaligned little-endian 8-byte reads at any position of ``raw``."""
 
     def __init__(self, raw: bytes) -> None:
-        self.padded = raw + b"\0" * 8
-        self.words = np.ndarray((len(raw) + 1,), dtype="<u8", buffer=self.padded, strides=(1,))
+        self.raw = raw if len(raw) >= 8 else raw + b"\0" * 8
+        self.last = len(self.raw) - 8  # the last position a full word can be read at
+        self.words = np.ndarray((self.last + 1,), dtype="<u8", buffer=self.raw, strides=(1,))
 
     def word(self, pos: np.ndarray, length: np.ndarray) -> np.ndarray:
         """The ``min(length, 8)`` bytes at ``pos`` as a uint64 (higher bytes zero)."""
-        w = self.words[pos]
-        short = length < 8
-        if short.any():
-            shift = (np.clip(length[short], 0, 8) * 8).astype(np.uint64)
-            w[short] &= (np.uint64(1) << shift) - np.uint64(1)
-        return w
+        at = np.minimum(pos, self.last)
+        w = self.words[at]
+        tail = pos > at  # within the file's last 8 bytes: shift the wanted bytes down
+        if tail.any():
+            w[tail] >>= ((pos[tail] - at[tail]) * 8).astype(np.uint64)
+        return w & _MASKS[np.minimum(length, 8)]
 
     def hashes(self, start: np.ndarray, length: np.ndarray) -> np.ndarray:
         """A 64-bit hash of every span ``[start, start + length)``."""
         with np.errstate(over="ignore"):
             h = _mix(length.astype(np.uint64) * _P1)
-            rows = np.arange(len(start))
-            r = 0
+            h = _mix((h ^ self.word(start, length)) * _P1)
+            rows = np.flatnonzero(length > 8)
+            r = 8
             while len(rows):
-                w = self.word(start[rows] + r, length[rows] - r)
-                h[rows] = _mix((h[rows] ^ w) * _P1)
+                h[rows] = _mix((h[rows] ^ self.word(start[rows] + r, length[rows] - r)) * _P1)
                 r += 8
                 rows = rows[length[rows] > r]
         return h
@@ -84,6 +107,35 @@ class _Bytes:
         return True
 
 
+class _Lines(NamedTuple):
+    """Line ``i``'s frames end at ``semis[sep[i]]``, ``semis[sep[i] + 1]`` … and, the last
+    one, at ``last[i]``; there are ``nframes[i]`` of them, the first starting at ``starts[i]``."""
+
+    starts: np.ndarray
+    last: np.ndarray
+    counts: np.ndarray
+    semis: np.ndarray
+    sep: np.ndarray
+    nframes: np.ndarray
+
+
+class _Nodes:
+    """The kept nodes, appended a step at a time (rows in order of depth)."""
+
+    def __init__(self) -> None:
+        self.parts: dict[str, list[np.ndarray]] = {k: [] for k in ("parent", "depth", "start", "length", "hash", "key", "own", "total")}
+        self.rows = 0
+
+    def add(self, **cols: np.ndarray) -> None:
+        for k, v in cols.items():
+            self.parts[k].append(v)
+        self.rows += len(cols["parent"])
+
+    def column(self, name: str, dtype: type) -> np.ndarray:
+        parts = self.parts[name]
+        return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype)
+
+
 def folded_call_tree(
     raw: bytes,
     *,
@@ -91,109 +143,165 @@ def folded_call_tree(
     limits: Limits = DEFAULT_LIMITS,
 ) -> CallTree | None:
     """The pruned call tree of plain folded ``raw`` (see the module contract), or ``None``."""
-    lines = scan_plain(raw, limits)
-    if lines is None or b" (" in raw or b";;" in raw:
+    if raw.startswith(GZIP_MAGIC):
+        try:
+            raw = maybe_gunzip(raw, "folded", limits)
+        except ProfileFormatError:
+            return None  # the general path reports it
+    lines = _plain_lines(raw, limits)
+    if lines is None:
         return None
-    buf, starts, last, counts = lines.buf, lines.starts, lines.last, lines.counts
-    if float(counts.astype(np.float64).sum()) > _INT64_MAX or int((last - starts).max()) > limits.max_string_length:
+    root_total = int(lines.counts.sum())
+    root_self = int(lines.counts[lines.nframes == 0].sum())
+    data = _Bytes(raw)
+    nodes = _grow(data, lines, min_total(root_total))
+    if nodes is None:
         return None
+    return _tree(data, nodes, root_self, root_total)
+
+
+def _plain_lines(raw: bytes, limits: Limits) -> _Lines | None:
+    """The lines of ``raw`` and where their frames end, or ``None`` when the file is not
+    plain folded text without py-spy locations and empty frames, within ``limits``."""
+    scan = scan_plain(raw, limits)
+    if scan is None:
+        return None
+    buf, starts, last, counts = scan.buf, scan.starts, scan.last, scan.counts
+    if len(raw) > limits.max_decompressed_bytes or float(counts.astype(np.float64).sum()) > _INT64_MAX:
+        return None
+    if int((last - starts).max()) > limits.max_string_length:
+        return None
+    spaces = scan.spaces
+    if np.any(buf[np.minimum(spaces + 1, len(buf) - 1)] == _OPEN):
+        return None  # " (": a py-spy location, merged by name on the general path
     nonempty = last > starts
     if np.any(buf[starts[nonempty]] == _SEMI) or np.any(buf[last[nonempty] - 1] == _SEMI):
         return None  # an empty first or last frame
     semis = np.flatnonzero(buf == _SEMI)
-    sep = np.searchsorted(semis, starts)  # the separator ending each line's current frame
-    sep_end = np.searchsorted(semis, last)
-    nframes = np.where(nonempty, sep_end - sep + 1, 0)
+    if np.any(np.diff(semis) == 1):
+        return None  # ";;": an empty frame
+    sep = np.searchsorted(semis, starts)  # the separator ending each line's first frame
+    nframes = np.where(nonempty, np.searchsorted(semis, last) - sep + 1, 0)
     if int(nframes.max()) > limits.max_stack_depth:
         return None
-    root_total = int(counts.sum())
-    threshold = min_total(root_total)
-    root_self = int(counts[~nonempty].sum())
-    return _grow(_Bytes(raw), semis, starts, last, counts, sep, sep_end, nframes, root_self, root_total, threshold)
+    return _Lines(starts, last, counts, semis, sep, nframes)
 
 
-def _grow(
-    data: _Bytes, semis: np.ndarray, starts: np.ndarray, last: np.ndarray, counts: np.ndarray,
-    sep: np.ndarray, sep_end: np.ndarray, nframes: np.ndarray, root_self: int, root_total: int, threshold: float,
-) -> CallTree | None:
-    """Level-by-level grouping of the lines (see the module docstring)."""
-    alive = np.flatnonzero(nframes > 0)
-    pos = starts.copy()  # start of each line's current frame
-    node = np.full(len(starts), -1, dtype=np.int64)  # each line's node at the previous depth
-    parents, depths, tok_start, tok_len, keys, selfs, totals = ([] for _ in range(7))
-    rows = 0
+def _grow(data: _Bytes, lines: _Lines, threshold: float) -> _Nodes | None:
+    """Kept nodes of the call tree, several levels per step (see the module docstring);
+    ``None`` on a hash collision."""
+    nodes = _Nodes()
+    alive = np.flatnonzero(lines.nframes > 0)
+    node = np.full(len(lines.starts), -1, dtype=np.int64)  # each line's node at ``depth``
+    key = np.zeros(len(lines.starts), dtype=np.uint64)  # its path hash
     depth = 0
-    prev_keys = np.zeros(0, dtype=np.uint64)
+    while len(alive):
+        levels = max(1, min(MAX_STEP_LEVELS, CELL_BUDGET // len(alive), int(lines.nframes[alive].max()) - depth))
+        cont = _step(data, lines, alive, depth, levels, threshold, node, key, nodes)
+        if cont is None:
+            return None
+        alive = cont
+        depth += levels
+    return nodes
+
+
+def _step(
+    data: _Bytes, lines: _Lines, alive: np.ndarray, depth: int, levels: int, threshold: float,
+    node: np.ndarray, key: np.ndarray, nodes: _Nodes,
+) -> np.ndarray | None:
+    """Group the frames at depths ``depth + 1 … depth + levels`` of the ``alive`` lines;
+    append the kept nodes, update ``node``/``key`` of the lines that go on and return
+    them (``None`` on a hash collision)."""
+    nf = lines.nframes[alive]
+    valid = np.arange(depth, depth + levels)[None, :] < nf[:, None]  # a prefix of each row
+    li, col = np.nonzero(valid)  # cells, line by line, left to right
+    line = alive[li]
+    t = depth + col  # 0-based frame index within the line
+    is_last = t == lines.nframes[line] - 1
+    s = lines.sep[line] + t  # the separator ending the frame (unless it is the last)
+    semis = lines.semis
+    end = np.where(is_last, lines.last[line], semis[np.minimum(s, len(semis) - 1)])
+    start = np.where(t == 0, lines.starts[line], semis[np.maximum(s - 1, 0)] + 1)
+    length = end - start
+    h = data.hashes(start, length)
+    # path hashes, chained left to right along each line (the depth mixed in)
+    hm = np.zeros(valid.shape, dtype=np.uint64)
+    hm[li, col] = h
+    pk = key[alive]
     with np.errstate(over="ignore"):
-        while len(alive):
-            depth += 1
-            s = sep[alive]
-            at_sep = s < sep_end[alive]
-            end = np.where(at_sep, semis[np.minimum(s, len(semis) - 1)], last[alive])
-            start = pos[alive]
-            length = end - start
-            h = data.hashes(start, length)
-            par = node[alive]
-            pkey = prev_keys[par - (rows - len(prev_keys))] if depth > 1 else np.zeros(len(alive), np.uint64)
-            key = _mix((pkey * _P1) ^ h)
-            order = np.argsort(key, kind="stable")
-            sk = key[order]
-            first = np.ones(len(sk), dtype=bool)
-            first[1:] = sk[1:] != sk[:-1]
-            group_start = np.flatnonzero(first)
-            group = np.cumsum(first) - 1
-            rep = order[group_start][group]  # each line's group representative (index into alive)
-            o_par, o_len, o_start = par[order], length[order], start[order]
-            r_par, r_len, r_start = par[rep], length[rep], start[rep]
-            if np.any(o_par != r_par) or np.any(o_len != r_len) or not data.equal(o_start, r_start, o_len):
-                return None  # a hash collision: leave it to the exact general path
-            c = counts[alive][order]
-            total = np.add.reduceat(c, group_start)
-            ends_here = (nframes[alive] == depth)[order]
-            self_vals = np.add.reduceat(np.where(ends_here, c, 0), group_start)
-            keep = total >= threshold
-            new_row = np.cumsum(keep) - 1 + rows
-            g_first = order[group_start[keep]]
-            parents.append(par[g_first])
-            depths.append(np.full(len(g_first), depth, dtype=np.int64))
-            tok_start.append(start[g_first])
-            tok_len.append(length[g_first])
-            keys.append(sk[group_start[keep]])
-            selfs.append(self_vals[keep])
-            totals.append(total[keep])
-            prev_keys = keys[-1]
-            line_kept = keep[group]
-            line = alive[order]
-            node[line] = np.where(line_kept, new_row[group], -1)
-            go_on = line_kept & ~ends_here
-            cont = line[go_on]
-            pos[cont] = end[order][go_on] + 1
-            sep[cont] += 1
-            rows += int(keep.sum())
-            alive = np.sort(cont)
-    return _tree(data, parents, depths, tok_start, tok_len, keys, selfs, totals, root_self, root_total)
+        for c in range(levels):
+            pk = _mix((pk * _P1) ^ hm[:, c] ^ np.uint64(depth + c + 1))
+            hm[:, c] = pk
+    ck = hm[li, col]
+    order = np.argsort(ck)
+    sk = ck[order]
+    first = np.ones(len(sk), dtype=bool)
+    first[1:] = sk[1:] != sk[:-1]
+    gstart = np.flatnonzero(first)
+    gid = np.empty(len(sk), dtype=np.int64)
+    gid[order] = np.cumsum(first) - 1  # each cell's group
+    counts = lines.counts[line]
+    c_sorted = counts[order]
+    total = np.add.reduceat(c_sorted, gstart)
+    self_vals = np.add.reduceat(np.where(is_last[order], c_sorted, 0), gstart)
+    keep = total >= threshold
+    rep = order[gstart]  # each group's first cell
+    # each cell's parent: the line's node before this step, or the group of the cell to its left
+    left = np.arange(len(li)) - 1
+    parent = np.where(col == 0, node[line], -2 - gid[np.maximum(left, 0)])
+    members = np.flatnonzero(keep[gid])
+    r = rep[gid[members]]
+    if np.any(parent[members] != parent[r]) or np.any(length[members] != length[r]):
+        return None
+    if not data.equal(start[members], start[r], length[members]):
+        return None
+    kept = np.flatnonzero(keep)
+    kept = kept[np.argsort(col[rep[kept]], kind="stable")]  # rows by depth
+    row_of = np.full(len(gstart), -1, dtype=np.int64)
+    row_of[kept] = nodes.rows + np.arange(len(kept))
+    kr = rep[kept]
+    kp = parent[kr]
+    nodes.add(
+        parent=np.where(kp >= -1, kp, row_of[np.maximum(-2 - kp, 0)]), depth=t[kr] + 1,
+        start=start[kr], length=length[kr], hash=h[kr], key=ck[kr], own=self_vals[kept], total=total[kept],
+    )
+    # lines that reach the step's last level in a kept node and have frames below it go on
+    tail = np.flatnonzero((col == levels - 1) & ~is_last)
+    tail = tail[keep[gid[tail]]]
+    on = line[tail]
+    node[on] = row_of[gid[tail]]
+    key[on] = ck[tail]
+    return on
 
 
-def _tree(
-    data: _Bytes, parents: list, depths: list, tok_start: list, tok_len: list, keys: list,
-    selfs: list, totals: list, root_self: int, root_total: int,
-) -> CallTree:
-    """The :class:`CallTree` of the kept groups (names decoded once per kept node)."""
-    cat = (lambda parts, dt: np.concatenate(parts).astype(dt) if parts else np.zeros(0, dt))  # noqa: E731
-    start, length = cat(tok_start, np.int64), cat(tok_len, np.int64)
-    text = data.padded
-    frames = [text[a : a + n].decode("ascii") for a, n in zip(start.tolist(), length.tolist(), strict=True)]
-    names = sorted(set(frames))
-    code = {n: i for i, n in enumerate(names)}
-    n = len(frames)
+def _tree(data: _Bytes, nodes: _Nodes, root_self: int, root_total: int) -> CallTree:
+    """The :class:`CallTree` of the kept nodes: names decoded once per distinct frame
+    (each node's frame checked byte for byte against its name's first occurrence)."""
+    start, length, fhash = nodes.column("start", np.int64), nodes.column("length", np.int64), nodes.column("hash", np.uint64)
+    uh, first, inv = np.unique(fhash, return_index=True, return_inverse=True)
+    inv = inv.reshape(-1)
+    rep = first[inv]
+    if np.any(length != length[rep]) or not data.equal(start, start[rep], length):
+        names_of = [data.raw[a : a + n].decode("ascii") for a, n in zip(start.tolist(), length.tolist(), strict=True)]
+        names = sorted(set(names_of))
+        code = {n: i for i, n in enumerate(names)}
+        name = np.fromiter((code[f] for f in names_of), dtype=np.int64, count=len(names_of))
+    else:
+        distinct = [data.raw[a : a + n].decode("ascii") for a, n in zip(start[first].tolist(), length[first].tolist(), strict=True)]
+        order = sorted(range(len(distinct)), key=distinct.__getitem__)
+        names = [distinct[i] for i in order]
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.arange(len(order))
+        name = rank[inv]
+    n = nodes.rows
     return CallTree(
-        parent=cat(parents, np.int64),
-        depth=cat(depths, np.int64),
-        name=np.fromiter((code[f] for f in frames), dtype=np.int64, count=n),
+        parent=nodes.column("parent", np.int64),
+        depth=nodes.column("depth", np.int64),
+        name=name,
         file=np.zeros(n, dtype=np.int64),
-        key=cat(keys, np.uint64),
-        self=cat(selfs, np.int64)[:, None],
-        total=cat(totals, np.int64)[:, None],
+        key=nodes.column("key", np.uint64),
+        self=nodes.column("own", np.int64)[:, None],
+        total=nodes.column("total", np.int64)[:, None],
         root_self=np.array([root_self], dtype=np.int64),
         root_total=np.array([root_total], dtype=np.int64),
         names=np.array(names, dtype=object),

@@ -19,13 +19,15 @@ MAX_DIGITS = 18
 
 class PlainLines(NamedTuple):
     """Stack ``i`` is ``buf[starts[i]:last[i]]`` (``last[i]`` is the space before its
-    count), with count ``counts[i]``, on 0-based line ``linenos[i]``; blank lines are skipped."""
+    count), with count ``counts[i]``, on 0-based line ``linenos[i]``; blank lines are skipped.
+    ``spaces`` holds the position of every space of the file, in order."""
 
     buf: np.ndarray
     starts: np.ndarray
     last: np.ndarray
     counts: np.ndarray
     linenos: np.ndarray
+    spaces: np.ndarray
 
 
 def check_sample_count(n: int, limits: Limits, fmt: str) -> None:
@@ -73,4 +75,4 @@ def scan_plain(raw: bytes, limits: Limits, fmt: str = "folded") -> PlainLines | 
     nonempty = last > starts
     if np.any(nonempty & ((buf[starts] == 32) | (buf[np.maximum(last - 1, 0)] == 32))):
         return None  # whitespace to strip around the stack
-    return PlainLines(buf, starts, last, counts, linenos)
+    return PlainLines(buf, starts, last, counts, linenos, spaces)

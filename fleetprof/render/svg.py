@@ -148,11 +148,16 @@ def warm_colour(key: str, name: str = "") -> str:
     return f"rgb({r},{g},{b})"
 
 
+def _drawn_codes(lay: Layout) -> np.ndarray:
+    """The name codes drawn, ascending."""
+    return np.flatnonzero(np.bincount(lay.name, minlength=len(lay.names)))
+
+
 def _name_colours(lay: Layout) -> np.ndarray:
     """Fill of every name code (one CRC per unique name)."""
     out = np.empty(len(lay.names), dtype=object)
     names = lay.names
-    for i in np.unique(lay.name).tolist():  # only the names drawn
+    for i in _drawn_codes(lay).tolist():  # only the names drawn
         n = str(names[i])
         out[i] = "rgb(200,200,200)" if n in (ROOT_NAME, OTHER_NAME) else warm_colour(package_of(n), n)
     return out
@@ -164,7 +169,7 @@ def _labels(lay: Layout, width_px: np.ndarray, escaped: np.ndarray) -> np.ndarra
     name of every name code that is drawn."""
     fit = np.floor((width_px - 6) / FONT_W).astype(np.int64)
     names = lay.names
-    codes = np.unique(lay.name)
+    codes = _drawn_codes(lay)
     length = np.zeros(len(names), dtype=np.int64)
     length[codes] = [len(str(names[c])) for c in codes.tolist()]
     out = np.full(lay.size, "", dtype=object)
@@ -181,7 +186,7 @@ def _labels(lay: Layout, width_px: np.ndarray, escaped: np.ndarray) -> np.ndarra
 def _escaped_names(lay: Layout) -> np.ndarray:
     """The XML-escaped name of every drawn name code (others stay ``None``)."""
     out = np.empty(len(lay.names), dtype=object)
-    codes = np.unique(lay.name)
+    codes = _drawn_codes(lay)
     out[codes] = _xml_texts([str(n) for n in lay.names[codes].tolist()])
     return out
 
