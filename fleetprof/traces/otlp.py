@@ -4,10 +4,15 @@ mapping) into a columnar :class:`SpanChunk`, and render stored spans back as OTL
 Decoding contract:
 
 * :func:`parse_protobuf` / :func:`parse_json` raise :class:`OtlpError` (the caller answers
-  400) for bodies that are not a valid request, and check the request's size limits
-  (:class:`SpanLimits`: spans per request, attributes, events and links per span) before
-  any span is converted. :func:`parse_json` counts spans and attributes on the parsed JSON
-  document, before the (slower) protobuf mapping.
+  400) for bodies that are not a valid request. :func:`parse_protobuf` checks the span count;
+  :func:`to_chunk` checks the other limits (:class:`SpanLimits`: attributes, events and
+  links per span) before any span is converted. :func:`parse_json` counts spans and
+  attributes on the parsed JSON document, before the (slower) protobuf mapping.
+* :func:`to_chunk` runs the compiled scan of :mod:`fleetprof.traces.scan` over the
+  request's bytes (no Python object per span); a request the scan declines (a broken
+  limit or id, an unusual encoding) takes :func:`to_chunk_exact`, which walks the parsed
+  message, names the error and otherwise gives the same spans. Kinds and status codes
+  outside 0..127 are refused (:class:`OtlpError`).
 * OTLP JSON differs from protobuf's canonical JSON in one point, which :func:`parse_json`
   undoes: trace and span ids are hex strings, not base64. Enums may be integers or names,
   int64 values strings or numbers, keys lowerCamelCase (original names are accepted too);
@@ -22,9 +27,9 @@ Decoding contract:
 Storage of one span (what :func:`to_chunk` produces and :func:`spans_to_request` reverses,
 losslessly): scalar fields as columns; each string, int, bool or double attribute as a tag
 ``"key=value"`` with its type letter (``s``, ``i``, ``b``, ``d``) in ``tag_types``; every
-other attribute (arrays, maps, bytes, keys containing ``=``) stays, in order, in ``extra``:
-the span's protobuf bytes with the column fields cleared (events, links, trace state,
-flags and dropped counts stay there too). ``tag_types`` holds ``x`` at the place of each
+other attribute (arrays, maps, bytes, keys containing ``=``, a ``key_strindex``) stays, in
+order, in ``extra``: the span's protobuf bytes with the column fields and the tags removed
+(events, links, trace state, flags, dropped counts and unknown fields stay there too). ``tag_types`` holds ``x`` at the place of each
 such attribute, so the attribute order round-trips.
 """
 
