@@ -580,25 +580,13 @@ def _preorder(parent: np.ndarray, levels: list[np.ndarray], lrank: np.ndarray) -
     return pre
 
 
-def layout(tree: CallTree) -> Layout:
-    """Order ``tree`` in DFS pre-order (children by name) and compute x offsets."""
-    n = tree.size + 1
-    k = tree.columns
-    names = tree.names
-    root_code = np.searchsorted(names, ROOT_NAME) if len(names) else 0
-    if not (len(names) and root_code < len(names) and names[root_code] == ROOT_NAME):
-        names = np.concatenate([names, np.array([ROOT_NAME], dtype=object)]).astype(object)
-        root_code = len(names) - 1
-    files = tree.files if len(tree.files) else np.array([""], dtype=object)
-    # row 0 = root; tree row i -> row i + 1
-    parent = np.concatenate([[-1], np.where(tree.parent >= 0, tree.parent + 1, 0)]).astype(np.int64)
-    depth = np.concatenate([[0], tree.depth]).astype(np.int64)
-    self_vals = np.concatenate([tree.root_self[None, :], tree.self]).astype(np.int64)
-    total = np.concatenate([tree.root_total[None, :], tree.total]).astype(np.int64)
-    rank = np.concatenate([[0], tree.sibling_rank()]).astype(np.int64)
+def _level_layout(
+    parent: np.ndarray, self_vals: np.ndarray, total: np.ndarray, rank: np.ndarray, levels: list[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """x offsets and pre-order positions of the rows, level by level (any values)."""
+    n, k = total.shape
     x = np.zeros((n, k), dtype=np.int64)
     lrank = np.zeros(n, dtype=np.int64)
-    levels = _levels(depth)
     rmax = int(rank.max()) + 1 if n else 1
     for level in levels[1:]:
         p = parent[level]
@@ -615,7 +603,61 @@ def layout(tree: CallTree) -> Layout:
         t = total[idx]
         excl = np.cumsum(t, axis=0) - t
         x[idx] = x[p] + self_vals[p] + excl - excl[first]
-    inv = _preorder(parent, levels, lrank)
+    return x, _preorder(parent, levels, lrank)
+
+
+def _positive_layout(
+    parent: np.ndarray, depth: np.ndarray, self_vals: np.ndarray, total: np.ndarray, rank: np.ndarray,
+    levels: list[np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_level_layout` of a single-column tree whose totals are all positive (and
+    self values not negative, so children lie within their parent), with
+    whole-tree sorts instead of per-level ones: siblings are ordered by one stable sort on
+    (parent, rank), offsets are summed down the levels (two array operations per level),
+    and the pre-order is the order of (x, depth): a node spans ``[x, x + total)``, its
+    descendants lie inside and later siblings' spans start at or after its end, so with
+    positive totals a node precedes exactly the nodes to its right or below it."""
+    n = len(parent)
+    kids = np.lexsort((rank[1:], parent[1:])) + 1
+    p = parent[kids]
+    start = np.ones(len(kids), dtype=bool)
+    start[1:] = p[1:] != p[:-1]
+    first = np.maximum.accumulate(np.where(start, np.arange(len(kids)), 0))
+    t = total[kids]
+    with np.errstate(over="ignore"):  # the running sum may wrap; differences within a parent are exact
+        excl = np.cumsum(t, axis=0) - t
+        off = np.zeros_like(total)
+        off[kids] = self_vals[p] + excl - excl[first]
+    x = np.zeros_like(total)
+    for level in levels[1:]:
+        x[level] = x[parent[level]] + off[level]
+    order = np.lexsort((depth, x[:, 0]))
+    inv = np.empty(n, dtype=np.int64)
+    inv[order] = np.arange(n)
+    return x, inv
+
+
+def layout(tree: CallTree) -> Layout:
+    """Order ``tree`` in DFS pre-order (children by name) and compute x offsets."""
+    n = tree.size + 1
+    k = tree.columns
+    names = tree.names
+    root_code = np.searchsorted(names, ROOT_NAME) if len(names) else 0
+    if not (len(names) and root_code < len(names) and names[root_code] == ROOT_NAME):
+        names = np.concatenate([names, np.array([ROOT_NAME], dtype=object)]).astype(object)
+        root_code = len(names) - 1
+    files = tree.files if len(tree.files) else np.array([""], dtype=object)
+    # row 0 = root; tree row i -> row i + 1
+    parent = np.concatenate([[-1], np.where(tree.parent >= 0, tree.parent + 1, 0)]).astype(np.int64)
+    depth = np.concatenate([[0], tree.depth]).astype(np.int64)
+    self_vals = np.concatenate([tree.root_self[None, :], tree.self]).astype(np.int64)
+    total = np.concatenate([tree.root_total[None, :], tree.total]).astype(np.int64)
+    rank = np.concatenate([[0], tree.sibling_rank()]).astype(np.int64)
+    levels = _levels(depth)
+    if k == 1 and n > 1 and bool(np.all(total > 0)) and bool(np.all(self_vals >= 0)):
+        x, inv = _positive_layout(parent, depth, self_vals, total, rank, levels)
+    else:
+        x, inv = _level_layout(parent, self_vals, total, rank, levels)
     dfs = np.empty(n, dtype=np.int64)
     dfs[inv] = np.arange(n)
     par = parent[dfs]

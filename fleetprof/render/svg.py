@@ -192,7 +192,12 @@ def _escaped_names(lay: Layout) -> np.ndarray:
 
 
 def _number_texts(values: np.ndarray) -> np.ndarray:
-    """``str`` of every number (ints as integers, floats as Python writes them)."""
+    """``str`` of every number (ints as integers, floats as Python writes them; floats,
+    slower to write, once per distinct value)."""
+    if values.dtype.kind in "iu":
+        out = np.empty(len(values), dtype=object)
+        out[:] = list(map(str, values.tolist()))
+        return out
     return _by_value(values, lambda u: [str(v) for v in u.tolist()])
 
 
@@ -209,13 +214,14 @@ def _frames_svg(
     depth = lay.depth
     levels = np.arange(lay.max_depth + 1, dtype=np.int64)
     y = HEAD + levels * FRAME_H if icicle else height - FOOT - (levels + 1) * FRAME_H
+    d_text = np.array([str(v) for v in levels.tolist()], dtype=object)[depth]
     y_text = np.array([f'" y="{v}" width="' for v in y.tolist()], dtype=object)[depth]
     ty_text = np.array([f'" y="{v + 11.5}">' for v in y.tolist()], dtype=object)[depth]
     escaped = _escaped_names(lay)
     cols = (
         _number_texts(np.round(xt, 3) if xt.dtype.kind == "f" else xt),
         _number_texts(np.round(wt, 3) if wt.dtype.kind == "f" else wt),
-        _number_texts(depth),
+        d_text,
         escaped[lay.name],
         details,
         _number_texts(np.round(xpx, 2)),
@@ -226,12 +232,21 @@ def _frames_svg(
         ty_text,
         _labels(lay, wpx, escaped),
     )
-    rows = zip(*(c.tolist() for c in cols), strict=True)
-    return "".join([
-        f'<g data-x="{dx}" data-w="{dw}" data-d="{d}"><title>{n}\n{dt}</title><rect x="{x}{yt}{w}'
-        f'" height="{FRAME_H - 1}" fill="{f}"/><text x="{tx}{tyt}{lb}</text></g>\n'
-        for dx, dw, d, n, dt, x, yt, w, f, tx, tyt, lb in rows
-    ])
+    dx, dw, d, n, dt, x, yt, w, f, tx, tyt, lb = (c.tolist() for c in cols)
+    return _rows(
+        '<g data-x="', dx, '" data-w="', dw, '" data-d="', d, '"><title>', n, "\n", dt, '</title><rect x="', x, yt, w,
+        f'" height="{FRAME_H - 1}" fill="', f, '"/><text x="', tx, tyt, lb, "</text></g>\n",
+        count=lay.size,
+    )
+
+
+def _rows(*pieces: str | list[str], count: int) -> str:
+    """``count`` rows, row ``i`` being the concatenation of the pieces (a string, or the
+    ``i``-th string of a list), joined at once."""
+    out = [""] * (len(pieces) * count)
+    for j, piece in enumerate(pieces):
+        out[j :: len(pieces)] = [piece] * count if isinstance(piece, str) else piece
+    return "".join(out)
 
 
 def _document(
