@@ -13,9 +13,10 @@ reports every error.
 How: the lines still alive are grouped by path, several depth levels per step (numpy over
 a lines × levels matrix; the fewer lines are alive, the more levels a step takes, so deep
 recursion costs a few dozen steps rather than one per level). Each frame's bytes are
-hashed eight at a time and chained into a path hash along its line; cells of one path
+hashed (eight at a time) and chained into a path hash along its line; cells of one path
 hash form a node. Every member of a node that is drawn is then checked against the node's
-first member — same parent node, same frame bytes — so a hash collision is never drawn
+first member — same parent node, same frame bytes (frames of at most 16 bytes are
+compared as their length and first and last eight bytes) — so a hash collision is never drawn
 (the caller takes the exact general path instead). A node whose total is below the
 threshold is dropped; its lines stop there, so narrow subtrees are never read, and only
 the distinct frames that are drawn become Python strings. Nothing here imports polars or
@@ -81,18 +82,32 @@ class _Bytes:
             w[tail] >>= ((pos[tail] - at[tail]) * 8).astype(np.uint64)
         return w & _MASKS[np.minimum(length, 8)]
 
-    def hashes(self, start: np.ndarray, length: np.ndarray) -> np.ndarray:
-        """A 64-bit hash of every span ``[start, start + length)``."""
+    def fingerprints(self, start: np.ndarray, length: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(hash, head, tail)`` of every span ``[start, start + length)``: ``head`` is its
+        first ``min(length, 8)`` bytes, ``tail`` its last 8 bytes when longer than 8 (else
+        0), so that length, head and tail are the whole span when it is at most 16 bytes
+        long; ``hash`` is a 64-bit hash of all its bytes."""
+        head = self.word(start, length)
+        tail = np.zeros(len(start), dtype=np.uint64)
+        long = np.flatnonzero(length > 8)
+        tail[long] = self.word(start[long] + length[long] - 8, length[long])
         with np.errstate(over="ignore"):
-            h = _mix(length.astype(np.uint64) * _P1)
-            h = _mix((h ^ self.word(start, length)) * _P1)
-            rows = np.flatnonzero(length > 8)
+            h = _mix((_mix((length.astype(np.uint64) * _P1) ^ head) * _P1) ^ tail)
+            rows = long[length[long] > 16]
             r = 8
-            while len(rows):
-                h[rows] = _mix((h[rows] ^ self.word(start[rows] + r, length[rows] - r)) * _P1)
+            while len(rows):  # the middle bytes of longer spans
+                h[rows] = _mix((h[rows] ^ self.word(start[rows] + r, length[rows] - 8 - r)) * _P1)
                 r += 8
-                rows = rows[length[rows] > r]
-        return h
+                rows = rows[length[rows] - 8 > r]
+        return h, head, tail
+
+    def same(self, a: np.ndarray, b: np.ndarray, start: np.ndarray, length: np.ndarray, head: np.ndarray, tail: np.ndarray) -> bool:
+        """Whether span ``a[i]`` equals span ``b[i]`` for every ``i`` (indices into the
+        ``start``/``length`` arrays and their :meth:`fingerprints`)."""
+        if np.any(length[a] != length[b]) or np.any(head[a] != head[b]) or np.any(tail[a] != tail[b]):
+            return False
+        long = np.flatnonzero(length[a] > 16)
+        return self.equal(start[a[long]], start[b[long]], length[a[long]])
 
     def equal(self, a_start: np.ndarray, b_start: np.ndarray, length: np.ndarray) -> bool:
         """Whether every span at ``a_start`` equals the one at ``b_start`` (same lengths)."""
@@ -223,7 +238,7 @@ def _step(
     end = np.where(is_last, lines.last[line], semis[np.minimum(s, len(semis) - 1)])
     start = np.where(t == 0, lines.starts[line], semis[np.maximum(s - 1, 0)] + 1)
     length = end - start
-    h = data.hashes(start, length)
+    h, head, tail = data.fingerprints(start, length)
     # path hashes, chained left to right along each line (the depth mixed in)
     hm = np.zeros(valid.shape, dtype=np.uint64)
     hm[li, col] = h
@@ -251,9 +266,7 @@ def _step(
     parent = np.where(col == 0, node[line], -2 - gid[np.maximum(left, 0)])
     members = np.flatnonzero(keep[gid])
     r = rep[gid[members]]
-    if np.any(parent[members] != parent[r]) or np.any(length[members] != length[r]):
-        return None
-    if not data.equal(start[members], start[r], length[members]):
+    if np.any(parent[members] != parent[r]) or not data.same(members, r, start, length, head, tail):
         return None
     kept = np.flatnonzero(keep)
     kept = kept[np.argsort(col[rep[kept]], kind="stable")]  # rows by depth
@@ -278,10 +291,10 @@ def _tree(data: _Bytes, nodes: _Nodes, root_self: int, root_total: int) -> CallT
     """The :class:`CallTree` of the kept nodes: names decoded once per distinct frame
     (each node's frame checked byte for byte against its name's first occurrence)."""
     start, length, fhash = nodes.column("start", np.int64), nodes.column("length", np.int64), nodes.column("hash", np.uint64)
-    uh, first, inv = np.unique(fhash, return_index=True, return_inverse=True)
+    _, first, inv = np.unique(fhash, return_index=True, return_inverse=True)
     inv = inv.reshape(-1)
-    rep = first[inv]
-    if np.any(length != length[rep]) or not data.equal(start, start[rep], length):
+    _, head, tail = data.fingerprints(start, length)
+    if not data.same(np.arange(len(start)), first[inv], start, length, head, tail):
         names_of = [data.raw[a : a + n].decode("ascii") for a, n in zip(start.tolist(), length.tolist(), strict=True)]
         names = sorted(set(names_of))
         code = {n: i for i, n in enumerate(names)}
