@@ -101,13 +101,14 @@ def span_ids_param(q: Mapping[str, str]) -> np.ndarray | None:
 SEARCH_PARAMS = ("service", "name", "minDuration", "maxDuration", "status", "tags")
 """The trace-search parameters of ``/api/search`` the span-profile route takes."""
 DEFAULT_SEARCH_SPANS = 1000
+MAX_DURATION_NS = (1 << 63) - 1
 
 
 def _search_query(q: Mapping[str, str], sel: Selection) -> Any:
     """The :class:`fleetprof.traces.query.SearchQuery` of the request's trace-search
     parameters (``start``/``end`` in Unix seconds, else the selection's range); 400 for a
     bad duration, status, tags or time."""
-    from fleetprof.server.routes_traces import parse_go_duration, parse_logfmt
+    from fleetprof.server.routes_traces import parse_logfmt
     from fleetprof.traces.query import STATUS_CODES, SearchQuery
 
     status = q.get("status") or None
@@ -122,9 +123,22 @@ def _search_query(q: Mapping[str, str], sel: Selection) -> Any:
         raise ApiError(400, "start must not be after end")
     return SearchQuery(
         start_ns=start, end_ns=end, service=q.get("service") or None, name=q.get("name") or None, status=status, tags=tags,
-        min_duration_ns=parse_go_duration(q["minDuration"]) if q.get("minDuration") else None,
-        max_duration_ns=parse_go_duration(q["maxDuration"]) if q.get("maxDuration") else None,
+        min_duration_ns=_duration_ns(q, "minDuration"), max_duration_ns=_duration_ns(q, "maxDuration"),
     )
+
+
+def _duration_ns(q: Mapping[str, str], key: str) -> int | None:
+    """A Go duration parameter in nanoseconds (at most the int64 maximum), ``None`` when
+    absent; 400 for a bad or infinite one."""
+    from fleetprof.server.routes_traces import parse_go_duration
+
+    raw = q.get(key)
+    if not raw:
+        return None
+    try:
+        return min(parse_go_duration(raw), MAX_DURATION_NS)
+    except OverflowError:
+        raise ApiError(400, f"{key} {raw[:40]!r} is too long a duration") from None
 
 
 def _unix_seconds_ns(q: Mapping[str, str], key: str, default_ns: int) -> int:
