@@ -40,8 +40,7 @@ _OPEN = 40
 _P1 = np.uint64(0x9E3779B97F4A7C15)
 _P2 = np.uint64(0xBF58476D1CE4E5B9)
 _P3 = np.uint64(0x94D049BB133111EB)
-_MASKS = np.array([(1 << (8 * i)) - 1 for i in range(8)] + [(1 << 64) - 1], dtype=np.uint64)
-CELL_BUDGET = 1 << 16
+CELL_BUDGET = 1 << 15
 """Cells (line × level) one step may take: steps take ``CELL_BUDGET // alive lines``
 levels (at least one, at most :data:`MAX_STEP_LEVELS`)."""
 MAX_STEP_LEVELS = 256
@@ -74,13 +73,15 @@ class _Bytes:
         self.words = np.ndarray((self.last + 1,), dtype="<u8", buffer=self.raw, strides=(1,))
 
     def word(self, pos: np.ndarray, length: np.ndarray) -> np.ndarray:
-        """The ``min(length, 8)`` bytes at ``pos`` as a uint64 (higher bytes zero)."""
+        """The ``min(length, 8)`` bytes at ``pos`` as a uint64 (higher bytes zero);
+        ``length >= 1``."""
         at = np.minimum(pos, self.last)
         w = self.words[at]
-        tail = pos > at  # within the file's last 8 bytes: shift the wanted bytes down
-        if tail.any():
+        tail = np.flatnonzero(pos > at)  # within the file's last 8 bytes: shift the wanted bytes down
+        if len(tail):
             w[tail] >>= ((pos[tail] - at[tail]) * 8).astype(np.uint64)
-        return w & _MASKS[np.minimum(length, 8)]
+        drop = ((8 - np.minimum(length, 8)) * 8).astype(np.uint64)  # 0 … 56 bits
+        return (w << drop) >> drop
 
     def fingerprints(self, start: np.ndarray, length: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(hash, head, tail)`` of every span ``[start, start + length)``: ``head`` is its
