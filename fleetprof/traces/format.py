@@ -5,7 +5,7 @@ Layout of version 2, written now (integers little-endian)::
 
     b"FPSP" | version: u16 | flags: u16 | meta_len: u32 | filter_len: u32
     | head digest: 32 bytes = blake2b-256(meta + filter) | meta (JSON) | filter
-    | body digest: 32 bytes = blake2b-256(body) | body = [id block][tag dictionary][Parquet file]
+    | body digest: 32 bytes = blake2b-256(body) | body = [id block][tag block][Parquet file]
 
 The head (everything before the body digest) answers "may this segment hold trace X?"
 without the body: a lookup reads the heads of the segments in its time range (a ranged
@@ -14,8 +14,8 @@ read each, :func:`read_head`) and then only the segments whose filter admits the
 * ``meta``: ``rows``, ``tenant``, ``level``, ``created_ms``, ``min_time_ns`` (earliest
   start), ``max_time_ns`` (latest end), ``services``, ``resources`` and ``scopes`` (base64
   of the serialized ``ResourceSpans`` / ``ScopeSpans`` without children; spans refer to
-  them by position), ``ids_bytes`` (size of the id block), ``tag_dict_bytes`` (size of the
-  tag dictionary), ``row_group_rows``, ``bloom`` (``{"bits": m, "k": k}``).
+  them by position), ``ids_bytes`` (size of the id block), ``tag_block_bytes`` (size of the
+  tag block), ``row_group_rows``, ``bloom`` (``{"bits": m, "k": k}``).
 * filter: a Bloom filter of the segment's trace ids, ``m / 64`` little-endian ``u64``
   words, about 16 bits per trace (false positives about 1 in 1,500); probe ``i`` of a trace
   sets bit ``(h1 + i * h2) mod m`` with ``h1``, ``h2`` from :func:`trace_hashes` (our own
@@ -25,14 +25,15 @@ read each, :func:`read_head`) and then only the segments whose filter admits the
   start), so the rows of a trace are one contiguous run found by binary search, and the
   block is read without opening the Parquet file. Ids are random bytes, which compression
   cannot shrink, so the block is stored raw.
-* tag dictionary: a Parquet file of one column ``tag: str``, the segment's distinct
-  ``key=value`` tags (what tag autocomplete lists without reading the spans).
+* tag block (:func:`tag_block`): the segment's distinct ``key=value`` tags and each
+  span's tags as positions among them, in zstd-compressed flat arrays — a tag search finds
+  the tag's position once and compares integers; tag autocomplete reads the distinct tags
+  alone.
 * Parquet (zstd, row groups of ``row_group_rows``): ``name: str, kind: i8,
   start_ns: i64, duration_ns: i64, status_code: i8, status_message: str, service: str,
-  resource: i32, scope: i32, extra: binary, tag_codes: list<u32>, tag_types: str`` — the
-  columns of :class:`fleetprof.traces.table.SpanTable` (``extra``/``tags``/``tag_types`` as
-  described in :mod:`fleetprof.traces.otlp`), each span's tags as positions in the tag
-  dictionary (a tag search compares integers). A lookup reads only the row groups holding
+  resource: i32, scope: i32, extra: binary, tag_types: str`` — the columns of
+  :class:`fleetprof.traces.table.SpanTable` but ``tags`` (``extra``/``tags``/``tag_types``
+  as described in :mod:`fleetprof.traces.otlp`). A lookup reads only the row groups holding
   its trace.
 
 Version 1 (``b"FPSP" | 1 | flags | meta_len | meta | digest = blake2b-256(meta + body) |
@@ -131,9 +132,9 @@ def encode(table: SpanTable, *, tenant: str, level: int, created_ms: int) -> tup
     start = t.cols.get_column("start_ns")
     end = start + t.cols.get_column("duration_ns")
     ids = b"".join(a.astype(">u8").tobytes() for a in (t.trace_hi, t.trace_lo, t.span, t.parent))
-    arrow, dictionary = _tags_to_codes(t.cols.to_arrow())
-    dbuf = io.BytesIO()
-    pq.write_table(pa.table({"tag": dictionary}), dbuf, compression="zstd", write_statistics=False)
+    arrow = t.cols.to_arrow()
+    block = tag_block(arrow.column("tags"))
+    arrow = arrow.drop_columns(["tags"])
     buf = io.BytesIO()
     pq.write_table(arrow, buf, compression="zstd", row_group_size=ROW_GROUP_ROWS,
                    write_statistics=False, use_dictionary=["name", "service", "status_message", "tag_types"])
@@ -144,39 +145,107 @@ def encode(table: SpanTable, *, tenant: str, level: int, created_ms: int) -> tup
         "services": sorted(set(t.cols.get_column("service").unique().to_list())),
         "resources": [base64.b64encode(r).decode() for r in t.resources],
         "scopes": [base64.b64encode(s).decode() for s in t.scopes],
-        "ids_bytes": len(ids), "tag_dict_bytes": dbuf.tell(), "row_group_rows": ROW_GROUP_ROWS,
+        "ids_bytes": len(ids), "tag_block_bytes": len(block), "row_group_rows": ROW_GROUP_ROWS,
         "bloom": {"bits": bits, "k": BLOOM_K},
     }
     mbytes = json.dumps(meta, separators=(",", ":")).encode()
     fbytes = words.astype("<u8").tobytes()
-    body = ids + dbuf.getvalue() + buf.getvalue()
+    body = ids + block + buf.getvalue()
     head_digest = hashlib.blake2b(mbytes + fbytes, digest_size=32).digest()
     body_digest = hashlib.blake2b(body, digest_size=32).digest()
     head = _HEAD2.pack(MAGIC, VERSION, 0, len(mbytes), len(fbytes)) + head_digest
     return head + mbytes + fbytes + body_digest + body, meta
 
 
-def _tags_to_codes(arrow: pa.Table) -> tuple[pa.Table, pa.Array]:
-    """``arrow`` with its ``tags`` column as ``tag_codes`` (list of ``uint32`` positions in
-    the returned dictionary of distinct tags)."""
-    tags = arrow.column("tags").combine_chunks()
-    flat = tags.flatten()
-    enc = pc.dictionary_encode(flat) if len(flat) else pa.DictionaryArray.from_arrays(pa.array([], pa.int32()), pa.array([], pa.large_string()))
-    offsets = np.asarray(tags.offsets, dtype=np.int64)
-    codes = pa.LargeListArray.from_arrays(pa.array(offsets - offsets[0]), enc.indices.cast(pa.uint32()))
-    i = arrow.schema.get_field_index("tags")
-    return arrow.set_column(i, "tag_codes", codes), enc.dictionary.cast(pa.large_string())
+_TAG_HEAD = struct.Struct("<8I")
 
 
-def _codes_to_tags(codes: pa.Array, dictionary: pa.Array) -> pa.Array:
-    """``tag_codes`` back to ``tags`` (lists of strings)."""
-    if isinstance(codes, pa.ChunkedArray):
-        codes = codes.combine_chunks()
-    flat = codes.flatten()
-    if len(flat) and int(pc.max(flat).as_py()) >= len(dictionary):
-        raise SpanSegmentCorrupt("span segment tag code outside its dictionary")
-    offsets = np.asarray(codes.offsets, dtype=np.int64)
-    return pa.LargeListArray.from_arrays(pa.array(offsets - offsets[0]), dictionary.take(flat))
+def _z(a: np.ndarray | bytes) -> bytes:
+    return pa.compress(a if isinstance(a, bytes) else a.tobytes(), "zstd", asbytes=True)
+
+
+def tag_block(tags: pa.ChunkedArray | pa.Array) -> bytes:
+    """The tag block of a ``tags`` column (lists of ``key=value`` strings): header
+    ``<8I``: distinct tags, their bytes, tag occurrences, spans, then the compressed sizes of
+    four zstd parts: the distinct tags' lengths (``u32``), their UTF-8 bytes, each span's tag
+    count (``u32``), each occurrence's position in the distinct tags (``u32``)."""
+    if isinstance(tags, pa.ChunkedArray):
+        tags = tags.combine_chunks() if tags.num_chunks != 1 else tags.chunk(0)
+    flat = tags.flatten().cast(pa.large_string())
+    enc = pc.dictionary_encode(flat) if len(flat) else None
+    dictionary = enc.dictionary.cast(pa.large_string()) if enc is not None else pa.array([], pa.large_string())
+    codes = np.asarray(enc.indices, dtype=np.uint32) if enc is not None else np.zeros(0, np.uint32)
+    bufs = dictionary.buffers()
+    doffs = np.frombuffer(bufs[1], dtype=np.int64)[dictionary.offset:dictionary.offset + len(dictionary) + 1] if len(dictionary) else np.zeros(1, np.int64)
+    data = bufs[2].to_pybytes()[doffs[0]:doffs[-1]] if len(dictionary) and bufs[2] is not None else b""
+    offs = np.asarray(tags.offsets, dtype=np.int64)
+    parts = [_z(np.diff(doffs).astype(np.uint32)), _z(data), _z(np.diff(offs).astype(np.uint32)), _z(codes)]
+    head = _TAG_HEAD.pack(len(dictionary), len(data), len(codes), len(tags), *(len(x) for x in parts))
+    return head + b"".join(parts)
+
+
+@dataclass(frozen=True)
+class TagBlock:
+    """A decoded tag block: the distinct tags, and per span the range of its tag positions."""
+
+    dictionary: pa.LargeStringArray
+    offsets: np.ndarray
+    """(spans + 1) int64: span ``i``'s tags are ``codes[offsets[i]:offsets[i + 1]]``."""
+    codes: np.ndarray
+
+    def lists(self, rows: np.ndarray | None = None) -> pa.LargeListArray:
+        """The tags of ``rows`` (default: every span) as lists of strings."""
+        if rows is None:
+            return pa.LargeListArray.from_arrays(pa.array(self.offsets), self.dictionary.take(pa.array(self.codes)))
+        idx, offs = _ranges(self.offsets, rows)
+        return pa.LargeListArray.from_arrays(pa.array(offs), self.dictionary.take(pa.array(self.codes[idx])))
+
+    def has(self, rows: np.ndarray, tag: str) -> np.ndarray:
+        """Whether each span of ``rows`` carries ``tag``."""
+        code = pc.index(self.dictionary, tag).as_py()
+        if code < 0:
+            return np.zeros(len(rows), dtype=bool)
+        idx, offs = _ranges(self.offsets, rows)
+        owner = np.repeat(np.arange(len(rows)), np.diff(offs))
+        out = np.zeros(len(rows), dtype=bool)
+        out[owner[self.codes[idx] == code]] = True
+        return out
+
+
+def _ranges(offsets: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(positions of the elements of ``rows``' ranges, the new offsets)."""
+    starts = offsets[rows]
+    lens = offsets[rows + 1] - starts
+    offs = np.zeros(len(rows) + 1, np.int64)
+    np.cumsum(lens, out=offs[1:])
+    return np.repeat(starts - offs[:-1], lens) + np.arange(offs[-1], dtype=np.int64), offs
+
+
+def read_tag_block(data: bytes, rows: int) -> TagBlock:
+    """:func:`tag_block` back; :class:`SpanSegmentCorrupt` when it does not add up."""
+    try:
+        n_dict, n_data, n_codes, n_rows, *sizes = _TAG_HEAD.unpack_from(data)
+        if n_rows != rows or _TAG_HEAD.size + sum(sizes) != len(data):
+            raise ValueError("sizes do not match")
+        at = _TAG_HEAD.size
+        raw = []
+        for size, want in zip(sizes, (4 * n_dict, n_data, 4 * n_rows, 4 * n_codes), strict=True):
+            raw.append(pa.decompress(data[at:at + size], want, "zstd", asbytes=True))
+            at += size
+        lens = np.frombuffer(raw[0], dtype="<u4").astype(np.int64)
+        counts = np.frombuffer(raw[2], dtype="<u4").astype(np.int64)
+        codes = np.frombuffer(raw[3], dtype="<u4")
+        doffs = np.zeros(n_dict + 1, np.int64)
+        np.cumsum(lens, out=doffs[1:])
+        offs = np.zeros(n_rows + 1, np.int64)
+        np.cumsum(counts, out=offs[1:])
+        if doffs[-1] != n_data or offs[-1] != n_codes or (n_codes and int(codes.max()) >= n_dict):
+            raise ValueError("counts do not add up")
+        dictionary = pa.LargeStringArray.from_buffers(n_dict, pa.py_buffer(doffs), pa.py_buffer(raw[1]))
+        dictionary.validate(full=True)
+    except (ValueError, struct.error, pa.ArrowException) as e:
+        raise SpanSegmentCorrupt(f"span segment tag block: {e}") from None
+    return TagBlock(dictionary, offs, codes)
 
 
 @dataclass(frozen=True)
@@ -284,11 +353,11 @@ class SpanSegment:
             self.scopes = [base64.b64decode(s) for s in self.meta["scopes"]]
         except (KeyError, TypeError, ValueError) as e:
             raise SpanSegmentCorrupt(f"span segment meta: {e}") from None
-        db = self.meta.get("tag_dict_bytes")
-        if db is not None and (not isinstance(db, int) or db < 0 or ib + db > len(body)):
-            raise SpanSegmentCorrupt("span segment tag dictionary overruns the object")
-        self._dict = bytes(body[ib:ib + db]) if db is not None else None
-        self._parquet = bytes(body[ib + (db or 0):])
+        tb = self.meta.get("tag_block_bytes")
+        if tb is not None and (not isinstance(tb, int) or tb < 0 or ib + tb > len(body)):
+            raise SpanSegmentCorrupt("span segment tag block overruns the object")
+        self._tag_bytes = bytes(body[ib:ib + tb]) if tb is not None else None
+        self._parquet = bytes(body[ib + (tb or 0):])
         self._lock = threading.Lock()
         self._cols: dict[str, pl.Series] = {}
         self.nbytes = len(data)
@@ -296,31 +365,34 @@ class SpanSegment:
     def _file(self) -> pq.ParquetFile:
         return pq.ParquetFile(io.BytesIO(self._parquet))
 
-    def _dictionary(self) -> pa.Array | None:
-        """The distinct tags the ``tag_codes`` column points into (``None``: tags stored as strings)."""
-        if self._dict is None:
+    def _tags(self) -> TagBlock | None:
+        """The decoded tag block (``None``: tags stored as strings in the Parquet file, version 1)."""
+        if self._tag_bytes is None:
             return None
-        got = self.__dict__.get("_tag_dict")
+        got = self.__dict__.get("_tag_block")
         if got is None:
-            col = pq.read_table(io.BytesIO(self._dict)).column("tag")
-            got = (col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)).cast(pa.large_string())
-            self.__dict__["_tag_dict"] = got
+            got = self.__dict__["_tag_block"] = read_tag_block(self._tag_bytes, self.rows)
         return got
 
     def _read(self, names: Sequence[str], groups: Sequence[int] | None = None) -> pl.DataFrame:
-        """Parquet columns ``names`` (of row groups ``groups``, else all), ``tags`` as strings."""
-        dictionary = self._dictionary()
-        cols = [("tag_codes" if c == "tags" and dictionary is not None else c) for c in names]
+        """Columns ``names`` (of row groups ``groups``, else all rows)."""
+        block = self._tags()
+        cols = [c for c in names if not (c == "tags" and block is not None)]
         f = self._file()
         tab = f.read(columns=cols) if groups is None else f.read_row_groups(groups, columns=cols)
-        if dictionary is not None and "tags" in names:
-            tab = tab.set_column(tab.schema.get_field_index("tag_codes"), "tags", _codes_to_tags(tab.column("tag_codes"), dictionary))
+        if block is not None and "tags" in names:
+            rows = None if groups is None else self._group_rows(groups)
+            tab = tab.append_column("tags", block.lists(rows)).select(list(names))
         out = pl.from_arrow(tab)
         assert isinstance(out, pl.DataFrame)
         return out
 
+    def _group_rows(self, groups: Sequence[int]) -> np.ndarray:
+        per = int(self.meta.get("row_group_rows", ROW_GROUP_ROWS))
+        return np.concatenate([np.arange(g * per, min((g + 1) * per, self.rows)) for g in groups])
+
     def columns(self, names: Sequence[str]) -> pl.DataFrame:
-        """The named Parquet columns of every row (memoised per column)."""
+        """The named columns of every row (memoised per column)."""
         with self._lock:
             missing = [c for c in names if c not in self._cols]
             if missing:
@@ -332,29 +404,25 @@ class SpanSegment:
     def distinct_tags(self) -> list[str]:
         """Every distinct ``key=value`` tag of the segment's spans."""
         with self._lock:
-            dictionary = self._dictionary()
-        if dictionary is not None:
-            return dictionary.to_pylist()
+            block = self._tags()
+        if block is not None:
+            return block.dictionary.to_pylist()
         return self.columns(["tags"]).get_column("tags").explode().drop_nulls().unique().to_list()
 
     def has_tag(self, rows: np.ndarray, tag: str) -> np.ndarray:
         """Whether each span of ``rows`` carries ``tag`` (``key=value``) among its own tags."""
         with self._lock:
-            dictionary = self._dictionary()
-            lists = self.__dict__.get("_tag_lists")
-            if lists is None:
-                col = self._file().read(columns=["tags" if dictionary is None else "tag_codes"]).column(0)
-                lists = self.__dict__["_tag_lists"] = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+            block = self._tags()
+            if block is None:
+                lists = self.__dict__.get("_tag_lists")
+                if lists is None:
+                    col = self._file().read(columns=["tags"]).column(0)
+                    lists = self.__dict__["_tag_lists"] = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+        if block is not None:
+            return block.has(rows, tag)
         sub = lists.take(pa.array(rows, pa.int64()))
         owner = np.repeat(np.arange(len(rows)), np.diff(np.asarray(sub.offsets, dtype=np.int64)))
-        flat = sub.flatten()
-        if dictionary is None:
-            eq = np.asarray(pc.equal(flat, tag).fill_null(False), dtype=bool)
-        else:
-            code = pc.index(dictionary, tag).as_py()
-            if code < 0:
-                return np.zeros(len(rows), dtype=bool)
-            eq = np.asarray(flat, dtype=np.uint32) == code
+        eq = np.asarray(pc.equal(sub.flatten(), tag).fill_null(False), dtype=bool)
         out = np.zeros(len(rows), dtype=bool)
         out[owner[eq]] = True
         return out
@@ -367,8 +435,7 @@ class SpanSegment:
         groups = sorted(set((rows // per).tolist()))
         with self._lock:
             tab = self._read(list(COLUMNS), groups)
-        base = np.concatenate([np.arange(g * per, min((g + 1) * per, self.rows)) for g in groups])
-        local = np.searchsorted(base, rows)
+        local = np.searchsorted(self._group_rows(groups), rows)
         return tab[local].cast(COLUMNS)  # type: ignore[arg-type]
 
     def trace_rows(self, hi: int, lo: int) -> np.ndarray:

@@ -66,7 +66,7 @@ def _v1(data: bytes) -> bytes:
     tags as strings in the Parquet file), as the first writer made it."""
     t = decode(data).table()
     head, _ = parse_head(data)
-    meta = {k: v for k, v in head.meta.items() if k not in ("bloom", "tag_dict_bytes")}
+    meta = {k: v for k, v in head.meta.items() if k not in ("bloom", "tag_block_bytes")}
     buf = io.BytesIO()
     pq.write_table(t.cols.to_arrow(), buf, compression="zstd", row_group_size=8192, write_statistics=False)
     ids = b"".join(a.astype(">u8").tobytes() for a in (t.trace_hi, t.trace_lo, t.span, t.parent))
