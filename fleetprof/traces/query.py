@@ -75,6 +75,14 @@ def _parallel(fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
     return list(_POOL.map(fn, items))
 
 
+def _heads(store: ObjectStore, entries: Sequence[SegmentEntry]) -> list[Any]:
+    """The heads of the entries' segments: one after another from local files (a ranged
+    read costs microseconds), several at once from a remote store (a round trip each)."""
+    if str(getattr(store, "url", "")).startswith("file:"):
+        return [CACHE.head(store, e.key) for e in entries]
+    return _parallel(lambda e: CACHE.head(store, e.key), entries)
+
+
 def _memo(seg: SpanSegment, name: str, make: Any) -> Any:
     memo: dict[str, Any] = seg.__dict__.setdefault("_memo", {})
     if name not in memo:
@@ -149,7 +157,7 @@ def get_trace(store: ObjectStore, index: Index, tenant: str, trace_id: bytes,
     out: list[dict[str, Any]] = []
     seen: set[int] = set()
     entries = span_entries(index, tenant, start_ns, end_ns)
-    for e, head in zip(entries, _parallel(lambda e: CACHE.head(store, e.key), entries), strict=True):
+    for e, head in zip(entries, _heads(store, entries), strict=True):
         if not head.may_hold(hi, lo):
             continue
         seg = load(store, e)
@@ -266,12 +274,15 @@ def _equals(seg: SpanSegment, col: str, value: Any) -> np.ndarray:
     return (seg.columns([col]).get_column(col) == value).to_numpy()
 
 
+_HIT_COLUMNS = ("start_ns", "duration_ns", "status_code", "resource", "name", "service")
+
+
 def _hits(seg: SpanSegment, c: _Cond) -> np.ndarray:
     """Rows of ``seg`` whose span satisfies every condition (cheap columns first; tags
     only on the rows left)."""
     if not seg.rows:
         return np.zeros(0, np.int64)
-    seg.columns(["start_ns", "duration_ns", "status_code", "resource"])  # one read for the cheap columns
+    seg.columns(_HIT_COLUMNS)  # one read: the conditions' columns and what a hit shows
     ok = _in_range(seg, c.start_ns, c.end_ns)
     dur = _num(seg, "duration_ns")
     if c.min_duration_ns is not None:
