@@ -149,3 +149,18 @@ def test_flamegraph_title_and_orientation_follow_svg(tmp_path: Path, folded):
     assert "<title>base.folded · samples</title>" in text and '"icicle":false' in text
     assert run("flamegraph", str(folded[0]), "-o", str(out), "--icicle").returncode == 0
     assert '"icicle":true' in out.read_text()
+
+
+def test_option_values_keep_typer_checks_and_consoles_come_on_demand(tmp_path: Path, folded):
+    """Plain string options skip typer's pydantic coercion; other values still get it (and
+    its error); the shared rich consoles are made when first asked for."""
+    bad = run("flamegraph", str(folded[0]), "-o", str(tmp_path / "x.svg"), "--max-nodes", "many")
+    assert bad.returncode == 2 and b"--max-nodes" in bad.stderr and b"Traceback" not in bad.stderr
+    code = (
+        "import sys, fleetprof.cli as c\n"
+        "assert 'rich' not in sys.modules\n"
+        "from fleetprof.cli import err_console, out_console\n"
+        "assert err_console.stderr and not out_console.stderr and c.console('err') is err_console\n"
+        "try:\n c.no_such_name\nexcept AttributeError:\n pass\nelse:\n raise SystemExit('no AttributeError')\n"
+    )
+    assert subprocess.run([sys.executable, "-c", code], cwd=REPO, timeout=120).returncode == 0

@@ -101,3 +101,12 @@ def test_lazy_njit_materialises_a_module_namespace():
     numba_cache.materialise(ns)
     assert type(ns["k"]).__name__ == "CPUDispatcher" and ns["other"] == 3
     assert kernel(2) == 3 and ns["k"](4) == 5
+
+
+def test_writable_probe_leaves_nothing_behind(tmp_path):
+    target = tmp_path / "new" / "cache"
+    assert numba_cache.writable(target)
+    assert target.is_dir() and list(target.iterdir()) == []
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert not numba_cache.writable(blocker / "cache")

@@ -260,7 +260,7 @@ def _step(
     c_sorted = counts[order]
     total = np.add.reduceat(c_sorted, gstart)
     self_vals = np.add.reduceat(np.where(is_last[order], c_sorted, 0), gstart)
-    keep = total >= threshold
+    keep = (total >= threshold) & (total > 0)  # the general path draws no zero-total node
     rep = order[gstart]  # each group's first cell
     # each cell's parent: the line's node before this step, or the group of the cell to its left
     left = np.arange(len(li)) - 1

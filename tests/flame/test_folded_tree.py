@@ -3,6 +3,8 @@ general decoder draws, and hands anything it does not cover back to it."""
 
 from __future__ import annotations
 
+import gzip
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,11 +22,12 @@ from fleetprof.render.svg import min_ticks_of, render_svg, render_tree_svg
 MIN = min_ticks_of(1200, 0.1)
 
 
-def _same_svg(raw: bytes, *, icicle: bool = False) -> None:
+def _same_svg(raw: bytes, *, icicle: bool = False, plain: bytes | None = None) -> None:
+    """The direct path draws ``raw`` as the general path draws ``plain`` (default ``raw``)."""
     tree = folded_call_tree(raw, min_total=MIN)
     assert tree is not None
     direct = render_tree_svg(tree, SAMPLES, title="t <&>", icicle=icicle)
-    assert direct == render_svg(decode_folded(raw), 0, title="t <&>", icicle=icicle)
+    assert direct == render_svg(decode_folded(raw if plain is None else plain), 0, title="t <&>", icicle=icicle)
 
 
 @pytest.mark.parametrize("shape, stacks", [("hot", 3000), ("vocab", 3000), ("deep", 60)])
@@ -39,6 +42,42 @@ def test_duplicates_prefixes_empty_stacks_and_narrow_frames():
     raw = b"\n".join(lines) + b"\n\n"
     _same_svg(raw)
     _same_svg(raw, icicle=True)
+
+
+@pytest.mark.parametrize("budget", [1, 7, 300])
+def test_steps_of_any_width_draw_as_the_general_path(monkeypatch, budget: int):
+    """One level per step, a few, or every level of the lines at once."""
+    monkeypatch.setattr(folded_tree, "CELL_BUDGET", budget)
+    _same_svg(generate("deep", 25, seed=4) + generate("hot", 300, seed=4))
+
+
+def test_gzip_input_draws_as_the_plain_file():
+    raw = generate("vocab", 800, seed=6)
+    _same_svg(gzip.compress(raw), plain=raw)
+    assert folded_call_tree(gzip.compress(raw), min_total=MIN, limits=Limits(max_decompressed_bytes=1000)) is None
+    assert folded_call_tree(gzip.compress(raw)[:-20], min_total=MIN) is None  # truncated: the general path reports it
+
+
+def test_zero_counts_draw_as_the_general_path():
+    """Nodes whose total is zero are not drawn (nor is anything when every count is zero)."""
+    for raw in (b"a;b 0\n", b"a;b 0\nc 0\n", b"a 0\nb;c 3\n", b" 0\n"):
+        _same_svg(raw)
+
+
+def test_long_frames_are_compared_byte_for_byte(monkeypatch):
+    """Frames longer than 16 bytes that share their first and last eight bytes stay apart,
+    also when the file ends without a newline right after them."""
+    mid = [b"module_a.X" + bytes([c]) * k + b"._sharedtail" for c in b"pq" for k in (1, 9, 20)]
+    raw = b"\n".join(b"root;" + m + b";" + m + b" " + str(i + 1).encode() for i, m in enumerate(mid)) + b"\nroot;" + mid[0] + b" 9"
+    _same_svg(raw)
+    real = folded_tree._Bytes.fingerprints
+
+    def zero_hashes(self, start, length):
+        _, head, tail = real(self, start, length)
+        return np.zeros(len(start), np.uint64), head, tail
+
+    monkeypatch.setattr(folded_tree._Bytes, "fingerprints", zero_hashes)
+    assert folded_call_tree(raw, min_total=MIN) is None
 
 
 def test_tree_values():
@@ -87,17 +126,26 @@ def test_hash_collisions_are_detected(monkeypatch):
     assert tree is not None and tree.size == 2
 
 
-def test_flamegraph_command_takes_the_direct_path_without_numba(tmp_path: Path):
-    """The CLI draws a plain folded file as the general path does, loading no kernels."""
+def test_flamegraph_command_takes_the_direct_path_without_heavy_imports(tmp_path: Path):
+    """The CLI draws a plain folded file, and its gzip'd copy, as the general path does,
+    loading no kernels, no dataframe library and no pydantic."""
     src = tmp_path / "in.folded"
     raw = generate("vocab", 500, seed=2)
     src.write_bytes(raw)
-    out = tmp_path / "out.svg"
+    gz = tmp_path / "in.folded.gz"
+    gz.write_bytes(gzip.compress(raw))
     code = (
-        "import sys; from fleetprof.cli import main; sys.argv=['fleetprof','flamegraph',sys.argv[1],'-o',sys.argv[2]]\n"
-        "try:\n main()\nexcept SystemExit as e:\n assert not e.code, e.code\n"
-        "assert 'numba' not in sys.modules, 'numba imported'\n"
+        "import sys; from fleetprof.cli import main\n"
+        "for src, out in ((sys.argv[1], sys.argv[2]), (sys.argv[3], sys.argv[4])):\n"
+        " sys.argv=['fleetprof','flamegraph',src,'-o',out]\n"
+        " try:\n  main()\n except SystemExit as e:\n  assert not e.code, e.code\n"
+        "import os; assert os.environ['OPENBLAS_NUM_THREADS'] == '1'\n"
+        "heavy = ('numba', 'polars', 'pyarrow', 'fastapi', 'opentelemetry', 'boto3', 'pydantic', 'rich')\n"
+        "assert not [m for m in heavy if m in sys.modules], [m for m in heavy if m in sys.modules]\n"
     )
-    subprocess.run([sys.executable, "-c", code, str(src), str(out)], check=True, timeout=120)
+    out, out_gz = tmp_path / "out.svg", tmp_path / "gz.svg"
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    subprocess.run([sys.executable, "-c", code, str(src), str(out), str(gz), str(out_gz)], check=True, timeout=120, env=env)
     expected = render_svg(decode_folded(raw), 0, title="in.folded · samples")
     assert out.read_text() == expected
+    assert out_gz.read_text() == render_svg(decode_folded(raw), 0, title="in.folded.gz · samples")
