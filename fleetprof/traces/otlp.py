@@ -308,9 +308,9 @@ def to_chunk(req: ExportTraceServiceRequest, now_ns: int, limits: SpanLimits, bo
     np.cumsum(num[6], out=list_off[1:])
     res = num[4]
     cols = {
-        "name": _slices(buf, sc.strs[0], sc.strs[1]), "kind": _small(num[0], "span kind"),
+        "name": _slices(buf, sc.strs[0], sc.strs[1]), "kind": _small(np.where(ok, num[0], 0), "span kind"),
         "start_ns": num[1], "duration_ns": num[2] - num[1],
-        "status_code": _small(num[3], "status code"), "status_message": _slices(buf, sc.strs[2], sc.strs[3]),
+        "status_code": _small(np.where(ok, num[3], 0), "status code"), "status_message": _slices(buf, sc.strs[2], sc.strs[3]),
         "service": pl.Series(services or [""], dtype=pl.Utf8).gather(res), "resource": res.astype(np.int32),
         "scope": num[5].astype(np.int32),
         "extra": pl.from_arrow(pa.LargeBinaryArray.from_buffers(pa.large_binary(), n, [None, pa.py_buffer(sc.extra_offsets), pa.py_buffer(sc.extra_data)])),
