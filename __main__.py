@@ -42,7 +42,7 @@ network = Network(
     NetworkArgs(
         tags=base,
         kms_key_arn=storage.key.arn,
-        extra_interface_services=("xray",) if settings.otel_collector and settings.xray_enabled else (),
+        extra_interface_services=("xray",) if (settings.otel_collector and settings.xray_enabled) or settings.ray_tracing else (),
         **settings.pick("region", "vpc_cidr", "az_count", "nat_per_az", "interface_endpoints", "flow_log_retention_days"),
     ),
 )
@@ -159,6 +159,8 @@ ray = RayCluster(
             "nightly_workers",
             "nightly_window_minutes",
             "token_rotation",
+            "tracing",
+            "traces_sampling_ratio",
             prefix="ray_",
         ),
         **settings.pick(

@@ -29,6 +29,16 @@ Contract:
   ``FLEETPROF_ANOMALY_TOPIC_ARN`` this way (and hands it to its tasks).
 * The CloudWatch agent ships cloud-init and Ray logs to the stack's KMS-encrypted log group
   ``/fleetprof/<env>/ray``.
+* With ``tracing`` the jobs and their Ray tasks export their spans (:mod:`fleetprof.telemetry`)
+  to the CloudWatch agent of their node, which sends them to X-Ray: the agent's configuration
+  gains ``traces.traces_collected.otlp`` (gRPC ``127.0.0.1:4317``, HTTP ``127.0.0.1:4318``, the
+  node's loopback only) and the environment file gains the OTEL_* variables of
+  :func:`node_otel_env` (OTLP/HTTP to ``127.0.0.1:4318``, ``parentbased_traceidratio`` at
+  ``traces_sampling_ratio``). Every unit reads that file, so ``ray start`` has them and Ray
+  hands them to everything it starts on the node: the raylet's worker processes (tasks) and
+  the head's job supervisors, whose drivers are the jobs. A task's span continues its job's
+  trace (the context travels with the task) and leaves through its own node's agent. Without
+  ``tracing`` neither the agent section nor any OTEL_* variable is written (the SDK stays off).
 * The worker group scales on average CPU (target tracking) between ``worker_min`` and
   ``worker_max``; Pulumi leaves its desired capacity to the scaling policies. With
   ``predictive_scaling`` a predictive policy on the CPU metric pair runs next to it, and with
@@ -37,7 +47,8 @@ Contract:
 * Nodes have no public IP, require IMDSv2, use encrypted EBS and a pinned AMI; the one
   security group admits only itself (plus an optional admin group). Node roles may read
   only the artifact prefix and the token parameter, publish metrics only to
-  ``Fleetprof/Jobs``, write only their log group, and hold the SSM agent's own actions
+  ``Fleetprof/Jobs``, write only their log group (and, with ``tracing``, X-Ray's write actions,
+  which have no resource-level permissions), and hold the SSM agent's own actions
   (:data:`SSM_AGENT_ACTIONS`) instead of ``AmazonSSMManagedInstanceCore`` (which reads every
   parameter). With an anomaly topic, both node roles (an analysis task runs on any node) may
   ``sns:Publish`` to that topic and no other; the topic's key is the stack key the roles
@@ -60,6 +71,7 @@ from components.artifacts import Artifact
 from components.common import service_role
 from components.ingest_service import data_access_policy
 from components.tags import asg_tags, tags
+from components.telemetry import LOOPBACK, OTLP_GRPC_PORT, OTLP_HTTP_PORT, SAMPLER, xray_statement
 
 GCS_PORT = 6379
 DASHBOARD_PORT = 8265
@@ -147,6 +159,10 @@ class RayClusterArgs:
     nightly_window_minutes: int = 120
     anomaly_topic_arn: pulumi.Input[str] | None = None
     """SNS topic the analysis job publishes anomalies to (None: no notifications)."""
+    tracing: bool = False
+    """Jobs and Ray tasks export spans through each node's CloudWatch agent to X-Ray."""
+    traces_sampling_ratio: float = 1.0
+    """Share of job traces sampled (``parentbased_traceidratio``) with ``tracing``."""
 
 
 @dataclass(frozen=True)
@@ -264,6 +280,8 @@ class NodeEnv:
     constraints_sha256: str
     log_group: str
     anomaly_topic_arn: str = ""
+    traces_sampling_ratio: float | None = None
+    """Sampling ratio of the jobs' traces; None: no tracing (no OTEL_* and no agent traces section)."""
 
     @property
     def wheel_path(self) -> str:
@@ -274,13 +292,41 @@ class NodeEnv:
         return f"{ARTIFACT_DIR}/constraints.txt"
 
 
+WORKERS_SERVICE_NAME = "fleetprof-workers"
+"""``service.name`` of the jobs' and tasks' spans (:func:`fleetprof.telemetry.job`'s default)."""
+AGENT_OTLP = {"grpc_endpoint": f"{LOOPBACK}:{OTLP_GRPC_PORT}", "http_endpoint": f"{LOOPBACK}:{OTLP_HTTP_PORT}"}
+"""The CloudWatch agent's OTLP trace receiver on a node (loopback only: nothing else reaches it)."""
+
+
+def node_otel_env(env: NodeEnv) -> dict[str, str]:
+    """The OTEL_* variables of the nodes' environment file: with tracing, OTLP/HTTP (protobuf)
+    to the agent's :data:`AGENT_OTLP` HTTP endpoint, the ratio sampler, the stack as
+    ``deployment.environment``, no metrics or logs exporters; without, none."""
+    if env.traces_sampling_ratio is None:
+        return {}
+    return {
+        "OTEL_SERVICE_NAME": WORKERS_SERVICE_NAME,
+        "OTEL_RESOURCE_ATTRIBUTES": f"deployment.environment={env.environment}",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{AGENT_OTLP['http_endpoint']}",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_TRACES_SAMPLER": SAMPLER,
+        "OTEL_TRACES_SAMPLER_ARG": format(env.traces_sampling_ratio, "g"),
+        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": "none",
+    }
+
+
 def cloudwatch_agent_config(env: NodeEnv) -> str:
-    """CloudWatch agent configuration: :data:`LOG_FILES` into the stack's Ray log group."""
+    """CloudWatch agent configuration: :data:`LOG_FILES` into the stack's Ray log group and,
+    with tracing, the OTLP trace receiver :data:`AGENT_OTLP` whose traces go to X-Ray in the
+    agent's region."""
     collect = [
         {"file_path": path, "log_group_name": env.log_group, "log_stream_name": f"{{instance_id}}/{stream}"}
         for stream, path in LOG_FILES.items()
     ]
-    config = {"agent": {"region": env.region}, "logs": {"logs_collected": {"files": {"collect_list": collect}}}}
+    config: dict = {"agent": {"region": env.region}, "logs": {"logs_collected": {"files": {"collect_list": collect}}}}
+    if env.traces_sampling_ratio is not None:
+        config["traces"] = {"traces_collected": {"otlp": dict(AGENT_OTLP)}}
     return json.dumps(config, indent=1, sort_keys=True)
 
 
@@ -301,6 +347,7 @@ python3.11 -m venv {VENV}
 
 def _common_boot(env: NodeEnv) -> str:
     """Packages, user, log shipping (first, so a failed install is visible), install, env."""
+    otel = "".join(f"{key}={value}\n" for key, value in node_otel_env(env).items())
     return f"""#!/bin/bash
 set -euo pipefail
 dnf install -y python3.11 python3.11-pip amazon-cloudwatch-agent
@@ -319,7 +366,7 @@ FLEETPROF_ENVIRONMENT={env.environment}
 FLEETPROF_STORAGE=s3://{env.profiles_bucket}/
 FLEETPROF_INDEX=dynamodb://{env.table_name}
 FLEETPROF_ANALYSIS=s3://{env.analysis_bucket}/
-ENV
+{otel}ENV
 """
 
 
@@ -439,12 +486,14 @@ class NodeGrants:
     log_group_arn: str
     instances_arn: str
     anomaly_topic_arn: str = ""
+    xray: bool = False
 
 
 def node_policy(g: NodeGrants) -> str:
     """Data access (profiles + analysis buckets, table, key), read of the artifact prefix,
     read of the Ray token parameter (and its key), job metrics, the node log group, the SSM
-    agent's own actions and, with an anomaly topic, publishing to that topic only."""
+    agent's own actions, with an anomaly topic publishing to that topic only, and with ``xray``
+    the X-Ray writes of the CloudWatch agent's trace export."""
     doc = json.loads(data_access_policy([g.profiles_bucket_arn, g.analysis_bucket_arn], g.table_arn, g.key_arn))
     doc["Statement"] += [
         {"Sid": "NodeArtifacts", "Effect": "Allow", "Action": ["s3:GetObject"],
@@ -465,6 +514,8 @@ def node_policy(g: NodeGrants) -> str:
         doc["Statement"].append(
             {"Sid": "AnomalyNotifications", "Effect": "Allow", "Action": ["sns:Publish"], "Resource": [g.anomaly_topic_arn]}
         )
+    if g.xray:
+        doc["Statement"].append(xray_statement())
     return json.dumps(doc, sort_keys=True)
 
 
@@ -657,6 +708,7 @@ class RayCluster(pulumi.ComponentResource):
             constraints_sha256=args.constraints.sha256,
             log_group=self.log_group_name,
             anomaly_topic_arn=anomaly_topic_arn,
+            traces_sampling_ratio=args.traces_sampling_ratio if args.tracing else None,
         )
 
     def _security_group(self, name: str, args: RayClusterArgs, child: pulumi.ResourceOptions) -> aws.ec2.SecurityGroup:
@@ -712,6 +764,7 @@ class RayCluster(pulumi.ComponentResource):
                 log_group_arn=log_group_arn(args.region, a[5], self.log_group_name),
                 instances_arn=f"arn:aws:ec2:{args.region}:{a[5]}:instance/*",
                 anomaly_topic_arn=a[7],
+                xray=args.tracing,
             )
         )
         aws.iam.RolePolicy(

@@ -117,6 +117,8 @@ class Settings:
     traces_sampling_ratio: float = 0.05
     xray_enabled: bool = True
     otel_collector_token: str = ""
+    ray_tracing: bool = False
+    ray_traces_sampling_ratio: float = 1.0
     extra: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -150,6 +152,7 @@ class Settings:
         from components.ingest_service import ingest_limits
 
         self._validate_telemetry()  # first: the server's memory depends on the collector's share
+        self._validate_ray_tracing()
         try:
             ingest_limits(self.server_memory)
         except ValueError as e:
@@ -186,14 +189,16 @@ class Settings:
         return self
 
     def _validate_telemetry(self) -> None:
-        """The sampling ratio is a probability; with the collector: a digest-pinned image, a
+        """The sampling ratios are probabilities; with the collector: a digest-pinned image, a
         CPU/memory share that leaves the server its own, at least one exporter; the collector's
         token only where it is used, and only a token of the table that may write."""
         from components.telemetry import MIN_COLLECTOR_MEMORY_MIB
         from fleetprof.server.auth import parse_tokens
 
-        if not 0.0 <= self.traces_sampling_ratio <= 1.0:
-            raise SettingsError(f"fleetprof:tracesSamplingRatio must be 0..1, got {self.traces_sampling_ratio}")
+        for key, ratio in (("tracesSamplingRatio", self.traces_sampling_ratio),
+                           ("rayTracesSamplingRatio", self.ray_traces_sampling_ratio)):
+            if not 0.0 <= ratio <= 1.0:
+                raise SettingsError(f"fleetprof:{key} must be 0..1, got {ratio}")
         if self.otel_collector_token and not (self.otel_collector and self.auth_enabled):
             raise SettingsError(
                 "fleetprof:otelCollectorToken is set but unused: it authenticates the collector's export to "
@@ -228,6 +233,14 @@ class Settings:
                     "fleetprof:otelCollectorToken must be a token of fleetprof:authTokens with the write scope "
                     "(issue one with fleetprof token new --scopes write)"
                 )
+
+    def _validate_ray_tracing(self) -> None:
+        """The Ray nodes' CloudWatch agent sends traces to X-Ray only, so Ray tracing needs X-Ray."""
+        if self.ray_tracing and not self.xray_enabled:
+            raise SettingsError(
+                "fleetprof:rayTracing sends the Ray jobs' spans to X-Ray (through the nodes' CloudWatch agent), "
+                "which fleetprof:xrayEnabled false forbids"
+            )
 
     def _validate_access(self) -> None:
         """The token table parses as the server would parse it, and only where auth is on;

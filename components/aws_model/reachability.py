@@ -12,8 +12,8 @@ DynamoDB, ECR (api, dkr), CloudWatch Logs, SSM, Secrets Manager, and what the ta
 sidecar needs (:func:`.task.egress_services`: X-Ray for a collector exporting there, ECR
 Public for an image pulled from it); Ray nodes <-> Ray nodes
 on Ray's ports; Ray nodes -> S3, DynamoDB, SSM and the SSM agent's services, CloudWatch
-Logs and metrics, and SNS where the scheduled analysis publishes anomalies
-(:func:`ray_egress_services`). An AWS service is reached through its interface endpoint when one with
+Logs and metrics, SNS where the scheduled analysis publishes anomalies and X-Ray where
+their CloudWatch agent sends the jobs' traces (:func:`ray_egress_services`). An AWS service is reached through its interface endpoint when one with
 private DNS exists, else through the gateway endpoint on the subnet's route table (S3,
 DynamoDB), else through the internet route. Every ingress rule of every group must be accounted for by a needed path;
 internet -> tasks and internet -> Ray must be closed.
@@ -357,11 +357,13 @@ def _within(inner: str, outer: str) -> bool:
 
 def ray_egress_services(graph: Graph) -> tuple[str, ...]:
     """AWS endpoints the Ray nodes need beyond :data:`RAY_SERVICES`: ``sns`` when a node's
-    boot script hands the analysis job an anomaly topic."""
+    boot script hands the analysis job an anomaly topic, ``xray`` when the nodes' CloudWatch
+    agent sends the jobs' traces (:func:`.ray_nodes.egress_services`)."""
+    from components.aws_model import ray_nodes
     from components.ray_cluster import ANOMALY_TOPIC_ENV
 
     publishes = any(ANOMALY_TOPIC_ENV in str(i.inputs.get("userData") or "") for i in graph.of_type(INSTANCE))
-    return ("sns",) if publishes else ()
+    return (("sns",) if publishes else ()) + ray_nodes.egress_services(graph)
 
 
 def analyze(graph: Graph) -> Report:

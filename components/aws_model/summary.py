@@ -1,7 +1,7 @@
 """What AWS would do with one rendered stack, in a few lines per concern.
 
 Contract: :func:`summary_lines` gathers the ``facts`` of every check in this package
-(image origin, container run, task and collector sidecar, reachability, key users, WAF decisions, log deliveries) under a heading per
+(image origin, container run, task and collector sidecar, Ray nodes' traces, reachability, key users, WAF decisions, log deliveries) under a heading per
 concern, in a fixed order; :func:`problems` gathers every check's structured findings (an
 empty list: AWS would run the stack as intended), so ``make preview`` can list them and fail.
 """
@@ -11,7 +11,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from components.aws_model import container, delivery, images, kms, reachability, task, waf
+from components.aws_model import (
+    container,
+    delivery,
+    images,
+    kms,
+    ray_nodes,
+    reachability,
+    task,
+    waf,
+)
 from components.aws_model.graph import Graph
 from components.mockrun import REPO_ROOT, Rendering
 
@@ -21,6 +30,7 @@ def _sections(dockerfile: Path) -> list[tuple[str, Callable[[Graph], list[str]]]
         ("images", images.facts),
         ("container", lambda g: container.facts(g, dockerfile)),
         ("task", task.facts),
+        ("Ray nodes", ray_nodes.facts),
         ("reachability", reachability.facts),
         ("key grants", kms.facts),
         ("WAF", waf.facts),
@@ -50,6 +60,7 @@ def problems(rendering: Rendering, dockerfile: Path = REPO_ROOT / "Dockerfile") 
         for p in container.problems(run) + container.secret_problems(graph, run)
     ]
     found += [f"task: {p}" for p in task.task_problems(graph) + task.collector_problems(graph)]
+    found += [f"Ray nodes: {p}" for p in ray_nodes.problems(graph)]
     found += [f"reachability: {p}" for p in reachability.analyze(graph).problems()]
     found += [f"key grants: {p}" for p in kms.analyze(graph).problems()]
     found += [f"WAF: {p}" for p in waf.findings(graph)]

@@ -10,7 +10,7 @@ from infra_support import STACKS, rendered
 
 from components.aws_model.summary import problems, summary_lines
 
-SECTIONS = ("== images ==", "== container ==", "== task ==", "== reachability ==", "== key grants ==", "== WAF ==", "== log deliveries ==")
+SECTIONS = ("== images ==", "== container ==", "== task ==", "== Ray nodes ==", "== reachability ==", "== key grants ==", "== WAF ==", "== log deliveries ==")
 
 
 @pytest.mark.parametrize("name", STACKS)

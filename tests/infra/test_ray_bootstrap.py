@@ -1,5 +1,5 @@
-"""The dev stack's Ray boot scripts (rendered with ``anomalyNotifications`` on), executed: two
-sandboxed nodes, real Ray, real jobs.
+"""The dev stack's Ray boot scripts (rendered with ``anomalyNotifications`` and ``rayTracing``
+on), executed: two sandboxed nodes, real Ray, real jobs.
 
 The head's and the workers' user data are taken from the rendered stack (the instance's
 ``userData`` and the launch template's base64 ``userData``) and run unchanged as root on two
@@ -17,7 +17,10 @@ token), the worker joins (two alive nodes), and the service of every enabled tim
 its unit says and succeeds against seeded data: compaction compacts, analysis writes its
 window to the analysis bucket and publishes the seeded anomaly to the topic (read back
 through an SQS subscription), retention deletes expired data, each publishing
-``JobSucceeded``. The previous scheduled command (``--window 1h``) fails its unit and
+``JobSucceeded``. Every job's spans reach the CloudWatch agent's OTLP receiver that the boot
+script configured (the stub agent listens where the configuration says, on each node's
+loopback): the compaction's job span and its Ray tasks' spans (from the workers of either node)
+form one trace, and the analysis and retention jobs have their job spans. The previous scheduled command (``--window 1h``) fails its unit and
 publishes ``JobFailed``.
 """
 
@@ -206,6 +209,21 @@ def _metrics(name: str, before: dict[str, dict[str, float]]) -> set[str]:
     return {job for job, total in now.items() if total > before[name][job]}
 
 
+def _agent_spans(nodes: list[Node]) -> list[dict]:
+    """Every span the nodes' CloudWatch agents received (see ``node_stubs/host.py``)."""
+    spans = []
+    for node in nodes:
+        path = node.dirs["/run"] / "systemctl-stub" / "cwagent-traces.jsonl"
+        spans += [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return spans
+
+
+def _one_compaction_trace(spans: list[dict]) -> bool:
+    jobs = [s for s in spans if s["name"] == "job.compaction"]
+    return len(jobs) == 1 and any(s["parent_id"] == jobs[0]["span_id"] and s["name"].startswith("task compact L")
+                                  for s in spans)
+
+
 def test_ray_nodes_boot_and_run_every_scheduled_job(subnet, aws, tmp_path):
     import boto3
 
@@ -215,7 +233,7 @@ def test_ray_nodes_boot_and_run_every_scheduled_job(subnet, aws, tmp_path):
     from workers.analyze import parse_window
     from workers.storage_io import open_backends
 
-    r = render("dev", overrides={"fleetprof:anomalyNotifications": True})
+    r = render("dev", overrides={"fleetprof:anomalyNotifications": True, "fleetprof:rayTracing": True})
     head_ip = one(r, "aws:ec2/instance:Instance", "ray-head").outputs["privateIp"]
     head_script = one(r, "aws:ec2/instance:Instance", "ray-head").inputs["userData"]
     worker_script = base64.b64decode(one(r, "aws:ec2/launchTemplate:LaunchTemplate", "ray-worker-lt").inputs["userData"]).decode()
@@ -266,6 +284,16 @@ def test_ray_nodes_boot_and_run_every_scheduled_job(subnet, aws, tmp_path):
         assert not [e for e in every if e.max_time_ms < seeded["expired_before"]], "retention kept expired segments"
         assert _metrics("JobSucceeded", started) == {"compact", "analyze", "retention"}
         assert _metrics("JobFailed", started) == set()
+
+        # the jobs' spans reached the agents: the compaction and its Ray tasks in one trace
+        spans = wait_for(lambda: got if _one_compaction_trace(got := _agent_spans(nodes)) else None, 30,
+                         "compaction spans at the agents")
+        (job,) = [s for s in spans if s["name"] == "job.compaction"]
+        tasks = [s for s in spans if s["name"].startswith("task compact L")]
+        assert job["parent_id"] == "" and {s["trace_id"] for s in tasks} == {job["trace_id"]}
+        assert {s["parent_id"] for s in tasks} == {job["span_id"]}
+        assert {s["service"] for s in [job, *tasks]} == {"fleetprof-workers"}
+        assert {"job.analyze", "job.retention"} <= {s["name"] for s in spans}
 
         # the command the head used to schedule fails its unit in the same runner
         unit = (head.dirs["/etc"] / "systemd/system/fleetprof-analyze.service").read_text()

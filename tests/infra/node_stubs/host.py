@@ -11,16 +11,26 @@
   environment, with their console scripts, as if pip had installed them there; the wheel
   is still installed by the boot script's own ``pip install``.
 * ``cwagent-ctl -a fetch-config -m ec2 -s -c file:CONFIG``: checks the CloudWatch agent
-  configuration (valid JSON, every log group exists in the region) and records it.
+  configuration (valid JSON, every log group exists in the region) and records it. With a
+  ``traces.traces_collected.otlp`` section it starts the agent's OTLP/HTTP trace receiver as
+  the agent would (``http_endpoint``, default ``127.0.0.1:4318``; gRPC is not served) and
+  returns once it accepts connections; the receiver (``cwagent-otlp``) appends every span it
+  is sent to ``$SYSTEMCTL_STUB_STATE/cwagent-traces.jsonl`` (one JSON object per span: service,
+  name, trace_id, span_id, parent_id) where the real agent would send it to X-Ray.
 """
 
 from __future__ import annotations
 
+import gzip
 import importlib.metadata
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 BIN = Path("/usr/local/bin")
@@ -121,10 +131,72 @@ def cwagent_ctl(args: list[str]) -> int:
             return 1
     STATE.mkdir(parents=True, exist_ok=True)
     (STATE / "cloudwatch-agent.json").write_text(json.dumps(config))
+    otlp = ((config.get("traces") or {}).get("traces_collected") or {}).get("otlp")
+    return _start_otlp_receiver(otlp.get("http_endpoint") or "127.0.0.1:4318") if isinstance(otlp, dict) else 0
+
+
+TRACES_FILE = "cwagent-traces.jsonl"
+READY_TIMEOUT_S = 20.0
+
+
+def _start_otlp_receiver(endpoint: str) -> int:
+    """Start ``cwagent-otlp`` on ``endpoint`` in the background; 0 once it accepts connections."""
+    host, _, port = endpoint.rpartition(":")
+    log = open(STATE / "cwagent-otlp.log", "ab")
+    subprocess.Popen([STUB_PYTHON, str(HERE), "cwagent-otlp", host, port, str(STATE / TRACES_FILE)],
+                     start_new_session=True, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((host, int(port)), timeout=1).close()
+            return 0
+        except OSError:
+            time.sleep(0.1)
+    print(f"cwagent: OTLP receiver on {endpoint} did not start", file=sys.stderr)
+    return 1
+
+
+def cwagent_otlp(args: list[str]) -> int:
+    """The agent's OTLP/HTTP trace receiver: ``POST /v1/traces`` (protobuf, optionally gzip)."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+        ExportTraceServiceResponse,
+    )
+
+    host, port, out = args[0], int(args[1]), Path(args[2])
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            body = self.rfile.read(int(self.headers.get("content-length") or 0))
+            if self.headers.get("content-encoding") == "gzip":
+                body = gzip.decompress(body)
+            if self.path != "/v1/traces":
+                self.send_response(404)
+                self.end_headers()
+                return
+            lines = []
+            for rs in ExportTraceServiceRequest.FromString(body).resource_spans:
+                res = {a.key: a.value.string_value for a in rs.resource.attributes}
+                for ss in rs.scope_spans:
+                    lines += [json.dumps({"service": res.get("service.name", ""), "name": s.name,
+                                          "trace_id": s.trace_id.hex(), "span_id": s.span_id.hex(),
+                                          "parent_id": s.parent_span_id.hex()}) + "\n" for s in ss.spans]
+            with lock, open(out, "a") as f:
+                f.write("".join(lines))
+            reply = ExportTraceServiceResponse().SerializeToString()
+            self.send_response(200)
+            self.send_header("content-type", "application/x-protobuf")
+            self.send_header("content-length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+
+    ThreadingHTTPServer((host, port), Handler).serve_forever()
     return 0
 
 
-TOOLS = {"dnf": dnf, "useradd": useradd, "python3.11": python311, "cwagent-ctl": cwagent_ctl}
+TOOLS = {"dnf": dnf, "useradd": useradd, "python3.11": python311, "cwagent-ctl": cwagent_ctl,
+         "cwagent-otlp": cwagent_otlp}
 
 if __name__ == "__main__":
     sys.exit(TOOLS[sys.argv[1]](sys.argv[2:]))
