@@ -133,6 +133,9 @@ def test_enums_outside_int8_are_refused(field: str) -> None:
         otlp.to_chunk(req, T0, LIMITS)
     with pytest.raises(otlp.OtlpError, match="out of range"):
         otlp.to_chunk_exact(req, T0, LIMITS)
+    req = _request()  # the exact path consumed the request
+    sp = req.resource_spans[0].scope_spans[0].spans[0]
+    sp.kind, sp.status.code = 300, 300
     sp.end_time_unix_nano = sp.start_time_unix_nano - 1  # a span left out for its times is not checked further
     body = req.SerializeToString()
     (fast, r1, _), (exact, r2, _) = _both(body)
