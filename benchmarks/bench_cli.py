@@ -5,7 +5,8 @@ vocabulary of short names, deep recursion; about 50 MB each) it prints the input
 stacks, distinct frames, the median wall and CPU time of ``--repeat`` whole
 ``fleetprof flamegraph`` processes (start-up, imports and kernel loading included), the same
 for ``perl flamegraph.pl FILE > out.svg`` (``--perl-repeat`` runs, same file, same run),
-their ratios (target >= 20x), and the in-process time of the same path beside them. Then
+their ratios (target >= 20x), and the in-process time of the same path beside them, and
+the whole process on the gzip'd file (flamegraph.pl reads plain text only). Then
 ``fleetprof --help`` and a small file (target < 0.3 s each). CPU time is the children's
 user + system time: on a shared, loaded machine it is the steadier of the two figures.
 
@@ -19,6 +20,7 @@ Usage: ``python -m benchmarks.bench_cli [--flamegraph-pl PATH] [--shapes hot,voc
 from __future__ import annotations
 
 import argparse
+import gzip
 import os
 import resource
 import shutil
@@ -65,8 +67,7 @@ def fleetprof_cmd() -> list[str]:
 
 def in_process(data: bytes, out: Path, n: int) -> float:
     """Best wall seconds of the CLI's folded → SVG path with every module imported."""
-    from fleetprof.flame.folded_tree import folded_call_tree
-    from fleetprof.formats.folded import SAMPLES
+    from fleetprof.flame.folded_tree import SAMPLES, folded_call_tree
     from fleetprof.render.svg import min_ticks_of, render_tree_svg
 
     best = float("inf")
@@ -131,6 +132,10 @@ def main(argv: list[str] | None = None) -> None:
             print(f"\n[{shape}] {len(data) / 1e6:.1f} MB, {stacks} stacks, {frames} distinct frames, SVG {out.stat().st_size / 1e6:.1f} MB")
             print(f"  fleetprof whole process (median of {args.repeat}): wall {wall:.2f} s, CPU {cpu:.2f} s;"
                   f" in-process {inproc:.2f} s")
+            gz = tmpd / f"{shape}.folded.gz"
+            gz.write_bytes(gzip.compress(data, compresslevel=6))
+            gz_wall, gz_cpu = median_run([*fp, "flamegraph", str(gz), "-o", str(out)], args.repeat)
+            print(f"  the same file gzip'd ({gz.stat().st_size / 1e6:.1f} MB):         wall {gz_wall:.2f} s, CPU {gz_cpu:.2f} s")
             if ref_wall is not None and ref_cpu is not None:
                 print(f"  flamegraph.pl (median of {args.perl_repeat}):             wall {ref_wall:.2f} s, CPU {ref_cpu:.2f} s")
                 print(f"  ratio: wall {_ratio(ref_wall, wall)}, CPU {_ratio(ref_cpu, cpu)} (target >= {TARGET_RATIO:.0f}x);"
@@ -143,6 +148,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"small file (200 stacks): wall {small_wall:.2f} s, CPU {small_cpu:.2f} s (target < {TARGET_START_S} s)")
     if fg is not None and worst < float("inf"):
         print(f"\nworst whole-process ratio over shapes and (wall, CPU): {worst:.1f}x (target >= {TARGET_RATIO:.0f}x)")
+    print(f"load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":
