@@ -30,7 +30,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from fleetprof.formats.errors import DEFAULT_LIMITS, GZIP_MAGIC, Limits, ProfileFormatError, maybe_gunzip
+from fleetprof.formats.errors import (
+    DEFAULT_LIMITS,
+    GZIP_MAGIC,
+    Limits,
+    ProfileFormatError,
+    maybe_gunzip,
+)
 from fleetprof.formats.folded_scan import scan_plain
 from fleetprof.render.layout import CallTree
 
@@ -280,11 +286,11 @@ def _step(
         start=start[kr], length=length[kr], hash=h[kr], key=ck[kr], own=self_vals[kept], total=total[kept],
     )
     # lines that reach the step's last level in a kept node and have frames below it go on
-    tail = np.flatnonzero((col == levels - 1) & ~is_last)
-    tail = tail[keep[gid[tail]]]
-    on = line[tail]
-    node[on] = row_of[gid[tail]]
-    key[on] = ck[tail]
+    going = np.flatnonzero((col == levels - 1) & ~is_last)
+    going = going[keep[gid[going]]]
+    on = line[going]
+    node[on] = row_of[gid[going]]
+    key[on] = ck[going]
     return on
 
 
