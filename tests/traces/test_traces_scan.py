@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
@@ -140,3 +141,40 @@ def test_enums_outside_int8_are_refused(field: str) -> None:
     body = req.SerializeToString()
     (fast, r1, _), (exact, r2, _) = _both(body)
     assert r1 == r2 == 2 and len(fast) == len(exact) == 7
+
+
+def _mutations() -> list[bytes]:
+    """Valid requests with one byte changed or a cut: many still parse and must decode
+    the same on both paths (or fail the same way)."""
+    base = _request().SerializeToString()
+    rng = np.random.default_rng(5)
+    out = []
+    for _ in range(300):
+        b = bytearray(base)
+        if rng.random() < 0.8:
+            b[int(rng.integers(len(b)))] = int(rng.integers(256))
+        else:
+            b = b[: int(rng.integers(len(b)))]
+        out.append(bytes(b))
+    return out
+
+
+def test_damaged_requests_decode_the_same_on_both_paths() -> None:
+    compared = 0
+    for body in _mutations():
+        try:
+            req = otlp.parse_protobuf(body, LIMITS)
+        except otlp.OtlpError:
+            continue
+        try:
+            fast = otlp.to_chunk(otlp.parse_protobuf(body, LIMITS), T0, LIMITS, body=body)
+        except otlp.OtlpError as e:
+            with pytest.raises(otlp.OtlpError) as exact_error:
+                otlp.to_chunk_exact(req, T0, LIMITS)
+            assert str(exact_error.value) == str(e)
+            continue
+        exact = otlp.to_chunk_exact(req, T0, LIMITS)
+        _same(fast[0], exact[0])
+        assert fast[1:] == exact[1:]
+        compared += 1
+    assert compared > 30
