@@ -27,7 +27,6 @@ from typing import Any
 from components.aws_model.graph import Graph, as_list
 from components.aws_model.placement import Node, party, place
 from components.aws_model.routing import Router
-from components.aws_model.task import egress_services
 from components.aws_model.secgroups import (
     ALL_PORTS,
     Party,
@@ -40,6 +39,7 @@ from components.aws_model.secgroups import (
     port_text,
     rules_of,
 )
+from components.aws_model.task import egress_services
 
 HTTPS = 443
 SERVED_PROTOCOL = "HTTP"
