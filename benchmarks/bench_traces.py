@@ -15,6 +15,8 @@ hour of spans, storage bytes per span.
    and warm. Targets: lookup < 100 ms, search < 500 ms.
 3. Storage: segment bytes per span against the OTLP protobuf bytes of the same spans
    (uncompressed and gzip), the reference measured in the same run.
+4. Ingest stages in process: CPU time per span of protobuf parse, decode to columns, batch
+   table and segment encode (target: <= 25 µs together, leaving a core room for HTTP).
 
 ``python -m benchmarks.bench_traces [--quick]`` (``--quick``: 200k spans, shorter ingest).
 The load average is printed: on a machine shared with other work, wall-clock figures
@@ -210,6 +212,36 @@ def bench_hour(tmp: Path, hour_spans: int) -> dict[str, float]:
             "otlp_gzip_bytes_per_span": gz_bytes / spans}
 
 
+def bench_stages(rounds: int = 3) -> dict[str, float]:
+    """In-process CPU per span of each ingest stage over 40 requests of 500 spans (the best
+    of ``rounds``): protobuf parse, decode to columns, batch table, segment encode."""
+    from fleetprof.traces.format import encode
+
+    rng = random.Random(3)
+    now = time.time_ns()
+    bodies = [make_request(rng, 50, now - 600 * S, 600).SerializeToString() for _ in range(40)]
+    limits = otlp.SpanLimits()
+    best: dict[str, float] = {}
+    for _ in range(rounds):
+        t = {"parse": 0.0, "decode": 0.0, "table": 0.0, "encode": 0.0}
+        chunks = []
+        for b in bodies:
+            t0 = time.process_time()
+            req = otlp.parse_protobuf(b, limits)
+            t1 = time.process_time()
+            chunks.append(otlp.to_chunk(req, now, limits, body=b)[0])
+            t["parse"] += t1 - t0
+            t["decode"] += time.process_time() - t1
+        t0 = time.process_time()
+        table = table_from_chunks(chunks)
+        t1 = time.process_time()
+        encode(table, tenant="bench", level=0, created_ms=1)
+        t["table"], t["encode"] = t1 - t0, time.process_time() - t1
+        for k, v in t.items():
+            best[k] = min(best.get(k, 1e9), v / (len(bodies) * 500) * 1e6)
+    return best
+
+
 def _http_queries(tmp: Path, lookups: list[bytes], t0: int) -> dict[str, float]:
     """Lookups and searches over HTTP against a fresh server process on the hour's data
     (the first of each cold, then warm medians)."""
@@ -244,6 +276,9 @@ def main(argv: list[str] | None = None) -> int:
     per_client = 8 if a.quick else 30
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
+        st = bench_stages()
+        print("ingest CPU per span in process (µs): " + ", ".join(f"{k} {v:.2f}" for k, v in st.items())
+              + f"; total {sum(st.values()):.2f} (target <= 25)")
         ing = bench_ingest(tmp, clients=a.clients, batch=a.batch, requests_per_client=per_client)
         print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; server on CPU {sorted(_cpus()[0])}, "
               f"clients on {sorted(_cpus()[1])}")
