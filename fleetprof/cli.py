@@ -634,12 +634,29 @@ LOCAL_COMMANDS = ("convert", "flamegraph", "top", "diff", "regress")
 """Commands that read and write files in this process only and do no linear algebra."""
 
 
+def _keep_freed_memory() -> None:
+    """Ask glibc's allocator to keep freed memory for reuse (no mmap per large block, no
+    trimming of the heap): a short-lived command that builds many large numpy temporaries
+    otherwise pays page faults for every one of them. Nothing happens on other C libraries."""
+    try:
+        import ctypes
+
+        mallopt = ctypes.CDLL(None).mallopt
+    except (ImportError, OSError, AttributeError):
+        return
+    m_trim_threshold, m_mmap_max = -1, -4
+    mallopt(m_trim_threshold, 1 << 30)
+    mallopt(m_mmap_max, 0)
+
+
 def main() -> None:
     """Console-script entry point. For :data:`LOCAL_COMMANDS`, OpenBLAS (loaded with numpy)
-    starts no thread pool unless ``OPENBLAS_NUM_THREADS`` says otherwise: starting one
-    thread per core costs every invocation CPU time and these commands never use it."""
+    starts no thread pool unless ``OPENBLAS_NUM_THREADS`` says otherwise (starting one
+    thread per core costs every invocation CPU time and these commands never use it), and
+    freed memory is kept for reuse (:func:`_keep_freed_memory`)."""
     if len(sys.argv) > 1 and sys.argv[1] in LOCAL_COMMANDS:
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+        _keep_freed_memory()
     try:
         app()
     except CliError as e:  # raised outside a cli_errors block

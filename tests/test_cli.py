@@ -164,3 +164,17 @@ def test_option_values_keep_typer_checks_and_consoles_come_on_demand(tmp_path: P
         "try:\n c.no_such_name\nexcept AttributeError:\n pass\nelse:\n raise SystemExit('no AttributeError')\n"
     )
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO, timeout=120).returncode == 0
+
+
+def test_allocator_tuning_is_skipped_without_mallopt(monkeypatch):
+    """A C library without ``mallopt`` (musl, macOS) leaves the allocator alone, silently."""
+    import ctypes
+
+    import fleetprof.cli as cli
+
+    class NoMallopt:
+        def __init__(self, name: object) -> None:
+            pass
+
+    monkeypatch.setattr(ctypes, "CDLL", NoMallopt)
+    assert cli._keep_freed_memory() is None

@@ -37,7 +37,7 @@ from fleetprof.formats.errors import (
     ProfileFormatError,
     maybe_gunzip,
 )
-from fleetprof.formats.folded_scan import scan_plain
+from fleetprof.formats.folded_scan import positions, scan_plain
 from fleetprof.render.layout import CallTree
 
 _INT64_MAX = (1 << 63) - 1
@@ -199,11 +199,12 @@ def _plain_lines(raw: bytes, limits: Limits) -> _Lines | None:
     nonempty = last > starts
     if np.any(buf[starts[nonempty]] == _SEMI) or np.any(buf[last[nonempty] - 1] == _SEMI):
         return None  # an empty first or last frame
-    semis = np.flatnonzero(buf == _SEMI)
+    semis = positions(buf, _SEMI, _SEMI)
     if np.any(np.diff(semis) == 1):
         return None  # ";;": an empty frame
     sep = np.searchsorted(semis, starts)  # the separator ending each line's first frame
-    nframes = np.where(nonempty, np.searchsorted(semis, last) - sep + 1, 0)
+    # a line's separators end where the next line's begin (counts and newlines hold none)
+    nframes = np.where(nonempty, np.append(sep[1:], len(semis)) - sep + 1, 0)
     if int(nframes.max()) > limits.max_stack_depth:
         return None
     return _Lines(starts, last, counts, semis, sep, nframes)
@@ -247,14 +248,14 @@ def _step(
     length = end - start
     h, head, tail = data.fingerprints(start, length)
     # path hashes, chained left to right along each line (the depth mixed in)
-    hm = np.zeros(valid.shape, dtype=np.uint64)
-    hm[li, col] = h
+    hm = np.zeros((levels, len(alive)), dtype=np.uint64)  # level-major: each level's row is contiguous
+    hm[col, li] = h
     pk = key[alive]
     with np.errstate(over="ignore"):
         for c in range(levels):
-            pk = _mix((pk * _P1) ^ hm[:, c] ^ np.uint64(depth + c + 1))
-            hm[:, c] = pk
-    ck = hm[li, col]
+            pk = _mix((pk * _P1) ^ hm[c] ^ np.uint64(depth + c + 1))
+            hm[c] = pk
+    ck = hm[col, li]
     order = np.argsort(ck)
     sk = ck[order]
     first = np.ones(len(sk), dtype=bool)

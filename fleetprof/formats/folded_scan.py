@@ -15,6 +15,21 @@ from fleetprof.formats.errors import Limits, ProfileFormatError
 
 MAX_DIGITS = 18
 """Every count of at most 18 digits fits int64."""
+CHUNK = 1 << 20
+"""Bytes compared per pass of :func:`positions` (its temporaries stay small and in cache)."""
+
+
+def positions(buf: np.ndarray, low: int, high: int) -> np.ndarray:
+    """Ascending int64 positions of the bytes of ``buf`` within ``[low, high]``, found a
+    chunk at a time (no temporary the size of the file)."""
+    parts = []
+    for at in range(0, len(buf), CHUNK):
+        chunk = buf[at : at + CHUNK]
+        hit = (chunk <= high) if low == 0 else ((chunk >= low) & (chunk <= high))
+        found = np.flatnonzero(hit)
+        if len(found):
+            parts.append(found + at)
+    return np.concatenate(parts).astype(np.int64, copy=False) if parts else np.zeros(0, np.int64)
 
 
 class PlainLines(NamedTuple):
@@ -44,7 +59,7 @@ def scan_plain(raw: bytes, limits: Limits, fmt: str = "folded") -> PlainLines | 
     buf = np.frombuffer(raw, dtype=np.uint8)
     if len(buf) == 0 or len(buf) >= 1 << 31 or int(buf.max()) >= 0x80:
         return None
-    blank = np.flatnonzero(buf <= 32)  # newlines and spaces (and control characters)
+    blank = positions(buf, 0, 32)  # newlines and spaces (and control characters)
     kind = buf[blank]
     if np.any((kind != 10) & (kind != 32)):  # tabs, CR, other control characters
         return None
