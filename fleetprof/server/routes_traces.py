@@ -23,12 +23,15 @@
   ``GET /api/search/tags`` → ``{"tagNames": [...]}``; ``GET /api/search/tag/{name}/values``
   → ``{"tagValues": [...]}``.
 * ``GET /api/v1/traces/red?service=&from=&until=&step=`` — per service, per step: rate,
-  errors and duration percentiles of entry spans (:func:`fleetprof.traces.query.red`).
+  errors and duration percentiles of entry spans (:func:`fleetprof.traces.query.red`);
+  buckets are aligned to multiples of ``step`` (``from`` floored, ``until`` ceiled; the
+  answer's ``from``/``until`` are the aligned range).
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 import time
 from typing import Any
@@ -50,6 +53,8 @@ ROUTE = "otlp_traces"
 OTLP_PROTO = "application/x-protobuf"
 MAX_LIMIT = 1000
 MAX_STEPS = 10_000
+MAX_DURATION_NS = (1 << 63) - 1
+"""Longest duration a search condition holds (span durations are int64 nanoseconds)."""
 _GO_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _GO_UNITS = {"ns": 1, "us": 10**3, "µs": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
 
@@ -186,7 +191,9 @@ def _range(request: Request, st: ServerState, *, default: bool) -> tuple[int | N
 
 
 def parse_go_duration(text: str) -> int:
-    """Nanoseconds of a Go duration (``250ms``, ``1.5s``, ``1h30m``); 400 otherwise."""
+    """Nanoseconds of a Go duration (``250ms``, ``1.5s``, ``1h30m``), at most
+    :data:`MAX_DURATION_NS` (longer ones are clamped); 400 for malformed text and for a
+    number too large to be finite (hundreds of digits)."""
     t = text.strip()
     pos, total = 0, 0.0
     for m in _GO_DURATION.finditer(t):
@@ -196,7 +203,9 @@ def parse_go_duration(text: str) -> int:
         pos = m.end()
     if pos != len(t) or not t:
         raise ApiError(400, f"bad duration {text[:40]!r} (use e.g. 100ms, 1.5s, 2m)")
-    return int(total)
+    if not math.isfinite(total):
+        raise ApiError(400, f"duration {text[:40]!r} is too long")
+    return min(int(total), MAX_DURATION_NS)
 
 
 def parse_logfmt(text: str) -> dict[str, str]:
@@ -370,6 +379,8 @@ async def red(request: Request) -> dict[str, Any]:
     if (end_ms - start_ms) / 1000 / step_s > MAX_STEPS:
         raise ApiError(400, f"the range holds more than {MAX_STEPS} steps; use a larger step")
     service = p.get("service") or None
-    start_ns, end_ns, step_ns = start_ms * 1_000_000, end_ms * 1_000_000, int(step_s * 1e9)
+    step_ns = int(step_s * 1e9)
+    start_ns, end_ns = query.align(start_ms * 1_000_000, end_ms * 1_000_000, step_ns)
     series = await to_thread.run_sync(lambda: query.red(st.store, st.index, tenant, start_ns, end_ns, step_ns, service))
-    return {"from": start_ms, "until": end_ms, "stepSeconds": step_s, "entrySpans": "SERVER, CONSUMER or root", "series": series}
+    return {"from": start_ns // 1_000_000, "until": -(-end_ns // 1_000_000), "stepSeconds": step_s,
+            "entrySpans": "SERVER, CONSUMER or root", "series": series}

@@ -259,11 +259,15 @@ class SegmentHead:
 
     def may_hold(self, hi: int, lo: int) -> bool:
         """False only when the segment holds no span of trace ``(hi, lo)``."""
+        return bool(self.may_hold_each(np.asarray([hi], np.uint64), np.asarray([lo], np.uint64))[0])
+
+    def may_hold_each(self, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+        """:meth:`may_hold` of each trace ``(hi[i], lo[i])`` (``uint64`` arrays), as bools."""
         if self.words is None:
-            return True
-        pos = _probes(np.asarray([hi], np.uint64), np.asarray([lo], np.uint64), self.bits, self.k)[0]
+            return np.ones(len(hi), dtype=bool)
+        pos = _probes(np.asarray(hi, np.uint64), np.asarray(lo, np.uint64), self.bits, self.k)
         got = self.words[(pos >> np.uint64(6)).astype(np.int64)] >> (pos & np.uint64(63))
-        return bool(np.all(got & np.uint64(1)))
+        return np.all(got & np.uint64(1), axis=1)
 
 
 def _meta(mbytes: bytes | memoryview) -> dict[str, Any]:

@@ -11,13 +11,18 @@ Search semantics (Tempo's): a trace matches when one of its spans satisfies ever
 at once — service, span name, status, duration bounds and each ``key=value`` tag, where a
 tag matches the span's own attributes or its resource's. ``service.name``, ``name`` and
 ``status`` as tag keys mean the span's service, name and status (``unset``/``ok``/``error``).
-A result describes the trace from the spans found in the searched range: its root span
-(without parent), its earliest start and latest end.
+A result describes the trace from all of its spans in the searched range, whichever
+segments hold them (a trace's spans arrive in several export requests, and the segments
+pruned by the search's service may hold its other spans): its root span (without parent),
+its earliest start and latest end.
 
 RED (:func:`red`) counts **entry spans**: spans of kind SERVER or CONSUMER, and root spans
 of any kind (a service's work as its callers see it); rate = entry spans per second,
 errors = those with status ERROR, durations = their duration percentiles (linear
-interpolation), per service and per ``step`` bucket of their start time.
+interpolation), per service and per ``step`` bucket of their start time. Buckets are
+aligned to multiples of ``step`` since the Unix epoch, as Prometheus and Tempo align them
+(:func:`align`): the range is widened to whole buckets, so two requests over overlapping
+ranges answer the same figures for the buckets they share.
 """
 
 from __future__ import annotations
@@ -326,6 +331,16 @@ def _gather(seg: SpanSegment, rows: np.ndarray, cols: Sequence[str]) -> pl.DataF
     return seg.columns(cols)[rows]
 
 
+def _other_segments(store: ObjectStore, index: Index, tenant: str, q: SearchQuery, searched: Sequence[SegmentEntry],
+                    his: np.ndarray, los: np.ndarray) -> list[SpanSegment]:
+    """Segments in the range outside ``searched`` that may hold a span of one of the traces
+    ``(his[i], los[i])`` (their heads' filters decide)."""
+    seen = {e.segment_id for e in searched}
+    rest = [e for e in span_entries(index, tenant, q.start_ns, q.end_ns) if e.segment_id not in seen]
+    wanted = [e for e, head in zip(rest, _heads(store, rest), strict=True) if head.may_hold_each(his, los).any()]
+    return [s for s in _parallel(lambda e: load(store, e), wanted) if s.rows]
+
+
 def search(store: ObjectStore, index: Index, tenant: str, q: SearchQuery) -> list[dict[str, Any]]:
     """Tempo search results (``traceID``, ``rootServiceName``, ``rootTraceName``,
     ``startTimeUnixNano``, ``durationMs``, ``spanSet``/``spanSets``), most recent first, at
@@ -348,7 +363,7 @@ def search(store: ObjectStore, index: Index, tenant: str, q: SearchQuery) -> lis
               .sort(["hit_start", "hi", "lo"], descending=True).head(q.limit))
     his, los = traces.get_column("hi").to_numpy(), traces.get_column("lo").to_numpy()
     spans = []
-    for seg in segs:
+    for seg in segs + (_other_segments(store, index, tenant, q, entries, his, los) if c.service else []):
         rows, which = _trace_rows(seg, his, los)
         if len(rows) == 0:
             continue
@@ -437,10 +452,21 @@ def tag_values(store: ObjectStore, index: Index, tenant: str, name: str, start_n
 # RED
 
 
+def align(start_ns: int, end_ns: int, step_ns: int) -> tuple[int, int]:
+    """``[start, end)`` widened to whole steps: start floored, end ceiled to multiples of
+    ``step_ns`` (> 0); an empty range at a boundary stays one step long."""
+    lo = start_ns - start_ns % step_ns
+    hi = max(-(-end_ns // step_ns) * step_ns, lo + step_ns)
+    return lo, hi
+
+
 def red(store: ObjectStore, index: Index, tenant: str, start_ns: int, end_ns: int, step_ns: int,
         service: str | None = None) -> list[dict[str, Any]]:
     """Per service: points ``{t (ms), count, rate (/s), errors, errorRate, p50Ms, p90Ms,
-    p99Ms}`` for each step with entry spans (see the module docstring), by time."""
+    p99Ms}`` for each step with entry spans (see the module docstring), by time. ``t`` is
+    the start of the point's bucket, a multiple of ``step_ns``; spans starting in
+    :func:`align` ``(start_ns, end_ns, step_ns)`` are counted."""
+    start_ns, end_ns = align(start_ns, end_ns, step_ns)
     entries = span_entries(index, tenant, start_ns, end_ns, [service] if service else None)
     frame, _ = _frames(store, entries)
     if frame.height == 0:
@@ -453,7 +479,7 @@ def red(store: ObjectStore, index: Index, tenant: str, start_ns: int, end_ns: in
     if f.height == 0:
         return []
     ms = pl.col("duration_ns").cast(pl.Float64) / NS_PER_MS
-    g = (f.with_columns(((pl.col("start_ns") - start_ns) // step_ns).alias("bucket"))
+    g = (f.with_columns((pl.col("start_ns") // step_ns).alias("bucket"))
          .group_by(["service", "bucket"])
          .agg(pl.len().alias("count"), (pl.col("status_code") == STATUS_ERROR).sum().alias("errors"),
               ms.quantile(0.5, "linear").alias("p50"), ms.quantile(0.9, "linear").alias("p90"),
@@ -463,7 +489,7 @@ def red(store: ObjectStore, index: Index, tenant: str, start_ns: int, end_ns: in
     out: dict[str, list[dict[str, Any]]] = {}
     for r in g.iter_rows(named=True):
         out.setdefault(r["service"], []).append({
-            "t": (start_ns + r["bucket"] * step_ns) // NS_PER_MS, "count": r["count"], "rate": r["count"] / step_s,
+            "t": r["bucket"] * step_ns // NS_PER_MS, "count": r["count"], "rate": r["count"] / step_s,
             "errors": r["errors"], "errorRate": r["errors"] / r["count"],
             "p50Ms": r["p50"], "p90Ms": r["p90"], "p99Ms": r["p99"],
         })

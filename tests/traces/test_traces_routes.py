@@ -112,10 +112,42 @@ def test_search_filters_tags_and_values(client: TestClient) -> None:
     assert {"http.route", "db.system", "region", "service.name"} <= set(names)
     assert client.get("/api/search/tag/region/values", params=RANGE).json() == {"tagValues": ["eu", "us"]}
     assert client.get("/api/search/tag/status/values", params=RANGE).json() == {"tagValues": ["error", "unset"]}
+    assert ids(maxDuration="99999999999999999999h") == ids()  # past int64: clamped
     for bad in ({"minDuration": "fast"}, {"tags": "novalue"}, {"limit": "0"}, {"start": "x"}, {"status": "bad"},
-                {"start": "100", "end": "50"}, {"q": "{ }"}):
+                {"start": "100", "end": "50"}, {"q": "{ }"}, {"minDuration": "9" * 400 + "s"}, {"maxDuration": "1" * 400 + "h"}):
         r = client.get("/api/search", params=bad)
         assert r.status_code == 400 and r.json()["code"] == "invalid_argument", bad
+
+
+def test_search_summary_combines_the_segments_of_a_trace(client: TestClient) -> None:
+    """Root and child exported in separate requests (separate segments): a search that
+    matches only the child (and prunes segments by its service) still names the root and
+    spans the whole trace."""
+    root_first, child_first = _shop()[2], _shop()[3]  # trace 1: GET /pay (shop, 30 ms), SELECT (db)
+    for doc in (child_first, root_first):
+        assert _post(client, doc).status_code == 200
+    for params in ({"service": "db"}, {"tags": "service.name=db"}, {"name": "SELECT"}, {"tags": "db.system=postgres"}):
+        [hit] = client.get("/api/search", params={**RANGE, **params}).json()["traces"]
+        assert (hit["rootServiceName"], hit["rootTraceName"], hit["durationMs"]) == ("shop", "GET /pay", 30), params
+        assert hit["startTimeUnixNano"] == str(T0 + 60 * S) and hit["spanSet"]["spans"][0]["name"] == "SELECT"
+
+
+def test_red_buckets_are_aligned_to_the_step(client: TestClient) -> None:
+    spans = [json_span(trace_hex(3000 + i), span_hex(1), "GET /x", T0 + i * S, 10**6, kind=2) for i in range(60)]
+    assert _post(client, json_request("api", spans)).status_code == 200
+    t0_ms = T0 // 10**6  # a multiple of 20 s
+
+    def red(frm_s: int, until_s: int) -> dict:
+        r = client.get("/api/v1/traces/red", params={"from": str(t0_ms + frm_s * 1000), "until": str(t0_ms + until_s * 1000), "step": "20s"})
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    a, b = red(7, 60), red(13, 55)  # two requests seconds apart: the same buckets
+    assert a == b and (a["from"], a["until"]) == (t0_ms, t0_ms + 60_000)
+    [api] = a["series"]
+    assert [(p["t"], p["count"], p["rate"]) for p in api["points"]] == [(t0_ms, 20, 1.0), (t0_ms + 20_000, 20, 1.0), (t0_ms + 40_000, 20, 1.0)]
+    [one] = red(21, 21)["series"]  # an empty range inside a bucket: that bucket
+    assert [(p["t"], p["count"]) for p in one["points"]] == [(t0_ms + 20_000, 20)]
 
 
 def test_red_figures_on_known_data(client: TestClient) -> None:
