@@ -2,7 +2,10 @@
 
 * ``POST /v1/traces`` — OTLP/HTTP, ``application/x-protobuf`` or ``application/json``
   (OTLP JSON), optionally gzip. Checks run cheapest first: authentication, the tenant's
-  rate limit (one token per request; 429 before the body is read), body size (413),
+  rate limit (429 before the body is read unless a token is left; once decoded, the
+  request is charged :func:`span_tokens` — one token per ``ingest_spans_per_token`` spans,
+  as profile ingest is charged per profile — and the bucket may go into debt, which the
+  tenant's next requests wait off), body size (413),
   decompressed size (413), then request limits on the parsed request (spans per request,
   attributes/events/links per span: 400) before spans are converted, ids (400: nothing
   stored). Answered after the span segment is durable with an ``ExportTraceServiceResponse``
@@ -57,6 +60,12 @@ MAX_DURATION_NS = (1 << 63) - 1
 """Longest duration a search condition holds (span durations are int64 nanoseconds)."""
 _GO_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _GO_UNITS = {"ns": 1, "us": 10**3, "µs": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
+
+
+def span_tokens(spans: int, per_token: int) -> int:
+    """Rate-limit tokens of a request of ``spans`` spans: ``ceil(spans / per_token)``, at
+    least 1 (a request costs a token even when empty)."""
+    return max(1, -(-spans // max(1, per_token)))
 
 
 def span_limits(settings: Settings) -> otlp.SpanLimits:
@@ -131,6 +140,7 @@ async def _export(request: Request) -> Response:
                 raise ApiError(400, str(e)) from None
 
         [(chunk, rejected, why)] = await _decode(st, raw, request.headers.get("content-encoding"), parse, inline=False)
+        st.limiter.charge(tenant, span_tokens(len(chunk) + rejected, st.settings.ingest_spans_per_token))
         if len(chunk):
             await _accept(st, tenant, chunk)
         status = "ok"
@@ -146,7 +156,6 @@ async def _accept(st: ServerState, tenant: str, chunk: otlp.SpanChunk) -> None:
     """Hand ``chunk`` to the span writer and wait for the durable ack (429/400/503)."""
     from fleetprof.segment.writer import Backpressure, InvalidItem
 
-    st.limiter.charge(tenant, 1)
     t0 = time.perf_counter()
     try:
         await st.span_writer.submit(tenant, [chunk])

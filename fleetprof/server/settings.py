@@ -85,8 +85,24 @@ class Settings:
     """Spans of one OTLP trace export request (400 above)."""
     max_attributes_per_span: int = 256
     """Attributes of one span, span event, span link or resource (400 above)."""
+    max_services_per_request: int = 1000
+    """Distinct ``service.name`` values among the spans of one OTLP request; spans of
+    further services are rejected (``partial_success``). Their names also share a byte
+    budget per index entry (:data:`fleetprof.traces.table.SERVICES_BUDGET_BYTES`).
+    A ``service.name`` longer than ``max_label_value_length`` characters rejects its
+    resource's spans."""
+    max_span_name_length: int = 2048
+    """UTF-8 bytes of a span's name (longer: the span is rejected, ``partial_success``)."""
+    max_attribute_key_length: int = 1024
+    """UTF-8 bytes of an attribute key of a span or resource (longer: rejected)."""
+    max_attribute_value_length: int = 65_536
+    """UTF-8 bytes of a string attribute value of a span or resource (longer: rejected)."""
+    ingest_spans_per_token: int = 100
+    """Spans of an OTLP request that cost one ``ingest_rate`` token (a request costs
+    ``ceil(spans / this)``, at least one)."""
     ingest_rate: float = 0.0
-    """Per-tenant ingest rate in profiles per second (0 = unlimited)."""
+    """Per-tenant ingest rate in profiles per second (0 = unlimited); spans cost one token
+    per ``ingest_spans_per_token``."""
     ingest_burst: float = 0.0
     """Token bucket size (0 = ``max(ingest_rate, 1)`` × 2)."""
     # write path
@@ -151,7 +167,8 @@ _INT_FIELDS = {
     "max_stack_depth", "flush_max_bytes", "max_queue",
     "max_samples_per_request", "max_frames_per_request", "large_decode_slots", "large_decode_bytes",
     "max_tracked_tenants", "metrics_tenants", "max_spans_per_request", "max_attributes_per_span",
-    "span_flush_max_spans",
+    "span_flush_max_spans", "max_services_per_request", "max_span_name_length", "max_attribute_key_length",
+    "max_attribute_value_length", "ingest_spans_per_token",
 }
 _FLOAT_FIELDS = {"ingest_rate", "ingest_burst", "flush_max_age_s", "max_compression_ratio", "span_flush_max_age_s"}
 _DURATION_FIELDS = {"retention_s", "retention_interval_s", "default_query_range_s", "ingest_max_future_s"}

@@ -26,6 +26,7 @@ from traces_support import (
     trace_hex,
 )
 
+from fleetprof.server.routes_traces import span_tokens
 from fleetprof.traces.otlp import SpanLimits, parse_json
 
 S = 1_000_000_000
@@ -219,6 +220,20 @@ def test_partial_success_reports_rejected_spans_in_protobuf(client: TestClient) 
     partial = _post(client, doc2).json()["partialSuccess"]
     assert partial["rejectedSpans"] == "1" and "impossible times" in partial["errorMessage"]
     assert [t["traceID"] for t in client.get("/api/search", params=RANGE).json()["traces"]] == [trace_hex(1)]
+
+
+def test_span_ingest_is_charged_per_span(tmp_path: Path) -> None:
+    """One rate-limit token per ``ingest_spans_per_token`` (100) spans, as profile ingest
+    pays one per profile: a 1,000-span request spends a 10-token burst."""
+    assert [span_tokens(n, 100) for n in (0, 1, 100, 101, 1000)] == [1, 1, 1, 2, 10]
+    one = json_request("svc", [json_span(trace_hex(2), span_hex(1), "s", T0, 10)])
+    for c in in_process(tmp_path, ingest_rate=0.001, ingest_burst=10):
+        assert _post(c, one).status_code == 200 and _post(c, one).status_code == 200  # 1 token each
+        big = json_request("svc", [json_span(trace_hex(1), span_hex(i + 1), "s", T0, 10) for i in range(1000)])
+        assert _post(c, big).status_code == 200  # admitted with 8 tokens left, charged 10
+        r = _post(c, one)
+        assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1, r.text
+        assert _post(c, one, tenant="other").status_code == 200
 
 
 def test_tenants_are_isolated(client: TestClient) -> None:
