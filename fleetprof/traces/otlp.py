@@ -16,7 +16,13 @@ Decoding contract:
 * OTLP JSON differs from protobuf's canonical JSON in one point, which :func:`parse_json`
   undoes: trace and span ids are hex strings, not base64. Enums may be integers or names,
   int64 values strings or numbers, keys lowerCamelCase (original names are accepted too);
-  unknown fields are ignored, as the specification asks of receivers.
+  unknown fields are ignored, as the specification asks of receivers. A known field of the
+  wrong JSON type is an :class:`OtlpError` naming the field (e.g.
+  ``resourceSpans[0].scopeSpans[0].spans[3].status must be an object``): a message field
+  that is not an object (or ``null``), a repeated field that is not a list, an enum that
+  is neither an integer nor one of its names (:func:`check_json_types`; protobuf's own
+  JSON parser would drop such fields silently). Scalars of the wrong type are refused by
+  that parser.
 * :func:`to_chunk` rejects the whole request (:class:`OtlpError`) when an id is malformed
   (trace id not 16 bytes or all zero, span id not 8 bytes or zero, parent id neither empty
   nor 8 bytes, link ids likewise): such a request is broken, not partially acceptable.
@@ -189,6 +195,89 @@ def _hex_to_b64(d: dict[str, Any], camel: str, snake: str, what: str) -> None:
         d[k] = base64.b64encode(raw).decode()
 
 
+_MSG, _ENUM = 1, 2
+_SCHEMAS: dict[str, dict[str, tuple[int, bool, Any]]] = {}
+
+
+def _schema(desc: Any) -> dict[str, tuple[int, bool, Any]]:
+    """JSON and original names of the message and enum fields of message type ``desc``:
+    ``(kind, repeated, message descriptor or enum value names)``."""
+    got = _SCHEMAS.get(desc.full_name)
+    if got is None:
+        got = {}
+        for f in desc.fields:
+            repeated = f.is_repeated if hasattr(f, "is_repeated") else f.label == f.LABEL_REPEATED
+            if f.message_type is not None and not f.message_type.GetOptions().map_entry:
+                spec: tuple[int, bool, Any] = (_MSG, repeated, f.message_type)
+            elif f.enum_type is not None:
+                spec = (_ENUM, repeated, frozenset(v.name for v in f.enum_type.values))
+            else:
+                continue
+            got[f.json_name] = got[f.name] = spec
+        _SCHEMAS[desc.full_name] = got
+    return got
+
+
+class _Misfit(Exception):
+    """A JSON value of the wrong type; ``path`` is filled in (innermost last) on the way out."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.what = what
+        self.path: list[str] = []
+
+
+def _check_value(kind: int, sub: Any, v: Any) -> None:
+    if kind == _MSG:
+        _check_message(v, sub)
+    elif isinstance(v, bool) or not isinstance(v, int | str) or (isinstance(v, str) and v not in sub and not v.lstrip("-").isdigit()):
+        raise _Misfit(f"{str(v)[:40]!r} is not a known enum value")
+
+
+def _check_message(d: Any, desc: Any) -> None:
+    if not isinstance(d, dict):
+        raise _Misfit("must be an object")
+    schema = _schema(desc)
+    for k, v in d.items():
+        spec = schema.get(k)
+        if spec is None or v is None:
+            continue  # unknown fields are ignored; null is the default
+        kind, repeated, sub = spec
+        try:
+            if not repeated:
+                _check_value(kind, sub, v)
+            elif not isinstance(v, list):
+                raise _Misfit("must be a list")
+            else:
+                for i, x in enumerate(v):
+                    try:
+                        if kind == _MSG:
+                            _check_message(x, sub)
+                        else:
+                            _check_value(kind, sub, x)
+                    except _Misfit as e:
+                        e.path.append(f"[{i}]")
+                        raise
+        except _Misfit as e:
+            e.path.append(k)
+            raise
+
+
+def check_json_types(doc: Any) -> None:
+    """:class:`OtlpError` naming the first known field of ``doc`` (an OTLP JSON request)
+    whose JSON type does not fit its field (see the module docstring); unknown fields
+    pass."""
+    try:
+        _check_message(doc, ExportTraceServiceRequest.DESCRIPTOR)
+    except RecursionError:
+        raise OtlpError("invalid OTLP JSON: nested too deeply") from None
+    except _Misfit as e:
+        where = ""
+        for part in reversed(e.path):
+            where += part if part.startswith("[") or not where else "." + part
+        raise OtlpError(f"invalid OTLP JSON: {where or 'the request'} {e.what}") from None
+
+
 def parse_json(body: bytes, limits: SpanLimits) -> ExportTraceServiceRequest:
     """The request in ``body`` (OTLP JSON), its limits checked on the JSON document first."""
     try:
@@ -223,6 +312,7 @@ def parse_json(body: bytes, limits: SpanLimits) -> ExportTraceServiceRequest:
                     _check_count(len(_list(ln.get("attributes"), "link attributes")), limits.max_attributes, "attributes on a span link")
                     _hex_to_b64(ln, "traceId", "trace_id", "link traceId")
                     _hex_to_b64(ln, "spanId", "span_id", "link spanId")
+    check_json_types(doc)
     req = ExportTraceServiceRequest()
     try:
         json_format.ParseDict(doc, req, ignore_unknown_fields=True)

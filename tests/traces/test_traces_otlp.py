@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -79,6 +80,43 @@ def test_malformed_json_is_refused_whole(mutate, message: str) -> None:
     mutate(doc["resourceSpans"][0]["scopeSpans"][0]["spans"][1])
     with pytest.raises(otlp.OtlpError, match=message):
         otlp.to_chunk(otlp.parse_json(_body(doc), LIMITS), T0, LIMITS)
+
+
+_RS = "resourceSpans[0]"
+_SP = "resourceSpans[0].scopeSpans[0].spans[1]"
+
+
+@pytest.mark.parametrize(("mutate", "named"), [
+    (lambda rs, sp: rs.update(resource="x"), f"{_RS}.resource must be an object"),
+    (lambda rs, sp: rs["scopeSpans"][0].update(scope="x"), f"{_RS}.scopeSpans[0].scope must be an object"),
+    (lambda rs, sp: sp.update(status="x"), f"{_SP}.status must be an object"),
+    (lambda rs, sp: sp.update(attributes=["a"]), f"{_SP}.attributes[0] must be an object"),
+    (lambda rs, sp: sp.update(attributes=[{"key": "k", "value": "v"}]), f"{_SP}.attributes[0].value must be an object"),
+    (lambda rs, sp: sp.update(kind="SPAN_KIND_BOGUS"), f"{_SP}.kind 'SPAN_KIND_BOGUS' is not a known enum value"),
+    (lambda rs, sp: sp.update(kind=[2]), f"{_SP}.kind"),
+    (lambda rs, sp: sp.update(status={"code": "NOPE"}), f"{_SP}.status.code 'NOPE'"),
+    (lambda rs, sp: sp.update(events={"name": "e"}), "events must be a list"),
+    (lambda rs, sp: sp.update(events=[{"name": "e", "attributes": [{"key": "k", "value": {"kvlistValue": {"values": [3]}}}]}]),
+     f"{_SP}.events[0].attributes[0].value.kvlistValue.values[0] must be an object"),
+])
+def test_known_fields_of_the_wrong_json_type_are_refused(mutate, named: str) -> None:
+    doc = json_request("svc", [json_span(trace_hex(1), span_hex(1), "ok", T0, 10), json_span(trace_hex(1), span_hex(2), "bad", T0, 10)])
+    rs = doc["resourceSpans"][0]
+    mutate(rs, rs["scopeSpans"][0]["spans"][1])
+    with pytest.raises(otlp.OtlpError, match=re.escape(named)):
+        otlp.parse_json(_body(doc), otlp.SpanLimits())
+
+
+def test_unknown_json_fields_are_ignored_and_enum_names_accepted() -> None:
+    plain = json_request("svc", [json_span(trace_hex(1), span_hex(1), "ok", T0, 10, kind=2, status=2, attrs={"k": "v"})])
+    extended = json.loads(json.dumps(plain))
+    rs = extended["resourceSpans"][0]
+    sp = rs["scopeSpans"][0]["spans"][0]
+    rs["futureField"], rs["resource"]["later"], sp["newThing"] = "x", [1, {"a": None}], {"nested": ["y"]}
+    sp["kind"], sp["status"]["code"], sp["status"]["extra"] = "SPAN_KIND_SERVER", "STATUS_CODE_ERROR", 5
+    sp["attributes"][0]["value"]["someNewValue"] = None
+    sp["links"] = None  # null: the default
+    assert otlp.parse_json(_body(extended), otlp.SpanLimits()) == otlp.parse_json(_body(plain), otlp.SpanLimits())
 
 
 def test_span_count_limit_is_checked_before_conversion() -> None:

@@ -196,6 +196,10 @@ def test_malformed_requests_are_400_and_store_nothing(client: TestClient, tmp_pa
             assert st.code == 3 and st.message.startswith("invalid OTLP protobuf")
         else:
             assert set(r.json()) == {"code", "message"}
+    typed = json_request("svc", [json_span(trace_hex(1), span_hex(1), "ok", T0, 10, status=2)])
+    typed["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["status"] = "error"
+    r = _post(client, typed)  # a known field of the wrong JSON type: named, not dropped
+    assert r.status_code == 400 and "spans[0].status must be an object" in r.json()["message"], r.text
     huge = json_request("svc", [json_span(trace_hex(1), span_hex(i + 1), "s", T0, 10) for i in range(51)])
     r = _post_with_limit(tmp_path, huge)
     assert r.status_code == 400 and "more than 50 spans" in r.json()["message"]
