@@ -95,12 +95,13 @@ class _Bytes:
         0), so that length, head and tail are the whole span when it is at most 16 bytes
         long; ``hash`` is a 64-bit hash of all its bytes."""
         head = self.word(start, length)
-        tail = np.zeros(len(start), dtype=np.uint64)
-        long = np.flatnonzero(length > 8)
-        tail[long] = self.word(start[long] + length[long] - 8, length[long])
+        end = start + length
+        # the 8 bytes before each end (inside the file, so no end-of-file care), kept for spans over 8 bytes
+        tail = np.where(length > 8, self.words[np.maximum(end - 8, 0)], np.uint64(0))
+        long = np.flatnonzero(length > 16)
         with np.errstate(over="ignore"):
             h = _mix((_mix((length.astype(np.uint64) * _P1) ^ head) * _P1) ^ tail)
-            rows = long[length[long] > 16]
+            rows = long
             r = 8
             while len(rows):  # the middle bytes of longer spans
                 h[rows] = _mix((h[rows] ^ self.word(start[rows] + r, length[rows] - 8 - r)) * _P1)
