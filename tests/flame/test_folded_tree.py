@@ -80,6 +80,17 @@ def test_long_frames_are_compared_byte_for_byte(monkeypatch):
     assert folded_call_tree(raw, min_total=MIN) is None
 
 
+def test_grouping_order_puts_equal_keys_together():
+    """Keys sharing their top 32 bits but differing below still come out grouped."""
+    top = np.uint64(0xABCD0123) << np.uint64(32)
+    keys = np.array([top | np.uint64(1), np.uint64(5) << np.uint64(40), top | np.uint64(2), top | np.uint64(1), np.uint64(7)], np.uint64)
+    for k in (keys, np.random.default_rng(1).integers(0, 50, 3000).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)):
+        order = folded_tree._grouping_order(k)
+        assert sorted(order.tolist()) == list(range(len(k)))
+        runs = k[order][np.concatenate([[True], k[order][1:] != k[order][:-1]])]
+        assert len(runs) == len(np.unique(k))  # each distinct key forms one run
+
+
 def test_tree_values():
     tree = folded_call_tree(b"a;b 2\na;b 3\na 1\n 4\nc 10\n", min_total=lambda total: 0.0)
     assert tree is not None
