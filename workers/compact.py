@@ -238,8 +238,13 @@ def compact_partition(store: Any, index: Any, part: Partition, *, hook: FailureH
             if not needs_work(group, part.level):
                 continue
             group.sort(key=lambda e: (e.min_time_ms, e.segment_id))
-            for i in range(0, len(group), MAX_INPUTS):
-                chunk = group[i:i + MAX_INPUTS]
+            if part.kind == "spans":  # outputs' services must fit an index entry
+                from fleetprof.traces.compact import input_chunks
+
+                chunks = input_chunks(group, MAX_INPUTS)
+            else:
+                chunks = [group[i:i + MAX_INPUTS] for i in range(0, len(group), MAX_INPUTS)]
+            for chunk in chunks:
                 if not needs_work(chunk, part.level):
                     continue
                 new, samples_in = compact_inputs(store, index, part.tenant, part.level, chunk, hook=hook, now_ms=now_ms)

@@ -9,8 +9,10 @@
   decompressed size (413), then request limits on the parsed request (spans per request,
   attributes/events/links per span: 400) before spans are converted, ids (400: nothing
   stored). Answered after the span segment is durable with an ``ExportTraceServiceResponse``
-  in the request's encoding, whose ``partial_success`` counts spans rejected for impossible
-  times. A full writer queue answers 429 and a failed write 503, both with ``Retry-After``
+  in the request's encoding, whose ``partial_success`` counts the spans rejected one by one
+  (impossible times; a span name, attribute key or string value, or ``service.name`` past
+  its length limit; services past ``max_services_per_request`` or the index entry's budget:
+  :mod:`fleetprof.traces.otlp`). A full writer queue answers 429 and a failed write 503, both with ``Retry-After``
   (OTLP clients retry those). Errors of a protobuf request are a protobuf
   ``google.rpc.Status`` (``code``: the gRPC code, ``message``), as OTLP/HTTP specifies; of
   a JSON (or unsupported) request JSON ``{code, message}`` like every route.
@@ -69,8 +71,14 @@ def span_tokens(spans: int, per_token: int) -> int:
 
 
 def span_limits(settings: Settings) -> otlp.SpanLimits:
+    """The span limits of ``settings`` (``service.name`` at most ``max_label_value_length``
+    characters, as a profile's ``service_name`` label)."""
     return otlp.SpanLimits(max_spans=settings.max_spans_per_request, max_attributes=settings.max_attributes_per_span,
-                           max_future_ns=int(settings.ingest_max_future_s * 1e9))
+                           max_future_ns=int(settings.ingest_max_future_s * 1e9),
+                           max_service_name_length=settings.max_label_value_length,
+                           max_services=settings.max_services_per_request, max_name_length=settings.max_span_name_length,
+                           max_key_length=settings.max_attribute_key_length,
+                           max_value_length=settings.max_attribute_value_length)
 
 
 # ---------------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 Same steps and crash safety as profile compaction (:func:`workers.compact.compact_inputs`):
 read inputs → encode → put(new object) → re-check inputs live → ``index.swap``. Spans
 stored twice (an exporter's retry landing in two segments) are kept once; rows are sorted
-by trace id again, so a lookup in the output is one binary search.
+by trace id again, so a lookup in the output is one binary search. Inputs are grouped by
+:func:`input_chunks`, so an output's services stay within the index entry's budget.
 """
 
 from __future__ import annotations
@@ -14,11 +15,35 @@ from typing import Any
 import numpy as np
 
 from fleetprof.traces.format import SpanTable, concat_tables, decode
+from fleetprof.traces.table import SERVICES_BUDGET_BYTES, services_cost
 from fleetprof.traces.writer import encode_table
 
 
 class InputsGone(RuntimeError):
     """An input vanished or stopped being live (a concurrent job); retry later."""
+
+
+def input_chunks(entries: Sequence[Any], max_inputs: int, budget: int = SERVICES_BUDGET_BYTES) -> list[list[Any]]:
+    """``entries`` in order, cut into runs of at most ``max_inputs`` whose services together
+    cost at most ``budget`` (:func:`~fleetprof.traces.table.services_cost`); an entry over
+    the budget by itself forms a run of its own."""
+    out: list[list[Any]] = []
+    run: list[Any] = []
+    names: set[str] = set()
+    cost = 0
+    for e in entries:
+        new = set(e.services) - names
+        extra = services_cost(new)
+        if run and (len(run) >= max_inputs or cost + extra > budget):
+            out.append(run)
+            run, names, cost = [], set(), 0
+            new, extra = set(e.services), services_cost(e.services)
+        run.append(e)
+        names |= new
+        cost += extra
+    if run:
+        out.append(run)
+    return out
 
 
 def dedupe(t: SpanTable) -> SpanTable:

@@ -26,9 +26,18 @@ Decoding contract:
 * :func:`to_chunk` rejects the whole request (:class:`OtlpError`) when an id is malformed
   (trace id not 16 bytes or all zero, span id not 8 bytes or zero, parent id neither empty
   nor 8 bytes, link ids likewise): such a request is broken, not partially acceptable.
-  Spans with impossible times (no start, an end before the start, a start further than
-  ``max_future_ns`` after now) are left out and counted as rejected (the
-  ``partial_success`` of the response).
+  Single spans are left out and counted as rejected (the ``partial_success`` of the
+  response, whose message names the first one's reason), checked in this order: their
+  resource breaks a length limit (``service.name`` longer than ``max_service_name_length``
+  characters, an attribute key longer than ``max_key_length`` or a string value longer
+  than ``max_value_length`` UTF-8 bytes); impossible times (no start, an end before the
+  start, a start further than ``max_future_ns`` after now); a name longer than
+  ``max_name_length`` bytes; an attribute key or string attribute value past those limits
+  (span attributes; event and link attributes and non-string values are bounded by the
+  body size alone); and last, in wire order of resources, a service past the first
+  ``max_services`` distinct services of the spans kept or past their ``services_budget``
+  (:func:`~fleetprof.traces.table.services_cost`), so that the services of one request
+  always fit one index entry.
 
 Storage of one span (what :func:`to_chunk` produces and :func:`spans_to_request` reverses,
 losslessly): scalar fields as columns; each string, int, bool or double attribute as a tag
@@ -63,7 +72,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
 from fleetprof.traces.scan import scan
-from fleetprof.traces.table import COLUMNS, SpanTable
+from fleetprof.traces.table import COLUMNS, SERVICES_BUDGET_BYTES, SpanTable, services_cost
 
 UNKNOWN_SERVICE = "unknown_service"
 """Service of spans whose resource has no ``service.name`` (the OpenTelemetry default)."""
@@ -80,7 +89,9 @@ class OtlpError(ValueError):
 
 @dataclass(frozen=True)
 class SpanLimits:
-    """Per-request limits, checked before spans are converted."""
+    """Per-request limits. Counts (spans, attributes, events, links) are checked before
+    spans are converted and break the whole request; lengths and services reject single
+    spans (see the module docstring)."""
 
     max_spans: int = 50_000
     max_attributes: int = 256
@@ -88,6 +99,18 @@ class SpanLimits:
     max_events: int = 1024
     max_links: int = 1024
     max_future_ns: int = 86_400 * 10**9
+    max_service_name_length: int = 2048
+    """Characters of a resource's ``service.name`` (the profile path's label value limit)."""
+    max_services: int = 1000
+    """Distinct services among the spans kept from one request."""
+    services_budget: int = SERVICES_BUDGET_BYTES
+    """:func:`~fleetprof.traces.table.services_cost` of those services."""
+    max_name_length: int = 2048
+    """UTF-8 bytes of a span name."""
+    max_key_length: int = 1024
+    """UTF-8 bytes of an attribute key (of a span or its resource)."""
+    max_value_length: int = 65_536
+    """UTF-8 bytes of a string attribute value (of a span or its resource)."""
 
 
 SpanChunk = SpanTable
@@ -380,14 +403,16 @@ def to_chunk(req: ExportTraceServiceRequest, now_ns: int, limits: SpanLimits, bo
     sc = scan(raw, limits.max_spans, limits.max_attributes, limits.max_events, limits.max_links)
     if sc is None:
         return to_chunk_exact(req, now_ns, limits)
-    resources, scopes, services = _headers(req)
+    resources, scopes, services, res_why = _headers(req, limits)
     buf = np.frombuffer(raw, dtype=np.uint8)
     num = sc.num
     n = num.shape[1]
     start = num[1].view(np.uint64)
     end = num[2].view(np.uint64)
     latest = max(0, now_ns + limits.max_future_ns)
-    ok = (start > 0) & (end >= start) & (start <= np.uint64(min(latest, 2**64 - 1))) & (end < np.uint64(2**63))
+    times_ok = (start > 0) & (end >= start) & (start <= np.uint64(min(latest, 2**64 - 1))) & (end < np.uint64(2**63))
+    verdict = _verdicts(times_ok, sc.strs[1], num[7], num[8], num[4], res_why, services, limits)
+    ok = verdict == 0
     tag_flat = _strings(sc.tag_offsets, sc.tag_data)
     if len(sc.double_at):
         mask = np.zeros(len(tag_flat), dtype=bool)
@@ -410,25 +435,114 @@ def to_chunk(req: ExportTraceServiceRequest, now_ns: int, limits: SpanLimits, bo
     rejected = int(n - np.count_nonzero(ok))
     why = ""
     if rejected:
-        first = int(np.flatnonzero(~ok)[0])
-        name = bytes(buf[sc.strs[0, first]:sc.strs[0, first] + sc.strs[1, first]]).decode("utf-8", "replace")
-        why = f"span {name[:64]!r} has impossible times (start {int(start[first])}, end {int(end[first])})"
+        i = int(np.flatnonzero(~ok)[0])
+        name = bytes(buf[sc.strs[0, i]:sc.strs[0, i] + min(int(sc.strs[1, i]), 256)]).decode("utf-8", "replace")
+        why = _why(int(verdict[i]), name, int(start[i]), int(end[i]), int(sc.strs[1, i]), int(num[7, i]), int(num[8, i]),
+                   res_why[num[4, i]], services[num[4, i]], limits)
     table = _table(sc.ids, cols, resources, scopes)
-    return (table.take(np.flatnonzero(ok)) if rejected else table), rejected, why
+    return (_kept(table, ok) if rejected else table), rejected, why
 
 
-def _headers(req: ExportTraceServiceRequest) -> tuple[list[bytes], list[bytes], list[str]]:
-    """Serialized resources (without scope spans), scopes (without spans), and each
-    resource's service, in wire order."""
+def _kept(table: SpanTable, ok: np.ndarray) -> SpanTable:
+    """The rows of ``table`` where ``ok``, with only the resources and scopes they use (a
+    rejected resource is not stored)."""
+    t = table.take(np.flatnonzero(ok))
+    used_r, res = np.unique(t.cols.get_column("resource").to_numpy(), return_inverse=True)
+    used_s, scope = np.unique(t.cols.get_column("scope").to_numpy(), return_inverse=True)
+    cols = t.cols.with_columns(resource=pl.Series(res.reshape(-1).astype(np.int32)), scope=pl.Series(scope.reshape(-1).astype(np.int32)))
+    return SpanTable(t.trace_hi, t.trace_lo, t.span, t.parent, cols,
+                     [t.resources[i] for i in used_r.tolist()], [t.scopes[i] for i in used_s.tolist()])
+
+
+def _headers(req: ExportTraceServiceRequest, limits: SpanLimits) -> tuple[list[bytes], list[bytes], list[str], list[str]]:
+    """Serialized resources (without scope spans), scopes (without spans), each
+    resource's service and why its spans are rejected (``""``: they are not), in wire order."""
     resources: list[bytes] = []
     scopes: list[bytes] = []
     services: list[str] = []
+    why: list[str] = []
     for rs in req.resource_spans:
         services.append(service_of(rs.resource.attributes))
+        why.append(_resource_problem(rs.resource.attributes, limits))
         resources.append(ResourceSpans(resource=rs.resource, schema_url=rs.schema_url).SerializeToString(deterministic=True))
         for ss in rs.scope_spans:
             scopes.append(ScopeSpans(scope=ss.scope, schema_url=ss.schema_url).SerializeToString(deterministic=True))
-    return resources, scopes, services
+    return resources, scopes, services, why
+
+
+def _utf8_len(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+def _resource_problem(attrs: Iterable[KeyValue], limits: SpanLimits) -> str:
+    """Why a resource's spans are rejected for a length limit, ``""`` when they are not."""
+    for kv in attrs:
+        v = kv.value
+        text = v.string_value if v.WhichOneof("value") == "string_value" else None
+        if kv.key == "service.name" and text and len(text) > limits.max_service_name_length:
+            return f"its service.name of {len(text)} characters is longer than the limit of {limits.max_service_name_length}"
+        if (k := _utf8_len(kv.key)) > limits.max_key_length:
+            return f"its resource has an attribute key of {k} bytes, longer than the limit of {limits.max_key_length}"
+        if text is not None and (n := _utf8_len(text)) > limits.max_value_length:
+            return f"its resource attribute {kv.key[:64]!r} has a value of {n} bytes, longer than the limit of {limits.max_value_length}"
+    return ""
+
+
+_OK, _RESOURCE, _TIMES, _NAME, _KEY, _VALUE, _SERVICES = range(7)
+
+
+def _verdicts(times_ok: np.ndarray, name_len: np.ndarray, key_len: np.ndarray, value_len: np.ndarray, res: np.ndarray,
+              res_why: Sequence[str], services: Sequence[str], limits: SpanLimits) -> np.ndarray:
+    """Per span, 0 when it is kept, else the first reason it is rejected for (the order of
+    the module docstring)."""
+    code = np.zeros(len(times_ok), np.int8)
+    res = np.asarray(res, dtype=np.int64)
+    code[np.asarray(value_len) > limits.max_value_length] = _VALUE
+    code[np.asarray(key_len) > limits.max_key_length] = _KEY
+    code[np.asarray(name_len) > limits.max_name_length] = _NAME
+    code[~np.asarray(times_ok, dtype=bool)] = _TIMES
+    res_bad = np.asarray([bool(w) for w in res_why] or [False], dtype=bool)
+    code[res_bad[res]] = _RESOURCE
+    kept = code == _OK
+    has = np.bincount(res[kept], minlength=len(services)) > 0
+    code[kept & ~_within_budget(services, has, limits)[res]] = _SERVICES
+    return code
+
+
+def _within_budget(services: Sequence[str], has: np.ndarray, limits: SpanLimits) -> np.ndarray:
+    """Per resource: whether its service is among the first ``max_services`` distinct
+    services (of the resources that keep spans, ``has``) within ``services_budget``."""
+    out = np.ones(max(len(services), 1), dtype=bool)
+    admitted: set[str] = set()
+    cost = 0
+    for r, svc in enumerate(services):
+        if not has[r] or svc in admitted:
+            continue
+        c = services_cost([svc])
+        if len(admitted) >= limits.max_services or cost + c > limits.services_budget:
+            out[r] = False
+            continue
+        admitted.add(svc)
+        cost += c
+    return out
+
+
+def _why(code: int, name: str, start: int, end: int, name_len: int, key_len: int, value_len: int, res_why: str,
+         service: str, limits: SpanLimits) -> str:
+    """The ``partial_success`` message of a span rejected for ``code`` (see :func:`_verdicts`)."""
+    span = f"span {name[:64]!r}"
+    if code == _RESOURCE:
+        return f"{span}: {res_why}"
+    if code == _TIMES:
+        return f"{span} has impossible times (start {start}, end {end})"
+    if code == _NAME:
+        return f"{span}: a name of {name_len} bytes is longer than the limit of {limits.max_name_length}"
+    if code == _KEY:
+        return f"{span}: an attribute key of {key_len} bytes is longer than the limit of {limits.max_key_length}"
+    if code == _VALUE:
+        return f"{span}: a string attribute value of {value_len} bytes is longer than the limit of {limits.max_value_length}"
+    return (f"{span}: its service {service[:64]!r} is past the limit of {limits.max_services} services "
+            f"({limits.services_budget} bytes of service names) per request")
 
 
 def _strings(offsets: np.ndarray, data: np.ndarray) -> pa.LargeStringArray:
@@ -472,32 +586,28 @@ def to_chunk_exact(req: ExportTraceServiceRequest, now_ns: int, limits: SpanLimi
             for sp in ss.spans:
                 _check_ids(sp)
     c = _SpanLists()
-    resources: list[bytes] = []
-    scopes: list[bytes] = []
-    services: list[str] = []
-    rejected = 0
-    why = ""
+    resources, scopes, services, res_why = _headers(req, limits)
+    times_ok: list[bool] = []
+    lengths: list[tuple[int, int, int]] = []
+    raw_times: list[tuple[int, int]] = []
     latest = now_ns + limits.max_future_ns
-    for rs in req.resource_spans:
-        services.append(service_of(rs.resource.attributes))
-        rix = len(resources)
-        resources.append(ResourceSpans(resource=rs.resource, schema_url=rs.schema_url).SerializeToString(deterministic=True))
+    six = -1
+    for rix, rs in enumerate(req.resource_spans):
         for ss in rs.scope_spans:
-            six = len(scopes)
-            scopes.append(ScopeSpans(scope=ss.scope, schema_url=ss.schema_url).SerializeToString(deterministic=True))
+            six += 1
             for sp in ss.spans:
                 start, end = sp.start_time_unix_nano, sp.end_time_unix_nano
-                if start <= 0 or end < start or start > latest or end >= 2**63:
-                    rejected += 1
-                    why = why or f"span {sp.name[:64]!r} has impossible times (start {start}, end {end})"
-                    continue
+                good = not (start <= 0 or end < start or start > latest or end >= 2**63)
+                times_ok.append(good)
+                raw_times.append((start, end))
+                lengths.append((_utf8_len(sp.name), *_attribute_lengths(sp.attributes)))
                 c.trace_id.append(sp.trace_id)
                 c.span_id.append(sp.span_id)
                 c.parent_span_id.append(sp.parent_span_id)
                 c.name.append(sp.name)
                 c.kind.append(sp.kind)
-                c.start_ns.append(start)
-                c.end_ns.append(end)
+                c.start_ns.append(start if good else 0)
+                c.end_ns.append(end if good else 0)
                 c.status_code.append(sp.status.code)
                 c.status_message.append(sp.status.message)
                 c.resource.append(rix)
@@ -512,19 +622,41 @@ def to_chunk_exact(req: ExportTraceServiceRequest, now_ns: int, limits: SpanLimi
                 c.extra.append(sp.SerializeToString(deterministic=True))
     zero = bytes(8)
     n = len(c.span_id)
+    lens = np.asarray(lengths, dtype=np.int64).reshape(n, 3).T
+    res = np.asarray(c.resource, dtype=np.int64)
+    verdict = _verdicts(np.asarray(times_ok, dtype=bool), lens[0], lens[1], lens[2], res, res_why, services, limits)
+    ok = verdict == 0
+    rejected = int(n - np.count_nonzero(ok))
+    why = ""
+    if rejected:
+        i = int(np.flatnonzero(~ok)[0])
+        why = _why(int(verdict[i]), c.name[i], raw_times[i][0], raw_times[i][1], int(lens[0, i]), int(lens[1, i]),
+                   int(lens[2, i]), res_why[res[i]], services[res[i]], limits)
     tr = _u64(c.trace_id, 16)
     ids = np.stack([tr[:, 0], tr[:, 1], _u64(c.span_id, 8)[:, 0], _u64([p or zero for p in c.parent_span_id], 8)[:, 0]]) if n else np.zeros((4, 0), np.uint64)
     cols = {
-        "name": pl.Series(c.name, dtype=pl.Utf8), "kind": _small(c.kind, "span kind"),
+        "name": pl.Series(c.name, dtype=pl.Utf8), "kind": _small(np.where(ok, np.asarray(c.kind, dtype=np.int64), 0), "span kind"),
         "start_ns": np.asarray(c.start_ns, dtype=np.int64),
         "duration_ns": np.asarray(c.end_ns, dtype=np.int64) - np.asarray(c.start_ns, dtype=np.int64),
-        "status_code": _small(c.status_code, "status code"), "status_message": pl.Series(c.status_message, dtype=pl.Utf8),
-        "service": pl.Series(services or [""], dtype=pl.Utf8).gather(np.asarray(c.resource, dtype=np.int64)),
-        "resource": np.asarray(c.resource, dtype=np.int32), "scope": np.asarray(c.scope, dtype=np.int32),
+        "status_code": _small(np.where(ok, np.asarray(c.status_code, dtype=np.int64), 0), "status code"),
+        "status_message": pl.Series(c.status_message, dtype=pl.Utf8),
+        "service": pl.Series(services or [""], dtype=pl.Utf8).gather(res),
+        "resource": res.astype(np.int32), "scope": np.asarray(c.scope, dtype=np.int32),
         "extra": pl.Series(c.extra, dtype=pl.Binary), "tags": pl.Series(c.tags, dtype=pl.List(pl.Utf8)),
         "tag_types": pl.Series(c.tag_types, dtype=pl.Utf8),
     }
-    return _table(ids, cols, resources, scopes), rejected, why
+    table = _table(ids, cols, resources, scopes)
+    return (_kept(table, ok) if rejected else table), rejected, why
+
+
+def _attribute_lengths(attrs: Iterable[KeyValue]) -> tuple[int, int]:
+    """UTF-8 bytes of the longest key and of the longest string value among ``attrs``."""
+    key = value = 0
+    for kv in attrs:
+        key = max(key, _utf8_len(kv.key))
+        if kv.value.WhichOneof("value") == "string_value":
+            value = max(value, _utf8_len(kv.value.string_value))
+    return key, value
 
 
 def response(rejected: int, message: str) -> ExportTraceServiceResponse:

@@ -16,7 +16,9 @@ unusual encoding — whenever the request
   an attribute or its value.
 
 What it extracts per span: the ids as ``u64`` halves (big-endian), name, kind, start,
-end, status code and message, resource and scope ordinal, and ``extra``: the span's bytes
+end, status code and message, resource and scope ordinal, the byte lengths of its longest
+attribute key and its longest string attribute value (for the caller's length limits),
+and ``extra``: the span's bytes
 without the column fields (1, 2, 4, 5, 6, 7, 8, 15) and without its scalar attributes —
 every other field (trace state, flags, events, links, dropped counts, non-scalar
 attributes, unknown fields) stays, in wire order. Per attribute: its type letter (``s``,
@@ -44,7 +46,8 @@ class Scanned:
     ids: np.ndarray
     """(4, n) uint64: trace id high and low halves, span id, parent span id (0: none)."""
     num: np.ndarray
-    """(7, n) int64: kind, start, end (as uint64 bits), status code, resource, scope, scalar attributes."""
+    """(9, n) int64: kind, start, end (as uint64 bits), status code, resource, scope, scalar
+    attributes, longest attribute key, longest string attribute value (bytes)."""
     strs: np.ndarray
     """(4, n) int64: name offset, name length, status message offset, length (into ``buf``)."""
     extra_data: np.ndarray
@@ -132,7 +135,8 @@ def _count_attrs(buf: np.ndarray, pos: int, end: int, field_no: int) -> int:
 @njit(cache=True, nogil=True)
 def _attr(buf: np.ndarray, pos: int, end: int) -> tuple[int, int, int, int, int, np.uint64]:
     """(type letter, key start, key end, value start, value end, value bits) of a
-    ``KeyValue``; type -1 when the scan declines it."""
+    ``KeyValue``; type -1 when the scan declines it. The value range is that of a string
+    value (also of an ``x`` attribute holding one), else empty."""
     ks, ke = 0, 0
     vtype = T_OTHER
     vs, ve = 0, 0
@@ -177,11 +181,13 @@ def _attr(buf: np.ndarray, pos: int, end: int) -> tuple[int, int, int, int, int,
         pos = b
     if nvalue > 1:
         return -1, 0, 0, 0, 0, bits
+    if vtype != T_STR:
+        vs, ve = 0, 0
     if nvalue == 0 or other:
-        return T_OTHER, ks, ke, 0, 0, bits
+        return T_OTHER, ks, ke, vs, ve, bits
     for i in range(ks, ke):
         if buf[i] == 61:  # "="
-            return T_OTHER, ks, ke, 0, 0, bits
+            return T_OTHER, ks, ke, vs, ve, bits
     return vtype, ks, ke, vs, ve, bits
 
 
@@ -273,6 +279,8 @@ def _walk(buf: np.ndarray, fill: bool, limits: np.ndarray, n_spans: int, n_tags:
                 n_ln = 0
                 n_at = 0
                 n_sc = 0
+                long_key = 0
+                long_value = 0
                 if fill:
                     extra_off[ns] = xb
                     types_off[ns] = na
@@ -333,6 +341,8 @@ def _walk(buf: np.ndarray, fill: bool, limits: np.ndarray, n_spans: int, n_tags:
                         t, ks, ke, vs, ve, bits = _attr(buf, a, b)
                         if t < 0:
                             return 1, 0, 0, 0, 0, 0
+                        long_key = max(long_key, ke - ks)
+                        long_value = max(long_value, ve - vs)
                         if fill:
                             types[na] = t
                         na += 1
@@ -423,6 +433,8 @@ def _walk(buf: np.ndarray, fill: bool, limits: np.ndarray, n_spans: int, n_tags:
                     num[4, ns] = res_no
                     num[5, ns] = scope_no
                     num[6, ns] = n_sc
+                    num[7, ns] = long_key
+                    num[8, ns] = long_value
                     strs[0, ns] = name_a
                     strs[1, ns] = name_b - name_a
                     strs[2, ns] = msg_a
@@ -441,12 +453,12 @@ def scan(buf: bytes, max_spans: int, max_attributes: int, max_events: int, max_l
     limits = np.asarray([max_spans, max_attributes, max_events, max_links], dtype=np.int64)
     e64 = np.zeros(0, np.int64)
     e8 = np.zeros(0, np.uint8)
-    status, ns, nt, na, tb, nd = _walk(a, False, limits, 0, 0, 0, np.zeros((4, 0), np.uint64), np.zeros((7, 0), np.int64),
+    status, ns, nt, na, tb, nd = _walk(a, False, limits, 0, 0, 0, np.zeros((4, 0), np.uint64), np.zeros((9, 0), np.int64),
                                        np.zeros((4, 0), np.int64), e8, e64, e8, e64, e8, e64, e64, np.zeros(0, np.uint64))
     if status != 0:
         return None
     ids = np.empty((4, ns), np.uint64)
-    num = np.empty((7, ns), np.int64)
+    num = np.empty((9, ns), np.int64)
     strs = np.empty((4, ns), np.int64)
     extra = np.empty(len(a), np.uint8)
     extra_off = np.empty(ns + 1, np.int64)

@@ -178,3 +178,56 @@ def test_damaged_requests_decode_the_same_on_both_paths() -> None:
         assert fast[1:] == exact[1:]
         compared += 1
     assert compared > 30
+
+
+def test_length_and_service_limits_reject_spans_alike_on_both_paths() -> None:
+    """Over-long service names, span names, attribute keys and string values, and services
+    past the per-request count, reject their spans (not the request), in the documented
+    order, the same on the scan and the exact path; a rejected resource is not kept."""
+    limits = otlp.SpanLimits(max_service_name_length=20, max_services=2, max_name_length=30, max_key_length=12,
+                             max_value_length=40)
+    req = ExportTraceServiceRequest()
+    n = 0
+    for svc, res_attr in (("a" * 21, None), ("cart", None), ("db", KeyValue(key="k" * 13)), ("pay", None), ("cart", None),
+                          ("ship", None)):
+        rs = req.resource_spans.add()
+        rs.resource.attributes.add(key="service.name").value.string_value = svc
+        if res_attr is not None:
+            rs.resource.attributes.append(res_attr)
+        ss = rs.scope_spans.add()
+        for name, attrs in (("fine", []), ("é" * 16, []), ("keyed", [KeyValue(key="ké" * 5, value=AnyValue(int_value=1))]),
+                            ("valued", [KeyValue(key="a=b", value=AnyValue(string_value="v" * 41))]),
+                            ("edge", [KeyValue(key="k" * 12, value=AnyValue(string_value="é" * 20))])):
+            n += 1
+            sp = ss.spans.add(trace_id=n.to_bytes(16, "big"), span_id=n.to_bytes(8, "big"), name=name,
+                              start_time_unix_nano=T0, end_time_unix_nano=T0 + 1)
+            sp.attributes.extend(attrs)
+    req.resource_spans[1].scope_spans[0].spans[0].end_time_unix_nano = T0 - 1  # impossible times come after the resource
+    body = req.SerializeToString()
+    scanned = otlp.to_chunk(ExportTraceServiceRequest.FromString(body), T0, limits, body=body)
+    exact = otlp.to_chunk_exact(ExportTraceServiceRequest.FromString(body), T0, limits)
+    _same(scanned[0], exact[0])
+    assert scanned[1:] == exact[1:]
+    chunk, rejected, why = scanned
+    # kept: "fine" (but the first, of impossible times) and "edge" spans of cart and pay; db's resource has too long
+    # a key; ship is a third service
+    assert chunk.cols["name"].to_list() == ["edge", "fine", "edge", "fine", "edge"]
+    assert chunk.cols["service"].to_list() == ["cart", "pay", "pay", "cart", "cart"]
+    assert rejected == 30 - 5 and why == "span 'fine': its service.name of 21 characters is longer than the limit of 20"
+    assert len(chunk.resources) == 3 and chunk.cols["resource"].to_list() == [0, 1, 1, 2, 2]
+    reasons = []
+    for k in range(1, 6):  # the first rejected span's reason, one resource at a time
+        one = ExportTraceServiceRequest()
+        one.resource_spans.append(req.resource_spans[k])
+        reasons.append(otlp.to_chunk(one, T0, otlp.SpanLimits(**{**limits.__dict__, "max_services": 0} if k == 5 else limits.__dict__))[2])
+    assert "impossible times" in reasons[0]
+    assert reasons[1] == "span 'fine': its resource has an attribute key of 13 bytes, longer than the limit of 12"
+    assert reasons[2] == "span '" + "é" * 16 + "': a name of 32 bytes is longer than the limit of 30"
+    assert reasons[3] == reasons[2] and reasons[4].startswith("span 'fine': its service 'ship' is past the limit of 0 services")
+    pay = ExportTraceServiceRequest()
+    pay.resource_spans.append(req.resource_spans[3])
+    spans = pay.resource_spans[0].scope_spans[0].spans
+    del spans[:2]  # pay's "keyed" span first, then "valued" alone
+    assert otlp.to_chunk(pay, T0, limits)[2] == "span 'keyed': an attribute key of 15 bytes is longer than the limit of 12"
+    del spans[0]
+    assert otlp.to_chunk(pay, T0, limits)[2] == "span 'valued': a string attribute value of 41 bytes is longer than the limit of 40"
