@@ -149,6 +149,12 @@ def test_red_buckets_are_aligned_to_the_step(client: TestClient) -> None:
     assert [(p["t"], p["count"], p["rate"]) for p in api["points"]] == [(t0_ms, 20, 1.0), (t0_ms + 20_000, 20, 1.0), (t0_ms + 40_000, 20, 1.0)]
     [one] = red(21, 21)["series"]  # an empty range inside a bucket: that bucket
     assert [(p["t"], p["count"]) for p in one["points"]] == [(t0_ms + 20_000, 20)]
+    from fleetprof.server.queries import MAX_QUERY_TIME_MS
+
+    widest = client.get("/api/v1/traces/red", params={"from": "0", "until": str(MAX_QUERY_TIME_MS), "step": "365d"})
+    assert widest.status_code == 200 and widest.json()["series"][0]["points"][0]["count"] == 60, widest.text
+    for step in ("9" * 400, "0.5", "soon"):
+        assert client.get("/api/v1/traces/red", params={"step": step}).status_code == 400
 
 
 def test_red_figures_on_known_data(client: TestClient) -> None:
