@@ -29,9 +29,9 @@ Contracts:
 from __future__ import annotations
 
 import numpy as np
-from fleetprof.numba_cache import njit
 
 from fleetprof.model.hashing import open_table
+from fleetprof.numba_cache import njit
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)

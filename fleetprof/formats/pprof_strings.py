@@ -16,10 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from fleetprof.numba_cache import njit
 
 from fleetprof.model.blake2b import word8
 from fleetprof.model.hashing import copy_span, decimal, open_table
+from fleetprof.numba_cache import njit
 
 _M = np.uint64(0x9E3779B97F4A7C15)
 

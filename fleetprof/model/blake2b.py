@@ -12,6 +12,7 @@ overhead per frame, several times the hash itself.
 from __future__ import annotations
 
 import numpy as np
+
 from fleetprof.numba_cache import njit
 
 _IV = np.array(

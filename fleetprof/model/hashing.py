@@ -18,9 +18,9 @@ import hashlib
 from collections.abc import Iterable, Sequence
 
 import numpy as np
-from fleetprof.numba_cache import njit
 
 from fleetprof.model.blake2b import digests64
+from fleetprof.numba_cache import njit
 
 ROOT_ID: int = 0
 """Node id of the call-tree root (the parent of every top-level frame)."""

@@ -23,9 +23,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from fleetprof.numba_cache import njit
 
 from fleetprof.model.hashing import ROOT_ID, open_table
+from fleetprof.numba_cache import njit
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
