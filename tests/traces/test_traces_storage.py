@@ -8,7 +8,10 @@ import json
 
 import pytest
 from fastapi.testclient import TestClient
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest, ExportTraceServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 from traces_support import OTLP_PROTO, json_request, json_span, span_hex, trace_hex
 
 from fleetprof.metastore.cleanup import apply_retention, collect_orphans
