@@ -10,6 +10,12 @@ Partitions and outputs
     inputs (an L0 flush holds every service of its batch) keep their services together:
     the index's ``swap`` switches exactly one new segment, and splitting them would leave
     some service counted zero or two times between two swaps.
+    Service groups are the unit of parallel work: :func:`split_by_service` turns a partition
+    into one task per group (``Partition.services``), and a task compacts only the groups it
+    owns, those whose first service (sorted) it lists. Ownership is decided again when the
+    task runs, so a segment that joins two planned groups makes one group owned by exactly
+    one task; a group none of the tasks owns (a service new since planning) waits for the
+    next run. Tasks never share an input, so they never conflict on a swap.
     Stacks are re-interned across inputs (node/frame ids are the model's stable hashes:
     unions are de-duplications) and sample times are floored to :data:`STEP_MS` (10 s at
     L1, 1 min at L2), which merges rows.
@@ -35,7 +41,9 @@ then its entry deleted; a crash between the steps is finished by the next run.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -75,6 +83,9 @@ class Partition:
     inputs: int = 0
     kind: str = "profiles"
     """What the segments hold: ``profiles`` or ``spans`` (never compacted together)."""
+    services: tuple[str, ...] = ()
+    """Empty: every service group of the bucket; else only the groups this task owns
+    (see the module docstring)."""
 
     @property
     def bucket_end_ms(self) -> int:
@@ -82,7 +93,13 @@ class Partition:
 
     def key(self) -> str:
         tail = "" if self.kind == "profiles" else f"/{self.kind}"
+        if self.services:
+            tail += "/g" + hashlib.blake2b("\0".join(self.services).encode(), digest_size=8).hexdigest()
         return f"{self.tenant}/L{self.level}/{self.bucket_start_ms}{tail}"
+
+    def owns(self, group: Sequence[Any]) -> bool:
+        """Whether this partition's task compacts ``group`` (a :func:`service_groups` item)."""
+        return not self.services or group_key(group) in self.services
 
 
 @dataclass
@@ -95,6 +112,9 @@ class CompactResult:
     bytes_in: int = 0
     bytes_out: int = 0
     seconds: float = 0.0
+    stages: dict[str, float] = field(default_factory=dict)
+    """Seconds per step (``plan``, ``read``, ``decode``, ``merge``, ``encode``, ``write``,
+    ``index``) summed over this partition's swaps; span partitions report ``spans``."""
 
 
 def _noop(_step: str) -> None:
@@ -162,11 +182,51 @@ def service_groups(entries: Sequence[Any]) -> list[list[Any]]:
     return sorted(groups.values(), key=lambda g: (sorted(g[0].services), g[0].segment_id))
 
 
+def group_key(group: Sequence[Any]) -> str:
+    """The first service (sorted) of a service group; ``""`` stands for entries without one."""
+    return min(s for e in group for s in (e.services or ("",)))
+
+
+def split_by_service(index: Any, parts: Sequence[Partition]) -> list[Partition]:
+    """One partition per service group with work to do in each of ``parts`` (largest first,
+    so the biggest task never starts last). Partitions already split are kept as they are."""
+    out: list[Partition] = []
+    for part in parts:
+        if part.services:
+            out.append(part)
+            continue
+        entries = candidate_inputs(index, part.tenant, part.level, part.bucket_start_ms, part.kind)
+        for g in service_groups(entries):
+            if needs_work(g, part.level):
+                out.append(Partition(part.tenant, part.level, part.bucket_start_ms, sum(e.samples for e in g), len(g),
+                                     part.kind, (group_key(g),)))
+    return sorted(out, key=lambda p: -p.est_samples)
+
+
+class _Clock:
+    """Adds the seconds since the previous :meth:`lap` to ``timings[step]``."""
+
+    def __init__(self, timings: dict[str, float] | None) -> None:
+        self.timings, self.t = timings, time.perf_counter()
+
+    def lap(self, step: str) -> None:
+        now = time.perf_counter()
+        if self.timings is not None:
+            self.timings[step] = self.timings.get(step, 0.0) + now - self.t
+        self.t = now
+
+    def skip(self) -> None:
+        """Start the next step now (the time since the last lap is nobody's)."""
+        self.t = time.perf_counter()
+
+
 def compact_inputs(store: Any, index: Any, tenant: str, level: int, inputs: Sequence[Any], *,
-                   hook: FailureHook = _noop, now_ms: int | None = None) -> tuple[Any, int]:
+                   hook: FailureHook = _noop, now_ms: int | None = None,
+                   timings: dict[str, float] | None = None) -> tuple[Any, int]:
     """Merge ``inputs`` (<= MAX_INPUTS entries, all of one kind) into one new live segment
     of ``level``; return ``(new entry, input sample rows)``. See the module docstring for
-    the steps; span segments are merged by :mod:`fleetprof.traces.compact`."""
+    the steps; span segments are merged by :mod:`fleetprof.traces.compact`. ``timings``
+    (if given) accumulates the seconds of each step (see :attr:`CompactResult.stages`)."""
     from fleetprof.metastore.index import SegmentEntry, SwapConflict
     from fleetprof.segment.format import concat_batches, decode_segment, encode_segment
     from fleetprof.segment.keys import new_segment_id, segment_key
@@ -176,20 +236,30 @@ def compact_inputs(store: Any, index: Any, tenant: str, level: int, inputs: Sequ
     if inputs and inputs[0].kind == "spans":
         from fleetprof.traces.compact import InputsGone, compact_span_inputs
 
+        clock = _Clock(timings)
         try:
             return compact_span_inputs(store, index, tenant, level, inputs, hook=hook, now_ms=now_ms)
         except InputsGone as e:
             raise InputsChanged(str(e)) from None
+        finally:
+            clock.lap("spans")
+    clock = _Clock(timings)
     segs = []
     for e in inputs:
         try:
-            segs.append(decode_segment(store.get(e.key)))
+            raw = store.get(e.key)
         except KeyError:
             raise InputsChanged(f"input {e.segment_id} vanished (collected by a concurrent job)") from None
+        clock.lap("read")
+        segs.append(decode_segment(raw))
+        clock.lap("decode")
     hook("read")
+    clock.skip()
     batch = concat_batches(segs, step_ms=STEP_MS[level])
+    clock.lap("merge")
     created = int(time.time() * 1000) if now_ms is None else now_ms
     data = encode_segment(batch, tenant=tenant, level=level, created_ms=created)
+    clock.lap("encode")
     hook("encoded")
     sid = new_segment_id(created)
     min_t = min(e.min_time_ms for e in inputs)
@@ -207,34 +277,43 @@ def compact_inputs(store: Any, index: Any, tenant: str, level: int, inputs: Sequ
         bytes=len(data), samples=batch.sample_rows, state="live", created_ms=created,
         series=tuple(series.values()), series_complete=complete,
     )
+    clock.lap("encode")
     store.put(entry.key, data)
+    clock.lap("write")
     hook("put")
+    clock.skip()
     ids = [e.segment_id for e in inputs]
     for e in inputs:  # narrow the window for a concurrent compactor of the same bucket
         cur = index.get(tenant, e.segment_id)
         if cur is None or cur.state != "live":
             store.delete(entry.key)
             raise InputsChanged(f"input {e.segment_id} is no longer live")
+    clock.lap("index")
     hook("before_swap")
+    clock.skip()
     try:
         index.swap(tenant, entry, ids)
     except SwapConflict as e:
         store.delete(entry.key)
         raise InputsChanged(str(e)) from None
+    clock.lap("index")
     hook("swapped")
     return entry, sum(e.samples for e in inputs)
 
 
 def compact_partition(store: Any, index: Any, part: Partition, *, hook: FailureHook = _noop,
                       now_ms: int | None = None) -> CompactResult:
-    """Compact one partition until each service group is a single segment of its level."""
+    """Compact one partition until each service group it owns is a single segment of its level."""
     t0 = time.perf_counter()
     res = CompactResult(part.key())
+    clock = _Clock(res.stages)
     first = True
     for _round in range(64):
         entries = candidate_inputs(index, part.tenant, part.level, part.bucket_start_ms, part.kind)
+        groups = [g for g in service_groups(entries) if part.owns(g)]
+        clock.lap("plan")
         progressed = False
-        for group in service_groups(entries):
+        for group in groups:
             if not needs_work(group, part.level):
                 continue
             group.sort(key=lambda e: (e.min_time_ms, e.segment_id))
@@ -247,7 +326,8 @@ def compact_partition(store: Any, index: Any, part: Partition, *, hook: FailureH
             for chunk in chunks:
                 if not needs_work(chunk, part.level):
                     continue
-                new, samples_in = compact_inputs(store, index, part.tenant, part.level, chunk, hook=hook, now_ms=now_ms)
+                new, samples_in = compact_inputs(store, index, part.tenant, part.level, chunk, hook=hook, now_ms=now_ms,
+                                                 timings=res.stages)
                 res.outputs.append(new.segment_id)
                 if first or all(e.level < part.level for e in chunk):
                     res.inputs += len(chunk)
@@ -255,9 +335,12 @@ def compact_partition(store: Any, index: Any, part: Partition, *, hook: FailureH
                     res.bytes_in += sum(e.bytes for e in chunk)
                 progressed = True
         first = False
+        clock.skip()
         if not progressed:
             break
-    final = candidate_inputs(index, part.tenant, part.level, part.bucket_start_ms, part.kind)
+    final = [e for g in service_groups(candidate_inputs(index, part.tenant, part.level, part.bucket_start_ms, part.kind))
+             if part.owns(g) for e in g]
+    clock.lap("plan")
     res.samples_out = sum(e.samples for e in final)
     res.bytes_out = sum(e.bytes for e in final)
     res.seconds = time.perf_counter() - t0
@@ -305,22 +388,34 @@ class CompactJob:
 
 
 def run_partition(job: CompactJob, part: Partition) -> dict[str, Any]:
-    """Task body: open backends, compact ``part``, return a small summary."""
+    """Task body: open backends, compact ``part``, return a small summary (counts, seconds
+    per step, the worker's pid and the wall-clock start/end of the task body)."""
     from workers.storage_io import open_backends
 
+    started = time.time()
+    t = time.perf_counter()
     store, index = open_backends(job.storage_url, job.index_url, job.env)
+    opened = time.perf_counter() - t
     r = compact_partition(store, index, part)
-    return r.__dict__ | {"partition": part.key()}
+    r.stages["open"] = opened
+    return r.__dict__ | {"partition": part.key(), "pid": os.getpid(), "started": started, "ended": time.time()}
 
 
 @telemetry.job("compaction")
 def run_compaction(storage_url: str, index_url: str, *, levels: Sequence[int] = (1, 2), start_ms: int = 0,
                    end_ms: int | None = None, tenants: Sequence[str] | None = None, mode: str = "ray",
                    max_in_flight: int | None = None, settle: bool = True, gc: bool = True,
-                   grace_s: float = DEFAULT_GRACE_S, progress: bool = True, now_ms: int | None = None) -> dict[str, Any]:
-    """Plan and run compaction level by level (L1 before L2) with :mod:`workers.parallel`;
-    then, when metrics are configured (:func:`workers.job_metrics.environment`), publish the
-    L0 backlog of every tenant (:func:`workers.job_metrics.l0_backlog_data`)."""
+                   grace_s: float = DEFAULT_GRACE_S, progress: bool = True, now_ms: int | None = None,
+                   split_services: bool = True,
+                   on_result: Callable[[Partition, dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Plan and run compaction level by level (L1 before L2) with :mod:`workers.parallel`,
+    one task per service group (:func:`split_by_service`; one per bucket with
+    ``split_services=False``); then, when metrics are configured
+    (:func:`workers.job_metrics.environment`), publish the L0 backlog of every tenant
+    (:func:`workers.job_metrics.l0_backlog_data`). ``on_result`` receives each task's
+    summary (see :func:`run_partition`) as it finishes. The returned summary holds, per
+    level, counts and the driver's seconds (``plan_s``, ``split_s``, ``run_s``) and
+    ``gc_s``."""
     from workers.job_metrics import environment, l0_backlog_data, publish
     from workers.parallel import run_tasks
     from workers.storage_io import backend_env, open_backends
@@ -331,20 +426,30 @@ def run_compaction(storage_url: str, index_url: str, *, levels: Sequence[int] = 
     job = CompactJob(storage_url, index_url, backend_env())
     summary: dict[str, Any] = {"levels": {}}
     for level in levels:
+        t0 = time.perf_counter()
         parts = plan(index, level=level, start_ms=start_ms, end_ms=end, tenants=tenants, now_ms=now, settle=settle)
-        results = run_tasks(run_partition, job, parts, mode=mode, max_in_flight=max_in_flight,
-                            label=f"compact L{level}", progress=progress, weight=lambda p: p.est_samples)
+        t1 = time.perf_counter()
+        tasks = split_by_service(index, parts) if split_services else parts
+        t2 = time.perf_counter()
+        results = run_tasks(run_partition, job, tasks, mode=mode, max_in_flight=max_in_flight,
+                            label=f"compact L{level}", progress=progress, weight=lambda p: p.est_samples,
+                            on_result=on_result)
+        t3 = time.perf_counter()
         summary["levels"][f"L{level}"] = {
             "partitions": len(parts),
+            "tasks": len(tasks),
             "inputs": sum(r["inputs"] for r in results),
             "outputs": sum(len(r["outputs"]) for r in results),
             "samples_in": sum(r["samples_in"] for r in results),
             "samples_out": sum(r["samples_out"] for r in results),
             "bytes_in": sum(r["bytes_in"] for r in results),
             "bytes_out": sum(r["bytes_out"] for r in results),
+            "plan_s": t1 - t0, "split_s": t2 - t1, "run_s": t3 - t2,
         }
     if gc:
+        t_gc = time.perf_counter()
         summary["gc_removed"] = sum(gc_compacted(store, index, t, grace_s=grace_s, now_ms=now) for t in (tenants or index.tenants()))
+        summary["gc_s"] = time.perf_counter() - t_gc
     env_name = environment()
     if env_name is not None:
         backlog = l0_backlog_data(index, env_name, now)
@@ -384,4 +489,4 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["CompactJob", "Partition", "compact_partition", "gc_compacted", "plan", "run_compaction"]
+__all__ = ["CompactJob", "Partition", "compact_partition", "gc_compacted", "plan", "run_compaction", "split_by_service"]

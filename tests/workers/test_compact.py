@@ -169,3 +169,63 @@ def test_late_data_is_merged_into_the_existing_level(tmp_path) -> None:
     live = index.query("t1", 0, MAX_TIME_MS)
     assert len(live) == 1 and live[0].level == 2
     assert per_stack(store, index).equals(before)
+
+
+def test_split_by_service_gives_one_task_per_group_and_counts_each_sample_once(tmp_path) -> None:
+    store, index = open_backends((tmp_path / "d").as_uri(), f"sqlite://{tmp_path / 'i.db'}")
+    seed_fleet(store, index, single_service=True, hours=1)
+    before = per_stack(store, index)
+    (part,) = compact.plan(index, level=1, start_ms=0, end_ms=MAX_TIME_MS, settle=False)
+    tasks = compact.split_by_service(index, [part])
+    assert sorted(t.services for t in tasks) == [("svc-0",), ("svc-1",), ("svc-2",)]
+    assert [t.est_samples for t in tasks] == sorted((t.est_samples for t in tasks), reverse=True)
+    assert sum(t.est_samples for t in tasks) == part.est_samples and len({t.key() for t in tasks}) == 3
+    assert compact.split_by_service(index, tasks) == tasks
+    results = [compact.compact_partition(store, index, t) for t in tasks]
+    live = index.query("t1", 0, MAX_TIME_MS)
+    assert sorted(e.services for e in live) == [("svc-0",), ("svc-1",), ("svc-2",)] and {e.level for e in live} == {1}
+    assert per_stack(store, index).equals(before)
+    # each task reports only its own group: the sums are the bucket's, not three times it
+    assert sum(r.samples_out for r in results) == sum(e.samples for e in live)
+    assert sum(r.samples_in for r in results) == part.est_samples
+    assert {"plan", "read", "decode", "merge", "encode", "write", "index"} <= set(results[0].stages)
+
+
+def test_a_group_joined_after_planning_is_compacted_by_one_task(tmp_path) -> None:
+    from workers import synth
+    from workers.storage_io import write_l0
+
+    store, index = open_backends((tmp_path / "d").as_uri(), f"sqlite://{tmp_path / 'i.db'}")
+    seed_fleet(store, index, single_service=True, hours=1)
+    tasks = {t.services: t for t in compact.split_by_service(
+        index, compact.plan(index, level=1, start_ms=0, end_ms=MAX_TIME_MS, settle=False))}
+    # a flush holding svc-0 and svc-1 arrives between planning and the tasks: one group now
+    late = [it for it in synth.fleet_items(T0 + 600_000, services=3, instances=1, duration_s=600, step_s=600,
+                                           stacks_per_profile=10, stack_pool=50) if it.labels["service_name"] != "svc-2"]
+    write_l0(store, index, "t1", late, per_segment=len(late))
+    before = per_stack(store, index)
+    assert compact.compact_partition(store, index, tasks[("svc-1",)]).outputs == []  # not its group any more
+    assert per_stack(store, index).equals(before)
+    assert len(compact.compact_partition(store, index, tasks[("svc-0",)]).outputs) == 1
+    assert len(compact.compact_partition(store, index, tasks[("svc-2",)]).outputs) == 1
+    live = index.query("t1", 0, MAX_TIME_MS)
+    assert sorted(e.services for e in live) == [("svc-0", "svc-1"), ("svc-2",)] and {e.level for e in live} == {1}
+    assert per_stack(store, index).equals(before)
+
+
+def test_run_compaction_runs_a_task_per_service_group(tmp_path) -> None:
+    backend = ((tmp_path / "d").as_uri(), f"sqlite://{tmp_path / 'i.db'}")
+    store, index = open_backends(*backend)
+    seed_fleet(store, index, single_service=True, hours=2)
+    before = per_stack(store, index)
+    got: list[tuple[str, dict]] = []
+    out = compact.run_compaction(*backend, levels=(1,), start_ms=0, end_ms=MAX_TIME_MS, settle=False, mode="serial",
+                                 progress=False, gc=False, on_result=lambda p, r: got.append((p.key(), r)))
+    l1 = out["levels"]["L1"]
+    assert (l1["partitions"], l1["tasks"], l1["outputs"]) == (2, 6, 6)
+    assert sorted(k for k, _ in got) == sorted(r["partition"] for _, r in got) and len(got) == 6
+    assert all(r["ended"] >= r["started"] and r["stages"]["open"] >= 0 for _, r in got)
+    live = index.query("t1", 0, MAX_TIME_MS)
+    assert l1["samples_out"] == sum(e.samples for e in live) and len(live) == 6
+    assert per_stack(store, index).equals(before)
+    assert min(l1["plan_s"], l1["split_s"], l1["run_s"]) >= 0
