@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from benchmarks.compaction_data import CPU, T0, pprof_gzip_bytes_per_profile, write_fleet
 from fleetprof.metastore.index import MAX_TIME_MS
@@ -37,11 +38,13 @@ def scratch_roots(prefix: str) -> Iterator[tuple[Path, Path]]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def run(root: Path, mode: str, *, levels: tuple[int, ...] = (1,), max_in_flight: int | None = None) -> tuple[float, dict]:
-    """Compact ``levels`` of all time under ``root`` (no settling, no GC); (seconds, result)."""
+def run(root: Path, mode: str, *, levels: tuple[int, ...] = (1,), max_in_flight: int | None = None,
+        **kw: Any) -> tuple[float, dict]:
+    """Compact ``levels`` of all time under ``root`` (no settling, no GC; ``kw`` goes to
+    :func:`workers.compact.run_compaction`); (seconds, result)."""
     t = time.perf_counter()
     out = compact.run_compaction(*urls(root), levels=levels, start_ms=0, end_ms=MAX_TIME_MS, settle=False,
-                                 mode=mode, progress=False, gc=False, max_in_flight=max_in_flight)
+                                 mode=mode, progress=False, gc=False, max_in_flight=max_in_flight, **kw)
     return time.perf_counter() - t, out
 
 

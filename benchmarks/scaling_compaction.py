@@ -1,38 +1,269 @@
 """Compaction scaling: ``.venv/bin/python -m benchmarks.scaling_compaction --cpus N``.
 
-Seeds ``4·N`` (service, hour) partitions of L0 data, compacts a copy serially and a copy on a
-local Ray with ``N`` CPUs, and prints the speedup (target on a machine with N free cores:
->= 0.7·N). Each Ray task compacts one partition and reads its inputs from storage itself.
+Seeds ``4·N`` services × 1 hour of single-service L0 segments (one bucket, ``4·N`` service
+groups: one task each), compacts one copy serially in this process and one copy on a fresh
+local Ray per CPU count in ``--ray-cpus`` (default ``N``), and prints the speedups (target
+on a machine with N free cores: >= 0.7·N). Each Ray task compacts its service group and
+reads its inputs from storage itself.
+
+``--threads-per-task K`` (default 1) pins the libraries' thread pools (polars, pyarrow's
+CPU and IO pools, numba, OpenMP/BLAS) to K threads in this process and in every Ray worker,
+so the speedup measures task parallelism rather than libraries already using every core in
+the serial run; 0 leaves them at the libraries' defaults. Ray workers are started and
+warmed (modules imported) before each timed run; their start-up is printed apart.
+
+``--breakdown`` prints, per run, where the time goes (driver planning, per-step task time,
+task sizes, Ray dispatch gaps, bytes passed as task arguments and results) and an Amdahl
+prediction for ``--predict`` CPU counts from the measured serial part and per-task costs.
+``--unsplit`` also runs Ray with one task per bucket (no service split) for comparison.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import pickle
 import shutil
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-from benchmarks.bench_compaction import run, scratch_roots, urls
-from benchmarks.compaction_data import write_fleet
-from workers.storage_io import open_backends
+STAGES = ("open", "plan", "read", "decode", "merge", "encode", "write", "index")
+
+
+def pin_pyarrow(threads: int) -> None:
+    """Size pyarrow's CPU and IO pools (no-op for 0)."""
+    if threads > 0:
+        import pyarrow as pa
+
+        pa.set_cpu_count(threads)
+        pa.set_io_thread_count(threads)
+
+
+def pools() -> dict[str, int]:
+    """This process's library pool sizes (what the pinning achieved)."""
+    import polars as pl
+    import pyarrow as pa
+
+    return {"pid": os.getpid(), "polars": pl.thread_pool_size(), "arrow_cpu": pa.cpu_count(), "arrow_io": pa.io_thread_count()}
+
+
+def _warm() -> dict[str, int]:
+    """Ray warm-up task: import what compaction imports, report the pools."""
+    import fleetprof.segment.format  # noqa: F401
+    import workers.compact  # noqa: F401
+
+    time.sleep(0.3)  # hold this worker so the other warm-up tasks land on other workers
+    return pools()
+
+
+@dataclass
+class Run:
+    """One timed compaction run and what its tasks reported."""
+
+    label: str
+    cpus: int
+    wall: float
+    summary: dict[str, Any]
+    tasks: list[dict[str, Any]] = field(default_factory=list)
+    arg_bytes: list[int] = field(default_factory=list)
+    t0: float = 0.0
+    """Wall-clock time the run started (for the tasks' start/end)."""
+
+
+def timed(root: Path, mode: str, label: str, cpus: int, threads: int, **kw: Any) -> Run:
+    """Compact L1 under ``root`` and record each task's summary."""
+    from benchmarks.bench_compaction import run
+    from workers.compact import CompactJob
+    from workers.storage_io import backend_env
+
+    got: list[dict[str, Any]] = []
+    sizes: list[int] = []
+    job = CompactJob("x", "y", backend_env())
+
+    def on_result(part: Any, r: dict[str, Any]) -> None:
+        got.append(r)
+        sizes.append(len(pickle.dumps((job, [part]))))
+
+    t0 = time.time()
+    if mode == "serial":
+        pin_pyarrow(threads)
+    wall, out = run(root, mode, max_in_flight=cpus if mode == "ray" else None, on_result=on_result, **kw)
+    return Run(label, cpus, wall, out, got, sizes, t0)
+
+
+def ray_run(root: Path, cpus: int, threads: int, **kw: Any) -> tuple[Run, float, list[dict[str, int]]]:
+    """A fresh local Ray with ``cpus`` CPUs: warm its workers (with the compaction tasks'
+    options, so the timed run reuses them), then one timed run."""
+    import ray
+
+    from workers.parallel import ray_task_options
+
+    ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+    try:
+        t = time.perf_counter()
+        warm = ray.remote(**ray_task_options(threads))(_warm)
+        seen = ray.get([warm.remote() for _ in range(cpus // max(threads, 1) or 1)])
+        startup = time.perf_counter() - t
+        r = timed(root, "ray", f"ray({cpus})" + (" unsplit" if kw.get("split_services") is False else ""), cpus,
+                  threads, threads_per_task=threads, **kw)
+    finally:
+        ray.shutdown()
+    return r, startup, seen
+
+
+# ---------------------------------------------------------------------------- breakdown
+def task_seconds(r: Run) -> list[float]:
+    return [t["ended"] - t["started"] for t in r.tasks]
+
+
+def dispatch_gaps(r: Run) -> list[float]:
+    """Per worker, the idle time between one task's end and its next task's start."""
+    by_pid: dict[int, list[dict[str, Any]]] = {}
+    for t in r.tasks:
+        by_pid.setdefault(t["pid"], []).append(t)
+    gaps = []
+    for ts in by_pid.values():
+        ts.sort(key=lambda t: t["started"])
+        gaps += [b["started"] - a["ended"] for a, b in zip(ts, ts[1:], strict=False)]
+    return gaps
+
+
+def driver_serial(r: Run) -> float:
+    """Seconds the driver spent outside the tasks' span (planning, splitting, dispatching the
+    first task, collecting the last result, summing)."""
+    if not r.tasks:
+        return r.wall
+    first = min(t["started"] for t in r.tasks)
+    last = max(t["ended"] for t in r.tasks)
+    return max(r.wall - (last - first), 0.0)
+
+
+def table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+                     for row in rows)
+
+
+def breakdown(runs: list[Run]) -> str:
+    """The per-run table described in the module docstring."""
+    hdr = ("", *(r.label for r in runs))
+    lvl = [r.summary["levels"]["L1"] for r in runs]
+
+    def row(name: str, f: Callable[[Run, dict[str, Any]], str]) -> tuple[str, ...]:
+        return (name, *(f(r, v) for r, v in zip(runs, lvl, strict=True)))
+
+    def stage(s: str) -> Callable[[Run, dict[str, Any]], str]:
+        return lambda r, _v: f"{sum(t['stages'].get(s, 0.0) for t in r.tasks):.2f}"
+
+    rows = [hdr,
+            row("wall s", lambda r, _v: f"{r.wall:.2f}"),
+            row("driver: plan s", lambda _r, v: f"{v['plan_s']:.3f}"),
+            row("driver: split s", lambda _r, v: f"{v['split_s']:.3f}"),
+            row("driver: outside tasks s", lambda r, _v: f"{driver_serial(r):.3f}"),
+            row("tasks", lambda _r, v: f"{v['tasks']}"),
+            row("task s: sum", lambda r, _v: f"{sum(task_seconds(r)):.2f}"),
+            *(row(f"  {s}", stage(s)) for s in STAGES),
+            row("task CPU s: sum", lambda r, _v: f"{sum(t['cpu'] for t in r.tasks):.2f}"),
+            row("task s: mean", lambda r, _v: f"{statistics.fmean(task_seconds(r)):.3f}"),
+            row("task s: max", lambda r, _v: f"{max(task_seconds(r)):.3f}"),
+            row("max/mean (straggler)", lambda r, _v: f"{max(task_seconds(r)) / statistics.fmean(task_seconds(r)):.2f}"),
+            row("inputs per task max", lambda r, _v: f"{max(t['inputs'] for t in r.tasks)}"),
+            row("first task start s", lambda r, _v: f"{min(t['started'] for t in r.tasks) - r.t0:.3f}"),
+            row("dispatch gap s (mean)", lambda r, _v: f"{statistics.fmean(dispatch_gaps(r) or [0.0]):.4f}"),
+            row("workers used", lambda r, _v: f"{len({t['pid'] for t in r.tasks})}"),
+            row("task arg bytes max", lambda r, _v: f"{max(r.arg_bytes)}"),
+            row("task result bytes max", lambda r, _v: f"{max(len(pickle.dumps(t)) for t in r.tasks)}"),
+            row("busy = sum task s / (wall·cpus)", lambda r, _v: f"{sum(task_seconds(r)) / (r.wall * r.cpus):.2f}")]
+    return table(rows)
+
+
+def predict(serial: Run, ray: Run, ns: list[int], tasks_per_cpu: int = 4) -> str:
+    """Amdahl prediction for the benchmark's own shape at each N (``4·N`` equal tasks).
+
+    From the serial run: the driver's serial seconds per input segment ``d`` (planning,
+    splitting, summing: it grows with the data) and the task seconds (mean ``t``, max/mean
+    ``m``); from the Ray run: the fixed Ray overhead ``o`` (its driver time outside the
+    tasks minus the serial run's), the per-task dispatch gap ``g`` and the slowdown ``c`` of
+    a task running beside others: its CPU seconds on Ray / serial (more work per task:
+    memory bandwidth, caches, index locks; a task's wall time on a shared machine also
+    counts the time others held its core, which N dedicated cores would not have). At N CPUs with
+    ``in(N)`` input segments: T1 = d·in(N) + 4N·t and TN = d·in(N) + o + 4·(t·c + g) + t·c·(m - 1)
+    (the last wave waits for its largest task); speedup = T1 / TN. ``c`` measured on this
+    machine stands for contention on N cores (memory bandwidth, storage, index), which the
+    model cannot know."""
+    lv = serial.summary["levels"]["L1"]
+    d = driver_serial(serial) / max(lv["inputs"], 1)
+    ts = task_seconds(serial)
+    t = statistics.fmean(ts)
+    m = max(ts) / t
+    o = max(driver_serial(ray) - driver_serial(serial), 0.0)
+    g = statistics.fmean(dispatch_gaps(ray) or [0.0])
+    c = statistics.fmean(x["cpu"] for x in ray.tasks) / statistics.fmean(x["cpu"] for x in serial.tasks)
+    c_wall = statistics.fmean(task_seconds(ray)) / t
+    inputs_per_task = lv["inputs"] / max(lv["tasks"], 1)
+    rows = [("N (prediction)", "T1 s", "TN s", "speedup", "·N", "serial fraction")]
+    for n in ns:
+        drv = d * inputs_per_task * tasks_per_cpu * n
+        t1 = drv + tasks_per_cpu * n * t
+        tn = drv + o + tasks_per_cpu * (t * c + g) + t * c * (m - 1)
+        rows.append((str(n), f"{t1:.2f}", f"{tn:.2f}", f"{t1 / tn:.2f}x", f"{t1 / tn / n:.2f}", f"{(drv + o) / t1:.3f}"))
+    return (f"prediction (not a measurement) from {serial.label} and {ray.label}: driver {d * 1e3:.2f} ms per input "
+            f"segment, task {t:.3f} s (max/mean {m:.2f}), Ray overhead {o:.3f} s, dispatch gap {g * 1e3:.1f} ms, "
+            f"co-running slowdown c = {c:.2f} in CPU seconds ({c_wall:.2f} in wall seconds)\n" + table(rows))
 
 
 def main() -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("--cpus", type=int, required=True)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--cpus", type=int, required=True, help="N: the data has 4·N service groups")
     p.add_argument("--instances", type=int, default=10)
+    p.add_argument("--threads-per-task", type=int, default=1, help="library threads per task (0: library defaults)")
+    p.add_argument("--ray-cpus", default=None, help="comma-separated Ray CPU counts to run (default: N)")
+    p.add_argument("--breakdown", action="store_true", help="print where the time goes and an Amdahl prediction")
+    p.add_argument("--predict", default="4,8,16", help="CPU counts to predict with --breakdown")
+    p.add_argument("--unsplit", action="store_true", help="also run Ray with one task per bucket (no service split)")
     a = p.parse_args()
+    if a.cpus < 1 or a.instances < 1 or a.threads_per_task < 0:
+        p.error("--cpus and --instances must be >= 1, --threads-per-task >= 0")
+    ray_cpus = [int(x) for x in (a.ray_cpus or str(a.cpus)).split(",")]
+    if min(ray_cpus) < 1:
+        p.error("--ray-cpus must be >= 1")
+    from workers.parallel import thread_env
+
+    os.environ.update(thread_env(a.threads_per_task))  # before polars is imported (below)
+
+    from benchmarks.bench_compaction import scratch_roots, urls
+    from benchmarks.compaction_data import write_fleet
+    from workers.storage_io import open_backends
+
+    pin_pyarrow(a.threads_per_task)
+    services = 4 * a.cpus
     with scratch_roots("scalecompact") as (s_root, r_root):
         store, index = open_backends(*urls(s_root))
-        c = write_fleet(store, index, services=4 * a.cpus, instances=a.instances, hours=1)
-        shutil.copytree(s_root, r_root)
-        ts, _ = run(s_root, "serial")
-        import ray
-
-        ray.init(num_cpus=a.cpus, include_dashboard=False, log_to_driver=False)
-        tr, _ = run(r_root, "ray", max_in_flight=a.cpus)
-        ray.shutdown()
-        sp = ts / tr
-        print(f"{c['rows']:,} rows, {4 * a.cpus} partitions: serial {ts:.2f} s, ray({a.cpus}) {tr:.2f} s, "
-              f"speedup {sp:.2f}x = {sp / a.cpus:.2f}·N (target >= 0.7·N)")
+        c = write_fleet(store, index, services=services, instances=a.instances, hours=1)
+        variants = [(k, True) for k in ray_cpus] + ([(max(ray_cpus), False)] if a.unsplit else [])
+        roots = []
+        for i in range(len(variants)):
+            roots.append(r_root.with_name(f"ray{i}"))
+            shutil.copytree(s_root, roots[-1])
+        print(f"{c['rows']:,} rows in {c['segments']} L0 segments, {services} service groups; threads per task: "
+              f"{a.threads_per_task or 'library defaults'}; driver pools {pools()}; load average {os.getloadavg()[0]:.2f}")
+        serial = timed(s_root, "serial", "serial", 1, a.threads_per_task)
+        runs = [serial]
+        for (k, split), root in zip(variants, roots, strict=True):
+            r, startup, seen = ray_run(root, k, a.threads_per_task, split_services=split)
+            runs.append(r)
+            sp = serial.wall / r.wall
+            print(f"{r.label}: {r.wall:.2f} s, speedup {sp:.2f}x = {sp / k:.2f}·N (target >= 0.7·N); "
+                  f"worker start-up {startup:.2f} s (not timed), pools {sorted({(s['polars'], s['arrow_cpu'], s['arrow_io']) for s in seen})}")
+        print(f"serial: {serial.wall:.2f} s ({c['rows'] / serial.wall:,.0f} rows/s); load average {os.getloadavg()[0]:.2f}")
+        if a.breakdown:
+            print(breakdown(runs))
+            main_ray = next(r for r in runs[1:] if r.cpus == max(ray_cpus))
+            print(predict(serial, main_ray, [int(x) for x in a.predict.split(",")]))
 
 
 if __name__ == "__main__":

@@ -389,16 +389,18 @@ class CompactJob:
 
 def run_partition(job: CompactJob, part: Partition) -> dict[str, Any]:
     """Task body: open backends, compact ``part``, return a small summary (counts, seconds
-    per step, the worker's pid and the wall-clock start/end of the task body)."""
+    per step, the worker's pid, the wall-clock start/end of the task body and the CPU
+    seconds its process used meanwhile)."""
     from workers.storage_io import open_backends
 
-    started = time.time()
+    started, cpu = time.time(), time.process_time()
     t = time.perf_counter()
     store, index = open_backends(job.storage_url, job.index_url, job.env)
     opened = time.perf_counter() - t
     r = compact_partition(store, index, part)
     r.stages["open"] = opened
-    return r.__dict__ | {"partition": part.key(), "pid": os.getpid(), "started": started, "ended": time.time()}
+    return r.__dict__ | {"partition": part.key(), "pid": os.getpid(), "started": started, "ended": time.time(),
+                           "cpu": time.process_time() - cpu}
 
 
 @telemetry.job("compaction")
@@ -406,13 +408,15 @@ def run_compaction(storage_url: str, index_url: str, *, levels: Sequence[int] = 
                    end_ms: int | None = None, tenants: Sequence[str] | None = None, mode: str = "ray",
                    max_in_flight: int | None = None, settle: bool = True, gc: bool = True,
                    grace_s: float = DEFAULT_GRACE_S, progress: bool = True, now_ms: int | None = None,
-                   split_services: bool = True,
+                   split_services: bool = True, threads_per_task: int | None = None,
                    on_result: Callable[[Partition, dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Plan and run compaction level by level (L1 before L2) with :mod:`workers.parallel`,
     one task per service group (:func:`split_by_service`; one per bucket with
     ``split_services=False``); then, when metrics are configured
     (:func:`workers.job_metrics.environment`), publish the L0 backlog of every tenant
-    (:func:`workers.job_metrics.l0_backlog_data`). ``on_result`` receives each task's
+    (:func:`workers.job_metrics.l0_backlog_data`). ``threads_per_task`` sizes the Ray
+    tasks' library thread pools (see :func:`workers.parallel.run_tasks`; default: the
+    cluster's CPUs shared by the tasks). ``on_result`` receives each task's
     summary (see :func:`run_partition`) as it finishes. The returned summary holds, per
     level, counts and the driver's seconds (``plan_s``, ``split_s``, ``run_s``) and
     ``gc_s``."""
@@ -433,7 +437,7 @@ def run_compaction(storage_url: str, index_url: str, *, levels: Sequence[int] = 
         t2 = time.perf_counter()
         results = run_tasks(run_partition, job, tasks, mode=mode, max_in_flight=max_in_flight,
                             label=f"compact L{level}", progress=progress, weight=lambda p: p.est_samples,
-                            on_result=on_result)
+                            on_result=on_result, threads_per_task=threads_per_task)
         t3 = time.perf_counter()
         summary["levels"][f"L{level}"] = {
             "partitions": len(parts),

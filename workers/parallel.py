@@ -9,7 +9,14 @@ Contract of :func:`run_tasks`:
 * Items whose ``weight`` is below ``min_task_weight`` are bundled into one task until the
   bundle reaches it (so each task does enough work to amortise scheduling; the default
   targets roughly half a second of compaction on one core).
-* At most ``max_in_flight`` tasks are submitted at once (default: the cluster's CPUs);
+* Each Ray task reserves ``threads_per_task`` CPUs and its worker's library thread pools
+  (polars, pyarrow via OpenMP's variable, numba, BLAS) are sized to the same number
+  through the task's ``runtime_env`` (:func:`thread_env`): by default the cluster's CPUs
+  shared by the tasks that run at once (:func:`task_threads`), so N concurrent tasks on N
+  cores run one thread each instead of N each, and a lone task may use a node's cores;
+  ``threads_per_task=0`` leaves the libraries' defaults.
+* At most ``max_in_flight`` tasks are submitted at once (default: the cluster's CPUs divided
+  by the CPUs per task);
   each task is retried up to ``retries`` times on worker death or exception (Ray's
   ``max_retries`` + ``retry_exceptions``): task bodies must be idempotent (they are).
 * Results come back in the order of ``items``. With ``on_result`` each result is also
@@ -34,6 +41,38 @@ R = TypeVar("R")
 
 DEFAULT_MIN_TASK_WEIGHT = 20_000
 DEFAULT_RETRIES = 3
+THREAD_VARS = ("POLARS_MAX_THREADS", "OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+               "MKL_NUM_THREADS", "RAYON_NUM_THREADS")
+"""Environment variables that size the libraries' thread pools when a worker starts
+(pyarrow's CPU pool follows ``OMP_NUM_THREADS``)."""
+
+
+def task_threads(cluster_cpus: float, node_cpus: float, tasks: int, max_in_flight: int | None = None) -> int:
+    """CPUs (and library threads) per task: the cluster's CPUs divided by the tasks that run
+    at once (``tasks``, bounded by ``max_in_flight``), at most one node's CPUs, at least 1."""
+    at_once = max(min(tasks, max_in_flight or tasks), 1)
+    return max(1, min(int(node_cpus), int(cluster_cpus) // at_once))
+
+
+def thread_env(threads: int) -> dict[str, str]:
+    """The environment that sizes a worker's library thread pools to ``threads`` (empty for 0)."""
+    return {} if threads <= 0 else dict.fromkeys(THREAD_VARS, str(threads))
+
+
+def ray_task_options(threads: int, retries: int = DEFAULT_RETRIES) -> dict[str, Any]:
+    """``ray.remote`` options of a task running ``threads`` library threads (0: reserve one
+    CPU and leave the libraries' defaults)."""
+    opts: dict[str, Any] = {"num_cpus": max(threads, 1), "max_retries": retries, "retry_exceptions": True}
+    if threads > 0:
+        opts["runtime_env"] = {"env_vars": thread_env(threads)}
+    return opts
+
+
+def _node_cpus() -> float:
+    """The most CPUs one alive Ray node has."""
+    import ray
+
+    return max((n.get("Resources", {}).get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")), default=1.0)
 
 
 def add_ray_args(p: argparse.ArgumentParser) -> None:
@@ -130,6 +169,7 @@ def run_tasks(
     weight: Callable[[T], float] | None = None,
     min_task_weight: float = DEFAULT_MIN_TASK_WEIGHT,
     on_result: Callable[[T, R], None] | None = None,
+    threads_per_task: int | None = None,
 ) -> list[R]:
     """See the module contract."""
     results: list[Any] = [None] * len(items)
@@ -150,9 +190,13 @@ def run_tasks(
 
     if not ray.is_initialized():
         init_ray()
-    remote = ray.remote(num_cpus=1, max_retries=retries, retry_exceptions=True)(_run_bundle)
-    limit = max_in_flight or max(int(ray.cluster_resources().get("CPU", 1)), 1)
     groups = bundles(items, weight, min_task_weight)
+    cpus = max(int(ray.cluster_resources().get("CPU", 1)), 1)
+    node = _node_cpus()
+    threads = task_threads(cpus, node, len(groups), max_in_flight) if threads_per_task is None \
+        else min(threads_per_task, max(int(node), 1))
+    remote = ray.remote(**ray_task_options(threads, retries))(_run_bundle)
+    limit = max_in_flight or max(cpus // max(threads, 1), 1)
     trace = telemetry.carrier()
     pending: dict[Any, list[int]] = {}
     nxt = 0
