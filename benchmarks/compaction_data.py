@@ -43,12 +43,16 @@ def leaf_ids(stacks: list[str], prof: object) -> np.ndarray:
 
 
 def write_fleet(store, index, tenant: str = "bench", *, services: int = 10, instances: int = 10, hours: int = 1,
-                step_s: int = 10, stacks_per_profile: int = 50, per_segment_s: int = 60, seed: int = 1) -> dict[str, int]:
-    """Write L0 segments; return counts (segments, sample rows, profiles)."""
+                step_s: int = 10, stacks_per_profile: int = 50, per_segment_s: int = 60, seed: int = 1,
+                mixed: bool = False) -> dict[str, int]:
+    """Write L0 segments; return counts (segments, sample rows, profiles). Each segment holds
+    one service (``mixed=False``) or, like the server's segment writer, every service of its
+    ``per_segment_s`` window (``mixed=True``: one service group per bucket)."""
     stacks, prof = pool(seed)
     leaves = leaf_ids(stacks, prof)
     rng = np.random.default_rng(seed + 1)
     counts = {"segments": 0, "rows": 0, "profiles": 0}
+    windows: dict[int, list[tuple[str, list[dict[str, str]], pl.DataFrame, pl.DataFrame]]] = {}
     for s in range(services):
         labels = [{"service_name": f"svc-{s}", "instance": f"svc-{s}-{i}", "version": "1.0"} for i in range(instances)]
         sids = np.array([series_id(lab) for lab in labels], dtype=np.uint64)
@@ -66,18 +70,24 @@ def write_fleet(store, index, tenant: str = "bench", *, services: int = 10, inst
                 "node_id": leaves[pick],
                 "value": rng.integers(1, 50, n_prof * k) * 10_000_000,
             }).group_by("series_id", "profile_type", "time_ms", "node_id").agg(pl.col("value").sum())
-            batch = SegmentBatch(lab_df, samples, prof.nodes, prof.frames)  # type: ignore[attr-defined]
-            created = int(t0 + per_segment_s * 1000)
-            data = encode_segment(batch, tenant=tenant, level=0, created_ms=created)
-            sid = new_segment_id(created)
-            e = SegmentEntry(tenant=tenant, segment_id=sid, level=0, services=(f"svc-{s}",), profile_types=(CPU,),
-                             min_time_ms=int(times[0]), max_time_ms=int(times[-1]), key=segment_key(tenant, 0, sid, int(times[0])),
-                             bytes=len(data), samples=samples.height, created_ms=created, series=tuple(labels))
-            store.put(e.key, data)
-            index.add(e)
-            counts["segments"] += 1
-            counts["rows"] += samples.height
+            windows.setdefault(t0 if mixed else t0 * services + s, []).append((f"svc-{s}", labels, lab_df, samples))
             counts["profiles"] += n_prof
+    for key, parts in sorted(windows.items()):
+        t0 = key if mixed else key // services
+        samples = pl.concat([p[3] for p in parts])
+        batch = SegmentBatch(pl.concat([p[2] for p in parts]), samples, prof.nodes, prof.frames)  # type: ignore[attr-defined]
+        created = int(t0 + per_segment_s * 1000)
+        data = encode_segment(batch, tenant=tenant, level=0, created_ms=created)
+        sid = new_segment_id(created)
+        last = t0 + per_segment_s * 1000 - step_s * 1000
+        e = SegmentEntry(tenant=tenant, segment_id=sid, level=0, services=tuple(sorted(p[0] for p in parts)),
+                         profile_types=(CPU,), min_time_ms=t0, max_time_ms=last, key=segment_key(tenant, 0, sid, t0),
+                         bytes=len(data), samples=samples.height, created_ms=created,
+                         series=tuple(lab for p in parts for lab in p[1]))
+        store.put(e.key, data)
+        index.add(e)
+        counts["segments"] += 1
+        counts["rows"] += samples.height
     return counts
 
 

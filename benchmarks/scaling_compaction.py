@@ -1,7 +1,8 @@
 """Compaction scaling: ``.venv/bin/python -m benchmarks.scaling_compaction --cpus N``.
 
 Seeds ``4·N`` services × 1 hour of single-service L0 segments (one bucket, ``4·N`` service
-groups: one task each), compacts one copy serially in this process and one copy on a fresh
+groups: one task each; ``--shape flush``: segments holding every service, as the server's
+segment writer flushes them, hence one group and one task per bucket), compacts one copy serially in this process and one copy on a fresh
 local Ray per CPU count in ``--ray-cpus`` (default ``N``), and prints the speedups (target
 on a machine with N free cores: >= 0.7·N). Each Ray task compacts its service group and
 reads its inputs from storage itself.
@@ -181,53 +182,61 @@ def breakdown(runs: list[Run]) -> str:
     return table(rows)
 
 
-def predict(serial: Run, ray: Run, ns: list[int], tasks_per_cpu: int = 4) -> str:
-    """Amdahl prediction for the benchmark's own shape at each N (``4·N`` equal tasks).
+def predict(serial: Run, ray: Run, n_data: int, ns: list[int], groups_grow: bool) -> str:
+    """Amdahl prediction for the benchmark's own data at each N (data of ``4·N`` services).
 
-    From the serial run: the driver's serial seconds per input segment ``d`` (planning,
-    splitting, summing: it grows with the data) and the task seconds (mean ``t``, max/mean
-    ``m``); from the Ray run: the fixed Ray overhead ``o`` (its driver time outside the
-    tasks minus the serial run's), the per-task dispatch gap ``g`` and the slowdown ``c`` of
-    a task running beside others: its CPU seconds on Ray / serial (more work per task:
-    memory bandwidth, caches, index locks; a task's wall time on a shared machine also
-    counts the time others held its core, which N dedicated cores would not have). At N CPUs with
-    ``in(N)`` input segments: T1 = d·in(N) + 4N·t and TN = d·in(N) + o + 4·(t·c + g) + t·c·(m - 1)
-    (the last wave waits for its largest task); speedup = T1 / TN. ``c`` measured on this
-    machine stands for contention on N cores (memory bandwidth, storage, index), which the
-    model cannot know."""
+    From the serial run on the data of ``n_data``: the driver's serial seconds per input
+    segment ``d`` (planning, splitting, summing: it grows with the data), the task seconds
+    (sum ``W``, max/mean ``m``); from the Ray run: the fixed Ray overhead ``o`` (its driver
+    time outside the tasks minus the serial run's), the per-task dispatch gap ``g`` and the
+    slowdown ``c`` of a task running beside others: its CPU seconds on Ray / serial (more
+    work per task: memory bandwidth, caches, index locks; a task's wall time on a shared
+    machine also counts the time others held its core, which N dedicated cores would not
+    have). At N the data, ``W`` and the inputs scale by ``N / n_data``; the tasks too when
+    each service is its own group (``groups_grow``), else their count stays and each grows.
+    T1 = D + W(N), TN = D + o + waves·(t(N)·c + g) + t(N)·c·(m - 1) with D = d·inputs(N),
+    t(N) = W(N) / tasks(N), waves = ceil(tasks(N) / N) (the last wave waits for its largest
+    task); speedup = T1 / TN."""
     lv = serial.summary["levels"]["L1"]
     d = driver_serial(serial) / max(lv["inputs"], 1)
     ts = task_seconds(serial)
-    t = statistics.fmean(ts)
-    m = max(ts) / t
+    w = sum(ts)
+    m = max(ts) / statistics.fmean(ts)
     o = max(driver_serial(ray) - driver_serial(serial), 0.0)
     g = statistics.fmean(dispatch_gaps(ray) or [0.0])
     c = statistics.fmean(x["cpu"] for x in ray.tasks) / statistics.fmean(x["cpu"] for x in serial.tasks)
-    c_wall = statistics.fmean(task_seconds(ray)) / t
-    inputs_per_task = lv["inputs"] / max(lv["tasks"], 1)
-    rows = [("N (prediction)", "T1 s", "TN s", "speedup", "·N", "serial fraction")]
+    c_wall = statistics.fmean(task_seconds(ray)) / statistics.fmean(ts)
+    rows = [("N (prediction)", "tasks", "T1 s", "TN s", "speedup", "·N", "serial fraction")]
     for n in ns:
-        drv = d * inputs_per_task * tasks_per_cpu * n
-        t1 = drv + tasks_per_cpu * n * t
-        tn = drv + o + tasks_per_cpu * (t * c + g) + t * c * (m - 1)
-        rows.append((str(n), f"{t1:.2f}", f"{tn:.2f}", f"{t1 / tn:.2f}x", f"{t1 / tn / n:.2f}", f"{(drv + o) / t1:.3f}"))
+        scale = n / n_data
+        tasks = max(round(lv["tasks"] * scale), 1) if groups_grow else lv["tasks"]
+        drv, wn = d * lv["inputs"] * scale, w * scale
+        t1 = drv + wn
+        tn = drv + o + -(-tasks // n) * (wn / tasks * c + g) + wn / tasks * c * (m - 1)
+        rows.append((str(n), str(tasks), f"{t1:.2f}", f"{tn:.2f}", f"{t1 / tn:.2f}x", f"{t1 / tn / n:.2f}",
+                     f"{(drv + o) / t1:.3f}"))
     return (f"prediction (not a measurement) from {serial.label} and {ray.label}: driver {d * 1e3:.2f} ms per input "
-            f"segment, task {t:.3f} s (max/mean {m:.2f}), Ray overhead {o:.3f} s, dispatch gap {g * 1e3:.1f} ms, "
-            f"co-running slowdown c = {c:.2f} in CPU seconds ({c_wall:.2f} in wall seconds)\n" + table(rows))
+            f"segment, task seconds {w:.2f} in {len(ts)} tasks (max/mean {m:.2f}), Ray overhead {o:.3f} s, dispatch gap "
+            f"{g * 1e3:.1f} ms, co-running slowdown c = {c:.2f} in CPU seconds ({c_wall:.2f} in wall seconds)\n"
+            + table(rows))
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--cpus", type=int, required=True, help="N: the data has 4·N service groups")
     p.add_argument("--instances", type=int, default=10)
+    p.add_argument("--shape", choices=("services", "flush"), default="services",
+                   help="L0 segments of one service each (4·N groups) or of every service, as the segment "
+                        "writer flushes them (one group per bucket)")
+    p.add_argument("--per-segment-s", type=int, default=60, help="seconds of data per L0 segment")
     p.add_argument("--threads-per-task", type=int, default=1, help="library threads per task (0: library defaults)")
     p.add_argument("--ray-cpus", default=None, help="comma-separated Ray CPU counts to run (default: N)")
     p.add_argument("--breakdown", action="store_true", help="print where the time goes and an Amdahl prediction")
     p.add_argument("--predict", default="4,8,16", help="CPU counts to predict with --breakdown")
     p.add_argument("--unsplit", action="store_true", help="also run Ray with one task per bucket (no service split)")
     a = p.parse_args()
-    if a.cpus < 1 or a.instances < 1 or a.threads_per_task < 0:
-        p.error("--cpus and --instances must be >= 1, --threads-per-task >= 0")
+    if a.cpus < 1 or a.instances < 1 or a.threads_per_task < 0 or not 10 <= a.per_segment_s <= 3600:
+        p.error("--cpus and --instances must be >= 1, --threads-per-task >= 0, --per-segment-s in 10..3600")
     ray_cpus = [int(x) for x in (a.ray_cpus or str(a.cpus)).split(",")]
     if min(ray_cpus) < 1:
         p.error("--ray-cpus must be >= 1")
@@ -243,13 +252,15 @@ def main() -> None:
     services = 4 * a.cpus
     with scratch_roots("scalecompact") as (s_root, r_root):
         store, index = open_backends(*urls(s_root))
-        c = write_fleet(store, index, services=services, instances=a.instances, hours=1)
+        c = write_fleet(store, index, services=services, instances=a.instances, hours=1,
+                        per_segment_s=a.per_segment_s, mixed=a.shape == "flush")
         variants = [(k, True) for k in ray_cpus] + ([(max(ray_cpus), False)] if a.unsplit else [])
         roots = []
         for i in range(len(variants)):
             roots.append(r_root.with_name(f"ray{i}"))
             shutil.copytree(s_root, roots[-1])
-        print(f"{c['rows']:,} rows in {c['segments']} L0 segments, {services} service groups; threads per task: "
+        groups = services if a.shape == "services" else 1
+        print(f"{c['rows']:,} rows in {c['segments']} L0 segments, {services} services in {groups} service groups; threads per task: "
               f"{a.threads_per_task or 'library defaults'}; driver pools {pools()}; load average {os.getloadavg()[0]:.2f}")
         serial = timed(s_root, "serial", "serial", 1, a.threads_per_task)
         runs = [serial]
@@ -263,7 +274,7 @@ def main() -> None:
         if a.breakdown:
             print(breakdown(runs))
             main_ray = next(r for r in runs[1:] if r.cpus == max(ray_cpus))
-            print(predict(serial, main_ray, [int(x) for x in a.predict.split(",")]))
+            print(predict(serial, main_ray, a.cpus, [int(x) for x in a.predict.split(",")], a.shape == "services"))
 
 
 if __name__ == "__main__":
