@@ -418,8 +418,9 @@ def run_compaction(storage_url: str, index_url: str, *, levels: Sequence[int] = 
     tasks' library thread pools (see :func:`workers.parallel.run_tasks`; default: the
     cluster's CPUs shared by the tasks). ``on_result`` receives each task's
     summary (see :func:`run_partition`) as it finishes. The returned summary holds, per
-    level, counts and the driver's seconds (``plan_s``, ``split_s``, ``run_s``) and
-    ``gc_s``."""
+    level, counts (``partitions``: buckets with work; ``tasks``: partitions after the
+    service split, small ones sharing a Ray task) and the driver's seconds (``plan_s``,
+    ``split_s``, ``run_s``), and ``gc_s``."""
     from workers.job_metrics import environment, l0_backlog_data, publish
     from workers.parallel import run_tasks
     from workers.storage_io import backend_env, open_backends
