@@ -2,19 +2,21 @@
 
 Seeds ``4·N`` services × 1 hour of single-service L0 segments (one bucket, ``4·N`` service
 groups: one task each; ``--shape flush``: segments holding every service, as the server's
-segment writer flushes them, hence one group and one task per bucket), compacts one copy serially in this process and one copy on a fresh
-local Ray per CPU count in ``--ray-cpus`` (default ``N``), and prints the speedups (target
-on a machine with N free cores: >= 0.7·N). Each Ray task compacts its service group and
-reads its inputs from storage itself.
+segment writer flushes them, hence one group and one task per bucket), compacts one copy
+serially in this process and one copy on a fresh local Ray per CPU count in ``--ray-cpus``
+(default ``N``), and prints the speedups (target on a machine with N free cores: >= 0.7·N).
+Each Ray task compacts its service group and reads its inputs from storage itself.
 
 ``--threads-per-task K`` (default 1) pins the libraries' thread pools (polars, pyarrow's
-CPU and IO pools, numba, OpenMP/BLAS) to K threads in this process and in every Ray worker,
-so the speedup measures task parallelism rather than libraries already using every core in
-the serial run; 0 leaves them at the libraries' defaults. Ray workers are started and
-warmed (modules imported) before each timed run; their start-up is printed apart.
+CPU pool, numba, OpenMP/BLAS; pyarrow's IO pool too in this process) to K threads here and
+in every Ray worker (:func:`workers.parallel.ray_task_options`), so the speedup measures
+task parallelism rather than libraries already using every core in the serial run; 0
+leaves them at the libraries' defaults. Ray workers are started and warmed (modules
+imported) before each timed run; their start-up is printed apart.
 
 ``--breakdown`` prints, per run, where the time goes (driver planning, per-step task time,
-task sizes, Ray dispatch gaps, bytes passed as task arguments and results) and an Amdahl
+task sizes, Ray dispatch gaps, bytes passed as task arguments and results, and the cores
+the tasks actually got: on a shared machine other processes take some) and an Amdahl
 prediction for ``--predict`` CPU counts from the measured serial part and per-task costs.
 ``--unsplit`` also runs Ray with one task per bucket (no service split) for comparison.
 """
@@ -178,7 +180,8 @@ def breakdown(runs: list[Run]) -> str:
             row("workers used", lambda r, _v: f"{len({t['pid'] for t in r.tasks})}"),
             row("task arg bytes max", lambda r, _v: f"{max(r.arg_bytes)}"),
             row("task result bytes max", lambda r, _v: f"{max(len(pickle.dumps(t)) for t in r.tasks)}"),
-            row("busy = sum task s / (wall·cpus)", lambda r, _v: f"{sum(task_seconds(r)) / (r.wall * r.cpus):.2f}")]
+            row("busy = sum task s / (wall·cpus)", lambda r, _v: f"{sum(task_seconds(r)) / (r.wall * r.cpus):.2f}"),
+            row("cores got = task CPU s / wall", lambda r, _v: f"{sum(t['cpu'] for t in r.tasks) / r.wall:.2f}")]
     return table(rows)
 
 
