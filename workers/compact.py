@@ -189,18 +189,34 @@ def group_key(group: Sequence[Any]) -> str:
 
 def split_by_service(index: Any, parts: Sequence[Partition]) -> list[Partition]:
     """One partition per service group with work to do in each of ``parts`` (largest first,
-    so the biggest task never starts last). Partitions already split are kept as they are."""
+    so the biggest task never starts last). Partitions already split are kept as they are.
+    One index query per (tenant, kind) covers all of its buckets."""
+    out: list[Partition] = [p for p in parts if p.services]
+    todo: dict[tuple[str, str], list[Partition]] = {}
+    for p in parts:
+        if not p.services:
+            todo.setdefault((p.tenant, p.kind), []).append(p)
+    for (tenant, kind), ps in todo.items():
+        found = index.query(tenant, min(p.bucket_start_ms for p in ps), max(p.bucket_end_ms for p in ps) - 1, kind=kind)
+        out += _groups_of(found, ps)
+    return sorted(out, key=lambda p: -p.est_samples)
+
+
+def _groups_of(found: Sequence[Any], parts: Sequence[Partition]) -> list[Partition]:
+    """The service groups needing work of each partition, from ``found`` (live entries
+    covering every partition's bucket), as :func:`candidate_inputs` would select them."""
+    by_bucket: dict[tuple[int, int], list[Any]] = {}
+    for level in {p.level for p in parts}:
+        for e in found:
+            if e.level <= level:
+                by_bucket.setdefault((level, bucket_of(e.min_time_ms, level)), []).append(e)
     out: list[Partition] = []
     for part in parts:
-        if part.services:
-            out.append(part)
-            continue
-        entries = candidate_inputs(index, part.tenant, part.level, part.bucket_start_ms, part.kind)
-        for g in service_groups(entries):
+        for g in service_groups(by_bucket.get((part.level, part.bucket_start_ms), [])):
             if needs_work(g, part.level):
                 out.append(Partition(part.tenant, part.level, part.bucket_start_ms, sum(e.samples for e in g), len(g),
                                      part.kind, (group_key(g),)))
-    return sorted(out, key=lambda p: -p.est_samples)
+    return out
 
 
 class _Clock:

@@ -229,3 +229,16 @@ def test_run_compaction_runs_a_task_per_service_group(tmp_path) -> None:
     assert l1["samples_out"] == sum(e.samples for e in live) and len(live) == 6
     assert per_stack(store, index).equals(before)
     assert min(l1["plan_s"], l1["split_s"], l1["run_s"]) >= 0
+
+
+def test_split_by_service_reads_the_index_once_per_tenant_and_kind(tmp_path, monkeypatch) -> None:
+    store, index = open_backends((tmp_path / "d").as_uri(), f"sqlite://{tmp_path / 'i.db'}")
+    seed_fleet(store, index, single_service=True, hours=2)
+    parts = compact.plan(index, level=1, start_ms=0, end_ms=MAX_TIME_MS, settle=False)
+    one_by_one = sorted((t for p in parts for t in compact.split_by_service(index, [p])), key=lambda t: t.key())
+    calls: list[tuple] = []
+    query = index.query
+    monkeypatch.setattr(index, "query", lambda *a, **kw: calls.append(a) or query(*a, **kw))
+    together = compact.split_by_service(index, parts)
+    assert len(calls) == 1 and len(parts) == 2
+    assert sorted(together, key=lambda t: t.key()) == one_by_one and len(together) == 6
