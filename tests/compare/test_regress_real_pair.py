@@ -36,9 +36,12 @@ def test_one_change_one_culprit(tmp_path: Path) -> None:
     assert len(culprits) <= 2, culprits
     first = culprits[0]
     assert first["file"].replace("\\", "/").split("/")[-2:] in (["re", "__init__.py"], ["re", "_compiler.py"]), first
-    assert "tokenize" in first["via"] and "handle" in first["via"]
+    assert "tokenize" in first["via"] and "parse" in first["via"]
     carried = {r["function"] for r in rep["carried"]}
-    assert {"handle", "serve", "tokenize"} <= carried
+    assert {"parse", "tokenize"} <= carried  # their totals grow only through re's subtree
+    # callers near the root keep ~100 % total in both recordings: flagged or not depends on
+    # how much of 2 s start-up took on the machine, but never as a culprit of their own
+    assert not {"handle", "serve", "main", "<module>"} & {r["function"] for r in culprits}
     md = subprocess.run([sys.executable, "-m", "fleetprof", "regress", str(base), str(cand)], capture_output=True, cwd=REPO,
                         timeout=120).stdout.decode()
     assert md.splitlines()[2].startswith("**Culprit:**")
