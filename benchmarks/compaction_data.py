@@ -47,47 +47,56 @@ def write_fleet(store, index, tenant: str = "bench", *, services: int = 10, inst
                 mixed: bool = False) -> dict[str, int]:
     """Write L0 segments; return counts (segments, sample rows, profiles). Each segment holds
     one service (``mixed=False``) or, like the server's segment writer, every service of its
-    ``per_segment_s`` window (``mixed=True``: one service group per bucket)."""
+    ``per_segment_s`` window (``mixed=True``: one service group per bucket). Segments are
+    written as they are made (memory stays one segment's worth)."""
     stacks, prof = pool(seed)
     leaves = leaf_ids(stacks, prof)
     rng = np.random.default_rng(seed + 1)
     counts = {"segments": 0, "rows": 0, "profiles": 0}
-    windows: dict[int, list[tuple[str, list[dict[str, str]], pl.DataFrame, pl.DataFrame]]] = {}
-    for s in range(services):
-        labels = [{"service_name": f"svc-{s}", "instance": f"svc-{s}-{i}", "version": "1.0"} for i in range(instances)]
-        sids = np.array([series_id(lab) for lab in labels], dtype=np.uint64)
-        lab_df = pl.DataFrame([(int(sid), k, v) for sid, lab in zip(sids, labels, strict=True) for k, v in lab.items()],
-                              schema={"series_id": pl.UInt64, "key": pl.Utf8, "value": pl.Utf8}, orient="row")
-        for t0 in range(T0, T0 + hours * 3_600_000, per_segment_s * 1000):
-            times = np.arange(t0, t0 + per_segment_s * 1000, step_s * 1000, dtype=np.int64)
-            n_prof = len(times) * instances
-            k = stacks_per_profile
-            pick = rng.integers(0, len(stacks), n_prof * k)
-            samples = pl.DataFrame({
-                "series_id": np.repeat(np.tile(sids, len(times)), k),
-                "profile_type": [CPU] * (n_prof * k),
-                "time_ms": np.repeat(np.repeat(times, instances), k),
-                "node_id": leaves[pick],
-                "value": rng.integers(1, 50, n_prof * k) * 10_000_000,
-            }).group_by("series_id", "profile_type", "time_ms", "node_id").agg(pl.col("value").sum())
-            windows.setdefault(t0 if mixed else t0 * services + s, []).append((f"svc-{s}", labels, lab_df, samples))
-            counts["profiles"] += n_prof
-    for key, parts in sorted(windows.items()):
-        t0 = key if mixed else key // services
-        samples = pl.concat([p[3] for p in parts])
-        batch = SegmentBatch(pl.concat([p[2] for p in parts]), samples, prof.nodes, prof.frames)  # type: ignore[attr-defined]
+    labels = [[{"service_name": f"svc-{s}", "instance": f"svc-{s}-{i}", "version": "1.0"} for i in range(instances)]
+              for s in range(services)]
+    sids = [np.array([series_id(lab) for lab in labs], dtype=np.uint64) for labs in labels]
+    lab_dfs = [pl.DataFrame([(int(sid), k, v) for sid, lab in zip(ss, labs, strict=True) for k, v in lab.items()],
+                            schema={"series_id": pl.UInt64, "key": pl.Utf8, "value": pl.Utf8}, orient="row")
+               for ss, labs in zip(sids, labels, strict=True)]
+    starts = range(T0, T0 + hours * 3_600_000, per_segment_s * 1000)
+
+    def samples_of(s: int, t0: int) -> pl.DataFrame:
+        times = np.arange(t0, t0 + per_segment_s * 1000, step_s * 1000, dtype=np.int64)
+        n_prof = len(times) * instances
+        k = stacks_per_profile
+        pick = rng.integers(0, len(stacks), n_prof * k)
+        counts["profiles"] += n_prof
+        return pl.DataFrame({
+            "series_id": np.repeat(np.tile(sids[s], len(times)), k),
+            "profile_type": [CPU] * (n_prof * k),
+            "time_ms": np.repeat(np.repeat(times, instances), k),
+            "node_id": leaves[pick],
+            "value": rng.integers(1, 50, n_prof * k) * 10_000_000,
+        }).group_by("series_id", "profile_type", "time_ms", "node_id").agg(pl.col("value").sum())
+
+    def write(t0: int, svcs: list[int], parts: list[pl.DataFrame]) -> None:
+        samples = pl.concat(parts)
+        batch = SegmentBatch(pl.concat([lab_dfs[s] for s in svcs]), samples, prof.nodes, prof.frames)  # type: ignore[attr-defined]
         created = int(t0 + per_segment_s * 1000)
         data = encode_segment(batch, tenant=tenant, level=0, created_ms=created)
         sid = new_segment_id(created)
-        last = t0 + per_segment_s * 1000 - step_s * 1000
-        e = SegmentEntry(tenant=tenant, segment_id=sid, level=0, services=tuple(sorted(p[0] for p in parts)),
-                         profile_types=(CPU,), min_time_ms=t0, max_time_ms=last, key=segment_key(tenant, 0, sid, t0),
-                         bytes=len(data), samples=samples.height, created_ms=created,
-                         series=tuple(lab for p in parts for lab in p[1]))
+        e = SegmentEntry(tenant=tenant, segment_id=sid, level=0, services=tuple(sorted(f"svc-{s}" for s in svcs)),
+                         profile_types=(CPU,), min_time_ms=t0, max_time_ms=t0 + per_segment_s * 1000 - step_s * 1000,
+                         key=segment_key(tenant, 0, sid, t0), bytes=len(data), samples=samples.height, created_ms=created,
+                         series=tuple(lab for s in svcs for lab in labels[s]))
         store.put(e.key, data)
         index.add(e)
         counts["segments"] += 1
         counts["rows"] += samples.height
+
+    if mixed:
+        for t0 in starts:
+            write(t0, list(range(services)), [samples_of(s, t0) for s in range(services)])
+    else:
+        for s in range(services):
+            for t0 in starts:
+                write(t0, [s], [samples_of(s, t0)])
     return counts
 
 
