@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fleetprof.formats.pprof_scan import _varint  # the protobuf varint kernel, inlined
 from fleetprof.numba_cache import njit
 
 T_STR, T_INT, T_BOOL, T_DOUBLE, T_OTHER = 115, 105, 98, 100, 120  # "s", "i", "b", "d", "x"
@@ -59,22 +60,6 @@ class Scanned:
     double_at: np.ndarray
     """Tag numbers (0..m) of double attributes."""
     double_bits: np.ndarray
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _varint(buf: np.ndarray, pos: int, end: int) -> tuple[np.uint64, int]:
-    result = np.uint64(0)
-    shift = np.uint64(0)
-    while pos < end:
-        b = buf[pos]
-        pos += 1
-        result |= np.uint64(b & 0x7F) << shift
-        if b < 0x80:
-            return result, pos
-        shift += np.uint64(7)
-        if shift >= np.uint64(70):
-            return np.uint64(0), -1
-    return np.uint64(0), -1
 
 
 @njit(cache=True, nogil=True, inline="always")
