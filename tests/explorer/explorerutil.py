@@ -9,6 +9,7 @@ carries twice the values of us. ``search`` (Python-like frames) in the last hour
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -137,3 +138,31 @@ def screenshot(page: object, tmp_path: Path, name: str) -> Path:
         SHOTS.mkdir(parents=True, exist_ok=True)
         shutil.copy(path, SHOTS / f"explorer-{name}.png")
     return path
+
+
+@contextlib.contextmanager
+def guarded_page(browser: object, base_url: str, *, width: int = 1280, allow_blob: bool = False,
+                 **context_options: object) -> Iterator[object]:
+    """A page of a fresh browser context that may load only ``base_url`` (and ``blob:`` URLs
+    when ``allow_blob``); on exit, any request that tried to leave it, page error or dialog
+    fails the test."""
+    context = browser.new_context(viewport={"width": width, "height": 900}, **context_options)  # type: ignore[attr-defined]
+    outside: list[str] = []
+
+    def only_this_server(route: object) -> None:
+        url = route.request.url  # type: ignore[attr-defined]
+        if url.startswith(base_url + "/") or (allow_blob and url.startswith("blob:")):
+            route.continue_()  # type: ignore[attr-defined]
+        else:
+            outside.append(url)
+            route.abort()  # type: ignore[attr-defined]
+
+    context.route("**/*", only_this_server)
+    p = context.new_page()
+    errors: list[str] = []
+    p.on("pageerror", lambda e: errors.append(str(e)))
+    p.on("dialog", lambda d: (errors.append("dialog " + d.message), d.dismiss()))
+    yield p
+    context.close()
+    assert not outside, f"requests left the server: {outside}"
+    assert not errors, errors

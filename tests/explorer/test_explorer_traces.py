@@ -26,6 +26,7 @@ from explorerutil import (
     REPO,
     ServerProc,
     build_ui,
+    guarded_page,
     screenshot,
     server_list,
     start_server,
@@ -128,25 +129,8 @@ def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traced]:
 
 @pytest.fixture
 def page(browser: object, traced: Traced) -> Iterator[object]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
-    outside: list[str] = []
-
-    def only_this_server(route: object) -> None:
-        if route.request.url.startswith(traced.server.url + "/"):  # type: ignore[attr-defined]
-            route.continue_()  # type: ignore[attr-defined]
-        else:
-            outside.append(route.request.url)  # type: ignore[attr-defined]
-            route.abort()  # type: ignore[attr-defined]
-
-    context.route("**/*", only_this_server)
-    p = context.new_page()
-    errors: list[str] = []
-    p.on("pageerror", lambda e: errors.append(str(e)))
-    p.on("dialog", lambda d: (errors.append("dialog " + d.message), d.dismiss()))
-    yield p
-    context.close()
-    assert not outside, f"requests left the server: {outside}"
-    assert not errors, errors
+    with guarded_page(browser, traced.server.url) as p:
+        yield p
 
 
 def shot(page: object, tmp_path: Path, name: str) -> None:

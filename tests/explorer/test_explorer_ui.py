@@ -15,7 +15,17 @@ from urllib.parse import parse_qs, urlparse
 
 import polars as pl
 import pytest
-from explorerutil import CPU, MARSHAL, PAYLOAD, QUERY_FN, SERVE, TOTAL, Seeded, screenshot
+from explorerutil import (
+    CPU,
+    MARSHAL,
+    PAYLOAD,
+    QUERY_FN,
+    SERVE,
+    TOTAL,
+    Seeded,
+    guarded_page,
+    screenshot,
+)
 
 from fleetprof.formats.detect import decode
 from fleetprof.storage.objectstore import open_store
@@ -27,25 +37,8 @@ FLAME = "canvas.flame-canvas"
 
 @pytest.fixture
 def page(browser: object, seeded: Seeded) -> Iterator[object]:
-    context = browser.new_context(viewport={"width": WIDTH, "height": 900}, accept_downloads=True)  # type: ignore[attr-defined]
-    outside: list[str] = []
-
-    def only_this_server(route: object) -> None:
-        if route.request.url.startswith(seeded.server.url + "/") or route.request.url.startswith("blob:"):  # type: ignore[attr-defined]
-            route.continue_()  # type: ignore[attr-defined]
-        else:
-            outside.append(route.request.url)  # type: ignore[attr-defined]
-            route.abort()  # type: ignore[attr-defined]
-
-    context.route("**/*", only_this_server)
-    p = context.new_page()
-    errors: list[str] = []
-    p.on("pageerror", lambda e: errors.append(str(e)))
-    p.on("dialog", lambda d: (errors.append("dialog " + d.message), d.dismiss()))
-    yield p
-    context.close()
-    assert not outside, f"requests left the server: {outside}"
-    assert not errors, errors
+    with guarded_page(browser, seeded.server.url, width=WIDTH, allow_blob=True, accept_downloads=True) as p:
+        yield p
 
 
 def goto(page: object, seeded: Seeded, qs: str, ready: str = FLAME + "[data-nodes]") -> None:
