@@ -64,13 +64,12 @@ import numpy as np
 from anyio import to_thread
 from fastapi import APIRouter, Request, Response
 
-from fleetprof.model.spans import SpanIdError, parse_span_ids
+from fleetprof.querier.span_profile import MAX_SPANS, span_ids_of
 from fleetprof.server.errors import ApiError
 from fleetprof.server.queries import Selection, int_param, parse_selection, read_scope
 
 router = APIRouter(prefix="/api/v1")
 
-MAX_SPANS = 10_000
 MAX_NODE_PARAM = 65_536
 DETAILS_PAD_MS = 60_000
 """Samples are stamped with the start of their upload interval: exemplar spans are looked
@@ -89,13 +88,7 @@ def span_ids_param(q: Mapping[str, str]) -> np.ndarray | None:
     raw = q.get("spanId")
     if raw is None:
         return None
-    texts = [t for t in raw.split(",") if t.strip()]
-    if len(texts) > MAX_SPANS:
-        raise ApiError(400, f"at most {MAX_SPANS} span ids per request")
-    try:
-        return parse_span_ids(texts)
-    except SpanIdError as e:
-        raise ApiError(400, str(e)) from None
+    return span_ids_of([t for t in raw.split(",") if t.strip()])
 
 
 SEARCH_PARAMS = ("service", "name", "minDuration", "maxDuration", "status", "tags")

@@ -311,30 +311,30 @@ def _wants_otlp(request: Request) -> str | None:
     return None
 
 
-@router.get("/api/traces/{trace_id}")
-async def get_trace(request: Request, trace_id: str) -> Response:
-    """One trace: Tempo v1 JSON, or OTLP (see the module docstring)."""
+async def _trace_response(request: Request, trace_id: str, *, v2: bool) -> Response:
+    """The trace as protobuf or OTLP JSON (as asked, see :func:`_wants_otlp`), else Tempo's
+    JSON; Tempo's v2 answers wrap the document in ``{"trace": ...}``."""
     want = _wants_otlp(request)
-    rows = await _trace_rows(request, trace_id)
-    req = otlp.spans_to_request(rows)
+    req = otlp.spans_to_request(await _trace_rows(request, trace_id))
     if want == "proto":
         return Response(req.SerializeToString(), media_type=OTLP_PROTO)
     if want == "json":
-        return JSONResponse(otlp.otlp_json(req))
-    return JSONResponse({"batches": otlp.tempo_batches(req)})
+        doc = otlp.otlp_json(req)
+        return JSONResponse({"trace": doc} if v2 else doc)
+    batches = otlp.tempo_batches(req)
+    return JSONResponse({"trace": {"resourceSpans": batches}} if v2 else {"batches": batches})
+
+
+@router.get("/api/traces/{trace_id}")
+async def get_trace(request: Request, trace_id: str) -> Response:
+    """One trace: Tempo v1 JSON, or OTLP (see the module docstring)."""
+    return await _trace_response(request, trace_id, v2=False)
 
 
 @router.get("/api/v2/traces/{trace_id}")
 async def get_trace_v2(request: Request, trace_id: str) -> Response:
     """One trace as Tempo's v2 answer ``{"trace": {"resourceSpans": [...]}}``."""
-    want = _wants_otlp(request)
-    rows = await _trace_rows(request, trace_id)
-    req = otlp.spans_to_request(rows)
-    if want == "proto":
-        return Response(req.SerializeToString(), media_type=OTLP_PROTO)
-    if want == "json":
-        return JSONResponse({"trace": otlp.otlp_json(req)})
-    return JSONResponse({"trace": {"resourceSpans": otlp.tempo_batches(req)}})
+    return await _trace_response(request, trace_id, v2=True)
 
 
 @router.get("/api/search")
