@@ -11,7 +11,9 @@ Partitions and outputs
     the index's ``swap`` switches exactly one new segment, and splitting them would leave
     some service counted zero or two times between two swaps.
     Service groups are the unit of parallel work: :func:`split_by_service` turns a partition
-    into one task per group (``Partition.services``), and a task compacts only the groups it
+    into one task per group (``Partition.services``; a group with more inputs than one swap
+    takes becomes one task per chunk of :data:`MAX_INPUTS` inputs, ``Partition.segments``,
+    and :func:`run_compaction` merges the chunks' outputs in a further pass), and a task compacts only the groups it
     owns, those whose first service (sorted) it lists. Ownership is decided again when the
     task runs, so a segment that joins two planned groups makes one group owned by exactly
     one task; a group none of the tasks owns (a service new since planning) waits for the
@@ -61,6 +63,8 @@ STEP_MS = {1: 10_000, 2: 60_000}
 SETTLE_MS = {1: 5 * 60_000, 2: HOUR_MS}
 """A bucket is compacted only once it ended this long ago (late data keeps arriving)."""
 MAX_INPUTS = 98
+MAX_PASSES = 8
+"""Passes per level of :func:`run_compaction` (each divides a group's inputs by up to 98)."""
 DEFAULT_GRACE_S = 600.0
 
 FailureHook = Callable[[str], None]
@@ -86,6 +90,10 @@ class Partition:
     services: tuple[str, ...] = ()
     """Empty: every service group of the bucket; else only the groups this task owns
     (see the module docstring)."""
+    segments: tuple[str, ...] = ()
+    """Non-empty: exactly these inputs (one swap's worth of a group with more than
+    :data:`MAX_INPUTS`) are merged into one output, and only if all are still live; a
+    later pass merges the chunks' outputs."""
 
     @property
     def bucket_end_ms(self) -> int:
@@ -93,8 +101,9 @@ class Partition:
 
     def key(self) -> str:
         tail = "" if self.kind == "profiles" else f"/{self.kind}"
-        if self.services:
-            tail += "/g" + hashlib.blake2b("\0".join(self.services).encode(), digest_size=8).hexdigest()
+        if self.services or self.segments:
+            ids = "\0".join(self.services) + "\1" + "\0".join(self.segments)
+            tail += "/g" + hashlib.blake2b(ids.encode(), digest_size=8).hexdigest()
         return f"{self.tenant}/L{self.level}/{self.bucket_start_ms}{tail}"
 
     def owns(self, group: Sequence[Any]) -> bool:
@@ -188,8 +197,9 @@ def group_key(group: Sequence[Any]) -> str:
 
 
 def split_by_service(index: Any, parts: Sequence[Partition]) -> list[Partition]:
-    """One partition per service group with work to do in each of ``parts`` (largest first,
-    so the biggest task never starts last). Partitions already split are kept as they are.
+    """One partition per service group with work to do in each of ``parts``, or per chunk of
+    :data:`MAX_INPUTS` inputs of a profile group with more (largest first, so the biggest
+    task never starts last). Partitions already split are kept as they are.
     One index query per (tenant, kind) covers all of its buckets."""
     out: list[Partition] = [p for p in parts if p.services]
     todo: dict[tuple[str, str], list[Partition]] = {}
@@ -213,9 +223,17 @@ def _groups_of(found: Sequence[Any], parts: Sequence[Partition]) -> list[Partiti
     out: list[Partition] = []
     for part in parts:
         for g in service_groups(by_bucket.get((part.level, part.bucket_start_ms), [])):
-            if needs_work(g, part.level):
+            if not needs_work(g, part.level):
+                continue
+            if len(g) <= MAX_INPUTS or part.kind != "profiles":
                 out.append(Partition(part.tenant, part.level, part.bucket_start_ms, sum(e.samples for e in g), len(g),
                                      part.kind, (group_key(g),)))
+                continue
+            g.sort(key=lambda e: (e.min_time_ms, e.segment_id))
+            for c in (g[i:i + MAX_INPUTS] for i in range(0, len(g), MAX_INPUTS)):
+                if needs_work(c, part.level):
+                    out.append(Partition(part.tenant, part.level, part.bucket_start_ms, sum(e.samples for e in c), len(c),
+                                         part.kind, (group_key(g),), tuple(e.segment_id for e in c)))
     return out
 
 
@@ -319,10 +337,15 @@ def compact_inputs(store: Any, index: Any, tenant: str, level: int, inputs: Sequ
 
 def compact_partition(store: Any, index: Any, part: Partition, *, hook: FailureHook = _noop,
                       now_ms: int | None = None) -> CompactResult:
-    """Compact one partition until each service group it owns is a single segment of its level."""
+    """Compact one partition until each service group it owns is a single segment of its
+    level (a chunk partition: merge its inputs once, see :attr:`Partition.segments`)."""
     t0 = time.perf_counter()
     res = CompactResult(part.key())
     clock = _Clock(res.stages)
+    if part.segments:
+        _compact_chunk(store, index, part, res, clock, hook=hook, now_ms=now_ms)
+        res.seconds = time.perf_counter() - t0
+        return res
     first = True
     for _round in range(64):
         entries = candidate_inputs(index, part.tenant, part.level, part.bucket_start_ms, part.kind)
@@ -361,6 +384,43 @@ def compact_partition(store: Any, index: Any, part: Partition, *, hook: FailureH
     res.bytes_out = sum(e.bytes for e in final)
     res.seconds = time.perf_counter() - t0
     return res
+
+
+def _live_totals(index: Any, parts: Sequence[Partition]) -> tuple[int, int]:
+    """Sample rows and bytes of the live entries in the buckets of ``parts`` (one index
+    query per (tenant, kind))."""
+    rows = size = 0
+    todo: dict[tuple[str, str], list[Partition]] = {}
+    for p in parts:
+        todo.setdefault((p.tenant, p.kind), []).append(p)
+    for (tenant, kind), ps in todo.items():
+        found = index.query(tenant, min(p.bucket_start_ms for p in ps), max(p.bucket_end_ms for p in ps) - 1, kind=kind)
+        buckets = {(p.level, p.bucket_start_ms) for p in ps}
+        for level in {p.level for p in ps}:
+            for e in found:
+                if e.level <= level and (level, bucket_of(e.min_time_ms, level)) in buckets:
+                    rows, size = rows + e.samples, size + e.bytes
+    return rows, size
+
+
+def _compact_chunk(store: Any, index: Any, part: Partition, res: CompactResult, clock: _Clock, *,
+                   hook: FailureHook, now_ms: int | None) -> None:
+    """Merge ``part.segments`` into one segment if all are live inputs of the bucket; else
+    (a concurrent job took some) leave them to the next pass."""
+    wanted = set(part.segments)
+    chunk = [e for e in candidate_inputs(index, part.tenant, part.level, part.bucket_start_ms, part.kind)
+             if e.segment_id in wanted]
+    clock.lap("plan")
+    if len(chunk) != len(wanted) or not needs_work(chunk, part.level):
+        return
+    try:
+        new, samples_in = compact_inputs(store, index, part.tenant, part.level, chunk, hook=hook, now_ms=now_ms,
+                                         timings=res.stages)
+    except InputsChanged:
+        return
+    res.outputs.append(new.segment_id)
+    res.inputs, res.samples_in, res.bytes_in = len(chunk), samples_in, sum(e.bytes for e in chunk)
+    res.samples_out, res.bytes_out = new.samples, new.bytes
 
 
 def gc_compacted(store: Any, index: Any, tenant: str, *, grace_s: float = DEFAULT_GRACE_S,
@@ -433,10 +493,14 @@ def run_compaction(storage_url: str, index_url: str, *, levels: Sequence[int] = 
     (:func:`workers.job_metrics.l0_backlog_data`). ``threads_per_task`` sizes the Ray
     tasks' library thread pools (see :func:`workers.parallel.run_tasks`; default: the
     cluster's CPUs shared by the tasks). ``on_result`` receives each task's
-    summary (see :func:`run_partition`) as it finishes. The returned summary holds, per
+    summary (see :func:`run_partition`) as it finishes. A level takes more than one pass
+    (plan, split, run) when a group had more inputs than one swap takes: the next pass
+    merges the chunks' outputs (at most :data:`MAX_PASSES`). The returned summary holds, per
     level, counts (``partitions``: buckets with work; ``tasks``: partitions after the
-    service split, small ones sharing a Ray task) and the driver's seconds (``plan_s``,
-    ``split_s``, ``run_s``), and ``gc_s``."""
+    service split over all passes, small ones sharing a Ray task; ``inputs``,
+    ``samples_in``, ``bytes_in`` of the first pass; ``samples_out``, ``bytes_out``: what
+    is live in those buckets afterwards) and the driver's seconds (``plan_s``, ``split_s``,
+    ``run_s``), and ``gc_s``."""
     from workers.job_metrics import environment, l0_backlog_data, publish
     from workers.parallel import run_tasks
     from workers.storage_io import backend_env, open_backends
@@ -447,26 +511,33 @@ def run_compaction(storage_url: str, index_url: str, *, levels: Sequence[int] = 
     job = CompactJob(storage_url, index_url, backend_env())
     summary: dict[str, Any] = {"levels": {}}
     for level in levels:
-        t0 = time.perf_counter()
-        parts = plan(index, level=level, start_ms=start_ms, end_ms=end, tenants=tenants, now_ms=now, settle=settle)
-        t1 = time.perf_counter()
-        tasks = split_by_service(index, parts) if split_services else parts
-        t2 = time.perf_counter()
-        results = run_tasks(run_partition, job, tasks, mode=mode, max_in_flight=max_in_flight,
-                            label=f"compact L{level}", progress=progress, weight=lambda p: p.est_samples,
-                            on_result=on_result, threads_per_task=threads_per_task)
-        t3 = time.perf_counter()
-        summary["levels"][f"L{level}"] = {
-            "partitions": len(parts),
-            "tasks": len(tasks),
-            "inputs": sum(r["inputs"] for r in results),
-            "outputs": sum(len(r["outputs"]) for r in results),
-            "samples_in": sum(r["samples_in"] for r in results),
-            "samples_out": sum(r["samples_out"] for r in results),
-            "bytes_in": sum(r["bytes_in"] for r in results),
-            "bytes_out": sum(r["bytes_out"] for r in results),
-            "plan_s": t1 - t0, "split_s": t2 - t1, "run_s": t3 - t2,
-        }
+        lv: dict[str, Any] = dict.fromkeys(("partitions", "tasks", "passes", "inputs", "outputs", "samples_in",
+                                            "bytes_in"), 0) | dict.fromkeys(("plan_s", "split_s", "run_s"), 0.0)
+        first: list[Partition] = []
+        for n in range(MAX_PASSES):
+            t0 = time.perf_counter()
+            parts = plan(index, level=level, start_ms=start_ms, end_ms=end, tenants=tenants, now_ms=now, settle=settle)
+            t1 = time.perf_counter()
+            tasks = split_by_service(index, parts) if split_services else parts
+            t2 = time.perf_counter()
+            results = run_tasks(run_partition, job, tasks, mode=mode, max_in_flight=max_in_flight,
+                                label=f"compact L{level}", progress=progress, weight=lambda p: p.est_samples,
+                                on_result=on_result, threads_per_task=threads_per_task) if tasks else []
+            lv["plan_s"] += t1 - t0
+            lv["split_s"] += t2 - t1
+            lv["run_s"] += time.perf_counter() - t2
+            lv["tasks"] += len(tasks)
+            lv["outputs"] += sum(len(r["outputs"]) for r in results)
+            if n == 0:
+                first = parts
+                lv["partitions"] = len(parts)
+                for k in ("inputs", "samples_in", "bytes_in"):
+                    lv[k] = sum(r[k] for r in results)
+            lv["passes"] += bool(tasks)
+            if not any(t.segments for t in tasks):
+                break
+        lv["samples_out"], lv["bytes_out"] = _live_totals(index, first)
+        summary["levels"][f"L{level}"] = lv
     if gc:
         t_gc = time.perf_counter()
         summary["gc_removed"] = sum(gc_compacted(store, index, t, grace_s=grace_s, now_ms=now) for t in (tenants or index.tenants()))

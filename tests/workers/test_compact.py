@@ -242,3 +242,39 @@ def test_split_by_service_reads_the_index_once_per_tenant_and_kind(tmp_path, mon
     together = compact.split_by_service(index, parts)
     assert len(calls) == 1 and len(parts) == 2
     assert sorted(together, key=lambda t: t.key()) == one_by_one and len(together) == 6
+
+
+def test_a_group_larger_than_one_swap_is_compacted_in_parallel_chunks_then_merged(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(compact, "MAX_INPUTS", 3)
+    backend = ((tmp_path / "d").as_uri(), f"sqlite://{tmp_path / 'i.db'}")
+    store, index = open_backends(*backend)
+    seed_fleet(store, index, hours=1, per_segment=2)  # groups of more than 3 inputs
+    before = per_stack(store, index)
+    l0 = index.query("t1", 0, MAX_TIME_MS)
+    (part,) = compact.plan(index, level=1, start_ms=0, end_ms=MAX_TIME_MS, settle=False)
+    chunks = compact.split_by_service(index, [part])
+    assert len(chunks) > 3 and all(0 < len(c.segments) <= 3 for c in chunks)
+    assert sorted(i for c in chunks for i in c.segments) == sorted(e.segment_id for e in l0)
+    out = compact.run_compaction(*backend, levels=(1,), start_ms=0, end_ms=MAX_TIME_MS, settle=False, mode="serial",
+                                 progress=False, gc=False)["levels"]["L1"]
+    live = index.query("t1", 0, MAX_TIME_MS)
+    assert {e.level for e in live} == {1} and len({e.services for e in live}) == len(live)  # one per group
+    assert {g[0].segment_id for g in compact.service_groups(live)} == {e.segment_id for e in live}
+    assert per_stack(store, index).equals(before)
+    assert out["passes"] >= 2 and out["tasks"] > len(chunks) and out["partitions"] == 1
+    assert out["inputs"] == len(l0) and out["samples_in"] == sum(e.samples for e in l0)
+    assert out["samples_out"] == sum(e.samples for e in live) and out["bytes_out"] == sum(e.bytes for e in live)
+
+
+def test_a_chunk_whose_inputs_were_taken_does_nothing(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(compact, "MAX_INPUTS", 3)
+    store, index = open_backends((tmp_path / "d").as_uri(), f"sqlite://{tmp_path / 'i.db'}")
+    seed_fleet(store, index, hours=1, per_segment=2)
+    (part,) = compact.plan(index, level=1, start_ms=0, end_ms=MAX_TIME_MS, settle=False)
+    chunk = compact.split_by_service(index, [part])[0]
+    compact.compact_partition(store, index, part)  # a concurrent whole-bucket compactor got there first
+    before = per_stack(store, index)
+    live = index.query("t1", 0, MAX_TIME_MS)
+    res = compact.compact_partition(store, index, chunk)
+    assert res.outputs == [] and res.inputs == 0
+    assert index.query("t1", 0, MAX_TIME_MS) == live and per_stack(store, index).equals(before)
