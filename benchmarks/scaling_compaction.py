@@ -189,39 +189,42 @@ def predict(serial: Run, ray: Run, n_data: int, ns: list[int], groups_grow: bool
     """Amdahl prediction for the benchmark's own data at each N (data of ``4·N`` services).
 
     From the serial run on the data of ``n_data``: the driver's serial seconds per input
-    segment ``d`` (planning, splitting, summing: it grows with the data), the task seconds
-    (sum ``W``, max/mean ``m``); from the Ray run: the fixed Ray overhead ``o`` (its driver
-    time outside the tasks minus the serial run's), the per-task dispatch gap ``g`` and the
-    slowdown ``c`` of a task running beside others: its CPU seconds on Ray / serial (more
-    work per task: memory bandwidth, caches, index locks; a task's wall time on a shared
-    machine also counts the time others held its core, which N dedicated cores would not
-    have). At N the data, ``W`` and the inputs scale by ``N / n_data``; the tasks too when
-    each service is its own group (``groups_grow``), else their count stays and each grows.
-    T1 = D + W(N), TN = D + o + waves·(t(N)·c + g) + t(N)·c·(m - 1) with D = d·inputs(N),
-    t(N) = W(N) / tasks(N), waves = ceil(tasks(N) / N) (the last wave waits for its largest
-    task); speedup = T1 / TN."""
+    segment ``d`` (planning, splitting, summing: it grows with the data) and the task
+    seconds of the parallel pass (sum ``W``, max/mean ``m``; the chunks of a group larger
+    than one swap when there are any) and of the later passes ``W2`` (merging the chunks'
+    outputs: one task per group, after the chunks); from the Ray run: the fixed Ray
+    overhead ``o`` (its driver time outside the tasks minus the serial run's), the per-task
+    dispatch gap ``g`` and the slowdown ``c`` of a task running beside others: its CPU
+    seconds on Ray / serial (more work per task: memory bandwidth, caches, index locks; a
+    task's wall time on a shared machine also counts the time others held its core, which
+    N dedicated cores would not have). At N the data and its seconds scale by ``N / n_data``;
+    the task count too when each service is its own group (``groups_grow``), else it stays
+    and each task grows. T1 = D + W(N) + W2(N), TN = D + o + waves·(t(N)·c + g) +
+    t(N)·c·(m - 1) + W2(N)·c with D = d·inputs(N), t(N) = W(N) / tasks(N),
+    waves = ceil(tasks(N) / N) (the last wave waits for its largest task); speedup = T1 / TN."""
     lv = serial.summary["levels"]["L1"]
     d = driver_serial(serial) / max(lv["inputs"], 1)
-    ts = task_seconds(serial)
-    w = sum(ts)
-    m = max(ts) / statistics.fmean(ts)
+    chunked = any(x["chunk"] for x in serial.tasks)
+    par = [x["ended"] - x["started"] for x in serial.tasks if x["chunk"] or not chunked]
+    w, w2 = sum(par), sum(task_seconds(serial)) - sum(par)
+    m = max(par) / statistics.fmean(par)
     o = max(driver_serial(ray) - driver_serial(serial), 0.0)
     g = statistics.fmean(dispatch_gaps(ray) or [0.0])
     c = statistics.fmean(x["cpu"] for x in ray.tasks) / statistics.fmean(x["cpu"] for x in serial.tasks)
-    c_wall = statistics.fmean(task_seconds(ray)) / statistics.fmean(ts)
+    c_wall = statistics.fmean(task_seconds(ray)) / statistics.fmean(task_seconds(serial))
     rows = [("N (prediction)", "tasks", "T1 s", "TN s", "speedup", "·N", "serial fraction")]
     for n in ns:
         scale = n / n_data
-        tasks = max(round(lv["tasks"] * scale), 1) if groups_grow else lv["tasks"]
-        drv, wn = d * lv["inputs"] * scale, w * scale
-        t1 = drv + wn
-        tn = drv + o + -(-tasks // n) * (wn / tasks * c + g) + wn / tasks * c * (m - 1)
+        tasks = max(round(len(par) * scale), 1) if groups_grow else len(par)
+        drv, wn, w2n = d * lv["inputs"] * scale, w * scale, w2 * scale
+        t1 = drv + wn + w2n
+        tn = drv + o + -(-tasks // n) * (wn / tasks * c + g) + wn / tasks * c * (m - 1) + w2n * c
         rows.append((str(n), str(tasks), f"{t1:.2f}", f"{tn:.2f}", f"{t1 / tn:.2f}x", f"{t1 / tn / n:.2f}",
-                     f"{(drv + o) / t1:.3f}"))
+                     f"{(drv + o + w2n) / t1:.3f}"))
     return (f"prediction (not a measurement) from {serial.label} and {ray.label}: driver {d * 1e3:.2f} ms per input "
-            f"segment, task seconds {w:.2f} in {len(ts)} tasks (max/mean {m:.2f}), Ray overhead {o:.3f} s, dispatch gap "
-            f"{g * 1e3:.1f} ms, co-running slowdown c = {c:.2f} in CPU seconds ({c_wall:.2f} in wall seconds)\n"
-            + table(rows))
+            f"segment, parallel pass {w:.2f} s in {len(par)} tasks (max/mean {m:.2f}), later passes {w2:.2f} s, Ray "
+            f"overhead {o:.3f} s, dispatch gap {g * 1e3:.1f} ms, co-running slowdown c = {c:.2f} in CPU seconds "
+            f"({c_wall:.2f} in wall seconds)\n" + table(rows))
 
 
 def main() -> None:

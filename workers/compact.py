@@ -465,8 +465,8 @@ class CompactJob:
 
 def run_partition(job: CompactJob, part: Partition) -> dict[str, Any]:
     """Task body: open backends, compact ``part``, return a small summary (counts, seconds
-    per step, the worker's pid, the wall-clock start/end of the task body and the CPU
-    seconds its process used meanwhile)."""
+    per step, the worker's pid, the wall-clock start/end of the task body, the CPU
+    seconds its process used meanwhile, whether it was a chunk of a larger group)."""
     from workers.storage_io import open_backends
 
     started, cpu = time.time(), time.process_time()
@@ -476,7 +476,7 @@ def run_partition(job: CompactJob, part: Partition) -> dict[str, Any]:
     r = compact_partition(store, index, part)
     r.stages["open"] = opened
     return r.__dict__ | {"partition": part.key(), "pid": os.getpid(), "started": started, "ended": time.time(),
-                           "cpu": time.process_time() - cpu}
+                           "cpu": time.process_time() - cpu, "chunk": bool(part.segments)}
 
 
 @telemetry.job("compaction")
