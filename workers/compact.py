@@ -13,9 +13,9 @@ Partitions and outputs
     Service groups are the unit of parallel work: :func:`split_by_service` turns a partition
     into one task per group (``Partition.services``; a group with more inputs than one swap
     takes becomes one task per chunk of :data:`MAX_INPUTS` inputs, ``Partition.segments``,
-    and :func:`run_compaction` merges the chunks' outputs in a further pass), and a task compacts only the groups it
-    owns, those whose first service (sorted) it lists. Ownership is decided again when the
-    task runs, so a segment that joins two planned groups makes one group owned by exactly
+    and :func:`run_compaction` merges the chunks' outputs in a further pass), and a task
+    compacts only the groups it owns, those whose first service (sorted) it lists.
+    Ownership is decided again when the task runs, so a segment that joins two planned groups makes one group owned by exactly
     one task; a group none of the tasks owns (a service new since planning) waits for the
     next run. Tasks never share an input, so they never conflict on a swap.
     Stacks are re-interned across inputs (node/frame ids are the model's stable hashes:
