@@ -12,8 +12,10 @@ Partitions and outputs
     some service counted zero or two times between two swaps.
     Service groups are the unit of parallel work: :func:`split_by_service` turns a partition
     into one task per group (``Partition.services``; a group with more inputs than one swap
-    takes becomes one task per chunk of :data:`MAX_INPUTS` inputs, ``Partition.segments``,
-    and :func:`run_compaction` merges the chunks' outputs in a further pass), and a task
+    takes, or more services or profile types than one index entry may list, becomes one task
+    per chunk of :func:`~fleetprof.metastore.index.budget_chunks`, ``Partition.segments``,
+    and :func:`run_compaction` merges the chunks' outputs in a further pass while they fit
+    together), and a task
     compacts only the groups it owns, those whose first service (sorted) it lists.
     Ownership is decided again when the task runs, so a segment that joins two planned groups makes one group owned by exactly
     one task; a group none of the tasks owns (a service new since planning) waits for the
@@ -53,6 +55,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fleetprof import telemetry
+from fleetprof.metastore.index import budget_chunks
 
 log = logging.getLogger("workers.compact")
 
@@ -198,8 +201,10 @@ def group_key(group: Sequence[Any]) -> str:
 
 def split_by_service(index: Any, parts: Sequence[Partition]) -> list[Partition]:
     """One partition per service group with work to do in each of ``parts``, or per chunk of
-    :data:`MAX_INPUTS` inputs of a profile group with more (largest first, so the biggest
-    task never starts last). Partitions already split are kept as they are.
+    a profile group that one output cannot take (more than :data:`MAX_INPUTS` inputs, or
+    services or profile types over an index entry's budget:
+    :func:`~fleetprof.metastore.index.budget_chunks`), largest first, so the biggest
+    task never starts last. Partitions already split are kept as they are.
     One index query per (tenant, kind) covers all of its buckets."""
     out: list[Partition] = [p for p in parts if p.services]
     todo: dict[tuple[str, str], list[Partition]] = {}
@@ -225,12 +230,13 @@ def _groups_of(found: Sequence[Any], parts: Sequence[Partition]) -> list[Partiti
         for g in service_groups(by_bucket.get((part.level, part.bucket_start_ms), [])):
             if not needs_work(g, part.level):
                 continue
-            if len(g) <= MAX_INPUTS or part.kind != "profiles":
+            g.sort(key=lambda e: (e.min_time_ms, e.segment_id))
+            chunks = budget_chunks(g, MAX_INPUTS)
+            if len(chunks) == 1 or part.kind != "profiles":
                 out.append(Partition(part.tenant, part.level, part.bucket_start_ms, sum(e.samples for e in g), len(g),
                                      part.kind, (group_key(g),)))
                 continue
-            g.sort(key=lambda e: (e.min_time_ms, e.segment_id))
-            for c in (g[i:i + MAX_INPUTS] for i in range(0, len(g), MAX_INPUTS)):
+            for c in chunks:
                 if needs_work(c, part.level):
                     out.append(Partition(part.tenant, part.level, part.bucket_start_ms, sum(e.samples for e in c), len(c),
                                          part.kind, (group_key(g),), tuple(e.segment_id for e in c)))
@@ -356,13 +362,7 @@ def compact_partition(store: Any, index: Any, part: Partition, *, hook: FailureH
             if not needs_work(group, part.level):
                 continue
             group.sort(key=lambda e: (e.min_time_ms, e.segment_id))
-            if part.kind == "spans":  # outputs' services must fit an index entry
-                from fleetprof.traces.compact import input_chunks
-
-                chunks = input_chunks(group, MAX_INPUTS)
-            else:
-                chunks = [group[i:i + MAX_INPUTS] for i in range(0, len(group), MAX_INPUTS)]
-            for chunk in chunks:
+            for chunk in budget_chunks(group, MAX_INPUTS):  # outputs' services must fit an index entry
                 if not needs_work(chunk, part.level):
                     continue
                 new, samples_in = compact_inputs(store, index, part.tenant, part.level, chunk, hook=hook, now_ms=now_ms,

@@ -62,6 +62,54 @@ KINDS = ("profiles", "spans")
 ALL_STATES = STATES
 MAX_TIME_MS = 10**13 - 1
 
+SERVICES_BUDGET_BYTES = 64 * 1024
+"""What the distinct services of one segment (profiles or spans) may cost
+(:func:`services_cost`): its index entry lists them, and a DynamoDB item holds at most
+400 KB. The writers reject a call over it and flush a batch early rather than pass it;
+compaction merges only segments whose services together stay within it
+(:func:`budget_chunks`). See :data:`SERIES_BLOB_LIMIT` for the whole item's arithmetic."""
+PROFILE_TYPES_BUDGET_BYTES = 16 * 1024
+"""The same budget (:func:`services_cost` of the names) for an entry's distinct profile
+types; a writer call over it is rejected, a batch flushed early, compaction cuts runs by it."""
+SERVICE_OVERHEAD_BYTES = 8
+"""Per name in :func:`services_cost`: DynamoDB's per-element overhead, rounded up."""
+
+
+def services_cost(names: Iterable[str]) -> int:
+    """Index-entry bytes of the distinct ``names`` (services or profile types): UTF-8 bytes
+    plus :data:`SERVICE_OVERHEAD_BYTES` each."""
+    return sum(len(s.encode("utf-8", "surrogatepass")) + SERVICE_OVERHEAD_BYTES for s in names)
+
+
+def budget_chunks(entries: Sequence[Any], max_inputs: int, budget: int = SERVICES_BUDGET_BYTES,
+                  types_budget: int = PROFILE_TYPES_BUDGET_BYTES) -> list[list[Any]]:
+    """``entries`` in order, cut into runs of at most ``max_inputs`` whose services together
+    cost at most ``budget`` and whose profile types at most ``types_budget``
+    (:func:`services_cost`); an entry over a budget by itself forms a run of its own.
+    Compaction merges one run into one output, so an output's entry never lists more
+    than one writer call may."""
+    out: list[list[Any]] = []
+    run: list[Any] = []
+    names: set[str] = set()
+    types: set[str] = set()
+    cost = tcost = 0
+    for e in entries:
+        new, tnew = set(e.services) - names, set(e.profile_types) - types
+        extra, textra = services_cost(new), services_cost(tnew)
+        if run and (len(run) >= max_inputs or cost + extra > budget or tcost + textra > types_budget):
+            out.append(run)
+            run, names, types, cost, tcost = [], set(), set(), 0, 0
+            new, tnew = set(e.services), set(e.profile_types)
+            extra, textra = services_cost(new), services_cost(tnew)
+        run.append(e)
+        names |= new
+        types |= tnew
+        cost += extra
+        tcost += textra
+    if run:
+        out.append(run)
+    return out
+
 
 class IndexError_(RuntimeError):
     """The index failed or is unreachable."""
@@ -121,7 +169,16 @@ class SegmentEntry:
 
 SERIES_BLOB_LIMIT = 256 * 1024
 """Compressed size above which an entry's series summary is dropped (DynamoDB items are
-limited to 400 KB); readers then fall back to reading the segment."""
+limited to 400 KB); readers then fall back to reading the segment.
+
+The DynamoDB item of an entry stays under the 400 KB (409,600 bytes) item limit:
+``series_z`` <= 262,144 bytes (this limit) + ``services`` <= 65,536 bytes
+(:data:`SERVICES_BUDGET_BYTES`, 8 bytes per element included) + ``profile_types`` <=
+16,384 bytes (:data:`PROFILE_TYPES_BUDGET_BYTES`) = 344,064 bytes, leaving 65,536 bytes
+for the other attributes, which take under 2 KB: the tenant three times (<= 150 bytes
+each, see :func:`fleetprof.segment.keys.validate_tenant`), the object key and the two
+sort keys (< 300 bytes each), eight numbers, state, kind, one boolean and the attribute
+names (< 200 bytes together)."""
 
 
 def _pack_series(series: Sequence[dict[str, str]]) -> tuple[bytes, bool]:

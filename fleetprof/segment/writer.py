@@ -10,7 +10,11 @@ Contract:
   a bad one raises :class:`InvalidItem` (the caller answers 400) and nothing of that call
   is queued, so one bad request never fails the other requests of its tenant's batch.
 * A tenant's batch is flushed when its oldest item is ``max_age_s`` old or it holds
-  ``max_bytes`` (estimated). A flush writes **one** object (``store.put``), then
+  ``max_bytes`` (estimated), and flushed *before* a call's items join it whose services
+  (or profile types) would take the batch's distinct ones past ``services_budget``
+  (:data:`~fleetprof.metastore.index.SERVICES_BUDGET_BYTES`; profile types:
+  :data:`~fleetprof.metastore.index.PROFILE_TYPES_BUDGET_BYTES`), so every index entry
+  fits a DynamoDB item; a call whose own items pass a budget is :class:`InvalidItem`. A flush writes **one** object (``store.put``), then
   ``index.add``, and only then resolves every waiting future. The index is written last,
   so a failed flush leaves nothing visible; the object of a failed ``index.add`` is
   deleted best-effort and :func:`collect_orphans` removes any that survive a crash.
@@ -36,7 +40,14 @@ import polars as pl
 
 from fleetprof import telemetry
 from fleetprof.metastore.cleanup import collect_orphans
-from fleetprof.metastore.index import MAX_TIME_MS, Index, SegmentEntry
+from fleetprof.metastore.index import (
+    MAX_TIME_MS,
+    PROFILE_TYPES_BUDGET_BYTES,
+    SERVICES_BUDGET_BYTES,
+    Index,
+    SegmentEntry,
+    services_cost,
+)
 from fleetprof.model.hashing import frame_ids, labels_id, series_id
 from fleetprof.model.profile import FRAMES_SCHEMA, NODES_SCHEMA, Profile, Stacks, ValueType, build
 from fleetprof.model.spans import single_span_table, spans_of_sets, unique_spans
@@ -165,6 +176,12 @@ class _Batch:
     est_bytes: int = 0
     links: list[object] = field(default_factory=list)
     """Sampled spans of the requests in the batch (the flush span links to them)."""
+    services: set[str] = field(default_factory=set)
+    services_cost: int = 0
+    """:func:`~fleetprof.metastore.index.services_cost` of ``services``."""
+    types: set[str] = field(default_factory=set)
+    types_cost: int = 0
+    """The same for the distinct profile ``types``."""
 
 
 def estimate_bytes(item: IngestItem | StackItem) -> int:
@@ -431,6 +448,8 @@ class SegmentWriter:
         max_concurrent_flushes: int = 4,
         retry_after_s: float = 1.0,
         on_flush: Callable[[FlushStats], None] | None = None,
+        services_budget: int = SERVICES_BUDGET_BYTES,
+        types_budget: int = PROFILE_TYPES_BUDGET_BYTES,
     ) -> None:
         self.store = store
         self.index = index
@@ -439,6 +458,8 @@ class SegmentWriter:
         self.max_queue = max_queue
         self.retry_after_s = retry_after_s
         self.on_flush = on_flush
+        self.services_budget = services_budget
+        self.types_budget = types_budget
         self._batches: dict[str, _Batch] = {}
         self._pending = 0
         self._inflight: set[asyncio.Task[None]] = set()
@@ -461,6 +482,11 @@ class SegmentWriter:
     def _weight(self, items: Sequence[Any]) -> int:
         """What ``items`` count towards ``max_queue``."""
         return len(items)
+
+    def _names(self, items: Sequence[Any]) -> tuple[set[str], set[str]]:
+        """The distinct services and profile types of (validated) ``items``: what their
+        segment's index entry lists."""
+        return {it.labels["service_name"] for it in items}, {it.profile_type for it in items}
 
     def _encode(self, tenant: str, items: Sequence[Any]) -> tuple[bytes, SegmentEntry]:
         """One segment object of ``items`` and the index entry describing it."""
@@ -495,11 +521,25 @@ class SegmentWriter:
             raise Backpressure(self.retry_after_s)
         for it in items:
             self._validate(it)
+        names, types = self._names(items)
+        self._check_budget("services", names, self.services_budget)
+        self._check_budget("profile types", types, self.types_budget)
         self.start()
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         batch = self._batches.get(tenant)
+        if batch is not None:
+            new, tnew = names - batch.services, types - batch.types
+            if (batch.services_cost + services_cost(new) > self.services_budget
+                    or batch.types_cost + services_cost(tnew) > self.types_budget):
+                self._dispatch(tenant)
+                batch = None
         if batch is None:
             batch = self._batches[tenant] = _Batch(created=time.monotonic())
+        new, tnew = names - batch.services, types - batch.types
+        batch.services |= new
+        batch.services_cost += services_cost(new)
+        batch.types |= tnew
+        batch.types_cost += services_cost(tnew)
         batch.items.extend(items)
         batch.futures.append(fut)
         if (link := telemetry.current_link()) is not None:
@@ -509,6 +549,16 @@ class SegmentWriter:
         if self._full(batch):
             self._dispatch(tenant)
         await asyncio.shield(fut)
+
+    @staticmethod
+    def _check_budget(what: str, names: set[str], budget: int) -> None:
+        """:class:`InvalidItem` when the distinct ``names`` cost more than ``budget``."""
+        cost = services_cost(names)
+        if cost > budget:
+            raise InvalidItem(
+                f"the request's {len(names)} distinct {what} take {cost} bytes in a segment's index entry, "
+                f"over the limit of {budget} bytes (UTF-8 bytes plus 8 per name)"
+            )
 
     def _full(self, batch: _Batch) -> bool:
         """Whether ``batch`` is flushed now rather than at its age."""

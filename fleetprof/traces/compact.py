@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from fleetprof.metastore.index import budget_chunks
 from fleetprof.traces.format import SpanTable, concat_tables, decode
-from fleetprof.traces.table import SERVICES_BUDGET_BYTES, services_cost
 from fleetprof.traces.writer import encode_table
 
 
@@ -23,27 +23,8 @@ class InputsGone(RuntimeError):
     """An input vanished or stopped being live (a concurrent job); retry later."""
 
 
-def input_chunks(entries: Sequence[Any], max_inputs: int, budget: int = SERVICES_BUDGET_BYTES) -> list[list[Any]]:
-    """``entries`` in order, cut into runs of at most ``max_inputs`` whose services together
-    cost at most ``budget`` (:func:`~fleetprof.traces.table.services_cost`); an entry over
-    the budget by itself forms a run of its own."""
-    out: list[list[Any]] = []
-    run: list[Any] = []
-    names: set[str] = set()
-    cost = 0
-    for e in entries:
-        new = set(e.services) - names
-        extra = services_cost(new)
-        if run and (len(run) >= max_inputs or cost + extra > budget):
-            out.append(run)
-            run, names, cost = [], set(), 0
-            new, extra = set(e.services), services_cost(e.services)
-        run.append(e)
-        names |= new
-        cost += extra
-    if run:
-        out.append(run)
-    return out
+input_chunks = budget_chunks
+"""Span inputs cut into runs whose services fit one index entry (:func:`~fleetprof.metastore.index.budget_chunks`)."""
 
 
 def dedupe(t: SpanTable) -> SpanTable:

@@ -11,27 +11,16 @@ and low halves, span id, parent span id with 0 for none) and the other columns
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-SERVICES_BUDGET_BYTES = 64 * 1024
-"""What the distinct services of one span segment may cost (:func:`services_cost`): its
-index entry lists them, and a DynamoDB item holds at most 400 KB. One OTLP request stays
-within it (its other spans are rejected), the span writer flushes a batch early rather
-than pass it, and compaction merges only segments whose services together stay within it."""
-SERVICE_OVERHEAD_BYTES = 8
-"""Per service in :func:`services_cost`: DynamoDB's per-element overhead, rounded up."""
+from fleetprof.metastore.index import SERVICE_OVERHEAD_BYTES, SERVICES_BUDGET_BYTES, services_cost
 
-
-def services_cost(names: Iterable[str]) -> int:
-    """Index-entry bytes of the distinct service ``names``: UTF-8 bytes plus
-    :data:`SERVICE_OVERHEAD_BYTES` each."""
-    return sum(len(s.encode("utf-8", "surrogatepass")) + SERVICE_OVERHEAD_BYTES for s in names)
-
+__all__ = ["COLUMNS", "SERVICES_BUDGET_BYTES", "SERVICE_OVERHEAD_BYTES", "SpanTable", "concat_tables", "empty_table", "services_cost"]
 
 COLUMNS: dict[str, Any] = {
     "name": pl.Utf8, "kind": pl.Int8, "start_ns": pl.Int64, "duration_ns": pl.Int64,

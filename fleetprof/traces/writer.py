@@ -5,7 +5,7 @@ durable-ack contract for :class:`~fleetprof.traces.otlp.SpanChunk` items.
 chunks and its index entry (``kind="spans"``) are durable; :class:`Backpressure` when
 ``max_queue`` **spans** are pending. A tenant's batch is also flushed as soon as it holds
 ``max_spans`` spans, and flushed *before* chunks join it whose services would take the
-batch's distinct services past :data:`~fleetprof.traces.table.SERVICES_BUDGET_BYTES`
+batch's distinct services past :data:`~fleetprof.metastore.index.SERVICES_BUDGET_BYTES`
 (their index entry must fit a DynamoDB item); a call whose own chunks pass that budget is
 :class:`InvalidItem`. The writer's other rules (age/bytes flushes, failed flushes leave
 nothing visible, ``stop`` flushes) are the profile writer's.
@@ -23,7 +23,7 @@ from fleetprof.segment.writer import InvalidItem, SegmentWriter
 from fleetprof.storage.objectstore import ObjectStore
 from fleetprof.traces.cache import CACHE
 from fleetprof.traces.format import SpanTable, decode, encode, table_from_chunks
-from fleetprof.traces.table import SERVICES_BUDGET_BYTES, services_cost
+from fleetprof.traces.table import SERVICES_BUDGET_BYTES
 
 NS_PER_MS = 1_000_000
 
@@ -53,46 +53,17 @@ class SpanWriter(SegmentWriter):
     def __init__(self, store: ObjectStore, index: Any, *, max_spans: int = 8192,
                  services_budget: int = SERVICES_BUDGET_BYTES, **kw: Any) -> None:
         kw.setdefault("max_queue", 200_000)
-        super().__init__(store, index, **kw)
+        super().__init__(store, index, services_budget=services_budget, **kw)
         self.max_spans = max(1, int(max_spans))
-        self.services_budget = services_budget
-        self._services: dict[str, tuple[Any, set[str], int]] = {}
-        """Per tenant: its open batch, the batch's distinct services and their cost."""
-        self._joining: tuple[str, set[str]] = ("", set())
-        """The tenant and services of the chunks :meth:`submit` is adding (read by :meth:`_full`)."""
 
-    async def submit(self, tenant: str, items: Sequence[Any]) -> None:
-        """As :meth:`SegmentWriter.submit`; the tenant's open batch is flushed first when
-        the services of ``items`` would take it past the services budget."""
+    def _names(self, items: Sequence[Any]) -> tuple[set[str], set[str]]:
         names: set[str] = set()
         for it in items:
-            if isinstance(it, SpanTable):
-                names |= it.services()
-        if services_cost(names) > self.services_budget:
-            raise InvalidItem(f"the chunks' {len(names)} services pass the index entry's budget of {self.services_budget} bytes")
-        batch = self._batches.get(tenant)
-        held = self._services.get(tenant)
-        if batch is not None and held is not None and held[0] is batch:
-            new = names - held[1]
-            if new and held[2] + services_cost(new) > self.services_budget:
-                self._dispatch(tenant)
-        self._joining = (tenant, names)
-        await super().submit(tenant, items)
+            names |= it.services()
+        return names, set()
 
     def _full(self, batch: Any) -> bool:
-        tenant, names = self._joining
-        held = self._services.get(tenant)
-        if held is None or held[0] is not batch:
-            held = (batch, set(), 0)
-        new = names - held[1]
-        if new:
-            held = (batch, held[1] | new, held[2] + services_cost(new))
-        self._services[tenant] = held
         return batch.est_bytes >= self.max_bytes or self._weight(batch.items) >= self.max_spans
-
-    def _dispatch(self, tenant: str) -> None:
-        self._services.pop(tenant, None)
-        super()._dispatch(tenant)
 
     def _validate(self, item: Any) -> None:
         if not isinstance(item, SpanTable) or len(item) == 0:
