@@ -1,4 +1,4 @@
-"""Ingest throughput and ack latency of ``fleetprof serve`` (issue 3 §8).
+"""Ingest throughput and ack latency of ``fleetprof serve``.
 
 A server subprocess pinned to one core (``taskset -c 0`` when available) with durable
 acks on ``file://`` + SQLite receives pyroscope-io-sized pushes: gzipped ``PushRequest``

@@ -1,7 +1,7 @@
 """pprof decode + normalise (``decode_pprof`` → canonical Profile) vs protobuf's
 ``ParseFromString`` alone on the same uncompressed bytes.
 
-Ratio = ParseFromString time / decode_pprof time (issue 2 §9 target: ≥ 0.3). Inputs: the
+Ratio = ParseFromString time / decode_pprof time (target: ≥ 0.3). Inputs: the
 largest shared pprof fixture and a seeded synthetic profile of ~100k samples, depth ~30
 (20k distinct stacks sharing prefixes, Zipf-distributed counts, two sample types, a
 thread label on some samples), built with the generated ``profile_pb2`` classes.

@@ -1,1 +1,1 @@
-"""fleetprof HTTP server (issue 3): app factory, settings, auth, limits, routes, CLI."""
+"""fleetprof HTTP server: app factory, settings, auth, limits, routes, CLI."""
