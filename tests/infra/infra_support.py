@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,3 +29,15 @@ def one(rendering: Rendering, type_: str, name: str) -> MockResource:
     found = [r for r in rendering.of_type(type_) if r.name == name]
     assert len(found) == 1, f"expected one {type_} {name}, found {len(found)}"
     return found[0]
+
+
+def edit(r: Rendering, type_: str, name: str, change: Callable[[MockResource], MockResource | None]) -> Rendering:
+    """``r`` with the resource ``type_``/``name`` changed (or removed when ``change`` returns None)."""
+    out = []
+    for res in r.resources:
+        if res.type == type_ and res.name == name:
+            res = change(res)
+            if res is None:
+                continue
+        out.append(res)
+    return dataclasses.replace(r, resources=out)

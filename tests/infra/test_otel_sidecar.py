@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
-from infra_support import STACKS, one, rendered
+from infra_support import STACKS, edit, one, rendered
 
 from components.aws_model import reachability, task
 from components.aws_model.container import secret_problems, service_runs
@@ -45,25 +45,13 @@ def _env(c: dict[str, Any]) -> dict[str, str]:
     return {e["name"]: e["value"] for e in c["environment"]}
 
 
-def _edit(r: Rendering, type_: str, name: str, change: Callable[[MockResource], MockResource | None]) -> Rendering:
-    """``r`` with the resource ``type_``/``name`` changed (or removed when ``change`` returns None)."""
-    out = []
-    for res in r.resources:
-        if res.type == type_ and res.name == name:
-            res = change(res)
-            if res is None:
-                continue
-        out.append(res)
-    return dataclasses.replace(r, resources=out)
-
-
 def _edit_containers(r: Rendering, change: Callable[[list[dict[str, Any]]], None]) -> Rendering:
     def apply(res: MockResource) -> MockResource:
         defs = json.loads(res.inputs["containerDefinitions"])
         change(defs)
         return dataclasses.replace(res, inputs={**res.inputs, "containerDefinitions": json.dumps(defs)})
 
-    return _edit(r, TASK, "ingest-task", apply)
+    return edit(r, TASK, "ingest-task", apply)
 
 
 def _edit_collector_config(r: Rendering, change: Callable[[dict[str, Any]], None]) -> Rendering:
@@ -151,7 +139,7 @@ def test_with_auth_the_collector_token_comes_from_its_own_secret(prod_with_token
     run = service_runs(graph, REPO_ROOT / "Dockerfile")["ingest-task/otel-collector"]
     assert secret_problems(graph, run) == []
     # the execution role loses the grant: the agent could not start the collector
-    no_grant = _edit(prod_with_token, ROLE_POLICY, "ingest-execution-policy", lambda res: dataclasses.replace(
+    no_grant = edit(prod_with_token, ROLE_POLICY, "ingest-execution-policy", lambda res: dataclasses.replace(
         res, inputs={**res.inputs, "policy": json.dumps({"Statement": [
             s for s in json.loads(res.inputs["policy"])["Statement"] if s["Sid"] != "CollectorToken"]})}))
     assert any("may not secretsmanager:GetSecretValue" in p for p in secret_problems(Graph(no_grant), run))
@@ -177,7 +165,7 @@ def test_task_role_x_ray_grant_is_checked():
         doc["Statement"] = [s for s in doc["Statement"] if s.get("Sid") != "XRayTraces"]
         return dataclasses.replace(res, inputs={**res.inputs, "policy": json.dumps(doc)})
 
-    found = task.collector_problems(Graph(_edit(r, ROLE_POLICY, "ingest-task-data-policy", strip)))
+    found = task.collector_problems(Graph(edit(r, ROLE_POLICY, "ingest-task-data-policy", strip)))
     assert any("task role may not xray:PutTraceSegments" in p for p in found)
     assert any("task role may not xray:PutTelemetryRecords" in p for p in found)
 
@@ -193,11 +181,11 @@ def test_egress_to_x_ray_through_the_endpoint_else_nat():
     assert _xray_path(staging).open and "NAT gateway" in _xray_path(staging).note
     assert not any(p.dest == "xray" for p in reachability.analyze(Graph(rendered("dev"))).paths)
     # without the xray endpoint prod falls back to its NAT gateways; without those too, it is cut off
-    no_endpoint = _edit(prod, "aws:ec2/vpcEndpoint:VpcEndpoint", "network-xray-endpoint", lambda res: None)
+    no_endpoint = edit(prod, "aws:ec2/vpcEndpoint:VpcEndpoint", "network-xray-endpoint", lambda res: None)
     assert _xray_path(no_endpoint).open and "NAT gateway" in _xray_path(no_endpoint).note
     isolated = no_endpoint
     for nat in prod.of_type("aws:ec2/natGateway:NatGateway"):
-        isolated = _edit(isolated, nat.type, nat.name, lambda res: None)
+        isolated = edit(isolated, nat.type, nat.name, lambda res: None)
     assert not _xray_path(isolated).open
     assert any("tasks -> xray" in p for p in reachability.analyze(Graph(isolated)).problems())
     # the collector's image comes from ECR Public, which only the internet route reaches
@@ -240,7 +228,7 @@ def test_container_constraints_fail_when_broken():
 
 
 def test_log_group_without_key_is_reported():
-    r = _edit(rendered("staging"), "aws:cloudwatch/logGroup:LogGroup", "ingest-logs",
+    r = edit(rendered("staging"), "aws:cloudwatch/logGroup:LogGroup", "ingest-logs",
               lambda res: dataclasses.replace(res, inputs={k: v for k, v in res.inputs.items() if k != "kmsKeyId"}))
     assert any("otel-collector logs to ingest-logs, which lacks a KMS key" in p for p in task.task_problems(Graph(r)))
 
@@ -278,7 +266,7 @@ def test_policy_pack_keeps_the_collector_private():
         ingress = [*res.inputs["ingress"], {"protocol": "tcp", "fromPort": 4317, "toPort": 4318, "cidrBlocks": ["10.0.0.0/8"]}]
         return dataclasses.replace(res, inputs={**res.inputs, "ingress": ingress})
 
-    opened = _edit(r, "aws:ec2/securityGroup:SecurityGroup", "ingest-sg", admit)
+    opened = edit(r, "aws:ec2/securityGroup:SecurityGroup", "ingest-sg", admit)
     found = evaluate(to_res(opened.resources), {}, rules=[rule])
     assert [f.rule for f in found] == ["otel-collector-private"] and "[4317, 4318]" in found[0].message
     latest = _edit_containers(r, lambda defs: defs[1].update(image=defs[1]["image"].split(":v")[0] + ":latest"))

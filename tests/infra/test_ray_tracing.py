@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable
 
 import pytest
-from infra_support import STACKS, one, rendered
+from infra_support import STACKS, edit, one, rendered
 
 from components.aws_model import ray_nodes, reachability
 from components.aws_model.graph import Graph
@@ -45,19 +45,8 @@ def _agent(script: str) -> dict:
     return json.loads(_file(script, CWAGENT_CONFIG, "JSON"))
 
 
-def _edit(r: Rendering, type_: str, name: str, change: Callable[[MockResource], MockResource | None]) -> Rendering:
-    out = []
-    for res in r.resources:
-        if res.type == type_ and res.name == name:
-            res = change(res)
-            if res is None:
-                continue
-        out.append(res)
-    return dataclasses.replace(r, resources=out)
-
-
 def _edit_head_script(r: Rendering, change: Callable[[str], str]) -> Rendering:
-    return _edit(r, T_INSTANCE, "ray-head",
+    return edit(r, T_INSTANCE, "ray-head",
                  lambda res: dataclasses.replace(res, inputs={**res.inputs, "userData": change(res.inputs["userData"])}))
 
 
@@ -122,7 +111,7 @@ def test_node_roles_write_to_xray_only_where_traced(name):
 
 @pytest.mark.parametrize("kind", ["head", "worker"])
 def test_a_node_role_without_xray_writes_is_a_problem(kind):
-    found = ray_nodes.problems(Graph(_edit(rendered("prod"), T_POLICY, f"ray-{kind}-data-policy", _without_xray)))
+    found = ray_nodes.problems(Graph(edit(rendered("prod"), T_POLICY, f"ray-{kind}-data-policy", _without_xray)))
     node = "Ray head ray-head" if kind == "head" else "Ray workers ray-worker-lt"
     assert found == [f"{node}: the agent sends traces to X-Ray, but the node role may not xray:PutTraceSegments",
                      f"{node}: the agent sends traces to X-Ray, but the node role may not xray:PutTelemetryRecords"]
@@ -193,10 +182,10 @@ def test_the_xray_endpoint_exists_for_the_ray_nodes_alone():
 
 
 def test_without_a_route_to_xray_the_nodes_spans_are_lost():
-    r = _edit(rendered("prod"), "aws:ec2/vpcEndpoint:VpcEndpoint", "network-xray-endpoint", lambda res: None)
+    r = edit(rendered("prod"), "aws:ec2/vpcEndpoint:VpcEndpoint", "network-xray-endpoint", lambda res: None)
     assert all(p.open and "NAT gateway" in p.note for p in _xray_paths(r).values())
     for nat in rendered("prod").of_type("aws:ec2/natGateway:NatGateway"):
-        r = _edit(r, nat.type, nat.name, lambda res: None)
+        r = edit(r, nat.type, nat.name, lambda res: None)
     assert all(not p.open for p in _xray_paths(r).values())
     problems = reachability.analyze(Graph(r)).problems()
     assert any(p.startswith("path Ray head -> xray tcp/443") for p in problems)
