@@ -595,23 +595,8 @@ class IngestService(pulumi.ComponentResource):
         ECS ``valueFrom`` naming that version; without: ``(None, None)``."""
         if not args.auth_enabled:
             return None, pulumi.Output.from_input(None)
-        secret = aws.secretsmanager.Secret(
-            f"{name}-auth-tokens",
-            name_prefix=f"fleetprof/{args.tags['Environment']}/auth-tokens-",
-            description="fleetprof service token table (FLEETPROF_AUTH_TOKENS)",
-            kms_key_id=args.secrets_key_arn,
-            recovery_window_in_days=7,
-            tags=tags(args.tags, f"{name}-auth-tokens"),
-            opts=opts,
-        )
-        version = aws.secretsmanager.SecretVersion(
-            f"{name}-auth-tokens-version",
-            secret_id=secret.id,
-            secret_string=pulumi.Output.secret(args.auth_tokens or EMPTY_TOKEN_TABLE),
-            opts=opts,
-        )
-        reference = pulumi.Output.all(secret.arn, version.version_id).apply(lambda a: secret_reference(a[0], a[1]))
-        return secret, reference
+        return _versioned_secret(f"{name}-auth-tokens", "auth-tokens", "fleetprof service token table (FLEETPROF_AUTH_TOKENS)",
+                                 args.auth_tokens or EMPTY_TOKEN_TABLE, args, opts)
 
     def _collector_token(self, name: str, args: IngestServiceArgs, opts: pulumi.ResourceOptions
                          ) -> tuple[aws.secretsmanager.Secret | None, pulumi.Output[str | None]]:
@@ -619,20 +604,26 @@ class IngestService(pulumi.ComponentResource):
         key) and the ECS ``valueFrom`` of its current version; otherwise ``(None, None)``."""
         if not (self.telemetry and self.telemetry.fleetprof and self.telemetry.fleetprof.token):
             return None, pulumi.Output.from_input(None)
-        secret = aws.secretsmanager.Secret(
-            f"{name}-collector-token",
-            name_prefix=f"fleetprof/{args.tags['Environment']}/collector-token-",
-            description="token the OpenTelemetry collector sidecar exports the platform's spans to fleetprof with",
-            kms_key_id=args.secrets_key_arn,
-            recovery_window_in_days=7,
-            tags=tags(args.tags, f"{name}-collector-token"),
-            opts=opts,
-        )
-        version = aws.secretsmanager.SecretVersion(
-            f"{name}-collector-token-version",
-            secret_id=secret.id,
-            secret_string=pulumi.Output.secret(args.otel_collector_token),
-            opts=opts,
-        )
-        reference = pulumi.Output.all(secret.arn, version.version_id).apply(lambda a: secret_reference(a[0], a[1]))
-        return secret, reference
+        return _versioned_secret(
+            f"{name}-collector-token", "collector-token",
+            "token the OpenTelemetry collector sidecar exports the platform's spans to fleetprof with",
+            args.otel_collector_token, args, opts)
+
+
+def _versioned_secret(name: str, prefix: str, description: str, value: str, args: IngestServiceArgs,
+                      opts: pulumi.ResourceOptions) -> tuple[aws.secretsmanager.Secret, pulumi.Output[str]]:
+    """A Secrets Manager secret (secrets key, 7-day recovery) holding ``value``, and the ECS
+    ``valueFrom`` naming its current version."""
+    secret = aws.secretsmanager.Secret(
+        name,
+        name_prefix=f"fleetprof/{args.tags['Environment']}/{prefix}-",
+        description=description,
+        kms_key_id=args.secrets_key_arn,
+        recovery_window_in_days=7,
+        tags=tags(args.tags, name),
+        opts=opts,
+    )
+    version = aws.secretsmanager.SecretVersion(
+        f"{name}-version", secret_id=secret.id, secret_string=pulumi.Output.secret(value), opts=opts,
+    )
+    return secret, pulumi.Output.all(secret.arn, version.version_id).apply(lambda a: secret_reference(a[0], a[1]))
