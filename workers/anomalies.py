@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from fleetprof.analysis.frames import classify_frame
+from fleetprof.analysis.frames import classify_frames
 from workers.dataset import Dataset, concat
 
 if TYPE_CHECKING:
@@ -54,10 +54,8 @@ def bucket_shares(ds: Dataset, pt: str, origin_ms: int, width_ms: int) -> pl.Dat
     s = ds.samples.filter(pl.col("profile_type") == pt)
     if s.height == 0:
         return pl.DataFrame(schema={"service": pl.Utf8, "bucket": pl.Int64, "function": pl.Utf8, "share": pl.Float64})
-    fr = ds.frames.select("frame_id", pl.col("name").fill_null(""), pl.col("file").fill_null(""))
-    pairs = fr.select("name", "file").unique()
-    pairs = pairs.with_columns(pl.Series("function", [classify_frame(n, f).function for n, f in pairs.iter_rows()], dtype=pl.Utf8))
-    leaf = ds.nodes.select("node_id", "frame_id").join(fr.join(pairs, on=["name", "file"]), on="frame_id").select("node_id", "function")
+    fr = classify_frames(ds.frames.select("frame_id", "name", "file")).select("frame_id", "function")
+    leaf = ds.nodes.select("node_id", "frame_id").join(fr, on="frame_id").select("node_id", "function")
     rows = (
         s.join(ds.series_table(), on="series_id", how="left")
         .join(leaf, on="node_id", how="inner")
